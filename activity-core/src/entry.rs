@@ -1,0 +1,332 @@
+//! The activity entry and the exact JSON shape of its `detail` column.
+//!
+//! The shape is a contract with everything that reads the log back (UIs, exports, other services),
+//! so every key is always present, with explicit `null`s, in the order of DESIGN §3.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::context::ActivityContext;
+
+/// The verb of one field-level change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeAction {
+    /// The field went from empty to a value.
+    Created,
+    /// The field went from one value to another.
+    Changed,
+    /// The field went from a value to empty.
+    Deleted,
+    /// Two items were merged.
+    Merged,
+    /// One item was split.
+    Split,
+    /// The item was exported.
+    Exported,
+    /// Access was revoked.
+    Revoked,
+    /// A user logged in.
+    LoggedIn,
+    /// A user logged out.
+    LoggedOut,
+    /// The item was copied.
+    Copied,
+}
+
+impl ChangeAction {
+    /// The snake_case name stored in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Changed => "changed",
+            Self::Deleted => "deleted",
+            Self::Merged => "merged",
+            Self::Split => "split",
+            Self::Exported => "exported",
+            Self::Revoked => "revoked",
+            Self::LoggedIn => "logged_in",
+            Self::LoggedOut => "logged_out",
+            Self::Copied => "copied",
+        }
+    }
+}
+
+/// One field-level change: `{"type","action","field","before","after"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The scope of the changed item (e.g. `FeatureFlag`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What happened to the field.
+    pub action: ChangeAction,
+    /// Display name of the field; `null` for item-level changes.
+    pub field: Option<String>,
+    /// Encoded value before (`null` when empty or not applicable).
+    pub before: Value,
+    /// Encoded value after (`null` when empty or not applicable).
+    pub after: Value,
+}
+
+impl Change {
+    /// A change of `field` in `kind` from `before` to `after`.
+    pub fn new(
+        kind: impl Into<String>,
+        action: ChangeAction,
+        field: Option<&str>,
+        before: Value,
+        after: Value,
+    ) -> Self {
+        Self {
+            kind: kind.into(),
+            action,
+            field: field.map(str::to_owned),
+            before,
+            after,
+        }
+    }
+}
+
+/// What started the activity when it was not a user request (a job, a webhook...).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// Kind of job, e.g. `nightly_recount`.
+    pub job_type: String,
+    /// Identifier of the job run.
+    pub job_id: String,
+    /// Free-form payload describing the run.
+    pub payload: Value,
+}
+
+impl Trigger {
+    /// A trigger with an empty (`null`) payload.
+    pub fn new(job_type: impl Into<String>, job_id: impl Into<String>) -> Self {
+        Self {
+            job_type: job_type.into(),
+            job_id: job_id.into(),
+            payload: Value::Null,
+        }
+    }
+
+    /// Attach a payload.
+    pub fn with_payload(mut self, payload: Value) -> Self {
+        self.payload = payload;
+        self
+    }
+}
+
+/// A person (or API key, service account...) who acts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Actor {
+    /// Stable identifier, stored in `user_id`.
+    pub id: String,
+    /// Display name, stored in `user_name`.
+    pub name: Option<String>,
+    /// E-mail address; kept in the context, never written to a column.
+    pub email: Option<String>,
+}
+
+impl Actor {
+    /// An actor known by its identifier only.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: None,
+            email: None,
+        }
+    }
+
+    /// Set the display name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Set the e-mail address.
+    pub fn with_email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+}
+
+/// The `detail` JSON column: all six keys are always written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Detail {
+    /// Human name of the item at the time of the activity.
+    pub name: Option<String>,
+    /// Short public identifier of the item.
+    pub short_id: Option<String>,
+    /// Sub-type of the item, if the scope has one.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Field-level changes, in field declaration order.
+    pub changes: Vec<Change>,
+    /// What started the activity, for jobs.
+    pub trigger: Option<Trigger>,
+    /// Free-form extra context.
+    pub context: Option<Value>,
+}
+
+/// One row of `activity_log`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityEntry {
+    /// Time-sortable UUID v7.
+    pub id: Uuid,
+    /// When the activity happened (from the configured clock).
+    pub created_at: DateTime<Utc>,
+    /// Tenant: organization.
+    pub organization_id: Option<String>,
+    /// Tenant: team or project.
+    pub team_id: Option<String>,
+    /// The effective actor's id; `None` for system activity.
+    pub user_id: Option<String>,
+    /// The effective actor's display name.
+    pub user_name: Option<String>,
+    /// The real actor's id when impersonating.
+    pub impersonated_by: Option<String>,
+    /// Whether the effective actor was impersonated.
+    pub was_impersonated: bool,
+    /// Whether no user acted (jobs, migrations...).
+    pub is_system: bool,
+    /// Kind of item, e.g. `FeatureFlag`.
+    pub scope: String,
+    /// Primary key as text; composite keys joined with `,`.
+    pub item_id: Option<String>,
+    /// `created`, `updated`, `deleted` or a custom verb.
+    pub activity: String,
+    /// The JSON detail.
+    pub detail: Detail,
+    /// Request identifier (e.g. from `x-request-id`).
+    pub request_id: Option<String>,
+    /// Groups every entry written by one transaction.
+    pub correlation_id: Option<String>,
+    /// Client IP address.
+    pub ip_address: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// Client application name.
+    pub client: Option<String>,
+    /// Write an `updated` entry even when it has no changes (manual entries).
+    #[serde(skip)]
+    pub force: bool,
+}
+
+/// The verbs the hooks write.
+pub mod activity {
+    /// An item was inserted.
+    pub const CREATED: &str = "created";
+    /// An item was updated.
+    pub const UPDATED: &str = "updated";
+    /// An item was deleted.
+    pub const DELETED: &str = "deleted";
+}
+
+impl ActivityEntry {
+    /// A system entry for `scope`/`activity` stamped now; apply a context with
+    /// [`ActivityEntry::with_context`].
+    pub fn new(scope: impl Into<String>, activity: impl Into<String>) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            created_at: Utc::now(),
+            organization_id: None,
+            team_id: None,
+            user_id: None,
+            user_name: None,
+            impersonated_by: None,
+            was_impersonated: false,
+            is_system: true,
+            scope: scope.into(),
+            item_id: None,
+            activity: activity.into(),
+            detail: Detail::default(),
+            request_id: None,
+            correlation_id: None,
+            ip_address: None,
+            user_agent: None,
+            client: None,
+            force: false,
+        }
+    }
+
+    /// Set the item id.
+    pub fn with_item_id(mut self, item_id: impl Into<String>) -> Self {
+        self.item_id = Some(item_id.into());
+        self
+    }
+
+    /// Set the item's display name (`detail.name`).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.detail.name = Some(name.into());
+        self
+    }
+
+    /// Replace the changes.
+    pub fn with_changes(mut self, changes: Vec<Change>) -> Self {
+        self.detail.changes = changes;
+        self
+    }
+
+    /// Replace the whole detail.
+    pub fn with_detail(mut self, detail: Detail) -> Self {
+        self.detail = detail;
+        self
+    }
+
+    /// Keep an `updated` entry even if it has no changes.
+    pub fn forced(mut self) -> Self {
+        self.force = true;
+        self
+    }
+
+    /// Fill actor, tenant and request fields from `ctx`. Tenant ids already set (from the model)
+    /// win over the context's.
+    pub fn with_context(mut self, ctx: &ActivityContext) -> Self {
+        self.apply_context(ctx);
+        self
+    }
+
+    /// In-place form of [`ActivityEntry::with_context`].
+    pub fn apply_context(&mut self, ctx: &ActivityContext) {
+        match ctx.user() {
+            Some(user) => {
+                self.user_id = Some(user.id.clone());
+                self.user_name = user.name.clone();
+                self.is_system = false;
+            }
+            None => {
+                self.user_id = None;
+                self.user_name = None;
+                self.is_system = true;
+            }
+        }
+        self.impersonated_by = ctx.impersonated_by().map(|a| a.id.clone());
+        self.was_impersonated = self.impersonated_by.is_some();
+        if self.organization_id.is_none() {
+            self.organization_id = ctx.organization_id().map(str::to_owned);
+        }
+        if self.team_id.is_none() {
+            self.team_id = ctx.team_id().map(str::to_owned);
+        }
+        self.request_id = ctx.request_id().map(str::to_owned);
+        if self.correlation_id.is_none() {
+            self.correlation_id = ctx.correlation_id().map(str::to_owned);
+        }
+        self.ip_address = ctx.ip().map(str::to_owned);
+        self.user_agent = ctx.user_agent().map(str::to_owned);
+        self.client = ctx.client().map(str::to_owned);
+        if self.detail.trigger.is_none() {
+            self.detail.trigger = ctx.trigger().cloned();
+        }
+    }
+
+    /// Whether the write path keeps this entry: an `updated` entry without changes is dropped
+    /// unless forced, and so is an impersonated entry without a user.
+    pub fn should_write(&self) -> bool {
+        if self.was_impersonated && self.user_id.is_none() {
+            return false;
+        }
+        self.force || self.activity != activity::UPDATED || !self.detail.changes.is_empty()
+    }
+}

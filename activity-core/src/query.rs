@@ -1,0 +1,257 @@
+//! What to read back: filters, order and keyset pagination.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::entry::ActivityEntry;
+use crate::error::ActivityError;
+
+/// Default page size.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// Largest page size; larger is an error, not a silent clamp.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// Page order on `(created_at, id)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// Newest first (the default).
+    #[default]
+    Descending,
+    /// Oldest first.
+    Ascending,
+}
+
+/// How a detail filter matches the value at its path.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FilterOp {
+    /// Equal, type-tolerant: `"42"` matches `42`, `"42"` and `42.0`.
+    Exact(Value),
+    /// Equal to any of the values.
+    In(Vec<Value>),
+    /// The text contains the given string (case-insensitive).
+    Contains(String),
+}
+
+/// A filter on a JSON path of `detail` (`name`, `trigger.job_type`, `changes[].field`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetailFilter {
+    /// Dotted path; `[]` walks every element of an array.
+    pub path: String,
+    /// The match.
+    pub op: FilterOp,
+}
+
+/// A read of the activity log. Build one per tenant with [`ActivityQuery::for_team`] or
+/// [`ActivityQuery::for_organization`]; reading across tenants needs [`ActivityQuery::unscoped`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ActivityQuery {
+    /// Organization filter.
+    pub organization_id: Option<String>,
+    /// Team filter.
+    pub team_id: Option<String>,
+    /// Explicitly reads across tenants.
+    pub unscoped: bool,
+    /// Any of these scopes.
+    pub scopes: Vec<String>,
+    /// Any of these item ids.
+    pub item_ids: Vec<String>,
+    /// Any of these user ids.
+    pub users: Vec<String>,
+    /// Any of these activities.
+    pub activities: Vec<String>,
+    /// Inclusive lower bound of `created_at`.
+    pub from: Option<DateTime<Utc>>,
+    /// Inclusive upper bound of `created_at`.
+    pub to: Option<DateTime<Utc>>,
+    /// Only (not) impersonated entries.
+    pub was_impersonated: Option<bool>,
+    /// Only (not) system entries.
+    pub is_system: Option<bool>,
+    /// Case-insensitive text search over `detail`.
+    pub search: Option<String>,
+    /// Filters on `detail` paths.
+    pub detail_filters: Vec<DetailFilter>,
+    /// Page order.
+    pub order: Order,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<usize>,
+    /// Opaque cursor from a previous [`Page`].
+    pub cursor: Option<String>,
+}
+
+macro_rules! list_builder {
+    ($($(#[$doc:meta])* $name:ident => $field:ident),* $(,)?) => {$(
+        $(#[$doc])*
+        #[must_use]
+        pub fn $name<I, S>(mut self, values: I) -> Self
+        where I: IntoIterator<Item = S>, S: Into<String> {
+            self.$field.extend(values.into_iter().map(Into::into));
+            self
+        }
+    )*};
+}
+
+impl ActivityQuery {
+    /// Entries of one team.
+    pub fn for_team(team_id: impl Into<String>) -> Self {
+        Self {
+            team_id: Some(team_id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Entries of one organization.
+    pub fn for_organization(organization_id: impl Into<String>) -> Self {
+        Self {
+            organization_id: Some(organization_id.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Entries of every tenant (admin tools, exports, retention).
+    pub fn unscoped() -> Self {
+        Self {
+            unscoped: true,
+            ..Self::default()
+        }
+    }
+
+    list_builder! {
+        /// Restrict to scopes.
+        scopes => scopes,
+        /// Restrict to item ids.
+        item_ids => item_ids,
+        /// Restrict to user ids.
+        users => users,
+        /// Restrict to activities.
+        activities => activities,
+    }
+
+    /// Restrict to one scope.
+    #[must_use]
+    pub fn scope(self, scope: impl Into<String>) -> Self {
+        self.scopes([scope])
+    }
+
+    /// Restrict to one item.
+    #[must_use]
+    pub fn item(self, scope: impl Into<String>, item_id: impl Into<String>) -> Self {
+        self.scopes([scope]).item_ids([item_id])
+    }
+
+    /// Inclusive date range.
+    #[must_use]
+    pub fn between(mut self, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Self {
+        self.from = from;
+        self.to = to;
+        self
+    }
+
+    /// Only (not) impersonated entries.
+    #[must_use]
+    pub fn was_impersonated(mut self, value: bool) -> Self {
+        self.was_impersonated = Some(value);
+        self
+    }
+
+    /// Only (not) system entries.
+    #[must_use]
+    pub fn is_system(mut self, value: bool) -> Self {
+        self.is_system = Some(value);
+        self
+    }
+
+    /// Free-text search over `detail`.
+    #[must_use]
+    pub fn search(mut self, text: impl Into<String>) -> Self {
+        self.search = Some(text.into());
+        self
+    }
+
+    /// Add a detail filter.
+    #[must_use]
+    pub fn detail_filter(mut self, path: impl Into<String>, op: FilterOp) -> Self {
+        self.detail_filters.push(DetailFilter {
+            path: path.into(),
+            op,
+        });
+        self
+    }
+
+    /// Oldest first.
+    #[must_use]
+    pub fn ascending(mut self) -> Self {
+        self.order = Order::Ascending;
+        self
+    }
+
+    /// Page size.
+    #[must_use]
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Continue after a previous page.
+    #[must_use]
+    pub fn after(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+
+    /// The checked page size.
+    pub fn page_size(&self) -> Result<usize, ActivityError> {
+        match self.limit.unwrap_or(DEFAULT_PAGE_SIZE) {
+            0 => Err(ActivityError::InvalidQuery("page size must be at least 1".into())),
+            n if n > MAX_PAGE_SIZE => Err(ActivityError::InvalidQuery(format!(
+                "page size {n} is larger than the maximum {MAX_PAGE_SIZE}"
+            ))),
+            n => Ok(n),
+        }
+    }
+
+    /// Refuse a query that names no tenant and is not explicitly unscoped.
+    pub fn check_tenant(&self) -> Result<(), ActivityError> {
+        if self.unscoped || self.team_id.is_some() || self.organization_id.is_some() {
+            Ok(())
+        } else {
+            Err(ActivityError::InvalidQuery(
+                "a query must name a team or organization, or be explicitly `unscoped()`".into(),
+            ))
+        }
+    }
+
+    /// Whether `entry` passes the column filters (not search, detail filters or cursor):
+    /// the in-memory store's matcher.
+    pub fn matches_columns(&self, entry: &ActivityEntry) -> bool {
+        fn any(list: &[String], value: Option<&str>) -> bool {
+            list.is_empty() || value.is_some_and(|v| list.iter().any(|l| l == v))
+        }
+        self.organization_id
+            .as_deref()
+            .is_none_or(|o| entry.organization_id.as_deref() == Some(o))
+            && self
+                .team_id
+                .as_deref()
+                .is_none_or(|t| entry.team_id.as_deref() == Some(t))
+            && any(&self.scopes, Some(&entry.scope))
+            && any(&self.item_ids, entry.item_id.as_deref())
+            && any(&self.users, entry.user_id.as_deref())
+            && any(&self.activities, Some(&entry.activity))
+            && self.from.is_none_or(|f| entry.created_at >= f)
+            && self.to.is_none_or(|t| entry.created_at <= t)
+            && self
+                .was_impersonated
+                .is_none_or(|w| entry.was_impersonated == w)
+            && self.is_system.is_none_or(|s| entry.is_system == s)
+    }
+}
+
+/// One page of results.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page {
+    /// Entries in the requested order.
+    pub results: Vec<ActivityEntry>,
+    /// Pass to [`ActivityQuery::after`] for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,88 @@
+//! Where entries go: an append-only store. `activity-seaorm` implements it on a database; the
+//! [`InMemoryStore`] serves tests and ORM-free use.
+
+use std::sync::{Mutex, PoisonError};
+
+use crate::entry::ActivityEntry;
+use crate::error::ActivityError;
+use crate::query::{ActivityQuery, Order, Page};
+
+/// An append-only activity store.
+#[async_trait::async_trait]
+pub trait ActivityStore: Send + Sync {
+    /// Append entries (already prepared by hooks).
+    async fn append(&self, entries: Vec<ActivityEntry>) -> Result<(), ActivityError>;
+    /// Read one page.
+    async fn query(&self, query: &ActivityQuery) -> Result<Page, ActivityError>;
+}
+
+/// A store in memory.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use activity_core::{ActivityEntry, ActivityQuery, ActivityStore, InMemoryStore};
+/// let store = InMemoryStore::default();
+/// store.append(vec![ActivityEntry::new("Flag", "created").with_item_id("1")]).await.unwrap();
+/// let page = store.query(&ActivityQuery::unscoped().item("Flag", "1")).await.unwrap();
+/// assert_eq!(page.results.len(), 1);
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    entries: Mutex<Vec<ActivityEntry>>,
+}
+
+impl InMemoryStore {
+    /// Every entry, in append order.
+    pub fn entries(&self) -> Vec<ActivityEntry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl ActivityStore for InMemoryStore {
+    async fn append(&self, entries: Vec<ActivityEntry>) -> Result<(), ActivityError> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(entries);
+        Ok(())
+    }
+
+    async fn query(&self, query: &ActivityQuery) -> Result<Page, ActivityError> {
+        query.check_tenant()?;
+        let size = query.page_size()?;
+        let mut rows: Vec<ActivityEntry> = self
+            .entries()
+            .into_iter()
+            .filter(|e| query.matches_columns(e))
+            .collect();
+        rows.sort_by_key(|e| (e.created_at, e.id));
+        if query.order == Order::Descending {
+            rows.reverse();
+        }
+        let start = match &query.cursor {
+            Some(c) => {
+                let id = uuid::Uuid::parse_str(c)
+                    .map_err(|_| ActivityError::InvalidQuery("malformed cursor".into()))?;
+                rows.iter().position(|e| e.id == id).map_or(rows.len(), |p| p + 1)
+            }
+            None => 0,
+        };
+        let results: Vec<ActivityEntry> = rows.into_iter().skip(start).take(size + 1).collect();
+        let mut results = results;
+        let next_cursor = if results.len() > size {
+            results.truncate(size);
+            results.last().map(|e| e.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page {
+            results,
+            next_cursor,
+        })
+    }
+}

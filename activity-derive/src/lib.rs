@@ -1,0 +1,20 @@
+//! `#[derive(ModelActivity)]`: generates change detection, exclusion and masking lists for a
+//! model. The runtime lives in `activity-core`; generated code names only that crate, through
+//! the facade `activity_seaorm` by default (`#[activity(crate = "activity_core")]` otherwise).
+#![deny(missing_docs)]
+
+mod attr;
+mod diag;
+mod expand;
+
+use proc_macro::TokenStream;
+use syn::{DeriveInput, parse_macro_input};
+
+/// Derive `ModelActivity`. See the `activity-seaorm` crate docs for the attributes.
+#[proc_macro_derive(ModelActivity, attributes(activity))]
+pub fn derive_model_activity(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

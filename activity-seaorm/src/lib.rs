@@ -1,0 +1,3 @@
+//! SeaORM integration.
+#![deny(missing_docs)]
+pub use activity_core::*;

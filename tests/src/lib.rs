@@ -1,0 +1,1 @@
+//! Integration tests of the activity log across backends.
