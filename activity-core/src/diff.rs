@@ -129,8 +129,16 @@ pub fn push_change<T: ActivityValue + ?Sized>(
         (false, true) => ChangeAction::Deleted,
         (false, false) => ChangeAction::Changed,
     };
-    let before_json = if before_empty { Value::Null } else { before.encode() };
-    let after_json = if after_empty { Value::Null } else { after.encode() };
+    let before_json = if before_empty {
+        Value::Null
+    } else {
+        before.encode()
+    };
+    let after_json = if after_empty {
+        Value::Null
+    } else {
+        after.encode()
+    };
     let (before_json, after_json) = match field.masking {
         Masking::None => (before_json, after_json),
         Masking::Full => (mask(before_json), mask(after_json)),

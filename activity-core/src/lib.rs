@@ -45,8 +45,8 @@ pub use activity_derive::ModelActivity;
 /// Everything a model file needs.
 pub mod prelude {
     pub use crate::{
-        ActivityContext, ActivityEntry, ActivityQuery, ActivityValue, Actor, Change,
-        ChangeAction, ModelActivity, Trigger, diff, mute_scopes, mute_signals, mute_signals_in,
+        ActivityContext, ActivityEntry, ActivityQuery, ActivityValue, Actor, Change, ChangeAction,
+        ModelActivity, Trigger, diff, mute_scopes, mute_signals, mute_signals_in,
     };
 }
 

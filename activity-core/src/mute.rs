@@ -34,7 +34,13 @@ struct MuteState {
 impl MuteState {
     fn merged(&self, other: &MuteState) -> MuteState {
         let mut scopes = self.scopes.clone();
-        scopes.extend(other.scopes.iter().filter(|s| !self.scopes.contains(s)).cloned());
+        scopes.extend(
+            other
+                .scopes
+                .iter()
+                .filter(|s| !self.scopes.contains(s))
+                .cloned(),
+        );
         MuteState {
             all: self.all || other.all,
             scopes,
@@ -70,7 +76,9 @@ fn replace(key: TaskKey, state: Option<MuteState>) -> Option<MuteState> {
 fn push(key: TaskKey, add: &MuteState) -> Option<MuteState> {
     let mut table = table();
     let previous = table.get(&key).cloned();
-    let next = previous.as_ref().map_or_else(|| add.clone(), |p| p.merged(add));
+    let next = previous
+        .as_ref()
+        .map_or_else(|| add.clone(), |p| p.merged(add));
     table.insert(key, next);
     MUTED_TASKS.store(table.len(), Ordering::Release);
     previous

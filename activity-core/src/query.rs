@@ -202,7 +202,9 @@ impl ActivityQuery {
     /// The checked page size.
     pub fn page_size(&self) -> Result<usize, ActivityError> {
         match self.limit.unwrap_or(DEFAULT_PAGE_SIZE) {
-            0 => Err(ActivityError::InvalidQuery("page size must be at least 1".into())),
+            0 => Err(ActivityError::InvalidQuery(
+                "page size must be at least 1".into(),
+            )),
             n if n > MAX_PAGE_SIZE => Err(ActivityError::InvalidQuery(format!(
                 "page size {n} is larger than the maximum {MAX_PAGE_SIZE}"
             ))),

@@ -68,7 +68,9 @@ impl ActivityStore for InMemoryStore {
             Some(c) => {
                 let id = uuid::Uuid::parse_str(c)
                     .map_err(|_| ActivityError::InvalidQuery("malformed cursor".into()))?;
-                rows.iter().position(|e| e.id == id).map_or(rows.len(), |p| p + 1)
+                rows.iter()
+                    .position(|e| e.id == id)
+                    .map_or(rows.len(), |p| p + 1)
             }
             None => 0,
         };

@@ -265,8 +265,26 @@ macro_rules! vec_impls {
     )*};
 }
 vec_impls!(
-    String, bool, i8, i16, i32, i64, u16, u32, u64, f32, f64, char, Value, uuid::Uuid,
-    Option<String>, Option<i32>, Option<i64>, Option<bool>, Option<f64>, Vec<u8>
+    String,
+    bool,
+    i8,
+    i16,
+    i32,
+    i64,
+    u16,
+    u32,
+    u64,
+    f32,
+    f64,
+    char,
+    Value,
+    uuid::Uuid,
+    Option<String>,
+    Option<i32>,
+    Option<i64>,
+    Option<bool>,
+    Option<f64>,
+    Vec<u8>
 );
 
 impl<T: ActivityValue> ActivityValue for BTreeMap<String, T> {
@@ -358,7 +376,9 @@ fn limit_depth(v: &Value, depth: usize) -> Value {
     match v {
         Value::Array(items) if depth >= MAX_JSON_DEPTH => Value::String(deep_text(items)),
         Value::Object(map) if depth >= MAX_JSON_DEPTH => Value::String(deep_text(map)),
-        Value::Array(items) => Value::Array(items.iter().map(|i| limit_depth(i, depth + 1)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| limit_depth(i, depth + 1)).collect())
+        }
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| (k.clone(), limit_depth(v, depth + 1)))
