@@ -9,6 +9,7 @@
 //! - [`ActivityStore`], [`InMemoryStore`], [`ActivityQuery`], [`Clock`], [`ActivityHooks`].
 //!
 //! Most applications use it through `activity-seaorm`, which re-exports everything here.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
