@@ -1,0 +1,141 @@
+//! The `activity_log` table as a SeaORM entity, and the conversion from [`ActivityEntry`].
+
+use activity_core::{ActivityEntry, Detail};
+use sea_orm::Set;
+use sea_orm::entity::prelude::*;
+
+/// `activity_log` (columns of DESIGN §3).
+pub mod activity_log {
+    use sea_orm::entity::prelude::*;
+
+    /// One stored entry.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "activity_log")]
+    pub struct Model {
+        /// UUID v7.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// When it happened.
+        pub created_at: DateTimeUtc,
+        /// Tenant: organization.
+        pub organization_id: Option<String>,
+        /// Tenant: team.
+        pub team_id: Option<String>,
+        /// Effective actor.
+        pub user_id: Option<String>,
+        /// Effective actor's name.
+        pub user_name: Option<String>,
+        /// Real actor when impersonating.
+        pub impersonated_by: Option<String>,
+        /// Impersonated?
+        pub was_impersonated: bool,
+        /// No user?
+        pub is_system: bool,
+        /// Item kind.
+        pub scope: String,
+        /// Item primary key as text.
+        pub item_id: Option<String>,
+        /// Verb.
+        pub activity: String,
+        /// JSON detail.
+        #[sea_orm(column_type = "JsonBinary")]
+        pub detail: Json,
+        /// Request id.
+        pub request_id: Option<String>,
+        /// Transaction correlation id.
+        pub correlation_id: Option<String>,
+        /// Client IP.
+        pub ip_address: Option<String>,
+        /// Client user agent.
+        pub user_agent: Option<String>,
+        /// Client application.
+        pub client: Option<String>,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Longest stored `user_agent`; longer ones are cut on a character boundary.
+pub(crate) const USER_AGENT_MAX: usize = 512;
+
+fn cut(value: Option<String>, max: usize) -> Option<String> {
+    value.map(|mut s| {
+        if s.len() > max {
+            let mut end = max;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+        }
+        s
+    })
+}
+
+impl From<ActivityEntry> for activity_log::ActiveModel {
+    fn from(e: ActivityEntry) -> Self {
+        let detail = detail_json(&e.detail);
+        Self {
+            id: Set(e.id),
+            created_at: Set(e.created_at),
+            organization_id: Set(e.organization_id),
+            team_id: Set(e.team_id),
+            user_id: Set(e.user_id),
+            user_name: Set(cut(e.user_name, 255)),
+            impersonated_by: Set(e.impersonated_by),
+            was_impersonated: Set(e.was_impersonated),
+            is_system: Set(e.is_system),
+            scope: Set(e.scope),
+            item_id: Set(e.item_id),
+            activity: Set(e.activity),
+            detail: Set(detail),
+            request_id: Set(cut(e.request_id, 128)),
+            correlation_id: Set(e.correlation_id),
+            ip_address: Set(cut(e.ip_address, 64)),
+            user_agent: Set(cut(e.user_agent, USER_AGENT_MAX)),
+            client: Set(cut(e.client, 128)),
+        }
+    }
+}
+
+/// Serializing a `Detail` cannot fail (string keys, finite numbers); guard anyway.
+fn detail_json(detail: &Detail) -> Json {
+    serde_json::to_value(detail).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "activity detail could not be encoded");
+        serde_json::json!({"name": null, "short_id": null, "type": null, "changes": [],
+            "trigger": null, "context": {"error": "unencodable detail"}})
+    })
+}
+
+impl From<activity_log::Model> for ActivityEntry {
+    fn from(m: activity_log::Model) -> Self {
+        let detail: Detail = serde_json::from_value(m.detail).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, id = %m.id, "activity detail could not be decoded");
+            Detail::default()
+        });
+        Self {
+            id: m.id,
+            created_at: m.created_at,
+            organization_id: m.organization_id,
+            team_id: m.team_id,
+            user_id: m.user_id,
+            user_name: m.user_name,
+            impersonated_by: m.impersonated_by,
+            was_impersonated: m.was_impersonated,
+            is_system: m.is_system,
+            scope: m.scope,
+            item_id: m.item_id,
+            activity: m.activity,
+            detail,
+            request_id: m.request_id,
+            correlation_id: m.correlation_id,
+            ip_address: m.ip_address,
+            user_agent: m.user_agent,
+            client: m.client,
+            force: false,
+        }
+    }
+}

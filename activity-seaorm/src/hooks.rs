@@ -1,0 +1,211 @@
+//! The four `ActiveModelBehavior` hooks. `activity_hooks!()` calls them; call them yourself
+//! when your `ActiveModelBehavior` has its own hook bodies:
+//!
+//! ```ignore
+//! async fn before_save<C: ConnectionTrait>(self, db: &C, insert: bool) -> Result<Self, DbErr> {
+//!     let this = my_validation(self)?;
+//!     activity_seaorm::hooks::before_save(this, db, insert).await
+//! }
+//! ```
+//!
+//! Inserts log in `after_save` (generated keys are known). Updates read the before-state by
+//! primary key in `before_save`, on the hook's own connection (`FOR UPDATE` on PostgreSQL and
+//! MySQL), unless [`Tracked`](crate::Tracked) supplied it or only `signal_exclude`d fields are
+//! set. Deletes of a primary-key-only active model read the row first, so the entry has a name.
+
+use std::any::Any;
+use std::time::Instant;
+
+use activity_core::entry::activity;
+use activity_core::{ChangeAction, ModelActivity, is_muted};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryFilter, QuerySelect, TryIntoModel,
+};
+
+use crate::buffer::{self, Pending};
+use crate::keys::{active_item_id, conn_key, model_item_id};
+use crate::write::{emit, model_entry};
+
+/// The model type of an active model.
+pub type ModelOf<A> = <<A as ActiveModelTrait>::Entity as EntityTrait>::Model;
+
+/// `before_save`: on update, capture the before-state for `after_save`.
+pub async fn before_save<A, C>(am: A, db: &C, insert: bool) -> Result<A, DbErr>
+where
+    A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Clone + Send + 'static,
+    ModelOf<A>: ModelActivity + IntoActiveModel<A> + Clone + Send + Sync + 'static,
+    C: ConnectionTrait,
+{
+    if insert || is_muted(<ModelOf<A>>::SCOPE) {
+        return Ok(am);
+    }
+    let Some(item_id) = active_item_id(&am) else {
+        return Ok(am);
+    };
+    let supplied = buffer::take_pending::<ModelOf<A>>(&item_id)
+        .and_then(|p| p.before.downcast::<ModelOf<A>>().ok());
+    if !sets_signalling_field(&am) {
+        return Ok(am);
+    }
+    let before = match supplied {
+        Some(model) => *model,
+        None => match read_row(&am, db).await? {
+            Some(model) => model,
+            // No such row: the UPDATE will match nothing and nothing is logged.
+            None => return Ok(am),
+        },
+    };
+    let written = am.clone();
+    let id = item_id.clone();
+    buffer::put_pending::<ModelOf<A>>(
+        item_id,
+        Pending {
+            conn: conn_key(db),
+            before: Box::new(before) as Box<dyn Any + Send>,
+            predict: Box::new(move |before| {
+                let before = before.downcast::<ModelOf<A>>().ok()?;
+                predicted_entry(&written, &before, id)
+            }),
+            at: Instant::now(),
+        },
+    );
+    Ok(am)
+}
+
+/// `after_save`: log `created`, or `updated` with the field changes.
+pub async fn after_save<M, C>(model: M, db: &C, insert: bool) -> Result<M, DbErr>
+where
+    M: ModelActivity + sea_orm::ModelTrait + Send + Sync + 'static,
+    C: ConnectionTrait,
+{
+    if is_muted(M::SCOPE) {
+        return Ok(model);
+    }
+    let item_id = model_item_id(&model);
+    if insert {
+        let mut entry = model_entry(&model, item_id, activity::CREATED);
+        if M::SNAPSHOT {
+            model.activity_snapshot(ChangeAction::Created, &mut entry.detail.changes);
+        }
+        emit(db, entry).await?;
+        return Ok(model);
+    }
+    let Some(id) = item_id else {
+        return Ok(model);
+    };
+    let Some(pending) = buffer::take_pending::<M>(&id) else {
+        return Ok(model);
+    };
+    let Ok(before) = pending.before.downcast::<M>() else {
+        return Ok(model);
+    };
+    let mut entry = model_entry(&model, Some(id), activity::UPDATED);
+    before.activity_changes(&model, &mut entry.detail.changes);
+    if !entry.detail.changes.is_empty() {
+        emit(db, entry).await?;
+    }
+    Ok(model)
+}
+
+/// `before_delete`: make sure the active model carries the whole row, so the entry has a name.
+pub async fn before_delete<A, C>(am: A, db: &C) -> Result<A, DbErr>
+where
+    A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Send + 'static,
+    ModelOf<A>: ModelActivity + IntoActiveModel<A> + Send + Sync + 'static,
+    C: ConnectionTrait,
+{
+    if is_muted(<ModelOf<A>>::SCOPE) || is_complete(&am) {
+        return Ok(am);
+    }
+    Ok(match read_row(&am, db).await? {
+        // Every column `Unchanged`: the DELETE still filters on the primary key only.
+        Some(model) => model.into_active_model(),
+        None => am,
+    })
+}
+
+/// `after_delete`: log `deleted`.
+pub async fn after_delete<A, C>(am: A, db: &C) -> Result<A, DbErr>
+where
+    A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Clone + Send + 'static,
+    ModelOf<A>: ModelActivity + Send + Sync + 'static,
+    C: ConnectionTrait,
+{
+    if is_muted(<ModelOf<A>>::SCOPE) {
+        return Ok(am);
+    }
+    if let Ok(model) = am.clone().try_into_model() {
+        let mut entry = model_entry(&model, active_item_id(&am), activity::DELETED);
+        if <ModelOf<A>>::SNAPSHOT {
+            model.activity_snapshot(ChangeAction::Deleted, &mut entry.detail.changes);
+        }
+        emit(db, entry).await?;
+    }
+    Ok(am)
+}
+
+fn is_complete<A: ActiveModelTrait>(am: &A) -> bool {
+    <A::Entity as EntityTrait>::Column::iter().all(|c| !matches!(am.get(c), ActiveValue::NotSet))
+}
+
+/// Whether a set column maps to a field whose change produces an entry. Columns and
+/// `ModelActivity::FIELDS` are both in declaration order; if they do not line up, assume yes.
+fn sets_signalling_field<A>(am: &A) -> bool
+where
+    A: ActiveModelTrait,
+    ModelOf<A>: ModelActivity,
+{
+    let fields = <ModelOf<A>>::FIELDS;
+    let columns = <A::Entity as EntityTrait>::Column::iter();
+    if columns.clone().count() != fields.len() {
+        return true;
+    }
+    columns
+        .zip(fields)
+        .any(|(c, f)| f.signals() && matches!(am.get(c), ActiveValue::Set(_)))
+}
+
+/// The current row for `am`'s primary key, locked for the rest of the transaction where the
+/// backend can.
+async fn read_row<A, C>(am: &A, db: &C) -> Result<Option<ModelOf<A>>, DbErr>
+where
+    A: ActiveModelTrait,
+    C: ConnectionTrait,
+{
+    let mut query = <A::Entity as EntityTrait>::find();
+    for pk in <<A::Entity as EntityTrait>::PrimaryKey as Iterable>::iter() {
+        let col = pk.into_column();
+        match am.get(col) {
+            ActiveValue::Set(v) | ActiveValue::Unchanged(v) => query = query.filter(col.eq(v)),
+            ActiveValue::NotSet => return Ok(None),
+        }
+    }
+    if db.get_database_backend() != DbBackend::Sqlite {
+        query = query.lock_exclusive();
+    }
+    query.one(db).await
+}
+
+/// The `updated` entry the values being written would produce: used only if `after_save`
+/// never runs (`update_without_returning`).
+fn predicted_entry<A>(
+    am: &A,
+    before: &ModelOf<A>,
+    item_id: String,
+) -> Option<activity_core::ActivityEntry>
+where
+    A: ActiveModelTrait + TryIntoModel<ModelOf<A>>,
+    ModelOf<A>: ModelActivity + IntoActiveModel<A> + Clone,
+{
+    let mut merged = before.clone().into_active_model();
+    for col in <A::Entity as EntityTrait>::Column::iter() {
+        if let ActiveValue::Set(v) = am.get(col) {
+            merged.try_set(col, v).ok()?;
+        }
+    }
+    let after = merged.try_into_model().ok()?;
+    let mut entry = model_entry(&after, Some(item_id), activity::UPDATED);
+    before.activity_changes(&after, &mut entry.detail.changes);
+    (!entry.detail.changes.is_empty()).then_some(entry)
+}

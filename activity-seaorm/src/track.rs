@@ -1,0 +1,105 @@
+//! `Tracked`: an active model that remembers the model it was loaded from, so its update
+//! needs no before-read.
+
+use std::any::Any;
+use std::ops::{Deref, DerefMut};
+use std::time::Instant;
+
+use activity_core::ModelActivity;
+use sea_orm::{
+    ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    ModelTrait,
+};
+
+use crate::buffer::{self, Pending};
+use crate::hooks::ModelOf;
+use crate::keys::model_item_id;
+
+/// An active model plus the model it came from. Derefs to the active model: set fields on it,
+/// then call [`Tracked::update`] or [`Tracked::save`].
+///
+/// ```ignore
+/// let mut flag = activity_seaorm::track(flag_model);
+/// flag.active = Set(true);
+/// let flag = flag.update(&txn).await?; // UPDATE only: no SELECT for the before-state
+/// ```
+#[derive(Debug)]
+pub struct Tracked<A: ActiveModelTrait> {
+    original: ModelOf<A>,
+    active: A,
+}
+
+/// Start tracking a loaded model.
+pub fn track<M>(model: M) -> Tracked<<M::Entity as EntityTrait>::ActiveModel>
+where
+    M: ModelTrait + Clone + IntoActiveModel<<M::Entity as EntityTrait>::ActiveModel>,
+    M::Entity: EntityTrait<Model = M>,
+{
+    Tracked {
+        active: model.clone().into_active_model(),
+        original: model,
+    }
+}
+
+impl<A: ActiveModelTrait> Deref for Tracked<A> {
+    type Target = A;
+    fn deref(&self) -> &A {
+        &self.active
+    }
+}
+
+impl<A: ActiveModelTrait> DerefMut for Tracked<A> {
+    fn deref_mut(&mut self) -> &mut A {
+        &mut self.active
+    }
+}
+
+impl<A> Tracked<A>
+where
+    A: ActiveModelTrait + ActiveModelBehavior + Send + 'static,
+    ModelOf<A>: ModelActivity + IntoActiveModel<A> + Send + Sync + 'static,
+{
+    /// The model as loaded.
+    pub fn original(&self) -> &ModelOf<A> {
+        &self.original
+    }
+
+    /// The active model, forgetting the original.
+    pub fn into_inner(self) -> A {
+        self.active
+    }
+
+    /// `ActiveModel::update`, with the before-state supplied.
+    pub async fn update<C: ConnectionTrait>(self, db: &C) -> Result<ModelOf<A>, DbErr> {
+        let Self { original, active } = self;
+        supply_before::<A>(original);
+        active.update(db).await
+    }
+
+    /// `ActiveModel::save` (an update, since a tracked model exists), with the before-state
+    /// supplied.
+    pub async fn save<C: ConnectionTrait>(self, db: &C) -> Result<A, DbErr> {
+        let Self { original, active } = self;
+        supply_before::<A>(original);
+        active.save(db).await
+    }
+}
+
+/// Leave the original for `before_save` (same task, same item), which then skips its read.
+fn supply_before<A>(original: ModelOf<A>)
+where
+    A: ActiveModelTrait,
+    ModelOf<A>: Send + 'static,
+{
+    if let Some(id) = model_item_id(&original) {
+        buffer::put_pending::<ModelOf<A>>(
+            id,
+            Pending {
+                conn: 0,
+                before: Box::new(original) as Box<dyn Any + Send>,
+                predict: Box::new(|_| None),
+                at: Instant::now(),
+            },
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! The write path's last steps: stamp an entry with its context, buffer it or write it now,
+//! and the multi-row INSERT both end in.
+
+use activity_core::{ActivityContext, ActivityEntry, ModelActivity, hooks::prepare_entries};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait};
+
+use crate::buffer;
+use crate::entity::activity_log;
+use crate::keys::conn_key;
+use crate::settings::{self, FailurePolicy};
+
+/// Columns per row of the INSERT.
+const COLUMNS: usize = 18;
+
+/// Rows per INSERT so one statement stays under the backend's bind-parameter limit.
+pub(crate) fn rows_per_statement(backend: DbBackend) -> usize {
+    let binds = match backend {
+        DbBackend::Sqlite => 32_766,
+        _ => 65_535,
+    };
+    binds / COLUMNS
+}
+
+/// A new entry for `model`: scope, item id, name, short id and tenant from the derive.
+pub(crate) fn model_entry<M: ModelActivity>(
+    model: &M,
+    item_id: Option<String>,
+    activity: &str,
+) -> ActivityEntry {
+    let mut entry = ActivityEntry::new(M::SCOPE, activity);
+    entry.created_at = settings::clock().now();
+    entry.item_id = item_id;
+    entry.detail.name = model.activity_name();
+    entry.detail.short_id = model.activity_short_id();
+    entry.team_id = model.activity_team_id();
+    entry.organization_id = model.activity_organization_id();
+    entry
+}
+
+/// Stamp `entry` with the current context.
+pub(crate) fn stamp(entry: &mut ActivityEntry) {
+    match ActivityContext::current() {
+        Some(ctx) => entry.apply_context(&ctx),
+        None => entry.apply_context(&ActivityContext::system()),
+    }
+}
+
+/// Buffer `entry` in the transaction of `db`, or write it now through `db`.
+pub(crate) async fn emit<C: ConnectionTrait>(
+    db: &C,
+    mut entry: ActivityEntry,
+) -> Result<(), DbErr> {
+    stamp(&mut entry);
+    match buffer::push(conn_key(db), entry) {
+        Ok(()) => Ok(()),
+        Err(entry) => write_now(db, vec![entry]).await,
+    }
+}
+
+/// Prepare (hooks, drop rules), insert and publish entries outside a helper transaction.
+pub(crate) async fn write_now<C: ConnectionTrait>(
+    db: &C,
+    mut entries: Vec<ActivityEntry>,
+) -> Result<(), DbErr> {
+    prepare_entries(settings::hooks().as_ref(), &mut entries);
+    if entries.is_empty() {
+        return Ok(());
+    }
+    match insert_entries(db, &entries).await {
+        Ok(()) => {
+            settings::publish(entries);
+            Ok(())
+        }
+        Err(e) => fail(e, entries.len()),
+    }
+}
+
+/// Apply the failure policy to a failed write of `count` entries.
+pub(crate) fn fail(error: DbErr, count: usize) -> Result<(), DbErr> {
+    match settings::failure_policy() {
+        FailurePolicy::FailClosed => Err(write_error(&error)),
+        FailurePolicy::FailOpen => {
+            settings::count_failed(count);
+            tracing::warn!(error = %error, lost = count, "activity log write failed; change kept (fail-open)");
+            Ok(())
+        }
+    }
+}
+
+/// The error a caller sees when the log cannot be written (fail-closed).
+pub(crate) fn write_error(error: &DbErr) -> DbErr {
+    DbErr::Custom(format!(
+        "activity log write failed, change not committed: {error}"
+    ))
+}
+
+/// One multi-row INSERT per chunk of [`rows_per_statement`] entries.
+pub(crate) async fn insert_entries<C: ConnectionTrait>(
+    db: &C,
+    entries: &[ActivityEntry],
+) -> Result<(), DbErr> {
+    let rows = rows_per_statement(db.get_database_backend());
+    for chunk in entries.chunks(rows) {
+        let models = chunk.iter().cloned().map(activity_log::ActiveModel::from);
+        activity_log::Entity::insert_many(models)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Write one entry by hand, with the same rules as the hooks: the current context is applied,
+/// `before_append` may patch or veto it, an `updated` entry without changes is dropped unless
+/// [`ActivityEntry::forced`], and inside [`transaction`](crate::transaction) it is written at
+/// commit.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sea_orm::DbErr> {
+/// use activity_seaorm::prelude::*;
+/// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+/// activity_seaorm::schema::create_table(&db).await?;
+/// let entry = ActivityEntry::new("Export", "exported").with_item_id("42");
+/// activity_seaorm::log_activity(&db, entry).await?;
+/// # Ok(()) }
+/// ```
+pub async fn log_activity<C: ConnectionTrait>(db: &C, entry: ActivityEntry) -> Result<(), DbErr> {
+    bulk_log_activity(db, vec![entry]).await
+}
+
+/// Write many entries by hand, in one INSERT per chunk (see [`log_activity`]).
+pub async fn bulk_log_activity<C: ConnectionTrait>(
+    db: &C,
+    entries: Vec<ActivityEntry>,
+) -> Result<(), DbErr> {
+    let key = conn_key(db);
+    let mut now = Vec::new();
+    for mut entry in entries {
+        if activity_core::is_muted(&entry.scope) {
+            continue;
+        }
+        stamp(&mut entry);
+        if let Err(entry) = buffer::push(key, entry) {
+            now.push(entry);
+        }
+    }
+    if now.is_empty() {
+        return Ok(());
+    }
+    write_now(db, now).await
+}
