@@ -360,16 +360,28 @@ pub fn json_eq(a: &Value, b: &Value) -> bool {
 }
 
 fn number_eq(x: &Number, y: &Number) -> bool {
-    if let (Some(a), Some(b)) = (x.as_i64(), y.as_i64()) {
-        return a == b;
-    }
-    if let (Some(a), Some(b)) = (x.as_u64(), y.as_u64()) {
-        return a == b;
-    }
-    match (x.as_f64(), y.as_f64()) {
+    match (integer(x), integer(y)) {
         (Some(a), Some(b)) => a == b,
-        _ => false,
+        (Some(i), None) => float_is_integer(y.as_f64(), i),
+        (None, Some(i)) => float_is_integer(x.as_f64(), i),
+        (None, None) => matches!((x.as_f64(), y.as_f64()), (Some(a), Some(b)) if a == b),
     }
+}
+
+/// An integer `Number` (i64 or u64) widened without loss.
+fn integer(n: &Number) -> Option<i128> {
+    n.as_i64()
+        .map(i128::from)
+        .or_else(|| n.as_u64().map(i128::from))
+}
+
+/// Whether the float `f` is exactly the integer `i` (`1.0 == 1`, but `2^53 as f64 != 2^53 + 1`,
+/// which a comparison through `f64` would call equal).
+fn float_is_integer(f: Option<f64>, i: i128) -> bool {
+    // i128::MIN as f64 is exactly -2^127; every integral f64 in [-2^127, 2^127) fits an i128.
+    const LIMIT: f64 = -(i128::MIN as f64);
+    #[allow(clippy::cast_possible_truncation)]
+    f.is_some_and(|f| f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f) && f as i128 == i)
 }
 
 fn limit_depth(v: &Value, depth: usize) -> Value {
