@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,64 +24,60 @@ impl TaskKey {
     }
 }
 
-/// What is muted for one task.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What one mute (a guard, or a [`Muted`] future while it is polled) mutes.
+#[derive(Debug, PartialEq, Eq)]
 struct MuteState {
     all: bool,
     scopes: Vec<String>,
 }
 
 impl MuteState {
-    fn merged(&self, other: &MuteState) -> MuteState {
-        let mut scopes = self.scopes.clone();
-        scopes.extend(
-            other
-                .scopes
-                .iter()
-                .filter(|s| !self.scopes.contains(s))
-                .cloned(),
-        );
-        MuteState {
-            all: self.all || other.all,
-            scopes,
-        }
-    }
-
     fn mutes(&self, scope: &str) -> bool {
         self.all || self.scopes.iter().any(|s| s == scope)
     }
 }
 
-static MUTED_TASKS: AtomicUsize = AtomicUsize::new(0);
+/// One active mute of one task. Each layer is removed by its own id, so a layer ending never
+/// disturbs the others: nested mutes restore the outer state, guards held across `.await` inside
+/// a [`Muted`] future survive its polls, and out-of-order drops are harmless.
+#[derive(Debug)]
+struct Layer {
+    id: u64,
+    state: Arc<MuteState>,
+}
 
-fn table() -> MutexGuard<'static, HashMap<TaskKey, MuteState>> {
-    static TABLE: OnceLock<Mutex<HashMap<TaskKey, MuteState>>> = OnceLock::new();
+static MUTED_TASKS: AtomicUsize = AtomicUsize::new(0);
+static NEXT_LAYER: AtomicU64 = AtomicU64::new(0);
+
+type Table = HashMap<TaskKey, Vec<Layer>>;
+
+fn table() -> MutexGuard<'static, Table> {
+    static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
     TABLE
         .get_or_init(Mutex::default)
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Put `state` for `key` (or remove it), returning the previous state.
-fn replace(key: TaskKey, state: Option<MuteState>) -> Option<MuteState> {
+/// Add a layer to `key`'s mutes; returns its id.
+fn push(key: TaskKey, state: Arc<MuteState>) -> u64 {
+    let id = NEXT_LAYER.fetch_add(1, Ordering::Relaxed);
     let mut table = table();
-    let previous = match state {
-        Some(s) => table.insert(key, s),
-        None => table.remove(&key),
-    };
+    table.entry(key).or_default().push(Layer { id, state });
     MUTED_TASKS.store(table.len(), Ordering::Release);
-    previous
+    id
 }
 
-fn push(key: TaskKey, add: &MuteState) -> Option<MuteState> {
+/// Remove layer `id` from `key`'s mutes.
+fn remove(key: TaskKey, id: u64) {
     let mut table = table();
-    let previous = table.get(&key).cloned();
-    let next = previous
-        .as_ref()
-        .map_or_else(|| add.clone(), |p| p.merged(add));
-    table.insert(key, next);
+    if let Some(layers) = table.get_mut(&key) {
+        layers.retain(|l| l.id != id);
+        if layers.is_empty() {
+            table.remove(&key);
+        }
+    }
     MUTED_TASKS.store(table.len(), Ordering::Release);
-    previous
 }
 
 /// Whether activity for `scope` is muted in the current task.
@@ -91,21 +87,28 @@ pub fn is_muted(scope: &str) -> bool {
     }
     table()
         .get(&TaskKey::current())
-        .is_some_and(|s| s.mutes(scope))
+        .is_some_and(|layers| layers.iter().any(|l| l.state.mutes(scope)))
 }
 
-/// Restores the outer mute state when dropped. `Send`: hold it across `.await`.
+/// Ends its mute when dropped, restoring the outer state. `Send`: hold it across `.await`.
 #[must_use = "logging is unmuted as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct MuteGuard {
     key: TaskKey,
-    previous: Option<MuteState>,
+    layer: u64,
 }
 
 impl Drop for MuteGuard {
     fn drop(&mut self) {
-        replace(self.key, self.previous.take());
+        remove(self.key, self.layer);
     }
+}
+
+fn mute_all() -> Arc<MuteState> {
+    Arc::new(MuteState {
+        all: true,
+        scopes: Vec::new(),
+    })
 }
 
 /// Mute every scope in the current task until the guard is dropped.
@@ -123,14 +126,8 @@ impl Drop for MuteGuard {
 /// ```
 pub fn mute_signals() -> MuteGuard {
     let key = TaskKey::current();
-    let previous = push(
-        key,
-        &MuteState {
-            all: true,
-            scopes: Vec::new(),
-        },
-    );
-    MuteGuard { key, previous }
+    let layer = push(key, mute_all());
+    MuteGuard { key, layer }
 }
 
 pin_project_lite::pin_project! {
@@ -142,7 +139,7 @@ pin_project_lite::pin_project! {
     pub struct Muted<F> {
         #[pin]
         inner: F,
-        state: MuteState,
+        state: Arc<MuteState>,
     }
 }
 
@@ -154,7 +151,7 @@ impl<F: Future> Future for Muted<F> {
         let key = TaskKey::current();
         let _restore = MuteGuard {
             key,
-            previous: push(key, this.state),
+            layer: push(key, Arc::clone(this.state)),
         };
         this.inner.poll(cx)
     }
@@ -164,10 +161,7 @@ impl<F: Future> Future for Muted<F> {
 pub fn mute_signals_in<F: Future>(fut: F) -> Muted<F> {
     Muted {
         inner: fut,
-        state: MuteState {
-            all: true,
-            scopes: Vec::new(),
-        },
+        state: mute_all(),
     }
 }
 
@@ -186,9 +180,9 @@ pub fn mute_signals_in<F: Future>(fut: F) -> Muted<F> {
 pub fn mute_scopes<F: Future>(scopes: &[&str], fut: F) -> Muted<F> {
     Muted {
         inner: fut,
-        state: MuteState {
+        state: Arc::new(MuteState {
             all: false,
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        },
+        }),
     }
 }
