@@ -1,1 +1,224 @@
-//! Integration tests of the activity log across backends.
+//! Shared pieces of the integration tests: test models, one fresh database per test on each
+//! backend, and helpers to read the log back.
+//!
+//! SQLite always runs. PostgreSQL runs when `ACTIVITY_TEST_POSTGRES_URL` is set and MySQL/MariaDB
+//! when `ACTIVITY_TEST_MYSQL_URL` is set; then an unreachable server fails the test.
+
+#![allow(missing_docs)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use activity_seaorm::activity_log;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, EntityTrait,
+    QueryOrder, Schema,
+};
+
+pub mod models;
+
+/// A backend under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Backend {
+    fn env(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some("ACTIVITY_TEST_POSTGRES_URL"),
+            Backend::MySql => Some("ACTIVITY_TEST_MYSQL_URL"),
+        }
+    }
+}
+
+/// A fresh database (SQLite file, PostgreSQL schema or MySQL database) for one test.
+pub struct TestDb {
+    pub db: DatabaseConnection,
+    pub backend: Backend,
+    admin: Option<DatabaseConnection>,
+    name: String,
+    statements: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for TestDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDb")
+            .field("backend", &self.backend)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+fn unique_name() -> String {
+    format!("act_{}", uuid::Uuid::now_v7().simple())
+}
+
+impl TestDb {
+    /// `None` when the backend's URL is not set (the test then passes without running).
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        let name = unique_name();
+        let (db, admin) = match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                (connect(&url, None).await, None)
+            }
+            Backend::Postgres | Backend::MySql => {
+                let var = backend.env()?;
+                let Ok(url) = std::env::var(var) else {
+                    eprintln!("{var} not set: skipping the {backend:?} run of this test");
+                    return None;
+                };
+                let admin = connect(&url, None).await;
+                if backend == Backend::Postgres {
+                    admin
+                        .execute_unprepared(&format!("CREATE SCHEMA {name}"))
+                        .await
+                        .unwrap_or_else(|e| panic!("creating schema on {url}: {e}"));
+                    (connect(&url, Some(&name)).await, Some(admin))
+                } else {
+                    admin
+                        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                        .await
+                        .unwrap_or_else(|e| panic!("creating database on {url}: {e}"));
+                    let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+                    (connect(&format!("{base}/{name}"), None).await, Some(admin))
+                }
+            }
+        };
+        let statements = Arc::new(Mutex::new(Vec::new()));
+        let sink = statements.clone();
+        let mut db = db;
+        db.set_metric_callback(move |info| {
+            sink.lock().unwrap().push(info.statement.sql.clone());
+        });
+        activity_seaorm::schema::create_table(&db)
+            .await
+            .expect("create activity_log");
+        models::create_tables(&db).await;
+        Some(TestDb {
+            db,
+            backend,
+            admin,
+            name,
+            statements,
+        })
+    }
+
+    /// Statements run since the last call (SQL text, as SeaORM's metric callback saw them).
+    pub fn take_statements(&self) -> Vec<String> {
+        std::mem::take(&mut *self.statements.lock().unwrap())
+    }
+
+    /// Every entry, oldest first.
+    pub async fn entries(&self) -> Vec<activity_seaorm::ActivityEntry> {
+        activity_log::Entity::find()
+            .order_by_asc(activity_log::Column::CreatedAt)
+            .order_by_asc(activity_log::Column::Id)
+            .all(&self.db)
+            .await
+            .expect("read activity_log")
+            .into_iter()
+            .map(Into::into)
+            .collect()
+    }
+
+    /// The whole `activity_log` table as text (every column), for leak checks.
+    pub async fn dump(&self) -> String {
+        let rows = activity_log::Entity::find()
+            .all(&self.db)
+            .await
+            .expect("dump");
+        format!("{rows:?}")
+    }
+
+    /// Drop the test's schema or database.
+    pub async fn cleanup(self) {
+        let TestDb {
+            db,
+            backend,
+            admin,
+            name,
+            ..
+        } = self;
+        let _ = db.close().await;
+        if let Some(admin) = admin {
+            let sql = match backend {
+                Backend::Postgres => format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
+                _ => format!("DROP DATABASE IF EXISTS {name}"),
+            };
+            let _ = admin.execute_unprepared(&sql).await;
+        } else {
+            let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{name}.db")));
+        }
+    }
+
+    pub fn db_backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+}
+
+async fn connect(url: &str, schema: Option<&str>) -> DatabaseConnection {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(8)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false);
+    if let Some(schema) = schema {
+        opts.set_schema_search_path(schema.to_owned());
+    }
+    Database::connect(opts)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e} (is the server running?)"))
+}
+
+/// Create one model's table from its entity.
+pub async fn create_entity_table<E: EntityTrait>(db: &DatabaseConnection, entity: E) {
+    let schema = Schema::new(db.get_database_backend());
+    let mut stmt = schema.create_table_from_entity(entity);
+    db.execute(stmt.if_not_exists())
+        .await
+        .expect("create model table");
+}
+
+/// Generate one `#[tokio::test]` per backend for an `async fn name(t: &TestDb)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { $crate::run($crate::Backend::Sqlite, super::$name).await }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { $crate::run($crate::Backend::Postgres, super::$name).await }
+            )*
+        }
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { $crate::run($crate::Backend::MySql, super::$name).await }
+            )*
+        }
+    };
+}
+
+/// Run `test` on a fresh database of `backend` (if configured), then clean up.
+pub async fn run<F>(backend: Backend, test: F)
+where
+    F: for<'a> AsyncFn(&'a TestDb),
+{
+    let Some(t) = TestDb::new(backend).await else {
+        return;
+    };
+    test(&t).await;
+    t.cleanup().await;
+}

@@ -1,0 +1,118 @@
+//! Models used by the integration tests, each with `ModelActivity` and `activity_hooks!()`.
+
+use sea_orm::DatabaseConnection;
+
+/// The model of DESIGN §1, plus a `mask_keys` JSON field and an optional description.
+pub mod feature_flag {
+    use activity_seaorm::prelude::*;
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, ModelActivity)]
+    #[sea_orm(table_name = "feature_flag")]
+    #[activity(scope = "FeatureFlag", name = key, team = team_id)]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        pub team_id: i64,
+        pub key: String,
+        #[activity(rename = "enabled")]
+        pub active: bool,
+        pub filters: Json,
+        #[activity(mask)]
+        pub webhook_secret: String,
+        #[activity(mask_keys)]
+        pub config: Json,
+        pub description: Option<String>,
+        #[activity(exclude)]
+        pub cached_count: i32,
+        #[activity(signal_exclude)]
+        pub last_accessed_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    #[async_trait::async_trait]
+    impl ActiveModelBehavior for ActiveModel {
+        activity_seaorm::activity_hooks!();
+    }
+}
+
+/// A composite primary key.
+pub mod membership {
+    use activity_seaorm::prelude::*;
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, ModelActivity)]
+    #[sea_orm(table_name = "membership")]
+    #[activity(scope = "Membership", organization = org_id)]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub org_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: i32,
+        pub role: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    #[async_trait::async_trait]
+    impl ActiveModelBehavior for ActiveModel {
+        activity_seaorm::activity_hooks!();
+    }
+}
+
+/// A UUID primary key, with a snapshot of fields on create and delete.
+pub mod document {
+    use activity_seaorm::prelude::*;
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, ModelActivity)]
+    #[sea_orm(table_name = "document")]
+    #[activity(scope = "Document", name = title, snapshot)]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub title: String,
+        pub words: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    #[async_trait::async_trait]
+    impl ActiveModelBehavior for ActiveModel {
+        activity_seaorm::activity_hooks!();
+    }
+}
+
+/// A string primary key.
+pub mod setting {
+    use activity_seaorm::prelude::*;
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, ModelActivity)]
+    #[sea_orm(table_name = "setting")]
+    #[activity(scope = "Setting", name = key)]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: String,
+        pub value: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    #[async_trait::async_trait]
+    impl ActiveModelBehavior for ActiveModel {
+        activity_seaorm::activity_hooks!();
+    }
+}
+
+pub async fn create_tables(db: &DatabaseConnection) {
+    crate::create_entity_table(db, feature_flag::Entity).await;
+    crate::create_entity_table(db, membership::Entity).await;
+    crate::create_entity_table(db, document::Entity).await;
+    crate::create_entity_table(db, setting::Entity).await;
+}
