@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod context;
+pub mod describe;
 pub mod diff;
 pub mod entry;
 pub mod error;
@@ -28,6 +29,7 @@ pub mod value;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use context::ActivityContext;
+pub use describe::{describe, register_describer};
 pub use diff::{COMMON_EXCLUSIONS, FieldSpec, Masking, ModelActivity, diff};
 pub use entry::{ActivityEntry, Actor, Change, ChangeAction, Detail, Trigger};
 pub use error::ActivityError;
@@ -47,7 +49,7 @@ pub use activity_derive::ModelActivity;
 pub mod prelude {
     pub use crate::{
         ActivityContext, ActivityEntry, ActivityQuery, ActivityValue, Actor, Change, ChangeAction,
-        ModelActivity, Trigger, diff, mute_scopes, mute_signals, mute_signals_in,
+        ModelActivity, Trigger, describe, diff, mute_scopes, mute_signals, mute_signals_in,
     };
 }
 
