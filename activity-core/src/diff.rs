@@ -219,27 +219,28 @@ fn mask(v: Value) -> Value {
     }
 }
 
-/// `{k: "masked"}` before; after `"masked"` for keys unchanged in value, `"changed"` otherwise.
-/// Non-object values are fully masked.
+/// `{k: "masked"}` before; after `"masked"` for keys unchanged in value, `"changed"` otherwise
+/// (so every key of an object that appears from empty is `"changed"`). Non-object values are
+/// fully masked.
 fn mask_keys(before: Value, after: Value) -> (Value, Value) {
-    match (&before, &after) {
-        (Value::Object(b), Value::Object(a)) => {
-            let masked_before: Map<String, Value> = b
-                .keys()
-                .map(|k| (k.clone(), Value::String(MASKED.to_owned())))
-                .collect();
-            let masked_after: Map<String, Value> = a
-                .iter()
-                .map(|(k, v)| {
-                    let same = b.get(k).is_some_and(|old| crate::value::json_eq(old, v));
-                    let text = if same { MASKED } else { CHANGED };
-                    (k.clone(), Value::String(text.to_owned()))
-                })
-                .collect();
-            (Value::Object(masked_before), Value::Object(masked_after))
+    let masked_after = match &after {
+        Value::Object(a) => {
+            let old = before.as_object();
+            Value::Object(
+                a.iter()
+                    .map(|(k, v)| {
+                        let same = old
+                            .and_then(|b| b.get(k))
+                            .is_some_and(|o| crate::value::json_eq(o, v));
+                        let text = if same { MASKED } else { CHANGED };
+                        (k.clone(), Value::String(text.to_owned()))
+                    })
+                    .collect::<Map<String, Value>>(),
+            )
         }
-        _ => (mask_object_or_all(before), mask_object_or_all(after)),
-    }
+        _ => mask(after),
+    };
+    (mask_object_or_all(before), masked_after)
 }
 
 fn mask_object_or_all(v: Value) -> Value {

@@ -113,10 +113,9 @@ async fn nested_scopes_shadow_and_restore() {
         trace.push(Some(format!("{}/{}", inner_seen.0, inner_seen.1)));
         tokio::task::yield_now().await;
         trace.push(current_user_id());
-        trace.push(ActivityContext::scope(ActivityContext::system(), async {
-            current_user_id()
-        })
-        .await);
+        trace.push(
+            ActivityContext::scope(ActivityContext::system(), async { current_user_id() }).await,
+        );
         trace.push(current_user_id());
         trace
     })

@@ -2,9 +2,7 @@
 //! pin it literally (key order, explicit nulls, snake_case verbs) and check the entry rules.
 
 use activity_core::entry::activity;
-use activity_core::{
-    ActivityContext, ActivityEntry, Actor, Change, ChangeAction, Detail, Trigger,
-};
+use activity_core::{ActivityContext, ActivityEntry, Actor, Change, ChangeAction, Detail, Trigger};
 use serde_json::json;
 
 fn round_trip<T>(value: &T, expected: &str)
@@ -62,7 +60,13 @@ fn detail_with_every_key_set() {
                 json!(null),
                 json!(["a"]),
             ),
-            Change::new("Dashboard", ChangeAction::Exported, None, json!(null), json!(null)),
+            Change::new(
+                "Dashboard",
+                ChangeAction::Exported,
+                None,
+                json!(null),
+                json!(null),
+            ),
         ],
         trigger: Some(Trigger::new("export", "run-9").with_payload(json!({"rows": 3}))),
         context: Some(json!({"via": "api"})),
@@ -133,10 +137,7 @@ fn trigger_shape() {
 
 #[test]
 fn actor_shape() {
-    round_trip(
-        &Actor::new("u1"),
-        r#"{"id":"u1","name":null,"email":null}"#,
-    );
+    round_trip(&Actor::new("u1"), r#"{"id":"u1","name":null,"email":null}"#);
     round_trip(
         &Actor::new("u2")
             .with_name("Ada")

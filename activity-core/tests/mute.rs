@@ -29,7 +29,10 @@ async fn nested_guards_restore_the_outer_state() {
         assert!(is_muted("A"));
         drop(inner);
     }
-    assert!(is_muted("A"), "dropping the inner guard keeps the outer one");
+    assert!(
+        is_muted("A"),
+        "dropping the inner guard keeps the outer one"
+    );
     drop(outer);
     assert!(!is_muted("A"));
 }
@@ -180,7 +183,10 @@ async fn guard_held_across_awaits_follows_the_task_across_threads() {
     })
     .await
     .unwrap();
-    assert!(always_muted, "muted until the guard was dropped, unmuted after");
+    assert!(
+        always_muted,
+        "muted until the guard was dropped, unmuted after"
+    );
     // Migration is up to the scheduler; the check above holds either way.
     eprintln!("guarded task ran on {threads} worker thread(s)");
 }

@@ -27,10 +27,7 @@ fn integer_extremes_are_exact_json_numbers() {
     assert_eq!(u64::MAX.encode().to_string(), "18446744073709551615");
     assert_eq!(u64::MAX.encode().as_u64(), Some(u64::MAX));
     assert_eq!(i64::MAX.encode().as_i64(), Some(i64::MAX));
-    assert_eq!(
-        text_round_trip(&u64::MAX.encode()).as_u64(),
-        Some(u64::MAX)
-    );
+    assert_eq!(text_round_trip(&u64::MAX.encode()).as_u64(), Some(u64::MAX));
     assert_eq!(i8::MIN.encode(), json!(-128));
     assert_eq!(u32::MAX.encode(), json!(4_294_967_295u32));
     assert_eq!(usize::MAX.encode().as_u64(), Some(usize::MAX as u64));
@@ -50,8 +47,14 @@ fn wide_integers_beyond_64_bits_are_strings() {
         u128::MAX.encode(),
         json!("340282366920938463463374607431768211455")
     );
-    assert_eq!((i128::from(u64::MAX) + 1).encode(), json!("18446744073709551616"));
-    assert_eq!((i128::from(i64::MIN) - 1).encode(), json!("-9223372036854775809"));
+    assert_eq!(
+        (i128::from(u64::MAX) + 1).encode(),
+        json!("18446744073709551616")
+    );
+    assert_eq!(
+        (i128::from(i64::MIN) - 1).encode(),
+        json!("-9223372036854775809")
+    );
     // Still numbers while they fit.
     assert_eq!(i128::from(u64::MAX).encode().as_u64(), Some(u64::MAX));
     assert_eq!(i128::from(i64::MIN).encode().as_i64(), Some(i64::MIN));
@@ -242,7 +245,9 @@ fn date_times_are_rfc3339() {
     let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05.120+02:00").unwrap();
     assert_eq!(t.encode(), json!("2026-01-02T03:04:05.120+02:00"));
     assert_eq!(t.to_utc().encode(), json!("2026-01-02T01:04:05.120Z"));
-    let whole = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().to_utc();
+    let whole = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+        .unwrap()
+        .to_utc();
     assert_eq!(whole.encode(), json!("2026-01-02T03:04:05Z"));
     // The same instant in two offsets is not a change.
     assert!(equivalent(&t, &t.to_utc().fixed_offset()));
@@ -346,7 +351,8 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         ".*".prop_map(Value::from),
     ];
     leaf.prop_recursive(8, 64, 6, |inner| {
@@ -410,9 +416,18 @@ fn json_eq_is_exact_beyond_2_pow_53() {
     assert!(json_eq(&json!(two53), &json!(9_007_199_254_740_992.0)));
     assert!(!json_eq(&json!(two53 + 1), &json!(9_007_199_254_740_992.0)));
     assert!(!json_eq(&json!(9_007_199_254_740_992.0), &json!(two53 + 1)));
-    assert!(!json_eq(&json!(u64::MAX), &json!(18_446_744_073_709_551_615.0)));
-    assert!(json_eq(&json!(1u64 << 63), &json!(9_223_372_036_854_775_808.0)));
-    assert!(!json_eq(&json!(i64::MAX), &json!(9_223_372_036_854_775_808.0)));
+    assert!(!json_eq(
+        &json!(u64::MAX),
+        &json!(18_446_744_073_709_551_615.0)
+    ));
+    assert!(json_eq(
+        &json!(1u64 << 63),
+        &json!(9_223_372_036_854_775_808.0)
+    ));
+    assert!(!json_eq(
+        &json!(i64::MAX),
+        &json!(9_223_372_036_854_775_808.0)
+    ));
 }
 
 proptest! {
@@ -438,11 +453,17 @@ fn strings_chars_bools_and_options() {
     assert_eq!(true.encode(), json!(true));
     assert_eq!(Some(5i32).encode(), json!(5));
     assert_eq!(None::<i32>.encode(), Value::Null);
-    assert_eq!(vec!["a".to_owned(), "b".to_owned()].encode(), json!(["a", "b"]));
+    assert_eq!(
+        vec!["a".to_owned(), "b".to_owned()].encode(),
+        json!(["a", "b"])
+    );
     assert_eq!(vec![Some(1i64), None].encode(), json!([1, null]));
     let map: std::collections::HashMap<String, i32> =
         [("b".to_owned(), 2), ("a".to_owned(), 1)].into();
-    assert_eq!(serde_json::to_string(&map.encode()).unwrap(), r#"{"a":1,"b":2}"#);
+    assert_eq!(
+        serde_json::to_string(&map.encode()).unwrap(),
+        r#"{"a":1,"b":2}"#
+    );
 }
 
 #[test]
@@ -468,7 +489,10 @@ activity_core::impl_activity_value_with_serde!(Plan);
 #[test]
 fn serde_backed_values() {
     assert_eq!(Plan::Free.encode(), json!("Free"));
-    assert_eq!(Plan::Pro { seats: 3 }.encode(), json!({"Pro": {"seats": 3}}));
+    assert_eq!(
+        Plan::Pro { seats: 3 }.encode(),
+        json!({"Pro": {"seats": 3}})
+    );
     assert!(equivalent(&Plan::Free, &Plan::Free));
     assert!(!equivalent(&Plan::Free, &Plan::Pro { seats: 1 }));
 }
