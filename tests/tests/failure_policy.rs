@@ -1,0 +1,86 @@
+//! Fail-closed by default, fail-open on request. The policy is process-wide, so this binary
+//! runs its backends one at a time.
+
+use activity_seaorm::{FailurePolicy, failed_writes, set_failure_policy, transaction};
+use activity_tests::models::feature_flag;
+use activity_tests::{Backend, TestDb};
+use scoped_futures::ScopedFutureExt;
+use sea_orm::{ActiveModelTrait, DbErr, EntityTrait, NotSet, PaginatorTrait, Set};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+static POLICY: Mutex<()> = Mutex::const_new(());
+
+fn flag(key: &str) -> feature_flag::ActiveModel {
+    feature_flag::ActiveModel {
+        id: NotSet,
+        team_id: Set(1),
+        key: Set(key.to_owned()),
+        active: Set(true),
+        filters: Set(json!({})),
+        webhook_secret: Set(String::new()),
+        config: Set(json!({})),
+        description: Set(None),
+        cached_count: Set(0),
+        last_accessed_at: Set(None),
+    }
+}
+
+async fn insert_in_transaction(t: &TestDb, key: &'static str) -> Result<(), DbErr> {
+    transaction(&t.db, |txn| {
+        async move {
+            flag(key).insert(txn).await?;
+            Ok::<_, DbErr>(())
+        }
+        .scope_boxed()
+    })
+    .await
+}
+
+async fn policies(backend: Backend) {
+    let _serial = POLICY.lock().await;
+    let Some(t) = TestDb::new(backend).await else {
+        return;
+    };
+    activity_seaorm::schema::drop_table(&t.db).await.unwrap();
+
+    // Fail-closed (default): the change does not commit and the error names the log.
+    set_failure_policy(FailurePolicy::FailClosed);
+    let err = insert_in_transaction(&t, "closed").await.unwrap_err();
+    assert!(
+        err.to_string().contains("activity log write failed"),
+        "{err}"
+    );
+    assert_eq!(feature_flag::Entity::find().count(&t.db).await.unwrap(), 0);
+
+    // Fail-open: the change commits, the loss is counted.
+    set_failure_policy(FailurePolicy::FailOpen);
+    let before = failed_writes();
+    insert_in_transaction(&t, "open").await.unwrap();
+    assert_eq!(feature_flag::Entity::find().count(&t.db).await.unwrap(), 1);
+    assert_eq!(failed_writes(), before + 1);
+    // Outside a transaction too.
+    flag("open-autocommit").insert(&t.db).await.unwrap();
+    assert_eq!(failed_writes(), before + 2);
+    set_failure_policy(FailurePolicy::FailClosed);
+
+    // Outside a transaction, fail-closed still reports the failure to the caller.
+    let err = flag("closed-autocommit").insert(&t.db).await.unwrap_err();
+    assert!(err.to_string().contains("activity log"), "{err}");
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite() {
+    policies(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres() {
+    policies(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql() {
+    policies(Backend::MySql).await;
+}
