@@ -63,6 +63,7 @@ pub mod __private {
     pub use crate::value::{ActivityValue, KeyedValue, encode_serialize};
     pub use core::option::Option;
     pub use serde_json;
+    pub use core::primitive::{bool, str};
     pub use std::string::String;
     pub use std::vec::Vec;
 

@@ -1,7 +1,7 @@
 //! Validate the parsed attributes, then generate `impl ModelActivity`.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, Ident, LitStr};
 
@@ -31,19 +31,25 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
     let diag = Diagnostics::default();
     let container = Container::parse(&diag, &input.attrs);
 
+    // Not a struct with named fields: point at what makes it so.
     let named = match &input.data {
         Data::Struct(s) => match &s.fields {
-            Fields::Named(named) => Some(&named.named),
-            _ => None,
+            Fields::Named(named) => Ok(&named.named),
+            Fields::Unnamed(unnamed) => Err(unnamed.to_token_stream()),
+            Fields::Unit => Err(input.ident.to_token_stream()),
         },
-        _ => None,
+        Data::Enum(e) => Err(e.enum_token.to_token_stream()),
+        Data::Union(u) => Err(u.union_token.to_token_stream()),
     };
-    let Some(named) = named else {
-        diag.spanned(
-            &input.ident,
-            "`ModelActivity` can only be derived for a struct with named fields",
-        );
-        return diag.finish().map(|()| TokenStream::new());
+    let named = match named {
+        Ok(named) => named,
+        Err(culprit) => {
+            diag.spanned(
+                culprit,
+                "`ModelActivity` can only be derived for a struct with named fields",
+            );
+            return diag.finish().map(|()| TokenStream::new());
+        }
     };
 
     let fields: Vec<Field<'_>> = named
@@ -165,14 +171,18 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
         .enumerate()
         .filter(|(_, f)| !f.excluded)
         .collect();
+    // Code that needs a trait of the field's type is spanned on the type, path included, so a
+    // missing impl is reported on the field rather than on the derive.
     let compares = tracked.iter().map(|(i, f)| {
-        let member = f.ident;
+        let member = at_type(f);
+        let p = private_at(f.ty.span());
         quote_spanned! {f.ty.span()=>
             #p::compare_field(out, Self::SCOPE, &Self::FIELDS[#i], &self.#member, &after.#member);
         }
     });
     let snapshots = tracked.iter().map(|(i, f)| {
-        let member = f.ident;
+        let member = at_type(f);
+        let p = private_at(f.ty.span());
         quote_spanned! {f.ty.span()=>
             #p::snapshot_field(out, Self::SCOPE, &Self::FIELDS[#i], &self.#member, action);
         }
@@ -181,7 +191,8 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
         .iter()
         .filter(|(_, f)| f.attrs.mask_keys.is_set())
         .map(|(_, f)| {
-            let member = f.ident;
+            let member = at_type(f);
+            let p = private_at(f.ty.span());
             quote_spanned! {f.ty.span()=> #p::assert_keyed(&self.#member); }
         });
 
@@ -189,10 +200,11 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
         let method = Ident::new(method, Span::call_site());
         let target = slot.get()?;
         let (i, f) = fields.iter().enumerate().find(|(_, f)| f.ident == target)?;
-        let member = f.ident;
+        let member = at_type(f);
+        let at = private_at(f.ty.span());
         Some(quote_spanned! {f.ty.span()=>
             fn #method(&self) -> #p::Option<#p::String> {
-                #p::field_text(&Self::FIELDS[#i], &self.#member)
+                #at::field_text(&Self::FIELDS[#i], &self.#member)
             }
         })
     };
@@ -208,9 +220,9 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
             #import
             #[automatically_derived]
             impl #ig #p::ModelActivity for #ident #tg #wc {
-                const SCOPE: &'static str = #scope;
+                const SCOPE: &'static #p::str = #scope;
                 const FIELDS: &'static [#p::FieldSpec] = &[#(#specs),*];
-                const SNAPSHOT: bool = #snapshot;
+                const SNAPSHOT: #p::bool = #snapshot;
 
                 #[inline]
                 fn activity_changes(&self, after: &Self, out: &mut #p::Vec<#p::Change>) {
@@ -229,4 +241,16 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
             }
         };
     }
+}
+
+/// `_activity::__private` with every token at `span`.
+fn private_at(span: Span) -> TokenStream {
+    quote_spanned!(span=> _activity::__private)
+}
+
+/// The field's name re-spanned on its type, for `self.<field>` in code spanned on the type.
+fn at_type(f: &Field<'_>) -> Ident {
+    let mut member = f.ident.clone();
+    member.set_span(f.ty.span());
+    member
 }
