@@ -23,6 +23,7 @@ pub mod hooks;
 #[cfg(feature = "tower")]
 pub mod layer;
 pub mod mute;
+pub mod path;
 pub mod query;
 pub mod store;
 pub mod value;
@@ -62,8 +63,8 @@ pub mod __private {
     pub use crate::entry::{Change, ChangeAction};
     pub use crate::value::{ActivityValue, KeyedValue, encode_serialize};
     pub use core::option::Option;
-    pub use serde_json;
     pub use core::primitive::{bool, str};
+    pub use serde_json;
     pub use std::string::String;
     pub use std::vec::Vec;
 

@@ -10,8 +10,11 @@
 
 mod buffer;
 pub mod entity;
+mod errors;
 pub mod hooks;
 mod keys;
+mod ops;
+mod read;
 pub mod schema;
 mod settings;
 mod track;
@@ -20,6 +23,11 @@ mod write;
 
 pub use activity_core::*;
 pub use entity::activity_log;
+pub use errors::Error;
+pub use ops::{
+    CSV_COLUMNS, PRUNE_BATCH, anonymize_user, export_csv, export_jsonl, prune, pseudonym,
+};
+pub use read::load_activity;
 pub use settings::{
     ActivityRecorded, FailurePolicy, failed_writes, failure_policy, set_clock, set_failure_policy,
     set_hooks, subscribe,
@@ -30,7 +38,7 @@ pub use write::{bulk_log_activity, log_activity};
 
 /// Everything an application file needs: `use activity_seaorm::prelude::*;`.
 pub mod prelude {
-    pub use crate::{FailurePolicy, Tracked, activity_hooks, track};
+    pub use crate::{FailurePolicy, Tracked, activity_hooks, load_activity, track};
     pub use activity_core::prelude::*;
 }
 

@@ -2,6 +2,7 @@
 //! and the multi-row INSERT both end in.
 
 use activity_core::{ActivityContext, ActivityEntry, ModelActivity, hooks::prepare_entries};
+use chrono::SubsecRound;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait};
 
 use crate::buffer;
@@ -37,8 +38,10 @@ pub(crate) fn model_entry<M: ModelActivity>(
     entry
 }
 
-/// Stamp `entry` with the current context.
+/// Stamp `entry` with the current context. Timestamps keep microseconds, what every backend
+/// stores, so a cursor built from a read entry matches the stored row exactly.
 pub(crate) fn stamp(entry: &mut ActivityEntry) {
+    entry.created_at = entry.created_at.trunc_subsecs(6);
     match ActivityContext::current() {
         Some(ctx) => entry.apply_context(&ctx),
         None => entry.apply_context(&ActivityContext::system()),

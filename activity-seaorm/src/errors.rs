@@ -1,0 +1,32 @@
+//! The error of the read path and operations (queries, export, retention, erasure).
+
+use activity_core::ActivityError;
+use sea_orm::DbErr;
+
+/// Why a read, export, prune or erasure failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The query was invalid (page size, cursor, detail path...).
+    #[error(transparent)]
+    Activity(#[from] ActivityError),
+    /// The database failed.
+    #[error("activity log database error: {0}")]
+    Db(#[from] DbErr),
+    /// Writing an export failed.
+    #[error("activity log export failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// Encoding CSV failed.
+    #[error("activity log CSV export failed: {0}")]
+    Csv(#[from] csv::Error),
+    /// Encoding JSON failed.
+    #[error("activity log JSON export failed: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// Whether the caller's query was at fault (a 400, not a 500).
+    pub fn is_invalid_query(&self) -> bool {
+        matches!(self, Error::Activity(ActivityError::InvalidQuery(_)))
+    }
+}
