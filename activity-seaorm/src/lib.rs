@@ -1,10 +1,34 @@
-//! A complete, trustworthy activity log for SeaORM applications.
+#![doc = include_str!("../../README.md")]
 //!
-//! See the crate README for the guide. In short: derive [`ModelActivity`] on a model, put
-//! [`activity_hooks!`] in its `ActiveModelBehavior`, set the actor with
-//! [`ActivityContext::scope`] (or the `tower` [`ActivityLayer`]), create the table with
-//! [`schema::create_table`], and run writes in [`transaction`] so entries commit atomically
-//! with the change in one extra statement.
+//! # Semantics in detail
+//!
+//! **Write path.** hook → diff → entry → buffer → flush → events. Inserts are logged in
+//! `after_save` (generated keys are known). Updates need the before-state: the hook reads the row
+//! by primary key on the hook's own connection (in the same transaction; `SELECT .. FOR UPDATE` on
+//! PostgreSQL and MySQL), unless [`Tracked`] carries it or only `signal_exclude`d/excluded
+//! fields are set (then there is neither a read nor an entry). An update whose changes are all
+//! equal under the diff rules writes nothing.
+//!
+//! **Transactions.** [`transaction`] buffers entries per transaction frame. A nested
+//! `transaction` is a savepoint whose entries are dropped if it rolls back and merged into its
+//! parent if it is released; the outermost one writes them all in one multi-row INSERT (chunked
+//! to the backend's bind limit) right before COMMIT, then runs `after_append` and broadcasts
+//! [`ActivityRecorded`] to [`subscribe`]rs. One `correlation_id` groups every entry of an
+//! outermost transaction. Outside the helper, entries are written at once on the hook's
+//! connection (so inside your own `begin()`/`commit()` they share its fate).
+//!
+//! **Failure policy.** With [`FailurePolicy::FailClosed`] (the default) a failed log write fails
+//! the operation: inside [`transaction`] the whole transaction rolls back and the caller gets a
+//! `DbErr` whose message starts with "activity log write failed". With
+//! [`FailurePolicy::FailOpen`] the change commits, [`failed_writes`] counts the lost entries and
+//! a `tracing` warning says why.
+//!
+//! **Muting.** [`mute_signals`] returns a `Send` guard scoped to the current task; it can be held
+//! across `.await`. [`mute_signals_in`] and [`mute_scopes`] wrap a future. Muting never leaks into
+//! other tasks, and nested mutes restore the outer state.
+//!
+//! **Not captured by hooks.** `Entity::update_many`, `delete_many`, `insert_many` and raw SQL do
+//! not run `ActiveModelBehavior`. Log them with [`bulk_log_activity`], or mute them on purpose.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
