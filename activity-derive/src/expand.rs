@@ -87,13 +87,13 @@ fn check(diag: &Diagnostics, input: &DeriveInput, c: &Container, fields: &[Field
         (&c.team, "team"),
         (&c.organization, "organization"),
     ] {
-        if let Some(target) = slot.get() {
-            if !fields.iter().any(|f| f.ident == target) {
-                diag.spanned(
-                    target,
-                    format!("`activity({what} = {target})`: this struct has no field `{target}`"),
-                );
-            }
+        if let Some(target) = slot.get()
+            && !fields.iter().any(|f| f.ident == target)
+        {
+            diag.spanned(
+                target,
+                format!("`activity({what} = {target})`: this struct has no field `{target}`"),
+            );
         }
     }
     for f in fields {

@@ -83,18 +83,18 @@ pub(crate) fn correlation_id(key: usize) -> Option<String> {
     frames().get(&key).map(|f| f.correlation_id.clone())
 }
 
-/// Buffer `entry` into the frame at `key`, or hand it back if there is none.
-pub(crate) fn push(key: usize, mut entry: ActivityEntry) -> Result<(), ActivityEntry> {
+/// Buffer `entry` into the frame at `key`; hands it back if there is no such frame.
+pub(crate) fn push(key: usize, mut entry: ActivityEntry) -> Option<ActivityEntry> {
     if OPEN_FRAMES.load(Ordering::Acquire) == 0 {
-        return Err(entry);
+        return Some(entry);
     }
     match frames().get_mut(&key) {
         Some(frame) => {
             entry.correlation_id = Some(frame.correlation_id.clone());
             frame.entries.push(entry);
-            Ok(())
+            None
         }
-        None => Err(entry),
+        None => Some(entry),
     }
 }
 

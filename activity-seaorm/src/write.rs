@@ -55,8 +55,8 @@ pub(crate) async fn emit<C: ConnectionTrait>(
 ) -> Result<(), DbErr> {
     stamp(&mut entry);
     match buffer::push(conn_key(db), entry) {
-        Ok(()) => Ok(()),
-        Err(entry) => write_now(db, vec![entry]).await,
+        None => Ok(()),
+        Some(entry) => write_now(db, vec![entry]).await,
     }
 }
 
@@ -142,7 +142,7 @@ pub async fn bulk_log_activity<C: ConnectionTrait>(
             continue;
         }
         stamp(&mut entry);
-        if let Err(entry) = buffer::push(key, entry) {
+        if let Some(entry) = buffer::push(key, entry) {
             now.push(entry);
         }
     }
