@@ -124,7 +124,8 @@ fn check(diag: &Diagnostics, input: &DeriveInput, c: &Container, fields: &[Field
 
 fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenStream {
     let ident = &input.ident;
-    let (ig, tg, wc) = input.generics.split_for_impl();
+    let generics = with_inferred_bounds(input, c, fields);
+    let (ig, tg, wc) = generics.split_for_impl();
     let import = match c.krate.get() {
         Some(path) => quote!(use #path as _activity;),
         None => quote!(
@@ -253,4 +254,44 @@ fn at_type(f: &Field<'_>) -> Ident {
     let mut member = f.ident.clone();
     member.set_span(f.ty.span());
     member
+}
+
+/// The input's generics plus `FieldType: ActivityValue` (and `KeyedValue` for `mask_keys`) for
+/// every used field whose type mentions a type parameter, like serde's inferred bounds.
+fn with_inferred_bounds(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> syn::Generics {
+    let mut generics = input.generics.clone();
+    let params: Vec<&Ident> = input.generics.type_params().map(|t| &t.ident).collect();
+    if params.is_empty() {
+        return generics;
+    }
+    let named = [&c.name, &c.short_id, &c.team, &c.organization].map(|slot| slot.get());
+    let mut predicates = Vec::new();
+    for f in fields {
+        let used = !f.excluded || named.iter().flatten().any(|n| *n == f.ident);
+        if !used || !mentions(f.ty.to_token_stream(), &params) {
+            continue;
+        }
+        let ty = f.ty;
+        let p = private_at(f.ty.span());
+        predicates.push(quote_spanned!(f.ty.span()=> #ty: #p::ActivityValue));
+        if f.attrs.mask_keys.is_set() && !f.excluded {
+            predicates.push(quote_spanned!(f.ty.span()=> #ty: #p::KeyedValue));
+        }
+    }
+    let where_clause = generics.make_where_clause();
+    for predicate in predicates {
+        if let Ok(predicate) = syn::parse2(predicate) {
+            where_clause.predicates.push(predicate);
+        }
+    }
+    generics
+}
+
+/// Whether `tokens` name one of `params` anywhere (nested groups included).
+fn mentions(tokens: TokenStream, params: &[&Ident]) -> bool {
+    tokens.into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(i) => params.iter().any(|p| **p == i),
+        proc_macro2::TokenTree::Group(g) => mentions(g.stream(), params),
+        _ => false,
+    })
 }
