@@ -58,7 +58,7 @@ pub use settings::{
 };
 pub use track::{Tracked, track};
 pub use transaction::transaction;
-pub use write::{bulk_log_activity, log_activity};
+pub use write::{WIRE_BUDGET, bulk_log_activity, log_activity};
 
 /// Everything an application file needs: `use activity_seaorm::prelude::*;`.
 pub mod prelude {

@@ -1,0 +1,463 @@
+//! The workload harness: logged vs unlogged SeaORM writes, and the PostgreSQL trigger peer, timed
+//! interleaved (A B A B ...) in one run on the same table and data.
+//!
+//! ```sh
+//! cargo run --release -p activity-examples --example workload                  # SQLite (temp file)
+//! BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+//!   cargo run --release -p activity-examples --example workload                # PostgreSQL + peer
+//! ```
+//! Options (env): `BENCH_ROUNDS` (default 30), `BENCH_PEER_SQL` (path of the trigger peer, default
+//! `../shared/peers/pg_audit_trigger.sql`). Prints medians and ratios to the unlogged baseline.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use activity_seaorm::prelude::*;
+use activity_seaorm::transaction;
+use scoped_futures::ScopedFutureExt;
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    IntoActiveModel, QueryOrder, Schema, Set,
+};
+
+/// The logged entity.
+mod logged {
+    use activity_seaorm::prelude::*;
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, ModelActivity)]
+    #[sea_orm(table_name = "bench_flag")]
+    #[activity(scope = "BenchFlag", name = key, team = team_id)]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        pub team_id: i64,
+        pub key: String,
+        pub active: bool,
+        pub rollout: i32,
+        pub description: Option<String>,
+        pub filters: Json,
+        #[activity(mask)]
+        pub secret: String,
+        pub counter: i64,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    #[async_trait::async_trait]
+    impl ActiveModelBehavior for ActiveModel {
+        activity_seaorm::activity_hooks!();
+    }
+}
+
+/// The same table, without hooks: the unlogged baseline.
+mod plain {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "bench_flag")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        pub team_id: i64,
+        pub key: String,
+        pub active: bool,
+        pub rollout: i32,
+        pub description: Option<String>,
+        pub filters: Json,
+        pub secret: String,
+        pub counter: i64,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+const ROWS: i32 = 1_000;
+
+/// `BENCH_ONLY=Txn(100)` restricts the run to shapes whose name contains the text.
+static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Mode {
+    Unlogged,
+    Hook,
+    Tracked,
+    Muted,
+    Peer,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Shape {
+    /// `n` updates in one `transaction`.
+    Txn(usize),
+    /// One update, autocommit.
+    Autocommit,
+    /// 10 inserts then 10 deletes in one transaction.
+    InsertDelete,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), DbErr> {
+    let url = std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| {
+        let path = std::env::temp_dir().join("activity-workload.db");
+        let _ = std::fs::remove_file(&path);
+        format!("sqlite://{}?mode=rwc", path.display())
+    });
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(30);
+    let mut db = Database::connect(&url).await?;
+    let statements = Arc::new(AtomicUsize::new(0));
+    let counter = statements.clone();
+    db.set_metric_callback(move |_| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    let backend = db.get_database_backend();
+    setup(&db).await?;
+    let peer = backend == DbBackend::Postgres && install_peer_functions(&db).await?;
+
+    let mut shapes = vec![
+        Shape::Txn(1),
+        Shape::Txn(10),
+        Shape::Txn(100),
+        Shape::Autocommit,
+        Shape::InsertDelete,
+    ];
+    if let Some(only) = ONLY.get() {
+        shapes.retain(|s| format!("{s:?}").contains(only.as_str()));
+    }
+    shapes.sort();
+    let mut modes = vec![Mode::Unlogged, Mode::Hook, Mode::Tracked, Mode::Muted];
+    if peer {
+        modes.push(Mode::Peer);
+    }
+    let mut samples: BTreeMap<(Shape, Mode), Vec<Duration>> = BTreeMap::new();
+    let mut per_txn: BTreeMap<(Shape, Mode), usize> = BTreeMap::new();
+    let mut tick = 0i64;
+    for round in 0..=rounds {
+        for &shape in &shapes {
+            for &mode in &modes {
+                if mode == Mode::Peer {
+                    db.execute_unprepared("SELECT peer_audit_install('bench_flag')")
+                        .await?;
+                }
+                tick += 1;
+                statements.store(0, Ordering::Relaxed);
+                let elapsed = run(&db, shape, mode, tick).await?;
+                let stmts = statements.load(Ordering::Relaxed);
+                if mode == Mode::Peer {
+                    db.execute_unprepared("SELECT peer_audit_uninstall('bench_flag')")
+                        .await?;
+                }
+                if round > 0 {
+                    // round 0 warms caches and connections
+                    samples.entry((shape, mode)).or_default().push(elapsed);
+                    per_txn.insert((shape, mode), stmts);
+                }
+            }
+        }
+    }
+    report(backend, rounds, &samples, &per_txn);
+    let log_bytes = storage_per_entry(&db).await?;
+    if let Some(bytes) = log_bytes {
+        println!("\nstorage per small `updated` entry incl. indexes: {bytes:.0} bytes");
+    }
+    Ok(())
+}
+
+async fn setup(db: &DatabaseConnection) -> Result<(), DbErr> {
+    db.execute_unprepared("DROP TABLE IF EXISTS bench_flag")
+        .await?;
+    activity_seaorm::schema::drop_table(db).await?;
+    activity_seaorm::schema::create_table(db).await?;
+    if std::env::var_os("BENCH_DROP_GIN").is_some() {
+        db.execute_unprepared("DROP INDEX IF EXISTS activity_log_detail_gin")
+            .await?;
+    }
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        ONLY.set(only).ok();
+    }
+    let schema = Schema::new(db.get_database_backend());
+    db.execute(&schema.create_table_from_entity(plain::Entity))
+        .await?;
+    let _muted = mute_signals();
+    let rows: Vec<plain::ActiveModel> = (0..ROWS)
+        .map(|i| plain::ActiveModel {
+            team_id: Set(7),
+            key: Set(format!("flag-{i}")),
+            active: Set(false),
+            rollout: Set(0),
+            description: Set(Some("bench".into())),
+            filters: Set(serde_json::json!({"groups": [{"rollout": 10}]})),
+            secret: Set("whsec".into()),
+            counter: Set(0),
+            updated_at: Set(chrono::Utc::now()),
+            ..Default::default()
+        })
+        .collect();
+    for chunk in rows.chunks(200) {
+        plain::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn install_peer_functions(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    let path = std::env::var("BENCH_PEER_SQL").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/peers/pg_audit_trigger.sql"
+        )
+        .to_owned()
+    });
+    match std::fs::read_to_string(&path) {
+        Ok(sql) => {
+            db.execute_unprepared(&sql).await?;
+            Ok(true)
+        }
+        Err(e) => {
+            eprintln!("trigger peer not measured: cannot read {path}: {e}");
+            Ok(false)
+        }
+    }
+}
+
+/// Ids for this tick: a window of rows that moves every batch.
+fn ids(tick: i64, n: usize) -> Vec<i32> {
+    let start = (tick * 7).rem_euclid(i64::from(ROWS)) as i32;
+    (0..n as i32).map(|i| (start + i) % ROWS + 1).collect()
+}
+
+async fn run(
+    db: &DatabaseConnection,
+    shape: Shape,
+    mode: Mode,
+    tick: i64,
+) -> Result<Duration, DbErr> {
+    let alice = ActivityContext::for_user(Actor::new("1").with_name("alice"));
+    match shape {
+        Shape::Txn(n) => {
+            let ids = ids(tick, n);
+            // Loading is the application's business, not the log's: outside the timing.
+            let loaded = load(db, &ids).await?;
+            let start = Instant::now();
+            ActivityContext::scope(alice, async {
+                transaction(db, |txn| {
+                    async move {
+                        for (p, l) in loaded {
+                            update_one(txn, mode, p, l, tick).await?;
+                        }
+                        Ok::<_, DbErr>(())
+                    }
+                    .scope_boxed()
+                })
+                .await
+            })
+            .await?;
+            Ok(start.elapsed())
+        }
+        Shape::Autocommit => {
+            let loaded = load(db, &ids(tick, 1)).await?;
+            let start = Instant::now();
+            ActivityContext::scope(alice, async {
+                for (p, l) in loaded {
+                    update_one(db, mode, p, l, tick).await?;
+                }
+                Ok::<_, DbErr>(())
+            })
+            .await?;
+            Ok(start.elapsed())
+        }
+        Shape::InsertDelete => {
+            let start = Instant::now();
+            ActivityContext::scope(alice, async {
+                transaction(db, |txn| {
+                    async move { insert_delete(txn, mode, tick).await }.scope_boxed()
+                })
+                .await
+            })
+            .await?;
+            Ok(start.elapsed())
+        }
+    }
+}
+
+async fn load(
+    db: &DatabaseConnection,
+    ids: &[i32],
+) -> Result<Vec<(plain::Model, logged::Model)>, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let p = plain::Entity::find()
+        .filter(plain::Column::Id.is_in(ids.to_vec()))
+        .order_by_asc(plain::Column::Id)
+        .all(db)
+        .await?;
+    let l = logged::Entity::find()
+        .filter(logged::Column::Id.is_in(ids.to_vec()))
+        .order_by_asc(logged::Column::Id)
+        .all(db)
+        .await?;
+    Ok(p.into_iter().zip(l).collect())
+}
+
+async fn update_one<C: ConnectionTrait>(
+    db: &C,
+    mode: Mode,
+    p: plain::Model,
+    l: logged::Model,
+    tick: i64,
+) -> Result<(), DbErr> {
+    let rollout = (tick % 100) as i32 + 1;
+    match mode {
+        Mode::Unlogged | Mode::Peer => {
+            let mut am = p.into_active_model();
+            am.rollout = Set(rollout);
+            am.active = Set(tick % 2 == 0);
+            am.update(db).await?;
+        }
+        Mode::Hook => {
+            let mut am = l.into_active_model();
+            am.rollout = Set(rollout);
+            am.active = Set(tick % 2 == 0);
+            am.update(db).await?;
+        }
+        Mode::Tracked => {
+            let mut am = track(l);
+            am.rollout = Set(rollout);
+            am.active = Set(tick % 2 == 0);
+            am.update(db).await?;
+        }
+        Mode::Muted => {
+            let _muted = mute_signals();
+            let mut am = l.into_active_model();
+            am.rollout = Set(rollout);
+            am.active = Set(tick % 2 == 0);
+            am.update(db).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn insert_delete<C: ConnectionTrait>(db: &C, mode: Mode, tick: i64) -> Result<(), DbErr> {
+    let _muted = (mode == Mode::Muted).then(mute_signals);
+    for i in 0..10 {
+        let key = format!("tmp-{tick}-{i}");
+        if matches!(mode, Mode::Unlogged | Mode::Peer) {
+            let m = plain::ActiveModel {
+                team_id: Set(7),
+                key: Set(key),
+                active: Set(true),
+                rollout: Set(1),
+                description: Set(None),
+                filters: Set(serde_json::json!({})),
+                secret: Set("s".into()),
+                counter: Set(0),
+                updated_at: Set(chrono::Utc::now()),
+                ..Default::default()
+            }
+            .insert(db)
+            .await?;
+            sea_orm::ModelTrait::delete(m, db).await?;
+        } else {
+            let m = logged::ActiveModel {
+                team_id: Set(7),
+                key: Set(key),
+                active: Set(true),
+                rollout: Set(1),
+                description: Set(None),
+                filters: Set(serde_json::json!({})),
+                secret: Set("s".into()),
+                counter: Set(0),
+                updated_at: Set(chrono::Utc::now()),
+                ..Default::default()
+            }
+            .insert(db)
+            .await?;
+            sea_orm::ModelTrait::delete(m, db).await?;
+        }
+    }
+    Ok(())
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn report(
+    backend: DbBackend,
+    rounds: usize,
+    samples: &BTreeMap<(Shape, Mode), Vec<Duration>>,
+    per_txn: &BTreeMap<(Shape, Mode), usize>,
+) {
+    println!(
+        "backend: {backend:?}; {rounds} interleaved rounds; times per batch (median, min, max)"
+    );
+    println!(
+        "{:<24} {:<9} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>10}",
+        "shape", "mode", "median", "min", "max", "ratio", "r.min", "r.max", "stmts/txn"
+    );
+    let shapes: Vec<Shape> = samples
+        .keys()
+        .map(|(s, _)| *s)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for shape in shapes {
+        let Some(base) = samples.get(&(shape, Mode::Unlogged)) else {
+            continue;
+        };
+        let mut base = base.clone();
+        let base_median = median(&mut base);
+        for ((s, mode), times) in samples.iter().filter(|((s, _), _)| *s == shape) {
+            let mut times = times.clone();
+            let m = median(&mut times);
+            let min = times[0];
+            let max = times[times.len() - 1];
+            // Ratio per round pair (same round index), to show the spread.
+            let mut pair: Vec<f64> = samples[&(*s, Mode::Unlogged)]
+                .iter()
+                .zip(samples[&(*s, *mode)].iter())
+                .map(|(b, x)| x.as_secs_f64() / b.as_secs_f64())
+                .collect();
+            pair.sort_by(f64::total_cmp);
+            println!(
+                "{:<24} {:<9} {:>10} {:>10} {:>10} {:>8.3} {:>8.3} {:>8.3} {:>10}",
+                format!("{shape:?}"),
+                format!("{mode:?}"),
+                format!("{:.1?}", m),
+                format!("{:.1?}", min),
+                format!("{:.1?}", max),
+                m.as_secs_f64() / base_median.as_secs_f64(),
+                pair[0],
+                pair[pair.len() - 1],
+                per_txn.get(&(*s, *mode)).copied().unwrap_or(0),
+            );
+        }
+    }
+}
+
+/// PostgreSQL: total relation size of `activity_log` (heap + indexes + toast) per row.
+async fn storage_per_entry(db: &DatabaseConnection) -> Result<Option<f64>, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(None);
+    }
+    db.execute_unprepared("VACUUM ANALYZE activity_log").await?;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_total_relation_size('activity_log')::float8 / GREATEST(count(*), 1) FROM activity_log",
+        ))
+        .await?;
+    Ok(row.and_then(|r| r.try_get_by_index::<f64>(0).ok()))
+}
