@@ -145,10 +145,15 @@ async fn main() -> Result<(), DbErr> {
     let mut tick = 0i64;
     for round in 0..=rounds {
         for &shape in &shapes {
-            for &mode in &modes {
+            // Rotate the order every round so no mode always follows the peer's DDL.
+            let mut order = modes.clone();
+            order.rotate_left(round % modes.len());
+            for &mode in &order {
                 if mode == Mode::Peer {
                     db.execute_unprepared("SELECT peer_audit_install('bench_flag')")
                         .await?;
+                    // DDL invalidates cached plans: re-plan outside the timing.
+                    run(&db, Shape::Txn(1), Mode::Peer, tick).await?;
                 }
                 tick += 1;
                 statements.store(0, Ordering::Relaxed);
@@ -157,6 +162,9 @@ async fn main() -> Result<(), DbErr> {
                 if mode == Mode::Peer {
                     db.execute_unprepared("SELECT peer_audit_uninstall('bench_flag')")
                         .await?;
+                    for warm in [Mode::Unlogged, Mode::Hook, Mode::Tracked] {
+                        run(&db, Shape::Txn(1), warm, tick).await?;
+                    }
                 }
                 if round > 0 {
                     // round 0 warms caches and connections

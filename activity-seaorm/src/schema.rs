@@ -1,7 +1,9 @@
 //! Creating `activity_log` and its indexes, idempotently, on SQLite, PostgreSQL and MySQL.
 
-use sea_orm::sea_query::{ColumnDef, Index, IndexCreateStatement, IndexOrder, Table};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Iden};
+use sea_orm::sea_query::{
+    ColumnDef, ConditionalStatement, Index, IndexCreateStatement, IndexOrder, Table,
+};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, Iden};
 
 use crate::entity::activity_log::{Column, Entity};
 
@@ -50,7 +52,7 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         .col(ColumnDef::new(Column::Client).string_len(128));
     if backend == DbBackend::MySql {
         // MySQL has no `CREATE INDEX IF NOT EXISTS`: declare the indexes with the table.
-        for mut index in indexes() {
+        for mut index in indexes(backend) {
             table.index(&mut index);
         }
     }
@@ -58,7 +60,7 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     match backend {
         DbBackend::MySql => {}
         _ => {
-            for mut index in indexes() {
+            for mut index in indexes(backend) {
                 db.execute(index.if_not_exists()).await?;
             }
         }
@@ -98,7 +100,10 @@ impl Iden for Alias {
     }
 }
 
-fn indexes() -> Vec<IndexCreateStatement> {
+/// The indexes of DESIGN §3. Where the backend allows, the organization, user and correlation
+/// indexes are partial (`IS NOT NULL`): system entries and tenants without an organization cost
+/// no index space there.
+fn indexes(backend: DbBackend) -> Vec<IndexCreateStatement> {
     let desc = |name: &str| {
         let mut i = Index::create();
         i.name(name).table(Entity);
@@ -123,6 +128,11 @@ fn indexes() -> Vec<IndexCreateStatement> {
         .col((Column::CreatedAt, IndexOrder::Desc));
     let mut correlation = desc("activity_log_correlation");
     correlation.col(Column::CorrelationId);
+    if backend != DbBackend::MySql {
+        org.and_where(Column::OrganizationId.is_not_null());
+        user.and_where(Column::UserId.is_not_null());
+        correlation.and_where(Column::CorrelationId.is_not_null());
+    }
     vec![item, org, team, user, correlation]
 }
 
