@@ -25,21 +25,22 @@ impl TaskKey {
     }
 }
 
+/// A SeaORM value as JSON, safely: bytes as base64 (sea-query's own conversion panics on
+/// non-UTF-8 bytes).
+pub(crate) fn value_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Bytes(Some(b)) => activity_core::value::encode_bytes(b),
+        other => sea_orm::sea_query::value::sea_value_to_json_value(other),
+    }
+}
+
 /// A primary-key value as text: `NULL` gives `None`, never the text `"None"`.
 pub(crate) fn value_text(value: &Value) -> Option<String> {
     let json = match value {
         Value::String(s) => return s.clone(),
         Value::Char(c) => return c.map(|c| c.to_string()),
         Value::Uuid(u) => return u.map(|u| u.hyphenated().to_string()),
-        Value::Bytes(b) => {
-            return b
-                .as_ref()
-                .map(|b| match activity_core::value::encode_bytes(b) {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                });
-        }
-        other => sea_orm::sea_query::value::sea_value_to_json_value(other),
+        other => value_json(other),
     };
     match json {
         serde_json::Value::Null => None,

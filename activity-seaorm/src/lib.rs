@@ -33,6 +33,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod buffer;
+pub mod bulk;
 pub mod entity;
 mod errors;
 pub mod hooks;
