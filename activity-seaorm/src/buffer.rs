@@ -142,10 +142,15 @@ fn pending() -> MutexGuard<'static, HashMap<PendingKey, Pending>> {
         .unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Map size at which stale states are swept; doubles when a sweep frees little, so sweeping
+/// stays amortized O(1) per insert.
+static SWEEP_AT: AtomicUsize = AtomicUsize::new(1024);
+
 pub(crate) fn put_pending<M: Any>(item_id: String, value: Pending) {
     let mut map = pending();
-    if map.len() > 1024 {
+    if map.len() >= SWEEP_AT.load(Ordering::Relaxed) {
         map.retain(|_, p| p.at.elapsed() < PENDING_TTL);
+        SWEEP_AT.store((map.len() * 2).max(1024), Ordering::Relaxed);
     }
     map.insert((TypeId::of::<M>(), item_id, TaskKey::current()), value);
     PENDING_COUNT.store(map.len(), Ordering::Release);

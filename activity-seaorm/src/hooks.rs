@@ -37,15 +37,16 @@ where
     ModelOf<A>: ModelActivity + IntoActiveModel<A> + Clone + Send + Sync + 'static,
     C: ConnectionTrait,
 {
-    if insert || is_muted(<ModelOf<A>>::SCOPE) {
+    if insert {
         return Ok(am);
     }
     let Some(item_id) = active_item_id(&am) else {
         return Ok(am);
     };
+    // Claim what `Tracked` supplied first, so nothing is left behind on any early return.
     let supplied = buffer::take_pending::<ModelOf<A>>(&item_id)
         .and_then(|p| p.before.downcast::<ModelOf<A>>().ok());
-    if !sets_signalling_field(&am) {
+    if is_muted(<ModelOf<A>>::SCOPE) || !sets_signalling_field(&am) {
         return Ok(am);
     }
     let before = match supplied {

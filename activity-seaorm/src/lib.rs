@@ -36,6 +36,7 @@ mod buffer;
 pub mod bulk;
 pub mod entity;
 mod errors;
+pub mod guard;
 pub mod hooks;
 mod keys;
 mod ops;

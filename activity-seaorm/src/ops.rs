@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use scoped_futures::ScopedFutureExt;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
 };
 use serde_json::Value;
 
@@ -125,14 +125,19 @@ async fn for_each_page<C: ConnectionTrait>(
 pub const PRUNE_BATCH: u64 = 5_000;
 
 /// Delete entries older than `older_than` (optionally only of `scopes`), in batches of
-/// [`PRUNE_BATCH`] so no statement holds locks for long. Returns how many were deleted.
-pub async fn prune<C: ConnectionTrait>(
+/// [`PRUNE_BATCH`] so no statement holds locks for long. Each batch runs in its own short
+/// transaction (a savepoint when `db` is a transaction) that enters
+/// [`guard::enter_maintenance`](crate::guard::enter_maintenance), so retention works with the
+/// append-only guard installed. Returns how many were deleted.
+pub async fn prune<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     older_than: DateTime<Utc>,
     scopes: &[&str],
 ) -> Result<u64, Error> {
     let mut total = 0;
     loop {
+        let txn = db.begin().await?;
+        crate::guard::enter_maintenance(&txn).await?;
         let mut select = Entity::find()
             .select_only()
             .column(Column::Id)
@@ -142,15 +147,17 @@ pub async fn prune<C: ConnectionTrait>(
         if !scopes.is_empty() {
             select = select.filter(Column::Scope.is_in(scopes.iter().copied()));
         }
-        let ids: Vec<uuid::Uuid> = select.into_tuple().all(db).await?;
+        let ids: Vec<uuid::Uuid> = select.into_tuple().all(&txn).await?;
         if ids.is_empty() {
+            txn.commit().await?;
             return Ok(total);
         }
         let deleted = Entity::delete_many()
             .filter(Column::Id.is_in(ids))
-            .exec(db)
+            .exec(&txn)
             .await?
             .rows_affected;
+        txn.commit().await?;
         total += deleted;
         tracing::debug!(deleted, total, "pruned activity log batch");
     }
@@ -170,7 +177,9 @@ pub fn pseudonym(user_id: &str) -> String {
 /// Erase a user from the log (a GDPR erasure request): `user_id`, `impersonated_by` and every
 /// `detail` string that holds the user's recorded id or name are rewritten to a stable
 /// [`pseudonym`], `user_name` is cleared, and one `anonymized` entry (scope `User`, item the
-/// pseudonym) records that it happened. Runs in one transaction. Returns the rows rewritten.
+/// pseudonym) records that it happened. Runs in one transaction, which enters
+/// [`guard::enter_maintenance`](crate::guard::enter_maintenance) so erasure works with the
+/// append-only guard installed. Returns the rows rewritten.
 pub async fn anonymize_user<C>(db: &C, user_id: &str) -> Result<u64, Error>
 where
     C: ConnectionTrait + TransactionTrait,
@@ -186,6 +195,7 @@ where
 }
 
 async fn anonymize_in<C: ConnectionTrait>(txn: &C, user_id: &str) -> Result<u64, Error> {
+    crate::guard::enter_maintenance(txn).await?;
     let alias = pseudonym(user_id);
     let backend = txn.get_database_backend();
     let names: Vec<Option<String>> = Entity::find()

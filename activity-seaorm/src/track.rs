@@ -89,8 +89,11 @@ where
 fn supply_before<A>(original: ModelOf<A>)
 where
     A: ActiveModelTrait,
-    ModelOf<A>: Send + 'static,
+    ModelOf<A>: ModelActivity + Send + 'static,
 {
+    if activity_core::is_muted(<ModelOf<A> as ModelActivity>::SCOPE) {
+        return;
+    }
     if let Some(id) = model_item_id(&original) {
         buffer::put_pending::<ModelOf<A>>(
             id,

@@ -43,6 +43,39 @@ pub mod feature_flag {
     }
 }
 
+/// A dashboard: the second model of the axum service.
+pub mod dashboard {
+    use activity_seaorm::prelude::*;
+    use sea_orm::entity::prelude::*;
+
+    /// A dashboard of a team.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, ModelActivity)]
+    #[sea_orm(table_name = "dashboard")]
+    #[activity(scope = "Dashboard", name = name, team = team_id)]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        /// Owning team.
+        pub team_id: i64,
+        /// Title.
+        pub name: String,
+        /// Whether it is pinned to the team's home.
+        pub pinned: bool,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    #[async_trait::async_trait]
+    impl ActiveModelBehavior for ActiveModel {
+        activity_seaorm::activity_hooks!();
+    }
+}
+
+pub mod service;
+
 /// Create the example tables (and `activity_log`) if they do not exist.
 pub async fn create_tables(db: &sea_orm::DatabaseConnection) -> Result<(), sea_orm::DbErr> {
     use sea_orm::{ConnectionTrait, Schema};
@@ -51,6 +84,12 @@ pub async fn create_tables(db: &sea_orm::DatabaseConnection) -> Result<(), sea_o
     db.execute(
         schema
             .create_table_from_entity(feature_flag::Entity)
+            .if_not_exists(),
+    )
+    .await?;
+    db.execute(
+        schema
+            .create_table_from_entity(dashboard::Entity)
             .if_not_exists(),
     )
     .await?;

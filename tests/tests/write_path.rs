@@ -430,6 +430,31 @@ async fn mute_guard_and_scopes(t: &TestDb) {
     assert_eq!(names, vec![Some("scope-not-muted".to_owned())]);
 }
 
+async fn muted_tracked_update_leaves_no_stale_before_state(t: &TestDb) {
+    let flag = new_flag("stale").insert(&t.db).await.unwrap();
+    let flag = mute_signals_in(async {
+        let mut tracked = track(flag);
+        tracked.active = Set(true);
+        tracked.update(&t.db).await.unwrap()
+    })
+    .await;
+    // Same task, same item, unmuted hook path: the diff must start from the real row.
+    let mut am = flag.into_active_model();
+    am.description = Set(Some("fresh".into()));
+    am.update(&t.db).await.unwrap();
+    let entries = t.entries().await;
+    assert_eq!(entries.len(), 2);
+    assert_eq!(
+        entries[1].detail.changes,
+        vec![change(
+            ChangeAction::Created,
+            "description",
+            Value::Null,
+            json!("fresh")
+        )]
+    );
+}
+
 async fn concurrent_tasks_never_see_each_others_actor(t: &TestDb) {
     let db = t.db.clone();
     let tasks: Vec<_> = (0..200)
@@ -766,6 +791,7 @@ backend_tests!(
     rollback_leaves_nothing,
     savepoints_keep_or_drop_their_entries,
     mute_guard_and_scopes,
+    muted_tracked_update_leaves_no_stale_before_state,
     concurrent_tasks_never_see_each_others_actor,
     composite_uuid_and_string_keys,
     tracked_updates_need_no_read,
