@@ -218,3 +218,54 @@ async fn pagination_and_bad_parameters() {
     assert_eq!(page["results"][0]["activity"], json!("deleted"));
     assert_eq!(page["results"][0]["detail"]["name"], json!("Sales 0"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_concurrent_requests_keep_their_own_actor_and_mute() {
+    let s = start().await;
+    let mut tasks = Vec::new();
+    let mut expected_logged = std::collections::BTreeMap::new();
+    for i in 0..1_000u32 {
+        // Deterministic pseudo-random mutes: about a third of the requests are imports.
+        let muted = (i.wrapping_mul(2_654_435_761) >> 7) % 3 == 0;
+        let user = format!("user-{}", i % 37);
+        let key = format!("k{i}-{user}");
+        if !muted {
+            expected_logged.insert(key.clone(), user.clone());
+        }
+        let mut req = s
+            .req(reqwest::Method::POST, "/flags", Some((&user, &user)))
+            .json(&json!({ "key": key }));
+        if muted {
+            req = req.header("x-import", "1");
+        }
+        tasks.push(tokio::spawn(async move {
+            req.send().await.unwrap().status().as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 201);
+    }
+    let mut logged = std::collections::BTreeMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("scope=FeatureFlag&limit=1000&cursor={c}"),
+            None => "scope=FeatureFlag&limit=1000".to_owned(),
+        };
+        let (status, page) = s.activity(&q).await;
+        assert_eq!(status, 200);
+        for e in page["results"].as_array().unwrap() {
+            let key = e["detail"]["name"].as_str().unwrap().to_owned();
+            let user = e["user_id"].as_str().unwrap().to_owned();
+            assert!(logged.insert(key, user).is_none(), "one entry per request");
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        logged, expected_logged,
+        "no misattributed, missing or wrongly muted entry"
+    );
+}
