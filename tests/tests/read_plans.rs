@@ -1,0 +1,379 @@
+//! Query plans of the read path on PostgreSQL at 100,000 rows: the SQL that `load_activity`
+//! really sends (captured through SeaORM's metric callback, values and all) must be served by
+//! the DESIGN §3 indexes — an index scan in the index's order, no `Seq Scan`, no `Sort` — for the
+//! item history, the team feed and their second pages (keyset cursor). Checked twice: as planned
+//! for the bound values (a custom plan) and as a generic prepared-statement plan, which
+//! PostgreSQL may switch to after five executions of sqlx's cached statements.
+//!
+//! PostgreSQL only: passes without running when `ACTIVITY_TEST_POSTGRES_URL` is not set. No
+//! timings are asserted; the plan shape is.
+
+use std::sync::{Arc, Mutex};
+
+use activity_seaorm::{ActivityQuery, Page, load_activity};
+use activity_tests::{Backend, TestDb};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
+use serde_json::Value as Json;
+
+/// Rows in the table.
+const ROWS: i64 = 100_000;
+/// Entries of the one item whose history is paged (the first `HOT_ROWS` generated rows).
+const HOT_ROWS: i64 = 300;
+const HOT_TEAM: &str = "team-7";
+const HOT_SCOPE: &str = "Scope3";
+const HOT_ITEM: &str = "hot";
+
+/// 100,000 entries in one statement: ~200 teams (`team-0` … `team-199`) in 40 organizations,
+/// 50 scopes, thousands of items per scope, `created_at` spread over 2025 with microsecond
+/// resolution, time-ordered (v7-shaped) ids, 5% system entries, and a `detail` with the six keys.
+/// Deterministic (hashes of the row number, no `random()`). The first `hot` rows are one item.
+fn seed_sql(rows: i64, hot: i64) -> String {
+    format!(
+        r#"
+INSERT INTO activity_log (id, created_at, organization_id, team_id, user_id, user_name,
+    impersonated_by, was_impersonated, is_system, scope, item_id, activity, detail,
+    request_id, correlation_id, ip_address, user_agent, client)
+SELECT
+    (lpad(to_hex((extract(epoch FROM at) * 1000)::bigint), 12, '0') || '7'
+        || substr(md5(g::text), 1, 19))::uuid,
+    at,
+    'org-' || (team % 40),
+    'team-' || team,
+    CASE WHEN sys THEN NULL ELSE 'user-' || (h3 % 2000) END,
+    CASE WHEN sys THEN NULL ELSE 'User ' || (h3 % 2000) END,
+    CASE WHEN h3 % 97 = 0 THEN 'staff-1' END,
+    h3 % 97 = 0,
+    sys,
+    scope,
+    item,
+    activity,
+    jsonb_build_object(
+        'name', scope || ' ' || item,
+        'short_id', NULL,
+        'type', NULL,
+        'changes', CASE WHEN activity = 'updated' THEN jsonb_build_array(jsonb_build_object(
+            'type', scope, 'action', 'changed', 'field', 'enabled',
+            'before', false, 'after', true)) ELSE '[]'::jsonb END,
+        'trigger', NULL,
+        'context', NULL),
+    'req-' || g,
+    substr(md5((g / 3)::text), 1, 32),
+    '10.0.' || (h3 % 256) || '.' || (g % 256),
+    'Mozilla/5.0 (X11; Linux x86_64) bench',
+    'web'
+FROM (
+    SELECT g, h3,
+        CASE WHEN g <= {hot} THEN 7 ELSE h1 % 200 END AS team,
+        CASE WHEN g <= {hot} THEN 'Scope3' ELSE 'Scope' || (h2 % 50) END AS scope,
+        CASE WHEN g <= {hot} THEN 'hot' ELSE ((h2 / 50) % 5000)::text END AS item,
+        timestamptz '2025-01-01 00:00:00+00'
+            + (h4 % 31536000000000) * interval '1 microsecond' AS at,
+        h3 % 20 = 0 AS sys,
+        CASE h3 % 10 WHEN 0 THEN 'created' WHEN 1 THEN 'deleted' ELSE 'updated' END AS activity
+    FROM (
+        SELECT g,
+            hashint8extended(g, 1) & 9223372036854775807 AS h1,
+            hashint8extended(g, 2) & 9223372036854775807 AS h2,
+            hashint8extended(g, 3) & 9223372036854775807 AS h3,
+            hashint8extended(g, 4) & 9223372036854775807 AS h4
+        FROM generate_series(1, {rows}::bigint) AS g
+    ) AS hashed
+) AS shaped"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_queries_are_index_scans_in_index_order() {
+    with_seeded_db(Keyset::Anywhere).await;
+}
+
+/// DESIGN §8 wants page 1000 as fast as page 1: that needs the cursor bound inside the index
+/// scan (`Index Cond`), not a `Filter` run over every newer row of the item or team.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails today: read.rs `keyset()` emits `created_at < $t OR (created_at = $t AND id < $id)`, \
+            which PostgreSQL can only apply as a Filter (see BENCHMARKS-read.md)"]
+async fn cursor_bound_is_an_index_condition() {
+    with_seeded_db(Keyset::InIndexCond).await;
+}
+
+/// Where the keyset bound of a second page must be evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keyset {
+    /// Index condition or filter: only the scan shape is checked.
+    Anywhere,
+    /// The bound on `created_at` must be an index condition.
+    InIndexCond,
+}
+
+async fn with_seeded_db(keyset: Keyset) {
+    let Some(mut t) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let captured: Arc<Mutex<Vec<Statement>>> = Arc::default();
+    let sink = captured.clone();
+    t.db.set_metric_callback(move |info| {
+        sink.lock().unwrap().push(info.statement.clone());
+    });
+    // Run the checks in their own task so a failed assertion still drops the 100k-row schema.
+    let t = Arc::new(t);
+    let outcome = tokio::spawn(check_plans(t.clone(), captured, keyset)).await;
+    if let Ok(t) = Arc::try_unwrap(t) {
+        t.cleanup().await;
+    }
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn check_plans(t: Arc<TestDb>, captured: Arc<Mutex<Vec<Statement>>>, keyset: Keyset) {
+    let db = &t.db;
+    assert_eq!(db.get_database_backend(), DbBackend::Postgres);
+    db.execute_unprepared(&seed_sql(ROWS, HOT_ROWS))
+        .await
+        .expect("seed 100,000 entries");
+    db.execute_unprepared("ANALYZE activity_log")
+        .await
+        .expect("analyze");
+
+    let item_index = index_named(db, "(team_id, scope, item_id, created_at DESC, id DESC)").await;
+    let feed_index = index_named(db, "(team_id, created_at DESC, id DESC)").await;
+
+    let history = ActivityQuery::for_team(HOT_TEAM).item(HOT_SCOPE, HOT_ITEM);
+    let feed = ActivityQuery::for_team(HOT_TEAM);
+    let cases = [
+        ("item history, page 1", history.clone(), &item_index, false),
+        ("item history, page 2", history, &item_index, true),
+        ("team feed, page 1", feed.clone(), &feed_index, false),
+        ("team feed, page 2", feed, &feed_index, true),
+    ];
+    for (what, query, index, second_page) in cases {
+        let (stmt, page) = captured_load(db, &captured, &query, second_page).await;
+        assert_eq!(page.results.len(), 100, "{what}: a full page");
+        assert!(page.next_cursor.is_some(), "{what}: more pages follow");
+        assert!(
+            stmt.sql.contains("LIMIT"),
+            "{what}: expected a LIMITed SELECT, got {}",
+            stmt.sql
+        );
+        let custom = explain(db, &stmt).await;
+        check_plan(what, "custom plan", &custom, index, second_page, keyset);
+        let generic = explain_generic(db, &stmt).await;
+        check_plan(what, "generic plan", &generic, index, second_page, keyset);
+    }
+}
+
+/// Run `load_activity` (after following one cursor when `second_page`) and return the SELECT it
+/// sent for the last page, as SeaORM's metric callback saw it.
+async fn captured_load(
+    db: &DatabaseConnection,
+    captured: &Mutex<Vec<Statement>>,
+    query: &ActivityQuery,
+    second_page: bool,
+) -> (Statement, Page) {
+    let mut query = query.clone();
+    if second_page {
+        let first = load_activity(db, &query).await.expect("page 1");
+        query = query.after(first.next_cursor.expect("a cursor after page 1"));
+    }
+    captured.lock().unwrap().clear();
+    let page = load_activity(db, &query).await.expect("load_activity");
+    let all = std::mem::take(&mut *captured.lock().unwrap());
+    let mut selects: Vec<Statement> = all
+        .iter()
+        .filter(|s| s.sql.starts_with("SELECT") && s.sql.contains("\"activity_log\""))
+        .cloned()
+        .collect();
+    assert_eq!(
+        selects.len(),
+        1,
+        "expected one SELECT on activity_log per page, got {all:?}"
+    );
+    (selects.remove(0), page)
+}
+
+/// The name of the index on `activity_log` (in the test's schema) whose column list is `columns`.
+async fn index_named(db: &DatabaseConnection, columns: &str) -> String {
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT indexname, indexdef FROM pg_indexes \
+             WHERE schemaname = current_schema() AND tablename = 'activity_log'",
+            [],
+        ))
+        .await
+        .expect("list indexes");
+    let mut defs = Vec::new();
+    for row in rows {
+        let name: String = row.try_get("", "indexname").unwrap();
+        let def: String = row.try_get("", "indexdef").unwrap();
+        if def.contains(&format!("USING btree {columns}")) {
+            return name;
+        }
+        defs.push(def);
+    }
+    panic!("no btree index on activity_log{columns} (DESIGN §3); indexes: {defs:#?}");
+}
+
+/// `EXPLAIN (FORMAT JSON)` of the statement with its values bound, as the driver sends it.
+async fn explain(db: &DatabaseConnection, stmt: &Statement) -> Json {
+    let explain = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!("EXPLAIN (FORMAT JSON) {}", stmt.sql),
+        stmt.values.clone().map(|v| v.0).unwrap_or_default(),
+    );
+    plan_json(db, explain).await
+}
+
+/// The generic plan of the statement: PREPAREd with the parameter types the driver binds,
+/// planned with `plan_cache_mode = force_generic_plan`, EXPLAINed through EXECUTE.
+async fn explain_generic(db: &DatabaseConnection, stmt: &Statement) -> Json {
+    let values = stmt.values.clone().map(|v| v.0).unwrap_or_default();
+    let types: Vec<&str> = values.iter().map(pg_type).collect();
+    let placeholders: Vec<String> = (1..=values.len()).map(|n| format!("${n}")).collect();
+    let txn = db.begin().await.expect("begin");
+    txn.execute_unprepared(&format!(
+        "PREPARE read_plan ({}) AS {}",
+        types.join(", "),
+        stmt.sql
+    ))
+    .await
+    .expect("prepare");
+    txn.execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan")
+        .await
+        .expect("force generic plans");
+    // `Statement`'s Display inlines the values as PostgreSQL literals.
+    let execute = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "EXPLAIN (FORMAT JSON) EXECUTE read_plan ({})",
+            placeholders.join(", ")
+        ),
+        values,
+    )
+    .to_string();
+    let plan = txn
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, execute))
+        .await
+        .expect("explain execute")
+        .expect("a plan row");
+    let plan: Json = plan.try_get("", "QUERY PLAN").expect("plan json");
+    txn.execute_unprepared("DEALLOCATE read_plan")
+        .await
+        .expect("deallocate");
+    txn.rollback().await.expect("rollback");
+    plan
+}
+
+/// The PostgreSQL type sqlx binds a SeaORM value as.
+fn pg_type(value: &Value) -> &'static str {
+    match value {
+        Value::String(_) => "text",
+        Value::ChronoDateTimeUtc(_) => "timestamptz",
+        Value::Uuid(_) => "uuid",
+        Value::Bool(_) => "boolean",
+        Value::BigInt(_) | Value::BigUnsigned(_) | Value::Unsigned(_) => "bigint",
+        Value::Int(_) => "integer",
+        other => panic!("unexpected bound value in a read query: {other:?}"),
+    }
+}
+
+async fn plan_json(db: &DatabaseConnection, stmt: Statement) -> Json {
+    let row = db
+        .query_one_raw(stmt)
+        .await
+        .expect("explain")
+        .expect("a plan row");
+    row.try_get("", "QUERY PLAN").expect("plan json")
+}
+
+/// Every plan node, depth first.
+fn nodes(plan: &Json) -> Vec<&Json> {
+    fn walk<'a>(node: &'a Json, out: &mut Vec<&'a Json>) {
+        out.push(node);
+        if let Some(children) = node.get("Plans").and_then(Json::as_array) {
+            for child in children {
+                walk(child, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let root = &plan[0]["Plan"];
+    assert!(
+        root.is_object(),
+        "not an EXPLAIN (FORMAT JSON) result: {plan}"
+    );
+    walk(root, &mut out);
+    out
+}
+
+fn field<'a>(node: &'a Json, key: &str) -> &'a str {
+    node.get(key).and_then(Json::as_str).unwrap_or("")
+}
+
+fn check_plan(what: &str, kind: &str, plan: &Json, index: &str, second_page: bool, keyset: Keyset) {
+    let pretty = serde_json::to_string_pretty(plan).unwrap();
+    let all = nodes(plan);
+    let types: Vec<&str> = all.iter().map(|n| field(n, "Node Type")).collect();
+    assert!(
+        !types.contains(&"Seq Scan"),
+        "{what} ({kind}): Seq Scan in the plan\n{pretty}"
+    );
+    assert!(
+        !types.contains(&"Sort") && !types.contains(&"Incremental Sort"),
+        "{what} ({kind}): the rows are sorted instead of read in index order\n{pretty}"
+    );
+    assert_eq!(
+        types.first().copied(),
+        Some("Limit"),
+        "{what} ({kind}): the LIMIT is not applied on top of the scan\n{pretty}"
+    );
+    let scans: Vec<&&Json> = all
+        .iter()
+        .filter(|n| field(n, "Relation Name") == "activity_log")
+        .collect();
+    assert_eq!(
+        scans.len(),
+        1,
+        "{what} ({kind}): expected one scan of activity_log\n{pretty}"
+    );
+    let scan = scans[0];
+    assert!(
+        matches!(field(scan, "Node Type"), "Index Scan" | "Index Only Scan"),
+        "{what} ({kind}): activity_log is read by a {} (expected an index scan)\n{pretty}",
+        field(scan, "Node Type")
+    );
+    assert_eq!(
+        field(scan, "Index Name"),
+        index,
+        "{what} ({kind}): wrong index\n{pretty}"
+    );
+    assert_eq!(
+        field(scan, "Scan Direction"),
+        "Forward",
+        "{what} ({kind}): the DESC index should be read forward for newest-first\n{pretty}"
+    );
+    let cond = field(scan, "Index Cond");
+    assert!(
+        cond.contains("team_id"),
+        "{what} ({kind}): the team is not an index condition: {cond}\n{pretty}"
+    );
+    if what.starts_with("item") {
+        assert!(
+            cond.contains("scope") && cond.contains("item_id"),
+            "{what} ({kind}): scope and item are not index conditions: {cond}\n{pretty}"
+        );
+    }
+    if second_page {
+        // Where the keyset bound is evaluated: inside the index (the page depth does not matter)
+        // or as a filter over every newer row (the cost grows with the depth).
+        let filter = field(scan, "Filter");
+        eprintln!("{what} ({kind}): Index Cond: {cond}; Filter: {filter}");
+        if keyset == Keyset::InIndexCond {
+            assert!(
+                cond.contains("created_at"),
+                "{what} ({kind}): the cursor bound is a Filter, not an index condition: \
+                 Index Cond: {cond}; Filter: {filter}\n{pretty}"
+            );
+        }
+    }
+}
