@@ -17,8 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use activity_seaorm::{ActivityQuery, Page, export_csv, load_activity};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde_json::Value as Json;
 
@@ -129,11 +132,13 @@ async fn run(
     // Follow the cursors to page 1000 (one sample per page, reported at a few depths).
     let mut query = item.clone();
     let mut walk = Vec::with_capacity(DEEP_PAGE);
+    let mut last_seen = None;
     let walk_start = Instant::now();
     for n in 1..DEEP_PAGE {
         let t = Instant::now();
         let page = load_activity(db, &query).await?;
         walk.push((n, t.elapsed()));
+        last_seen = page.results.last().map(|e| (e.created_at, e.id));
         let cursor = page
             .next_cursor
             .ok_or_else(|| format!("item history ended at page {n}"))?;
@@ -145,6 +150,23 @@ async fn run(
     if deep_page.results.len() != PAGE {
         return Err(format!("page {DEEP_PAGE} has {} rows", deep_page.results.len()).into());
     }
+    // Reference, not the library: the same page with the bound as a row comparison
+    // `(created_at, id) < ($t, $id)`, which PostgreSQL applies inside the index scan.
+    let (at, id) = last_seen.ok_or("empty page 999")?;
+    let mut samples = Vec::with_capacity(reps);
+    for i in 0..reps + 5 {
+        let t = Instant::now();
+        let rows = row_value_page(db, at, id).await?;
+        if i >= 5 {
+            samples.push(t.elapsed());
+        }
+        let ids: Vec<_> = rows.iter().map(|e| e.id).collect();
+        let expected: Vec<_> = deep_page.results.iter().map(|e| e.id).collect();
+        if ids[..PAGE] != expected[..] {
+            return Err("the row-value page differs from load_activity's page 1000".into());
+        }
+    }
+    let reference = stats(samples);
 
     // -- team feed ------------------------------------------------------------------------
     let typical = ActivityQuery::for_team(TYPICAL_TEAM).limit(PAGE);
@@ -169,6 +191,10 @@ async fn run(
             &deep,
         ),
         (
+            format!("  reference: page {DEEP_PAGE}, row-value keyset"),
+            &reference,
+        ),
+        (
             format!("team feed page 1 ({TYPICAL_TEAM}, {typical_rows} rows)"),
             &feed,
         ),
@@ -188,6 +214,10 @@ async fn run(
     println!(
         "ratio page {DEEP_PAGE} / page 1 (medians): {:.2}",
         deep.median.as_secs_f64() / page1.median.as_secs_f64()
+    );
+    println!(
+        "  reference (row-value keyset, same page, same decoding) / page 1: {:.2}",
+        reference.median.as_secs_f64() / page1.median.as_secs_f64()
     );
     println!(
         "cursor walk pages 1..{}: {:.2} s total; single samples by depth (ms):",
@@ -214,6 +244,30 @@ async fn run(
     // -- export ---------------------------------------------------------------------------
     export(db, &item, export_rows).await?;
     Ok(())
+}
+
+/// The hot item's page after `(at, id)`, newest first, with a row-value keyset bound, decoded
+/// like `load_activity` does (one row more than the page, as it asks).
+async fn row_value_page(
+    db: &DatabaseConnection,
+    at: DateTime<Utc>,
+    id: sea_orm::prelude::Uuid,
+) -> Res<Vec<activity_seaorm::ActivityEntry>> {
+    use activity_seaorm::activity_log::{Column, Entity};
+    let rows = Entity::find()
+        .filter(Column::TeamId.eq(HOT_TEAM))
+        .filter(Column::Scope.eq(HOT_SCOPE))
+        .filter(Column::ItemId.eq(HOT_ITEM))
+        .filter(Expr::cust_with_values(
+            r#"("activity_log"."created_at", "activity_log"."id") < ($1, $2)"#,
+            [sea_orm::Value::from(at), sea_orm::Value::from(id)],
+        ))
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .limit((PAGE + 1) as u64)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 struct Stats {
