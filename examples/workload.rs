@@ -88,7 +88,9 @@ static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Mode {
     Unlogged,
+    /// Hook path; for `Bulk`, `bulk::update_many` per row.
     Hook,
+    /// `Tracked`; for `Bulk`, `bulk::update_many` with one summary entry.
     Tracked,
     Muted,
     Peer,
@@ -102,6 +104,9 @@ enum Shape {
     Autocommit,
     /// 10 inserts then 10 deletes in one transaction.
     InsertDelete,
+    /// One `update_many` of 1,000 rows in one transaction (Hook = per-row entries, Tracked =
+    /// summary entry).
+    Bulk,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -131,6 +136,7 @@ async fn main() -> Result<(), DbErr> {
         Shape::Txn(100),
         Shape::Autocommit,
         Shape::InsertDelete,
+        Shape::Bulk,
     ];
     if let Some(only) = ONLY.get() {
         shapes.retain(|s| format!("{s:?}").contains(only.as_str()));
@@ -286,6 +292,17 @@ async fn run(
             .await?;
             Ok(start.elapsed())
         }
+        Shape::Bulk => {
+            let start = Instant::now();
+            ActivityContext::scope(alice, async {
+                transaction(db, |txn| {
+                    async move { bulk_update(txn, mode, tick).await }.scope_boxed()
+                })
+                .await
+            })
+            .await?;
+            Ok(start.elapsed())
+        }
         Shape::InsertDelete => {
             let start = Instant::now();
             ActivityContext::scope(alice, async {
@@ -351,6 +368,48 @@ async fn update_one<C: ConnectionTrait>(
             am.rollout = Set(rollout);
             am.active = Set(tick % 2 == 0);
             am.update(db).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn bulk_update<C: ConnectionTrait>(db: &C, mode: Mode, tick: i64) -> Result<(), DbErr> {
+    use activity_seaorm::bulk::{self, BulkMode};
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let filter = plain::Column::TeamId.eq(7);
+    let rollout = (tick % 100) as i32 + 1;
+    match mode {
+        Mode::Unlogged | Mode::Peer => {
+            plain::Entity::update_many()
+                .set(plain::ActiveModel {
+                    rollout: Set(rollout),
+                    ..Default::default()
+                })
+                .filter(filter)
+                .exec(db)
+                .await?;
+        }
+        Mode::Hook | Mode::Tracked | Mode::Muted => {
+            let how = if mode == Mode::Tracked {
+                BulkMode::Summary
+            } else {
+                BulkMode::PerRow
+            };
+            let values = logged::ActiveModel {
+                rollout: Set(rollout),
+                ..Default::default()
+            };
+            let run = bulk::update_many::<logged::Entity, _>(
+                db,
+                logged::Column::TeamId.eq(7),
+                values,
+                how,
+            );
+            if mode == Mode::Muted {
+                mute_signals_in(run).await?;
+            } else {
+                run.await?;
+            }
         }
     }
     Ok(())

@@ -38,7 +38,7 @@ pub async fn load_activity<C: ConnectionTrait>(
     let mut condition = conditions(query, backend)?;
     if let Some(cursor) = &query.cursor {
         let (at, id) = decode_cursor(cursor, query)?;
-        condition = condition.add(keyset(query.order, at, id));
+        condition = condition.add(keyset(query.order, backend, at, id));
     }
     let (created, id) = match query.order {
         Order::Descending => (sea_orm::Order::Desc, sea_orm::Order::Desc),
@@ -486,18 +486,39 @@ fn sqlite_equals(x: &Sql, t: &Sql, values: &[Wanted]) -> Sql {
     s
 }
 
-/// Rows strictly after the cursor position in the page order.
-fn keyset(order: Order, at: DateTime<Utc>, id: uuid::Uuid) -> Condition {
+/// Rows strictly after the cursor position in the page order, as an index range.
+///
+/// PostgreSQL gets the row comparison `(created_at, id) < ($t, $id)`, which it turns into one
+/// index range. Elsewhere the `OR` form is kept, with a plain `created_at <= $t` beside it so the
+/// index range stays bounded: without it a deep page reads every newer row first (page 1000
+/// of a hot item was 90x slower than page 1).
+fn keyset(order: Order, backend: DbBackend, at: DateTime<Utc>, id: uuid::Uuid) -> Condition {
+    if backend == DbBackend::Postgres {
+        let op = match order {
+            Order::Descending => "<",
+            Order::Ascending => ">",
+        };
+        let sql =
+            format!("(\"activity_log\".\"created_at\", \"activity_log\".\"id\") {op} ($1, $2)");
+        return Condition::all().add(Expr::cust_with_values(
+            sql,
+            [Value::from(at), Value::from(id)],
+        ));
+    }
     match order {
-        Order::Descending => Condition::any().add(Column::CreatedAt.lt(at)).add(
-            Condition::all()
-                .add(Column::CreatedAt.eq(at))
-                .add(Column::Id.lt(id)),
+        Order::Descending => Condition::all().add(Column::CreatedAt.lte(at)).add(
+            Condition::any().add(Column::CreatedAt.lt(at)).add(
+                Condition::all()
+                    .add(Column::CreatedAt.eq(at))
+                    .add(Column::Id.lt(id)),
+            ),
         ),
-        Order::Ascending => Condition::any().add(Column::CreatedAt.gt(at)).add(
-            Condition::all()
-                .add(Column::CreatedAt.eq(at))
-                .add(Column::Id.gt(id)),
+        Order::Ascending => Condition::all().add(Column::CreatedAt.gte(at)).add(
+            Condition::any().add(Column::CreatedAt.gt(at)).add(
+                Condition::all()
+                    .add(Column::CreatedAt.eq(at))
+                    .add(Column::Id.gt(id)),
+            ),
         ),
     }
 }

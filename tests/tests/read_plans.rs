@@ -90,8 +90,6 @@ async fn read_queries_are_index_scans_in_index_order() {
 /// DESIGN §8 wants page 1000 as fast as page 1: that needs the cursor bound inside the index
 /// scan (`Index Cond`), not a `Filter` run over every newer row of the item or team.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails today: read.rs `keyset()` emits `created_at < $t OR (created_at = $t AND id < $id)`, \
-            which PostgreSQL can only apply as a Filter (see BENCHMARKS-read.md)"]
 async fn cursor_bound_is_an_index_condition() {
     with_seeded_db(Keyset::InIndexCond).await;
 }
