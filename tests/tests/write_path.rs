@@ -801,3 +801,25 @@ backend_tests!(
     seventy_thousand_entries_in_one_transaction,
     schema_is_idempotent,
 );
+
+/// The `sea-orm-migration` `Migration` creates (idempotently) and drops the table.
+#[tokio::test]
+async fn migration_up_and_down() {
+    use activity_seaorm::schema::migration::Migration;
+    use sea_orm_migration::{MigrationTrait, SchemaManager};
+    let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+    let manager = SchemaManager::new(&db);
+    Migration.up(&manager).await.unwrap();
+    Migration.up(&manager).await.unwrap();
+    activity_seaorm::log_activity(&db, ActivityEntry::new("Migration", "ran"))
+        .await
+        .unwrap();
+    Migration.down(&manager).await.unwrap();
+    let err = activity_seaorm::log_activity(&db, ActivityEntry::new("Migration", "ran"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("activity log write failed"),
+        "{err}"
+    );
+}
