@@ -4,7 +4,7 @@
 //!   [`Trigger`], [`Actor`]);
 //! - [`ActivityContext`]: the actor and request context in a tokio task-local;
 //! - [`mute_signals`], [`mute_signals_in`], [`mute_scopes`]: per-task muting for bulk jobs;
-//! - [`ModelActivity`] (derive it) and [`diff`]: field-level change detection with exclusions,
+//! - [`ModelActivity`] (derive it) and [`diff()`]: field-level change detection with exclusions,
 //!   empty-value rules, masking and renames;
 //! - [`ActivityStore`], [`InMemoryStore`], [`ActivityQuery`], [`Clock`], [`ActivityHooks`].
 //!
