@@ -114,9 +114,12 @@ pub(crate) fn merge_into(
 
 type PendingKey = (TypeId, String, TaskKey);
 
+/// [`Pending::conn`] of a before-state supplied by `Tracked`, not yet claimed by `before_save`.
+pub(crate) const SUPPLIED: usize = 0;
+
 /// A before-state waiting for its `after_save`.
 pub(crate) struct Pending {
-    /// The connection the update runs on (0: not yet known, set by `Tracked`).
+    /// The connection the update runs on ([`SUPPLIED`] until `before_save` claims it).
     pub(crate) conn: usize,
     pub(crate) before: Box<dyn Any + Send>,
     /// Builds the entry from the before-state and the values written, for

@@ -44,7 +44,9 @@ where
         return Ok(am);
     };
     // Claim what `Tracked` supplied first, so nothing is left behind on any early return.
+    // A state left by a previous update that failed (conn != 0) is stale: read afresh.
     let supplied = buffer::take_pending::<ModelOf<A>>(&item_id)
+        .filter(|p| p.conn == buffer::SUPPLIED)
         .and_then(|p| p.before.downcast::<ModelOf<A>>().ok());
     if is_muted(<ModelOf<A>>::SCOPE) || !sets_signalling_field(&am) {
         return Ok(am);

@@ -98,7 +98,7 @@ where
         buffer::put_pending::<ModelOf<A>>(
             id,
             Pending {
-                conn: 0,
+                conn: buffer::SUPPLIED,
                 before: Box::new(original) as Box<dyn Any + Send>,
                 predict: Box::new(|_| None),
                 at: Instant::now(),
