@@ -68,9 +68,11 @@ pub async fn load_activity<C: ConnectionTrait>(
 pub(crate) fn conditions(query: &ActivityQuery, backend: DbBackend) -> Result<Condition, Error> {
     let mut c = Condition::all();
     if let Some(org) = &query.organization_id {
+        reject_nul(org)?;
         c = c.add(Column::OrganizationId.eq(org.as_str()));
     }
     if let Some(team) = &query.team_id {
+        reject_nul(team)?;
         c = c.add(Column::TeamId.eq(team.as_str()));
     }
     for (values, column) in [
@@ -100,6 +102,7 @@ pub(crate) fn conditions(query: &ActivityQuery, backend: DbBackend) -> Result<Co
     }
     if let Some(text) = &query.search {
         reject_nul(text)?;
+        reject_long_pattern(text)?;
         let sql = match backend {
             DbBackend::Postgres => {
                 "LOWER(CAST(\"activity_log\".\"detail\" AS TEXT)) LIKE $1 ESCAPE '!'"
@@ -120,6 +123,21 @@ fn reject_nul(text: &str) -> Result<(), ActivityError> {
         Err(ActivityError::InvalidQuery(
             "filter values cannot contain NUL bytes".into(),
         ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Longest text for `search` and `contains`, in bytes. SQLite refuses LIKE patterns over
+/// 50 000 bytes ("pattern too complex"); the escaped, lower-cased pattern stays well below.
+const MAX_PATTERN_TEXT: usize = 10_000;
+
+fn reject_long_pattern(text: &str) -> Result<(), ActivityError> {
+    if text.len() > MAX_PATTERN_TEXT {
+        Err(ActivityError::InvalidQuery(format!(
+            "search text is {} bytes, longer than the maximum {MAX_PATTERN_TEXT}",
+            text.len()
+        )))
     } else {
         Ok(())
     }
@@ -248,6 +266,7 @@ fn detail_filter(filter: &DetailFilter, backend: DbBackend) -> Result<SimpleExpr
         FilterOp::In(vs) => vs.iter().map(wanted).collect::<Result<_, _>>()?,
         FilterOp::Contains(s) => {
             reject_nul(s)?;
+            reject_long_pattern(s)?;
             return Ok(contains(&path, s, backend).into_expr(backend));
         }
     };
