@@ -116,3 +116,36 @@ pub async fn create_tables(db: &DatabaseConnection) {
     crate::create_entity_table(db, document::Entity).await;
     crate::create_entity_table(db, setting::Entity).await;
 }
+
+/// Every tracked field masked, the display name and short id included, with snapshots: the
+/// security tests' worst case for leaks. Not created by [`create_tables`]: tests that use it
+/// create it with [`crate::create_entity_table`].
+pub mod vault {
+    use activity_seaorm::prelude::*;
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, ModelActivity)]
+    #[sea_orm(table_name = "vault")]
+    #[activity(scope = "Vault", name = label, short_id = token, team = team_id, snapshot)]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        pub team_id: i64,
+        #[activity(mask)]
+        pub label: String,
+        #[activity(mask)]
+        pub token: String,
+        #[activity(mask_keys)]
+        pub creds: Json,
+        #[activity(mask)]
+        pub note: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    #[async_trait::async_trait]
+    impl ActiveModelBehavior for ActiveModel {
+        activity_seaorm::activity_hooks!();
+    }
+}
