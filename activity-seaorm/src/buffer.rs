@@ -83,6 +83,11 @@ pub(crate) fn correlation_id(key: usize) -> Option<String> {
     frames().get(&key).map(|f| f.correlation_id.clone())
 }
 
+/// Whether a helper transaction's frame is open at `key`.
+pub(crate) fn is_open(key: usize) -> bool {
+    OPEN_FRAMES.load(Ordering::Acquire) != 0 && frames().contains_key(&key)
+}
+
 /// Buffer `entry` into the frame at `key`; hands it back if there is no such frame.
 pub(crate) fn push(key: usize, mut entry: ActivityEntry) -> Option<ActivityEntry> {
     if OPEN_FRAMES.load(Ordering::Acquire) == 0 {
@@ -157,6 +162,17 @@ pub(crate) fn put_pending<M: Any>(item_id: String, value: Pending) {
     }
     map.insert((TypeId::of::<M>(), item_id, TaskKey::current()), value);
     PENDING_COUNT.store(map.len(), Ordering::Release);
+}
+
+/// Leave a `Tracked` before-state, unless an earlier update of the row in this task still waits
+/// to be settled: then `before_save` must read the row anyway, and the tracked original may be
+/// older than that update.
+pub(crate) fn supply_pending<M: Any>(item_id: String, value: Pending) {
+    let key = (TypeId::of::<M>(), item_id, TaskKey::current());
+    let unsettled = pending().get(&key).is_some_and(|p| p.conn != SUPPLIED);
+    if !unsettled {
+        put_pending::<M>(key.1, value);
+    }
 }
 
 pub(crate) fn take_pending<M: Any>(item_id: &str) -> Option<Pending> {

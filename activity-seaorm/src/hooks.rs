@@ -25,7 +25,7 @@ use sea_orm::{
 
 use crate::buffer::{self, Pending};
 use crate::keys::{active_item_id, conn_key, model_item_id};
-use crate::write::{emit, model_entry};
+use crate::write::{buffer_into, emit, model_entry};
 
 /// The model type of an active model.
 pub type ModelOf<A> = <<A as ActiveModelTrait>::Entity as EntityTrait>::Model;
@@ -43,17 +43,32 @@ where
     let Some(item_id) = active_item_id(&am) else {
         return Ok(am);
     };
-    // Claim what `Tracked` supplied first, so nothing is left behind on any early return.
-    // A state left by a previous update that failed (conn != 0) is stale: read afresh.
-    let supplied = buffer::take_pending::<ModelOf<A>>(&item_id)
-        .filter(|p| p.conn == buffer::SUPPLIED)
-        .and_then(|p| p.before.downcast::<ModelOf<A>>().ok());
+    // Claim what is pending first, so nothing is left behind on any early return: either the
+    // before-state `Tracked` supplied, or one left by an earlier update of this row that never
+    // reached `after_save` (`update_without_returning`, or an update that failed).
+    let mut supplied = None;
+    let mut fresh = None;
+    if let Some(earlier) = buffer::take_pending::<ModelOf<A>>(&item_id) {
+        if earlier.conn == buffer::SUPPLIED {
+            supplied = earlier.before.downcast::<ModelOf<A>>().ok().map(|m| *m);
+        } else if buffer::is_open(earlier.conn) {
+            fresh = Some(settle_earlier(&am, db, earlier).await?);
+        } else {
+            // Outside a helper transaction nothing vouches that the row has not changed
+            // hands since: the state is stale. Read afresh.
+            tracing::debug!(
+                item_id,
+                "dropping a before-state left outside a transaction"
+            );
+        }
+    }
     if is_muted(<ModelOf<A>>::SCOPE) || !sets_signalling_field(&am) {
         return Ok(am);
     }
-    let before = match supplied {
-        Some(model) => *model,
-        None => match read_row(&am, db).await? {
+    let before = match (supplied, fresh) {
+        (Some(model), _) | (None, Some(Some(model))) => model,
+        (None, Some(None)) => return Ok(am),
+        (None, None) => match read_row(&am, db).await? {
             Some(model) => model,
             // No such row: the UPDATE will match nothing and nothing is logged.
             None => return Ok(am),
@@ -74,6 +89,36 @@ where
         },
     );
     Ok(am)
+}
+
+/// Log what an earlier update of the same row, in a helper transaction still open, did when it
+/// never reached `after_save`: the difference between its before-state and the row as it is
+/// now (the row lock, or SQLite's write lock, keeps other writers out meanwhile). An `update_without_returning`
+/// yields its entry; an update that failed changed nothing and yields none. The entry joins the
+/// earlier update's transaction (which may be this savepoint's parent), as it would have at
+/// that transaction's flush. Returns the current row: the before-state of the update starting.
+async fn settle_earlier<A, C>(am: &A, db: &C, earlier: Pending) -> Result<Option<ModelOf<A>>, DbErr>
+where
+    A: ActiveModelTrait,
+    ModelOf<A>: ModelActivity + Send + Sync + 'static,
+    C: ConnectionTrait,
+{
+    let current = read_row(am, db).await?;
+    let Some(now) = &current else {
+        return Ok(current);
+    };
+    let Ok(before) = earlier.before.downcast::<ModelOf<A>>() else {
+        return Ok(current);
+    };
+    let mut entry = model_entry(now, model_item_id(now), activity::UPDATED);
+    before.activity_changes(now, &mut entry.detail.changes);
+    if entry.detail.changes.is_empty() {
+        return Ok(current);
+    }
+    if let Some(entry) = buffer_into(earlier.conn, entry) {
+        tracing::debug!(item_id = ?entry.item_id, "the earlier update's transaction closed");
+    }
+    Ok(current)
 }
 
 /// `after_save`: log `created`, or `updated` with the field changes.

@@ -293,20 +293,15 @@ fn contains(path: &DetailPath, needle: &str, backend: DbBackend) -> Sql {
                 .push(" ESCAPE '!'");
             s
         }),
-        DbBackend::MySql => {
+        DbBackend::MySql => mysql_contains(path, pattern),
+        // `json_extract` gives booleans as 1 and 0: spell them as JSON does, like the others.
+        _ => sqlite_match(path, |x, t| {
             let mut s = Sql::default();
-            s.push("LOWER(JSON_UNQUOTE(JSON_EXTRACT(`activity_log`.`detail`, ")
-                .bind(mysql_path(path))
-                .push("))) LIKE ")
-                .bind(pattern)
-                .push(" ESCAPE '!'");
-            s
-        }
-        _ => sqlite_match(path, |x, _| {
-            let mut s = Sql::default();
-            s.push("LOWER(CAST(")
+            s.push("CASE ")
+                .append(t)
+                .push(" WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE LOWER(CAST(")
                 .append(x)
-                .push(" AS TEXT)) LIKE ")
+                .push(" AS TEXT)) END LIKE ")
                 .bind(pattern.clone())
                 .push(" ESCAPE '!'");
             s
@@ -393,11 +388,51 @@ fn pg_equals(x: &Sql, values: &[Wanted]) -> Sql {
 
 /// MySQL/MariaDB JSON path: `$."a"."b"`, arrays as `[*]`.
 fn mysql_path(path: &DetailPath) -> String {
-    let quote = |keys: &[String]| keys.iter().map(|k| format!(".\"{k}\"")).collect::<String>();
     match &path.each {
-        None => format!("${}", quote(&path.head)),
-        Some(each) => format!("${}[*]{}", quote(&path.head), quote(each)),
+        None => format!("${}", mysql_keys(&path.head)),
+        Some(each) => format!("${}[*]{}", mysql_keys(&path.head), mysql_keys(each)),
     }
+}
+
+/// `."a"."b"`: the member steps of a MySQL JSON path.
+fn mysql_keys(keys: &[String]) -> String {
+    keys.iter().map(|k| format!(".\"{k}\"")).collect()
+}
+
+/// MySQL/MariaDB: text of the value(s) at `path` LIKE `pattern`. With `[]`, each element is
+/// tested on its own (`JSON_TABLE`), never the array's JSON text with its quotes and escapes;
+/// a JSON `null` has no text, as on the other backends.
+fn mysql_contains(path: &DetailPath, pattern: String) -> Sql {
+    let (doc, inner) = match &path.each {
+        None => (
+            "`activity_log`.`detail`",
+            format!("${}", mysql_keys(&path.head)),
+        ),
+        Some(each) => ("e.v", format!("${}", mysql_keys(each))),
+    };
+    let extract = |s: &mut Sql| {
+        s.push("JSON_EXTRACT(")
+            .push(doc)
+            .push(", ")
+            .bind(inner.clone())
+            .push(")");
+    };
+    let mut m = Sql::default();
+    m.push("CASE WHEN JSON_TYPE(");
+    extract(&mut m);
+    m.push(") <> 'NULL' THEN LOWER(JSON_UNQUOTE(");
+    extract(&mut m);
+    m.push(")) END LIKE ").bind(pattern).push(" ESCAPE '!'");
+    if path.each.is_none() {
+        return m;
+    }
+    let mut s = Sql::default();
+    s.push("EXISTS (SELECT 1 FROM JSON_TABLE(JSON_EXTRACT(`activity_log`.`detail`, ")
+        .bind(format!("${}", mysql_keys(&path.head)))
+        .push("), '$[*]' COLUMNS (v JSON PATH '$')) AS e WHERE ")
+        .append(&m)
+        .push(")");
+    s
 }
 
 /// MySQL/MariaDB: `JSON_CONTAINS` compares JSON values (numbers by value), and with a wildcard

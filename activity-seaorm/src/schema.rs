@@ -3,7 +3,7 @@
 use sea_orm::sea_query::{
     ColumnDef, ConditionalStatement, Index, IndexCreateStatement, IndexOrder, Table,
 };
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, Iden};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, Iden, Statement};
 
 use crate::entity::activity_log::{Column, Entity};
 
@@ -51,6 +51,12 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         .col(ColumnDef::new(Column::UserAgent).string_len(512))
         .col(ColumnDef::new(Column::Client).string_len(128));
     if backend == DbBackend::MySql {
+        // Ids and scopes compare byte for byte, as on the other backends: under the server's
+        // default `utf8mb4_general_ci`, `team_id = 'acme'` would also match `ACME` and `acme `,
+        // a read across tenants. Text search lower-cases both sides itself.
+        table
+            .character_set("utf8mb4")
+            .collate(mysql_exact_collation(db).await?);
         // MySQL has no `CREATE INDEX IF NOT EXISTS`: declare the indexes with the table.
         for mut index in indexes(backend) {
             table.index(&mut index);
@@ -73,6 +79,29 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         .await?;
     }
     Ok(())
+}
+
+/// A binary collation without trailing-space padding: `utf8mb4_bin` pads, so `'acme'` would
+/// still equal `'acme '`. MariaDB has `utf8mb4_nopad_bin`, MySQL 8 `utf8mb4_0900_bin`.
+async fn mysql_exact_collation<C: ConnectionTrait>(db: &C) -> Result<String, DbErr> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::MySql,
+            "SELECT COLLATION_NAME AS name FROM information_schema.COLLATIONS \
+             WHERE COLLATION_NAME IN ('utf8mb4_nopad_bin', 'utf8mb4_0900_bin') \
+             ORDER BY COLLATION_NAME DESC LIMIT 1",
+        ))
+        .await?;
+    match row {
+        Some(row) => row.try_get("", "name"),
+        None => {
+            tracing::warn!(
+                "no NO PAD binary collation on this server: ids differing only by trailing \
+                 spaces compare equal"
+            );
+            Ok("utf8mb4_bin".to_owned())
+        }
+    }
 }
 
 /// Drop `activity_log` (tests and tear-down).

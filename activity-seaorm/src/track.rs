@@ -95,7 +95,7 @@ where
         return;
     }
     if let Some(id) = model_item_id(&original) {
-        buffer::put_pending::<ModelOf<A>>(
+        buffer::supply_pending::<ModelOf<A>>(
             id,
             Pending {
                 conn: buffer::SUPPLIED,

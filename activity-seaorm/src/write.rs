@@ -125,6 +125,13 @@ pub(crate) async fn emit<C: ConnectionTrait>(
     }
 }
 
+/// Buffer `entry` in the helper transaction whose connection key is `conn`; hands it back if
+/// that transaction is not open.
+pub(crate) fn buffer_into(conn: usize, mut entry: ActivityEntry) -> Option<ActivityEntry> {
+    stamp(&mut entry);
+    buffer::push(conn, entry)
+}
+
 /// Prepare (hooks, drop rules), insert and publish entries outside a helper transaction.
 pub(crate) async fn write_now<C: ConnectionTrait>(
     db: &C,

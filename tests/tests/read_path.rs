@@ -39,7 +39,15 @@ async fn seed(t: &TestDb) -> Vec<ActivityEntry> {
             )]),
         entry(2, "Dashboard", "9", "created").with_name("Sales 50%_off"),
         entry(3, "Dashboard", "9", "deleted").with_name("Sales 50%_off"),
-        entry(4, "FeatureFlag", "2", "created").with_name("it's \"quoted\" \\ back"),
+        entry(4, "FeatureFlag", "2", "created")
+            .with_name("it's \"quoted\" \\ back")
+            .with_changes(vec![Change::new(
+                "FeatureFlag",
+                ChangeAction::Created,
+                Some("description"),
+                json!(null),
+                json!("say \"Hi\" \\ there"),
+            )]),
     ];
     entries[0].user_id = Some("u1".into());
     entries[0].user_name = Some("alice".into());
@@ -223,6 +231,31 @@ async fn search_and_detail_filters(t: &TestDb) {
     assert_eq!(
         load(all().detail_filter("name", FilterOp::Contains("SALES".into()))).await,
         vec!["9@02", "9@03"]
+    );
+    // `contains` over each element of a `[]` path tests the element's text, not JSON text
+    // (no quotes or escapes to match), and a JSON null has no text.
+    let contains = |path: &str, s: &str| all().detail_filter(path, FilterOp::Contains(s.into()));
+    assert_eq!(
+        load(contains("changes[].after", "\"hi\" \\ t")).await,
+        vec!["2@04"]
+    );
+    assert_eq!(
+        load(contains("changes[].after", "\\\"")).await,
+        Vec::<String>::new(),
+        "no JSON escapes"
+    );
+    assert_eq!(
+        load(contains("changes[].field", "ENAB")).await,
+        vec!["1@01"]
+    );
+    assert_eq!(
+        load(contains("changes[].before", "null")).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(load(contains("changes[].after", "tru")).await, vec!["1@01"]);
+    assert_eq!(
+        load(contains("context.n", "4")).await,
+        vec!["1@00", "1@01", "9@02", "9@03"]
     );
     assert_eq!(
         load(exact("context.missing", json!("x"))).await,

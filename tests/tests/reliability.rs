@@ -168,11 +168,6 @@ struct World {
     flags: BTreeMap<i32, feature_flag::Model>,
     settings: BTreeMap<String, setting::Model>,
     expected: Vec<Expect>,
-    /// Rows with an `update_without_returning` whose state waits for the flush in this frame.
-    /// Updating such a row again in the same transaction loses an entry (known bug, see
-    /// `update_without_returning_then_update_keeps_both_entries`), so the random mix avoids it
-    /// unless `ACTIVITY_INCLUDE_KNOWN_BUGS=1`.
-    unclaimed: BTreeSet<i32>,
     /// A poisoned log entry is buffered in this frame (or a released child).
     poisoned: bool,
 }
@@ -262,10 +257,6 @@ fn quiet_injected_panics() {
     });
 }
 
-fn include_known_bugs() -> bool {
-    std::env::var("ACTIVITY_INCLUDE_KNOWN_BUGS").is_ok_and(|v| v == "1")
-}
-
 fn injected(why: &str) -> DbErr {
     DbErr::Custom(format!("{INJECTED}: {why}"))
 }
@@ -348,7 +339,6 @@ async fn savepoint(
         depth + 1,
         result.as_ref().map_err(ToString::to_string)
     ));
-    child.unclaimed = w.unclaimed.clone(); // the child's own were flushed or discarded
     match result {
         Ok(()) => *w = child,
         Err(e) if e.to_string().contains(INJECTED) => {
@@ -401,10 +391,6 @@ async fn update_flag(txn: &DatabaseTransaction, run: &mut Run, w: &mut World) ->
     let before = w.flags[&id].clone();
     let mode = run.rng.below(6);
     run.note(format!("update_flag id={id} mode={mode}"));
-    if w.unclaimed.contains(&id) && !include_known_bugs() {
-        run.note("  (skipped: pending update_without_returning)".into());
-        return Ok(());
-    }
     if mode == 5 {
         // Only excluded / signal-excluded fields: no entry, no before-read.
         let mut am = feature_flag::ActiveModel {
@@ -476,7 +462,6 @@ async fn update_flag(txn: &DatabaseTransaction, run: &mut Run, w: &mut World) ->
             let mut am = before.clone().into_active_model();
             apply(&mut am);
             am.update_without_returning(txn).await?;
-            w.unclaimed.insert(id);
         }
     }
     if !fields.is_empty() {
@@ -1409,57 +1394,6 @@ async fn connection_loss_rolls_back(t: &TestDb) {
     .await
     .unwrap();
     assert_eq!(t.entries().await.len(), 1);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Known bugs, pinned by ignored tests (`cargo test -p activity-tests --test reliability --
-// --ignored` shows them failing). Each asserts the correct behaviour.
-
-/// Known bug (activity-seaorm, hooks.rs `before_save` / track.rs `Tracked::update`): an
-/// `update_without_returning` leaves its before-state pending until the flush; a second update
-/// of the same row in the same transaction takes that state and drops it, so the first update's
-/// entry is never written. The randomized test avoids this sequence unless
-/// `ACTIVITY_INCLUDE_KNOWN_BUGS=1`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: a second update after update_without_returning loses the first entry"]
-async fn update_without_returning_then_update_keeps_both_entries() {
-    activity_tests::run(Backend::Sqlite, async |t: &TestDb| {
-        let flag = new_flag("uwr".into(), false, None)
-            .insert(&t.db)
-            .await
-            .unwrap();
-        let id = flag.id;
-        transaction(&t.db, |txn| {
-            async move {
-                let mut am = flag.clone().into_active_model();
-                am.active = Set(true);
-                am.update_without_returning(txn).await?;
-                let mut am = feature_flag::ActiveModel {
-                    id: Unchanged(id),
-                    ..Default::default()
-                };
-                am.description = Set(Some("second".into()));
-                am.update(txn).await?;
-                Ok::<(), DbErr>(())
-            }
-            .scope_boxed()
-        })
-        .await
-        .unwrap();
-        let updates: Vec<Vec<String>> = t
-            .entries()
-            .await
-            .iter()
-            .filter(|e| e.activity == "updated")
-            .map(|e| Expect::of(e).fields)
-            .collect();
-        assert_eq!(
-            updates,
-            vec![vec!["enabled".to_owned()], vec!["description".to_owned()]],
-            "one entry per update"
-        );
-    })
-    .await;
 }
 
 /// A pool of one connection to the test's own schema/database, so a poisoned connection is

@@ -555,7 +555,6 @@ async fn hostile_inputs_never_inject(t: &TestDb) {
     let mut tried = 0u64;
     let mut refused = 0u64;
     let mut failures = Vec::new();
-    let mut known = Vec::new();
 
     for (i, h) in hostile.iter().enumerate() {
         let h = h.as_str();
@@ -655,18 +654,7 @@ async fn hostile_inputs_never_inject(t: &TestDb) {
                 (Ok(page), Some(want)) => {
                     let got: BTreeSet<uuid::Uuid> = page.results.iter().map(|e| e.id).collect();
                     if &got != want || page.next_cursor.is_some() {
-                        // Known bug (read.rs `contains`, MySQL branch): with a `[]` path,
-                        // JSON_EXTRACT returns an array, JSON_UNQUOTE leaves it escaped, so
-                        // LIKE runs over JSON text (quotes, backslashes, escapes).
-                        let list = if t.backend == Backend::MySql
-                            && what == "changes[].before contains"
-                            && !include_known_bugs()
-                        {
-                            &mut known
-                        } else {
-                            &mut failures
-                        };
-                        list.push(format!(
+                        failures.push(format!(
                             "{label} {what}: {} results, expected {} (extra {:?}, missing {:?})",
                             got.len(),
                             want.len(),
@@ -695,17 +683,13 @@ async fn hostile_inputs_never_inject(t: &TestDb) {
     );
     println!(
         "[{:?}] hostile_inputs_never_inject: {} hostile strings, {tried} queries, {refused} refused \
-         as invalid, {} wrong, {} wrong by a known bug; table unchanged ({} rows, checksum {:016x})",
+         as invalid, {} wrong; table unchanged ({} rows, checksum {:016x})",
         t.backend,
         hostile.len(),
         failures.len(),
-        known.len(),
         after.0,
         after.1
     );
-    for k in &known {
-        println!("[{:?}]   known bug: {k}", t.backend);
-    }
     assert!(
         failures.is_empty(),
         "{:?}: {} hostile queries misbehaved:\n{}",
@@ -713,10 +697,6 @@ async fn hostile_inputs_never_inject(t: &TestDb) {
         failures.len(),
         failures.join("\n")
     );
-}
-
-fn include_known_bugs() -> bool {
-    std::env::var("ACTIVITY_INCLUDE_KNOWN_BUGS").is_ok_and(|v| v == "1")
 }
 
 fn truncate(s: &str) -> String {
@@ -1133,11 +1113,9 @@ mod exact_ids {
         .await;
     }
 
-    /// Known bug (schema.rs): on MySQL/MariaDB the id columns take the server's default
-    /// collation (`utf8mb4_general_ci`), so `team_id = 'acme'` also matches `ACME` and `acme `,
-    /// and any two emoji compare equal: a cross-tenant read when tenant ids differ only so.
+    /// Under the server's default collation (`utf8mb4_general_ci`) `team_id = 'acme'` would
+    /// also match `ACME` and `acme `, and any two emoji compare equal; the table is `utf8mb4_bin`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "known bug: MySQL id columns use a case/pad-insensitive collation"]
     async fn mysql() {
         activity_tests::run(
             activity_tests::Backend::MySql,

@@ -6,8 +6,8 @@ use activity_tests::models::{document, feature_flag, membership, setting};
 use activity_tests::{TestDb, backend_tests};
 use scoped_futures::ScopedFutureExt;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, IntoActiveModel, ModelTrait, NotSet,
-    PaginatorTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    ModelTrait, NotSet, PaginatorTrait, QueryFilter, Set, TransactionTrait,
 };
 use serde_json::{Value, json};
 
@@ -709,6 +709,181 @@ async fn update_without_returning_is_logged_in_transaction(t: &TestDb) {
     );
 }
 
+/// An `update_without_returning` never reaches `after_save`; a later update of the same row in
+/// the same transaction (hook path, `Tracked`, or inside a savepoint) settles its entry first,
+/// so every update keeps its own entry, in order.
+async fn update_without_returning_then_update_keeps_both_entries(t: &TestDb) {
+    let flag = new_flag("uwr-twice").insert(&t.db).await.unwrap();
+    let id = flag.id;
+    transaction(&t.db, |txn| {
+        async move {
+            let mut am = flag.into_active_model();
+            am.active = Set(true);
+            am.update_without_returning(txn).await?;
+            // Hook path: reads the row, which already holds `enabled = true`.
+            let mut am = feature_flag::ActiveModel {
+                id: sea_orm::Unchanged(id),
+                ..Default::default()
+            };
+            am.description = Set(Some("second".into()));
+            am.update(txn).await?;
+            // `Tracked` whose original predates an `update_without_returning`: the pending
+            // state wins over it.
+            let loaded = feature_flag::Entity::find_by_id(id)
+                .one(txn)
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound("flag".into()))?;
+            let mut am = loaded.clone().into_active_model();
+            am.description = Set(Some("uwr".into()));
+            am.update_without_returning(txn).await?;
+            let mut tracked = activity_seaorm::track(loaded);
+            tracked.key = Set("uwr-renamed".into());
+            tracked.update(txn).await?;
+            // In a savepoint: the parent's pending update is settled into the parent.
+            let mut am = feature_flag::Entity::find_by_id(id)
+                .one(txn)
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound("flag".into()))?
+                .into_active_model();
+            am.active = Set(false);
+            am.update_without_returning(txn).await?;
+            transaction(txn, |sp| {
+                async move {
+                    let mut am = feature_flag::ActiveModel {
+                        id: sea_orm::Unchanged(id),
+                        ..Default::default()
+                    };
+                    am.description = Set(Some("third".into()));
+                    am.update(sp).await?;
+                    Ok::<_, DbErr>(())
+                }
+                .scope_boxed()
+            })
+            .await?;
+            Ok::<_, DbErr>(())
+        }
+        .scope_boxed()
+    })
+    .await
+    .unwrap();
+    let entries = t.entries().await;
+    let updates: Vec<Vec<Change>> = entries
+        .iter()
+        .filter(|e| e.activity == "updated")
+        .map(|e| e.detail.changes.clone())
+        .collect();
+    assert_eq!(
+        updates,
+        vec![
+            vec![change(
+                ChangeAction::Changed,
+                "enabled",
+                json!(false),
+                json!(true)
+            )],
+            vec![change(
+                ChangeAction::Created,
+                "description",
+                json!(null),
+                json!("second")
+            )],
+            vec![change(
+                ChangeAction::Changed,
+                "description",
+                json!("second"),
+                json!("uwr")
+            )],
+            vec![change(
+                ChangeAction::Changed,
+                "key",
+                json!("uwr-twice"),
+                json!("uwr-renamed")
+            )],
+            vec![change(
+                ChangeAction::Changed,
+                "enabled",
+                json!(true),
+                json!(false)
+            )],
+            vec![change(
+                ChangeAction::Changed,
+                "description",
+                json!("uwr"),
+                json!("third")
+            )],
+        ]
+    );
+    let correlation: std::collections::BTreeSet<_> = entries[1..]
+        .iter()
+        .map(|e| e.correlation_id.clone())
+        .collect();
+    assert_eq!(correlation.len(), 1, "one transaction, one correlation id");
+    assert!(entries.iter().all(|e| e.item_id == Some(id.to_string())));
+}
+
+/// An update that fails leaves its before-state behind; the next update of the row in the same
+/// transaction finds nothing changed and logs only itself.
+async fn failed_update_then_update_logs_only_the_second(t: &TestDb) {
+    let quoted = match t.db_backend() {
+        sea_orm::DbBackend::MySql => "`key`",
+        _ => "\"key\"",
+    };
+    t.db.execute_unprepared(&format!(
+        "CREATE UNIQUE INDEX feature_flag_key_unique ON feature_flag ({quoted})"
+    ))
+    .await
+    .unwrap();
+    let flag = new_flag("fails-once").insert(&t.db).await.unwrap();
+    new_flag("taken-key").insert(&t.db).await.unwrap();
+    let id = flag.id;
+    transaction(&t.db, |txn| {
+        async move {
+            let taken = || {
+                let mut am = feature_flag::ActiveModel {
+                    id: sea_orm::Unchanged(id),
+                    ..Default::default()
+                };
+                am.key = Set("taken-key".into());
+                am
+            };
+            // Straight in the transaction where a failed statement does not abort it ...
+            if txn.get_database_backend() != sea_orm::DbBackend::Postgres {
+                assert!(taken().update(txn).await.is_err(), "unique key violated");
+            }
+            // ... and in a plain savepoint everywhere.
+            let sp = txn.begin().await?;
+            assert!(taken().update(&sp).await.is_err(), "unique key violated");
+            sp.rollback().await?;
+            let mut am = feature_flag::ActiveModel {
+                id: sea_orm::Unchanged(id),
+                ..Default::default()
+            };
+            am.active = Set(true);
+            am.update(txn).await?;
+            Ok::<_, DbErr>(())
+        }
+        .scope_boxed()
+    })
+    .await
+    .unwrap();
+    let updates: Vec<Vec<Change>> = t
+        .entries()
+        .await
+        .iter()
+        .filter(|e| e.activity == "updated")
+        .map(|e| e.detail.changes.clone())
+        .collect();
+    assert_eq!(
+        updates,
+        vec![vec![change(
+            ChangeAction::Changed,
+            "enabled",
+            json!(false),
+            json!(true)
+        )]]
+    );
+}
+
 async fn manual_logging_follows_the_same_rules(t: &TestDb) {
     ActivityContext::scope(alice(), async {
         activity_seaorm::log_activity(
@@ -797,6 +972,8 @@ backend_tests!(
     tracked_updates_need_no_read,
     hook_path_reads_once_per_update,
     update_without_returning_is_logged_in_transaction,
+    update_without_returning_then_update_keeps_both_entries,
+    failed_update_then_update_logs_only_the_second,
     manual_logging_follows_the_same_rules,
     seventy_thousand_entries_in_one_transaction,
     schema_is_idempotent,
