@@ -3,10 +3,12 @@
 
 use activity_core::{ActivityContext, ActivityEntry, ModelActivity, hooks::prepare_entries};
 use chrono::SubsecRound;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait};
+use std::fmt::Write as _;
+
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityName, IdenStatic, Iterable, Statement};
 
 use crate::buffer;
-use crate::entity::activity_log;
+use crate::entity::{DETAIL_COLUMN, ROW_COLUMNS, activity_log, row_values};
 use crate::keys::conn_key;
 use crate::settings::{self, FailurePolicy};
 
@@ -20,7 +22,7 @@ use crate::settings::{self, FailurePolicy};
 pub const WIRE_BUDGET: usize = 12 * 1024;
 
 /// Columns per row of the INSERT.
-const COLUMNS: usize = 18;
+const COLUMNS: usize = ROW_COLUMNS;
 
 /// Rows per INSERT so one statement stays under the backend's bind-parameter limit.
 pub(crate) fn rows_per_statement(backend: DbBackend) -> usize {
@@ -193,13 +195,48 @@ pub(crate) async fn insert_entries<C: ConnectionTrait>(
             .count()
             .max(1);
         let (chunk, tail) = rest.split_at(take);
-        let models = chunk.iter().cloned().map(activity_log::ActiveModel::from);
-        activity_log::Entity::insert_many(models)
-            .exec_without_returning(db)
-            .await?;
+        db.execute_raw(insert_statement(backend, chunk)).await?;
         rest = tail;
     }
     Ok(())
+}
+
+/// One multi-row INSERT of `chunk`, written directly rather than through `insert_many`: no
+/// active models, no entry clones, no expression tree (a third of the flush's CPU went to
+/// allocations there). The values are the same types `insert_many` binds.
+fn insert_statement(backend: DbBackend, chunk: &[ActivityEntry]) -> Statement {
+    let quote = |name: &str| match backend {
+        DbBackend::MySql => format!("`{name}`"),
+        _ => format!("\"{name}\""),
+    };
+    let columns: Vec<String> = activity_log::Column::iter()
+        .map(|c| quote(c.as_str()))
+        .collect();
+    let mut sql = String::with_capacity(64 + chunk.len() * ROW_COLUMNS * 5);
+    sql.push_str("INSERT INTO ");
+    sql.push_str(&quote(activity_log::Entity.table_name()));
+    sql.push_str(" (");
+    sql.push_str(&columns.join(", "));
+    sql.push_str(") VALUES ");
+    let mut values = Vec::with_capacity(chunk.len() * ROW_COLUMNS);
+    for (row, entry) in chunk.iter().enumerate() {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..ROW_COLUMNS {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            let n = row * ROW_COLUMNS + col + 1;
+            match (backend, col == DETAIL_COLUMN) {
+                (DbBackend::Postgres, true) => write!(sql, "CAST(${n} AS jsonb)"),
+                (DbBackend::Postgres, false) => write!(sql, "${n}"),
+                _ => write!(sql, "?"),
+            }
+            .ok();
+        }
+        sql.push(')');
+        row_values(entry, &mut values);
+    }
+    Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// Write one entry by hand, with the same rules as the hooks: the current context is applied,
