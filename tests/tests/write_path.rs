@@ -28,6 +28,23 @@ fn new_flag(key: &str) -> feature_flag::ActiveModel {
     }
 }
 
+/// A primary-key-only active model: the hook path must read the row.
+fn by_id(id: i32) -> feature_flag::ActiveModel {
+    feature_flag::ActiveModel {
+        id: sea_orm::Unchanged(id),
+        ..Default::default()
+    }
+}
+
+/// The changes of each `updated` entry, in order.
+fn update_changes(entries: &[ActivityEntry]) -> Vec<Vec<Change>> {
+    entries
+        .iter()
+        .filter(|e| e.activity == "updated")
+        .map(|e| e.detail.changes.clone())
+        .collect()
+}
+
 fn alice() -> ActivityContext {
     ActivityContext::for_user(Actor::new("u-alice").with_name("alice"))
         .with_request_id("req-1")
@@ -721,10 +738,7 @@ async fn update_without_returning_then_update_keeps_both_entries(t: &TestDb) {
             am.active = Set(true);
             am.update_without_returning(txn).await?;
             // Hook path: reads the row, which already holds `enabled = true`.
-            let mut am = feature_flag::ActiveModel {
-                id: sea_orm::Unchanged(id),
-                ..Default::default()
-            };
+            let mut am = by_id(id);
             am.description = Set(Some("second".into()));
             am.update(txn).await?;
             // `Tracked` whose original predates an `update_without_returning`: the pending
@@ -749,10 +763,7 @@ async fn update_without_returning_then_update_keeps_both_entries(t: &TestDb) {
             am.update_without_returning(txn).await?;
             transaction(txn, |sp| {
                 async move {
-                    let mut am = feature_flag::ActiveModel {
-                        id: sea_orm::Unchanged(id),
-                        ..Default::default()
-                    };
+                    let mut am = by_id(id);
                     am.description = Set(Some("third".into()));
                     am.update(sp).await?;
                     Ok::<_, DbErr>(())
@@ -767,13 +778,8 @@ async fn update_without_returning_then_update_keeps_both_entries(t: &TestDb) {
     .await
     .unwrap();
     let entries = t.entries().await;
-    let updates: Vec<Vec<Change>> = entries
-        .iter()
-        .filter(|e| e.activity == "updated")
-        .map(|e| e.detail.changes.clone())
-        .collect();
     assert_eq!(
-        updates,
+        update_changes(&entries),
         vec![
             vec![change(
                 ChangeAction::Changed,
@@ -839,10 +845,7 @@ async fn failed_update_then_update_logs_only_the_second(t: &TestDb) {
     transaction(&t.db, |txn| {
         async move {
             let taken = || {
-                let mut am = feature_flag::ActiveModel {
-                    id: sea_orm::Unchanged(id),
-                    ..Default::default()
-                };
+                let mut am = by_id(id);
                 am.key = Set("taken-key".into());
                 am
             };
@@ -854,10 +857,7 @@ async fn failed_update_then_update_logs_only_the_second(t: &TestDb) {
             let sp = txn.begin().await?;
             assert!(taken().update(&sp).await.is_err(), "unique key violated");
             sp.rollback().await?;
-            let mut am = feature_flag::ActiveModel {
-                id: sea_orm::Unchanged(id),
-                ..Default::default()
-            };
+            let mut am = by_id(id);
             am.active = Set(true);
             am.update(txn).await?;
             Ok::<_, DbErr>(())
@@ -866,15 +866,8 @@ async fn failed_update_then_update_logs_only_the_second(t: &TestDb) {
     })
     .await
     .unwrap();
-    let updates: Vec<Vec<Change>> = t
-        .entries()
-        .await
-        .iter()
-        .filter(|e| e.activity == "updated")
-        .map(|e| e.detail.changes.clone())
-        .collect();
     assert_eq!(
-        updates,
+        update_changes(&t.entries().await),
         vec![vec![change(
             ChangeAction::Changed,
             "enabled",
