@@ -9,8 +9,8 @@
 //! ```
 //!
 //! Inserts log in `after_save` (generated keys are known). Updates read the before-state by
-//! primary key in `before_save`, on the hook's own connection (`FOR UPDATE` on PostgreSQL and
-//! MySQL), unless [`Tracked`](crate::Tracked) supplied it or only `signal_exclude`d fields are
+//! primary key in `before_save`, on the hook's own connection, locking the row as the UPDATE
+//! will (`FOR NO KEY UPDATE` on PostgreSQL, `FOR UPDATE` on MySQL), unless [`Tracked`](crate::Tracked) supplied it or only `signal_exclude`d fields are
 //! set. Deletes of a primary-key-only active model read the row first, so the entry has a name.
 
 use std::any::Any;
@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use activity_core::entry::activity;
 use activity_core::{ChangeAction, ModelActivity, is_muted};
+use sea_orm::sea_query::LockType;
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait,
     IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryFilter, QuerySelect, TryIntoModel,
@@ -68,7 +69,7 @@ where
     let before = match (supplied, fresh) {
         (Some(model), _) | (None, Some(Some(model))) => model,
         (None, Some(None)) => return Ok(am),
-        (None, None) => match read_row(&am, db).await? {
+        (None, None) => match read_row(&am, db, Intent::Update).await? {
             Some(model) => model,
             // No such row: the UPDATE will match nothing and nothing is logged.
             None => return Ok(am),
@@ -103,7 +104,7 @@ where
     ModelOf<A>: ModelActivity + Send + Sync + 'static,
     C: ConnectionTrait,
 {
-    let current = read_row(am, db).await?;
+    let current = read_row(am, db, Intent::Update).await?;
     let Some(now) = &current else {
         return Ok(current);
     };
@@ -166,7 +167,7 @@ where
     if is_muted(<ModelOf<A>>::SCOPE) || is_complete(&am) {
         return Ok(am);
     }
-    Ok(match read_row(&am, db).await? {
+    Ok(match read_row(&am, db, Intent::Delete).await? {
         // Every column `Unchanged`: the DELETE still filters on the primary key only.
         Some(model) => model.into_active_model(),
         None => am,
@@ -214,24 +215,44 @@ where
         .any(|(c, f)| f.signals() && matches!(am.get(c), ActiveValue::Set(_)))
 }
 
+/// What the read row is about to undergo, which decides the lock taken on it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    /// An UPDATE: on PostgreSQL `FOR NO KEY UPDATE`, the lock the UPDATE itself takes when it
+    /// leaves the key alone, so inserts of rows referencing this one (foreign-key checks take
+    /// `KEY SHARE`) are not blocked; `FOR UPDATE` if the key changes.
+    Update,
+    /// A DELETE: `FOR UPDATE`.
+    Delete,
+}
+
 /// The current row for `am`'s primary key, locked for the rest of the transaction where the
 /// backend can.
-async fn read_row<A, C>(am: &A, db: &C) -> Result<Option<ModelOf<A>>, DbErr>
+async fn read_row<A, C>(am: &A, db: &C, intent: Intent) -> Result<Option<ModelOf<A>>, DbErr>
 where
     A: ActiveModelTrait,
     C: ConnectionTrait,
 {
     let mut query = <A::Entity as EntityTrait>::find();
+    let mut sets_key = false;
     for pk in <<A::Entity as EntityTrait>::PrimaryKey as Iterable>::iter() {
         let col = pk.into_column();
         match am.get(col) {
-            ActiveValue::Set(v) | ActiveValue::Unchanged(v) => query = query.filter(col.eq(v)),
+            ActiveValue::Set(v) => {
+                sets_key = true;
+                query = query.filter(col.eq(v));
+            }
+            ActiveValue::Unchanged(v) => query = query.filter(col.eq(v)),
             ActiveValue::NotSet => return Ok(None),
         }
     }
-    if db.get_database_backend() != DbBackend::Sqlite {
-        query = query.lock_exclusive();
-    }
+    query = match db.get_database_backend() {
+        DbBackend::Sqlite => query,
+        DbBackend::Postgres if intent == Intent::Update && !sets_key => {
+            query.lock(LockType::NoKeyUpdate)
+        }
+        _ => query.lock_exclusive(),
+    };
     query.one(db).await
 }
 

@@ -4,8 +4,8 @@
 //!
 //! **Write path.** hook → diff → entry → buffer → flush → events. Inserts are logged in
 //! `after_save` (generated keys are known). Updates need the before-state: the hook reads the row
-//! by primary key on the hook's own connection (in the same transaction; `SELECT .. FOR UPDATE` on
-//! PostgreSQL and MySQL), unless [`Tracked`] carries it or only `signal_exclude`d/excluded
+//! by primary key on the hook's own connection (in the same transaction, locked as the UPDATE
+//! will lock it: `SELECT .. FOR NO KEY UPDATE` on PostgreSQL, `FOR UPDATE` on MySQL), unless [`Tracked`] carries it or only `signal_exclude`d/excluded
 //! fields are set (then there is neither a read nor an entry). An update whose changes are all
 //! equal under the diff rules writes nothing.
 //!

@@ -213,10 +213,7 @@ async fn exclusions_and_signal_exclusions_write_nothing(t: &TestDb) {
         .iter()
         .filter(|s| s.trim_start().starts_with("SELECT"))
         .count();
-    let own_reads = statements
-        .iter()
-        .filter(|s| s.contains("FOR UPDATE"))
-        .count();
+    let own_reads = statements.iter().filter(|s| s.contains(" FOR ")).count();
     assert_eq!(
         own_reads, 0,
         "no before-read for excluded/signal-excluded changes: {statements:?}"
@@ -649,7 +646,7 @@ async fn tracked_updates_need_no_read(t: &TestDb) {
         "exactly one extra statement per transaction: {statements:#?}"
     );
     assert!(
-        statements.iter().all(|s| !s.contains("FOR UPDATE")),
+        statements.iter().all(|s| !s.contains(" FOR ")),
         "{statements:#?}"
     );
     if t.db_backend() != sea_orm::DbBackend::MySql {
@@ -689,9 +686,16 @@ async fn hook_path_reads_once_per_update(t: &TestDb) {
         _ => 1,
     };
     assert_eq!(selects, expected, "{statements:#?}");
-    if t.db_backend() != sea_orm::DbBackend::Sqlite {
+    // Locked as the UPDATE will lock it: on PostgreSQL not `FOR UPDATE`, which would also
+    // block inserts of rows referencing this one.
+    let lock = match t.db_backend() {
+        sea_orm::DbBackend::Postgres => Some("FOR NO KEY UPDATE"),
+        sea_orm::DbBackend::MySql => Some("FOR UPDATE"),
+        _ => None,
+    };
+    if let Some(lock) = lock {
         assert!(
-            statements.iter().any(|s| s.contains("FOR UPDATE")),
+            statements.iter().any(|s| s.contains(lock)),
             "{statements:#?}"
         );
     }
@@ -992,4 +996,48 @@ async fn migration_up_and_down() {
         err.to_string().contains("activity log write failed"),
         "{err}"
     );
+}
+
+/// PostgreSQL: the before-read locks the row `FOR NO KEY UPDATE`, as the UPDATE does, so while
+/// a logged update holds the row, another session can still insert rows that reference it (its
+/// foreign-key check takes `KEY SHARE`, which `FOR UPDATE` would block until commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_before_read_does_not_block_referencing_inserts() {
+    activity_tests::run(activity_tests::Backend::Postgres, async |t: &TestDb| {
+        t.db.execute_unprepared(
+            "CREATE TABLE flag_note (id serial PRIMARY KEY, \
+             flag_id integer NOT NULL REFERENCES feature_flag (id))",
+        )
+        .await
+        .unwrap();
+        let id = new_flag("referenced").insert(&t.db).await.unwrap().id;
+        let db = &t.db;
+        transaction(db, |txn| {
+            async move {
+                let mut am = by_id(id);
+                am.active = Set(true);
+                am.update(txn).await?;
+                // The row is locked by this open transaction; another session inserts a note.
+                let sql = format!("INSERT INTO flag_note (flag_id) VALUES ({id})");
+                let insert = db.execute_unprepared(&sql);
+                tokio::time::timeout(std::time::Duration::from_secs(5), insert)
+                    .await
+                    .map_err(|_| DbErr::Custom("the referencing insert blocked".into()))??;
+                Ok::<_, DbErr>(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            update_changes(&t.entries().await),
+            vec![vec![change(
+                ChangeAction::Changed,
+                "enabled",
+                json!(false),
+                json!(true)
+            )]]
+        );
+    })
+    .await;
 }
