@@ -6,12 +6,8 @@
 //! and fails if diffing an unchanged model allocates.
 //!
 //! Run with `cargo bench -p activity-core --bench diff -- --warm-up-time 1 --measurement-time 2`.
-#![allow(unsafe_code)] // the counting global allocator below
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use activity_core::value::ActivityValue;
@@ -23,57 +19,9 @@ use serde_json::{Value, json};
 
 // ---------- counting allocator ----------
 
-/// Counts allocations (not frees) process-wide and per thread; the per-thread count is what the
-/// measurements read, so criterion's or the runtime's other threads cannot disturb it.
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static THREAD_ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count() {
-    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    // `try_with`: the thread-local may already be gone while a thread shuts down.
-    let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: forwarded contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Heap allocations made by `f` on this thread.
-fn allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    let before = THREAD_ALLOCATIONS.with(Cell::get);
-    let r = f();
-    (THREAD_ALLOCATIONS.with(Cell::get) - before, r)
-}
+#[path = "../tests/support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::allocations;
 
 // ---------- models ----------
 
@@ -345,7 +293,7 @@ fn summary() {
     summary_for(&m60, &m60.one_changed(), &m60.all_changed());
     println!(
         "(process-wide allocations so far: {})",
-        ALLOCATIONS.load(Ordering::Relaxed)
+        counting_alloc::total()
     );
     println!("---");
 }
