@@ -45,6 +45,16 @@ fn update_changes(entries: &[ActivityEntry]) -> Vec<Vec<Change>> {
         .collect()
 }
 
+/// The one `updated` entry of a flag switched on.
+fn enabled_turned_on() -> Vec<Vec<Change>> {
+    vec![vec![change(
+        ChangeAction::Changed,
+        "enabled",
+        json!(false),
+        json!(true),
+    )]]
+}
+
 fn alice() -> ActivityContext {
     ActivityContext::for_user(Actor::new("u-alice").with_name("alice"))
         .with_request_id("req-1")
@@ -870,15 +880,7 @@ async fn failed_update_then_update_logs_only_the_second(t: &TestDb) {
     })
     .await
     .unwrap();
-    assert_eq!(
-        update_changes(&t.entries().await),
-        vec![vec![change(
-            ChangeAction::Changed,
-            "enabled",
-            json!(false),
-            json!(true)
-        )]]
-    );
+    assert_eq!(update_changes(&t.entries().await), enabled_turned_on());
 }
 
 async fn manual_logging_follows_the_same_rules(t: &TestDb) {
@@ -1029,15 +1031,7 @@ async fn postgres_before_read_does_not_block_referencing_inserts() {
         })
         .await
         .unwrap();
-        assert_eq!(
-            update_changes(&t.entries().await),
-            vec![vec![change(
-                ChangeAction::Changed,
-                "enabled",
-                json!(false),
-                json!(true)
-            )]]
-        );
+        assert_eq!(update_changes(&t.entries().await), enabled_turned_on());
     })
     .await;
 }
