@@ -7,7 +7,11 @@
 //!   cargo run --release -p activity-examples --example workload                # PostgreSQL + peer
 //! ```
 //! Options (env): `BENCH_ROUNDS` (default 30), `BENCH_PEER_SQL` (path of the trigger peer, default
-//! `../shared/peers/pg_audit_trigger.sql`). Prints medians and ratios to the unlogged baseline.
+//! `../shared/peers/pg_audit_trigger.sql`), `BENCH_ONLY` (shapes whose name contains the text),
+//! `BENCH_DROP_INDEXES` (log indexes to drop for an experiment, or `all`), `BENCH_DROP_GIN`.
+//! Prints medians and ratios to the unlogged baseline. The `Floor` mode runs the unlogged
+//! updates plus the log INSERTs of a `Tracked` batch rendered in advance: the server's and the
+//! wire's share of the logged cost, which no client-side change can remove.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use activity_seaorm::prelude::*;
-use activity_seaorm::transaction;
+use activity_seaorm::{activity_log, transaction};
 use scoped_futures::ScopedFutureExt;
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
@@ -94,6 +98,10 @@ enum Mode {
     Tracked,
     Muted,
     Peer,
+    /// The unlogged updates plus one INSERT of the same log rows a `Tracked` batch writes,
+    /// rendered before the clock starts: what storing the entries costs the server and the wire
+    /// alone, the floor any client-side implementation of the log can reach (`Txn` shapes only).
+    Floor,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -146,30 +154,48 @@ async fn main() -> Result<(), DbErr> {
     if peer {
         modes.push(Mode::Peer);
     }
+    modes.push(Mode::Floor);
     let mut samples: BTreeMap<(Shape, Mode), Vec<Duration>> = BTreeMap::new();
     let mut per_txn: BTreeMap<(Shape, Mode), usize> = BTreeMap::new();
+    // The log rows of the latest `Tracked` batch per `Txn(n)` and the number of INSERTs its
+    // flush sent: what `Floor` inserts, chunked the same way.
+    let mut templates: BTreeMap<usize, (Vec<activity_log::Model>, usize)> = BTreeMap::new();
     let mut tick = 0i64;
     for round in 0..=rounds {
         for &shape in &shapes {
-            // Rotate the order every round so no mode always follows the peer's DDL.
+            // A new order every round (seeded, so runs repeat): no mode always follows the
+            // same one, such as the peer's DDL or a batch that has just written log rows.
             let mut order = modes.clone();
-            order.rotate_left(round % modes.len());
+            fastrand::Rng::with_seed(round as u64).shuffle(&mut order);
             for &mode in &order {
                 if mode == Mode::Peer {
                     db.execute_unprepared("SELECT peer_audit_install('bench_flag')")
                         .await?;
                     // DDL invalidates cached plans: re-plan outside the timing.
-                    run(&db, Shape::Txn(1), Mode::Peer, tick).await?;
+                    run(&db, Shape::Txn(1), Mode::Peer, tick, None).await?;
                 }
+                let floor = match (mode, shape) {
+                    (Mode::Floor, Shape::Txn(n)) => match templates.get(&n) {
+                        Some((rows, inserts)) => Some(floor_inserts(backend, rows, *inserts)),
+                        None => continue,
+                    },
+                    (Mode::Floor, _) => continue,
+                    _ => None,
+                };
                 tick += 1;
                 statements.store(0, Ordering::Relaxed);
-                let elapsed = run(&db, shape, mode, tick).await?;
+                let elapsed = run(&db, shape, mode, tick, floor).await?;
                 let stmts = statements.load(Ordering::Relaxed);
+                if let (Mode::Tracked, Shape::Txn(n)) = (mode, shape) {
+                    // BEGIN, n updates, COMMIT: the rest are the flush's INSERTs.
+                    let inserts = stmts.saturating_sub(n + 2).max(1);
+                    templates.insert(n, (newest_batch(&db).await?, inserts));
+                }
                 if mode == Mode::Peer {
                     db.execute_unprepared("SELECT peer_audit_uninstall('bench_flag')")
                         .await?;
                     for warm in [Mode::Unlogged, Mode::Hook, Mode::Tracked] {
-                        run(&db, Shape::Txn(1), warm, tick).await?;
+                        run(&db, Shape::Txn(1), warm, tick, None).await?;
                     }
                 }
                 if round > 0 {
@@ -193,8 +219,8 @@ async fn setup(db: &DatabaseConnection) -> Result<(), DbErr> {
         .await?;
     activity_seaorm::schema::drop_table(db).await?;
     activity_seaorm::schema::create_table(db).await?;
-    if std::env::var_os("BENCH_DROP_GIN").is_some() {
-        db.execute_unprepared("DROP INDEX IF EXISTS activity_log_detail_gin")
+    for index in dropped_indexes()? {
+        db.execute_unprepared(&format!("DROP INDEX IF EXISTS {index}"))
             .await?;
     }
     if let Ok(only) = std::env::var("BENCH_ONLY") {
@@ -226,6 +252,34 @@ async fn setup(db: &DatabaseConnection) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// The log's secondary indexes an experiment drops before the run: `BENCH_DROP_INDEXES` (a
+/// comma-separated list of names, or `all`), and `BENCH_DROP_GIN=1` for the GIN index alone.
+/// PostgreSQL and SQLite only (MySQL names the table in `DROP INDEX`).
+fn dropped_indexes() -> Result<Vec<String>, DbErr> {
+    const SECONDARY: [&str; 6] = [
+        "activity_log_item",
+        "activity_log_org_feed",
+        "activity_log_team_feed",
+        "activity_log_user",
+        "activity_log_correlation",
+        "activity_log_detail_gin",
+    ];
+    let mut names: Vec<String> = match std::env::var("BENCH_DROP_INDEXES").as_deref() {
+        Ok("all") => SECONDARY.iter().map(|s| s.to_string()).collect(),
+        Ok(list) => list.split(',').map(|s| s.trim().to_owned()).collect(),
+        Err(_) => Vec::new(),
+    };
+    if std::env::var_os("BENCH_DROP_GIN").is_some() {
+        names.push("activity_log_detail_gin".to_owned());
+    }
+    match names.iter().find(|n| !SECONDARY.contains(&n.as_str())) {
+        Some(unknown) => Err(DbErr::Custom(format!(
+            "BENCH_DROP_INDEXES: {unknown} is not one of {SECONDARY:?}"
+        ))),
+        None => Ok(names),
+    }
+}
+
 async fn install_peer_functions(db: &DatabaseConnection) -> Result<bool, DbErr> {
     let path = std::env::var("BENCH_PEER_SQL").unwrap_or_else(|_| {
         concat!(
@@ -252,11 +306,13 @@ fn ids(tick: i64, n: usize) -> Vec<i32> {
     (0..n as i32).map(|i| (start + i) % ROWS + 1).collect()
 }
 
+/// Times one batch. `floor` holds the pre-rendered log INSERTs of [`Mode::Floor`].
 async fn run(
     db: &DatabaseConnection,
     shape: Shape,
     mode: Mode,
     tick: i64,
+    floor: Option<Vec<sea_orm::Statement>>,
 ) -> Result<Duration, DbErr> {
     let alice = ActivityContext::for_user(Actor::new("1").with_name("alice"));
     match shape {
@@ -270,6 +326,9 @@ async fn run(
                     async move {
                         for (p, l) in loaded {
                             update_one(txn, mode, p, l, tick).await?;
+                        }
+                        for insert in floor.into_iter().flatten() {
+                            txn.execute_raw(insert).await?;
                         }
                         Ok::<_, DbErr>(())
                     }
@@ -317,6 +376,48 @@ async fn run(
     }
 }
 
+/// The log rows of the newest committed batch (all entries sharing its correlation id).
+async fn newest_batch(db: &DatabaseConnection) -> Result<Vec<activity_log::Model>, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let newest = activity_log::Entity::find()
+        .filter(activity_log::Column::TeamId.eq("7"))
+        .order_by_desc(activity_log::Column::CreatedAt)
+        .order_by_desc(activity_log::Column::Id)
+        .one(db)
+        .await?;
+    let Some(correlation) = newest.and_then(|e| e.correlation_id) else {
+        return Ok(Vec::new());
+    };
+    activity_log::Entity::find()
+        .filter(activity_log::Column::CorrelationId.eq(correlation))
+        .all(db)
+        .await
+}
+
+/// `template`'s rows under fresh ids, time and correlation id, as `inserts` INSERTs (the flush's
+/// chunking), rendered before the clock starts; SeaORM's `insert_many` binds the same column
+/// types as the flush.
+fn floor_inserts(
+    backend: DbBackend,
+    template: &[activity_log::Model],
+    inserts: usize,
+) -> Vec<sea_orm::Statement> {
+    use sea_orm::QueryTrait;
+    let correlation = sea_orm::prelude::Uuid::now_v7().to_string();
+    template
+        .chunks(template.len().div_ceil(inserts).max(1))
+        .map(|chunk| {
+            let rows = chunk.iter().cloned().map(|mut e| {
+                e.id = sea_orm::prelude::Uuid::now_v7();
+                e.created_at = chrono::Utc::now();
+                e.correlation_id = Some(correlation.clone());
+                activity_log::ActiveModel::from(e)
+            });
+            activity_log::Entity::insert_many(rows).build(backend)
+        })
+        .collect()
+}
+
 async fn load(
     db: &DatabaseConnection,
     ids: &[i32],
@@ -344,7 +445,7 @@ async fn update_one<C: ConnectionTrait>(
 ) -> Result<(), DbErr> {
     let rollout = (tick % 100) as i32 + 1;
     match mode {
-        Mode::Unlogged | Mode::Peer => {
+        Mode::Unlogged | Mode::Peer | Mode::Floor => {
             let mut am = p.into_active_model();
             am.rollout = Set(rollout);
             am.active = Set(tick % 2 == 0);
@@ -379,7 +480,7 @@ async fn bulk_update<C: ConnectionTrait>(db: &C, mode: Mode, tick: i64) -> Resul
     let filter = plain::Column::TeamId.eq(7);
     let rollout = (tick % 100) as i32 + 1;
     match mode {
-        Mode::Unlogged | Mode::Peer => {
+        Mode::Unlogged | Mode::Peer | Mode::Floor => {
             plain::Entity::update_many()
                 .set(plain::ActiveModel {
                     rollout: Set(rollout),
@@ -419,7 +520,7 @@ async fn insert_delete<C: ConnectionTrait>(db: &C, mode: Mode, tick: i64) -> Res
     let _muted = (mode == Mode::Muted).then(mute_signals);
     for i in 0..10 {
         let key = format!("tmp-{tick}-{i}");
-        if matches!(mode, Mode::Unlogged | Mode::Peer) {
+        if matches!(mode, Mode::Unlogged | Mode::Peer | Mode::Floor) {
             let m = plain::ActiveModel {
                 team_id: Set(7),
                 key: Set(key),
@@ -471,8 +572,8 @@ fn report(
         "backend: {backend:?}; {rounds} interleaved rounds; times per batch (median, min, max)"
     );
     println!(
-        "{:<24} {:<9} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>10}",
-        "shape", "mode", "median", "min", "max", "ratio", "r.min", "r.max", "stmts/txn"
+        "{:<24} {:<9} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10}",
+        "shape", "mode", "median", "min", "max", "ratio", "r.med", "r.min", "r.max", "stmts/txn"
     );
     let shapes: Vec<Shape> = samples
         .keys()
@@ -499,13 +600,14 @@ fn report(
                 .collect();
             pair.sort_by(f64::total_cmp);
             println!(
-                "{:<24} {:<9} {:>10} {:>10} {:>10} {:>8.3} {:>8.3} {:>8.3} {:>10}",
+                "{:<24} {:<9} {:>10} {:>10} {:>10} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>10}",
                 format!("{shape:?}"),
                 format!("{mode:?}"),
                 format!("{:.1?}", m),
                 format!("{:.1?}", min),
                 format!("{:.1?}", max),
                 m.as_secs_f64() / base_median.as_secs_f64(),
+                pair[pair.len() / 2],
                 pair[0],
                 pair[pair.len() - 1],
                 per_txn.get(&(*s, *mode)).copied().unwrap_or(0),

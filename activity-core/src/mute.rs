@@ -5,7 +5,6 @@
 //! worker threads, and never leaks into other tasks. Nested mutes restore the outer state.
 //! When nothing is muted anywhere, checking costs one atomic load.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -49,7 +48,9 @@ struct Layer {
 static MUTED_TASKS: AtomicUsize = AtomicUsize::new(0);
 static NEXT_LAYER: AtomicU64 = AtomicU64::new(0);
 
-type Table = HashMap<TaskKey, Vec<Layer>>;
+/// Keys are task and thread ids, which callers do not choose: a fast hash is safe here, and is
+/// most of what a check costs while a mute is on.
+type Table = foldhash::HashMap<TaskKey, Vec<Layer>>;
 
 fn table() -> MutexGuard<'static, Table> {
     static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();

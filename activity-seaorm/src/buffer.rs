@@ -26,8 +26,11 @@ pub(crate) struct Frame {
 
 static OPEN_FRAMES: AtomicUsize = AtomicUsize::new(0);
 
-fn frames() -> MutexGuard<'static, HashMap<usize, Frame>> {
-    static FRAMES: OnceLock<Mutex<HashMap<usize, Frame>>> = OnceLock::new();
+/// Keyed by transaction address (not caller-chosen, so a fast hash is safe).
+type Frames = foldhash::HashMap<usize, Frame>;
+
+fn frames() -> MutexGuard<'static, Frames> {
+    static FRAMES: OnceLock<Mutex<Frames>> = OnceLock::new();
     FRAMES
         .get_or_init(Mutex::default)
         .lock()
@@ -162,6 +165,11 @@ pub(crate) fn put_pending<M: Any>(item_id: String, value: Pending) {
     }
     map.insert((TypeId::of::<M>(), item_id, TaskKey::current()), value);
     PENDING_COUNT.store(map.len(), Ordering::Release);
+}
+
+/// Whether any before-state waits anywhere (one atomic load).
+pub(crate) fn any_pending() -> bool {
+    PENDING_COUNT.load(Ordering::Acquire) != 0
 }
 
 /// Leave a `Tracked` before-state, unless an earlier update of the row in this task still waits

@@ -41,6 +41,10 @@ where
     if insert {
         return Ok(am);
     }
+    // A muted job with nothing waiting anywhere: done before the key is even formatted.
+    if !buffer::any_pending() && is_muted(<ModelOf<A>>::SCOPE) {
+        return Ok(am);
+    }
     let Some(item_id) = active_item_id(&am) else {
         return Ok(am);
     };
