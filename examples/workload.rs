@@ -8,7 +8,8 @@
 //! ```
 //! Options (env): `BENCH_ROUNDS` (default 30), `BENCH_PEER_SQL` (path of the trigger peer, default
 //! `../shared/peers/pg_audit_trigger.sql`), `BENCH_ONLY` (shapes whose name contains the text),
-//! `BENCH_DROP_INDEXES` (log indexes to drop for an experiment, or `all`), `BENCH_DROP_GIN`.
+//! `BENCH_DROP_INDEXES` (log indexes to drop for an experiment, or `all`), `BENCH_DROP_GIN`,
+//! `BENCH_WIRE_BUDGET` (bytes, see `activity_seaorm::set_wire_budget`).
 //! Prints medians and ratios to the unlogged baseline. The `Floor` mode runs the unlogged
 //! updates plus the log INSERTs of a `Tracked` batch rendered in advance: the server's and the
 //! wire's share of the logged cost, which no client-side change can remove.
@@ -225,6 +226,12 @@ async fn setup(db: &DatabaseConnection) -> Result<(), DbErr> {
     }
     if let Ok(only) = std::env::var("BENCH_ONLY") {
         ONLY.set(only).ok();
+    }
+    if let Some(bytes) = std::env::var("BENCH_WIRE_BUDGET")
+        .ok()
+        .and_then(|b| b.parse().ok())
+    {
+        activity_seaorm::set_wire_budget(bytes);
     }
     let schema = Schema::new(db.get_database_backend());
     db.execute(&schema.create_table_from_entity(plain::Entity))

@@ -56,7 +56,7 @@ pub use ops::{
 pub use read::load_activity;
 pub use settings::{
     ActivityRecorded, FailurePolicy, failed_writes, failure_policy, set_clock, set_failure_policy,
-    set_hooks, subscribe,
+    set_hooks, set_wire_budget, subscribe, wire_budget,
 };
 pub use track::{Tracked, track};
 pub use transaction::transaction;

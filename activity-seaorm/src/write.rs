@@ -12,7 +12,8 @@ use crate::entity::{DETAIL_COLUMN, ROW_COLUMNS, activity_log, row_values};
 use crate::keys::conn_key;
 use crate::settings::{self, FailurePolicy};
 
-/// Largest log INSERT sent to a network server, in bytes on the wire (estimated).
+/// Default largest log INSERT sent to a network server, in bytes on the wire (estimated);
+/// [`set_wire_budget`](crate::set_wire_budget) changes it.
 ///
 /// sqlx 0.9.0 no longer sets `TCP_NODELAY` (sqlx issue 4335, fixed upstream but unreleased). A
 /// message larger than the socket's send buffer (16 KiB by default on Linux) then leaves in two
@@ -180,7 +181,7 @@ pub(crate) async fn insert_entries<C: ConnectionTrait>(
     let rows = rows_per_statement(backend);
     let budget = match backend {
         DbBackend::Sqlite => usize::MAX,
-        _ => WIRE_BUDGET,
+        _ => settings::wire_budget(),
     };
     let mut rest = entries;
     while !rest.is_empty() {

@@ -1,0 +1,77 @@
+//! `set_wire_budget`: how many INSERTs one flush sends. A test binary of its own, because the
+//! budget is process-wide and the other suites count statements; the backends run one after
+//! another here for the same reason.
+
+use activity_seaorm::{
+    ActivityEntry, Change, ChangeAction, WIRE_BUDGET, bulk_log_activity, set_wire_budget,
+    transaction,
+};
+use activity_tests::{Backend, TestDb};
+use scoped_futures::ScopedFutureExt;
+use serde_json::json;
+
+fn entries(n: usize) -> Vec<ActivityEntry> {
+    (0..n)
+        .map(|i| {
+            ActivityEntry::new("FeatureFlag", "updated")
+                .with_item_id(i.to_string())
+                .with_changes(vec![Change::new(
+                    "FeatureFlag",
+                    ChangeAction::Changed,
+                    Some("enabled"),
+                    json!(false),
+                    json!(true),
+                )])
+        })
+        .collect()
+}
+
+/// Flush `n` entries in one `transaction`; returns the log INSERTs it sent.
+async fn flush(t: &TestDb, n: usize) -> usize {
+    t.take_statements();
+    transaction(&t.db, |txn| {
+        async move { bulk_log_activity(txn, entries(n)).await }.scope_boxed()
+    })
+    .await
+    .expect("flush");
+    t.take_statements()
+        .iter()
+        .filter(|sql| sql.starts_with("INSERT INTO") && sql.contains("activity_log"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_sets_how_many_inserts_a_flush_sends() {
+    for backend in [Backend::Sqlite, Backend::Postgres, Backend::MySql] {
+        let Some(t) = TestDb::new(backend).await else {
+            continue;
+        };
+        let networked = backend != Backend::Sqlite;
+
+        // Far below one entry: still one entry per statement, never zero.
+        set_wire_budget(1);
+        assert_eq!(
+            flush(&t, 5).await,
+            if networked { 5 } else { 1 },
+            "{backend:?}"
+        );
+
+        // The default: five small entries fit in one message.
+        set_wire_budget(WIRE_BUDGET);
+        assert_eq!(flush(&t, 5).await, 1, "{backend:?}");
+
+        // 300 small entries exceed the default budget but fit a raised one.
+        let at_default = flush(&t, 300).await;
+        set_wire_budget(1 << 20);
+        let raised = flush(&t, 300).await;
+        set_wire_budget(WIRE_BUDGET);
+        if networked {
+            assert!(at_default > 1, "{backend:?}: {at_default} INSERTs");
+        }
+        assert_eq!(raised, 1, "{backend:?}");
+
+        // Every entry was written, whatever the chunking.
+        assert_eq!(t.entries().await.len(), 5 + 5 + 300 + 300, "{backend:?}");
+        t.cleanup().await;
+    }
+}
