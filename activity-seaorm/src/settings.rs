@@ -130,8 +130,9 @@ static WIRE_BUDGET_BYTES: AtomicUsize = AtomicUsize::new(WIRE_BUDGET);
 /// Raise it where Nagle's algorithm does not apply: over a Unix socket, or once sqlx sets
 /// `TCP_NODELAY` again. Measured over PostgreSQL's Unix socket, 1,000 per-row bulk entries:
 /// 12 KiB, 30 INSERTs, 32.9 ms; 64 KiB, 8 INSERTs, 30.4 ms. Above that, the larger statements
-/// got slower again here. On MySQL keep it well under the server's `max_allowed_packet`. SQLite has no
-/// wire and ignores it. At least one entry goes in every statement, whatever the budget.
+/// got slower again here. On MySQL keep it well under the server's `max_allowed_packet`.
+/// SQLite has no wire and ignores it. At least one entry goes in every statement, whatever the
+/// budget.
 ///
 /// ```
 /// activity_seaorm::set_wire_budget(24_000);
