@@ -479,6 +479,52 @@ async fn muted_tracked_update_leaves_no_stale_before_state(t: &TestDb) {
     );
 }
 
+/// A muted update between an `update_without_returning` and a later update of the same row must
+/// still settle the earlier one first: else the later update would diff the earlier before-state
+/// against a row that already holds the muted change, and log that change after all.
+async fn muted_update_settles_an_earlier_update_first(t: &TestDb) {
+    let flag = new_flag("uwr-muted").insert(&t.db).await.unwrap();
+    let id = flag.id;
+    transaction(&t.db, |txn| {
+        async move {
+            let mut am = flag.into_active_model();
+            am.active = Set(true);
+            am.update_without_returning(txn).await?;
+            mute_signals_in(async {
+                let mut am = by_id(id);
+                am.description = Set(Some("muted".into()));
+                am.update(txn).await
+            })
+            .await?;
+            let mut am = by_id(id);
+            am.key = Set("uwr-muted-renamed".into());
+            am.update(txn).await?;
+            Ok::<_, DbErr>(())
+        }
+        .scope_boxed()
+    })
+    .await
+    .unwrap();
+    let entries = t.entries().await;
+    assert_eq!(
+        update_changes(&entries),
+        vec![
+            vec![change(
+                ChangeAction::Changed,
+                "enabled",
+                json!(false),
+                json!(true)
+            )],
+            vec![change(
+                ChangeAction::Changed,
+                "key",
+                json!("uwr-muted"),
+                json!("uwr-muted-renamed")
+            )],
+        ]
+    );
+}
+
 async fn concurrent_tasks_never_see_each_others_actor(t: &TestDb) {
     let db = t.db.clone();
     let tasks: Vec<_> = (0..200)
@@ -966,6 +1012,7 @@ backend_tests!(
     savepoints_keep_or_drop_their_entries,
     mute_guard_and_scopes,
     muted_tracked_update_leaves_no_stale_before_state,
+    muted_update_settles_an_earlier_update_first,
     concurrent_tasks_never_see_each_others_actor,
     composite_uuid_and_string_keys,
     tracked_updates_need_no_read,
