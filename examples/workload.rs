@@ -9,7 +9,8 @@
 //! Options (env): `BENCH_ROUNDS` (default 30), `BENCH_PEER_SQL` (path of the trigger peer, default
 //! `../shared/peers/pg_audit_trigger.sql`), `BENCH_ONLY` (shapes whose name contains the text),
 //! `BENCH_DROP_INDEXES` (log indexes to drop for an experiment, or `all`), `BENCH_DROP_GIN`,
-//! `BENCH_WIRE_BUDGET` (bytes, see `activity_seaorm::set_wire_budget`).
+//! `BENCH_WIRE_BUDGET` (bytes, see `activity_seaorm::set_wire_budget`), `BENCH_MODES` (a
+//! comma-separated list of modes to run, e.g. `Unlogged,Muted`).
 //! Prints medians and ratios to the unlogged baseline. The `Floor` mode runs the unlogged
 //! updates plus the log INSERTs of a `Tracked` batch rendered in advance: the server's and the
 //! wire's share of the logged cost, which no client-side change can remove.
@@ -161,6 +162,11 @@ async fn main() -> Result<(), DbErr> {
         modes.push(Mode::Peer);
     }
     modes.push(Mode::Floor);
+    if let Ok(only) = std::env::var("BENCH_MODES") {
+        // For instruction counts (callgrind) of one mode at a time; the ratios need `Unlogged`,
+        // and `Floor` copies what `Tracked` wrote.
+        modes.retain(|m| only.split(',').any(|name| name.trim() == format!("{m:?}")));
+    }
     let mut samples: BTreeMap<(Shape, Mode), Vec<Duration>> = BTreeMap::new();
     let mut per_txn: BTreeMap<(Shape, Mode), usize> = BTreeMap::new();
     // The log rows of the latest `Tracked` batch per `Txn(n)` and the number of INSERTs its

@@ -505,24 +505,14 @@ async fn muted_update_settles_an_earlier_update_first(t: &TestDb) {
     })
     .await
     .unwrap();
-    let entries = t.entries().await;
-    assert_eq!(
-        update_changes(&entries),
-        vec![
-            vec![change(
-                ChangeAction::Changed,
-                "enabled",
-                json!(false),
-                json!(true)
-            )],
-            vec![change(
-                ChangeAction::Changed,
-                "key",
-                json!("uwr-muted"),
-                json!("uwr-muted-renamed")
-            )],
-        ]
-    );
+    let mut expected = enabled_turned_on();
+    expected.push(vec![change(
+        ChangeAction::Changed,
+        "key",
+        json!("uwr-muted"),
+        json!("uwr-muted-renamed"),
+    )]);
+    assert_eq!(update_changes(&t.entries().await), expected);
 }
 
 async fn concurrent_tasks_never_see_each_others_actor(t: &TestDb) {
