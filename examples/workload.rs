@@ -9,7 +9,7 @@
 //! Options (env): `BENCH_ROUNDS` (default 30), `BENCH_PEER_SQL` (path of the trigger peer, default
 //! `../shared/peers/pg_audit_trigger.sql`), `BENCH_ONLY` (shapes whose name contains the text),
 //! `BENCH_DROP_INDEXES` (log indexes to drop for an experiment, or `all`), `BENCH_DROP_GIN`,
-//! `BENCH_WIRE_BUDGET` (bytes, see `activity_seaorm::set_wire_budget`), `BENCH_MODES` (a
+//! `BENCH_WIRE_BUDGET` (bytes, see `ActivityConfig::with_wire_budget`), `BENCH_MODES` (a
 //! comma-separated list of modes to run, e.g. `Unlogged,Muted`).
 //! Prints medians and ratios to the unlogged baseline. The `Floor` mode runs the unlogged
 //! updates plus the log INSERTs of a `Tracked` batch rendered in advance: the server's and the
@@ -247,7 +247,8 @@ async fn setup(db: &DatabaseConnection) -> Result<(), DbErr> {
         .ok()
         .and_then(|b| b.parse().ok())
     {
-        activity_seaorm::set_wire_budget(bytes);
+        activity_seaorm::init(activity_seaorm::ActivityConfig::new().with_wire_budget(bytes))
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
     }
     let schema = Schema::new(db.get_database_backend());
     db.execute(&schema.create_table_from_entity(plain::Entity))

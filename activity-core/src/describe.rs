@@ -1,9 +1,7 @@
 //! Human sentences for entries: "alice changed enabled from false to true on FeatureFlag
 //! beta-checkout". Masked values are never shown, only that they changed.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{OnceLock, PoisonError, RwLock};
 
 use serde_json::Value;
 
@@ -12,19 +10,6 @@ use crate::entry::{ActivityEntry, Change, ChangeAction, activity};
 
 /// A scope-specific describer; return `None` to fall back to the generic sentence.
 pub type Describer = fn(&ActivityEntry) -> Option<String>;
-
-fn describers() -> &'static RwLock<HashMap<String, Describer>> {
-    static DESCRIBERS: OnceLock<RwLock<HashMap<String, Describer>>> = OnceLock::new();
-    DESCRIBERS.get_or_init(RwLock::default)
-}
-
-/// Use `describer` for entries of `scope`.
-pub fn register_describer(scope: impl Into<String>, describer: Describer) {
-    describers()
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(scope.into(), describer);
-}
 
 /// A readable sentence for `entry`.
 ///
@@ -40,11 +25,7 @@ pub fn register_describer(scope: impl Into<String>, describer: Describer) {
 /// assert_eq!(describe(&gone), "system deleted Dashboard Sales");
 /// ```
 pub fn describe(entry: &ActivityEntry) -> String {
-    let custom = describers()
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&entry.scope)
-        .copied();
+    let custom = crate::ActivityConfig::with_current(|c| c.describer(&entry.scope));
     if let Some(text) = custom.and_then(|d| d(entry)) {
         return text;
     }

@@ -14,6 +14,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod clock;
+pub mod config;
 pub mod context;
 pub mod describe;
 pub mod diff;
@@ -29,8 +30,9 @@ pub mod store;
 pub mod value;
 
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use config::{ActivityConfig, AlreadyInitialized, FailurePolicy, Tenancy, WIRE_BUDGET, init};
 pub use context::ActivityContext;
-pub use describe::{describe, register_describer};
+pub use describe::{Describer, describe};
 pub use diff::{COMMON_EXCLUSIONS, FieldSpec, Masking, ModelActivity, diff};
 pub use entry::{ActivityEntry, Actor, Change, ChangeAction, Detail, Trigger};
 pub use error::ActivityError;

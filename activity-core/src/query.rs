@@ -214,7 +214,11 @@ impl ActivityQuery {
 
     /// Refuse a query that names no tenant and is not explicitly unscoped.
     pub fn check_tenant(&self) -> Result<(), ActivityError> {
-        if self.unscoped || self.team_id.is_some() || self.organization_id.is_some() {
+        if self.unscoped
+            || self.team_id.is_some()
+            || self.organization_id.is_some()
+            || crate::ActivityConfig::with_current(|c| c.tenancy()) == crate::Tenancy::Single
+        {
             Ok(())
         } else {
             Err(ActivityError::InvalidQuery(

@@ -299,7 +299,7 @@ where
     let mut entry = ActivityEntry::new(scope, verb)
         .with_changes(changes)
         .forced();
-    entry.created_at = crate::settings::clock().now();
+    entry.created_at = activity_core::ActivityConfig::with_current(|c| c.clock().now());
     entry.detail.context = Some(serde_json::json!({
         "filter": filter_text,
         "count": count,

@@ -34,37 +34,36 @@
 
 mod buffer;
 pub mod bulk;
+pub mod config;
 pub mod entity;
 mod errors;
+pub mod events;
 pub mod guard;
 pub mod hooks;
 mod keys;
 mod ops;
 mod read;
 pub mod schema;
-mod settings;
 mod track;
 mod transaction;
 mod write;
 
 pub use activity_core::*;
+pub use config::{ActivityConfig, FailurePolicy, Tenancy, WIRE_BUDGET, failed_writes, init};
 pub use entity::activity_log;
 pub use errors::Error;
+pub use events::{ActivityRecorded, subscribe};
 pub use ops::{
     CSV_COLUMNS, PRUNE_BATCH, anonymize_user, export_csv, export_jsonl, prune, pseudonym,
 };
 pub use read::load_activity;
-pub use settings::{
-    ActivityRecorded, FailurePolicy, failed_writes, failure_policy, set_clock, set_failure_policy,
-    set_hooks, set_wire_budget, subscribe, wire_budget,
-};
 pub use track::{Tracked, track};
 pub use transaction::transaction;
-pub use write::{WIRE_BUDGET, bulk_log_activity, log_activity};
+pub use write::{bulk_log_activity, log_activity};
 
 /// Everything an application file needs: `use activity_seaorm::prelude::*;`.
 pub mod prelude {
-    pub use crate::{FailurePolicy, Tracked, activity_hooks, load_activity, track};
+    pub use crate::{ActivityConfig, FailurePolicy, Tracked, activity_hooks, load_activity, track};
     pub use activity_core::prelude::*;
 }
 

@@ -6,8 +6,9 @@ use scoped_futures::ScopedBoxFuture;
 use sea_orm::{ConnectionTrait, DbErr, TransactionSession, TransactionTrait};
 
 use crate::buffer;
+use crate::config::{ActivityConfig, FailurePolicy};
+use crate::events;
 use crate::keys::conn_key;
-use crate::settings::{self, FailurePolicy};
 use crate::write::{fail, insert_entries, stamp, write_error};
 
 /// Run `f` in a transaction (a savepoint when `db` is itself a transaction) and write its
@@ -91,7 +92,7 @@ where
         }
     };
     txn.commit().await?;
-    settings::publish(written);
+    events::publish(written);
     Ok(value)
 }
 
@@ -119,11 +120,11 @@ async fn flush<T>(txn: &T, mut entries: Vec<ActivityEntry>) -> Result<Vec<Activi
 where
     T: TransactionTrait + ConnectionTrait,
 {
-    prepare_entries(settings::hooks().as_ref(), &mut entries);
+    ActivityConfig::with_current(|c| prepare_entries(c.hooks(), &mut entries));
     if entries.is_empty() {
         return Ok(entries);
     }
-    match settings::failure_policy() {
+    match ActivityConfig::with_current(|c| c.failure_policy()) {
         FailurePolicy::FailClosed => match insert_entries(txn, &entries).await {
             Ok(()) => Ok(entries),
             Err(e) => Err(write_error(&e)),

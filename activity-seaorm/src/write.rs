@@ -8,19 +8,10 @@ use std::fmt::Write as _;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityName, IdenStatic, Iterable, Statement};
 
 use crate::buffer;
+use crate::config::{self, ActivityConfig, FailurePolicy};
 use crate::entity::{DETAIL_COLUMN, ROW_COLUMNS, activity_log, row_values};
+use crate::events;
 use crate::keys::conn_key;
-use crate::settings::{self, FailurePolicy};
-
-/// Default largest log INSERT sent to a network server, in bytes on the wire (estimated);
-/// [`set_wire_budget`](crate::set_wire_budget) changes it.
-///
-/// sqlx 0.9.0 no longer sets `TCP_NODELAY` (sqlx issue 4335, fixed upstream but unreleased). A
-/// message larger than the socket's send buffer (16 KiB by default on Linux) then leaves in two
-/// writes, Nagle holds the tail until the server's delayed ACK, and the statement stalls ~40 ms.
-/// Measured on PostgreSQL: one 100-entry INSERT took 66 ms, four 25-entry INSERTs 15 ms in all.
-/// A transaction of up to ~25 small entries still flushes in exactly one statement.
-pub const WIRE_BUDGET: usize = 12 * 1024;
 
 /// Columns per row of the INSERT.
 const COLUMNS: usize = ROW_COLUMNS;
@@ -97,7 +88,7 @@ pub(crate) fn model_entry<M: ModelActivity>(
     activity: &str,
 ) -> ActivityEntry {
     let mut entry = ActivityEntry::new(M::SCOPE, activity);
-    entry.created_at = settings::clock().now();
+    entry.created_at = ActivityConfig::with_current(|c| c.clock().now());
     entry.item_id = item_id;
     entry.detail.name = model.activity_name();
     entry.detail.short_id = model.activity_short_id();
@@ -140,13 +131,13 @@ pub(crate) async fn write_now<C: ConnectionTrait>(
     db: &C,
     mut entries: Vec<ActivityEntry>,
 ) -> Result<(), DbErr> {
-    prepare_entries(settings::hooks().as_ref(), &mut entries);
+    ActivityConfig::with_current(|c| prepare_entries(c.hooks(), &mut entries));
     if entries.is_empty() {
         return Ok(());
     }
     match insert_entries(db, &entries).await {
         Ok(()) => {
-            settings::publish(entries);
+            events::publish(entries);
             Ok(())
         }
         Err(e) => fail(e, entries.len()),
@@ -155,10 +146,10 @@ pub(crate) async fn write_now<C: ConnectionTrait>(
 
 /// Apply the failure policy to a failed write of `count` entries.
 pub(crate) fn fail(error: DbErr, count: usize) -> Result<(), DbErr> {
-    match settings::failure_policy() {
+    match ActivityConfig::with_current(|c| c.failure_policy()) {
         FailurePolicy::FailClosed => Err(write_error(&error)),
         FailurePolicy::FailOpen => {
-            settings::count_failed(count);
+            config::count_failed(count);
             tracing::warn!(error = %error, lost = count, "activity log write failed; change kept (fail-open)");
             Ok(())
         }
@@ -181,7 +172,7 @@ pub(crate) async fn insert_entries<C: ConnectionTrait>(
     let rows = rows_per_statement(backend);
     let budget = match backend {
         DbBackend::Sqlite => usize::MAX,
-        _ => settings::wire_budget(),
+        _ => ActivityConfig::with_current(|c| c.wire_budget()),
     };
     let mut rest = entries;
     while !rest.is_empty() {

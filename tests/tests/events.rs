@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex as StdMutex};
 
 use activity_seaorm::prelude::*;
-use activity_seaorm::{ActivityHooks, AppendDecision, set_hooks, subscribe, transaction};
+use activity_seaorm::{ActivityConfig, ActivityHooks, AppendDecision, subscribe, transaction};
 use activity_tests::models::feature_flag;
 use activity_tests::{Backend, TestDb};
 use scoped_futures::ScopedFutureExt;
@@ -55,58 +55,60 @@ async fn hooks_and_events(backend: Backend) {
         return;
     };
     let recorder = Arc::new(Recorder::default());
-    set_hooks(recorder.clone());
-    let mut events = subscribe();
+    let config = ActivityConfig::new().with_hooks(recorder.clone());
+    config
+        .scope(async {
+            let mut events = subscribe();
 
-    let rolled_back: Result<(), DbErr> = transaction(&t.db, |txn| {
-        async move {
-            flag("ev-rolled-back").insert(txn).await?;
-            Err(DbErr::Custom("abort".into()))
-        }
-        .scope_boxed()
-    })
-    .await;
-    assert!(rolled_back.is_err());
-    transaction(&t.db, |txn| {
-        async move {
-            flag("veto-me").insert(txn).await?;
-            flag("ev-kept").insert(txn).await?;
-            Ok::<_, DbErr>(())
-        }
-        .scope_boxed()
-    })
-    .await
-    .unwrap();
-    flag("ev-autocommit").insert(&t.db).await.unwrap();
+            let rolled_back: Result<(), DbErr> = transaction(&t.db, |txn| {
+                async move {
+                    flag("ev-rolled-back").insert(txn).await?;
+                    Err(DbErr::Custom("abort".into()))
+                }
+                .scope_boxed()
+            })
+            .await;
+            assert!(rolled_back.is_err());
+            transaction(&t.db, |txn| {
+                async move {
+                    flag("veto-me").insert(txn).await?;
+                    flag("ev-kept").insert(txn).await?;
+                    Ok::<_, DbErr>(())
+                }
+                .scope_boxed()
+            })
+            .await
+            .unwrap();
+            flag("ev-autocommit").insert(&t.db).await.unwrap();
 
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        let event = events.recv().await.unwrap();
-        seen.push(event.entry.detail.name.clone().unwrap_or_default());
-    }
-    assert_eq!(seen, vec!["ev-kept", "ev-autocommit"]);
-    assert_eq!(
-        *recorder.appended.lock().unwrap(),
-        vec!["ev-kept", "ev-autocommit"]
-    );
+            let mut seen = Vec::new();
+            while seen.len() < 2 {
+                let event = events.recv().await.unwrap();
+                seen.push(event.entry.detail.name.clone().unwrap_or_default());
+            }
+            assert_eq!(seen, vec!["ev-kept", "ev-autocommit"]);
+            assert_eq!(
+                *recorder.appended.lock().unwrap(),
+                vec!["ev-kept", "ev-autocommit"]
+            );
 
-    let stored = t.entries().await;
-    let names: Vec<_> = stored
-        .iter()
-        .map(|e| e.detail.name.clone().unwrap_or_default())
-        .collect();
-    assert_eq!(
-        names,
-        vec!["ev-kept", "ev-autocommit"],
-        "vetoed and rolled-back entries are not stored"
-    );
-    assert!(
-        stored
-            .iter()
-            .all(|e| e.detail.context == Some(json!({"patched": true})))
-    );
-
-    set_hooks(Arc::new(activity_seaorm::NoHooks));
+            let stored = t.entries().await;
+            let names: Vec<_> = stored
+                .iter()
+                .map(|e| e.detail.name.clone().unwrap_or_default())
+                .collect();
+            assert_eq!(
+                names,
+                vec!["ev-kept", "ev-autocommit"],
+                "vetoed and rolled-back entries are not stored"
+            );
+            assert!(
+                stored
+                    .iter()
+                    .all(|e| e.detail.context == Some(json!({"patched": true})))
+            );
+        })
+        .await;
     t.cleanup().await;
 }
 

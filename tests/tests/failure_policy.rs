@@ -1,7 +1,7 @@
 //! Fail-closed by default, fail-open on request. The policy is process-wide, so this binary
 //! runs its backends one at a time.
 
-use activity_seaorm::{FailurePolicy, failed_writes, set_failure_policy, transaction};
+use activity_seaorm::{ActivityConfig, FailurePolicy, failed_writes, transaction};
 use activity_tests::models::feature_flag;
 use activity_tests::{Backend, TestDb};
 use scoped_futures::ScopedFutureExt;
@@ -45,7 +45,6 @@ async fn policies(backend: Backend) {
     activity_seaorm::schema::drop_table(&t.db).await.unwrap();
 
     // Fail-closed (default): the change does not commit and the error names the log.
-    set_failure_policy(FailurePolicy::FailClosed);
     let err = insert_in_transaction(&t, "closed").await.unwrap_err();
     assert!(
         err.to_string().contains("activity log write failed"),
@@ -54,15 +53,17 @@ async fn policies(backend: Backend) {
     assert_eq!(feature_flag::Entity::find().count(&t.db).await.unwrap(), 0);
 
     // Fail-open: the change commits, the loss is counted.
-    set_failure_policy(FailurePolicy::FailOpen);
-    let before = failed_writes();
-    insert_in_transaction(&t, "open").await.unwrap();
-    assert_eq!(feature_flag::Entity::find().count(&t.db).await.unwrap(), 1);
-    assert_eq!(failed_writes(), before + 1);
-    // Outside a transaction too.
-    flag("open-autocommit").insert(&t.db).await.unwrap();
-    assert_eq!(failed_writes(), before + 2);
-    set_failure_policy(FailurePolicy::FailClosed);
+    let open = ActivityConfig::new().with_failure_policy(FailurePolicy::FailOpen);
+    open.scope(async {
+        let before = failed_writes();
+        insert_in_transaction(&t, "open").await.unwrap();
+        assert_eq!(feature_flag::Entity::find().count(&t.db).await.unwrap(), 1);
+        assert_eq!(failed_writes(), before + 1);
+        // Outside a transaction too.
+        flag("open-autocommit").insert(&t.db).await.unwrap();
+        assert_eq!(failed_writes(), before + 2);
+    })
+    .await;
 
     // Outside a transaction, fail-closed still reports the failure to the caller.
     let err = flag("closed-autocommit").insert(&t.db).await.unwrap_err();

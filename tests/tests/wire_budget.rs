@@ -1,10 +1,6 @@
-//! `set_wire_budget`: how many INSERTs one flush sends. A test binary of its own, because the
-//! budget is process-wide and the other suites count statements; the backends run one after
-//! another here for the same reason.
+//! `ActivityConfig::with_wire_budget`: how many INSERTs one flush sends.
 
-use activity_seaorm::{
-    ActivityEntry, WIRE_BUDGET, bulk_log_activity, set_wire_budget, transaction,
-};
+use activity_seaorm::{ActivityConfig, ActivityEntry, WIRE_BUDGET, bulk_log_activity, transaction};
 use activity_tests::{Backend, TestDb};
 use scoped_futures::ScopedFutureExt;
 
@@ -15,14 +11,16 @@ fn entries(n: usize) -> Vec<ActivityEntry> {
         .collect()
 }
 
-/// Flush `n` entries in one `transaction`; returns the log INSERTs it sent.
-async fn flush(t: &TestDb, n: usize) -> usize {
+/// Flush `n` entries in one `transaction` under `budget`; returns the log INSERTs it sent.
+async fn flush(t: &TestDb, n: usize, budget: usize) -> usize {
     t.take_statements();
-    transaction(&t.db, |txn| {
-        async move { bulk_log_activity(txn, entries(n)).await }.scope_boxed()
-    })
-    .await
-    .expect("flush");
+    let config = ActivityConfig::new().with_wire_budget(budget);
+    config
+        .scope(transaction(&t.db, |txn| {
+            async move { bulk_log_activity(txn, entries(n)).await }.scope_boxed()
+        }))
+        .await
+        .expect("flush");
     t.take_statements()
         .iter()
         .filter(|sql| sql.starts_with("INSERT INTO") && sql.contains("activity_log"))
@@ -38,22 +36,18 @@ async fn the_budget_sets_how_many_inserts_a_flush_sends() {
         let networked = backend != Backend::Sqlite;
 
         // Far below one entry: still one entry per statement, never zero.
-        set_wire_budget(1);
         assert_eq!(
-            flush(&t, 5).await,
+            flush(&t, 5, 1).await,
             if networked { 5 } else { 1 },
             "{backend:?}"
         );
 
         // The default: five small entries fit in one message.
-        set_wire_budget(WIRE_BUDGET);
-        assert_eq!(flush(&t, 5).await, 1, "{backend:?}");
+        assert_eq!(flush(&t, 5, WIRE_BUDGET).await, 1, "{backend:?}");
 
         // 300 small entries exceed the default budget but fit a raised one.
-        let at_default = flush(&t, 300).await;
-        set_wire_budget(1 << 20);
-        let raised = flush(&t, 300).await;
-        set_wire_budget(WIRE_BUDGET);
+        let at_default = flush(&t, 300, WIRE_BUDGET).await;
+        let raised = flush(&t, 300, 1 << 20).await;
         if networked {
             assert!(at_default > 1, "{backend:?}: {at_default} INSERTs");
         }

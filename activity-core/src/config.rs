@@ -1,0 +1,262 @@
+//! Every setting of the activity log in one value, [`ActivityConfig`].
+//!
+//! Hooks run inside SeaORM's `ActiveModelBehavior`, which has no place to carry configuration,
+//! so the configuration is ambient: installed once at start-up with [`init`] (a second install
+//! is an error, as with `tracing`'s global default), and overridable for one task and the
+//! futures it awaits with [`ActivityConfig::scope`] (tests run side by side in one process, each
+//! with its own clock or policy). Nothing else that decides what is written is process-wide.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use crate::clock::{Clock, SystemClock};
+use crate::describe::Describer;
+use crate::hooks::{ActivityHooks, NoHooks};
+
+/// Default largest log INSERT sent to a network server, in bytes on the wire;
+/// [`ActivityConfig::with_wire_budget`] changes it.
+///
+/// sqlx 0.9.0 no longer sets `TCP_NODELAY` (sqlx issue 4335, fixed upstream but unreleased). A
+/// message larger than the socket's send buffer (16 KiB by default on Linux) then leaves in two
+/// writes, Nagle holds the tail until the server's delayed ACK, and the statement stalls ~40 ms.
+/// Measured on PostgreSQL: one 100-entry INSERT took 66 ms, four 25-entry INSERTs 15 ms in all.
+/// A transaction of up to ~25 small entries still flushes in exactly one statement.
+pub const WIRE_BUDGET: usize = 12 * 1024;
+
+/// What happens when an entry cannot be written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// The change does not commit and the caller gets an error naming the activity log. (On an
+    /// autocommit connection the change has already committed when its entry is written; the
+    /// error then says so.)
+    #[default]
+    FailClosed,
+    /// The change commits without its entries; a `tracing` warning is emitted and the failure
+    /// is counted. Wherever a transaction is open the log INSERT runs in a savepoint, so its
+    /// failure never aborts the caller's transaction.
+    FailOpen,
+}
+
+/// Whether reads must name a tenant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tenancy {
+    /// Multi-tenant: every query names a team or organization, or opts into `unscoped()`.
+    #[default]
+    Required,
+    /// Single-tenant: a query without a tenant reads the whole log.
+    Single,
+}
+
+/// Every setting of the activity log. Build it, then [`init`] it once at start-up.
+///
+/// ```
+/// use std::sync::Arc;
+/// use activity_core::{ActivityConfig, FailurePolicy, FixedClock, Tenancy};
+/// let t = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().to_utc();
+/// let config = ActivityConfig::new()
+///     .with_failure_policy(FailurePolicy::FailOpen)
+///     .with_clock(Arc::new(FixedClock(t)))
+///     .with_tenancy(Tenancy::Single)
+///     .with_erasure_key(b"a secret of at least 32 bytes, kept out of the log");
+/// assert_eq!(config.failure_policy(), FailurePolicy::FailOpen);
+/// assert_eq!(config.clock().now(), t);
+/// // The key never shows in logs or panics.
+/// assert!(!format!("{config:?}").contains("secret"));
+/// ```
+#[derive(Clone)]
+pub struct ActivityConfig {
+    failure_policy: FailurePolicy,
+    clock: Arc<dyn Clock>,
+    hooks: Arc<dyn ActivityHooks>,
+    wire_budget: usize,
+    erasure_key: Option<Arc<[u8]>>,
+    tenancy: Tenancy,
+    describers: HashMap<String, Describer>,
+}
+
+impl Default for ActivityConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for ActivityConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActivityConfig")
+            .field("failure_policy", &self.failure_policy)
+            .field("clock", &self.clock)
+            .field("hooks", &self.hooks)
+            .field("wire_budget", &self.wire_budget)
+            .field(
+                "erasure_key",
+                &self.erasure_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("tenancy", &self.tenancy)
+            .field("describers", &self.describers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl ActivityConfig {
+    /// The defaults: fail-closed, the system clock, no append hooks, [`WIRE_BUDGET`], no
+    /// erasure key, [`Tenancy::Required`].
+    pub fn new() -> Self {
+        Self {
+            failure_policy: FailurePolicy::default(),
+            clock: Arc::new(SystemClock),
+            hooks: Arc::new(NoHooks),
+            wire_budget: WIRE_BUDGET,
+            erasure_key: None,
+            tenancy: Tenancy::default(),
+            describers: HashMap::new(),
+        }
+    }
+
+    /// What happens when an entry cannot be written (default fail-closed).
+    pub fn with_failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.failure_policy = policy;
+        self
+    }
+
+    /// The clock that stamps `created_at`, for hook entries and manual ones alike.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The `before_append` / `after_append` hooks.
+    pub fn with_hooks(mut self, hooks: Arc<dyn ActivityHooks>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// The largest log INSERT sent to PostgreSQL or MySQL, in bytes on the wire; a flush with
+    /// more entries sends several INSERTs. Default [`WIRE_BUDGET`], which keeps each message in
+    /// one write on a TCP connection without `TCP_NODELAY` (sqlx 0.9.0).
+    ///
+    /// Raise it where Nagle's algorithm does not apply: over a Unix socket, or once sqlx sets
+    /// `TCP_NODELAY` again. Measured over PostgreSQL's Unix socket, 1,000 per-row bulk entries:
+    /// 12 KiB, 30 INSERTs, 32.9 ms; 64 KiB, 8 INSERTs, 30.4 ms. Above that, the larger
+    /// statements got slower again here. On MySQL keep it well under the server's
+    /// `max_allowed_packet`. SQLite has no wire and ignores it. At least one entry goes in every
+    /// statement, whatever the budget.
+    pub fn with_wire_budget(mut self, bytes: usize) -> Self {
+        self.wire_budget = bytes;
+        self
+    }
+
+    /// The secret under which erasure derives pseudonyms (HMAC-SHA256), so a pseudonym cannot
+    /// be recomputed from the user id by anyone without it. Keep it as carefully as a password
+    /// pepper: 32 random bytes or more.
+    pub fn with_erasure_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.erasure_key = Some(Arc::from(key.as_ref()));
+        self
+    }
+
+    /// Whether reads must name a tenant (default [`Tenancy::Required`]).
+    pub fn with_tenancy(mut self, tenancy: Tenancy) -> Self {
+        self.tenancy = tenancy;
+        self
+    }
+
+    /// Use `describer` for entries of `scope` in [`describe`](crate::describe()).
+    pub fn with_describer(mut self, scope: impl Into<String>, describer: Describer) -> Self {
+        self.describers.insert(scope.into(), describer);
+        self
+    }
+
+    /// See [`with_failure_policy`](Self::with_failure_policy).
+    pub fn failure_policy(&self) -> FailurePolicy {
+        self.failure_policy
+    }
+
+    /// See [`with_clock`](Self::with_clock).
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    /// See [`with_hooks`](Self::with_hooks).
+    pub fn hooks(&self) -> &dyn ActivityHooks {
+        &*self.hooks
+    }
+
+    /// See [`with_wire_budget`](Self::with_wire_budget).
+    pub fn wire_budget(&self) -> usize {
+        self.wire_budget
+    }
+
+    /// See [`with_erasure_key`](Self::with_erasure_key).
+    pub fn erasure_key(&self) -> Option<&[u8]> {
+        self.erasure_key.as_deref()
+    }
+
+    /// See [`with_tenancy`](Self::with_tenancy).
+    pub fn tenancy(&self) -> Tenancy {
+        self.tenancy
+    }
+
+    /// The describer registered for `scope`, if any.
+    pub fn describer(&self, scope: &str) -> Option<Describer> {
+        self.describers.get(scope).copied()
+    }
+
+    /// Run `fut` with this configuration instead of the installed one: for the current task and
+    /// everything `fut` awaits (not for tasks it spawns). Tests use it to run side by side, each
+    /// with its own clock, policy or hooks.
+    pub async fn scope<F: Future>(self, fut: F) -> F::Output {
+        SCOPED.scope(Arc::new(self), fut).await
+    }
+
+    /// The configuration in force here: the innermost [`scope`](Self::scope), else the one
+    /// [`init`] installed, else the defaults.
+    pub fn current() -> Arc<ActivityConfig> {
+        SCOPED
+            .try_with(Arc::clone)
+            .unwrap_or_else(|_| Arc::clone(installed()))
+    }
+
+    /// Call `f` with the configuration in force here. The hot path's way in: outside a
+    /// [`scope`](Self::scope) it touches no reference count (a shared one would be a contended
+    /// cache line under concurrent writers).
+    pub fn with_current<R>(f: impl FnOnce(&ActivityConfig) -> R) -> R {
+        match SCOPED.try_with(Arc::clone) {
+            Ok(scoped) => f(&scoped),
+            Err(_) => f(installed()),
+        }
+    }
+}
+
+tokio::task_local! {
+    static SCOPED: Arc<ActivityConfig>;
+}
+
+static INSTALLED: OnceLock<Arc<ActivityConfig>> = OnceLock::new();
+
+fn installed() -> &'static Arc<ActivityConfig> {
+    INSTALLED.get_or_init(|| Arc::new(ActivityConfig::new()))
+}
+
+/// [`init`] was called after a configuration was already in force.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the activity log configuration is already installed (init runs once, before the first write)"
+)]
+pub struct AlreadyInitialized;
+
+/// Install `config` for the whole process. Call it once at start-up, before the first write:
+/// a second call — or a call after anything has read the defaults — is an error and changes
+/// nothing, so no write is ever made under two configurations.
+///
+/// ```
+/// use activity_core::{ActivityConfig, FailurePolicy};
+/// activity_core::init(ActivityConfig::new().with_failure_policy(FailurePolicy::FailOpen)).unwrap();
+/// assert!(activity_core::init(ActivityConfig::new()).is_err());
+/// assert_eq!(ActivityConfig::current().failure_policy(), FailurePolicy::FailOpen);
+/// ```
+pub fn init(config: ActivityConfig) -> Result<(), AlreadyInitialized> {
+    INSTALLED
+        .set(Arc::new(config))
+        .map_err(|_| AlreadyInitialized)
+}
