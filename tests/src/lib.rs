@@ -2,7 +2,8 @@
 //! backend, and helpers to read the log back.
 //!
 //! SQLite always runs. PostgreSQL runs when `ACTIVITY_TEST_POSTGRES_URL` is set and MySQL/MariaDB
-//! when `ACTIVITY_TEST_MYSQL_URL` is set; then an unreachable server fails the test.
+//! when `ACTIVITY_TEST_MYSQL_URL` is set (at build time: `build.rs` turns them into cfgs); then an
+//! unreachable server fails the test. Without its URL a test shows as ignored, never as passed.
 
 #![allow(missing_docs)]
 
@@ -58,8 +59,10 @@ fn unique_name() -> String {
 }
 
 impl TestDb {
-    /// `None` when the backend's URL is not set (the test then passes without running).
-    pub async fn new(backend: Backend) -> Option<TestDb> {
+    /// Panics when the backend's URL is not set: such tests carry
+    /// `#[cfg_attr(not(activity_postgres), ignore = "...")]` (see `build.rs`), so they only run
+    /// without their server when asked to with `--ignored`, and then fail loudly.
+    pub async fn new(backend: Backend) -> TestDb {
         let name = unique_name();
         let (db, admin) = match backend {
             Backend::Sqlite => {
@@ -68,11 +71,10 @@ impl TestDb {
                 (connect(&url, None).await, None)
             }
             Backend::Postgres | Backend::MySql => {
-                let var = backend.env()?;
-                let Ok(url) = std::env::var(var) else {
-                    eprintln!("{var} not set: skipping the {backend:?} run of this test");
-                    return None;
-                };
+                let var = backend.env().unwrap_or_default();
+                let url = std::env::var(var).unwrap_or_else(|_| {
+                    panic!("{var} is not set: this {backend:?} test cannot run without its server")
+                });
                 let admin = connect(&url, None).await;
                 if backend == Backend::Postgres {
                     admin
@@ -100,13 +102,13 @@ impl TestDb {
             .await
             .expect("create activity_log");
         models::create_tables(&db).await;
-        Some(TestDb {
+        TestDb {
             db,
             backend,
             admin,
             name,
             statements,
-        })
+        }
     }
 
     /// Statements run since the last call (SQL text, as SeaORM's metric callback saw them).
@@ -199,12 +201,14 @@ macro_rules! backend_tests {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(activity_postgres), ignore = "ACTIVITY_TEST_POSTGRES_URL is not set")]
                 async fn $name() { $crate::run($crate::Backend::Postgres, super::$name).await }
             )*
         }
         mod mysql {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(activity_mysql), ignore = "ACTIVITY_TEST_MYSQL_URL is not set")]
                 async fn $name() { $crate::run($crate::Backend::MySql, super::$name).await }
             )*
         }
@@ -216,9 +220,7 @@ pub async fn run<F>(backend: Backend, test: F)
 where
     F: for<'a> AsyncFn(&'a TestDb),
 {
-    let Some(t) = TestDb::new(backend).await else {
-        return;
-    };
+    let t = TestDb::new(backend).await;
     test(&t).await;
     t.cleanup().await;
 }

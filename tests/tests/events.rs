@@ -51,9 +51,7 @@ fn flag(key: &str) -> feature_flag::ActiveModel {
 
 async fn hooks_and_events(backend: Backend) {
     let _serial = SERIAL.lock().await;
-    let Some(t) = TestDb::new(backend).await else {
-        return;
-    };
+    let t = TestDb::new(backend).await;
     let recorder = Arc::new(Recorder::default());
     let config = ActivityConfig::new().with_hooks(recorder.clone());
     config
@@ -118,11 +116,16 @@ async fn sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(activity_postgres),
+    ignore = "ACTIVITY_TEST_POSTGRES_URL is not set"
+)]
 async fn postgres() {
     hooks_and_events(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(activity_mysql), ignore = "ACTIVITY_TEST_MYSQL_URL is not set")]
 async fn mysql() {
     hooks_and_events(Backend::MySql).await;
 }

@@ -326,9 +326,7 @@ fn strings_of(e: &ActivityEntry) -> Vec<String> {
 
 fn masked_values_never_leak(backend: Backend) {
     let rt = runtime();
-    let Some(t) = rt.block_on(TestDb::new(backend)) else {
-        return;
-    };
+    let t = rt.block_on(TestDb::new(backend));
     rt.block_on(create_entity_table(&t.db, vault::Entity));
     let (events, collector) = rt.block_on(async { Events::start() });
     let mut runner = TestRunner::new(config(32));
@@ -384,11 +382,16 @@ mod masked {
     }
 
     #[test]
+    #[cfg_attr(
+        not(activity_postgres),
+        ignore = "ACTIVITY_TEST_POSTGRES_URL is not set"
+    )]
     fn postgres() {
         super::masked_values_never_leak(Backend::Postgres);
     }
 
     #[test]
+    #[cfg_attr(not(activity_mysql), ignore = "ACTIVITY_TEST_MYSQL_URL is not set")]
     fn mysql() {
         super::masked_values_never_leak(Backend::MySql);
     }
@@ -967,9 +970,7 @@ async fn tenant_case(t: &TestDb, f: &Filters) -> Result<usize, String> {
 
 fn tenants_stay_isolated(backend: Backend) {
     let rt = runtime();
-    let Some(t) = rt.block_on(TestDb::new(backend)) else {
-        return;
-    };
+    let t = rt.block_on(TestDb::new(backend));
     rt.block_on(seed_tenants(&t));
     let returned = AtomicU64::new(0);
     let mut runner = TestRunner::new(config(64));
@@ -1038,11 +1039,16 @@ mod tenants {
     }
 
     #[test]
+    #[cfg_attr(
+        not(activity_postgres),
+        ignore = "ACTIVITY_TEST_POSTGRES_URL is not set"
+    )]
     fn postgres() {
         super::tenants_stay_isolated(Backend::Postgres);
     }
 
     #[test]
+    #[cfg_attr(not(activity_mysql), ignore = "ACTIVITY_TEST_MYSQL_URL is not set")]
     fn mysql() {
         super::tenants_stay_isolated(Backend::MySql);
     }
@@ -1105,6 +1111,10 @@ mod exact_ids {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(activity_postgres),
+        ignore = "ACTIVITY_TEST_POSTGRES_URL is not set"
+    )]
     async fn postgres() {
         activity_tests::run(
             activity_tests::Backend::Postgres,
@@ -1116,6 +1126,7 @@ mod exact_ids {
     /// Under the server's default collation (`utf8mb4_general_ci`) `team_id = 'acme'` would
     /// also match `ACME` and `acme `, and any two emoji compare equal; the table is `utf8mb4_bin`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(activity_mysql), ignore = "ACTIVITY_TEST_MYSQL_URL is not set")]
     async fn mysql() {
         activity_tests::run(
             activity_tests::Backend::MySql,

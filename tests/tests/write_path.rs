@@ -1041,6 +1041,10 @@ async fn migration_up_and_down() {
 /// a logged update holds the row, another session can still insert rows that reference it (its
 /// foreign-key check takes `KEY SHARE`, which `FOR UPDATE` would block until commit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(activity_postgres),
+    ignore = "ACTIVITY_TEST_POSTGRES_URL is not set"
+)]
 async fn postgres_before_read_does_not_block_referencing_inserts() {
     activity_tests::run(activity_tests::Backend::Postgres, async |t: &TestDb| {
         t.db.execute_unprepared(
