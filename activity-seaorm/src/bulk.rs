@@ -34,8 +34,9 @@ use sea_orm::{
     TryIntoModel, Value,
 };
 
+use crate::hooks::model_entry;
 use crate::keys::{model_item_id, value_json};
-use crate::write::{bulk_log_activity, model_entry};
+use crate::manual::bulk_log_activity;
 
 /// How a bulk write is logged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -10,26 +10,46 @@
 //!
 //! Inserts log in `after_save` (generated keys are known). Updates read the before-state by
 //! primary key in `before_save`, on the hook's own connection, locking the row as the UPDATE
-//! will (`FOR NO KEY UPDATE` on PostgreSQL, `FOR UPDATE` on MySQL), unless [`Tracked`](crate::Tracked) supplied it or only `signal_exclude`d fields are
-//! set. Deletes of a primary-key-only active model read the row first, so the entry has a name.
-
-use std::any::Any;
-use std::time::Instant;
+//! will (`FOR NO KEY UPDATE` on PostgreSQL, `FOR UPDATE` on MySQL), unless
+//! [`Tracked`](crate::Tracked) supplied it or only `signal_exclude`d fields are set; the entry is
+//! written by `after_save`, only for an update SeaORM confirmed. Deletes read the row (locked)
+//! in `before_delete`, so the entry has a name and a delete that matches nothing logs nothing.
+//! Use the four hooks together: each after-hook logs only what its before-hook prepared.
 
 use activity_core::entry::activity;
-use activity_core::{ChangeAction, ModelActivity, is_muted};
+use activity_core::{ActivityEntry, ChangeAction, ModelActivity, is_muted};
 use sea_orm::sea_query::LockType;
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryFilter, QuerySelect, TryIntoModel,
+    IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryFilter, QuerySelect, Select, TryIntoModel,
 };
 
-use crate::buffer::{self, Pending};
 use crate::keys::{active_item_id, conn_key, model_item_id};
-use crate::write::{buffer_into, emit, model_entry};
+use crate::pending::{Origin, UpdateBefore, now};
+use crate::recorder::{self, Frame, PendingState, record};
 
 /// The model type of an active model.
 pub type ModelOf<A> = <<A as ActiveModelTrait>::Entity as EntityTrait>::Model;
+
+/// The active model type of a model.
+pub type ActiveModelOf<M> = <<M as sea_orm::ModelTrait>::Entity as EntityTrait>::ActiveModel;
+
+/// A new entry for `model`: scope, item id, name, short id and tenant from the derive, time from
+/// the configured clock.
+pub(crate) fn model_entry<M: ModelActivity>(
+    model: &M,
+    item_id: Option<String>,
+    activity: &str,
+) -> ActivityEntry {
+    let mut entry = ActivityEntry::new(M::SCOPE, activity);
+    entry.created_at = now();
+    entry.item_id = item_id;
+    entry.detail.name = model.activity_name();
+    entry.detail.short_id = model.activity_short_id();
+    entry.team_id = model.activity_team_id();
+    entry.organization_id = model.activity_organization_id();
+    entry
+}
 
 /// `before_save`: on update, capture the before-state for `after_save`.
 pub async fn before_save<A, C>(am: A, db: &C, insert: bool) -> Result<A, DbErr>
@@ -41,95 +61,111 @@ where
     if insert {
         return Ok(am);
     }
-    // A muted job with nothing waiting anywhere: done before the key is even formatted.
-    if !buffer::any_pending() && is_muted(<ModelOf<A>>::SCOPE) {
+    // A muted job with nothing waiting: done before the key is even formatted.
+    if is_muted(<ModelOf<A>>::SCOPE) && !recorder::may_have_pending() {
         return Ok(am);
     }
     let Some(item_id) = active_item_id(&am) else {
         return Ok(am);
     };
-    // Claim what is pending first, so nothing is left behind on any early return: either the
-    // before-state `Tracked` supplied, or one left by an earlier update of this row that never
-    // reached `after_save` (`update_without_returning`, or an update that failed).
-    let mut supplied = None;
-    let mut fresh = None;
-    if let Some(earlier) = buffer::take_pending::<ModelOf<A>>(&item_id) {
-        if earlier.conn == buffer::SUPPLIED {
-            supplied = earlier.before.downcast::<ModelOf<A>>().ok().map(|m| *m);
-        } else if buffer::is_open(earlier.conn) {
-            fresh = Some(settle_earlier(&am, db, earlier).await?);
-        } else {
-            // Outside a helper transaction nothing vouches that the row has not changed
-            // hands since: the state is stale. Read afresh.
-            tracing::debug!(
-                item_id,
-                "dropping a before-state left outside a transaction"
-            );
+    let frame = recorder::frame_for(conn_key(db));
+    // An earlier update of this row that never reached `after_save` (`update_without_returning`,
+    // or a statement that failed and was handled) is settled first, from the row as it is now,
+    // so this update's changes are never attributed to it (muted or not).
+    let fresh = match &frame {
+        Some(frame) => settle_earlier(&am, db, frame, &item_id).await?,
+        None => {
+            if recorder::take_loose::<ModelOf<A>>(&item_id).is_some() {
+                // Outside a transaction nothing vouches that the row has not changed hands
+                // since: the state is stale.
+                tracing::debug!(
+                    item_id,
+                    "dropping a before-state left outside a transaction"
+                );
+            }
+            None
         }
-    }
+    };
+    let supplied = recorder::take_supplied::<ModelOf<A>>(&item_id);
     if is_muted(<ModelOf<A>>::SCOPE) || !sets_signalling_field(&am) {
         return Ok(am);
     }
-    let before = match (supplied, fresh) {
-        (Some(model), _) | (None, Some(Some(model))) => model,
-        (None, Some(None)) => return Ok(am),
+    let (before, origin) = match (fresh, supplied) {
+        (Some(Some(model)), _) => (model, read_origin()),
+        (Some(None), _) => return Ok(am),
+        (None, Some(model)) => (model, Origin::Tracked),
         (None, None) => match read_row(&am, db, Intent::Update).await? {
-            Some(model) => model,
+            Some(model) => (model, read_origin()),
             // No such row: the UPDATE will match nothing and nothing is logged.
             None => return Ok(am),
         },
     };
-    let written = am.clone();
-    let id = item_id.clone();
-    buffer::put_pending::<ModelOf<A>>(
-        item_id,
-        Pending {
-            conn: conn_key(db),
-            before: Box::new(before) as Box<dyn Any + Send>,
-            predict: Box::new(move |before| {
-                let before = before.downcast::<ModelOf<A>>().ok()?;
-                predicted_entry(&written, &before, id)
-            }),
-            at: Instant::now(),
-        },
-    );
+    let state = PendingState::Update(Box::new(UpdateBefore {
+        before,
+        written: am.clone(),
+        origin,
+    }));
+    match frame {
+        Some(frame) => frame.put_pending::<ModelOf<A>>(item_id, state),
+        None => recorder::put_loose::<ModelOf<A>>(item_id, state),
+    }
     Ok(am)
 }
 
-/// Log what an earlier update of the same row, in a helper transaction still open, did when it
-/// never reached `after_save`: the difference between its before-state and the row as it is
-/// now (the row lock, or SQLite's write lock, keeps other writers out meanwhile). An `update_without_returning`
-/// yields its entry; an update that failed changed nothing and yields none. The entry joins the
-/// earlier update's transaction (which may be this savepoint's parent), as it would have at
-/// that transaction's flush. Returns the current row: the before-state of the update starting.
-async fn settle_earlier<A, C>(am: &A, db: &C, earlier: Pending) -> Result<Option<ModelOf<A>>, DbErr>
+fn read_origin() -> Origin {
+    Origin::Read {
+        context: activity_core::ActivityContext::current().map(Box::new),
+        at: now(),
+    }
+}
+
+/// Settle an earlier unconfirmed update of the row in `frame` or a transaction it is a
+/// savepoint of: log what the database shows it changed, into the frame it ran in. Returns
+/// `None` when there was none, else the current row (the before-state of the update starting;
+/// the row lock, or SQLite's write lock, keeps other writers out meanwhile).
+async fn settle_earlier<A, C>(
+    am: &A,
+    db: &C,
+    frame: &std::sync::Arc<Frame>,
+    item_id: &str,
+) -> Result<Option<Option<ModelOf<A>>>, DbErr>
 where
-    A: ActiveModelTrait,
-    ModelOf<A>: ModelActivity + Send + Sync + 'static,
+    A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Clone + Send + 'static,
+    ModelOf<A>: ModelActivity + IntoActiveModel<A> + Clone + Send + Sync + 'static,
     C: ConnectionTrait,
 {
+    let mut owner = Some(frame);
+    let (owner, earlier) = loop {
+        let Some(f) = owner else {
+            return Ok(None);
+        };
+        if let Some(state) = f.take_pending::<ModelOf<A>>(item_id) {
+            break (f, state);
+        }
+        owner = f.savepoint_of();
+    };
     let current = read_row(am, db, Intent::Update).await?;
-    let Some(now) = &current else {
-        return Ok(current);
-    };
-    let Ok(before) = earlier.before.downcast::<ModelOf<A>>() else {
-        return Ok(current);
-    };
-    let mut entry = model_entry(now, model_item_id(now), activity::UPDATED);
-    before.activity_changes(now, &mut entry.detail.changes);
-    if entry.detail.changes.is_empty() {
-        return Ok(current);
+    if let (PendingState::Update(earlier), Some(now)) = (earlier, &current)
+        && let Ok(earlier) = earlier.into_any().downcast::<UpdateBefore<A>>()
+        && let Some(entry) = earlier.settled(now)
+    {
+        owner.push(entry);
     }
-    if let Some(entry) = buffer_into(earlier.conn, entry) {
-        tracing::debug!(item_id = ?entry.item_id, "the earlier update's transaction closed");
-    }
-    Ok(current)
+    Ok(Some(current))
 }
 
 /// `after_save`: log `created`, or `updated` with the field changes.
 pub async fn after_save<M, C>(model: M, db: &C, insert: bool) -> Result<M, DbErr>
 where
-    M: ModelActivity + sea_orm::ModelTrait + Send + Sync + 'static,
+    M: ModelActivity
+        + sea_orm::ModelTrait
+        + IntoActiveModel<ActiveModelOf<M>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    ActiveModelOf<M>: ActiveModelTrait<Entity = M::Entity> + TryIntoModel<M> + Send + 'static,
+    M::Entity: EntityTrait<Model = M>,
     C: ConnectionTrait,
 {
     if is_muted(M::SCOPE) {
@@ -141,44 +177,62 @@ where
         if M::SNAPSHOT {
             model.activity_snapshot(ChangeAction::Created, &mut entry.detail.changes);
         }
-        emit(db, entry).await?;
+        record(db, entry).await?;
         return Ok(model);
     }
     let Some(id) = item_id else {
         return Ok(model);
     };
-    let Some(pending) = buffer::take_pending::<M>(&id) else {
+    let pending = match recorder::frame_for(conn_key(db)) {
+        Some(frame) => frame.take_pending::<M>(&id),
+        None => recorder::take_loose::<M>(&id),
+    };
+    let Some(PendingState::Update(pending)) = pending else {
         return Ok(model);
     };
-    let Ok(before) = pending.before.downcast::<M>() else {
+    let Ok(pending) = pending
+        .into_any()
+        .downcast::<UpdateBefore<ActiveModelOf<M>>>()
+    else {
         return Ok(model);
     };
-    let mut entry = model_entry(&model, Some(id), activity::UPDATED);
-    before.activity_changes(&model, &mut entry.detail.changes);
-    if !entry.detail.changes.is_empty() {
-        emit(db, entry).await?;
+    if let Some(entry) = pending.confirmed(&model) {
+        record(db, entry).await?;
     }
     Ok(model)
 }
 
-/// `before_delete`: make sure the active model carries the whole row, so the entry has a name.
+/// `before_delete`: read the row (locked) so the entry records what was deleted, and so a
+/// delete that matches no row logs nothing.
 pub async fn before_delete<A, C>(am: A, db: &C) -> Result<A, DbErr>
 where
     A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Send + 'static,
     ModelOf<A>: ModelActivity + IntoActiveModel<A> + Send + Sync + 'static,
     C: ConnectionTrait,
 {
-    if is_muted(<ModelOf<A>>::SCOPE) || is_complete(&am) {
+    if is_muted(<ModelOf<A>>::SCOPE) {
         return Ok(am);
     }
-    Ok(match read_row(&am, db, Intent::Delete).await? {
-        // Every column `Unchanged`: the DELETE still filters on the primary key only.
-        Some(model) => model.into_active_model(),
-        None => am,
-    })
+    let Some(item_id) = active_item_id(&am) else {
+        return Ok(am);
+    };
+    let Some(row) = read_row(&am, db, Intent::Delete).await? else {
+        return Ok(am);
+    };
+    let complete = is_complete(&am);
+    let state = PendingState::Delete(Box::new(row.clone()));
+    match recorder::frame_for(conn_key(db)) {
+        Some(frame) => frame.put_pending::<ModelOf<A>>(item_id, state),
+        None => recorder::put_loose::<ModelOf<A>>(item_id, state),
+    }
+    if complete {
+        return Ok(am);
+    }
+    // Every column `Unchanged`: the DELETE still filters on the primary key only.
+    Ok(row.into_active_model())
 }
 
-/// `after_delete`: log `deleted`.
+/// `after_delete`: log `deleted`, with the row `before_delete` read.
 pub async fn after_delete<A, C>(am: A, db: &C) -> Result<A, DbErr>
 where
     A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Clone + Send + 'static,
@@ -188,13 +242,24 @@ where
     if is_muted(<ModelOf<A>>::SCOPE) {
         return Ok(am);
     }
-    if let Ok(model) = am.clone().try_into_model() {
-        let mut entry = model_entry(&model, active_item_id(&am), activity::DELETED);
-        if <ModelOf<A>>::SNAPSHOT {
-            model.activity_snapshot(ChangeAction::Deleted, &mut entry.detail.changes);
-        }
-        emit(db, entry).await?;
+    let Some(item_id) = active_item_id(&am) else {
+        return Ok(am);
+    };
+    let pending = match recorder::frame_for(conn_key(db)) {
+        Some(frame) => frame.take_pending::<ModelOf<A>>(&item_id),
+        None => recorder::take_loose::<ModelOf<A>>(&item_id),
+    };
+    let Some(PendingState::Delete(row)) = pending else {
+        return Ok(am);
+    };
+    let Ok(row) = row.downcast::<ModelOf<A>>() else {
+        return Ok(am);
+    };
+    let mut entry = model_entry(&*row, Some(item_id), activity::DELETED);
+    if <ModelOf<A>>::SNAPSHOT {
+        row.activity_snapshot(ChangeAction::Deleted, &mut entry.detail.changes);
     }
+    record(db, entry).await?;
     Ok(am)
 }
 
@@ -230,6 +295,19 @@ enum Intent {
     Delete,
 }
 
+/// A query for `am`'s row by its primary key (`None` if the key is not set).
+pub(crate) fn key_query<A: ActiveModelTrait>(am: &A) -> Option<Select<A::Entity>> {
+    let mut query = <A::Entity as EntityTrait>::find();
+    for pk in <<A::Entity as EntityTrait>::PrimaryKey as Iterable>::iter() {
+        let col = pk.into_column();
+        match am.get(col) {
+            ActiveValue::Set(v) | ActiveValue::Unchanged(v) => query = query.filter(col.eq(v)),
+            ActiveValue::NotSet => return None,
+        }
+    }
+    Some(query)
+}
+
 /// The current row for `am`'s primary key, locked for the rest of the transaction where the
 /// backend can.
 async fn read_row<A, C>(am: &A, db: &C, intent: Intent) -> Result<Option<ModelOf<A>>, DbErr>
@@ -237,20 +315,12 @@ where
     A: ActiveModelTrait,
     C: ConnectionTrait,
 {
-    let mut query = <A::Entity as EntityTrait>::find();
-    let mut sets_key = false;
-    for pk in <<A::Entity as EntityTrait>::PrimaryKey as Iterable>::iter() {
-        let col = pk.into_column();
-        match am.get(col) {
-            ActiveValue::Set(v) => {
-                sets_key = true;
-                query = query.filter(col.eq(v));
-            }
-            ActiveValue::Unchanged(v) => query = query.filter(col.eq(v)),
-            ActiveValue::NotSet => return Ok(None),
-        }
-    }
-    query = match db.get_database_backend() {
+    let Some(query) = key_query(am) else {
+        return Ok(None);
+    };
+    let sets_key = <<A::Entity as EntityTrait>::PrimaryKey as Iterable>::iter()
+        .any(|pk| matches!(am.get(pk.into_column()), ActiveValue::Set(_)));
+    let query = match db.get_database_backend() {
         DbBackend::Sqlite => query,
         DbBackend::Postgres if intent == Intent::Update && !sets_key => {
             query.lock(LockType::NoKeyUpdate)
@@ -258,27 +328,4 @@ where
         _ => query.lock_exclusive(),
     };
     query.one(db).await
-}
-
-/// The `updated` entry the values being written would produce: used only if `after_save`
-/// never runs (`update_without_returning`).
-fn predicted_entry<A>(
-    am: &A,
-    before: &ModelOf<A>,
-    item_id: String,
-) -> Option<activity_core::ActivityEntry>
-where
-    A: ActiveModelTrait + TryIntoModel<ModelOf<A>>,
-    ModelOf<A>: ModelActivity + IntoActiveModel<A> + Clone,
-{
-    let mut merged = before.clone().into_active_model();
-    for col in <A::Entity as EntityTrait>::Column::iter() {
-        if let ActiveValue::Set(v) = am.get(col) {
-            merged.try_set(col, v).ok()?;
-        }
-    }
-    let after = merged.try_into_model().ok()?;
-    let mut entry = model_entry(&after, Some(item_id), activity::UPDATED);
-    before.activity_changes(&after, &mut entry.detail.changes);
-    (!entry.detail.changes.is_empty()).then_some(entry)
 }

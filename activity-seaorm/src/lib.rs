@@ -32,34 +32,38 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod buffer;
 pub mod bulk;
 pub mod config;
 pub mod entity;
 mod errors;
 pub mod events;
+mod failure;
 pub mod guard;
 pub mod hooks;
 mod keys;
+mod manual;
 mod ops;
+mod pending;
 mod read;
+mod recorder;
 pub mod schema;
+mod sink;
 mod track;
 mod transaction;
-mod write;
 
 pub use activity_core::*;
 pub use config::{ActivityConfig, FailurePolicy, Tenancy, WIRE_BUDGET, failed_writes, init};
 pub use entity::activity_log;
 pub use errors::Error;
 pub use events::{ActivityRecorded, subscribe};
+pub use failure::{ChangeState, LogWriteFailure};
+pub use manual::{bulk_log_activity, log_activity};
 pub use ops::{
     CSV_COLUMNS, PRUNE_BATCH, anonymize_user, export_csv, export_jsonl, prune, pseudonym,
 };
 pub use read::load_activity;
 pub use track::{Tracked, track};
 pub use transaction::transaction;
-pub use write::{bulk_log_activity, log_activity};
 
 /// Everything an application file needs: `use activity_seaorm::prelude::*;`.
 pub mod prelude {

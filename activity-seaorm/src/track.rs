@@ -1,9 +1,7 @@
 //! `Tracked`: an active model that remembers the model it was loaded from, so its update
 //! needs no before-read.
 
-use std::any::Any;
 use std::ops::{Deref, DerefMut};
-use std::time::Instant;
 
 use activity_core::ModelActivity;
 use sea_orm::{
@@ -11,12 +9,16 @@ use sea_orm::{
     ModelTrait,
 };
 
-use crate::buffer::{self, Pending};
 use crate::hooks::ModelOf;
 use crate::keys::model_item_id;
+use crate::recorder;
 
 /// An active model plus the model it came from. Derefs to the active model: set fields on it,
 /// then call [`Tracked::update`] or [`Tracked::save`].
+///
+/// Only the columns you set are compared with the original, so an original that went stale
+/// (another writer changed other columns since it was loaded) never attributes that writer's
+/// change to this update.
 ///
 /// ```ignore
 /// let mut flag = activity_seaorm::track(flag_model);
@@ -72,37 +74,27 @@ where
     /// `ActiveModel::update`, with the before-state supplied.
     pub async fn update<C: ConnectionTrait>(self, db: &C) -> Result<ModelOf<A>, DbErr> {
         let Self { original, active } = self;
-        supply_before::<A>(original);
-        active.update(db).await
+        match supplied_key(&original) {
+            Some(id) => recorder::with_supplied(id, original, active.update(db)).await,
+            None => active.update(db).await,
+        }
     }
 
     /// `ActiveModel::save` (an update, since a tracked model exists), with the before-state
     /// supplied.
     pub async fn save<C: ConnectionTrait>(self, db: &C) -> Result<A, DbErr> {
         let Self { original, active } = self;
-        supply_before::<A>(original);
-        active.save(db).await
+        match supplied_key(&original) {
+            Some(id) => recorder::with_supplied(id, original, active.save(db)).await,
+            None => active.save(db).await,
+        }
     }
 }
 
-/// Leave the original for `before_save` (same task, same item), which then skips its read.
-fn supply_before<A>(original: ModelOf<A>)
-where
-    A: ActiveModelTrait,
-    ModelOf<A>: ModelActivity + Send + 'static,
-{
-    if activity_core::is_muted(<ModelOf<A> as ModelActivity>::SCOPE) {
-        return;
+/// The item id under which `before_save` finds the original (none when muted: nothing to log).
+fn supplied_key<M: ModelActivity + ModelTrait>(original: &M) -> Option<String> {
+    if activity_core::is_muted(M::SCOPE) {
+        return None;
     }
-    if let Some(id) = model_item_id(&original) {
-        buffer::supply_pending::<ModelOf<A>>(
-            id,
-            Pending {
-                conn: buffer::SUPPLIED,
-                before: Box::new(original) as Box<dyn Any + Send>,
-                predict: Box::new(|_| None),
-                at: Instant::now(),
-            },
-        );
-    }
+    model_item_id(original)
 }

@@ -1,15 +1,15 @@
 //! The transaction helper: owns the boundary so entries are written right before COMMIT, in one
 //! multi-row INSERT, atomically with the change, and published only once committed.
 
-use activity_core::{ActivityContext, ActivityEntry, hooks::prepare_entries};
+use activity_core::hooks::prepare_entries;
+use activity_core::{ActivityConfig, ActivityContext, ActivityEntry};
 use scoped_futures::ScopedBoxFuture;
 use sea_orm::{ConnectionTrait, DbErr, TransactionSession, TransactionTrait};
 
-use crate::buffer;
-use crate::config::{ActivityConfig, FailurePolicy};
 use crate::events;
 use crate::keys::conn_key;
-use crate::write::{fail, insert_entries, stamp, write_error};
+use crate::recorder::{self, Frame, PendingState};
+use crate::sink;
 
 /// Run `f` in a transaction (a savepoint when `db` is itself a transaction) and write its
 /// activity entries at commit.
@@ -49,51 +49,48 @@ where
     T: Send,
     E: From<DbErr> + Send,
 {
-    let parent = conn_key(db);
-    let parent_correlation = buffer::correlation_id(parent);
-    let nested = parent_correlation.is_some();
-    let correlation_id = parent_correlation.unwrap_or_else(new_correlation_id);
-
-    let txn = db.begin().await?;
-    let key = conn_key(&txn);
-    let frame = buffer::open(key, correlation_id.clone());
-
-    let value = match f(&txn).await {
-        Ok(value) => value,
-        Err(e) => {
-            drop(frame);
-            buffer::discard_unclaimed(key);
-            if let Err(rollback) = txn.rollback().await {
-                tracing::warn!(error = %rollback, "rollback after an error failed");
-            }
-            return Err(e);
-        }
+    let savepoint_of = recorder::frame_for(conn_key(db));
+    let correlation_id = match &savepoint_of {
+        Some(parent) => parent.correlation_id().to_owned(),
+        None => new_correlation_id(),
     };
+    let txn = db.begin().await?;
+    // The frame lives in this future: however it ends (return, `?`, panic, or dropped at any
+    // `.await`), the frame and what it holds end with it.
+    let frame = Frame::new(conn_key(&txn), savepoint_of.clone(), correlation_id);
 
-    let mut entries = frame.take();
-    entries.extend(unclaimed_entries(key, &correlation_id));
-    if nested {
+    let value = match frame.run(f(&txn)).await {
+        Ok(value) => value,
+        Err(e) => return Err(rollback(txn, e, "an error").await),
+    };
+    let mut entries = frame.take_entries();
+    match settle_unconfirmed(&txn, &frame).await {
+        Ok(settled) => entries.extend(settled),
+        Err(e) => return Err(rollback(txn, e.into(), "a failed settle read").await),
+    }
+    if let Some(parent) = savepoint_of {
         txn.commit().await?;
-        if let Err(orphans) = buffer::merge_into(parent, entries) {
-            tracing::error!(
-                lost = orphans.len(),
-                "outer transaction closed before its savepoint"
-            );
-        }
+        parent.extend(entries);
         return Ok(value);
     }
-    let written = match flush(&txn, entries).await {
-        Ok(written) => written,
-        Err(e) => {
-            if let Err(rollback) = txn.rollback().await {
-                tracing::warn!(error = %rollback, "rollback after a failed activity flush failed");
-            }
-            return Err(e.into());
-        }
-    };
+    ActivityConfig::with_current(|c| prepare_entries(c.hooks(), &mut entries));
+    let written = entries.is_empty()
+        || match sink::flush(&txn, &entries).await {
+            Ok(written) => written,
+            Err(e) => return Err(rollback(txn, e.into(), "a failed activity flush").await),
+        };
     txn.commit().await?;
-    events::publish(written);
+    if written {
+        events::publish(entries);
+    }
     Ok(value)
+}
+
+async fn rollback<T: TransactionSession, E>(txn: T, error: E, after: &str) -> E {
+    if let Err(rollback) = txn.rollback().await {
+        tracing::warn!(error = %rollback, "rollback after {after} failed");
+    }
+    error
 }
 
 fn new_correlation_id() -> String {
@@ -102,47 +99,27 @@ fn new_correlation_id() -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
-/// Entries for updates that never reached `after_save` (`update_without_returning`).
-fn unclaimed_entries(key: usize, correlation_id: &str) -> Vec<ActivityEntry> {
-    buffer::take_unclaimed(key)
-        .into_iter()
-        .filter_map(|p| (p.predict)(p.before))
-        .map(|mut entry| {
-            stamp(&mut entry);
-            entry.correlation_id = Some(correlation_id.to_owned());
-            entry
-        })
-        .collect()
-}
-
-/// Prepare and insert the buffered entries inside `txn`. Returns the entries written.
-async fn flush<T>(txn: &T, mut entries: Vec<ActivityEntry>) -> Result<Vec<ActivityEntry>, DbErr>
-where
-    T: TransactionTrait + ConnectionTrait,
-{
-    ActivityConfig::with_current(|c| prepare_entries(c.hooks(), &mut entries));
-    if entries.is_empty() {
-        return Ok(entries);
-    }
-    match ActivityConfig::with_current(|c| c.failure_policy()) {
-        FailurePolicy::FailClosed => match insert_entries(txn, &entries).await {
-            Ok(()) => Ok(entries),
-            Err(e) => Err(write_error(&e)),
-        },
-        FailurePolicy::FailOpen => {
-            // A savepoint, so a failed INSERT cannot abort the caller's transaction.
-            let savepoint = txn.begin().await?;
-            match insert_entries(&savepoint, &entries).await {
-                Ok(()) => {
-                    savepoint.commit().await?;
-                    Ok(entries)
-                }
-                Err(e) => {
-                    savepoint.rollback().await?;
-                    fail(e, entries.len())?;
-                    Ok(Vec::new())
-                }
-            }
+/// Entries of updates SeaORM never confirmed through `after_save` (`update_without_returning`,
+/// or a statement that failed and was handled), settled from the rows as they are now, in this
+/// transaction. A delete that never reached `after_delete` failed: nothing to log.
+async fn settle_unconfirmed<T: ConnectionTrait>(
+    txn: &T,
+    frame: &Frame,
+) -> Result<Vec<ActivityEntry>, DbErr> {
+    let backend = txn.get_database_backend();
+    let mut settled = Vec::new();
+    for state in frame.take_unconfirmed() {
+        let PendingState::Update(update) = state else {
+            continue;
+        };
+        let Some(read) = update.settle_read(backend) else {
+            continue;
+        };
+        let row = txn.query_one_raw(read).await?;
+        if let Some(mut entry) = update.settle(row) {
+            entry.correlation_id = Some(frame.correlation_id().to_owned());
+            settled.push(entry);
         }
     }
+    Ok(settled)
 }

@@ -42,6 +42,8 @@ pub struct TestDb {
     pub backend: Backend,
     admin: Option<DatabaseConnection>,
     name: String,
+    /// How to open another pool on the same database: URL and PostgreSQL schema.
+    url: (String, Option<String>),
     statements: Arc<Mutex<Vec<String>>>,
 }
 
@@ -64,11 +66,11 @@ impl TestDb {
     /// without their server when asked to with `--ignored`, and then fail loudly.
     pub async fn new(backend: Backend) -> TestDb {
         let name = unique_name();
-        let (db, admin) = match backend {
+        let (db, admin, url) = match backend {
             Backend::Sqlite => {
                 let path = std::env::temp_dir().join(format!("{name}.db"));
                 let url = format!("sqlite://{}?mode=rwc", path.display());
-                (connect(&url, None).await, None)
+                (connect(&url, None).await, None, (url, None))
             }
             Backend::Postgres | Backend::MySql => {
                 let var = backend.env().unwrap_or_default();
@@ -81,14 +83,16 @@ impl TestDb {
                         .execute_unprepared(&format!("CREATE SCHEMA {name}"))
                         .await
                         .unwrap_or_else(|e| panic!("creating schema on {url}: {e}"));
-                    (connect(&url, Some(&name)).await, Some(admin))
+                    let again = (url.clone(), Some(name.clone()));
+                    (connect(&url, Some(&name)).await, Some(admin), again)
                 } else {
                     admin
                         .execute_unprepared(&format!("CREATE DATABASE {name}"))
                         .await
                         .unwrap_or_else(|e| panic!("creating database on {url}: {e}"));
                     let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
-                    (connect(&format!("{base}/{name}"), None).await, Some(admin))
+                    let url = format!("{base}/{name}");
+                    (connect(&url, None).await, Some(admin), (url, None))
                 }
             }
         };
@@ -107,8 +111,15 @@ impl TestDb {
             backend,
             admin,
             name,
+            url,
             statements,
         }
+    }
+
+    /// Another pool on the test's database (no metric callback): for work that may leave a
+    /// pool unable to close, such as futures cancelled mid-query.
+    pub async fn another_pool(&self) -> DatabaseConnection {
+        connect(&self.url.0, self.url.1.as_deref()).await
     }
 
     /// Statements run since the last call (SQL text, as SeaORM's metric callback saw them).

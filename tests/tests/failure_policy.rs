@@ -1,7 +1,9 @@
-//! Fail-closed by default, fail-open on request. The policy is process-wide, so this binary
-//! runs its backends one at a time.
+//! Fail-closed by default, fail-open on request. The `failed_writes` counter is process-wide, so
+//! this binary runs its backends one at a time.
 
-use activity_seaorm::{ActivityConfig, FailurePolicy, failed_writes, transaction};
+use activity_seaorm::{
+    ActivityConfig, ChangeState, FailurePolicy, LogWriteFailure, failed_writes, transaction,
+};
 use activity_tests::models::feature_flag;
 use activity_tests::{Backend, TestDb};
 use scoped_futures::ScopedFutureExt;
@@ -48,6 +50,10 @@ async fn policies(backend: Backend) {
         err.to_string().contains("activity log write failed"),
         "{err}"
     );
+    assert_eq!(
+        LogWriteFailure::of(&err).map(|f| f.change),
+        Some(ChangeState::RolledBack)
+    );
     assert_eq!(feature_flag::Entity::find().count(&t.db).await.unwrap(), 0);
 
     // Fail-open: the change commits, the loss is counted.
@@ -63,9 +69,16 @@ async fn policies(backend: Backend) {
     })
     .await;
 
-    // Outside a transaction, fail-closed still reports the failure to the caller.
+    // Outside a transaction, fail-closed still reports the failure to the caller, and says the
+    // change itself already committed (a caller must not retry it as if it had not).
     let err = flag("closed-autocommit").insert(&t.db).await.unwrap_err();
-    assert!(err.to_string().contains("activity log"), "{err}");
+    assert_eq!(
+        LogWriteFailure::of(&err).map(|f| f.change),
+        Some(ChangeState::Committed),
+        "{err}"
+    );
+    assert!(err.to_string().contains("already committed"), "{err}");
+    assert_eq!(feature_flag::Entity::find().count(&t.db).await.unwrap(), 3);
     t.cleanup().await;
 }
 

@@ -1,0 +1,228 @@
+//! When an entry cannot be written: what the caller is told, and what became of the change.
+//!
+//! A failed log write returns the database's own error with its message prefixed by what
+//! happened ("activity log write failed (1 entries); the change was already committed
+//! (autocommit) …"): `DbErr::sql_err()`, the SQLSTATE code and the driver's error type stay
+//! reachable through it as on any other database error. [`LogWriteFailure::of`] tells it apart
+//! from the caller's own failures and says whether the change committed. (Errors that carry no
+//! database error, such as a pool timeout, become a `DbErr::Custom` whose text says all of it.)
+
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+
+use sea_orm::DbErr;
+
+/// What became of the change whose entries could not be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChangeState {
+    /// Inside [`transaction`](crate::transaction): the transaction rolled back, the change with
+    /// it. Retrying is safe.
+    RolledBack,
+    /// Inside a transaction the caller opened (`begin()`): still open. Propagate the error (or
+    /// roll back) and the change goes with it; commit anyway and it stays without its entry.
+    InOpenTransaction,
+    /// On an autocommit connection the change committed before its entry was written: it
+    /// stands, without an entry. Do not retry it as if it had not happened.
+    Committed,
+    /// The connection type is not one the library knows: the change may have committed.
+    Unknown,
+}
+
+/// A failed log write, recognised in the error it returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogWriteFailure {
+    /// What became of the change.
+    pub change: ChangeState,
+    /// How many entries were lost.
+    pub entries: usize,
+}
+
+impl fmt::Display for LogWriteFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let change = match self.change {
+            ChangeState::RolledBack => "the transaction rolled back, change not committed",
+            ChangeState::InOpenTransaction => {
+                "the change is in your open transaction: roll it back or it commits without its entry"
+            }
+            ChangeState::Committed => {
+                "the change was already committed (autocommit) and stands without its entry"
+            }
+            ChangeState::Unknown => "the change may have been committed",
+        };
+        write!(
+            f,
+            "activity log write failed ({} entries); {change}",
+            self.entries
+        )
+    }
+}
+
+/// Errors recently returned for failed log writes: identified by their shared allocation (the
+/// `Arc` inside SeaORM's error, kept alive by the `Weak`, so its address is not reused), or by
+/// their text. Touched only when a write fails, and by [`LogWriteFailure::of`].
+static RECENT: Mutex<Vec<(Identity, LogWriteFailure)>> = Mutex::new(Vec::new());
+const RECENT_MAX: usize = 256;
+
+#[derive(Debug)]
+enum Identity {
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    Sqlx(std::sync::Weak<sea_orm::sqlx::Error>),
+    Text(String),
+}
+
+impl Identity {
+    fn of(err: &DbErr) -> Option<Identity> {
+        match err {
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+            DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+            | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))
+            | DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)) => {
+                Some(Identity::Sqlx(std::sync::Arc::downgrade(e)))
+            }
+            DbErr::Custom(text) => Some(Identity::Text(text.clone())),
+            _ => None,
+        }
+    }
+
+    fn same(&self, other: &Identity) -> bool {
+        match (self, other) {
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+            (Identity::Sqlx(a), Identity::Sqlx(b)) => a.ptr_eq(b) && a.strong_count() > 0,
+            (Identity::Text(a), Identity::Text(b)) => a == b,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+}
+
+impl LogWriteFailure {
+    /// The failure `err` reports, if it is a failed activity-log write (and not, say, the
+    /// caller's own statement failing).
+    ///
+    /// ```
+    /// # use activity_seaorm::LogWriteFailure;
+    /// let other = sea_orm::DbErr::RecordNotUpdated;
+    /// assert_eq!(LogWriteFailure::of(&other), None);
+    /// ```
+    pub fn of(err: &DbErr) -> Option<LogWriteFailure> {
+        let id = Identity::of(err)?;
+        let recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+        recent
+            .iter()
+            .rev()
+            .find(|(known, _)| known.same(&id))
+            .map(|(_, failure)| failure.clone())
+    }
+}
+
+/// The error to return for a failed write of `entries` entries: the database's own where there
+/// is one, remembered as a log failure.
+pub(crate) fn log_write_error(error: DbErr, change: ChangeState, entries: usize) -> DbErr {
+    let failure = LogWriteFailure { change, entries };
+    tracing::error!(error = %error, %failure, "activity log write failed");
+    let error = explain(error, &failure);
+    if let Some(id) = Identity::of(&error) {
+        let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+        recent.retain(|(known, _)| match known {
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+            Identity::Sqlx(weak) => weak.strong_count() > 0,
+            Identity::Text(_) => true,
+        });
+        if recent.len() >= RECENT_MAX {
+            recent.remove(0);
+        }
+        recent.push((id, failure));
+    }
+    error
+}
+
+/// `error`, telling what `failure` did to the change.
+fn explain(error: DbErr, failure: &LogWriteFailure) -> DbErr {
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    {
+        use sea_orm::RuntimeErr;
+        use std::sync::Arc;
+        let (exec, arc) = match error {
+            DbErr::Exec(RuntimeErr::SqlxError(arc)) => (true, arc),
+            DbErr::Query(RuntimeErr::SqlxError(arc)) => (false, arc),
+            other => return DbErr::Custom(format!("{failure}: {other}")),
+        };
+        let wrapped = match Arc::try_unwrap(arc) {
+            Ok(sea_orm::sqlx::Error::Database(inner)) => {
+                sea_orm::sqlx::Error::Database(Box::new(database::Explained {
+                    message: format!("{failure}: {}", inner.message()),
+                    inner,
+                }))
+            }
+            Ok(other) => return DbErr::Custom(format!("{failure}: {other}")),
+            Err(shared) => return DbErr::Custom(format!("{failure}: {shared}")),
+        };
+        let runtime = RuntimeErr::SqlxError(Arc::new(wrapped));
+        if exec {
+            DbErr::Exec(runtime)
+        } else {
+            DbErr::Query(runtime)
+        }
+    }
+    #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+    DbErr::Custom(format!("{failure}: {error}"))
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod database {
+    use std::borrow::Cow;
+    use std::error::Error as StdError;
+    use std::fmt;
+
+    use sea_orm::sqlx::error::{DatabaseError, ErrorKind};
+
+    /// The database's error with a message that says what became of the change. Everything
+    /// but the message is the driver's own: `as_error` hands out the original, so
+    /// `DbErr::sql_err()` (which downcasts to the driver's type) and the code still work.
+    #[derive(Debug)]
+    pub(super) struct Explained {
+        pub(super) message: String,
+        pub(super) inner: Box<dyn DatabaseError>,
+    }
+
+    impl fmt::Display for Explained {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.message)
+        }
+    }
+
+    impl StdError for Explained {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(self.inner.as_error())
+        }
+    }
+
+    impl DatabaseError for Explained {
+        fn message(&self) -> &str {
+            &self.message
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            self.inner.code()
+        }
+        fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+            self.inner.as_error()
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn StdError + Send + Sync + 'static) {
+            self.inner.as_error_mut()
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn StdError + Send + Sync + 'static> {
+            self.inner.into_error()
+        }
+        fn constraint(&self) -> Option<&str> {
+            self.inner.constraint()
+        }
+        fn table(&self) -> Option<&str> {
+            self.inner.table()
+        }
+        fn kind(&self) -> ErrorKind {
+            self.inner.kind()
+        }
+    }
+}

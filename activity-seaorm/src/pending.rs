@@ -1,0 +1,118 @@
+//! An update's before-state, typed: what `before_save` leaves for `after_save`, and how an
+//! update SeaORM never confirmed is settled from the database at flush.
+
+use std::any::Any;
+
+use activity_core::entry::activity;
+use activity_core::{ActivityConfig, ActivityContext, ActivityEntry, ModelActivity};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, DbBackend, EntityTrait, FromQueryResult, IntoActiveModel,
+    Iterable, QueryResult, QueryTrait, Statement, TryIntoModel,
+};
+
+use crate::hooks::{ModelOf, key_query, model_entry};
+use crate::keys::model_item_id;
+use crate::recorder::{UnconfirmedUpdate, stamp};
+
+/// Where an update's before-state came from.
+pub(crate) enum Origin {
+    /// Read by `before_save`, locked, in the update's own transaction: exact. Kept with the
+    /// context and time of the update, in case its entry is only settled at flush.
+    Read {
+        context: Option<Box<ActivityContext>>,
+        at: DateTime<Utc>,
+    },
+    /// Supplied by `Tracked`: the model as the caller loaded it, possibly stale, so only the
+    /// columns the caller set are compared. `Tracked` updates always return their row, so one
+    /// that never reached `after_save` failed and changed nothing.
+    Tracked,
+}
+
+/// The before-state of one update of an `A`.
+pub(crate) struct UpdateBefore<A: ActiveModelTrait> {
+    pub(crate) before: ModelOf<A>,
+    /// The active model as written: which columns the update set.
+    pub(crate) written: A,
+    pub(crate) origin: Origin,
+}
+
+impl<A> UpdateBefore<A>
+where
+    A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Send + 'static,
+    ModelOf<A>: ModelActivity + IntoActiveModel<A> + Clone + Send + Sync + 'static,
+{
+    /// The `updated` entry of an update SeaORM confirmed, `after` being the row it returned
+    /// (`None` when nothing changed).
+    pub(crate) fn confirmed(self, after: &ModelOf<A>) -> Option<ActivityEntry> {
+        let before = match self.origin {
+            Origin::Read { .. } => self.before,
+            // Columns the caller did not set take their value from the row as written, so a
+            // stale original never blames this update for another writer's change.
+            Origin::Tracked => with_set_columns(after, &self.before, &self.written)?,
+        };
+        changes(&before, after)
+    }
+
+    /// The entry of an update SeaORM never confirmed, from the row as it is `now`: only the
+    /// columns it set that the database shows changed since the before-state.
+    pub(crate) fn settled(self, now: &ModelOf<A>) -> Option<ActivityEntry> {
+        let Origin::Read { context, at } = self.origin else {
+            return None;
+        };
+        let after = with_set_columns(&self.before, now, &self.written)?;
+        let mut entry = changes(&self.before, &after)?;
+        entry.created_at = at;
+        stamp(&mut entry, context.as_deref());
+        Some(entry)
+    }
+}
+
+/// `base` with the columns `written` sets taken from `from`.
+fn with_set_columns<A>(base: &ModelOf<A>, from: &ModelOf<A>, written: &A) -> Option<ModelOf<A>>
+where
+    A: ActiveModelTrait + TryIntoModel<ModelOf<A>>,
+    ModelOf<A>: IntoActiveModel<A> + Clone,
+{
+    let mut merged = base.clone().into_active_model();
+    for col in <A::Entity as EntityTrait>::Column::iter() {
+        if let ActiveValue::Set(_) = written.get(col) {
+            let value = sea_orm::ModelTrait::get(from, col);
+            merged.try_set(col, value).ok()?;
+        }
+    }
+    merged.try_into_model().ok()
+}
+
+fn changes<M: ModelActivity + sea_orm::ModelTrait>(before: &M, after: &M) -> Option<ActivityEntry> {
+    let mut entry = model_entry(after, model_item_id(after), activity::UPDATED);
+    before.activity_changes(after, &mut entry.detail.changes);
+    (!entry.detail.changes.is_empty()).then_some(entry)
+}
+
+impl<A> UnconfirmedUpdate for UpdateBefore<A>
+where
+    A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Send + 'static,
+    ModelOf<A>: ModelActivity + IntoActiveModel<A> + Clone + Send + Sync + 'static,
+{
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+
+    fn settle_read(&self, backend: DbBackend) -> Option<Statement> {
+        match self.origin {
+            Origin::Read { .. } => Some(key_query(&self.written)?.build(backend)),
+            Origin::Tracked => None,
+        }
+    }
+
+    fn settle(self: Box<Self>, now: Option<QueryResult>) -> Option<ActivityEntry> {
+        let now = ModelOf::<A>::from_query_result(&now?, "").ok()?;
+        (*self).settled(&now)
+    }
+}
+
+/// A new `updated` entry is stamped with the clock at the update; see [`Origin::Read`].
+pub(crate) fn now() -> DateTime<Utc> {
+    ActivityConfig::with_current(|c| c.clock().now())
+}
