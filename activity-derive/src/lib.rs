@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 mod attr;
+mod column;
 mod diag;
 mod expand;
 
@@ -14,7 +15,5 @@ use syn::{DeriveInput, parse_macro_input};
 #[proc_macro_derive(ModelActivity, attributes(activity))]
 pub fn derive_model_activity(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    expand::derive(&input)
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    expand::derive(&input).into()
 }
