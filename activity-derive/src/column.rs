@@ -16,12 +16,12 @@ use crate::attr::{SeaOrmContainer, SeaOrmField};
 /// Why a field is not a column, for error messages; `None` for a column.
 pub(crate) fn not_a_column(ty: &Type, sea: &SeaOrmField) -> Option<String> {
     if sea.ignore {
-        return Some("`#[sea_orm(ignore)]`".to_owned());
+        return Some("it is `#[sea_orm(ignore)]`".to_owned());
     }
     if let Some(key) = sea.relation {
-        return Some(format!("a relation (`#[sea_orm({key})]`)"));
+        return Some(format!("it is a `#[sea_orm({key})]` relation"));
     }
-    relation_type(ty).map(|wrapper| format!("a relation (`{wrapper}<...>`)"))
+    relation_type(ty).map(|wrapper| format!("it is a `{wrapper}<...>` relation"))
 }
 
 /// `HasMany`, `HasOne` or `BelongsTo` when the type's last path segment is one of them: how
