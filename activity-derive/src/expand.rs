@@ -197,6 +197,8 @@ fn check(diag: &Diagnostics, input: &DeriveInput, c: &Container, fields: &[Field
             }
             continue;
         }
+        // A mask that would not mask. One mistake, one error: the first reason that applies,
+        // the leak before the no-op.
         for (slot, what) in [(&a.mask, "mask"), (&a.mask_keys, "mask_keys")] {
             if let Some(at) = slot.span() {
                 if f.sea.primary_key {
