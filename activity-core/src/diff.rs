@@ -31,11 +31,18 @@ pub enum Masking {
     Keys,
 }
 
-/// Compile-time description of one struct field, in declaration order.
+/// Compile-time description of one database column of a model (one struct field), in
+/// declaration order. Fields that are not columns (`#[sea_orm(ignore)]`, the relation fields of
+/// SeaORM's dense `#[sea_orm::model]` format) have none: they are never diffed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FieldSpec {
-    /// The Rust field name.
+    /// The Rust field name (without `r#`).
     pub name: &'static str,
+    /// The column name, as SeaORM's `DeriveEntityModel` names it (`column_name = "..."`,
+    /// `rename_all`, raw identifiers...): what `Column::as_str()` returns for this field. Pair
+    /// SeaORM columns with fields by this name ([`ModelActivity::field_for_column`]), never by
+    /// position.
+    pub column: &'static str,
     /// The name written in `changes[].field`.
     pub display: &'static str,
     /// Whether the field is excluded (per field, or by the common exclusions).
@@ -57,7 +64,7 @@ impl FieldSpec {
 pub trait ModelActivity {
     /// The scope written to `activity_log.scope`, e.g. `FeatureFlag`.
     const SCOPE: &'static str;
-    /// Every struct field in declaration order.
+    /// Every column field in declaration order (not `#[sea_orm(ignore)]` fields nor relations).
     const FIELDS: &'static [FieldSpec];
     /// Whether created/deleted entries record every tracked field (`#[activity(snapshot)]`).
     const SNAPSHOT: bool = false;
@@ -69,6 +76,45 @@ pub trait ModelActivity {
     /// Append one change per tracked, non-empty field, as `action` (`created` on insert,
     /// `deleted` on delete); used for `#[activity(snapshot)]`.
     fn activity_snapshot(&self, action: ChangeAction, out: &mut Vec<Change>);
+
+    /// The field stored in `column` (a SeaORM column name, `Column::as_str()`), if any. Pair
+    /// columns with fields by name: a position in `FIELDS` need not be the column's position
+    /// in SeaORM's `Column::iter()`, and a mismatch could write a masked value raw.
+    ///
+    /// ```
+    /// use activity_core::prelude::*;
+    ///
+    /// #[derive(ModelActivity)]
+    /// #[activity(crate = "activity_core", scope = "Flag")]
+    /// struct Flag { id: i32, r#type: String, #[activity(mask)] secret: String }
+    ///
+    /// let secret = Flag::field_for_column("secret").unwrap();
+    /// assert_eq!(secret.masking, activity_core::Masking::Full);
+    /// assert_eq!(Flag::field_for_column("type").unwrap().name, "type");
+    /// assert!(Flag::field_for_column("nope").is_none());
+    /// ```
+    fn field_for_column(column: &str) -> Option<&'static FieldSpec> {
+        Self::FIELDS.iter().find(|f| f.column == column)
+    }
+
+    /// [`field_for_column`](Self::field_for_column) for the column at `position` in SeaORM's
+    /// `Column::iter()`: tries `FIELDS[position]` first, which is the match whenever the model
+    /// is a plain `DeriveEntityModel` (columns and `FIELDS` both follow declaration order), so
+    /// pairing every column costs one comparison each; searches by name otherwise. The result
+    /// is always the field named `column`, whatever `position` says.
+    ///
+    /// ```ignore
+    /// for (i, col) in E::Column::iter().enumerate() {
+    ///     let spec = <E::Model as ModelActivity>::field_for_column_at(i, col.as_str());
+    /// }
+    /// ```
+    #[inline]
+    fn field_for_column_at(position: usize, column: &str) -> Option<&'static FieldSpec> {
+        match Self::FIELDS.get(position) {
+            Some(f) if f.column == column => Some(f),
+            _ => Self::field_for_column(column),
+        }
+    }
 
     /// `detail.name` (masked fields give `"masked"`).
     fn activity_name(&self) -> Option<String> {

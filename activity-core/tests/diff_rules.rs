@@ -114,6 +114,7 @@ fn excluded_fields_are_not_compared() {
         &[
             FieldSpec {
                 name: "label",
+                column: "label",
                 display: "label",
                 excluded: false,
                 signal_excluded: false,
@@ -121,6 +122,7 @@ fn excluded_fields_are_not_compared() {
             },
             FieldSpec {
                 name: "cached_count",
+                column: "cached_count",
                 display: "cached_count",
                 excluded: true,
                 signal_excluded: false,
@@ -952,6 +954,7 @@ fn an_unchanged_twenty_field_model_gives_an_empty_diff() {
 fn push_change_skips_two_empty_values() {
     let spec = FieldSpec {
         name: "f",
+        column: "f",
         display: "F",
         excluded: false,
         signal_excluded: false,

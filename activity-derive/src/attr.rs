@@ -1,9 +1,11 @@
-//! Parsing of `#[activity(...)]` on the struct and on fields. Single attributes only; the
-//! cross-field rules live in `expand::check`.
+//! Parsing of `#[activity(...)]` on the struct and on fields, and of the few `#[sea_orm(...)]`
+//! keys that decide what a column is. Single attributes only; the cross-field rules live in
+//! `expand::check`.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
-use syn::{Attribute, Ident, LitStr, Path};
+use syn::meta::ParseNestedMeta;
+use syn::{Attribute, Ident, LitStr, Path, Token};
 
 use crate::diag::Diagnostics;
 
@@ -52,6 +54,9 @@ pub(crate) struct Container {
     pub(crate) organization: Once<Ident>,
     pub(crate) snapshot: Once<()>,
     pub(crate) krate: Once<Path>,
+    /// Whether a `crate` key was written, even one whose path failed to parse: then the
+    /// fallback impl cannot know which crate to name and is not emitted.
+    pub(crate) krate_given: bool,
 }
 
 impl Container {
@@ -64,6 +69,7 @@ impl Container {
             organization: Once::new("organization"),
             snapshot: Once::new("snapshot"),
             krate: Once::new("crate"),
+            krate_given: false,
         };
         for attr in attrs.iter().filter(|a| a.path().is_ident("activity")) {
             let parsed = attr.parse_nested_meta(|meta| {
@@ -85,6 +91,7 @@ impl Container {
                 } else if p.is_ident("snapshot") {
                     c.snapshot.set(diag, p, ());
                 } else if p.is_ident("crate") {
+                    c.krate_given = true;
                     let lit: LitStr = meta.value()?.parse()?;
                     c.krate.set(diag, p, lit.parse()?);
                 } else {
@@ -154,4 +161,87 @@ impl FieldAttrs {
         }
         f
     }
+}
+
+/// What `#[sea_orm(...)]` on the struct says about column names. Read leniently: SeaORM's own
+/// derives report mistakes in `#[sea_orm]`, so a key we do not know, or cannot read, is skipped.
+#[derive(Default)]
+pub(crate) struct SeaOrmContainer {
+    /// `rename_all = "..."`: the case style of every column name.
+    pub(crate) rename_all: Option<String>,
+}
+
+impl SeaOrmContainer {
+    pub(crate) fn parse(attrs: &[Attribute]) -> Self {
+        let mut c = SeaOrmContainer::default();
+        for attr in attrs.iter().filter(|a| a.path().is_ident("sea_orm")) {
+            let _ = attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("rename_all") {
+                    c.rename_all = Some(meta.value()?.parse::<LitStr>()?.value());
+                    Ok(())
+                } else {
+                    skip_value(&meta)
+                }
+            });
+        }
+        c
+    }
+}
+
+/// What `#[sea_orm(...)]` on a field says: whether it is a column, a key, and its name.
+#[derive(Default)]
+pub(crate) struct SeaOrmField {
+    /// `primary_key`: the value becomes the entry's `item_id`.
+    pub(crate) primary_key: bool,
+    /// `ignore`: not a column (SeaORM fills it with `Default` on load).
+    pub(crate) ignore: bool,
+    /// The relation key that marks a relation field of the dense format (`has_many`, ...).
+    pub(crate) relation: Option<&'static str>,
+    /// `column_name = "..."`.
+    pub(crate) column_name: Option<String>,
+    /// `enum_name = "..."`: the `Column` variant, whose snake case is the default column name.
+    pub(crate) enum_name: Option<String>,
+}
+
+/// `#[sea_orm(...)]` keys that only relation fields carry (`#[sea_orm::model]` entities).
+const RELATION_KEYS: &[&str] = &["has_many", "has_one", "belongs_to", "self_ref"];
+
+impl SeaOrmField {
+    pub(crate) fn parse(attrs: &[Attribute]) -> Self {
+        let mut f = SeaOrmField::default();
+        for attr in attrs.iter().filter(|a| a.path().is_ident("sea_orm")) {
+            let _ = attr.parse_nested_meta(|meta| {
+                let p = &meta.path;
+                if p.is_ident("primary_key") {
+                    f.primary_key = true;
+                } else if p.is_ident("ignore") {
+                    f.ignore = true;
+                } else if p.is_ident("column_name") {
+                    f.column_name = Some(meta.value()?.parse::<LitStr>()?.value());
+                    return Ok(());
+                } else if p.is_ident("enum_name") {
+                    f.enum_name = Some(meta.value()?.parse::<LitStr>()?.value());
+                    return Ok(());
+                } else if let Some(key) = RELATION_KEYS.iter().find(|k| p.is_ident(k)) {
+                    f.relation = Some(key);
+                }
+                skip_value(&meta)
+            });
+        }
+        f
+    }
+}
+
+/// Skip whatever follows a key: `= value` up to the next comma, or one `(...)` group.
+fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    let input = meta.input;
+    if input.peek(Token![=]) {
+        input.parse::<Token![=]>()?;
+        while !input.is_empty() && !input.peek(Token![,]) {
+            input.parse::<TokenTree>()?;
+        }
+    } else if !input.is_empty() && !input.peek(Token![,]) {
+        input.parse::<TokenTree>()?;
+    }
+    Ok(())
 }

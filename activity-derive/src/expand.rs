@@ -2,10 +2,12 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, Ident, LitStr};
 
-use crate::attr::{Container, FieldAttrs, Once};
+use crate::attr::{Container, FieldAttrs, Once, SeaOrmContainer, SeaOrmField};
+use crate::column;
 use crate::diag::Diagnostics;
 
 /// Must match `activity_core::COMMON_EXCLUSIONS` (a test in activity-core checks it).
@@ -24,13 +26,32 @@ struct Field<'a> {
     ident: &'a Ident,
     ty: &'a syn::Type,
     attrs: FieldAttrs,
+    sea: SeaOrmField,
+    /// The SeaORM column name; `None` for a field that is not a column (`#[sea_orm(ignore)]`, a
+    /// relation of the dense format), which is never diffed and has no `FieldSpec`.
+    column: Option<String>,
+    /// Why the field is not a column, for errors.
+    not_column: Option<String>,
     excluded: bool,
 }
 
-pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
+/// The derive's output: the impl, or the errors plus a stub impl (see [`fallback`]).
+pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let diag = Diagnostics::default();
     let container = Container::parse(&diag, &input.attrs);
+    let tokens = expand(&diag, input, &container);
+    match diag.finish() {
+        Ok(()) => tokens,
+        Err(errors) => {
+            let mut tokens = errors.into_compile_error();
+            tokens.extend(fallback(input, &container));
+            tokens
+        }
+    }
+}
 
+/// The impl; meaningful only if `diag` ends up without errors.
+fn expand(diag: &Diagnostics, input: &DeriveInput, container: &Container) -> TokenStream {
     // Not a struct with named fields: point at what makes it so.
     let named = match &input.data {
         Data::Struct(s) => match &s.fields {
@@ -48,29 +69,76 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
                 culprit,
                 "`ModelActivity` can only be derived for a struct with named fields",
             );
-            return diag.finish().map(|()| TokenStream::new());
+            return TokenStream::new();
         }
     };
 
+    let sea_container = SeaOrmContainer::parse(&input.attrs);
     let fields: Vec<Field<'_>> = named
         .iter()
         .filter_map(|f| {
             let ident = f.ident.as_ref()?;
-            let attrs = FieldAttrs::parse(&diag, &f.attrs);
-            let common = COMMON_EXCLUSIONS.contains(&ident.to_string().as_str());
+            let attrs = FieldAttrs::parse(diag, &f.attrs);
+            let sea = SeaOrmField::parse(&f.attrs);
+            let not_column = column::not_a_column(&f.ty, &sea);
+            let column = not_column
+                .is_none()
+                .then(|| column::column_name(ident, &sea, &sea_container));
+            let common = COMMON_EXCLUSIONS.contains(&ident.unraw().to_string().as_str());
             let excluded = attrs.exclude.is_set() || (common && !attrs.include.is_set());
             Some(Field {
                 ident,
                 ty: &f.ty,
                 attrs,
+                sea,
+                column,
+                not_column,
                 excluded,
             })
         })
         .collect();
 
-    check(&diag, input, &container, &fields);
-    diag.finish()?;
-    Ok(generate(input, &container, &fields))
+    check(diag, input, container, &fields);
+    generate(input, container, &fields)
+}
+
+/// Emitted next to the errors of a failed derive: an impl that records nothing, so the code
+/// that uses the model (`activity_hooks!()`, `diff`) does not add a cascade of "`Model` does not
+/// implement `ModelActivity`" errors to the one mistake (thiserror's `fallback.rs` does the
+/// same). It never runs: the crate does not compile. Not emitted when the `crate` path itself
+/// is unreadable, since it could only name the wrong crate.
+fn fallback(input: &DeriveInput, c: &Container) -> TokenStream {
+    if c.krate_given && !c.krate.is_set() {
+        return TokenStream::new();
+    }
+    let ident = &input.ident;
+    let (ig, tg, wc) = input.generics.split_for_impl();
+    let import = import(c);
+    let p = quote!(_activity::__private);
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, unused_qualifications, unused_extern_crates, clippy::all)]
+        const _: () = {
+            #import
+            #[automatically_derived]
+            impl #ig #p::ModelActivity for #ident #tg #wc {
+                const SCOPE: &'static #p::str = "";
+                const FIELDS: &'static [#p::FieldSpec] = &[];
+                fn activity_changes(&self, _: &Self, _: &mut #p::Vec<#p::Change>) {}
+                fn activity_snapshot(&self, _: #p::ChangeAction, _: &mut #p::Vec<#p::Change>) {}
+            }
+        };
+    }
+}
+
+/// The runtime crate under the private alias `_activity`.
+fn import(c: &Container) -> TokenStream {
+    match c.krate.get() {
+        Some(path) => quote!(use #path as _activity;),
+        None => quote!(
+            extern crate activity_seaorm as _activity;
+        ),
+    }
 }
 
 /// Cross-field rules; each error is spanned on the token to fix.
@@ -87,20 +155,57 @@ fn check(diag: &Diagnostics, input: &DeriveInput, c: &Container, fields: &[Field
         (&c.team, "team"),
         (&c.organization, "organization"),
     ] {
-        if let Some(target) = slot.get()
-            && !fields.iter().any(|f| f.ident == target)
-        {
-            diag.spanned(
+        let Some(target) = slot.get() else {
+            continue;
+        };
+        match fields.iter().find(|f| f.ident == target) {
+            None => diag.spanned(
                 target,
                 format!("`activity({what} = {target})`: this struct has no field `{target}`"),
-            );
+            ),
+            Some(Field {
+                not_column: Some(why),
+                ..
+            }) => diag.spanned(
+                target,
+                format!(
+                    "`activity({what} = {target})`: `{target}` is not a database column ({why}), so it has no stored value"
+                ),
+            ),
+            Some(_) => {}
         }
     }
+    let tenant = |f: &Field<'_>| {
+        [(&c.team, "team"), (&c.organization, "organization")]
+            .into_iter()
+            .find_map(|(slot, what)| (slot.get() == Some(f.ident)).then_some(what))
+    };
     for f in fields {
         let a = &f.attrs;
+        if let Some(why) = &f.not_column {
+            // `exclude` is fine (and was once needed to compile): the field is skipped anyway.
+            for (at, what) in [
+                (a.mask.span(), "mask"),
+                (a.mask_keys.span(), "mask_keys"),
+                (a.include.span(), "include"),
+                (a.rename.span(), "rename"),
+                (a.signal_exclude.span(), "signal_exclude"),
+            ] {
+                if let Some(at) = at {
+                    diag.spanned(at, format!("`{what}` has no effect: `{}` is not a database column ({why}) and is never recorded", f.ident.unraw()));
+                }
+            }
+            continue;
+        }
+        // A mask that would not mask. One mistake, one error: the first reason that applies,
+        // the leak before the no-op.
         for (slot, what) in [(&a.mask, "mask"), (&a.mask_keys, "mask_keys")] {
             if let Some(at) = slot.span() {
-                if a.exclude.is_set() {
+                if f.sea.primary_key {
+                    diag.spanned(at, format!("`{what}` cannot hide a primary key: `{}` is stored unmasked as every entry's `item_id`; remove `{what}`", f.ident.unraw()));
+                } else if let Some(role) = tenant(f) {
+                    diag.spanned(at, format!("`{what}` cannot apply to the `{role}` field: `{}` is every entry's tenant and must stay exact; remove `{what}`", f.ident.unraw()));
+                } else if a.exclude.is_set() {
                     diag.spanned(at, format!("`{what}` on an excluded field has no effect: remove `exclude` or `{what}`"));
                 } else if f.excluded {
                     diag.spanned(at, format!("`{}` is excluded by the common exclusions, so `{what}` has no effect; add `include` to track it", f.ident));
@@ -126,12 +231,7 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
     let ident = &input.ident;
     let generics = with_inferred_bounds(input, c, fields);
     let (ig, tg, wc) = generics.split_for_impl();
-    let import = match c.krate.get() {
-        Some(path) => quote!(use #path as _activity;),
-        None => quote!(
-            extern crate activity_seaorm as _activity;
-        ),
-    };
+    let import = import(c);
     let p = quote!(_activity::__private);
     let scope = c
         .scope
@@ -140,8 +240,11 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
         .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
     let snapshot = c.snapshot.is_set();
 
+    // Only columns are described and diffed; `Self::FIELDS[i]` below indexes this list.
+    let fields: Vec<&Field<'_>> = fields.iter().filter(|f| f.column.is_some()).collect();
     let specs = fields.iter().map(|f| {
-        let name = f.ident.to_string();
+        let name = f.ident.unraw().to_string();
+        let column = f.column.as_deref().unwrap_or_default();
         let display = f
             .attrs
             .rename
@@ -159,6 +262,7 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
         quote! {
             #p::FieldSpec {
                 name: #name,
+                column: #column,
                 display: #display,
                 excluded: #excluded,
                 signal_excluded: #signal_excluded,
@@ -169,6 +273,7 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
 
     let tracked: Vec<(usize, &Field<'_>)> = fields
         .iter()
+        .copied()
         .enumerate()
         .filter(|(_, f)| !f.excluded)
         .collect();
@@ -266,7 +371,7 @@ fn with_inferred_bounds(input: &DeriveInput, c: &Container, fields: &[Field<'_>]
     }
     let named = [&c.name, &c.short_id, &c.team, &c.organization].map(|slot| slot.get());
     let mut predicates = Vec::new();
-    for f in fields {
+    for f in fields.iter().filter(|f| f.column.is_some()) {
         let used = !f.excluded || named.iter().flatten().any(|n| *n == f.ident);
         if !used || !mentions(f.ty.to_token_stream(), &params) {
             continue;
