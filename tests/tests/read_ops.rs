@@ -3,10 +3,13 @@
 //! query caps (invalid-query errors, never backend errors), numeric detail-path segments, and
 //! Unicode case-insensitive search. Erasure has its own file, `erasure.rs`.
 
-use activity_seaorm::{ActivityEntry, ActivityQuery, activity_log, export_csv, export_jsonl};
-use activity_tests::{TestDb, backend_tests};
+use activity_seaorm::{
+    ActivityConfig, ActivityEntry, ActivityQuery, activity_log, anonymize_user, export_csv,
+    export_jsonl,
+};
+use activity_tests::{Backend, TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sea_orm::EntityTrait;
+use sea_orm::{ConnectionTrait, EntityTrait, TransactionTrait};
 use serde_json::json;
 
 fn at(minute: i64) -> DateTime<Utc> {
@@ -126,4 +129,114 @@ async fn csv_neutralizes_formulas(t: &TestDb) {
     }
 }
 
-backend_tests!(csv_neutralizes_formulas);
+// ---------------------------------------------------------------------------------------------
+// Maintenance mode ends with prune/anonymize_user, even on the caller's transaction.
+
+fn refused(result: Result<sea_orm::ExecResult, sea_orm::DbErr>, what: &str) {
+    let err = result.expect_err(what);
+    assert!(err.to_string().contains("append-only"), "{what}: {err}");
+}
+
+async fn maintenance_ends_with_its_work(t: &TestDb) {
+    use activity_seaorm::guard;
+
+    let mut old: Vec<ActivityEntry> = (0..4)
+        .map(|i| {
+            let mut e = entry(i, &format!("{i}"));
+            e.user_id = Some("u9".into());
+            e.is_system = false;
+            e
+        })
+        .collect();
+    old[0].created_at = at(-10_000);
+    insert(t, &old).await;
+    let keyed = || ActivityConfig::new().with_erasure_key([3u8; 32]);
+
+    if t.backend != Backend::Postgres {
+        // The guard is a PostgreSQL recipe: elsewhere it cannot be installed, maintenance is a
+        // no-op, and there is nothing to leak. prune/anonymize on a caller's transaction still
+        // work and leave it usable.
+        assert!(guard::install_append_only(&t.db).await.is_err());
+        let txn = t.db.begin().await.unwrap();
+        assert_eq!(activity_seaorm::prune(&txn, at(-1), &[]).await.unwrap(), 1);
+        let n = ActivityConfig::scope(keyed(), anonymize_user(&txn, "u9", &[]))
+            .await
+            .unwrap();
+        assert_eq!(n, 3);
+        txn.execute_unprepared("UPDATE activity_log SET activity = 'x' WHERE 1 = 0")
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        return;
+    }
+
+    guard::install_append_only(&t.db).await.unwrap();
+
+    // prune on the caller's transaction: its batches pass the guard, the rest of the caller's
+    // transaction does not.
+    let txn = t.db.begin().await.unwrap();
+    assert_eq!(activity_seaorm::prune(&txn, at(-1), &[]).await.unwrap(), 1);
+    refused(
+        txn.execute_unprepared("UPDATE activity_log SET activity = 'tampered'")
+            .await,
+        "UPDATE after prune in the same transaction",
+    );
+    txn.rollback().await.unwrap();
+    let txn = t.db.begin().await.unwrap();
+    assert_eq!(activity_seaorm::prune(&txn, at(-1), &[]).await.unwrap(), 1);
+    refused(
+        txn.execute_unprepared("DELETE FROM activity_log").await,
+        "DELETE after prune in the same transaction",
+    );
+    txn.rollback().await.unwrap();
+
+    // The same for anonymize_user.
+    for (sql, what) in [
+        (
+            "UPDATE activity_log SET user_id = 'mallory'",
+            "UPDATE after anonymize_user in the same transaction",
+        ),
+        (
+            "DELETE FROM activity_log",
+            "DELETE after anonymize_user in the same transaction",
+        ),
+    ] {
+        let txn = t.db.begin().await.unwrap();
+        let n = ActivityConfig::scope(keyed(), anonymize_user(&txn, "u9", &[]))
+            .await
+            .unwrap();
+        assert_eq!(n, 4);
+        refused(txn.execute_unprepared(sql).await, what);
+        txn.rollback().await.unwrap();
+    }
+
+    // Failing work ends maintenance too: anonymize without a key fails before it starts;
+    // the caller's transaction stays guarded.
+    let txn = t.db.begin().await.unwrap();
+    assert!(
+        ActivityConfig::scope(ActivityConfig::new(), anonymize_user(&txn, "u9", &[]))
+            .await
+            .is_err()
+    );
+    refused(
+        txn.execute_unprepared("DELETE FROM activity_log").await,
+        "DELETE after a failed anonymize_user",
+    );
+    txn.rollback().await.unwrap();
+
+    // A caller who entered maintenance on purpose keeps it after prune (the setting is
+    // restored, not switched off).
+    let txn = t.db.begin().await.unwrap();
+    guard::enter_maintenance(&txn).await.unwrap();
+    assert_eq!(activity_seaorm::prune(&txn, at(-1), &[]).await.unwrap(), 1);
+    txn.execute_unprepared("DELETE FROM activity_log WHERE item_id = '3'")
+        .await
+        .unwrap();
+    txn.rollback().await.unwrap();
+
+    // After everything rolled back, the log is as seeded.
+    assert_eq!(t.entries().await.len(), 4);
+    guard::remove_append_only(&t.db).await.unwrap();
+}
+
+backend_tests!(csv_neutralizes_formulas, maintenance_ends_with_its_work);

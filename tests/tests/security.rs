@@ -1247,6 +1247,11 @@ async fn one_session(t: &TestDb) -> sea_orm::DatabaseConnection {
     sea_orm::Database::connect(opts).await.unwrap()
 }
 
+/// A configuration with an erasure key, for `anonymize_user`.
+fn erasure_config() -> ActivityConfig {
+    ActivityConfig::new().with_erasure_key(b"security-suite erasure key, 32 b")
+}
+
 async fn append_only_guard(t: &TestDb) {
     use activity_seaorm::guard;
 
@@ -1276,7 +1281,12 @@ async fn append_only_guard(t: &TestDb) {
             3
         );
         assert_eq!(
-            activity_seaorm::anonymize_user(&t.db, "u1").await.unwrap(),
+            ActivityConfig::scope(
+                erasure_config(),
+                activity_seaorm::anonymize_user(&t.db, "u1", &[])
+            )
+            .await
+            .unwrap(),
             3
         );
         return;
@@ -1361,9 +1371,12 @@ async fn append_only_guard(t: &TestDb) {
         .await
         .expect_err("maintenance must not outlive prune's transactions");
     assert!(err.to_string().contains("append-only"), "{err}");
-    let rewritten = activity_seaorm::anonymize_user(&session, "u1")
-        .await
-        .unwrap();
+    let rewritten = ActivityConfig::scope(
+        erasure_config(),
+        activity_seaorm::anonymize_user(&session, "u1", &[]),
+    )
+    .await
+    .unwrap();
     assert_eq!(rewritten, 3);
     let err = session
         .execute_unprepared("UPDATE activity_log SET user_id = 'mallory'")

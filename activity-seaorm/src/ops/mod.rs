@@ -5,6 +5,8 @@ mod erasure;
 mod export;
 mod retention;
 
-pub use erasure::{anonymize_user, pseudonym};
+pub use erasure::{
+    ERASURE_ACTIVITY, ERASURE_BATCH, ERASURE_SCOPE, MIN_ERASURE_KEY, anonymize_user, pseudonym,
+};
 pub use export::{CSV_COLUMNS, export_csv, export_jsonl};
 pub use retention::{PRUNE_BATCH, prune};
