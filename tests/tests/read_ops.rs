@@ -4,8 +4,8 @@
 //! Unicode case-insensitive search. Erasure has its own file, `erasure.rs`.
 
 use activity_seaorm::{
-    ActivityConfig, ActivityEntry, ActivityQuery, activity_log, anonymize_user, export_csv,
-    export_jsonl,
+    ActivityConfig, ActivityEntry, ActivityQuery, FilterOp, activity_log, anonymize_user,
+    export_csv, export_jsonl, load_activity,
 };
 use activity_tests::{Backend, TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -239,4 +239,215 @@ async fn maintenance_ends_with_its_work(t: &TestDb) {
     guard::remove_append_only(&t.db).await.unwrap();
 }
 
-backend_tests!(csv_neutralizes_formulas, maintenance_ends_with_its_work);
+// ---------------------------------------------------------------------------------------------
+// Query caps: over a cap is an invalid-query error; at every cap at once the query runs.
+
+async fn query_caps_are_invalid_query_errors(t: &TestDb) {
+    use activity_seaorm::query::{MAX_DETAIL_FILTERS, MAX_FILTER_VALUES, MAX_LIST_LEN};
+
+    let mut target = entry(0, "i-7");
+    target.scope = "S-7".into();
+    target.activity = "a-7".into();
+    target.user_id = Some("u-7".into());
+    target.is_system = false;
+    let mut context = serde_json::Map::new();
+    for j in 0..MAX_DETAIL_FILTERS {
+        context.insert(format!("k{j}"), json!("7"));
+    }
+    target.detail.context = Some(serde_json::Value::Object(context));
+    insert(t, &[target.clone(), entry(1, "other")]).await;
+
+    let many = |prefix: &str, n: usize| -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}-{i}")).collect()
+    };
+    let base = || ActivityQuery::for_team("t");
+    // Every cap reached at once: the values are bound parameters (about 14,000 here), and the
+    // query must run on every backend and find the one entry.
+    let per_filter = MAX_FILTER_VALUES / MAX_DETAIL_FILTERS;
+    let mut at_caps = base()
+        .scopes(many("S", MAX_LIST_LEN))
+        .item_ids(many("i", MAX_LIST_LEN))
+        .users(many("u", MAX_LIST_LEN))
+        .activities(many("a", MAX_LIST_LEN));
+    for j in 0..MAX_DETAIL_FILTERS {
+        // Digit strings bind three ways each (text, number, and boolean for 0/1).
+        let values = (0..per_filter).map(|i| json!(i.to_string())).collect();
+        at_caps = at_caps.detail_filter(format!("context.k{j}"), FilterOp::In(values));
+    }
+    let page = load_activity(&t.db, &at_caps).await.unwrap();
+    assert_eq!(page.results.len(), 1);
+    assert_eq!(page.results[0].id, target.id);
+
+    // One over each cap, and far over (70,000 values: past every backend's parameter limit,
+    // which used to surface as a database error).
+    let over: Vec<(&str, ActivityQuery)> = vec![
+        ("scopes", base().scopes(many("S", MAX_LIST_LEN + 1))),
+        ("item_ids", base().item_ids(many("i", MAX_LIST_LEN + 1))),
+        ("users", base().users(many("u", MAX_LIST_LEN + 1))),
+        ("activities", base().activities(many("a", MAX_LIST_LEN + 1))),
+        ("item_ids x70", base().item_ids(many("i", 70_000))),
+        ("detail filters", {
+            let mut q = base();
+            for j in 0..=MAX_DETAIL_FILTERS {
+                q = q.detail_filter(format!("context.k{j}"), FilterOp::Exact(json!("7")));
+            }
+            q
+        }),
+        ("in values", {
+            let half = MAX_FILTER_VALUES / 2 + 1;
+            let values = || (0..half).map(|i| json!(i)).collect();
+            base()
+                .detail_filter("context.k0", FilterOp::In(values()))
+                .detail_filter("context.k1", FilterOp::In(values()))
+        }),
+        (
+            "in values x70",
+            base().detail_filter(
+                "context.k0",
+                FilterOp::In((0..70_000).map(|i| json!(i)).collect()),
+            ),
+        ),
+    ];
+    for (what, query) in over {
+        let err = load_activity(&t.db, &query).await.unwrap_err();
+        assert!(err.is_invalid_query(), "{what}: {err}");
+        assert!(err.to_string().contains("maximum"), "{what}: {err}");
+        let mut out = Vec::new();
+        let err = export_csv(&t.db, &query, &mut out).await.unwrap_err();
+        assert!(err.is_invalid_query(), "export, {what}: {err}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A numeric path segment is an object key on every backend, never an array index.
+
+async fn numeric_path_segments_are_object_keys(t: &TestDb) {
+    let mut array = entry(0, "array").with_changes(vec![activity_seaorm::Change::new(
+        "Doc",
+        activity_seaorm::ChangeAction::Changed,
+        Some("enabled"),
+        json!(false),
+        json!(true),
+    )]);
+    array.detail.context = Some(json!({"v": ["zero", "one"], "list": [{"0": "zero"}]}));
+    let mut object = entry(1, "object");
+    object.detail.context = Some(json!({"v": {"0": "zero", "-1": "one", "007": 7}}));
+    insert(t, &[array, object]).await;
+
+    let found = async |path: &str, op: FilterOp| -> Vec<String> {
+        let q = ActivityQuery::for_team("t")
+            .ascending()
+            .detail_filter(path, op);
+        load_activity(&t.db, &q)
+            .await
+            .unwrap()
+            .results
+            .into_iter()
+            .map(|e| e.item_id.unwrap_or_default())
+            .collect()
+    };
+    let object_only = vec!["object".to_owned()];
+    let none: Vec<String> = Vec::new();
+    assert_eq!(
+        found("context.v.0", FilterOp::Exact(json!("zero"))).await,
+        object_only
+    );
+    // `-1` is no key on MariaDB and "the last element" to PostgreSQL's `#>`: refused everywhere.
+    let q =
+        ActivityQuery::for_team("t").detail_filter("context.v.-1", FilterOp::Exact(json!("one")));
+    assert!(
+        load_activity(&t.db, &q)
+            .await
+            .unwrap_err()
+            .is_invalid_query()
+    );
+    assert_eq!(
+        found("context.v.007", FilterOp::Exact(json!(7))).await,
+        object_only
+    );
+    assert_eq!(
+        found("context.v.0", FilterOp::In(vec![json!("zero"), json!("x")])).await,
+        object_only
+    );
+    assert_eq!(
+        found("context.v.0", FilterOp::Contains("ZER".into())).await,
+        object_only
+    );
+    assert_eq!(
+        found("context.v.1", FilterOp::Exact(json!("one"))).await,
+        none
+    );
+    assert_eq!(
+        found("changes.0.field", FilterOp::Exact(json!("enabled"))).await,
+        none,
+        "changes is an array: 0 is not an index"
+    );
+    // Arrays are walked with `[]`; a numeric key inside each element is a key again.
+    assert_eq!(
+        found("changes[].field", FilterOp::Exact(json!("enabled"))).await,
+        vec!["array".to_owned()]
+    );
+    assert_eq!(
+        found("context.list[].0", FilterOp::Exact(json!("zero"))).await,
+        vec!["array".to_owned()]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Case-insensitive search folds non-ASCII letters on SQLite as on PostgreSQL and MariaDB.
+
+async fn search_folds_unicode_case(t: &TestDb) {
+    let names = [
+        ("e1", "été"),
+        ("e2", "ÉTÉ en Grèce"),
+        ("e3", "summer"),
+        ("e4", "Ünïcödé ΣΊΣΥΦΟΣ"),
+        ("e5", "a*b?[c]"),
+        ("e6", "50%_off"),
+    ];
+    let seeded: Vec<ActivityEntry> = names
+        .iter()
+        .enumerate()
+        .map(|(i, (item, name))| entry(i as i64, item).with_name(*name))
+        .collect();
+    insert(t, &seeded).await;
+    let items = async |q: ActivityQuery| -> Vec<String> {
+        load_activity(&t.db, &q.ascending())
+            .await
+            .unwrap()
+            .results
+            .into_iter()
+            .map(|e| e.item_id.unwrap_or_default())
+            .collect()
+    };
+    let search = |text: &str| ActivityQuery::for_team("t").search(text);
+    let contains = |text: &str| {
+        ActivityQuery::for_team("t").detail_filter("name", FilterOp::Contains(text.into()))
+    };
+    let v = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    for (text, expect) in [
+        ("ÉTÉ", v(&["e1", "e2"])),
+        ("été", v(&["e1", "e2"])),
+        ("éTé", v(&["e1", "e2"])),
+        ("grÈce", v(&["e2"])),
+        ("SUMMER", v(&["e3"])),
+        ("üNÏCÖDÉ", v(&["e4"])),
+        ("σίσυφοσ", v(&["e4"])),
+        ("σίσυφος", v(&[])), // ς (final sigma) is its own letter to LOWER
+        ("ΣΊΣΥΦΟΣ", v(&["e4"])),
+        ("*B?[", v(&["e5"])),
+        ("%_", v(&["e6"])),
+        ("*", v(&["e5"])),
+    ] {
+        assert_eq!(items(search(text)).await, expect, "search {text:?}");
+        assert_eq!(items(contains(text)).await, expect, "contains {text:?}");
+    }
+}
+
+backend_tests!(
+    csv_neutralizes_formulas,
+    maintenance_ends_with_its_work,
+    query_caps_are_invalid_query_errors,
+    numeric_path_segments_are_object_keys,
+    search_folds_unicode_case,
+);

@@ -1140,7 +1140,8 @@ mod exact_ids {
 // 4. The detail-path parser, fuzzed.
 
 /// The documented grammar, checked independently of the parser: `SEG ('.' SEG)*` where `SEG` is
-/// `[A-Za-z0-9_-]+` optionally followed by `[]`, at most one `[]` in all, at most 256 bytes.
+/// `[A-Za-z0-9_][A-Za-z0-9_-]*` optionally followed by `[]`, at most one `[]` in all, at most
+/// 256 bytes.
 fn matches_grammar(s: &str) -> bool {
     if s.is_empty() || s.len() > 256 {
         return false;
@@ -1155,7 +1156,7 @@ fn matches_grammar(s: &str) -> bool {
         {
             i += 1;
         }
-        if i == start {
+        if i == start || bytes[start] == b'-' {
             return false;
         }
         if bytes[i..].starts_with(b"[]") {

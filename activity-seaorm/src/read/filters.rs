@@ -7,7 +7,7 @@ use sea_orm::DbBackend;
 use sea_orm::sea_query::{Expr, SimpleExpr};
 
 use super::query::reject_nul;
-use super::search::{like_pattern, reject_long_pattern};
+use super::search::{glob_pattern, like_pattern, reject_long_pattern};
 use super::sql::Sql;
 use crate::errors::Error;
 
@@ -76,7 +76,7 @@ pub(super) fn detail_filter(
         FilterOp::Contains(s) => {
             reject_nul(s)?;
             reject_long_pattern(s)?;
-            return Ok(contains(&path, s, backend).into_expr(backend));
+            return Ok(contains(&path, s, backend)?.into_expr(backend));
         }
     };
     if values.is_empty() {
@@ -90,9 +90,9 @@ pub(super) fn detail_filter(
     .into_expr(backend))
 }
 
-fn contains(path: &DetailPath, needle: &str, backend: DbBackend) -> Sql {
+fn contains(path: &DetailPath, needle: &str, backend: DbBackend) -> Result<Sql, ActivityError> {
     let pattern = like_pattern(needle);
-    match backend {
+    Ok(match backend {
         DbBackend::Postgres => pg_match(path, |x| {
             let mut s = Sql::default();
             s.push("LOWER(")
@@ -104,18 +104,21 @@ fn contains(path: &DetailPath, needle: &str, backend: DbBackend) -> Sql {
         }),
         DbBackend::MySql => mysql_contains(path, pattern),
         // `json_extract` gives booleans as 1 and 0: spell them as JSON does, like the others.
-        _ => sqlite_match(path, |x, t| {
-            let mut s = Sql::default();
-            s.push("CASE ")
-                .append(t)
-                .push(" WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE LOWER(CAST(")
-                .append(x)
-                .push(" AS TEXT)) END LIKE ")
-                .bind(pattern.clone())
-                .push(" ESCAPE '!'");
-            s
-        }),
-    }
+        // A case-class GLOB, not LOWER .. LIKE: SQLite folds ASCII only (see `search`).
+        _ => {
+            let glob = glob_pattern(needle)?;
+            sqlite_match(path, |x, t| {
+                let mut s = Sql::default();
+                s.push("CASE ")
+                    .append(t)
+                    .push(" WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(")
+                    .append(x)
+                    .push(" AS TEXT) END GLOB ")
+                    .bind(glob.clone());
+                s
+            })
+        }
+    })
 }
 
 /// PostgreSQL: `text[]` literal for `#>`, bound as a parameter.
@@ -123,23 +126,52 @@ fn pg_path(keys: &[String]) -> String {
     format!("{{{}}}", keys.join(","))
 }
 
+/// Whether PostgreSQL's `#>` could read `key` as an array index (`0`, `007`; the path
+/// grammar refuses a leading `-`).
+fn looks_like_index(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// PostgreSQL: the value at object keys `keys` below the jsonb expression `doc`.
+///
+/// `#>` reads a numeric step as an array index when it meets an array, where SQLite and
+/// MySQL member paths (`$."0"`) only ever read object keys. Every path segment is an object
+/// key (see [`DetailFilter`]), so a path with such a step is evaluated as a strict SQL/JSON
+/// path instead, `strict $."a"."0"`, whose member accessor fails on an array — and
+/// `silent => true` turns that failure into SQL NULL, i.e. no match, as elsewhere. Paths
+/// without numeric steps keep the plain `#>`.
+fn pg_get(doc: &str, keys: &[String]) -> Sql {
+    let mut x = Sql::default();
+    if keys.iter().any(|k| looks_like_index(k)) {
+        let path: String = keys.iter().map(|k| format!(".\"{k}\"")).collect();
+        x.push("jsonb_path_query_first(")
+            .push(doc)
+            .push(", CAST(")
+            .bind(format!("strict ${path}"))
+            .push(" AS jsonpath), '{}'::jsonb, true)");
+    } else {
+        x.push("(")
+            .push(doc)
+            .push(" #> CAST(")
+            .bind(pg_path(keys))
+            .push(" AS text[]))");
+    }
+    x
+}
+
 /// Build a PostgreSQL predicate over the value(s) at `path`; `m` gets the jsonb expression.
 fn pg_match(path: &DetailPath, m: impl Fn(&Sql) -> Sql) -> Sql {
-    let mut head = Sql::default();
-    head.push("(\"activity_log\".\"detail\" #> CAST(")
-        .bind(pg_path(&path.head))
-        .push(" AS text[]))");
+    let head = pg_get("\"activity_log\".\"detail\"", &path.head);
     let Some(each) = &path.each else {
         return m(&head);
     };
-    let mut x = Sql::default();
-    if each.is_empty() {
+    let x = if each.is_empty() {
+        let mut x = Sql::default();
         x.push("e.v");
+        x
     } else {
-        x.push("(e.v #> CAST(")
-            .bind(pg_path(each))
-            .push(" AS text[]))");
-    }
+        pg_get("e.v", each)
+    };
     let mut s = Sql::default();
     s.push("EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(")
         .append(&head)

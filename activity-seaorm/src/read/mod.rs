@@ -23,6 +23,15 @@ use query::conditions;
 
 /// Read one page of entries.
 ///
+/// The query is checked before any SQL is built: a tenant (unless unscoped or
+/// single-tenant), the page size, and the caps on lists and filters
+/// ([`MAX_LIST_LEN`](activity_core::query::MAX_LIST_LEN),
+/// [`MAX_DETAIL_FILTERS`](activity_core::query::MAX_DETAIL_FILTERS),
+/// [`MAX_FILTER_VALUES`](activity_core::query::MAX_FILTER_VALUES)), so a query the backend
+/// could not run (too many bound parameters) is [`Error::is_invalid_query`], not a database
+/// error. Text search and `contains` fold case with Unicode rules on every backend; detail
+/// paths are object keys on every backend (see [`DetailFilter`](activity_core::DetailFilter)).
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), activity_seaorm::Error> {
 /// use activity_seaorm::{ActivityQuery, load_activity};
@@ -37,6 +46,7 @@ pub async fn load_activity<C: ConnectionTrait>(
     query: &ActivityQuery,
 ) -> Result<Page, Error> {
     query.check_tenant()?;
+    query.check_bounds()?;
     let size = query.page_size()?;
     let backend = db.get_database_backend();
     let mut condition = conditions(query, backend)?;

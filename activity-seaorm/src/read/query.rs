@@ -6,7 +6,7 @@ use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ColumnTrait, DbBackend};
 
 use super::filters::detail_filter;
-use super::search::{like_pattern, reject_long_pattern};
+use super::search::{glob_pattern, like_pattern, reject_long_pattern};
 use crate::entity::activity_log::Column;
 use crate::errors::Error;
 
@@ -49,14 +49,21 @@ pub(crate) fn conditions(query: &ActivityQuery, backend: DbBackend) -> Result<Co
     if let Some(text) = &query.search {
         reject_nul(text)?;
         reject_long_pattern(text)?;
-        let sql = match backend {
-            DbBackend::Postgres => {
-                "LOWER(CAST(\"activity_log\".\"detail\" AS TEXT)) LIKE $1 ESCAPE '!'"
+        // Unicode case folding on every backend (see `search`): LOWER .. LIKE where LOWER
+        // is Unicode-aware, a case-class GLOB on SQLite.
+        c = c.add(match backend {
+            DbBackend::Postgres => Expr::cust_with_values(
+                "LOWER(CAST(\"activity_log\".\"detail\" AS TEXT)) LIKE $1 ESCAPE '!'",
+                [like_pattern(text)],
+            ),
+            DbBackend::MySql => Expr::cust_with_values(
+                "LOWER(`activity_log`.`detail`) LIKE ? ESCAPE '!'",
+                [like_pattern(text)],
+            ),
+            _ => {
+                Expr::cust_with_values("\"activity_log\".\"detail\" GLOB ?", [glob_pattern(text)?])
             }
-            DbBackend::MySql => "LOWER(`activity_log`.`detail`) LIKE ? ESCAPE '!'",
-            _ => "LOWER(\"activity_log\".\"detail\") LIKE ? ESCAPE '!'",
-        };
-        c = c.add(Expr::cust_with_values(sql, [like_pattern(text)]));
+        });
     }
     for filter in &query.detail_filters {
         c = c.add(detail_filter(filter, backend)?);
