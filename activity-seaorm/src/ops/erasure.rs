@@ -1,20 +1,5 @@
-//! Erasure requests: replace a user's identity in the log by a keyed pseudonym.
-//!
-//! What is touched, and nothing else:
-//!
-//! - entries **by** the user: `user_id` or `impersonated_by` equal to the user id. Their actor
-//!   columns (`user_id`, `user_name`, `impersonated_by`) that hold the user become the
-//!   pseudonym; the rest of the entry (what they did to which item) stays as it is;
-//! - entries **about** the user: of one of the *user scopes* the caller names (for example
-//!   `["User"]`, the scope of the application's user model) with `item_id` equal to the user
-//!   id. Their `item_id`, and `detail.name`, `detail.short_id` and each change's `before` and
-//!   `after` that are a JSON string *exactly equal* to one of the user's known values, become
-//!   the pseudonym.
-//!
-//! The user's known values are the id, every `user_name` recorded with it as actor, and every
-//! `detail.name` of the entries about the user. Matching is whole-value equality, never a
-//! substring: erasing user `1` named `Al` leaves `release-2026-01-11`, `Alice` and user `11`
-//! alone.
+//! Erasure requests: replace a user's identity in the log by a keyed pseudonym (see
+//! [`anonymize_user`] for exactly what is touched).
 
 use activity_core::{ActivityContext, ActivityEntry, ActivityError};
 use chrono::{DateTime, Utc};
@@ -97,12 +82,24 @@ pub fn pseudonym(user_id: &str) -> Result<String, Error> {
 
 /// Answer an erasure request: replace `user_id`'s identity in the log by its [`pseudonym`].
 ///
-/// `user_scopes` names the scopes whose items are users (e.g. `&["User"]`): entries of those
-/// scopes with `item_id == user_id` are entries *about* the user. Pass `&[]` to touch only
-/// the entries the user made. See the [module docs](self) for exactly which values change:
-/// only whole values equal to the user's id or recorded names, at known places; every other
-/// entry — other users, other tenants, other items that merely contain the same text — stays
-/// byte for byte as it was.
+/// `user_scopes` names the scopes whose items are users (e.g. `&["User"]`, the scope of the
+/// application's user model); pass `&[]` to touch only the entries the user made. What is
+/// touched, and nothing else:
+///
+/// - entries **by** the user (`user_id` or `impersonated_by` equal to `user_id`): the actor
+///   columns that hold the user (`user_id` with its `user_name`, `impersonated_by`) become the
+///   pseudonym; the rest of the entry — what they did, to which item — stays as it is;
+/// - entries **about** the user (scope in `user_scopes`, `item_id == user_id`): `item_id`,
+///   and `detail.name`, `detail.short_id` and each change's `before`/`after` that are a JSON
+///   string *exactly equal* to one of the user's known values, become the pseudonym. The known
+///   values are the id, every `user_name` recorded with it as actor, and every `detail.name`
+///   of the entries about the user. Other personal fields of the user's record (an email that
+///   is not its name) are not known here: declare them `#[activity(mask)]` so they are never
+///   written.
+///
+/// Matching is whole-value equality, never a substring: erasing user `1` named `Al` leaves
+/// `release-2026-01-11`, `Alice` and user `11` alone, and every other entry — other users,
+/// other tenants — stays byte for byte as it was.
 ///
 /// - **Key.** Needs [`ActivityConfig::with_erasure_key`]; without one it fails with
 ///   [`Error::ErasureKey`] before touching anything.
