@@ -1,7 +1,13 @@
 //! The detail-filter path syntax: `name`, `trigger.job_type`, `changes[].field`.
 //!
-//! Segments are `[A-Za-z0-9_-]+`, separated by `.`; one segment may end in `[]` to match any
-//! element of the array there. Anything else is a clear error, never SQL.
+//! Segments are `[A-Za-z0-9_][A-Za-z0-9_-]*`, separated by `.`; one segment may end in `[]` to
+//! match any element of the array there. Anything else is a clear error, never SQL.
+//!
+//! Every segment is an object key, on every backend — `tags.0` is the member `"0"` of `tags`,
+//! never its first element; arrays are walked with `[]` only. A segment may not start with
+//! `-`: MariaDB's JSON paths do not find a quoted key that starts with `-` (`$."-1"` is
+//! always NULL there), and PostgreSQL's `#>` would read `-1` as "the last element"; refusing
+//! it everywhere keeps one meaning on every backend.
 
 use crate::error::ActivityError;
 
@@ -26,6 +32,8 @@ impl DetailPath {
     /// assert_eq!(p.head, vec!["changes"]);
     /// assert_eq!(p.each, Some(vec!["field".to_owned()]));
     /// assert!(DetailPath::parse("name'; DROP TABLE x").is_err());
+    /// assert!(DetailPath::parse("context.tags.0").is_ok()); // the key "0"
+    /// assert!(DetailPath::parse("context.tags.-1").is_err());
     /// ```
     pub fn parse(path: &str) -> Result<DetailPath, ActivityError> {
         let err = |why: &str| ActivityError::InvalidQuery(format!("detail path {path:?}: {why}"));
@@ -52,6 +60,9 @@ impl DetailPath {
                 return Err(err(
                     "segments may only contain letters, digits, `_` and `-`, and end in `[]`",
                 ));
+            }
+            if key.starts_with('-') {
+                return Err(err("a segment cannot start with `-`"));
             }
             match (&mut each, is_array) {
                 (Some(_), true) => return Err(err("only one `[]` is supported")),

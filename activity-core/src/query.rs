@@ -11,6 +11,25 @@ pub const DEFAULT_PAGE_SIZE: usize = 100;
 /// Largest page size; larger is an error, not a silent clamp.
 pub const MAX_PAGE_SIZE: usize = 1000;
 
+/// Most values in each column list of a query (`scopes`, `item_ids`, `users`, `activities`).
+///
+/// Every value is a bound parameter, and backends cap those per statement (SQLite 32,766,
+/// PostgreSQL and MySQL 65,535); past them a query failed as a database error. The caps keep
+/// the largest query that passes [`ActivityQuery::check_bounds`] — every cap reached at once —
+/// at about 14,000 parameters, well inside every backend, so a query over a cap is refused as
+/// [`ActivityError::InvalidQuery`] (a 400) and a query under them never hits the backend's
+/// limit. A caller with more ids should page through them in several queries.
+pub const MAX_LIST_LEN: usize = 1000;
+
+/// Most [`DetailFilter`]s in one query. Each costs a JSON-path evaluation per row scanned, so
+/// this is also a bound on the work one request can ask for.
+pub const MAX_DETAIL_FILTERS: usize = 20;
+
+/// Most values in all [`FilterOp::In`] lists of one query together. A value binds up to nine
+/// parameters (it is matched as text, number and boolean), hence a total rather than a
+/// per-filter cap.
+pub const MAX_FILTER_VALUES: usize = 1000;
+
 /// Page order on `(created_at, id)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Order {
@@ -26,16 +45,22 @@ pub enum Order {
 pub enum FilterOp {
     /// Equal, type-tolerant: `"42"` matches `42`, `"42"` and `42.0`.
     Exact(Value),
-    /// Equal to any of the values.
+    /// Equal to any of the values (at most [`MAX_FILTER_VALUES`] over the whole query).
     In(Vec<Value>),
     /// The text contains the given string (case-insensitive).
     Contains(String),
 }
 
 /// A filter on a JSON path of `detail` (`name`, `trigger.job_type`, `changes[].field`).
+///
+/// Every segment of the path is an object key, on every backend: `context.tags.0` means the
+/// member `"0"` of the object `context.tags`, never the first element of an array (an array
+/// there matches nothing). Arrays are walked with `[]` only: `changes[].field`. PostgreSQL's
+/// `#>` would read `0` as an array index where SQLite's and MySQL's member paths read a key;
+/// the read path makes PostgreSQL follow the key reading too.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DetailFilter {
-    /// Dotted path; `[]` walks every element of an array.
+    /// Dotted path of object keys; `[]` walks every element of an array.
     pub path: String,
     /// The match.
     pub op: FilterOp,
@@ -51,13 +76,13 @@ pub struct ActivityQuery {
     pub team_id: Option<String>,
     /// Explicitly reads across tenants.
     pub unscoped: bool,
-    /// Any of these scopes.
+    /// Any of these scopes (at most [`MAX_LIST_LEN`]).
     pub scopes: Vec<String>,
-    /// Any of these item ids.
+    /// Any of these item ids (at most [`MAX_LIST_LEN`]).
     pub item_ids: Vec<String>,
-    /// Any of these user ids.
+    /// Any of these user ids (at most [`MAX_LIST_LEN`]).
     pub users: Vec<String>,
-    /// Any of these activities.
+    /// Any of these activities (at most [`MAX_LIST_LEN`]).
     pub activities: Vec<String>,
     /// Inclusive lower bound of `created_at`.
     pub from: Option<DateTime<Utc>>,
@@ -67,9 +92,10 @@ pub struct ActivityQuery {
     pub was_impersonated: Option<bool>,
     /// Only (not) system entries.
     pub is_system: Option<bool>,
-    /// Case-insensitive text search over `detail`.
+    /// Case-insensitive text search over `detail`. Case folding is Unicode's, on every
+    /// backend: `ÉTÉ` finds `été` on SQLite as on PostgreSQL and MariaDB.
     pub search: Option<String>,
-    /// Filters on `detail` paths.
+    /// Filters on `detail` paths (at most [`MAX_DETAIL_FILTERS`]).
     pub detail_filters: Vec<DetailFilter>,
     /// Page order.
     pub order: Order,
@@ -210,6 +236,48 @@ impl ActivityQuery {
             ))),
             n => Ok(n),
         }
+    }
+
+    /// Refuse a query over one of the documented caps ([`MAX_LIST_LEN`] per column list,
+    /// [`MAX_DETAIL_FILTERS`], [`MAX_FILTER_VALUES`]) with [`ActivityError::InvalidQuery`],
+    /// before any SQL is built: over them a backend would refuse the statement for its number
+    /// of parameters, which would surface as a database error (a 500) instead of the caller's
+    /// mistake (a 400).
+    pub fn check_bounds(&self) -> Result<(), ActivityError> {
+        for (name, list) in [
+            ("scopes", &self.scopes),
+            ("item_ids", &self.item_ids),
+            ("users", &self.users),
+            ("activities", &self.activities),
+        ] {
+            if list.len() > MAX_LIST_LEN {
+                return Err(ActivityError::InvalidQuery(format!(
+                    "{name} has {} values, more than the maximum {MAX_LIST_LEN}",
+                    list.len()
+                )));
+            }
+        }
+        if self.detail_filters.len() > MAX_DETAIL_FILTERS {
+            return Err(ActivityError::InvalidQuery(format!(
+                "{} detail filters, more than the maximum {MAX_DETAIL_FILTERS}",
+                self.detail_filters.len()
+            )));
+        }
+        let values: usize = self
+            .detail_filters
+            .iter()
+            .map(|f| match &f.op {
+                FilterOp::In(values) => values.len(),
+                FilterOp::Exact(_) | FilterOp::Contains(_) => 0,
+            })
+            .sum();
+        if values > MAX_FILTER_VALUES {
+            return Err(ActivityError::InvalidQuery(format!(
+                "the `in` detail filters have {values} values together, more than the maximum \
+                 {MAX_FILTER_VALUES}"
+            )));
+        }
+        Ok(())
     }
 
     /// Refuse a query that names no tenant and is not explicitly unscoped.

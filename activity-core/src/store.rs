@@ -54,6 +54,7 @@ impl ActivityStore for InMemoryStore {
 
     async fn query(&self, query: &ActivityQuery) -> Result<Page, ActivityError> {
         query.check_tenant()?;
+        query.check_bounds()?;
         let size = query.page_size()?;
         let mut rows: Vec<ActivityEntry> = self
             .entries()

@@ -22,6 +22,18 @@ pub enum Error {
     /// Encoding JSON failed.
     #[error("activity log JSON export failed: {0}")]
     Json(#[from] serde_json::Error),
+    /// Erasure needs a secret to derive pseudonyms from, and none (or one too short to be a
+    /// secret) is configured; nothing was changed.
+    #[error(
+        "activity log erasure needs an erasure key of at least {min} bytes \
+         (ActivityConfig::with_erasure_key): {why}; nothing was changed"
+    )]
+    ErasureKey {
+        /// What is wrong with the configured key.
+        why: &'static str,
+        /// The shortest key accepted, in bytes.
+        min: usize,
+    },
 }
 
 impl Error {

@@ -9,9 +9,14 @@
 //! The library's own maintenance turns the setting on for exactly its own transactions:
 //! [`prune`](crate::prune) runs every batch in a short transaction and
 //! [`anonymize_user`](crate::anonymize_user) runs in one, and both call
-//! [`enter_maintenance`] first. `SET LOCAL` ends with its transaction (and is undone if a
-//! savepoint around it rolls back), so a pooled connection never carries the permission to
-//! the next statement that borrows it.
+//! [`enter_maintenance`] first, and end maintenance with their own work. `SET LOCAL` ends with
+//! its transaction (and is undone if a savepoint around it rolls back), so a pooled connection
+//! never carries the permission to the next statement that borrows it. It does *not* end when
+//! a savepoint is released, though: given the caller's transaction, `prune` and
+//! `anonymize_user` run in a savepoint of it, and a bare `SET LOCAL` there would let the rest
+//! of the caller's transaction update and delete the log. So they put the setting back to what
+//! it was before them (normally off) before they release their savepoint, and on error they
+//! roll the savepoint back, which undoes it too.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), activity_seaorm::Error> {
@@ -27,7 +32,8 @@
 //! // Retention and erasure still work: they enter maintenance in their own transactions.
 //! let cutoff = chrono::Utc::now() - chrono::Duration::days(400);
 //! activity_seaorm::prune(&db, cutoff, &[]).await?;
-//! activity_seaorm::anonymize_user(&db, "42").await?;
+//! // (erasure needs `ActivityConfig::with_erasure_key`, installed with `activity_seaorm::init`)
+//! activity_seaorm::anonymize_user(&db, "42", &["User"]).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -42,7 +48,9 @@
 //! On SQLite and MySQL/MariaDB [`install_append_only`] returns an error (the recipe relies on
 //! PostgreSQL's transaction-local custom settings); [`enter_maintenance`] is a no-op there.
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use std::future::Future;
+
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
 /// The transaction-local setting that lets maintenance through the guard.
 pub const MAINTENANCE_SETTING: &str = "activity_log.maintenance";
@@ -131,10 +139,72 @@ pub async fn append_only_installed<C: ConnectionTrait>(db: &C) -> Result<bool, D
 /// guard (`SET LOCAL activity_log.maintenance = 'on'`). Call it on a transaction: outside one,
 /// PostgreSQL ignores `SET LOCAL` with a warning. A no-op on other backends, and harmless when
 /// the guard is not installed.
+///
+/// On a savepoint the setting outlives `RELEASE SAVEPOINT` and holds for the rest of the
+/// enclosing transaction; the library's own maintenance therefore restores it before it
+/// releases (see the [module docs](self)).
 pub async fn enter_maintenance<C: ConnectionTrait>(txn: &C) -> Result<(), DbErr> {
     if txn.get_database_backend() == DbBackend::Postgres {
         txn.execute_unprepared("SET LOCAL activity_log.maintenance = 'on'")
             .await?;
     }
     Ok(())
+}
+
+/// The maintenance setting as the current transaction sees it (`None` if never set).
+async fn current_maintenance<C: ConnectionTrait>(txn: &C) -> Result<Option<String>, DbErr> {
+    let row = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT current_setting('activity_log.maintenance', true) AS m",
+        ))
+        .await?;
+    match row {
+        Some(row) => row.try_get::<Option<String>>("", "m"),
+        None => Ok(None),
+    }
+}
+
+/// Put the maintenance setting back to `previous` for the rest of the transaction.
+async fn restore_maintenance<C: ConnectionTrait>(
+    txn: &C,
+    previous: Option<String>,
+) -> Result<(), DbErr> {
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT set_config('activity_log.maintenance', $1, true)",
+        [Value::from(previous.unwrap_or_default())],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Run `work` on `txn` in maintenance, and end maintenance with it: the setting is restored to
+/// what it was before (so a caller who entered maintenance on purpose keeps it) once `work`
+/// is done, whether it succeeded or not.
+///
+/// When `work` fails, the restore is attempted but its own failure is ignored: a failed
+/// statement has aborted the (sub)transaction on PostgreSQL, and the caller then rolls the
+/// savepoint or transaction back, which undoes the `SET LOCAL` as well. The caller must do so;
+/// `prune` and `anonymize_user` do.
+pub(crate) async fn maintenance<C, T, E, F>(txn: &C, work: F) -> Result<T, E>
+where
+    C: ConnectionTrait,
+    F: Future<Output = Result<T, E>>,
+    E: From<DbErr>,
+{
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return work.await;
+    }
+    let previous = current_maintenance(txn).await?;
+    enter_maintenance(txn).await?;
+    let result = work.await;
+    let restored = restore_maintenance(txn, previous).await;
+    match result {
+        Ok(value) => {
+            restored?;
+            Ok(value)
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -59,7 +59,8 @@ pub use events::{ActivityRecorded, subscribe};
 pub use failure::{ChangeState, LogWriteFailure};
 pub use manual::{bulk_log_activity, log_activity};
 pub use ops::{
-    CSV_COLUMNS, PRUNE_BATCH, anonymize_user, export_csv, export_jsonl, prune, pseudonym,
+    CSV_COLUMNS, ERASURE_ACTIVITY, ERASURE_BATCH, ERASURE_SCOPE, MIN_ERASURE_KEY, PRUNE_BATCH,
+    anonymize_user, export_csv, export_jsonl, prune, pseudonym,
 };
 pub use read::load_activity;
 pub use track::{Tracked, track};

@@ -1,5 +1,6 @@
 //! `DetailPath::parse` on arbitrary input: never panics; what it accepts is exactly the
-//! documented grammar printed back (segments of `[A-Za-z0-9_-]`, one `[]` at most, ≤ 256 bytes);
+//! documented grammar printed back (segments of `[A-Za-z0-9_-]` not starting with `-`, one `[]`
+//! at most, ≤ 256 bytes);
 //! what it refuses is an invalid-query error. The converse (every grammatical path is accepted)
 //! is `detail_path_parse_fuzz` in `tests/tests/security.rs`.
 #![no_main]
@@ -21,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
             );
             let segment_ok = |s: &String| {
                 !s.is_empty()
+                    && !s.starts_with('-')
                     && s.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             };

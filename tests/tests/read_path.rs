@@ -377,10 +377,16 @@ async fn export_prune_and_erase(t: &TestDb) {
     assert_eq!(first.id, seeded[4].id);
 
     // Erasure: u1's id and name disappear everywhere; one entry records it.
-    let rewritten = anonymize_user(&t.db, "u1").await.unwrap();
+    let keyed = || ActivityConfig::new().with_erasure_key([7u8; 32]);
+    let rewritten = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "u1", &["User"]))
+        .await
+        .unwrap();
     assert_eq!(rewritten, 2);
-    let alias = pseudonym("u1");
-    assert_eq!(alias, pseudonym("u1"), "stable");
+    let alias = ActivityConfig::scope(keyed(), async { pseudonym("u1") })
+        .await
+        .unwrap();
+    let again = ActivityConfig::scope(keyed(), async { pseudonym("u1") }).await;
+    assert_eq!(alias, again.unwrap(), "stable");
     let dump = t.dump().await;
     assert!(
         !dump.contains("\"u1\"") && !dump.contains("alice"),
@@ -390,7 +396,11 @@ async fn export_prune_and_erase(t: &TestDb) {
         .await
         .unwrap();
     assert_eq!(page.results.len(), 2);
-    assert!(page.results.iter().all(|e| e.user_name.is_none()));
+    assert!(
+        page.results
+            .iter()
+            .all(|e| e.user_name.as_deref() == Some(alias.as_str()))
+    );
     let record = load_activity(&t.db, &ActivityQuery::unscoped().activities(["anonymized"]))
         .await
         .unwrap();

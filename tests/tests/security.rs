@@ -1140,7 +1140,8 @@ mod exact_ids {
 // 4. The detail-path parser, fuzzed.
 
 /// The documented grammar, checked independently of the parser: `SEG ('.' SEG)*` where `SEG` is
-/// `[A-Za-z0-9_-]+` optionally followed by `[]`, at most one `[]` in all, at most 256 bytes.
+/// `[A-Za-z0-9_][A-Za-z0-9_-]*` optionally followed by `[]`, at most one `[]` in all, at most
+/// 256 bytes.
 fn matches_grammar(s: &str) -> bool {
     if s.is_empty() || s.len() > 256 {
         return false;
@@ -1155,7 +1156,7 @@ fn matches_grammar(s: &str) -> bool {
         {
             i += 1;
         }
-        if i == start {
+        if i == start || bytes[start] == b'-' {
             return false;
         }
         if bytes[i..].starts_with(b"[]") {
@@ -1247,6 +1248,11 @@ async fn one_session(t: &TestDb) -> sea_orm::DatabaseConnection {
     sea_orm::Database::connect(opts).await.unwrap()
 }
 
+/// A configuration with an erasure key, for `anonymize_user`.
+fn erasure_config() -> ActivityConfig {
+    ActivityConfig::new().with_erasure_key(b"security-suite erasure key, 32 b")
+}
+
 async fn append_only_guard(t: &TestDb) {
     use activity_seaorm::guard;
 
@@ -1276,7 +1282,12 @@ async fn append_only_guard(t: &TestDb) {
             3
         );
         assert_eq!(
-            activity_seaorm::anonymize_user(&t.db, "u1").await.unwrap(),
+            ActivityConfig::scope(
+                erasure_config(),
+                activity_seaorm::anonymize_user(&t.db, "u1", &[])
+            )
+            .await
+            .unwrap(),
             3
         );
         return;
@@ -1361,9 +1372,12 @@ async fn append_only_guard(t: &TestDb) {
         .await
         .expect_err("maintenance must not outlive prune's transactions");
     assert!(err.to_string().contains("append-only"), "{err}");
-    let rewritten = activity_seaorm::anonymize_user(&session, "u1")
-        .await
-        .unwrap();
+    let rewritten = ActivityConfig::scope(
+        erasure_config(),
+        activity_seaorm::anonymize_user(&session, "u1", &[]),
+    )
+    .await
+    .unwrap();
     assert_eq!(rewritten, 3);
     let err = session
         .execute_unprepared("UPDATE activity_log SET user_id = 'mallory'")

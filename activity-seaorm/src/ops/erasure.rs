@@ -1,0 +1,360 @@
+//! Erasure requests: replace a user's identity in the log by a keyed pseudonym (see
+//! [`anonymize_user`] for exactly what is touched).
+
+use activity_core::{ActivityContext, ActivityEntry, ActivityError};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use scoped_futures::ScopedFutureExt;
+use sea_orm::sea_query::Condition;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use sha2::Sha256;
+
+use crate::config::ActivityConfig;
+use crate::entity::activity_log::{Column, Entity, Model};
+use crate::errors::Error;
+
+/// Rows read and rewritten per batch by [`anonymize_user`]: memory stays bounded whatever the
+/// user's history.
+pub const ERASURE_BATCH: u64 = 500;
+
+/// Shortest erasure key accepted, in bytes. A shorter "secret" could be guessed, and with it
+/// every pseudonym recomputed from the user ids.
+pub const MIN_ERASURE_KEY: usize = 16;
+
+/// The scope and activity of the entry that records an erasure (its item id is the
+/// pseudonym).
+pub const ERASURE_SCOPE: &str = "User";
+/// See [`ERASURE_SCOPE`].
+pub const ERASURE_ACTIVITY: &str = "anonymized";
+
+/// Domain separation: the same key used elsewhere never yields these pseudonyms.
+const PSEUDONYM_CONTEXT: &[u8] = b"activity-seaorm erasure pseudonym v1\0";
+
+/// The pseudonym that replaces `user_id` in erased entries: `anon-` and the first 128 bits of
+/// HMAC-SHA256(erasure key, `user_id`) in hex. Stable for one key (a user erased twice gets
+/// the same one, so their history stays linked), and it cannot be recomputed from the id by
+/// anyone without the key (an unkeyed hash of a small integer id can be reversed by trying
+/// them all).
+///
+/// Fails with [`Error::ErasureKey`] when [`ActivityConfig::with_erasure_key`] was not given a
+/// key of at least [`MIN_ERASURE_KEY`] bytes.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use activity_seaorm::{ActivityConfig, pseudonym};
+/// let config = ActivityConfig::new().with_erasure_key(b"0123456789abcdef0123456789abcdef");
+/// let alias = ActivityConfig::scope(config, async { pseudonym("42") }).await.unwrap();
+/// assert!(alias.starts_with("anon-") && alias.len() == 37);
+/// assert!(pseudonym("42").is_err(), "no key configured here");
+/// # }
+/// ```
+pub fn pseudonym(user_id: &str) -> Result<String, Error> {
+    ActivityConfig::with_current(|config| {
+        let key = config.erasure_key().ok_or(Error::ErasureKey {
+            why: "no key is configured",
+            min: MIN_ERASURE_KEY,
+        })?;
+        if key.len() < MIN_ERASURE_KEY {
+            return Err(Error::ErasureKey {
+                why: "the configured key is too short",
+                min: MIN_ERASURE_KEY,
+            });
+        }
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(key).map_err(|_| Error::ErasureKey {
+                why: "the configured key was refused by HMAC",
+                min: MIN_ERASURE_KEY,
+            })?;
+        mac.update(PSEUDONYM_CONTEXT);
+        mac.update(user_id.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(5 + 32);
+        out.push_str("anon-");
+        for byte in &digest[..16] {
+            out.push_str(&format!("{byte:02x}"));
+        }
+        Ok(out)
+    })
+}
+
+/// Answer an erasure request: replace `user_id`'s identity in the log by its [`pseudonym`].
+///
+/// `user_scopes` names the scopes whose items are users (e.g. `&["User"]`, the scope of the
+/// application's user model); pass `&[]` to touch only the entries the user made. What is
+/// touched, and nothing else:
+///
+/// - entries **by** the user (`user_id` or `impersonated_by` equal to `user_id`): the actor
+///   columns that hold the user (`user_id` with its `user_name`, `impersonated_by`) become the
+///   pseudonym; the rest of the entry — what they did, to which item — stays as it is;
+/// - entries **about** the user (scope in `user_scopes`, `item_id == user_id`): `item_id`,
+///   and `detail.name`, `detail.short_id` and each change's `before`/`after` that are a JSON
+///   string *exactly equal* to one of the user's known values, become the pseudonym. The known
+///   values are the id, every `user_name` recorded with it as actor, and every `detail.name`
+///   of the entries about the user. Other personal fields of the user's record (an email that
+///   is not its name) are not known here: declare them `#[activity(mask)]` so they are never
+///   written.
+///
+/// Matching is whole-value equality, never a substring: erasing user `1` named `Al` leaves
+/// `release-2026-01-11`, `Alice` and user `11` alone, and every other entry — other users,
+/// other tenants — stays byte for byte as it was.
+///
+/// - **Key.** Needs [`ActivityConfig::with_erasure_key`]; without one it fails with
+///   [`Error::ErasureKey`] before touching anything.
+/// - **Bounded.** Works through the matching rows in batches of [`ERASURE_BATCH`], in
+///   `(created_at, id)` order with a keyset bound, never loading them all. Entries by the user
+///   are found through the `user_id` index; `impersonated_by` and the user scopes have none
+///   without a tenant, so a batch may scan the table (erasure is rare).
+/// - **Atomic.** Runs in one transaction (a savepoint when `db` is a transaction) that enters
+///   [`guard::enter_maintenance`](crate::guard::enter_maintenance) and ends maintenance again
+///   before it commits, so it works with the append-only guard installed and leaves the rest
+///   of a caller's transaction refused by it.
+/// - **Recorded.** Writes one entry, scope [`ERASURE_SCOPE`], activity [`ERASURE_ACTIVITY`],
+///   item id the pseudonym, `detail.context = {"rows_rewritten": n}`, with the current actor —
+///   unless the current actor (or impersonator) is the erased user, then as a system entry, so
+///   the record does not name them.
+/// - **Idempotent.** A second run finds nothing left to rewrite (every match has had the id
+///   replaced) and, since the record for this pseudonym exists, writes nothing: it returns 0
+///   and changes nothing. (A run that does rewrite rows — the user acted again after the
+///   first erasure — records a new entry for those rows.)
+///
+/// Returns how many rows were rewritten.
+pub async fn anonymize_user<C>(db: &C, user_id: &str, user_scopes: &[&str]) -> Result<u64, Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    if user_id.is_empty() || user_id.contains('\0') {
+        return Err(ActivityError::InvalidQuery(
+            "anonymize_user: the user id must be non-empty text without NUL".into(),
+        )
+        .into());
+    }
+    // Derive the pseudonym first: without a key, fail before anything is changed.
+    let alias = pseudonym(user_id)?;
+    let user = user_id.to_owned();
+    let scopes: Vec<String> = user_scopes.iter().map(|s| (*s).to_owned()).collect();
+    let operator_is_user = ActivityContext::current().is_some_and(|ctx| {
+        ctx.user().is_some_and(|a| a.id == user_id)
+            || ctx.impersonated_by().is_some_and(|a| a.id == user_id)
+    });
+    let work = crate::transaction(db, |txn| {
+        async move {
+            let target = Target {
+                user: &user,
+                alias: &alias,
+                scopes: &scopes,
+            };
+            crate::guard::maintenance(txn, erase(txn, &target)).await
+        }
+        .scope_boxed()
+    });
+    if operator_is_user {
+        ActivityContext::scope(ActivityContext::system(), work).await
+    } else {
+        work.await
+    }
+}
+
+/// Who is erased, as what, and which scopes hold users.
+struct Target<'a> {
+    user: &'a str,
+    alias: &'a str,
+    scopes: &'a [String],
+}
+
+impl Target<'_> {
+    /// Entries by the user or about the user.
+    fn condition(&self) -> Condition {
+        let mut c = Condition::any()
+            .add(Column::UserId.eq(self.user))
+            .add(Column::ImpersonatedBy.eq(self.user));
+        if !self.scopes.is_empty() {
+            c = c.add(self.about());
+        }
+        c
+    }
+
+    /// Entries about the user.
+    fn about(&self) -> Condition {
+        Condition::all()
+            .add(Column::Scope.is_in(self.scopes.iter().map(String::as_str)))
+            .add(Column::ItemId.eq(self.user))
+    }
+
+    fn is_about(&self, row: &Model) -> bool {
+        row.item_id.as_deref() == Some(self.user) && self.scopes.contains(&row.scope)
+    }
+}
+
+/// The rewrite, inside the transaction and maintenance.
+async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<u64, Error> {
+    let known = known_values(txn, target).await?;
+    let mut rewritten = 0u64;
+    let mut after: Option<(DateTime<Utc>, uuid::Uuid)> = None;
+    loop {
+        let rows = batch(txn, target.condition(), after).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some((last.created_at, last.id));
+        let full = rows.len() as u64 == ERASURE_BATCH;
+        for row in rows {
+            if rewrite(txn, target, &known, row).await? {
+                rewritten += 1;
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    if rewritten > 0 || !recorded(txn, target.alias).await? {
+        let mut record = ActivityEntry::new(ERASURE_SCOPE, ERASURE_ACTIVITY)
+            .with_item_id(target.alias)
+            .forced();
+        record.detail.context = Some(serde_json::json!({ "rows_rewritten": rewritten }));
+        crate::log_activity(txn, record).await?;
+    }
+    Ok(rewritten)
+}
+
+/// The next batch of rows matching `condition` after the keyset position `after`, oldest first.
+async fn batch<C: ConnectionTrait>(
+    txn: &C,
+    condition: Condition,
+    after: Option<(DateTime<Utc>, uuid::Uuid)>,
+) -> Result<Vec<Model>, Error> {
+    let mut condition = Condition::all().add(condition);
+    if let Some((at, id)) = after {
+        condition = condition.add(
+            Condition::any().add(Column::CreatedAt.gt(at)).add(
+                Condition::all()
+                    .add(Column::CreatedAt.eq(at))
+                    .add(Column::Id.gt(id)),
+            ),
+        );
+    }
+    Ok(Entity::find()
+        .filter(condition)
+        .order_by_asc(Column::CreatedAt)
+        .order_by_asc(Column::Id)
+        .limit(ERASURE_BATCH)
+        .all(txn)
+        .await?)
+}
+
+/// The user's known values: the id, the names recorded with it as actor, and the names of the
+/// entries about the user. A handful of distinct strings, whatever the history's length.
+async fn known_values<C: ConnectionTrait>(
+    txn: &C,
+    target: &Target<'_>,
+) -> Result<Vec<String>, Error> {
+    let mut known = vec![target.user.to_owned()];
+    let names: Vec<Option<String>> = Entity::find()
+        .select_only()
+        .column(Column::UserName)
+        .distinct()
+        .filter(Column::UserId.eq(target.user))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    known.extend(names.into_iter().flatten());
+    if !target.scopes.is_empty() {
+        let mut after = None;
+        loop {
+            let rows = batch(txn, target.about(), after).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some((last.created_at, last.id));
+            let full = rows.len() as u64 == ERASURE_BATCH;
+            for row in rows {
+                if let Some(serde_json::Value::String(name)) = row.detail.get("name") {
+                    known.push(name.clone());
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+    known.retain(|v| !v.is_empty());
+    known.sort();
+    known.dedup();
+    Ok(known)
+}
+
+/// Rewrite one row in place; whether anything changed.
+async fn rewrite<C: ConnectionTrait>(
+    txn: &C,
+    target: &Target<'_>,
+    known: &[String],
+    row: Model,
+) -> Result<bool, Error> {
+    let about = target.is_about(&row);
+    let by_user = row.user_id.as_deref() == Some(target.user);
+    let mut am = row.clone().into_active_model();
+    if by_user {
+        am.user_id = Set(Some(target.alias.to_owned()));
+        if row.user_name.is_some() {
+            am.user_name = Set(Some(target.alias.to_owned()));
+        }
+    }
+    if row.impersonated_by.as_deref() == Some(target.user) {
+        am.impersonated_by = Set(Some(target.alias.to_owned()));
+    }
+    if about {
+        am.item_id = Set(Some(target.alias.to_owned()));
+        let mut detail = row.detail.clone();
+        replace_known(&mut detail, known, target.alias);
+        if detail != row.detail {
+            am.detail = Set(detail);
+        }
+    }
+    if !am.is_changed() {
+        return Ok(false);
+    }
+    am.update(txn).await?;
+    Ok(true)
+}
+
+/// In a `detail` about the user: `name`, `short_id`, and each change's `before`/`after` that
+/// equal a known value exactly.
+fn replace_known(detail: &mut serde_json::Value, known: &[String], alias: &str) {
+    let swap = |v: &mut serde_json::Value| {
+        if let serde_json::Value::String(s) = v
+            && known.binary_search(s).is_ok()
+        {
+            *s = alias.to_owned();
+        }
+    };
+    let Some(map) = detail.as_object_mut() else {
+        return;
+    };
+    for key in ["name", "short_id"] {
+        if let Some(v) = map.get_mut(key) {
+            swap(v);
+        }
+    }
+    if let Some(serde_json::Value::Array(changes)) = map.get_mut("changes") {
+        for change in changes.iter_mut().filter_map(|c| c.as_object_mut()) {
+            for key in ["before", "after"] {
+                if let Some(v) = change.get_mut(key) {
+                    swap(v);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the erasure of the user with this pseudonym was already recorded.
+async fn recorded<C: ConnectionTrait>(txn: &C, alias: &str) -> Result<bool, Error> {
+    let found = Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::Scope.eq(ERASURE_SCOPE))
+        .filter(Column::Activity.eq(ERASURE_ACTIVITY))
+        .filter(Column::ItemId.eq(alias))
+        .limit(1)
+        .into_tuple::<uuid::Uuid>()
+        .one(txn)
+        .await?;
+    Ok(found.is_some())
+}

@@ -1,0 +1,146 @@
+//! Streaming export: CSV (for spreadsheets) and JSON lines (exact), one page at a time.
+
+use std::io::Write;
+
+use activity_core::query::MAX_PAGE_SIZE;
+use activity_core::{ActivityEntry, ActivityQuery};
+use sea_orm::ConnectionTrait;
+
+use crate::errors::Error;
+use crate::read::load_activity;
+
+/// The CSV columns, in order: `id, created_at, organization_id, team_id, user_id, user_name,
+/// impersonated_by, was_impersonated, is_system, scope, item_id, activity, detail, request_id,
+/// correlation_id, ip_address, user_agent, client`. `created_at` is RFC 3339 (UTC), `detail`
+/// is its JSON text, booleans are `true`/`false`, NULL is empty.
+///
+/// Cells are neutralized against spreadsheet formula injection (see [`export_csv`]): a cell
+/// that starts with `=`, `+`, `-`, `@`, tab or carriage return gets a `'` in front.
+pub const CSV_COLUMNS: [&str; 18] = [
+    "id",
+    "created_at",
+    "organization_id",
+    "team_id",
+    "user_id",
+    "user_name",
+    "impersonated_by",
+    "was_impersonated",
+    "is_system",
+    "scope",
+    "item_id",
+    "activity",
+    "detail",
+    "request_id",
+    "correlation_id",
+    "ip_address",
+    "user_agent",
+    "client",
+];
+
+/// Stream every entry matching `query` (all pages, in its order) to `out` as CSV with a header
+/// row (see [`CSV_COLUMNS`]). Memory stays constant: one page at a time. Returns the row count.
+///
+/// CSV exports are opened in spreadsheets, and the log holds text that users and clients chose
+/// (names, user agents, item ids): a cell such as `=HYPERLINK(..)` would run as a formula on
+/// the auditor's machine. So every cell that starts with `=`, `+`, `-`, `@`, tab or carriage
+/// return is written with a leading `'` (the OWASP "CSV injection" advice), which spreadsheets
+/// show as text. That changes such cells (a user id `-5` is written `'-5`); use
+/// [`export_jsonl`] when the exact values matter. `detail` is JSON text, which starts with
+/// `{`, so it is never changed.
+pub async fn export_csv<C: ConnectionTrait, W: Write>(
+    db: &C,
+    query: &ActivityQuery,
+    out: W,
+) -> Result<u64, Error> {
+    let mut csv = csv::Writer::from_writer(out);
+    csv.write_record(CSV_COLUMNS)?;
+    let count = for_each_page(db, query, |entries| {
+        for e in entries {
+            let detail = serde_json::to_string(&e.detail)?;
+            let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+            csv.write_record(
+                [
+                    e.id.to_string(),
+                    e.created_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    opt(&e.organization_id),
+                    opt(&e.team_id),
+                    opt(&e.user_id),
+                    opt(&e.user_name),
+                    opt(&e.impersonated_by),
+                    e.was_impersonated.to_string(),
+                    e.is_system.to_string(),
+                    e.scope.clone(),
+                    opt(&e.item_id),
+                    e.activity.clone(),
+                    detail,
+                    opt(&e.request_id),
+                    opt(&e.correlation_id),
+                    opt(&e.ip_address),
+                    opt(&e.user_agent),
+                    opt(&e.client),
+                ]
+                .into_iter()
+                .map(neutralize),
+            )?;
+        }
+        Ok(())
+    })
+    .await?;
+    csv.flush()?;
+    Ok(count)
+}
+
+/// The characters that make a spreadsheet read a cell as a formula (or, for tab and carriage
+/// return, that some spreadsheets strip before doing so).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// `cell`, with a `'` in front if it starts like a formula.
+fn neutralize(cell: String) -> String {
+    if cell.starts_with(FORMULA_STARTS) {
+        let mut out = String::with_capacity(cell.len() + 1);
+        out.push('\'');
+        out.push_str(&cell);
+        out
+    } else {
+        cell
+    }
+}
+
+/// Stream every entry matching `query` to `out` as JSON lines: one [`ActivityEntry`] per line,
+/// in its serde shape, exactly as stored (no formula neutralization). Returns the row count.
+pub async fn export_jsonl<C: ConnectionTrait, W: Write>(
+    db: &C,
+    query: &ActivityQuery,
+    mut out: W,
+) -> Result<u64, Error> {
+    let count = for_each_page(db, query, |entries| {
+        for e in entries {
+            serde_json::to_writer(&mut out, e)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    })
+    .await?;
+    out.flush()?;
+    Ok(count)
+}
+
+async fn for_each_page<C: ConnectionTrait>(
+    db: &C,
+    query: &ActivityQuery,
+    mut each: impl FnMut(&[ActivityEntry]) -> Result<(), Error>,
+) -> Result<u64, Error> {
+    let mut q = query.clone().limit(MAX_PAGE_SIZE);
+    q.cursor = None;
+    let mut count = 0u64;
+    loop {
+        let page = load_activity(db, &q).await?;
+        each(&page.results)?;
+        count += page.results.len() as u64;
+        match page.next_cursor {
+            Some(cursor) => q.cursor = Some(cursor),
+            None => return Ok(count),
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The WHERE clause of a query: tenant, column lists, date range, flags, free-text search, and
+//! the detail filters of [`filters`](super::filters).
+
+use activity_core::{ActivityError, ActivityQuery};
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{ColumnTrait, DbBackend};
+
+use super::filters::detail_filter;
+use super::search::{glob_pattern, like_pattern, reject_long_pattern};
+use crate::entity::activity_log::Column;
+use crate::errors::Error;
+
+/// The WHERE clause of `query` (without the cursor).
+pub(crate) fn conditions(query: &ActivityQuery, backend: DbBackend) -> Result<Condition, Error> {
+    let mut c = Condition::all();
+    if let Some(org) = &query.organization_id {
+        reject_nul(org)?;
+        c = c.add(Column::OrganizationId.eq(org.as_str()));
+    }
+    if let Some(team) = &query.team_id {
+        reject_nul(team)?;
+        c = c.add(Column::TeamId.eq(team.as_str()));
+    }
+    for (values, column) in [
+        (&query.scopes, Column::Scope),
+        (&query.item_ids, Column::ItemId),
+        (&query.users, Column::UserId),
+        (&query.activities, Column::Activity),
+    ] {
+        if !values.is_empty() {
+            for v in values.iter() {
+                reject_nul(v)?;
+            }
+            c = c.add(column.is_in(values.iter().map(String::as_str)));
+        }
+    }
+    if let Some(from) = query.from {
+        c = c.add(Column::CreatedAt.gte(from));
+    }
+    if let Some(to) = query.to {
+        c = c.add(Column::CreatedAt.lte(to));
+    }
+    if let Some(w) = query.was_impersonated {
+        c = c.add(Column::WasImpersonated.eq(w));
+    }
+    if let Some(s) = query.is_system {
+        c = c.add(Column::IsSystem.eq(s));
+    }
+    if let Some(text) = &query.search {
+        reject_nul(text)?;
+        reject_long_pattern(text)?;
+        // Unicode case folding on every backend (see `search`): LOWER .. LIKE where LOWER
+        // is Unicode-aware, a case-class GLOB on SQLite.
+        c = c.add(match backend {
+            DbBackend::Postgres => Expr::cust_with_values(
+                "LOWER(CAST(\"activity_log\".\"detail\" AS TEXT)) LIKE $1 ESCAPE '!'",
+                [like_pattern(text)],
+            ),
+            DbBackend::MySql => Expr::cust_with_values(
+                "LOWER(`activity_log`.`detail`) LIKE ? ESCAPE '!'",
+                [like_pattern(text)],
+            ),
+            _ => {
+                Expr::cust_with_values("\"activity_log\".\"detail\" GLOB ?", [glob_pattern(text)?])
+            }
+        });
+    }
+    for filter in &query.detail_filters {
+        c = c.add(detail_filter(filter, backend)?);
+    }
+    Ok(c)
+}
+
+pub(super) fn reject_nul(text: &str) -> Result<(), ActivityError> {
+    if text.contains('\0') {
+        Err(ActivityError::InvalidQuery(
+            "filter values cannot contain NUL bytes".into(),
+        ))
+    } else {
+        Ok(())
+    }
+}
