@@ -68,6 +68,11 @@ pub trait ModelActivity {
     const FIELDS: &'static [FieldSpec];
     /// Whether created/deleted entries record every tracked field (`#[activity(snapshot)]`).
     const SNAPSHOT: bool = false;
+    /// Index in [`FIELDS`](Self::FIELDS) of the field named by `team = ..`, if any: bulk
+    /// summaries group by its column so each tenant's feed shows its share.
+    const TEAM_FIELD: Option<usize> = None;
+    /// Index in [`FIELDS`](Self::FIELDS) of the field named by `organization = ..`, if any.
+    const ORGANIZATION_FIELD: Option<usize> = None;
 
     /// Append the changes from `self` (before) to `after`, in field order. Allocates only for
     /// fields that changed.

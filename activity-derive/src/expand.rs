@@ -316,6 +316,18 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
     };
     let name_fn = text_fn(&c.name, "activity_name");
     let short_id_fn = text_fn(&c.short_id, "activity_short_id");
+    let index_of = |slot: &Once<Ident>| {
+        let target = slot.get();
+        match fields
+            .iter()
+            .position(|f| target.is_some_and(|t| f.ident == t))
+        {
+            Some(i) => quote!(#p::Option::Some(#i)),
+            None => quote!(#p::Option::None),
+        }
+    };
+    let team_index = index_of(&c.team);
+    let org_index = index_of(&c.organization);
     let team_fn = text_fn(&c.team, "activity_team_id");
     let org_fn = text_fn(&c.organization, "activity_organization_id");
 
@@ -329,6 +341,8 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
                 const SCOPE: &'static #p::str = #scope;
                 const FIELDS: &'static [#p::FieldSpec] = &[#(#specs),*];
                 const SNAPSHOT: #p::bool = #snapshot;
+                const TEAM_FIELD: #p::Option<::core::primitive::usize> = #team_index;
+                const ORGANIZATION_FIELD: #p::Option<::core::primitive::usize> = #org_index;
 
                 #[inline]
                 fn activity_changes(&self, after: &Self, out: &mut #p::Vec<#p::Change>) {

@@ -2,10 +2,15 @@
 //! SeaORM hooks.
 //!
 //! - [`BulkMode::PerRow`]: one entry per affected row, with the current actor. Updates and deletes
-//!   read the affected rows once (`SELECT .. FOR UPDATE` on PostgreSQL/MySQL), write, then log
-//!   every entry in one multi-row INSERT (at COMMIT inside [`transaction`](crate::transaction)).
-//! - [`BulkMode::Summary`]: the write, plus one entry with the filter, the affected count and the
-//!   columns set (values masked like any change).
+//!   work in batches of [`PER_ROW_BATCH`] rows: each batch is read and locked in primary-key
+//!   order (`SELECT .. ORDER BY <key> LIMIT .. FOR UPDATE` on PostgreSQL/MySQL, so overlapping
+//!   jobs lock in the same order and cannot deadlock each other), then written with the caller's
+//!   filter kept (`<filter> AND <key> IN (<batch>)`: a row that stopped matching is never
+//!   touched), and only the rows the database reports written (`RETURNING` on PostgreSQL and
+//!   SQLite) are logged. Entries are written in one multi-row INSERT per batch (at COMMIT inside
+//!   [`transaction`](crate::transaction)).
+//! - [`BulkMode::Summary`]: the write, plus one entry per tenant with the affected count and the
+//!   columns set — never the filter's SQL or its values; set values obey `exclude` and masks.
 //!
 //! Both honour [`mute_signals`](crate::mute_signals) (muted: the plain write, no read, no entry)
 //! and the model's masks.
@@ -27,11 +32,11 @@
 
 use activity_core::entry::activity;
 use activity_core::{ActivityEntry, Change, ChangeAction, Masking, ModelActivity, is_muted};
-use sea_orm::sea_query::{Condition, IntoCondition};
+use sea_orm::sea_query::{Asterisk, Condition, Expr, ExprTrait, IntoCondition};
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryFilter, QuerySelect, QueryTrait,
-    TryIntoModel, Value,
+    IdenStatic, IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, TryIntoModel, Value,
 };
 
 use crate::hooks::model_entry;
@@ -48,8 +53,9 @@ pub enum BulkMode {
     Summary,
 }
 
-/// Primary keys per `IN (..)` list.
-const KEYS_PER_STATEMENT: usize = 1_000;
+/// Rows read, locked and written per batch in [`BulkMode::PerRow`]: bounds the memory a bulk
+/// job holds, whatever the filter matches.
+pub const PER_ROW_BATCH: u64 = 500;
 
 /// `UPDATE .. SET <values> WHERE <filter>`, logged. Returns the rows updated.
 pub async fn update_many<E, C>(
@@ -66,40 +72,121 @@ where
 {
     let filter = filter.into_condition();
     let scope = <E::Model as ModelActivity>::SCOPE;
-    if is_muted(scope) || mode == BulkMode::Summary {
-        let count = E::update_many()
-            .set(values.clone())
-            .filter(filter.clone())
-            .exec(db)
-            .await?
-            .rows_affected;
-        if !is_muted(scope) {
-            let entry = summary::<E, C>(db, "bulk_updated", &filter, count, Some(&values));
-            bulk_log_activity(db, vec![entry]).await?;
-        }
+    if is_muted(scope) {
+        return plain_update::<E, C>(db, filter, values).await;
+    }
+    if mode == BulkMode::Summary {
+        let tenants = tenant_counts::<E, C>(db, &filter).await?;
+        let count = plain_update::<E, C>(db, filter, values.clone()).await?;
+        let entries = summaries::<E>("bulk_updated", count, tenants, Some(&values));
+        bulk_log_activity(db, entries).await?;
         return Ok(count);
     }
-    let before = locked_rows::<E, C>(db, filter).await?;
     let mut count = 0;
-    for chunk in before.chunks(KEYS_PER_STATEMENT) {
-        count += E::update_many()
-            .set(values.clone())
-            .filter(by_keys::<E>(chunk))
-            .exec(db)
-            .await?
-            .rows_affected;
+    let mut after = None;
+    loop {
+        let batch = locked_batch::<E, C>(db, &filter, after.take()).await?;
+        let Some(last) = batch.last() else {
+            break;
+        };
+        let next = key_values::<E>(last);
+        let keep = Condition::all()
+            .add(filter.clone())
+            .add(by_keys::<E>(&batch));
+        let written = updated_rows::<E, C>(db, keep, &values, &batch).await?;
+        count += written.len() as u64;
+        let entries = written
+            .iter()
+            .filter_map(|(before, after)| {
+                let mut entry = model_entry(after, model_item_id(after), activity::UPDATED);
+                before.activity_changes(after, &mut entry.detail.changes);
+                (!entry.detail.changes.is_empty()).then_some(entry)
+            })
+            .collect();
+        bulk_log_activity(db, entries).await?;
+        if (batch.len() as u64) < PER_ROW_BATCH {
+            break;
+        }
+        after = Some(next);
     }
-    let entries = before
-        .iter()
-        .filter_map(|b| {
-            let after = apply::<E>(b, &values)?;
-            let mut entry = model_entry(&after, model_item_id(&after), activity::UPDATED);
-            b.activity_changes(&after, &mut entry.detail.changes);
-            (!entry.detail.changes.is_empty()).then_some(entry)
-        })
-        .collect();
-    bulk_log_activity(db, entries).await?;
     Ok(count)
+}
+
+async fn plain_update<E, C>(db: &C, filter: Condition, values: E::ActiveModel) -> Result<u64, DbErr>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    Ok(E::update_many()
+        .set(values)
+        .filter(filter)
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// Update the rows of `batch` that still match `keep`; returns (before, after) of each row
+/// written. `RETURNING` says which where the backend has it; on MySQL the batch is re-read and a
+/// row counts as written when it holds the written values (inside a transaction the batch's
+/// locks make that every row).
+async fn updated_rows<E, C>(
+    db: &C,
+    keep: Condition,
+    values: &E::ActiveModel,
+    batch: &[E::Model],
+) -> Result<Vec<(E::Model, E::Model)>, DbErr>
+where
+    E: EntityTrait,
+    E::Model: ModelActivity + IntoActiveModel<E::ActiveModel> + Clone,
+    E::ActiveModel: TryIntoModel<E::Model>,
+    C: ConnectionTrait,
+{
+    let before_of = |row: &E::Model| {
+        let key = key_values::<E>(row);
+        batch.iter().find(|b| key_values::<E>(b) == key).cloned()
+    };
+    if db.support_returning() {
+        let rows = E::update_many()
+            .set(values.clone())
+            .filter(keep)
+            .exec_with_returning(db)
+            .await?;
+        return Ok(rows
+            .into_iter()
+            .filter_map(|after| Some((before_of(&after)?, after)))
+            .collect());
+    }
+    // MySQL: through the primary key, so the statement locks the batch and nothing else. On a
+    // small table InnoDB may prefer a scan, and a scan locks every row it reads — rows another
+    // job holds, a deadlock (seen on MariaDB 10.11 with 1,200 rows and batches of 500).
+    let update = E::update_many()
+        .set(values.clone())
+        .filter(keep)
+        .into_query();
+    let mut statement = db.get_database_backend().build(&update);
+    let table = format!("UPDATE `{}` SET ", E::default().table_name());
+    if statement.sql.starts_with(&table) {
+        let hinted = format!(
+            "UPDATE `{}` FORCE INDEX (PRIMARY) SET ",
+            E::default().table_name()
+        );
+        statement.sql = statement.sql.replacen(&table, &hinted, 1);
+    }
+    db.execute_raw(statement).await?;
+    let now = E::find().filter(by_keys::<E>(batch)).all(db).await?;
+    Ok(now
+        .into_iter()
+        .filter_map(|row| {
+            let before = before_of(&row)?;
+            let expected = apply::<E>(&before, values)?;
+            let written = E::Column::iter().all(|col| {
+                !matches!(values.get(col), ActiveValue::Set(_))
+                    || sea_orm::ModelTrait::get(&row, col)
+                        == sea_orm::ModelTrait::get(&expected, col)
+            });
+            written.then_some((before, row))
+        })
+        .collect())
 }
 
 /// `DELETE .. WHERE <filter>`, logged. Returns the rows deleted.
@@ -110,43 +197,61 @@ pub async fn delete_many<E, C>(
 ) -> Result<u64, DbErr>
 where
     E: EntityTrait,
-    E::Model: ModelActivity + Send + Sync + 'static,
+    E::Model: ModelActivity + Clone + Send + Sync + 'static,
     C: ConnectionTrait,
 {
     let filter = filter.into_condition();
     let scope = <E::Model as ModelActivity>::SCOPE;
-    if is_muted(scope) || mode == BulkMode::Summary {
-        let count = E::delete_many()
-            .filter(filter.clone())
-            .exec(db)
-            .await?
-            .rows_affected;
-        if !is_muted(scope) {
-            let entry = summary::<E, C>(db, "bulk_deleted", &filter, count, None);
-            bulk_log_activity(db, vec![entry]).await?;
-        }
+    let delete = |condition: Condition| E::delete_many().filter(condition).exec(db);
+    if is_muted(scope) {
+        return Ok(delete(filter).await?.rows_affected);
+    }
+    if mode == BulkMode::Summary {
+        let tenants = tenant_counts::<E, C>(db, &filter).await?;
+        let count = delete(filter).await?.rows_affected;
+        let entries = summaries::<E>("bulk_deleted", count, tenants, None);
+        bulk_log_activity(db, entries).await?;
         return Ok(count);
     }
-    let before = locked_rows::<E, C>(db, filter).await?;
     let mut count = 0;
-    for chunk in before.chunks(KEYS_PER_STATEMENT) {
-        count += E::delete_many()
-            .filter(by_keys::<E>(chunk))
-            .exec(db)
-            .await?
-            .rows_affected;
+    loop {
+        // Deleted rows leave the filter: every batch starts from the lowest key again.
+        let batch = locked_batch::<E, C>(db, &filter, None).await?;
+        if batch.is_empty() {
+            break;
+        }
+        let keep = Condition::all()
+            .add(filter.clone())
+            .add(by_keys::<E>(&batch));
+        let deleted = delete(keep).await?.rows_affected;
+        count += deleted;
+        let gone: Vec<&E::Model> = if deleted == batch.len() as u64 {
+            batch.iter().collect()
+        } else {
+            // Some rows stopped matching (no lock held outside a transaction): log only the
+            // ones that are really gone.
+            let left = E::find().filter(by_keys::<E>(&batch)).all(db).await?;
+            let left: Vec<Vec<Value>> = left.iter().map(key_values::<E>).collect();
+            batch
+                .iter()
+                .filter(|m| !left.contains(&key_values::<E>(m)))
+                .collect()
+        };
+        let entries = gone
+            .into_iter()
+            .map(|m| {
+                let mut entry = model_entry(m, model_item_id(m), activity::DELETED);
+                if <E::Model as ModelActivity>::SNAPSHOT {
+                    m.activity_snapshot(ChangeAction::Deleted, &mut entry.detail.changes);
+                }
+                entry
+            })
+            .collect();
+        bulk_log_activity(db, entries).await?;
+        if (batch.len() as u64) < PER_ROW_BATCH || deleted == 0 {
+            break;
+        }
     }
-    let entries = before
-        .iter()
-        .map(|m| {
-            let mut entry = model_entry(m, model_item_id(m), activity::DELETED);
-            if <E::Model as ModelActivity>::SNAPSHOT {
-                m.activity_snapshot(ChangeAction::Deleted, &mut entry.detail.changes);
-            }
-            entry
-        })
-        .collect();
-    bulk_log_activity(db, entries).await?;
     Ok(count)
 }
 
@@ -170,10 +275,15 @@ where
     let scope = <E::Model as ModelActivity>::SCOPE;
     if is_muted(scope) || mode == BulkMode::Summary {
         let count = models.len() as u64;
+        let tenants = if is_muted(scope) {
+            Vec::new()
+        } else {
+            inserted_tenants::<E>(&models)
+        };
         E::insert_many(models).exec_without_returning(db).await?;
         if !is_muted(scope) {
-            let entry = summary::<E, C>(db, "bulk_created", &Condition::all(), count, None);
-            bulk_log_activity(db, vec![entry]).await?;
+            let entries = summaries::<E>("bulk_created", count, tenants, None);
+            bulk_log_activity(db, entries).await?;
         }
         return Ok(count);
     }
@@ -200,17 +310,56 @@ where
     Ok(inserted.len() as u64)
 }
 
-/// The rows matching `filter`, locked until the end of the transaction where the backend can.
-async fn locked_rows<E, C>(db: &C, filter: Condition) -> Result<Vec<E::Model>, DbErr>
+/// The next [`PER_ROW_BATCH`] rows matching `filter` after the key `after`, in primary-key
+/// order, locked until the end of the transaction where the backend can.
+async fn locked_batch<E, C>(
+    db: &C,
+    filter: &Condition,
+    after: Option<Vec<Value>>,
+) -> Result<Vec<E::Model>, DbErr>
 where
     E: EntityTrait,
     C: ConnectionTrait,
 {
-    let mut select = E::find().filter(filter);
+    let keys: Vec<E::Column> = <E::PrimaryKey as Iterable>::iter()
+        .map(PrimaryKeyToColumn::into_column)
+        .collect();
+    let mut select = E::find().filter(filter.clone());
+    if let Some(after) = after {
+        select = select.filter(after_key(&keys, after));
+    }
+    for key in &keys {
+        select = select.order_by_asc(*key);
+    }
+    select = select.limit(PER_ROW_BATCH);
     if db.get_database_backend() != DbBackend::Sqlite {
         select = select.lock_exclusive();
     }
     select.all(db).await
+}
+
+/// Rows after `values` in the order of `keys`: `(k1 > v1) OR (k1 = v1 AND k2 > v2) ...`
+/// (spelled out rather than a row-value comparison, which not every backend plans well).
+fn after_key<Col: ColumnTrait>(keys: &[Col], values: Vec<Value>) -> Condition {
+    let mut any = Condition::any();
+    for i in 0..keys.len() {
+        let mut all = Condition::all();
+        for (key, value) in keys.iter().zip(&values).take(i) {
+            all = all.add(key.eq(value.clone()));
+        }
+        if let (Some(key), Some(value)) = (keys.get(i), values.get(i)) {
+            all = all.add(key.gt(value.clone()));
+        }
+        any = any.add(all);
+    }
+    any
+}
+
+/// A model's primary-key values, in key order.
+fn key_values<E: EntityTrait>(model: &E::Model) -> Vec<Value> {
+    <E::PrimaryKey as Iterable>::iter()
+        .map(|pk| sea_orm::ModelTrait::get(model, pk.into_column()))
+        .collect()
 }
 
 /// `pk IN (..)` (or `(pk1, pk2) IN (..)`) for the given models.
@@ -251,60 +400,159 @@ where
     merged.try_into_model().ok()
 }
 
-/// One entry for a whole statement: filter (as SQL), count and the columns set.
-fn summary<E, C>(
-    db: &C,
-    verb: &str,
-    filter: &Condition,
-    count: u64,
-    values: Option<&E::ActiveModel>,
-) -> ActivityEntry
+/// Rows matching `filter` per tenant (team, organization), read before the statement changes
+/// them; one group with no tenant for models without tenant fields.
+async fn tenant_counts<E, C>(db: &C, filter: &Condition) -> Result<Vec<Tenant>, DbErr>
 where
     E: EntityTrait,
     E::Model: ModelActivity,
     C: ConnectionTrait,
 {
-    let scope = <E::Model as ModelActivity>::SCOPE;
-    let sql = E::find()
+    let team = tenant_column::<E>(<E::Model as ModelActivity>::TEAM_FIELD);
+    let org = tenant_column::<E>(<E::Model as ModelActivity>::ORGANIZATION_FIELD);
+    if team.is_none() && org.is_none() {
+        return Ok(vec![Tenant::default()]);
+    }
+    let mut select = E::find()
+        .select_only()
         .filter(filter.clone())
-        .build(db.get_database_backend())
-        .to_string();
-    let filter_text = sql.split_once(" WHERE ").map_or("", |(_, w)| w).to_owned();
+        .column_as(Expr::col(Asterisk).count(), "n");
+    for (col, alias) in [(team, "team"), (org, "org")] {
+        if let Some(col) = col {
+            select = select
+                .column_as(Expr::col(col).cast_as(text_type(db)), alias)
+                .group_by(col);
+        }
+    }
+    let rows = db
+        .query_all_raw(select.build(db.get_database_backend()))
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Tenant {
+            team_id: row.try_get::<Option<String>>("", "team").ok().flatten(),
+            organization_id: row.try_get::<Option<String>>("", "org").ok().flatten(),
+            count: row
+                .try_get::<i64>("", "n")
+                .map_or(0, |n| u64::try_from(n).unwrap_or(0)),
+        })
+        .collect())
+}
+
+fn text_type<C: ConnectionTrait>(db: &C) -> sea_orm::sea_query::Alias {
+    sea_orm::sea_query::Alias::new(match db.get_database_backend() {
+        DbBackend::MySql => "char",
+        _ => "text",
+    })
+}
+
+/// The column of the tenant field at `index` in `FIELDS`.
+fn tenant_column<E>(index: Option<usize>) -> Option<E::Column>
+where
+    E: EntityTrait,
+    E::Model: ModelActivity,
+{
+    let spec = <E::Model as ModelActivity>::FIELDS.get(index?)?;
+    E::Column::iter().find(|c| c.as_str() == spec.column)
+}
+
+/// The tenants of rows about to be inserted, counted.
+fn inserted_tenants<E>(models: &[E::ActiveModel]) -> Vec<Tenant>
+where
+    E: EntityTrait,
+    E::Model: ModelActivity,
+{
+    let team = tenant_column::<E>(<E::Model as ModelActivity>::TEAM_FIELD);
+    let org = tenant_column::<E>(<E::Model as ModelActivity>::ORGANIZATION_FIELD);
+    let text = |am: &E::ActiveModel, col: Option<E::Column>| match am.get(col?) {
+        ActiveValue::Set(v) | ActiveValue::Unchanged(v) => crate::keys::value_text(&v),
+        ActiveValue::NotSet => None,
+    };
+    let mut tenants: Vec<Tenant> = Vec::new();
+    for am in models {
+        let (team_id, organization_id) = (text(am, team), text(am, org));
+        match tenants
+            .iter_mut()
+            .find(|t| t.team_id == team_id && t.organization_id == organization_id)
+        {
+            Some(t) => t.count += 1,
+            None => tenants.push(Tenant {
+                team_id,
+                organization_id,
+                count: 1,
+            }),
+        }
+    }
+    tenants
+}
+
+/// One tenant's share of a bulk statement.
+#[derive(Debug, Default)]
+struct Tenant {
+    team_id: Option<String>,
+    organization_id: Option<String>,
+    count: u64,
+}
+
+/// One summary entry per tenant: the rows it had matching (the statement's total when the
+/// model has no tenant) and the columns set — names only, masked and excluded as any change;
+/// never the filter's SQL or its bound values, which may name secrets.
+fn summaries<E>(
+    verb: &str,
+    total: u64,
+    tenants: Vec<Tenant>,
+    values: Option<&E::ActiveModel>,
+) -> Vec<ActivityEntry>
+where
+    E: EntityTrait,
+    E::Model: ModelActivity,
+{
+    let scope = <E::Model as ModelActivity>::SCOPE;
     let mut changes = Vec::new();
     let mut columns = Vec::new();
     if let Some(values) = values {
-        let fields = <E::Model as ModelActivity>::FIELDS;
         for (i, col) in E::Column::iter().enumerate() {
             let ActiveValue::Set(v) = values.get(col) else {
                 continue;
             };
-            let spec = fields.get(i);
-            let name = spec.map_or_else(
-                || sea_orm::IdenStatic::as_str(&col).to_owned(),
-                |f| f.display.to_owned(),
-            );
-            columns.push(serde_json::Value::String(name.clone()));
-            let after = match spec.map(|f| f.masking) {
-                Some(Masking::None) | None => value_json(&v),
-                Some(_) => serde_json::Value::String(activity_core::diff::MASKED.to_owned()),
+            let Some(spec) = <E::Model as ModelActivity>::field_for_column_at(i, col.as_str())
+            else {
+                continue;
+            };
+            if spec.excluded {
+                continue;
+            }
+            columns.push(serde_json::Value::String(spec.display.to_owned()));
+            let after = match spec.masking {
+                Masking::None => value_json(&v),
+                _ => serde_json::Value::String(activity_core::diff::MASKED.to_owned()),
             };
             changes.push(Change::new(
                 scope,
                 ChangeAction::Changed,
-                Some(&name),
+                Some(spec.display),
                 serde_json::Value::Null,
                 after,
             ));
         }
     }
-    let mut entry = ActivityEntry::new(scope, verb)
-        .with_changes(changes)
-        .forced();
-    entry.created_at = activity_core::ActivityConfig::with_current(|c| c.clock().now());
-    entry.detail.context = Some(serde_json::json!({
-        "filter": filter_text,
-        "count": count,
-        "columns": columns,
-    }));
-    entry
+    let single =
+        tenants.len() == 1 && tenants[0].team_id.is_none() && tenants[0].organization_id.is_none();
+    tenants
+        .into_iter()
+        .filter(|t| single || t.count > 0)
+        .map(|t| {
+            let mut entry = ActivityEntry::new(scope, verb)
+                .with_changes(changes.clone())
+                .forced();
+            entry.team_id = t.team_id;
+            entry.organization_id = t.organization_id;
+            let count = if single { total } else { t.count };
+            entry.detail.context = Some(serde_json::json!({
+                "count": count,
+                "columns": columns,
+            }));
+            entry
+        })
+        .collect()
 }

@@ -17,11 +17,12 @@
 //! Use the four hooks together: each after-hook logs only what its before-hook prepared.
 
 use activity_core::entry::activity;
-use activity_core::{ActivityEntry, ChangeAction, ModelActivity, is_muted};
+use activity_core::{ActivityEntry, ChangeAction, FieldSpec, ModelActivity, is_muted};
 use sea_orm::sea_query::LockType;
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryFilter, QuerySelect, Select, TryIntoModel,
+    IdenStatic, IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryFilter, QuerySelect, Select,
+    TryIntoModel,
 };
 
 use crate::keys::{active_item_id, conn_key, model_item_id};
@@ -267,21 +268,21 @@ fn is_complete<A: ActiveModelTrait>(am: &A) -> bool {
     <A::Entity as EntityTrait>::Column::iter().all(|c| !matches!(am.get(c), ActiveValue::NotSet))
 }
 
-/// Whether a set column maps to a field whose change produces an entry. Columns and
-/// `ModelActivity::FIELDS` are both in declaration order; if they do not line up, assume yes.
+/// Whether a set column maps to a field whose change produces an entry. Columns pair with
+/// fields by column name, never by position; a column without a field counts as signalling
+/// (the read is made rather than an entry missed).
 fn sets_signalling_field<A>(am: &A) -> bool
 where
     A: ActiveModelTrait,
     ModelOf<A>: ModelActivity,
 {
-    let fields = <ModelOf<A>>::FIELDS;
-    let columns = <A::Entity as EntityTrait>::Column::iter();
-    if columns.clone().count() != fields.len() {
-        return true;
-    }
-    columns
-        .zip(fields)
-        .any(|(c, f)| f.signals() && matches!(am.get(c), ActiveValue::Set(_)))
+    <A::Entity as EntityTrait>::Column::iter()
+        .enumerate()
+        .any(|(i, c)| {
+            matches!(am.get(c), ActiveValue::Set(_))
+                && <ModelOf<A>>::field_for_column_at(i, IdenStatic::as_str(&c))
+                    .is_none_or(FieldSpec::signals)
+        })
 }
 
 /// What the read row is about to undergo, which decides the lock taken on it.

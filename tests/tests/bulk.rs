@@ -4,7 +4,7 @@ use activity_seaorm::bulk::{self, BulkMode};
 use activity_seaorm::prelude::*;
 use activity_seaorm::{ChangeAction, activity_log, transaction};
 use activity_tests::models::feature_flag;
-use activity_tests::{TestDb, backend_tests};
+use activity_tests::{Backend, TestDb, backend_tests};
 use scoped_futures::ScopedFutureExt;
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, NotSet, PaginatorTrait, QueryFilter, Set};
 use serde_json::json;
@@ -109,30 +109,66 @@ async fn per_row_update_logs_every_row(t: &TestDb) {
 
 async fn summary_mode_and_masks(t: &TestDb) {
     seed(t, 20, 7).await;
+    seed(t, 5, 8).await;
+    // The filter names a masked column's value: it must never reach the log.
     let n = bulk::update_many::<feature_flag::Entity, _>(
         &t.db,
-        feature_flag::Column::TeamId.eq(7),
+        feature_flag::Column::WebhookSecret.eq("bulk-secret-value"),
         feature_flag::ActiveModel {
             webhook_secret: Set("rotated-secret-value".into()),
             active: Set(true),
+            cached_count: Set(99),
             ..Default::default()
         },
         BulkMode::Summary,
     )
     .await
     .unwrap();
-    assert_eq!(n, 20);
+    assert_eq!(n, 25);
     let entries = t.entries().await;
-    assert_eq!(entries.len(), 1);
-    let e = &entries[0];
+    // One entry per tenant, each in its tenant's feed, with that tenant's count.
+    let mut tenants: Vec<(Option<String>, serde_json::Value)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.team_id.clone(),
+                e.detail.context.clone().unwrap()["count"].clone(),
+            )
+        })
+        .collect();
+    tenants.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        tenants,
+        [(Some("7".into()), json!(20)), (Some("8".into()), json!(5))]
+    );
+    let e = entries
+        .iter()
+        .find(|e| e.team_id.as_deref() == Some("7"))
+        .unwrap();
     assert_eq!(
         (e.scope.as_str(), e.activity.as_str(), e.is_system),
         ("FeatureFlag", "bulk_updated", true)
     );
     let ctx = e.detail.context.clone().unwrap();
-    assert_eq!(ctx["count"], json!(20));
-    assert_eq!(ctx["columns"], json!(["enabled", "webhook_secret"]));
-    assert!(ctx["filter"].as_str().unwrap().contains("team_id"), "{ctx}");
+    // Column names and counts only: no filter text, no bound values; the excluded
+    // `cached_count` is not even named.
+    assert_eq!(
+        ctx,
+        json!({"count": 20, "columns": ["enabled", "webhook_secret"]})
+    );
+    let feed =
+        activity_seaorm::load_activity(&t.db, &activity_seaorm::ActivityQuery::for_team("8"))
+            .await
+            .unwrap();
+    assert_eq!(
+        feed.results.len(),
+        1,
+        "the summary shows in the tenant's feed"
+    );
+    assert!(
+        !t.dump().await.contains("bulk-secret-value"),
+        "the filter's value leaked"
+    );
     assert_eq!(
         e.detail.changes,
         vec![
@@ -172,7 +208,7 @@ async fn summary_mode_and_masks(t: &TestDb) {
     ] {
         assert!(!dump.contains(secret), "{secret} leaked");
     }
-    assert_eq!(t.entries().await.len(), 21);
+    assert_eq!(t.entries().await.len(), 22);
 }
 
 async fn muted_bulk_logs_nothing(t: &TestDb) {
@@ -280,7 +316,78 @@ async fn rolled_back_bulk_leaves_nothing(t: &TestDb) {
     assert_eq!(activity_log::Entity::find().count(&t.db).await.unwrap(), 0);
 }
 
+/// Two per-row jobs over overlapping rows, each in its own transaction, at once: both lock in
+/// primary-key order, batch by batch, so neither deadlocks the other; every row of the overlap
+/// gets both entries, and the second's `before` is the first's `after`.
+async fn overlapping_per_row_jobs(t: &TestDb) {
+    seed(t, 1_200, 7).await;
+    let job = |filter: sea_orm::sea_query::SimpleExpr, values: feature_flag::ActiveModel| {
+        let db = t.db.clone();
+        tokio::spawn(async move {
+            transaction(&db, |txn| {
+                async move {
+                    bulk::update_many::<feature_flag::Entity, _>(
+                        txn,
+                        filter,
+                        values,
+                        BulkMode::PerRow,
+                    )
+                    .await
+                }
+                .scope_boxed()
+            })
+            .await
+        })
+    };
+    // SQLite has one writer at a time (a second would fail with "database is locked"): there
+    // the jobs run one after the other.
+    let sequential = t.backend == Backend::Sqlite;
+    let low = job(
+        feature_flag::Column::Id.lte(800),
+        feature_flag::ActiveModel {
+            description: Set(Some("low".into())),
+            ..Default::default()
+        },
+    );
+    let mut low = Some(low);
+    if sequential && let Some(low) = low.take() {
+        assert_eq!(low.await.unwrap().unwrap(), 800);
+    }
+    let high = job(
+        feature_flag::Column::Id.gt(300),
+        feature_flag::ActiveModel {
+            description: Set(Some("high".into())),
+            ..Default::default()
+        },
+    );
+    if let Some(low) = low {
+        assert_eq!(low.await.unwrap().unwrap(), 800);
+    }
+    assert_eq!(high.await.unwrap().unwrap(), 900);
+    let entries = t.entries().await;
+    assert_eq!(entries.len(), 1_700);
+    let mut by_item: std::collections::BTreeMap<i32, Vec<(serde_json::Value, serde_json::Value)>> =
+        Default::default();
+    for e in &entries {
+        let id: i32 = e.item_id.as_deref().unwrap().parse().unwrap();
+        let c = &e.detail.changes[0];
+        by_item
+            .entry(id)
+            .or_default()
+            .push((c.before.clone(), c.after.clone()));
+    }
+    for (id, changes) in by_item {
+        if (301..=800).contains(&id) {
+            assert_eq!(changes.len(), 2, "row {id}");
+            assert_eq!(changes[0].1, changes[1].0, "row {id}: the chain holds");
+        } else {
+            assert_eq!(changes.len(), 1, "row {id}");
+        }
+    }
+}
+
 backend_tests!(
+    overlapping_per_row_jobs,
     per_row_update_logs_every_row,
     summary_mode_and_masks,
     muted_bulk_logs_nothing,

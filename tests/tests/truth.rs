@@ -369,7 +369,7 @@ async fn concurrent_tracked_writers_keep_their_own_changes(t: &TestDb) {
     writer_a.await.unwrap();
     writer_b.await.unwrap();
     type Update = (Option<String>, Vec<(ChangeAction, Option<String>)>);
-    let updates: Vec<Update> = t
+    let mut updates: Vec<Update> = t
         .entries()
         .await
         .into_iter()
@@ -385,6 +385,8 @@ async fn concurrent_tracked_writers_keep_their_own_changes(t: &TestDb) {
             )
         })
         .collect();
+    // Entries are stamped when each update returns: a's may come after b's.
+    updates.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(
         updates,
         [
