@@ -118,8 +118,8 @@ impl TestDb {
 
     /// Another pool on the test's database (no metric callback): for work that may leave a
     /// pool unable to close, such as futures cancelled mid-query.
-    pub async fn another_pool(&self) -> DatabaseConnection {
-        connect(&self.url.0, self.url.1.as_deref()).await
+    pub async fn another_pool(&self, max_connections: u32) -> DatabaseConnection {
+        connect_sized(&self.url.0, self.url.1.as_deref(), max_connections).await
     }
 
     /// Statements run since the last call (SQL text, as SeaORM's metric callback saw them).
@@ -176,8 +176,12 @@ impl TestDb {
 }
 
 async fn connect(url: &str, schema: Option<&str>) -> DatabaseConnection {
+    connect_sized(url, schema, 8).await
+}
+
+async fn connect_sized(url: &str, schema: Option<&str>, max: u32) -> DatabaseConnection {
     let mut opts = ConnectOptions::new(url.to_owned());
-    opts.max_connections(8)
+    opts.max_connections(max)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(30))

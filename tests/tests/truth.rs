@@ -226,7 +226,10 @@ async fn cancellation_never_loses_or_mixes_entries(t: &TestDb) {
     // A pool of its own, dropped rather than closed: after futures were cancelled mid-query,
     // sqlx 0.9.0's `Pool::close` sometimes never returns (seen on PostgreSQL, ~1 run in 5, with
     // every server session idle and none in a transaction).
-    let db = Arc::new(t.another_pool().await);
+    // A cancelled transaction's ROLLBACK is only sent when sqlx next uses its connection, and
+    // until then it holds its locks: a later transaction may fail on a lock-wait timeout (seen
+    // on MariaDB, ~1 run in 10). Such a failure must roll back cleanly, which is checked too.
+    let db = Arc::new(t.another_pool(8).await);
     let mut rng = fastrand::Rng::with_seed(0x5eed);
     let rounds = 12;
     let width = 6;
@@ -259,6 +262,7 @@ async fn cancellation_never_loses_or_mixes_entries(t: &TestDb) {
     let entries = t.entries().await;
     let mut committed = 0;
     let mut cancelled = 0;
+    let mut failed = 0;
     for (i, polls, out) in outcomes {
         let actor = format!("u{i}");
         let corr = format!("corr-{i}");
@@ -268,13 +272,16 @@ async fn cancellation_never_loses_or_mixes_entries(t: &TestDb) {
             .await
             .unwrap()
             .is_some();
-        if out == Some(false) {
-            panic!("transaction {i} failed without being cancelled");
-        }
-        if out.is_none() {
-            cancelled += 1;
-        } else {
-            assert!(exists, "transaction {i} returned Ok but its row is missing");
+        match out {
+            None => cancelled += 1,
+            Some(true) => assert!(exists, "transaction {i} returned Ok but its row is missing"),
+            Some(false) => {
+                failed += 1;
+                assert!(
+                    !exists,
+                    "transaction {i} returned Err but its row committed"
+                );
+            }
         }
         let by_actor: Vec<&ActivityEntry> = entries
             .iter()
@@ -325,12 +332,16 @@ async fn cancellation_never_loses_or_mixes_entries(t: &TestDb) {
         "no entry outside the transactions"
     );
     eprintln!(
-        "{:?}: {} transactions, {committed} committed, {cancelled} cancelled, {} entries checked",
+        "{:?}: {} transactions, {committed} committed, {cancelled} cancelled, {failed} failed, {} entries checked",
         t.backend,
         rounds * width,
         entries.len()
     );
     assert!(cancelled > 0 && committed > 0, "both outcomes exercised");
+    assert!(
+        failed * 10 <= rounds * width,
+        "{failed} transactions failed"
+    );
 }
 
 /// Two writers load the same flag; one switches it on and commits, then the other (its original
