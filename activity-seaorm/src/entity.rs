@@ -210,10 +210,10 @@ pub(crate) fn check_identifiers(e: &ActivityEntry) -> Result<(), IdentifierTooLo
 fn cut(value: Option<String>, max: usize) -> Option<String> {
     value.map(|mut s| {
         // Bytes bound characters: only a value longer in bytes can be too long in characters.
-        if s.len() > max {
-            if let Some((end, _)) = s.char_indices().nth(max) {
-                s.truncate(end);
-            }
+        if s.len() > max
+            && let Some((end, _)) = s.char_indices().nth(max)
+        {
+            s.truncate(end);
         }
         s
     })
