@@ -59,16 +59,160 @@ pub mod activity_log {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Longest stored `user_agent`; longer ones are cut on a character boundary.
-pub(crate) const USER_AGENT_MAX: usize = 512;
+/// How a text column's cap is applied to a value that does not fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CapKind {
+    /// Stored exactly or refused with [`IdentifierTooLong`]: cutting a tenant, user, item or
+    /// correlation id would make two different ones equal (one user reading another's feed).
+    Identifier,
+    /// Cut at a character boundary: a shortened user agent or display name loses description,
+    /// never identity.
+    Descriptive,
+}
 
+/// The capacity of one text column of `activity_log`.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct ColumnCap {
+    /// The column.
+    pub column: activity_log::Column,
+    /// Its width in characters (`varchar(n)` counts characters on PostgreSQL and on MySQL's
+    /// utf8mb4; SQLite does not enforce it, the writer does).
+    pub max_chars: usize,
+    /// Whether a longer value is refused or cut.
+    pub kind: CapKind,
+}
+
+/// Longest identifier stored exactly on every backend, in characters.
+pub const IDENTIFIER_MAX: usize = 255;
+
+/// Every text column's cap: the one source of the widths [`crate::schema`] creates (and widens
+/// older tables to) and of what the writer refuses or cuts, so the two cannot drift apart.
+pub const COLUMN_CAPS: [ColumnCap; 13] = {
+    use CapKind::{Descriptive, Identifier};
+    use activity_log::Column as C;
+    const fn cap(column: C, max_chars: usize, kind: CapKind) -> ColumnCap {
+        ColumnCap {
+            column,
+            max_chars,
+            kind,
+        }
+    }
+    [
+        cap(C::OrganizationId, IDENTIFIER_MAX, Identifier),
+        cap(C::TeamId, IDENTIFIER_MAX, Identifier),
+        cap(C::UserId, IDENTIFIER_MAX, Identifier),
+        cap(C::UserName, 255, Descriptive),
+        cap(C::ImpersonatedBy, IDENTIFIER_MAX, Identifier),
+        // Set by code (the model's scope and the verb), never by a request: a longer one is a
+        // bug to report, not text to shorten.
+        cap(C::Scope, 79, Identifier),
+        cap(C::ItemId, IDENTIFIER_MAX, Identifier),
+        cap(C::Activity, 79, Identifier),
+        cap(C::RequestId, 128, Descriptive),
+        cap(C::CorrelationId, IDENTIFIER_MAX, Identifier),
+        cap(C::IpAddress, 64, Descriptive),
+        cap(C::UserAgent, 512, Descriptive),
+        cap(C::Client, 128, Descriptive),
+    ]
+};
+
+/// The cap of `column` in [`COLUMN_CAPS`] (`None`: not a capped text column). A `const fn`, so
+/// the writer's limits are computed from the table at compile time.
+pub const fn column_cap(column: activity_log::Column) -> Option<ColumnCap> {
+    let mut i = 0;
+    while i < COLUMN_CAPS.len() {
+        if COLUMN_CAPS[i].column as u8 == column as u8 {
+            return Some(COLUMN_CAPS[i]);
+        }
+        i += 1;
+    }
+    None
+}
+
+const fn max_of(column: activity_log::Column) -> usize {
+    match column_cap(column) {
+        Some(cap) => cap.max_chars,
+        None => usize::MAX,
+    }
+}
+
+const USER_NAME_MAX: usize = max_of(activity_log::Column::UserName);
+const REQUEST_ID_MAX: usize = max_of(activity_log::Column::RequestId);
+const IP_ADDRESS_MAX: usize = max_of(activity_log::Column::IpAddress);
+const USER_AGENT_MAX: usize = max_of(activity_log::Column::UserAgent);
+const CLIENT_MAX: usize = max_of(activity_log::Column::Client);
+
+/// An identifier longer than its column stores exactly: the entry is refused rather than
+/// truncated (two ids sharing a prefix would become one tenant or user). Nothing of the write
+/// is stored; find it in a failed write's error with [`IdentifierTooLong::of`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "activity log: {column} is {chars} characters, longer than the {max} the column stores \
+     exactly; refused"
+)]
+#[non_exhaustive]
+pub struct IdentifierTooLong {
+    /// The column, e.g. `user_id`.
+    pub column: &'static str,
+    /// The value's length in characters.
+    pub chars: usize,
+    /// The column's width in characters.
+    pub max: usize,
+}
+
+impl IdentifierTooLong {
+    /// The refusal `err` reports, if it is a log write refused for an overlong identifier.
+    ///
+    /// ```
+    /// # use activity_seaorm::IdentifierTooLong;
+    /// assert_eq!(IdentifierTooLong::of(&sea_orm::DbErr::RecordNotUpdated), None);
+    /// ```
+    pub fn of(err: &DbErr) -> Option<IdentifierTooLong> {
+        crate::failure::LogWriteFailure::of(err).and_then(|f| f.refused)
+    }
+}
+
+/// The first identifier of `e` longer than its column, if any. Counts characters, as the
+/// backends' `varchar(n)` do; the byte length bounds the count, so short values cost no scan.
+pub(crate) fn check_identifiers(e: &ActivityEntry) -> Result<(), IdentifierTooLong> {
+    use activity_log::Column as C;
+    let values: [(C, Option<&str>); 8] = [
+        (C::OrganizationId, e.organization_id.as_deref()),
+        (C::TeamId, e.team_id.as_deref()),
+        (C::UserId, e.user_id.as_deref()),
+        (C::ImpersonatedBy, e.impersonated_by.as_deref()),
+        (C::Scope, Some(e.scope.as_str())),
+        (C::ItemId, e.item_id.as_deref()),
+        (C::Activity, Some(e.activity.as_str())),
+        (C::CorrelationId, e.correlation_id.as_deref()),
+    ];
+    for (column, value) in values {
+        let Some(value) = value else { continue };
+        let max = max_of(column);
+        if value.len() <= max {
+            continue;
+        }
+        let chars = value.chars().count();
+        if chars > max {
+            return Err(IdentifierTooLong {
+                column: column.as_str(),
+                chars,
+                max,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `value` cut to at most `max` characters, on a character boundary.
 fn cut(value: Option<String>, max: usize) -> Option<String> {
     value.map(|mut s| {
-        if s.len() > max {
-            let mut end = max;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
+        // Bytes bound characters: only a value longer in bytes can be too long in characters.
+        if s.len() > max
+            && let Some((end, _)) = s.char_indices().nth(max)
+        {
             s.truncate(end);
         }
         s
@@ -84,7 +228,7 @@ impl From<ActivityEntry> for activity_log::ActiveModel {
             organization_id: Set(e.organization_id),
             team_id: Set(e.team_id),
             user_id: Set(e.user_id),
-            user_name: Set(cut(e.user_name, 255)),
+            user_name: Set(cut(e.user_name, USER_NAME_MAX)),
             impersonated_by: Set(e.impersonated_by),
             was_impersonated: Set(e.was_impersonated),
             is_system: Set(e.is_system),
@@ -92,11 +236,11 @@ impl From<ActivityEntry> for activity_log::ActiveModel {
             item_id: Set(e.item_id),
             activity: Set(e.activity),
             detail: Set(detail),
-            request_id: Set(cut(e.request_id, 128)),
+            request_id: Set(cut(e.request_id, REQUEST_ID_MAX)),
             correlation_id: Set(e.correlation_id),
-            ip_address: Set(cut(e.ip_address, 64)),
+            ip_address: Set(cut(e.ip_address, IP_ADDRESS_MAX)),
             user_agent: Set(cut(e.user_agent, USER_AGENT_MAX)),
-            client: Set(cut(e.client, 128)),
+            client: Set(cut(e.client, CLIENT_MAX)),
         }
     }
 }
@@ -112,7 +256,7 @@ pub(crate) fn row_values(e: &ActivityEntry, out: &mut Vec<Value>) {
         Value::from(e.organization_id.clone()),
         Value::from(e.team_id.clone()),
         Value::from(e.user_id.clone()),
-        Value::from(cut_ref(&e.user_name, 255)),
+        Value::from(cut_ref(&e.user_name, USER_NAME_MAX)),
         Value::from(e.impersonated_by.clone()),
         Value::from(e.was_impersonated),
         Value::from(e.is_system),
@@ -120,11 +264,11 @@ pub(crate) fn row_values(e: &ActivityEntry, out: &mut Vec<Value>) {
         Value::from(e.item_id.clone()),
         Value::from(e.activity.clone()),
         Value::from(detail_text(&e.detail)),
-        Value::from(cut_ref(&e.request_id, 128)),
+        Value::from(cut_ref(&e.request_id, REQUEST_ID_MAX)),
         Value::from(e.correlation_id.clone()),
-        Value::from(cut_ref(&e.ip_address, 64)),
+        Value::from(cut_ref(&e.ip_address, IP_ADDRESS_MAX)),
         Value::from(cut_ref(&e.user_agent, USER_AGENT_MAX)),
-        Value::from(cut_ref(&e.client, 128)),
+        Value::from(cut_ref(&e.client, CLIENT_MAX)),
     ]);
 }
 
@@ -215,5 +359,71 @@ mod tests {
                 assert_eq!(values[i], expected, "column {i}");
             }
         }
+    }
+
+    /// Descriptive text is cut to its width in characters, on a boundary; identifiers up to
+    /// their width pass, one character more is refused naming the column.
+    #[test]
+    fn caps_cut_descriptive_text_and_refuse_long_identifiers() {
+        let mut entry = ActivityEntry::new("Setting", "updated");
+        entry.user_agent = Some("é".repeat(600));
+        entry.user_name = Some(format!("a{}", "é".repeat(300)));
+        entry.user_id = Some("é".repeat(IDENTIFIER_MAX));
+        entry.item_id = Some("x".repeat(IDENTIFIER_MAX));
+        let mut values = Vec::new();
+        row_values(&entry, &mut values);
+        let Value::String(Some(ua)) = &values[16] else {
+            panic!("user_agent: {:?}", values[16])
+        };
+        assert_eq!(ua.chars().count(), 512);
+        assert!(ua.chars().all(|c| c == 'é'));
+        let Value::String(Some(name)) = &values[5] else {
+            panic!("user_name: {:?}", values[5])
+        };
+        assert_eq!(name.chars().count(), 255);
+        assert_eq!(check_identifiers(&entry), Ok(()));
+
+        entry.user_id = Some("é".repeat(IDENTIFIER_MAX + 1));
+        let refused = check_identifiers(&entry).unwrap_err();
+        assert_eq!(
+            refused,
+            IdentifierTooLong {
+                column: "user_id",
+                chars: 256,
+                max: 255
+            }
+        );
+        assert_eq!(
+            refused.to_string(),
+            "activity log: user_id is 256 characters, longer than the 255 the column stores \
+             exactly; refused"
+        );
+        entry.user_id = None;
+        entry.activity = "v".repeat(80);
+        assert_eq!(check_identifiers(&entry).unwrap_err().column, "activity");
+    }
+
+    /// Every capped column is a text column of the entity, listed once.
+    #[test]
+    fn caps_table_covers_the_text_columns_once() {
+        for (i, cap) in COLUMN_CAPS.iter().enumerate() {
+            assert!(cap.max_chars > 0);
+            assert!(
+                COLUMN_CAPS[i + 1..]
+                    .iter()
+                    .all(|c| c.column as u8 != cap.column as u8),
+                "{:?} listed twice",
+                cap.column
+            );
+        }
+        let text = activity_log::Column::iter()
+            .filter(|c| {
+                matches!(
+                    c.def().get_column_type(),
+                    sea_orm::ColumnType::String(_) | sea_orm::ColumnType::Text
+                )
+            })
+            .count();
+        assert_eq!(text, COLUMN_CAPS.len());
     }
 }

@@ -12,6 +12,8 @@ use std::sync::{Mutex, PoisonError};
 
 use sea_orm::DbErr;
 
+use crate::entity::IdentifierTooLong;
+
 /// What became of the change whose entries could not be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -37,6 +39,9 @@ pub struct LogWriteFailure {
     pub change: ChangeState,
     /// How many entries were lost.
     pub entries: usize,
+    /// Set when the write was refused before any INSERT because an identifier was longer than
+    /// its column (see [`IdentifierTooLong::of`]).
+    pub refused: Option<IdentifierTooLong>,
 }
 
 impl fmt::Display for LogWriteFailure {
@@ -120,7 +125,32 @@ impl LogWriteFailure {
 /// The error to return for a failed write of `entries` entries: the database's own where there
 /// is one, remembered as a log failure.
 pub(crate) fn log_write_error(error: DbErr, change: ChangeState, entries: usize) -> DbErr {
-    let failure = LogWriteFailure { change, entries };
+    let failure = LogWriteFailure {
+        change,
+        entries,
+        refused: None,
+    };
+    remember(error, failure)
+}
+
+/// The error to return for a write of `entries` entries refused before any INSERT because of
+/// `refused`: its text names the column and both lengths, and it is remembered as a log
+/// failure, so [`LogWriteFailure::of`] and [`IdentifierTooLong::of`] recognise it.
+pub(crate) fn refused_write_error(
+    refused: IdentifierTooLong,
+    change: ChangeState,
+    entries: usize,
+) -> DbErr {
+    let error = DbErr::Custom(refused.to_string());
+    let failure = LogWriteFailure {
+        change,
+        entries,
+        refused: Some(refused),
+    };
+    remember(error, failure)
+}
+
+fn remember(error: DbErr, failure: LogWriteFailure) -> DbErr {
     tracing::error!(error = %error, %failure, "activity log write failed");
     let error = explain(error, &failure);
     if let Some(id) = Identity::of(&error) {

@@ -53,7 +53,7 @@ mod transaction;
 
 pub use activity_core::*;
 pub use config::{ActivityConfig, FailurePolicy, Tenancy, WIRE_BUDGET, failed_writes, init};
-pub use entity::activity_log;
+pub use entity::{IdentifierTooLong, activity_log};
 pub use errors::Error;
 pub use events::{ActivityRecorded, subscribe};
 pub use failure::{ChangeState, LogWriteFailure};

@@ -1,13 +1,31 @@
-//! Creating `activity_log` and its indexes, idempotently, on SQLite, PostgreSQL and MySQL.
+//! Creating `activity_log` and its indexes, idempotently, on SQLite, PostgreSQL and MySQL, and
+//! widening the text columns of tables created by earlier versions.
+//!
+//! The widths come from [`COLUMN_CAPS`], the table the writer also checks values against:
+//! identifiers (`organization_id`, `team_id`, `user_id`, `impersonated_by`, `item_id`,
+//! `correlation_id`) are `varchar(255)`, stored exactly up to 255 characters and refused beyond
+//! ([`IdentifierTooLong`](crate::IdentifierTooLong)); descriptive text is cut to its column.
+//!
+//! **Upgrading.** Versions before the caps table created the identifier columns narrower
+//! (`varchar(64)`, `item_id varchar(72)`), so a longer OIDC subject or string key failed every
+//! logged write on PostgreSQL and MySQL. [`create_table`] runs [`upgrade`] after its
+//! `CREATE TABLE IF NOT EXISTS`, and [`migration::WidenIdentifiers`] does the same for
+//! applications whose `create_activity_log` migration already ran: each widens only the columns
+//! narrower than their cap (`ALTER COLUMN .. TYPE varchar(n)` on PostgreSQL, `MODIFY COLUMN`
+//! keeping the column's character set, collation and nullability on MySQL; SQLite does not
+//! enforce widths and needs nothing). Widening never rewrites a PostgreSQL table; on MySQL it
+//! may copy the table, once.
 
 use sea_orm::sea_query::{
     ColumnDef, ConditionalStatement, Index, IndexCreateStatement, IndexOrder, Table,
 };
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, Iden, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, Iden, IdenStatic, Statement};
 
 use crate::entity::activity_log::{Column, Entity};
+use crate::entity::{COLUMN_CAPS, column_cap};
 
-/// Create `activity_log` and its indexes if they do not exist. Safe to call at every start-up.
+/// Create `activity_log` and its indexes if they do not exist, and [`upgrade`] a table an
+/// earlier version created. Safe to call at every start-up.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sea_orm::DbErr> {
@@ -24,11 +42,11 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         .if_not_exists()
         .col(ColumnDef::new(Column::Id).uuid().not_null().primary_key())
         .col(created_at_column(backend))
-        .col(ColumnDef::new(Column::OrganizationId).string_len(64))
-        .col(ColumnDef::new(Column::TeamId).string_len(64))
-        .col(ColumnDef::new(Column::UserId).string_len(64))
-        .col(ColumnDef::new(Column::UserName).string_len(255))
-        .col(ColumnDef::new(Column::ImpersonatedBy).string_len(64))
+        .col(text(Column::OrganizationId))
+        .col(text(Column::TeamId))
+        .col(text(Column::UserId))
+        .col(text(Column::UserName))
+        .col(text(Column::ImpersonatedBy))
         .col(
             ColumnDef::new(Column::WasImpersonated)
                 .boolean()
@@ -41,15 +59,15 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
                 .not_null()
                 .default(false),
         )
-        .col(ColumnDef::new(Column::Scope).string_len(79).not_null())
-        .col(ColumnDef::new(Column::ItemId).string_len(72))
-        .col(ColumnDef::new(Column::Activity).string_len(79).not_null())
+        .col(text(Column::Scope).not_null())
+        .col(text(Column::ItemId))
+        .col(text(Column::Activity).not_null())
         .col(ColumnDef::new(Column::Detail).json_binary().not_null())
-        .col(ColumnDef::new(Column::RequestId).string_len(128))
-        .col(ColumnDef::new(Column::CorrelationId).string_len(64))
-        .col(ColumnDef::new(Column::IpAddress).string_len(64))
-        .col(ColumnDef::new(Column::UserAgent).string_len(512))
-        .col(ColumnDef::new(Column::Client).string_len(128));
+        .col(text(Column::RequestId))
+        .col(text(Column::CorrelationId))
+        .col(text(Column::IpAddress))
+        .col(text(Column::UserAgent))
+        .col(text(Column::Client));
     if backend == DbBackend::MySql {
         // Ids and scopes compare byte for byte, as on the other backends: under the server's
         // default `utf8mb4_general_ci`, `team_id = 'acme'` would also match `ACME` and `acme `,
@@ -63,6 +81,7 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         }
     }
     db.execute(&table).await?;
+    upgrade(db).await?;
     match backend {
         DbBackend::MySql => {}
         _ => {
@@ -79,6 +98,101 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         .await?;
     }
     Ok(())
+}
+
+/// A text column at its width in [`COLUMN_CAPS`].
+fn text(column: Column) -> ColumnDef {
+    let mut def = ColumnDef::new(column);
+    match column_cap(column) {
+        Some(cap) => def.string_len(u32::try_from(cap.max_chars).unwrap_or(u32::MAX)),
+        None => def.string(),
+    };
+    def
+}
+
+/// Widen the text columns of an existing `activity_log` that are narrower than
+/// [`COLUMN_CAPS`] (tables created by earlier versions), and return their names. Idempotent:
+/// it reads the current widths first and alters only what is narrower, so an up-to-date table
+/// costs one catalogue query and no lock. No table yet: nothing to do.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sea_orm::DbErr> {
+/// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+/// activity_seaorm::schema::create_table(&db).await?;
+/// assert!(activity_seaorm::schema::upgrade(&db).await?.is_empty());
+/// # Ok(()) }
+/// ```
+pub async fn upgrade<C: ConnectionTrait>(db: &C) -> Result<Vec<&'static str>, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        // `varchar(n)` is not enforced: every value is stored exactly already.
+        DbBackend::Sqlite => return Ok(Vec::new()),
+        DbBackend::Postgres => {
+            "SELECT column_name::text AS name, character_maximum_length::int8 AS width, \
+             '' AS charset, '' AS collation, is_nullable::text AS nullable \
+             FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = 'activity_log' \
+             AND character_maximum_length IS NOT NULL"
+        }
+        _ => {
+            "SELECT COLUMN_NAME AS name, CAST(CHARACTER_MAXIMUM_LENGTH AS SIGNED) AS width, \
+             CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation, \
+             IS_NULLABLE AS nullable \
+             FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'activity_log' \
+             AND CHARACTER_MAXIMUM_LENGTH IS NOT NULL"
+        }
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(backend, sql))
+        .await?;
+    let mut changes = Vec::new();
+    let mut widened = Vec::new();
+    for row in rows {
+        let name: String = row.try_get("", "name")?;
+        let width: i64 = row.try_get("", "width")?;
+        let Some(cap) = COLUMN_CAPS.iter().find(|c| c.column.as_str() == name) else {
+            continue;
+        };
+        if usize::try_from(width).is_ok_and(|w| w >= cap.max_chars) {
+            continue;
+        }
+        let column = cap.column.as_str();
+        let max = cap.max_chars;
+        changes.push(match backend {
+            DbBackend::Postgres => format!("ALTER COLUMN \"{column}\" TYPE varchar({max})"),
+            _ => {
+                let charset: Option<String> = row.try_get("", "charset")?;
+                let collation: Option<String> = row.try_get("", "collation")?;
+                let nullable: String = row.try_get("", "nullable")?;
+                let mut change = format!("MODIFY COLUMN `{column}` varchar({max})");
+                if let Some(charset) = charset {
+                    change.push_str(&format!(" CHARACTER SET {charset}"));
+                }
+                if let Some(collation) = collation {
+                    change.push_str(&format!(" COLLATE {collation}"));
+                }
+                change.push_str(if nullable == "NO" {
+                    " NOT NULL"
+                } else {
+                    " NULL"
+                });
+                change
+            }
+        });
+        widened.push(column);
+    }
+    if changes.is_empty() {
+        return Ok(widened);
+    }
+    let table = match backend {
+        DbBackend::Postgres => "\"activity_log\"",
+        _ => "`activity_log`",
+    };
+    db.execute_unprepared(&format!("ALTER TABLE {table} {}", changes.join(", ")))
+        .await?;
+    tracing::info!(columns = ?widened, "activity_log: widened columns to their caps");
+    Ok(widened)
 }
 
 /// A binary collation without trailing-space padding: `utf8mb4_bin` pads, so `'acme'` would
@@ -170,7 +284,8 @@ fn indexes(backend: DbBackend) -> Vec<IndexCreateStatement> {
 pub mod migration {
     use sea_orm_migration::prelude::*;
 
-    /// Creates `activity_log` (idempotent) and drops it on `down`.
+    /// Creates `activity_log` (idempotent, widening an older table's columns) and drops it on
+    /// `down`.
     #[derive(Debug, Default)]
     pub struct Migration;
 
@@ -188,6 +303,30 @@ pub mod migration {
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             super::drop_table(manager.get_connection()).await
+        }
+    }
+
+    /// Widens the identifier columns of a table an earlier version created (see
+    /// [`upgrade`](super::upgrade)), for applications whose [`Migration`] already ran. List it
+    /// after [`Migration`]; on a table [`Migration`] just created it changes nothing. `down`
+    /// keeps the wide columns: narrowing would fail on, or cut, the longer ids stored since.
+    #[derive(Debug, Default)]
+    pub struct WidenIdentifiers;
+
+    impl MigrationName for WidenIdentifiers {
+        fn name(&self) -> &str {
+            "m20261201_000001_widen_activity_log_identifiers"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for WidenIdentifiers {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            super::upgrade(manager.get_connection()).await.map(drop)
+        }
+
+        async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+            Ok(())
         }
     }
 }

@@ -9,9 +9,11 @@ use sea_orm::sea_query::Value;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityName, IdenStatic, Iterable, Statement};
 
 use crate::config;
-use crate::entity::{DETAIL_COLUMN, ROW_COLUMNS, activity_log, row_values};
+use crate::entity::{
+    DETAIL_COLUMN, IdentifierTooLong, ROW_COLUMNS, activity_log, check_identifiers, row_values,
+};
 use crate::events;
-use crate::failure::{ChangeState, log_write_error};
+use crate::failure::{ChangeState, log_write_error, refused_write_error};
 
 /// Rows per INSERT so one statement stays under the backend's bind-parameter limit.
 pub(crate) fn rows_per_statement(backend: DbBackend) -> usize {
@@ -52,6 +54,9 @@ pub(crate) async fn write_now<C: ConnectionTrait>(
         return Ok(());
     }
     let state = change_state::<C>();
+    if let Err(refused) = check_all(&entries) {
+        return refuse(refused, policy, state, entries.len());
+    }
     let in_transaction = state == ChangeState::InOpenTransaction;
     let chunks = chunk(db.get_database_backend(), &entries);
     let savepoint = in_transaction && (policy == FailurePolicy::FailOpen || chunks.len() > 1);
@@ -76,6 +81,10 @@ pub(crate) async fn flush<C: ConnectionTrait>(
     entries: &[ActivityEntry],
 ) -> Result<bool, DbErr> {
     let policy = ActivityConfig::with_current(|c| c.failure_policy());
+    if let Err(refused) = check_all(entries) {
+        refuse(refused, policy, ChangeState::RolledBack, entries.len())?;
+        return Ok(false);
+    }
     let chunks = chunk(txn.get_database_backend(), entries);
     match policy {
         FailurePolicy::FailClosed => match send(txn, chunks).await {
@@ -104,6 +113,30 @@ fn fail(
         FailurePolicy::FailOpen => {
             config::count_failed(count);
             tracing::warn!(error = %error, lost = count, "activity log write failed; change kept (fail-open)");
+            Ok(())
+        }
+    }
+}
+
+/// Every entry's identifiers fit their columns. Checked here, after the `before_append` hooks
+/// (which may shorten or hash an id) and before any statement, so a refusal leaves nothing
+/// half-written and fails the write as a whole, as a failed INSERT would.
+fn check_all(entries: &[ActivityEntry]) -> Result<(), IdentifierTooLong> {
+    entries.iter().try_for_each(check_identifiers)
+}
+
+/// Apply the failure policy to a write of `count` entries refused for `refused`.
+fn refuse(
+    refused: IdentifierTooLong,
+    policy: FailurePolicy,
+    state: ChangeState,
+    count: usize,
+) -> Result<(), DbErr> {
+    match policy {
+        FailurePolicy::FailClosed => Err(refused_write_error(refused, state, count)),
+        FailurePolicy::FailOpen => {
+            config::count_failed(count);
+            tracing::warn!(error = %refused, lost = count, "activity log write refused; change kept (fail-open)");
             Ok(())
         }
     }
