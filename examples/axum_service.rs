@@ -15,8 +15,11 @@ use activity_examples::service::{self, Role, Settings, TrustedProxies, User, Use
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Database errors are logged here, never sent to clients.
-    tracing_subscriber::fmt().init();
+    // Database errors and refused requests are logged here, never sent to clients. (INFO would
+    // add every SQL statement sqlx runs.)
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .init();
     activity_seaorm::init(activity_seaorm::ActivityConfig::new())?;
 
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {

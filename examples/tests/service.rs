@@ -449,7 +449,9 @@ fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     Arc::clone(LOGS.get_or_init(|| {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&logs);
+        // WARN and above: sqlx's per-statement INFO lines would slow the other tests.
         let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
             .with_writer(move || Capture(Arc::clone(&sink)))
             .finish();
         tracing::subscriber::set_global_default(subscriber).unwrap();
