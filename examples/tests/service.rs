@@ -1,16 +1,53 @@
 //! The axum example driven over real HTTP on an ephemeral loopback port.
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use activity_examples::{create_tables, service};
+use activity_examples::service::{self, Role, Settings, TrustedProxies, User, Users};
+use activity_examples::{create_tables, feature_flag};
+use reqwest::Method;
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
 use serde_json::{Value, json};
+
+/// Team 7: alice and bob (members), an importer, an admin, the support agent staff-9.
+/// Team 8: mallory. Tokens are `t-<name>`; user-0..36 (team 7, importers) for the load test.
+fn users() -> Users {
+    let mut users = Users::new()
+        .with("t-alice", User::new("1", "alice", 7))
+        .with("t-bob", User::new("2", "bob", 7))
+        .with(
+            "t-ingest",
+            User::new("4", "ingest", 7).with_role(Role::Importer),
+        )
+        .with("t-root", User::new("5", "root", 7).with_role(Role::Admin))
+        .with(
+            "t-staff",
+            User::new("staff-9", "sam", 0).with_role(Role::Support),
+        )
+        .with("t-carol", User::new("3", "carol", 7))
+        .with("t-mallory", User::new("66", "mallory", 8));
+    for i in 0..37 {
+        let id = format!("user-{i}");
+        users = users.with(
+            &format!("t-{id}"),
+            User::new(id.clone(), id, 7).with_role(Role::Importer),
+        );
+    }
+    users
+}
 
 struct Server {
     base: String,
     client: reqwest::Client,
+    db: DatabaseConnection,
 }
 
 async fn start() -> Server {
+    start_with(TrustedProxies::none()).await
+}
+
+async fn start_with(trusted_proxies: TrustedProxies) -> Server {
     let path = std::env::temp_dir().join(format!("activity-axum-test-{}.db", uuid_like()));
     let db = sea_orm::Database::connect(format!("sqlite://{}?mode=rwc", path.display()))
         .await
@@ -18,10 +55,17 @@ async fn start() -> Server {
     create_tables(&db).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let app = service::app(
+        db.clone(),
+        Settings {
+            users: users(),
+            trusted_proxies,
+        },
+    );
     tokio::spawn(async move {
         axum::serve(
             listener,
-            service::app(db).into_make_service_with_connect_info::<SocketAddr>(),
+            app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .await
         .unwrap();
@@ -29,6 +73,7 @@ async fn start() -> Server {
     Server {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
+        db,
     }
 }
 
@@ -44,42 +89,56 @@ fn uuid_like() -> String {
 }
 
 impl Server {
-    fn req(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        user: Option<(&str, &str)>,
-    ) -> reqwest::RequestBuilder {
-        let mut r = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .header("x-team-id", "7");
-        if let Some((id, name)) = user {
-            r = r.header("x-user-id", id).header("x-user-name", name);
+    /// A request as the holder of `token` (`None`: unauthenticated).
+    fn req(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let r = self.client.request(method, format!("{}{path}", self.base));
+        match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
         }
-        r
     }
 
-    async fn activity(&self, query: &str) -> (u16, Value) {
-        let resp = self
-            .req(reqwest::Method::GET, &format!("/activity?{query}"), None)
-            .send()
-            .await
-            .unwrap();
+    async fn send(&self, r: reqwest::RequestBuilder) -> (u16, Value) {
+        let resp = r.send().await.unwrap();
         let status = resp.status().as_u16();
-        let body = resp.json().await.unwrap_or(Value::Null);
-        (status, body)
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
+
+    /// `GET /activity?{query}` as `token`'s user.
+    async fn activity_as(&self, token: &str, query: &str) -> (u16, Value) {
+        self.send(self.req(Method::GET, &format!("/activity?{query}"), Some(token)))
+            .await
+    }
+
+    /// `GET /activity?{query}` as alice (team 7).
+    async fn activity(&self, query: &str) -> (u16, Value) {
+        self.activity_as("t-alice", query).await
+    }
+
+    async fn create_flag(&self, token: &str, key: &str) -> Value {
+        let (status, body) = self
+            .send(
+                self.req(Method::POST, "/flags", Some(token))
+                    .json(&json!({ "key": key })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+}
+
+fn results(page: &Value) -> &Vec<Value> {
+    page["results"].as_array().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_users_are_attributed_and_request_ids_recorded() {
     let s = start().await;
     let mut tasks = Vec::new();
-    for (id, name) in [("1", "alice"), ("2", "bob")] {
+    for (token, name) in [("t-alice", "alice"), ("t-bob", "bob")] {
         for i in 0..20 {
             let req = s
-                .req(reqwest::Method::POST, "/flags", Some((id, name)))
+                .req(Method::POST, "/flags", Some(token))
                 .header("user-agent", format!("agent-{name}"))
                 .json(&json!({"key": format!("{name}-flag-{i}")}));
             tasks.push(tokio::spawn(async move {
@@ -92,7 +151,7 @@ async fn concurrent_users_are_attributed_and_request_ids_recorded() {
     }
     let (status, page) = s.activity("scope=FeatureFlag&limit=100").await;
     assert_eq!(status, 200);
-    let results = page["results"].as_array().unwrap();
+    let results = results(&page);
     assert_eq!(results.len(), 40);
     for e in results {
         let name = e["detail"]["name"].as_str().unwrap();
@@ -105,37 +164,45 @@ async fn concurrent_users_are_attributed_and_request_ids_recorded() {
         assert_eq!(e["user_agent"], json!(agent));
         assert_eq!(e["ip_address"], json!("127.0.0.1"));
         assert_eq!(e["activity"], json!("created"));
+        assert_eq!(e["team_id"], json!("7"));
     }
 
-    // x-request-id lands on the entry; impersonation is recorded.
+    // x-request-id lands on the entry; a support agent acting as alice is recorded as such.
     let id = results[0]["item_id"].as_str().unwrap().to_owned();
-    let resp = s
-        .req(
-            reqwest::Method::PATCH,
-            &format!("/flags/{id}"),
-            Some(("1", "alice")),
+    let (status, _) = s
+        .send(
+            s.req(Method::PATCH, &format!("/flags/{id}"), Some("t-staff"))
+                .header("x-act-as", "1")
+                .header("x-request-id", "req-xyz")
+                .json(&json!({"active": true})),
         )
-        .header("x-request-id", "req-xyz")
-        .header("x-impersonator", "staff-9")
-        .json(&json!({"active": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+        .await;
+    assert_eq!(status, 200);
     let (_, page) = s.activity(&format!("scope=FeatureFlag&item_id={id}")).await;
     let latest = &page["results"][0];
     assert_eq!(latest["activity"], json!("updated"));
+    assert_eq!(latest["user_id"], json!("1"));
     assert_eq!(latest["request_id"], json!("req-xyz"));
     assert_eq!(latest["impersonated_by"], json!("staff-9"));
     assert_eq!(latest["was_impersonated"], json!(true));
     assert_eq!(latest["detail"]["changes"][0]["field"], json!("enabled"));
 
+    // Only support staff may act as someone else.
+    let (status, body) = s
+        .send(
+            s.req(Method::PATCH, &format!("/flags/{id}"), Some("t-bob"))
+                .header("x-act-as", "1")
+                .json(&json!({"active": false})),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+
     // The HTML feed reads as sentences.
     let html = s
         .req(
-            reqwest::Method::GET,
+            Method::GET,
             "/activity/feed?scope=FeatureFlag&limit=5",
-            None,
+            Some("t-alice"),
         )
         .send()
         .await
@@ -154,13 +221,13 @@ async fn concurrent_users_are_attributed_and_request_ids_recorded() {
 async fn pagination_and_bad_parameters() {
     let s = start().await;
     for i in 0..7 {
-        let r = s
-            .req(reqwest::Method::POST, "/dashboards", Some(("3", "carol")))
-            .json(&json!({"name": format!("Sales {i}")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 201);
+        let (status, _) = s
+            .send(
+                s.req(Method::POST, "/dashboards", Some("t-carol"))
+                    .json(&json!({"name": format!("Sales {i}")})),
+            )
+            .await;
+        assert_eq!(status, 201);
     }
     let mut cursor: Option<String> = None;
     let mut seen = 0;
@@ -171,7 +238,7 @@ async fn pagination_and_bad_parameters() {
         };
         let (status, page) = s.activity(&q).await;
         assert_eq!(status, 200, "{page}");
-        seen += page["results"].as_array().unwrap().len();
+        seen += results(&page).len();
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
@@ -189,31 +256,31 @@ async fn pagination_and_bad_parameters() {
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("cursor"), "{body}");
     let resp = s
-        .req(reqwest::Method::GET, "/activity?limit=abc", None)
+        .req(Method::GET, "/activity?limit=abc", Some("t-alice"))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     assert!(resp.text().await.unwrap().contains("limit"));
-    let resp = s
-        .client
-        .get(format!("{}/activity", s.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 400, "no tenant header");
 
-    // Delete by id only: the entry still has the dashboard's name.
-    let resp = s
-        .req(
-            reqwest::Method::DELETE,
-            "/dashboards/1",
-            Some(("3", "carol")),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 204);
+    // No token or an unknown one: 401 with a challenge, whatever else the request claims.
+    for token in [None, Some("t-nobody")] {
+        let resp = s
+            .req(Method::GET, "/activity", token)
+            .header("x-user-id", "1")
+            .header("x-team-id", "7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 401);
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+    }
+
+    // The delete entry still has the dashboard's name.
+    let (status, _) = s
+        .send(s.req(Method::DELETE, "/dashboards/1", Some("t-carol")))
+        .await;
+    assert_eq!(status, 204);
     let (_, page) = s.activity("scope=Dashboard&item_id=1").await;
     assert_eq!(page["results"][0]["activity"], json!("deleted"));
     assert_eq!(page["results"][0]["detail"]["name"], json!("Sales 0"));
@@ -233,7 +300,7 @@ async fn a_thousand_concurrent_requests_keep_their_own_actor_and_mute() {
             expected_logged.insert(key.clone(), user.clone());
         }
         let mut req = s
-            .req(reqwest::Method::POST, "/flags", Some((&user, &user)))
+            .req(Method::POST, "/flags", Some(&format!("t-{user}")))
             .json(&json!({ "key": key }));
         if muted {
             req = req.header("x-import", "1");
@@ -254,7 +321,7 @@ async fn a_thousand_concurrent_requests_keep_their_own_actor_and_mute() {
         };
         let (status, page) = s.activity(&q).await;
         assert_eq!(status, 200);
-        for e in page["results"].as_array().unwrap() {
+        for e in results(&page) {
             let key = e["detail"]["name"].as_str().unwrap().to_owned();
             let user = e["user_id"].as_str().unwrap().to_owned();
             assert!(logged.insert(key, user).is_none(), "one entry per request");
@@ -267,5 +334,273 @@ async fn a_thousand_concurrent_requests_keep_their_own_actor_and_mute() {
     assert_eq!(
         logged, expected_logged,
         "no misattributed, missing or wrongly muted entry"
+    );
+}
+
+/// Entries of `FeatureFlag` in team 7, as `(activity, name, user_id)`, oldest first.
+async fn flag_log(s: &Server) -> Vec<(String, String, String)> {
+    let (status, page) = s
+        .activity("scope=FeatureFlag&limit=1000&ascending=true")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    results(&page)
+        .iter()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (
+                text("activity"),
+                e["detail"]["name"].as_str().unwrap_or_default().to_owned(),
+                text("user_id"),
+            )
+        })
+        .collect()
+}
+
+fn owned(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_importers_and_admins_may_mute_and_only_for_that_request() {
+    let s = start().await;
+    // A member (and a support agent acting as an importer) asking for an unlogged import: 403,
+    // no row, and the refused attempt is on the record.
+    for (token, act_as) in [("t-alice", None), ("t-staff", Some("4"))] {
+        let mut r = s
+            .req(Method::POST, "/flags", Some(token))
+            .header("x-import", "1")
+            .json(&json!({"key": "sneaky"}));
+        if let Some(id) = act_as {
+            r = r.header("x-act-as", id);
+        }
+        let (status, body) = s.send(r).await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(
+            body,
+            json!({"error": "x-import needs the importer or admin role"})
+        );
+    }
+    let rows = feature_flag::Entity::find().all(&s.db).await.unwrap();
+    assert!(rows.is_empty(), "a refused import wrote {rows:?}");
+
+    // An importer's and an admin's imports are not logged; their next requests on the same
+    // client (a kept-alive connection, possibly the same server task) are.
+    for (token, user) in [("t-ingest", "4"), ("t-root", "5")] {
+        let (status, body) = s
+            .send(
+                s.req(Method::POST, "/flags", Some(token))
+                    .header("x-import", "1")
+                    .json(&json!({"key": format!("imported-by-{user}")})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        s.create_flag(token, &format!("logged-by-{user}")).await;
+    }
+    assert_eq!(
+        feature_flag::Entity::find().all(&s.db).await.unwrap().len(),
+        4
+    );
+    assert_eq!(
+        flag_log(&s).await,
+        owned(&[
+            ("import_refused", "sneaky", "1"),
+            ("import_refused", "sneaky", "4"),
+            ("created", "logged-by-4", "4"),
+            ("created", "logged-by-5", "5"),
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
+    // Nobody trusted (the default): a client's own header is a lie we do not record.
+    let s = start().await;
+    let (status, _) = s
+        .send(
+            s.req(Method::POST, "/flags", Some("t-alice"))
+                .header("x-forwarded-for", "203.0.113.9")
+                .json(&json!({"key": "direct"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, page) = s.activity("scope=FeatureFlag").await;
+    assert_eq!(page["results"][0]["ip_address"], json!("127.0.0.1"));
+
+    // The test client is the trusted proxy: the right-most address it did not add itself is
+    // the client; what the client prepended (6.6.6.6) is ignored.
+    let s = start_with(TrustedProxies::parse("127.0.0.1/32, 10.0.0.0/8").unwrap()).await;
+    let (status, _) = s
+        .send(
+            s.req(Method::POST, "/flags", Some("t-alice"))
+                .header("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.0.0.5")
+                .json(&json!({"key": "proxied"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, page) = s.activity("scope=FeatureFlag").await;
+    assert_eq!(page["results"][0]["ip_address"], json!("203.0.113.9"));
+}
+
+/// Everything `tracing` prints in this test binary, so a test can see what the service logged.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    Arc::clone(LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        // WARN and above: sqlx's per-statement INFO lines would slow the other tests.
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || Capture(Arc::clone(&sink)))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        logs
+    }))
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_errors_reach_clients_as_a_generic_body_and_tracing_as_detail() {
+    let logs = captured_logs();
+    let s = start().await;
+    let flag = s.create_flag("t-alice", "beta").await;
+    let id = flag["id"].as_i64().unwrap();
+
+    // Drop the table under the running service.
+    s.db.execute_unprepared("DROP TABLE feature_flag")
+        .await
+        .unwrap();
+    let generic = json!({"error": "internal error"});
+    for r in [
+        s.req(Method::GET, &format!("/flags/{id}"), Some("t-alice")),
+        s.req(Method::PATCH, &format!("/flags/{id}"), Some("t-alice"))
+            .json(&json!({"active": true})),
+        s.req(Method::POST, "/flags", Some("t-alice"))
+            .json(&json!({"key": "gamma"})),
+    ] {
+        let resp = r.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 500);
+        let text = resp.text().await.unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), generic);
+        for leak in ["feature_flag", "table", "SELECT", "INSERT", "sqlite", "SQL"] {
+            assert!(!text.contains(leak), "{leak} in {text}");
+        }
+    }
+    // The read path's errors too.
+    s.db.execute_unprepared("DROP TABLE activity_log")
+        .await
+        .unwrap();
+    let (status, body) = s.activity("scope=FeatureFlag").await;
+    assert_eq!((status, body), (500, generic));
+
+    // The operator gets the detail.
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(logged.contains("no such table: feature_flag"), "{logged}");
+    assert!(logged.contains("no such table: activity_log"), "{logged}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_teams_rows_and_log_are_invisible() {
+    let s = start().await;
+    let flag = s.create_flag("t-alice", "team-7-flag").await;
+    let id = flag["id"].as_i64().unwrap();
+    let (status, body) = s
+        .send(
+            s.req(Method::POST, "/dashboards", Some("t-alice"))
+                .json(&json!({"name": "Team 7 board"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let board = body["id"].as_i64().unwrap();
+    s.create_flag("t-mallory", "team-8-flag").await;
+
+    // Team 8 gets exactly what a missing id gets: 404, the same body.
+    let not_found = json!({"error": "not found"});
+    for path in [format!("/flags/{id}"), "/flags/999".to_owned()] {
+        for r in [
+            s.req(Method::GET, &path, Some("t-mallory")),
+            s.req(Method::PATCH, &path, Some("t-mallory"))
+                .json(&json!({"active": true, "key": "pwned"})),
+            s.req(Method::DELETE, &path, Some("t-mallory")),
+        ] {
+            assert_eq!(s.send(r).await, (404, not_found.clone()), "{path}");
+        }
+    }
+    for r in [
+        s.req(
+            Method::PATCH,
+            &format!("/dashboards/{board}"),
+            Some("t-mallory"),
+        )
+        .json(&json!({"pinned": true})),
+        s.req(
+            Method::DELETE,
+            &format!("/dashboards/{board}"),
+            Some("t-mallory"),
+        ),
+    ] {
+        assert_eq!(s.send(r).await, (404, not_found.clone()));
+    }
+
+    // Untouched, and alice still sees it.
+    let (status, body) = s
+        .send(s.req(Method::GET, &format!("/flags/{id}"), Some("t-alice")))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&body["key"], &body["active"]),
+        (&json!("team-7-flag"), &json!(false))
+    );
+
+    // Team 7's log has its own two creations and nothing of the attempts or of team 8.
+    let (_, page) = s.activity("limit=1000").await;
+    let seen: Vec<(String, String, String)> = results(&page)
+        .iter()
+        .map(|e| {
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+            (
+                text(&e["activity"]),
+                text(&e["user_id"]),
+                text(&e["team_id"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        owned(&[("created", "1", "7"), ("created", "1", "7")]),
+        "{page}"
+    );
+    // Team 8 sees its own entry only, in JSON and in the feed, whatever it filters on.
+    let (_, page) = s.activity_as("t-mallory", "limit=1000").await;
+    let entries = results(&page);
+    assert_eq!(entries.len(), 1, "{page}");
+    assert_eq!(entries[0]["team_id"], json!("8"));
+    assert_eq!(entries[0]["detail"]["name"], json!("team-8-flag"));
+    let (_, page) = s.activity_as("t-mallory", "user=1&limit=1000").await;
+    assert!(results(&page).is_empty(), "{page}");
+    let feed = |token: &'static str| {
+        let r = s.req(Method::GET, "/activity/feed?limit=1000", Some(token));
+        async move { r.send().await.unwrap().text().await.unwrap() }
+    };
+    let (feed7, feed8) = (feed("t-alice").await, feed("t-mallory").await);
+    assert!(
+        feed8.contains("team-8-flag") && !feed8.contains("team-7"),
+        "{feed8}"
+    );
+    assert!(
+        feed7.contains("team-7-flag") && !feed7.contains("team-8"),
+        "{feed7}"
     );
 }
