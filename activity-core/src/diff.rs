@@ -205,6 +205,7 @@ pub fn push_change<T: ActivityValue + ?Sized>(
 }
 
 /// Generated-code helper: push a change unless the two values are [`equivalent`].
+#[doc(hidden)]
 #[inline]
 pub fn compare_field<T: ActivityValue + ?Sized>(
     out: &mut Vec<Change>,
@@ -219,6 +220,7 @@ pub fn compare_field<T: ActivityValue + ?Sized>(
 }
 
 /// Generated-code helper for snapshots: one change per non-empty field.
+#[doc(hidden)]
 pub fn snapshot_field<T: ActivityValue + ?Sized>(
     out: &mut Vec<Change>,
     scope: &str,
@@ -250,6 +252,7 @@ pub fn snapshot_field<T: ActivityValue + ?Sized>(
 }
 
 /// Generated-code helper for `name`/`short_id`/tenant fields.
+#[doc(hidden)]
 pub fn field_text<T: ActivityValue + ?Sized>(field: &FieldSpec, value: &T) -> Option<String> {
     if field.masking != Masking::None {
         return (!value.is_empty_value()).then(|| MASKED.to_owned());

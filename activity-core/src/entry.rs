@@ -13,6 +13,7 @@ use crate::context::ActivityContext;
 /// The verb of one field-level change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ChangeAction {
     /// The field went from empty to a value.
     Created,
@@ -91,6 +92,7 @@ impl Change {
 
 /// What started the activity when it was not a user request (a job, a webhook...).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Trigger {
     /// Kind of job, e.g. `nightly_recount`.
     pub job_type: String,
@@ -119,6 +121,7 @@ impl Trigger {
 
 /// A person (or API key, service account...) who acts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Actor {
     /// Stable identifier, stored in `user_id`.
     pub id: String,
@@ -171,6 +174,7 @@ pub struct Detail {
 
 /// One row of `activity_log`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ActivityEntry {
     /// Time-sortable UUID v7.
     pub id: Uuid,

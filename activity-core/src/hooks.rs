@@ -34,6 +34,8 @@ pub struct NoHooks;
 impl ActivityHooks for NoHooks {}
 
 /// Run `before_append` over `entries`, dropping vetoed ones and those that should not be written.
+/// The writer's step; not needed by applications.
+#[doc(hidden)]
 pub fn prepare_entries(hooks: &dyn ActivityHooks, entries: &mut Vec<ActivityEntry>) {
     entries.retain_mut(|entry| {
         matches!(hooks.before_append(entry), AppendDecision::Keep) && entry.should_write()

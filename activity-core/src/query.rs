@@ -59,6 +59,7 @@ pub enum FilterOp {
 /// `#>` would read `0` as an array index where SQLite's and MySQL's member paths read a key;
 /// the read path makes PostgreSQL follow the key reading too.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct DetailFilter {
     /// Dotted path of object keys; `[]` walks every element of an array.
     pub path: String,
@@ -69,6 +70,7 @@ pub struct DetailFilter {
 /// A read of the activity log. Build one per tenant with [`ActivityQuery::for_team`] or
 /// [`ActivityQuery::for_organization`]; reading across tenants needs [`ActivityQuery::unscoped`].
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct ActivityQuery {
     /// Organization filter.
     pub organization_id: Option<String>,
@@ -323,9 +325,20 @@ impl ActivityQuery {
 
 /// One page of results.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Page {
     /// Entries in the requested order.
     pub results: Vec<ActivityEntry>,
     /// Pass to [`ActivityQuery::after`] for the next page; `None` on the last page.
     pub next_cursor: Option<String>,
+}
+
+impl Page {
+    /// A page of `results`, with the cursor of the next one if there is more.
+    pub fn new(results: Vec<ActivityEntry>, next_cursor: Option<String>) -> Self {
+        Self {
+            results,
+            next_cursor,
+        }
+    }
 }

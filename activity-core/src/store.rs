@@ -1,5 +1,6 @@
-//! Where entries go: an append-only store. `activity-seaorm` implements it on a database; the
-//! [`InMemoryStore`] serves tests and ORM-free use.
+//! Where entries go: an append-only store. The [`InMemoryStore`] serves ORM-free use and tests:
+//! installed as the append hooks of a scoped [`ActivityConfig`](crate::ActivityConfig), it
+//! captures every entry the code under test commits, for exact assertions.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -26,6 +27,18 @@ pub trait ActivityStore: Send + Sync {
 /// let page = store.query(&ActivityQuery::unscoped().item("Flag", "1")).await.unwrap();
 /// assert_eq!(page.results.len(), 1);
 /// # }
+/// ```
+///
+/// Capturing what a test commits:
+///
+/// ```
+/// use std::sync::Arc;
+/// use activity_core::{ActivityConfig, ActivityEntry, ActivityHooks, InMemoryStore};
+/// let store = Arc::new(InMemoryStore::default());
+/// let config = ActivityConfig::new().with_hooks(store.clone());
+/// // `config.scope(test_body).await`: every committed entry reaches `after_append`.
+/// config.hooks().after_append(&ActivityEntry::new("Flag", "created"));
+/// assert_eq!(store.entries().len(), 1);
 /// ```
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
@@ -87,5 +100,15 @@ impl ActivityStore for InMemoryStore {
             results,
             next_cursor,
         })
+    }
+}
+
+/// As append hooks: keeps a copy of every committed entry.
+impl crate::hooks::ActivityHooks for InMemoryStore {
+    fn after_append(&self, entry: &ActivityEntry) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(entry.clone());
     }
 }

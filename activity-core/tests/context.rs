@@ -156,11 +156,7 @@ fn builders_and_getters() {
         .with_trigger(Trigger::new("j", "2"));
     assert_eq!(
         ctx.user(),
-        Some(&Actor {
-            id: "1".to_owned(),
-            name: Some("n".to_owned()),
-            email: Some("e@x".to_owned()),
-        })
+        Some(&Actor::new("1").with_name("n").with_email("e@x"))
     );
     assert_eq!(ctx.impersonated_by(), None);
     assert!(!ctx.is_system());

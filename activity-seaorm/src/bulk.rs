@@ -45,6 +45,7 @@ use crate::manual::bulk_log_activity;
 
 /// How a bulk write is logged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BulkMode {
     /// One entry per affected row.
     #[default]

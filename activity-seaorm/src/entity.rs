@@ -300,27 +300,24 @@ impl From<activity_log::Model> for ActivityEntry {
             tracing::warn!(error = %e, id = %m.id, "activity detail could not be decoded");
             Detail::default()
         });
-        Self {
-            id: m.id,
-            created_at: m.created_at,
-            organization_id: m.organization_id,
-            team_id: m.team_id,
-            user_id: m.user_id,
-            user_name: m.user_name,
-            impersonated_by: m.impersonated_by,
-            was_impersonated: m.was_impersonated,
-            is_system: m.is_system,
-            scope: m.scope,
-            item_id: m.item_id,
-            activity: m.activity,
-            detail,
-            request_id: m.request_id,
-            correlation_id: m.correlation_id,
-            ip_address: m.ip_address,
-            user_agent: m.user_agent,
-            client: m.client,
-            force: false,
-        }
+        let mut e = ActivityEntry::new(m.scope, m.activity);
+        e.id = m.id;
+        e.created_at = m.created_at;
+        e.organization_id = m.organization_id;
+        e.team_id = m.team_id;
+        e.user_id = m.user_id;
+        e.user_name = m.user_name;
+        e.impersonated_by = m.impersonated_by;
+        e.was_impersonated = m.was_impersonated;
+        e.is_system = m.is_system;
+        e.item_id = m.item_id;
+        e.detail = detail;
+        e.request_id = m.request_id;
+        e.correlation_id = m.correlation_id;
+        e.ip_address = m.ip_address;
+        e.user_agent = m.user_agent;
+        e.client = m.client;
+        e
     }
 }
 

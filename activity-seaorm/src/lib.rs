@@ -2,12 +2,16 @@
 //!
 //! # Semantics in detail
 //!
-//! **Write path.** hook → diff → entry → buffer → flush → events. Inserts are logged in
-//! `after_save` (generated keys are known). Updates need the before-state: the hook reads the row
-//! by primary key on the hook's own connection (in the same transaction, locked as the UPDATE
-//! will lock it: `SELECT .. FOR NO KEY UPDATE` on PostgreSQL, `FOR UPDATE` on MySQL), unless [`Tracked`] carries it or only `signal_exclude`d/excluded
-//! fields are set (then there is neither a read nor an entry). An update whose changes are all
-//! equal under the diff rules writes nothing.
+//! **Write path.** `hooks` → `recorder` (the transaction's frame) → `sink` (the INSERT) →
+//! `events`. Inserts are logged in `after_save` (generated keys are known). Updates need the
+//! before-state: the hook reads the row by primary key on the hook's own connection (in the same
+//! transaction, locked as the UPDATE will lock it: `SELECT .. FOR NO KEY UPDATE` on PostgreSQL,
+//! `FOR UPDATE` on MySQL), unless [`Tracked`] carries it (then only the columns set are
+//! compared) or only `signal_exclude`d/excluded fields are set (then there is neither a read nor
+//! an entry). The entry is written when SeaORM confirms the update (`after_save`); an update it
+//! never confirmed (`update_without_returning`, or a statement that failed and was handled) is
+//! settled at COMMIT from the row as it is then — nothing is ever predicted. An update whose
+//! changes are all equal under the diff rules writes nothing. Deletes read the row first.
 //!
 //! **Transactions.** [`transaction`] buffers entries per transaction frame. A nested
 //! `transaction` is a savepoint whose entries are dropped if it rolls back and merged into its
@@ -18,10 +22,13 @@
 //! connection (so inside your own `begin()`/`commit()` they share its fate).
 //!
 //! **Failure policy.** With [`FailurePolicy::FailClosed`] (the default) a failed log write fails
-//! the operation: inside [`transaction`] the whole transaction rolls back and the caller gets a
-//! `DbErr` whose message starts with "activity log write failed". With
-//! [`FailurePolicy::FailOpen`] the change commits, [`failed_writes`] counts the lost entries and
-//! a `tracing` warning says why.
+//! the operation: inside [`transaction`] the whole transaction rolls back; the caller gets the
+//! database's error (so `DbErr::sql_err()` works) with a message saying "activity log write
+//! failed" and what became of the change, and [`LogWriteFailure::of`] tells it from the caller's
+//! own errors. On an autocommit connection the change has already committed; the error says so.
+//! With [`FailurePolicy::FailOpen`] the change commits, [`failed_writes`] counts the lost entries
+//! and a `tracing` warning says why; the INSERT runs in a savepoint wherever a transaction is
+//! open. Settings: [`ActivityConfig`].
 //!
 //! **Muting.** [`mute_signals`] returns a `Send` guard scoped to the current task; it can be held
 //! across `.await`. [`mute_signals_in`] and [`mute_scopes`] wrap a future. Muting never leaks into

@@ -74,8 +74,5 @@ pub async fn load_activity<C: ConnectionTrait>(
     } else {
         None
     };
-    Ok(Page {
-        results,
-        next_cursor,
-    })
+    Ok(Page::new(results, next_cursor))
 }
