@@ -25,15 +25,17 @@ fn empty_detail_has_every_key_with_explicit_nulls() {
 
 #[test]
 fn detail_of_the_design_example() {
-    let mut detail = Detail::default();
-    detail.name = Some("beta-checkout".to_owned());
-    detail.changes = vec![Change::new(
-        "FeatureFlag",
-        ChangeAction::Changed,
-        Some("enabled"),
-        json!(false),
-        json!(true),
-    )];
+    let detail = Detail {
+        name: Some("beta-checkout".to_owned()),
+        changes: vec![Change::new(
+            "FeatureFlag",
+            ChangeAction::Changed,
+            Some("enabled"),
+            json!(false),
+            json!(true),
+        )],
+        ..Detail::default()
+    };
     round_trip(
         &detail,
         concat!(
@@ -46,28 +48,29 @@ fn detail_of_the_design_example() {
 
 #[test]
 fn detail_with_every_key_set() {
-    let mut detail = Detail::default();
-    detail.name = Some("Q3 revenue".to_owned());
-    detail.short_id = Some("aB3x".to_owned());
-    detail.kind = Some("Insight".to_owned());
-    detail.changes = vec![
-        Change::new(
-            "Dashboard",
-            ChangeAction::Created,
-            Some("tags"),
-            json!(null),
-            json!(["a"]),
-        ),
-        Change::new(
-            "Dashboard",
-            ChangeAction::Exported,
-            None,
-            json!(null),
-            json!(null),
-        ),
-    ];
-    detail.trigger = Some(Trigger::new("export", "run-9").with_payload(json!({"rows": 3})));
-    detail.context = Some(json!({"via": "api"}));
+    let detail = Detail {
+        name: Some("Q3 revenue".to_owned()),
+        short_id: Some("aB3x".to_owned()),
+        kind: Some("Insight".to_owned()),
+        changes: vec![
+            Change::new(
+                "Dashboard",
+                ChangeAction::Created,
+                Some("tags"),
+                json!(null),
+                json!(["a"]),
+            ),
+            Change::new(
+                "Dashboard",
+                ChangeAction::Exported,
+                None,
+                json!(null),
+                json!(null),
+            ),
+        ],
+        trigger: Some(Trigger::new("export", "run-9").with_payload(json!({"rows": 3}))),
+        context: Some(json!({"via": "api"})),
+    };
     round_trip(
         &detail,
         concat!(
