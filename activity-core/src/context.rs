@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use crate::entry::{Actor, Trigger};
+use crate::actor::{Actor, Trigger};
 
 tokio::task_local! {
     static CURRENT: ActivityContext;

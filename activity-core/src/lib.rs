@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod actor;
 pub mod clock;
 pub mod config;
 pub mod context;

@@ -142,10 +142,12 @@ where
     E::ActiveModel: TryIntoModel<E::Model>,
     C: ConnectionTrait,
 {
-    let before_of = |row: &E::Model| {
-        let key = key_values::<E>(row);
-        batch.iter().find(|b| key_values::<E>(b) == key).cloned()
-    };
+    let by_key: std::collections::HashMap<String, &E::Model> = batch
+        .iter()
+        .filter_map(|m| Some((model_item_id(m)?, m)))
+        .collect();
+    let before_of =
+        |row: &E::Model| model_item_id(row).and_then(|k| by_key.get(&k).map(|m| (*m).clone()));
     if db.support_returning() {
         let rows = E::update_many()
             .set(values.clone())
@@ -232,10 +234,11 @@ where
             // Some rows stopped matching (no lock held outside a transaction): log only the
             // ones that are really gone.
             let left = E::find().filter(by_keys::<E>(&batch)).all(db).await?;
-            let left: Vec<Vec<Value>> = left.iter().map(key_values::<E>).collect();
+            let left: std::collections::HashSet<String> =
+                left.iter().filter_map(model_item_id).collect();
             batch
                 .iter()
-                .filter(|m| !left.contains(&key_values::<E>(m)))
+                .filter(|m| model_item_id(*m).is_none_or(|k| !left.contains(&k)))
                 .collect()
         };
         let entries = gone
