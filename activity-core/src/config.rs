@@ -74,6 +74,7 @@ pub struct ActivityConfig {
     erasure_key: Option<Arc<[u8]>>,
     tenancy: Tenancy,
     describers: HashMap<String, Describer>,
+    user_scopes: Vec<String>,
 }
 
 impl Default for ActivityConfig {
@@ -95,6 +96,7 @@ impl fmt::Debug for ActivityConfig {
             )
             .field("tenancy", &self.tenancy)
             .field("describers", &self.describers.keys().collect::<Vec<_>>())
+            .field("user_scopes", &self.user_scopes)
             .finish()
     }
 }
@@ -111,6 +113,7 @@ impl ActivityConfig {
             erasure_key: None,
             tenancy: Tenancy::default(),
             describers: HashMap::new(),
+            user_scopes: Vec::new(),
         }
     }
 
@@ -153,6 +156,22 @@ impl ActivityConfig {
     pub fn with_erasure_key(mut self, key: impl AsRef<[u8]>) -> Self {
         self.erasure_key = Some(Arc::from(key.as_ref()));
         self
+    }
+
+    /// The scopes whose items are users (e.g. `["User"]`): erasure also rewrites the entries
+    /// *about* a user, the items of these scopes whose id is the user's (default none: only the
+    /// entries by the user).
+    pub fn with_user_scopes<S: Into<String>>(
+        mut self,
+        scopes: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.user_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// See [`with_user_scopes`](Self::with_user_scopes).
+    pub fn user_scopes(&self) -> &[String] {
+        &self.user_scopes
     }
 
     /// Whether reads must name a tenant (default [`Tenancy::Required`]).

@@ -33,7 +33,7 @@
 //! let cutoff = chrono::Utc::now() - chrono::Duration::days(400);
 //! activity_seaorm::prune(&db, cutoff, &[]).await?;
 //! // (erasure needs `ActivityConfig::with_erasure_key`, installed with `activity_seaorm::init`)
-//! activity_seaorm::anonymize_user(&db, "42", &["User"]).await?;
+//! activity_seaorm::anonymize_user(&db, "42").await?;
 //! # Ok(()) }
 //! ```
 //!

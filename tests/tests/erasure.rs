@@ -19,7 +19,9 @@ use serde_json::json;
 const KEY: &[u8; 32] = b"erasure test key: 32 bytes long!";
 
 fn keyed() -> ActivityConfig {
-    ActivityConfig::new().with_erasure_key(KEY)
+    ActivityConfig::new()
+        .with_erasure_key(KEY)
+        .with_user_scopes(["User"])
 }
 
 fn at(minute: i64) -> DateTime<Utc> {
@@ -207,19 +209,24 @@ async fn erasure_touches_only_the_user(t: &TestDb) {
     assert_eq!(before.len(), seeded.len() + extra);
 
     // No key: a typed error, nothing changed, nothing recorded.
-    let err = ActivityConfig::scope(ActivityConfig::new(), anonymize_user(&t.db, "1", &["User"]))
-        .await
-        .unwrap_err();
+    let err = ActivityConfig::scope(
+        ActivityConfig::new().with_user_scopes(["User"]),
+        anonymize_user(&t.db, "1"),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::ErasureKey { .. }), "{err:?}");
-    let short = ActivityConfig::new().with_erasure_key(b"short");
-    let err = ActivityConfig::scope(short, anonymize_user(&t.db, "1", &["User"]))
+    let short = ActivityConfig::new()
+        .with_erasure_key(b"short")
+        .with_user_scopes(["User"]);
+    let err = ActivityConfig::scope(short, anonymize_user(&t.db, "1"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::ErasureKey { .. }), "{err:?}");
     assert_eq!(rows(t).await, before, "no key: nothing changed");
 
     t.take_statements();
-    let n = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "1", &["User"]))
+    let n = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "1"))
         .await
         .unwrap();
     let statements = t.take_statements();
@@ -318,14 +325,14 @@ async fn erasure_touches_only_the_user(t: &TestDb) {
     );
 
     // Idempotent: a second run changes nothing and records nothing.
-    let again = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "1", &["User"]))
+    let again = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "1"))
         .await
         .unwrap();
     assert_eq!(again, 0);
     assert_eq!(rows(t).await, after, "second run: byte for byte the same");
 
     // Erasing user 11 now: only 11's rows change (1's alias and the rest stay).
-    let n11 = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "11", &["User"]))
+    let n11 = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "11"))
         .await
         .unwrap();
     assert_eq!(
@@ -345,7 +352,9 @@ async fn erasure_touches_only_the_user(t: &TestDb) {
 }
 
 async fn pseudonyms_are_keyed_and_records_never_name_the_user(t: &TestDb) {
-    let other = ActivityConfig::new().with_erasure_key([9u8; 32]);
+    let other = ActivityConfig::new()
+        .with_erasure_key([9u8; 32])
+        .with_user_scopes(["User"]);
     let p1 = ActivityConfig::scope(keyed(), async { pseudonym("1") })
         .await
         .unwrap();
@@ -372,7 +381,7 @@ async fn pseudonyms_are_keyed_and_records_never_name_the_user(t: &TestDb) {
     let me = ActivityContext::for_user(Actor::new("1").with_name("Al")).with_ip("10.0.0.1");
     let n = ActivityConfig::scope(
         keyed(),
-        ActivityContext::scope(me, anonymize_user(&t.db, "1", &["User"])),
+        ActivityContext::scope(me, anonymize_user(&t.db, "1")),
     )
     .await
     .unwrap();
@@ -389,7 +398,7 @@ async fn pseudonyms_are_keyed_and_records_never_name_the_user(t: &TestDb) {
 
     // A user never in the log: one record the first time, none the second.
     for expected in [2, 2] {
-        let n = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "404", &["User"]))
+        let n = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "404"))
             .await
             .unwrap();
         assert_eq!(n, 0);
@@ -397,7 +406,7 @@ async fn pseudonyms_are_keyed_and_records_never_name_the_user(t: &TestDb) {
     }
     // Hostile ids are refused as invalid, not sent.
     for bad in ["", "a\0b"] {
-        let err = ActivityConfig::scope(keyed(), anonymize_user(&t.db, bad, &["User"]))
+        let err = ActivityConfig::scope(keyed(), anonymize_user(&t.db, bad))
             .await
             .unwrap_err();
         assert!(err.is_invalid_query(), "{err:?}");

@@ -159,7 +159,7 @@ async fn maintenance_ends_with_its_work(t: &TestDb) {
         assert!(guard::install_append_only(&t.db).await.is_err());
         let txn = t.db.begin().await.unwrap();
         assert_eq!(activity_seaorm::prune(&txn, at(-1), &[]).await.unwrap(), 1);
-        let n = ActivityConfig::scope(keyed(), anonymize_user(&txn, "u9", &[]))
+        let n = ActivityConfig::scope(keyed(), anonymize_user(&txn, "u9"))
             .await
             .unwrap();
         assert_eq!(n, 3);
@@ -202,7 +202,7 @@ async fn maintenance_ends_with_its_work(t: &TestDb) {
         ),
     ] {
         let txn = t.db.begin().await.unwrap();
-        let n = ActivityConfig::scope(keyed(), anonymize_user(&txn, "u9", &[]))
+        let n = ActivityConfig::scope(keyed(), anonymize_user(&txn, "u9"))
             .await
             .unwrap();
         assert_eq!(n, 4);
@@ -214,7 +214,7 @@ async fn maintenance_ends_with_its_work(t: &TestDb) {
     // the caller's transaction stays guarded.
     let txn = t.db.begin().await.unwrap();
     assert!(
-        ActivityConfig::scope(ActivityConfig::new(), anonymize_user(&txn, "u9", &[]))
+        ActivityConfig::scope(ActivityConfig::new(), anonymize_user(&txn, "u9"))
             .await
             .is_err()
     );

@@ -377,8 +377,12 @@ async fn export_prune_and_erase(t: &TestDb) {
     assert_eq!(first.id, seeded[4].id);
 
     // Erasure: u1's id and name disappear everywhere; one entry records it.
-    let keyed = || ActivityConfig::new().with_erasure_key([7u8; 32]);
-    let rewritten = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "u1", &["User"]))
+    let keyed = || {
+        ActivityConfig::new()
+            .with_erasure_key([7u8; 32])
+            .with_user_scopes(["User"])
+    };
+    let rewritten = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "u1"))
         .await
         .unwrap();
     assert_eq!(rewritten, 2);

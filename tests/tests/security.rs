@@ -1284,7 +1284,7 @@ async fn append_only_guard(t: &TestDb) {
         assert_eq!(
             ActivityConfig::scope(
                 erasure_config(),
-                activity_seaorm::anonymize_user(&t.db, "u1", &[])
+                activity_seaorm::anonymize_user(&t.db, "u1")
             )
             .await
             .unwrap(),
@@ -1374,7 +1374,7 @@ async fn append_only_guard(t: &TestDb) {
     assert!(err.to_string().contains("append-only"), "{err}");
     let rewritten = ActivityConfig::scope(
         erasure_config(),
-        activity_seaorm::anonymize_user(&session, "u1", &[]),
+        activity_seaorm::anonymize_user(&session, "u1"),
     )
     .await
     .unwrap();

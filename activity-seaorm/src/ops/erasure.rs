@@ -82,14 +82,14 @@ pub fn pseudonym(user_id: &str) -> Result<String, Error> {
 
 /// Answer an erasure request: replace `user_id`'s identity in the log by its [`pseudonym`].
 ///
-/// `user_scopes` names the scopes whose items are users (e.g. `&["User"]`, the scope of the
-/// application's user model); pass `&[]` to touch only the entries the user made. What is
-/// touched, and nothing else:
+/// The configured [`ActivityConfig::with_user_scopes`] name the scopes whose items are users
+/// (e.g. `["User"]`, the scope of the application's user model); with none, only the entries
+/// the user made are touched. What is touched, and nothing else:
 ///
 /// - entries **by** the user (`user_id` or `impersonated_by` equal to `user_id`): the actor
 ///   columns that hold the user (`user_id` with its `user_name`, `impersonated_by`) become the
 ///   pseudonym; the rest of the entry — what they did, to which item — stays as it is;
-/// - entries **about** the user (scope in `user_scopes`, `item_id == user_id`): `item_id`,
+/// - entries **about** the user (scope among the user scopes, `item_id == user_id`): `item_id`,
 ///   and `detail.name`, `detail.short_id` and each change's `before`/`after` that are a JSON
 ///   string *exactly equal* to one of the user's known values, become the pseudonym. The known
 ///   values are the id, every `user_name` recorded with it as actor, and every `detail.name`
@@ -121,7 +121,7 @@ pub fn pseudonym(user_id: &str) -> Result<String, Error> {
 ///   first erasure — records a new entry for those rows.)
 ///
 /// Returns how many rows were rewritten.
-pub async fn anonymize_user<C>(db: &C, user_id: &str, user_scopes: &[&str]) -> Result<u64, Error>
+pub async fn anonymize_user<C>(db: &C, user_id: &str) -> Result<u64, Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
@@ -134,7 +134,7 @@ where
     // Derive the pseudonym first: without a key, fail before anything is changed.
     let alias = pseudonym(user_id)?;
     let user = user_id.to_owned();
-    let scopes: Vec<String> = user_scopes.iter().map(|s| (*s).to_owned()).collect();
+    let scopes: Vec<String> = ActivityConfig::with_current(|c| c.user_scopes().to_vec());
     let operator_is_user = ActivityContext::current().is_some_and(|ctx| {
         ctx.user().is_some_and(|a| a.id == user_id)
             || ctx.impersonated_by().is_some_and(|a| a.id == user_id)
