@@ -25,7 +25,6 @@ use crate::sink;
 ///
 /// ```
 /// use activity_seaorm::prelude::*;
-/// use scoped_futures::ScopedFutureExt;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sea_orm::DbErr> {
 /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
 /// activity_seaorm::schema::create_table(&db).await?;
