@@ -9,7 +9,6 @@ use std::time::Instant;
 use activity_examples::{create_tables, feature_flag};
 use activity_seaorm::prelude::*;
 use activity_seaorm::{log_activity, transaction};
-use scoped_futures::ScopedFutureExt;
 use sea_orm::{
     ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, Set,
 };

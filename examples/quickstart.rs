@@ -6,7 +6,6 @@
 use activity_examples::{create_tables, feature_flag};
 use activity_seaorm::prelude::*;
 use activity_seaorm::{activity_log, log_activity, transaction};
-use scoped_futures::ScopedFutureExt;
 use sea_orm::{ActiveModelTrait, Database, DbErr, EntityTrait, NotSet, QueryOrder, Set};
 use serde_json::json;
 

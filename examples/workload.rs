@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use activity_seaorm::prelude::*;
 use activity_seaorm::{activity_log, transaction};
-use scoped_futures::ScopedFutureExt;
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
     IntoActiveModel, QueryOrder, Schema, Set,

@@ -324,7 +324,19 @@ impl ActivityQuery {
 }
 
 /// One page of results.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// Serializes (serde) as `{"results": [..], "next_cursor": ..}`, each entry in its JSON shape,
+/// so a handler can return it as is:
+///
+/// ```
+/// use activity_core::{ActivityEntry, Page};
+/// let page = Page::new(vec![ActivityEntry::new("Job", "ran")], Some("next".into()));
+/// let json = serde_json::to_value(&page).unwrap();
+/// assert_eq!(json["next_cursor"], "next");
+/// assert_eq!(json["results"][0]["scope"], "Job");
+/// assert_eq!(serde_json::from_value::<Page>(json).unwrap(), page);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Page {
     /// Entries in the requested order.

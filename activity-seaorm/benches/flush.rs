@@ -3,9 +3,9 @@
 //!
 //! `cargo bench -p activity-seaorm --bench flush`
 
+use activity_seaorm::prelude::ScopedFutureExt;
 use activity_seaorm::{ActivityEntry, Change, ChangeAction, bulk_log_activity, transaction};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use scoped_futures::ScopedFutureExt;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
 use serde_json::json;
 

@@ -34,8 +34,10 @@
 //! across `.await`. [`mute_signals_in`] and [`mute_scopes`] wrap a future. Muting never leaks into
 //! other tasks, and nested mutes restore the outer state.
 //!
-//! **Not captured by hooks.** `Entity::update_many`, `delete_many`, `insert_many` and raw SQL do
-//! not run `ActiveModelBehavior`. Log them with [`bulk_log_activity`], or mute them on purpose.
+//! **Not captured by hooks.** `Entity::insert(am).exec`, `Entity::update(am).exec`,
+//! `Entity::delete_by_id(id).exec`, `update_many`, `delete_many`, `insert_many` and raw SQL do
+//! not run `ActiveModelBehavior`. Use the `ActiveModel` methods, [`bulk`], or log them with
+//! [`log_activity`] / [`bulk_log_activity`] — or mute them on purpose.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -77,6 +79,9 @@ pub use transaction::transaction;
 pub mod prelude {
     pub use crate::{ActivityConfig, FailurePolicy, Tracked, activity_hooks, load_activity, track};
     pub use activity_core::prelude::*;
+    /// `.scope_boxed()`, for the closure of [`transaction`](crate::transaction): no separate
+    /// `scoped-futures` dependency needed.
+    pub use scoped_futures::ScopedFutureExt;
 }
 
 /// Items used by generated code and macros. Not public API.

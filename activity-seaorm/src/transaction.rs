@@ -20,12 +20,11 @@ use crate::sink;
 /// - A nested `transaction` is a savepoint: its entries are dropped if it rolls back and kept
 ///   (with the outer transaction) if it commits. One `correlation_id` per outermost
 ///   transaction (the context's, or a new UUID v7).
-/// - [`FailurePolicy::FailClosed`] (default): if the entries cannot be written the transaction
+/// - [`FailurePolicy::FailClosed`](crate::FailurePolicy::FailClosed) (default): if the entries cannot be written the transaction
 ///   rolls back and the error names the activity log.
 ///
 /// ```
 /// use activity_seaorm::prelude::*;
-/// use scoped_futures::ScopedFutureExt;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sea_orm::DbErr> {
 /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
 /// activity_seaorm::schema::create_table(&db).await?;
