@@ -111,8 +111,29 @@ fn fallback(input: &DeriveInput, c: &Container) -> TokenStream {
     if c.krate_given && !c.krate.is_set() {
         return TokenStream::new();
     }
-    let ident = &input.ident;
-    let (ig, tg, wc) = input.generics.split_for_impl();
+    let p = quote!(_activity::__private);
+    model_activity_impl(
+        &input.ident,
+        &input.generics,
+        c,
+        quote! {
+            const SCOPE: &'static #p::str = "";
+            const FIELDS: &'static [#p::FieldSpec] = &[];
+            fn activity_changes(&self, _: &Self, _: &mut #p::Vec<#p::Change>) {}
+            fn activity_snapshot(&self, _: #p::ChangeAction, _: &mut #p::Vec<#p::Change>) {}
+        },
+    )
+}
+
+/// `impl ModelActivity` with `items`, inside `const _` with the runtime crate imported under a
+/// private alias, so nothing leaks into the user's namespace.
+fn model_activity_impl(
+    ident: &Ident,
+    generics: &syn::Generics,
+    c: &Container,
+    items: TokenStream,
+) -> TokenStream {
+    let (ig, tg, wc) = generics.split_for_impl();
     let import = import(c);
     let p = quote!(_activity::__private);
     quote! {
@@ -122,10 +143,7 @@ fn fallback(input: &DeriveInput, c: &Container) -> TokenStream {
             #import
             #[automatically_derived]
             impl #ig #p::ModelActivity for #ident #tg #wc {
-                const SCOPE: &'static #p::str = "";
-                const FIELDS: &'static [#p::FieldSpec] = &[];
-                fn activity_changes(&self, _: &Self, _: &mut #p::Vec<#p::Change>) {}
-                fn activity_snapshot(&self, _: #p::ChangeAction, _: &mut #p::Vec<#p::Change>) {}
+                #items
             }
         };
     }
@@ -230,8 +248,6 @@ fn check(diag: &Diagnostics, input: &DeriveInput, c: &Container, fields: &[Field
 fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenStream {
     let ident = &input.ident;
     let generics = with_inferred_bounds(input, c, fields);
-    let (ig, tg, wc) = generics.split_for_impl();
-    let import = import(c);
     let p = quote!(_activity::__private);
     let scope = c
         .scope
@@ -331,36 +347,33 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
     let team_fn = text_fn(&c.team, "activity_team_id");
     let org_fn = text_fn(&c.organization, "activity_organization_id");
 
-    quote! {
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals, unused_qualifications, unused_extern_crates, clippy::all)]
-        const _: () = {
-            #import
-            #[automatically_derived]
-            impl #ig #p::ModelActivity for #ident #tg #wc {
-                const SCOPE: &'static #p::str = #scope;
-                const FIELDS: &'static [#p::FieldSpec] = &[#(#specs),*];
-                const SNAPSHOT: #p::bool = #snapshot;
-                const TEAM_FIELD: #p::Option<::core::primitive::usize> = #team_index;
-                const ORGANIZATION_FIELD: #p::Option<::core::primitive::usize> = #org_index;
+    model_activity_impl(
+        ident,
+        &generics,
+        c,
+        quote! {
+            const SCOPE: &'static #p::str = #scope;
+            const FIELDS: &'static [#p::FieldSpec] = &[#(#specs),*];
+            const SNAPSHOT: #p::bool = #snapshot;
+            const TEAM_FIELD: #p::Option<::core::primitive::usize> = #team_index;
+            const ORGANIZATION_FIELD: #p::Option<::core::primitive::usize> = #org_index;
 
-                #[inline]
-                fn activity_changes(&self, after: &Self, out: &mut #p::Vec<#p::Change>) {
-                    #(#keyed_checks)*
-                    #(#compares)*
-                }
-
-                fn activity_snapshot(&self, action: #p::ChangeAction, out: &mut #p::Vec<#p::Change>) {
-                    #(#snapshots)*
-                }
-
-                #name_fn
-                #short_id_fn
-                #team_fn
-                #org_fn
+            #[inline]
+            fn activity_changes(&self, after: &Self, out: &mut #p::Vec<#p::Change>) {
+                #(#keyed_checks)*
+                #(#compares)*
             }
-        };
-    }
+
+            fn activity_snapshot(&self, action: #p::ChangeAction, out: &mut #p::Vec<#p::Change>) {
+                #(#snapshots)*
+            }
+
+            #name_fn
+            #short_id_fn
+            #team_fn
+            #org_fn
+        },
+    )
 }
 
 /// `_activity::__private` with every token at `span`.

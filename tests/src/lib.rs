@@ -239,3 +239,28 @@ where
     test(&t).await;
     t.cleanup().await;
 }
+
+/// A new feature flag of team 7 with plain values: the tests' everyday row.
+pub fn new_flag(key: &str) -> models::feature_flag::ActiveModel {
+    use sea_orm::{NotSet, Set};
+    models::feature_flag::ActiveModel {
+        id: NotSet,
+        team_id: Set(7),
+        key: Set(key.to_owned()),
+        active: Set(false),
+        filters: Set(serde_json::json!({})),
+        webhook_secret: Set("s".into()),
+        config: Set(serde_json::json!({})),
+        description: Set(None),
+        cached_count: Set(0),
+        last_accessed_at: Set(None),
+    }
+}
+
+/// A primary-key-only active model of a flag: the hook path must read the row.
+pub fn flag_by_id(id: i32) -> models::feature_flag::ActiveModel {
+    models::feature_flag::ActiveModel {
+        id: sea_orm::Unchanged(id),
+        ..Default::default()
+    }
+}

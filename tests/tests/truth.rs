@@ -15,35 +15,12 @@ use activity_seaorm::{
     transaction,
 };
 use activity_tests::models::feature_flag;
-use activity_tests::{Backend, TestDb, backend_tests};
+use activity_tests::{Backend, TestDb, backend_tests, flag_by_id as by_id, new_flag};
 use scoped_futures::ScopedFutureExt;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, ModelTrait,
-    NotSet, QueryFilter, Set, SqlErr, TransactionTrait,
+    QueryFilter, Set, SqlErr, TransactionTrait,
 };
-use serde_json::json;
-
-fn new_flag(key: &str) -> feature_flag::ActiveModel {
-    feature_flag::ActiveModel {
-        id: NotSet,
-        team_id: Set(7),
-        key: Set(key.to_owned()),
-        active: Set(false),
-        filters: Set(json!({})),
-        webhook_secret: Set("s".into()),
-        config: Set(json!({})),
-        description: Set(None),
-        cached_count: Set(0),
-        last_accessed_at: Set(None),
-    }
-}
-
-fn by_id(id: i32) -> feature_flag::ActiveModel {
-    feature_flag::ActiveModel {
-        id: sea_orm::Unchanged(id),
-        ..Default::default()
-    }
-}
 
 fn quoted(t: &TestDb, name: &str) -> String {
     match t.db_backend() {

@@ -3,7 +3,7 @@
 use activity_seaorm::prelude::*;
 use activity_seaorm::{ActivityEntry, ChangeAction, activity_log, transaction};
 use activity_tests::models::{document, feature_flag, membership, setting};
-use activity_tests::{TestDb, backend_tests};
+use activity_tests::{TestDb, backend_tests, flag_by_id as by_id};
 use scoped_futures::ScopedFutureExt;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
@@ -25,14 +25,6 @@ fn new_flag(key: &str) -> feature_flag::ActiveModel {
         description: Set(None),
         cached_count: Set(0),
         last_accessed_at: Set(None),
-    }
-}
-
-/// A primary-key-only active model: the hook path must read the row.
-fn by_id(id: i32) -> feature_flag::ActiveModel {
-    feature_flag::ActiveModel {
-        id: sea_orm::Unchanged(id),
-        ..Default::default()
     }
 }
 
