@@ -39,7 +39,7 @@ use sea_orm::{
     QuerySelect, QueryTrait, TryIntoModel, Value,
 };
 
-use crate::hooks::model_entry;
+use crate::hooks::{lifecycle_entry, model_entry};
 use crate::keys::{model_item_id, value_json};
 use crate::manual::bulk_log_activity;
 
@@ -243,13 +243,7 @@ where
         };
         let entries = gone
             .into_iter()
-            .map(|m| {
-                let mut entry = model_entry(m, model_item_id(m), activity::DELETED);
-                if <E::Model as ModelActivity>::SNAPSHOT {
-                    m.activity_snapshot(ChangeAction::Deleted, &mut entry.detail.changes);
-                }
-                entry
-            })
+            .map(|m| lifecycle_entry(m, model_item_id(m), ChangeAction::Deleted))
             .collect();
         bulk_log_activity(db, entries).await?;
         if (batch.len() as u64) < PER_ROW_BATCH || deleted == 0 {
@@ -302,13 +296,7 @@ where
     };
     let entries = inserted
         .iter()
-        .map(|m| {
-            let mut entry = model_entry(m, model_item_id(m), activity::CREATED);
-            if <E::Model as ModelActivity>::SNAPSHOT {
-                m.activity_snapshot(ChangeAction::Created, &mut entry.detail.changes);
-            }
-            entry
-        })
+        .map(|m| lifecycle_entry(m, model_item_id(m), ChangeAction::Created))
         .collect();
     bulk_log_activity(db, entries).await?;
     Ok(inserted.len() as u64)

@@ -52,6 +52,24 @@ pub(crate) fn model_entry<M: ModelActivity>(
     entry
 }
 
+/// A `created` or `deleted` entry for `model`, with every tracked field when the model asks for
+/// snapshots (`#[activity(snapshot)]`).
+pub(crate) fn lifecycle_entry<M: ModelActivity + sea_orm::ModelTrait>(
+    model: &M,
+    item_id: Option<String>,
+    action: ChangeAction,
+) -> ActivityEntry {
+    let verb = match action {
+        ChangeAction::Deleted => activity::DELETED,
+        _ => activity::CREATED,
+    };
+    let mut entry = model_entry(model, item_id, verb);
+    if M::SNAPSHOT {
+        model.activity_snapshot(action, &mut entry.detail.changes);
+    }
+    entry
+}
+
 /// `before_save`: on update, capture the before-state for `after_save`.
 pub async fn before_save<A, C>(am: A, db: &C, insert: bool) -> Result<A, DbErr>
 where
@@ -174,11 +192,7 @@ where
     }
     let item_id = model_item_id(&model);
     if insert {
-        let mut entry = model_entry(&model, item_id, activity::CREATED);
-        if M::SNAPSHOT {
-            model.activity_snapshot(ChangeAction::Created, &mut entry.detail.changes);
-        }
-        record(db, entry).await?;
+        record(db, lifecycle_entry(&model, item_id, ChangeAction::Created)).await?;
         return Ok(model);
     }
     let Some(id) = item_id else {
@@ -256,11 +270,11 @@ where
     let Ok(row) = row.downcast::<ModelOf<A>>() else {
         return Ok(am);
     };
-    let mut entry = model_entry(&*row, Some(item_id), activity::DELETED);
-    if <ModelOf<A>>::SNAPSHOT {
-        row.activity_snapshot(ChangeAction::Deleted, &mut entry.detail.changes);
-    }
-    record(db, entry).await?;
+    record(
+        db,
+        lifecycle_entry(&*row, Some(item_id), ChangeAction::Deleted),
+    )
+    .await?;
     Ok(am)
 }
 

@@ -112,7 +112,8 @@ where
     }
 }
 
-/// A new `updated` entry is stamped with the clock at the update; see [`Origin::Read`].
+/// The configured clock's time: what a new entry is stamped with (and, for an update settled
+/// only at flush, the time of the update itself; see [`Origin::Read`]).
 pub(crate) fn now() -> DateTime<Utc> {
     ActivityConfig::with_current(|c| c.clock().now())
 }

@@ -111,11 +111,16 @@ fn fail(
     match policy {
         FailurePolicy::FailClosed => Err(log_write_error(error, state, count)),
         FailurePolicy::FailOpen => {
-            config::count_failed(count);
-            tracing::warn!(error = %error, lost = count, "activity log write failed; change kept (fail-open)");
+            lose(&error, count);
             Ok(())
         }
     }
+}
+
+/// Fail-open: the change stands without its `count` entries; counted and traced.
+fn lose(error: &dyn std::fmt::Display, count: usize) {
+    config::count_failed(count);
+    tracing::warn!(error = %error, lost = count, "activity log write failed; change kept (fail-open)");
 }
 
 /// Every entry's identifiers fit their columns. Checked here, after the `before_append` hooks
@@ -135,8 +140,7 @@ fn refuse(
     match policy {
         FailurePolicy::FailClosed => Err(refused_write_error(refused, state, count)),
         FailurePolicy::FailOpen => {
-            config::count_failed(count);
-            tracing::warn!(error = %refused, lost = count, "activity log write refused; change kept (fail-open)");
+            lose(&refused, count);
             Ok(())
         }
     }

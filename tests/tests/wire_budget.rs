@@ -1,7 +1,7 @@
 //! `ActivityConfig::with_wire_budget`: how many INSERTs one flush sends.
 
 use activity_seaorm::{ActivityConfig, ActivityEntry, WIRE_BUDGET, bulk_log_activity, transaction};
-use activity_tests::{Backend, TestDb};
+use activity_tests::{Backend, TestDb, backend_tests};
 use scoped_futures::ScopedFutureExt;
 
 /// `n` small entries (a custom verb, so none is dropped for having no changes).
@@ -27,51 +27,30 @@ async fn flush(t: &TestDb, n: usize, budget: usize) -> usize {
         .count()
 }
 
-async fn the_budget_sets_how_many_inserts_a_flush_sends(backend: Backend) {
-    {
-        let t = TestDb::new(backend).await;
-        let networked = backend != Backend::Sqlite;
+async fn the_budget_sets_how_many_inserts_a_flush_sends(t: &TestDb) {
+    let backend = t.backend;
+    let networked = backend != Backend::Sqlite;
 
-        // Far below one entry: still one entry per statement, never zero.
-        assert_eq!(
-            flush(&t, 5, 1).await,
-            if networked { 5 } else { 1 },
-            "{backend:?}"
-        );
+    // Far below one entry: still one entry per statement, never zero.
+    assert_eq!(
+        flush(t, 5, 1).await,
+        if networked { 5 } else { 1 },
+        "{backend:?}"
+    );
 
-        // The default: five small entries fit in one message.
-        assert_eq!(flush(&t, 5, WIRE_BUDGET).await, 1, "{backend:?}");
+    // The default: five small entries fit in one message.
+    assert_eq!(flush(t, 5, WIRE_BUDGET).await, 1, "{backend:?}");
 
-        // 300 small entries exceed the default budget but fit a raised one.
-        let at_default = flush(&t, 300, WIRE_BUDGET).await;
-        let raised = flush(&t, 300, 1 << 20).await;
-        if networked {
-            assert!(at_default > 1, "{backend:?}: {at_default} INSERTs");
-        }
-        assert_eq!(raised, 1, "{backend:?}");
-
-        // Every entry was written, whatever the chunking.
-        assert_eq!(t.entries().await.len(), 5 + 5 + 300 + 300, "{backend:?}");
-        t.cleanup().await;
+    // 300 small entries exceed the default budget but fit a raised one.
+    let at_default = flush(t, 300, WIRE_BUDGET).await;
+    let raised = flush(t, 300, 1 << 20).await;
+    if networked {
+        assert!(at_default > 1, "{backend:?}: {at_default} INSERTs");
     }
+    assert_eq!(raised, 1, "{backend:?}");
+
+    // Every entry was written, whatever the chunking.
+    assert_eq!(t.entries().await.len(), 5 + 5 + 300 + 300, "{backend:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite() {
-    the_budget_sets_how_many_inserts_a_flush_sends(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(activity_postgres),
-    ignore = "ACTIVITY_TEST_POSTGRES_URL is not set"
-)]
-async fn postgres() {
-    the_budget_sets_how_many_inserts_a_flush_sends(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(activity_mysql), ignore = "ACTIVITY_TEST_MYSQL_URL is not set")]
-async fn mysql() {
-    the_budget_sets_how_many_inserts_a_flush_sends(Backend::MySql).await;
-}
+backend_tests!(the_budget_sets_how_many_inserts_a_flush_sends);
