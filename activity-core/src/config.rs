@@ -75,6 +75,7 @@ pub struct ActivityConfig {
     tenancy: Tenancy,
     describers: HashMap<String, Describer>,
     user_scopes: Vec<String>,
+    outbox: bool,
 }
 
 impl Default for ActivityConfig {
@@ -97,6 +98,7 @@ impl fmt::Debug for ActivityConfig {
             .field("tenancy", &self.tenancy)
             .field("describers", &self.describers.keys().collect::<Vec<_>>())
             .field("user_scopes", &self.user_scopes)
+            .field("outbox", &self.outbox)
             .finish()
     }
 }
@@ -114,6 +116,7 @@ impl ActivityConfig {
             tenancy: Tenancy::default(),
             describers: HashMap::new(),
             user_scopes: Vec::new(),
+            outbox: false,
         }
     }
 
@@ -167,6 +170,19 @@ impl ActivityConfig {
     ) -> Self {
         self.user_scopes = scopes.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Write an outbox row with every batch of entries, in the same transaction, so a relay
+    /// (`activity_nats::Relay`) publishes each committed entry exactly once (default off; off,
+    /// it costs nothing). Entries of rolled-back transactions never reach the outbox.
+    pub fn with_outbox(mut self, on: bool) -> Self {
+        self.outbox = on;
+        self
+    }
+
+    /// See [`with_outbox`](Self::with_outbox).
+    pub fn outbox(&self) -> bool {
+        self.outbox
     }
 
     /// See [`with_user_scopes`](Self::with_user_scopes).

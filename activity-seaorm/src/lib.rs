@@ -52,6 +52,7 @@ pub mod hooks;
 mod keys;
 mod manual;
 mod ops;
+pub mod outbox;
 mod pending;
 mod read;
 mod recorder;

@@ -25,7 +25,8 @@ use crate::entity::activity_log::{Column, Entity};
 use crate::entity::{COLUMN_CAPS, column_cap};
 
 /// Create `activity_log` and its indexes if they do not exist, and [`upgrade`] a table an
-/// earlier version created. Safe to call at every start-up.
+/// earlier version created; also the (small, usually empty) `activity_outbox` of the
+/// [`outbox`](crate::outbox). Safe to call at every start-up.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sea_orm::DbErr> {
@@ -97,6 +98,7 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         )
         .await?;
     }
+    crate::outbox::create_table(db).await?;
     Ok(())
 }
 
@@ -221,6 +223,7 @@ async fn mysql_exact_collation<C: ConnectionTrait>(db: &C) -> Result<String, DbE
 /// Drop `activity_log` (tests and tear-down).
 pub async fn drop_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     db.execute(Table::drop().table(Entity).if_exists()).await?;
+    crate::outbox::drop_table(db).await?;
     Ok(())
 }
 
@@ -303,6 +306,29 @@ pub mod migration {
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             super::drop_table(manager.get_connection()).await
+        }
+    }
+
+    /// Creates `activity_outbox` (see [`outbox`](crate::outbox)) for applications whose
+    /// [`Migration`] ran before the outbox existed; on a database [`Migration`] just set up it
+    /// changes nothing. List it after [`Migration`].
+    #[derive(Debug, Default)]
+    pub struct CreateOutbox;
+
+    impl MigrationName for CreateOutbox {
+        fn name(&self) -> &str {
+            "m20261202_000001_create_activity_outbox"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateOutbox {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            crate::outbox::create_table(manager.get_connection()).await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            crate::outbox::drop_table(manager.get_connection()).await
         }
     }
 

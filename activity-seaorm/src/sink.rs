@@ -14,11 +14,14 @@ use crate::entity::{
 };
 use crate::events;
 use crate::failure::{ChangeState, log_write_error, refused_write_error};
+use crate::outbox;
 
 /// Rows per INSERT so one statement stays under the backend's bind-parameter limit.
 pub(crate) fn rows_per_statement(backend: DbBackend) -> usize {
     let binds = match backend {
         DbBackend::Sqlite => 32_766,
+        // Room for the outbox clause's values.
+        DbBackend::Postgres => 65_535 - outbox::POSTGRES_BINDS,
         _ => 65_535,
     };
     binds / ROW_COLUMNS
@@ -176,25 +179,55 @@ async fn send<C: ConnectionTrait>(db: &C, chunks: Vec<Statement>) -> Result<(), 
     Ok(())
 }
 
-/// The INSERTs for `entries`: at most [`rows_per_statement`] rows each and, on a network
-/// server, at most the configured wire budget of bound values (at least one row each).
+/// The statements that write `entries`: their INSERTs and, with the outbox on, their outbox
+/// rows (inside each INSERT on PostgreSQL, after them elsewhere).
 fn chunk(backend: DbBackend, entries: &[ActivityEntry]) -> Vec<Statement> {
+    let (budget, outbox) = ActivityConfig::with_current(|c| (c.wire_budget(), c.outbox()));
+    let inserts = inserts(backend, entries, budget);
+    if !outbox {
+        return inserts
+            .into_iter()
+            .map(|(statement, _)| statement)
+            .collect();
+    }
+    match backend {
+        DbBackend::Postgres => inserts
+            .into_iter()
+            .map(|(statement, rows)| outbox::postgres_statement(statement, &entries[rows]))
+            .collect(),
+        _ => {
+            let mut statements: Vec<Statement> = inserts.into_iter().map(|(s, _)| s).collect();
+            statements.extend(outbox::separate_statements(backend, entries));
+            statements
+        }
+    }
+}
+
+/// The INSERTs for `entries`, each with the range of entries it holds: at most
+/// [`rows_per_statement`] rows each and, on a network server, at most `budget` bytes of bound
+/// values (at least one row each).
+fn inserts(
+    backend: DbBackend,
+    entries: &[ActivityEntry],
+    budget: usize,
+) -> Vec<(Statement, std::ops::Range<usize>)> {
     let max_rows = rows_per_statement(backend);
     let budget = match backend {
         DbBackend::Sqlite => usize::MAX,
-        _ => ActivityConfig::with_current(|c| c.wire_budget()),
+        _ => budget,
     };
     let mut statements = Vec::new();
     let mut values = Vec::with_capacity(entries.len().min(max_rows) * ROW_COLUMNS);
     let mut rows = 0;
     let mut size = 0;
-    for entry in entries {
+    for (i, entry) in entries.iter().enumerate() {
         let start = values.len();
         row_values(entry, &mut values);
         let row_size: usize = values[start..].iter().map(wire_size).sum();
         if rows > 0 && (rows == max_rows || size + row_size > budget) {
             let row: Vec<Value> = values.drain(start..).collect();
-            statements.push(insert_statement(backend, rows, std::mem::take(&mut values)));
+            let statement = insert_statement(backend, rows, std::mem::take(&mut values));
+            statements.push((statement, i - rows..i));
             values = row;
             rows = 0;
             size = 0;
@@ -203,7 +236,8 @@ fn chunk(backend: DbBackend, entries: &[ActivityEntry]) -> Vec<Statement> {
         size += row_size;
     }
     if rows > 0 {
-        statements.push(insert_statement(backend, rows, values));
+        let statement = insert_statement(backend, rows, values);
+        statements.push((statement, entries.len() - rows..entries.len()));
     }
     statements
 }

@@ -1,0 +1,361 @@
+//! The relay: outbox rows in, JetStream messages out, rows deleted only after JetStream
+//! acknowledged every message they stand for.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use activity_seaorm::ActivityEntry;
+use activity_seaorm::outbox::{self, Claim};
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+use sea_orm::DatabaseConnection;
+use tracing::Instrument;
+
+use crate::subject::{header_value, subject, tenant};
+
+/// Where and how a [`Relay`] publishes.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RelayConfig {
+    /// The JetStream stream (default `ACTIVITY`), created by [`Relay::ensure_stream`] if
+    /// missing.
+    pub stream: String,
+    /// The first subject token (default `activity`).
+    pub subject_prefix: String,
+    /// Outbox rows claimed per batch (default 200; a row holds one transaction's entries).
+    pub batch_rows: u32,
+    /// Wait between polls of an empty outbox (default 20 ms).
+    pub idle_poll: Duration,
+    /// First and longest wait after a failed batch (default 100 ms, 5 s; doubling).
+    pub backoff: (Duration, Duration),
+    /// How long to wait for JetStream's acknowledgement (default 5 s).
+    pub ack_timeout: Duration,
+    /// The stream's duplicate window when [`Relay::ensure_stream`] creates it (default 2 min).
+    /// A relay that dies after publishing and before deleting its rows republishes them; they
+    /// are dropped as duplicates as long as a relay runs again within this window.
+    pub duplicate_window: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            stream: "ACTIVITY".to_owned(),
+            subject_prefix: "activity".to_owned(),
+            batch_rows: 200,
+            idle_poll: Duration::from_millis(20),
+            backoff: (Duration::from_millis(100), Duration::from_secs(5)),
+            ack_timeout: Duration::from_secs(5),
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RelayConfig {
+    /// The stream name.
+    pub fn with_stream(mut self, stream: impl Into<String>) -> Self {
+        self.stream = stream.into();
+        self
+    }
+
+    /// The first subject token.
+    pub fn with_subject_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.subject_prefix = prefix.into();
+        self
+    }
+
+    /// Outbox rows per batch.
+    pub fn with_batch_rows(mut self, rows: u32) -> Self {
+        self.batch_rows = rows.max(1);
+        self
+    }
+
+    /// Wait between polls of an empty outbox.
+    pub fn with_idle_poll(mut self, wait: Duration) -> Self {
+        self.idle_poll = wait;
+        self
+    }
+
+    /// First and longest wait after a failed batch.
+    pub fn with_backoff(mut self, first: Duration, longest: Duration) -> Self {
+        self.backoff = (first, longest.max(first));
+        self
+    }
+
+    /// How long to wait for JetStream's acknowledgement.
+    pub fn with_ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = timeout;
+        self
+    }
+
+    /// The duplicate window of a stream [`Relay::ensure_stream`] creates.
+    pub fn with_duplicate_window(mut self, window: Duration) -> Self {
+        self.duplicate_window = window;
+        self
+    }
+}
+
+/// Counters of one relay, for metrics endpoints and tests.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    published: AtomicU64,
+    duplicates: AtomicU64,
+    batches: AtomicU64,
+    retries: AtomicU64,
+    skipped: AtomicU64,
+    lag_ms: AtomicU64,
+}
+
+impl RelayStats {
+    /// Entries JetStream acknowledged (including republished duplicates it dropped).
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
+    /// Acknowledgements that said "duplicate": republished after a crash or a lost ack, dropped
+    /// by JetStream.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates.load(Ordering::Relaxed)
+    }
+
+    /// Batches completed.
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Failed batches retried (database or NATS unavailable).
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Outbox ids whose entry was gone from `activity_log` (pruned before relayed).
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Age of the oldest outbox row of the last batch when it was claimed, in milliseconds.
+    pub fn lag_ms(&self) -> u64 {
+        self.lag_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// A relay failure. [`Relay::run`] retries all of them; [`Relay::relay_batch`] returns them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// The database failed (claiming, reading or deleting outbox rows, or committing).
+    #[error("activity relay: database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// JetStream did not take or acknowledge a message.
+    #[error("activity relay: publish: {0}")]
+    Publish(String),
+    /// The stream could not be created or read.
+    #[error("activity relay: stream: {0}")]
+    Stream(String),
+}
+
+/// What one [`Relay::relay_batch`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// Published this many entries (JetStream acknowledged all) and deleted their rows.
+    Published(usize),
+    /// The outbox was empty.
+    Idle,
+    /// Another relay holds the oldest rows; this one waits its turn.
+    Busy,
+}
+
+/// Publishes committed entries from the outbox to JetStream. Run one per process or several:
+/// they take turns, never overtake each other, and a crash at any point republishes only what
+/// JetStream then drops as duplicates (`Nats-Msg-Id` = entry id).
+#[derive(Clone, Debug)]
+pub struct Relay {
+    db: DatabaseConnection,
+    js: jetstream::Context,
+    config: Arc<RelayConfig>,
+    stats: Arc<RelayStats>,
+}
+
+impl Relay {
+    /// A relay from `db`'s outbox to JetStream on `client`, with the default [`RelayConfig`].
+    pub fn new(db: DatabaseConnection, client: async_nats::Client) -> Self {
+        Self::with_config(db, client, RelayConfig::default())
+    }
+
+    /// A relay with `config`.
+    pub fn with_config(
+        db: DatabaseConnection,
+        client: async_nats::Client,
+        config: RelayConfig,
+    ) -> Self {
+        let mut js = jetstream::new(client);
+        js.set_timeout(config.ack_timeout);
+        Self {
+            db,
+            js,
+            config: Arc::new(config),
+            stats: Arc::default(),
+        }
+    }
+
+    /// This relay's counters.
+    pub fn stats(&self) -> Arc<RelayStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Create the stream (subjects `<prefix>.>`, file storage, the configured duplicate
+    /// window) unless it exists.
+    pub async fn ensure_stream(&self) -> Result<(), RelayError> {
+        let config = stream::Config {
+            name: self.config.stream.clone(),
+            subjects: vec![format!("{}.>", self.config.subject_prefix)],
+            duplicate_window: self.config.duplicate_window,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        self.js
+            .get_or_create_stream(config)
+            .await
+            .map(drop)
+            .map_err(|e| RelayError::Stream(e.to_string()))
+    }
+
+    /// Relay until `shutdown` completes, retrying every failure with backoff: while the
+    /// database or NATS is unreachable the relay waits and then catches up; the application's
+    /// writes are never held up by it. A batch in flight when `shutdown` completes is
+    /// abandoned, and republished (as duplicates JetStream drops) by the next run.
+    pub async fn run_until<F: std::future::Future<Output = ()>>(&self, shutdown: F) {
+        tokio::select! {
+            () = self.run() => {}
+            () = shutdown => {}
+        }
+    }
+
+    /// Relay forever (see [`run_until`](Self::run_until)).
+    pub async fn run(&self) {
+        let (first, longest) = self.config.backoff;
+        let mut backoff = first;
+        loop {
+            match self.relay_batch().await {
+                Ok(Step::Published(_)) => backoff = first,
+                Ok(Step::Idle | Step::Busy) => {
+                    backoff = first;
+                    tokio::time::sleep(self.config.idle_poll).await;
+                }
+                Err(e) => {
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, wait_ms = backoff.as_millis() as u64, "activity relay: batch failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(longest);
+                }
+            }
+        }
+    }
+
+    /// Claim the oldest outbox rows, publish their entries, and delete the rows once JetStream
+    /// acknowledged every entry. On any error nothing is deleted (the claim's transaction rolls
+    /// back) and the batch is claimed again later.
+    pub async fn relay_batch(&self) -> Result<Step, RelayError> {
+        let txn = outbox::begin(&self.db).await?;
+        let claimed = match outbox::claim(&txn, self.config.batch_rows).await? {
+            Claim::Batch(claimed) => claimed,
+            Claim::Empty => {
+                txn.commit().await?;
+                return Ok(Step::Idle);
+            }
+            Claim::Busy => {
+                txn.rollback().await?;
+                return Ok(Step::Busy);
+            }
+            _ => {
+                txn.rollback().await?;
+                return Ok(Step::Idle);
+            }
+        };
+        let lag = chrono::Utc::now() - claimed.oldest;
+        self.stats.lag_ms.store(
+            u64::try_from(lag.num_milliseconds()).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        self.stats
+            .skipped
+            .fetch_add(claimed.missing as u64, Ordering::Relaxed);
+        let span = tracing::info_span!(
+            "activity_relay.batch",
+            rows = claimed.rows.len(),
+            entries = claimed.entries.len(),
+            lag_ms = lag.num_milliseconds()
+        );
+        async {
+            self.publish(&claimed.entries).await?;
+            outbox::complete(&txn, &claimed.rows).await?;
+            txn.commit().await?;
+            self.stats
+                .published
+                .fetch_add(claimed.entries.len() as u64, Ordering::Relaxed);
+            self.stats.batches.fetch_add(1, Ordering::Relaxed);
+            Ok(Step::Published(claimed.entries.len()))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Publish `entries` so that each item's entries are stored in order: in waves holding at
+    /// most one entry per item, each wave acknowledged in full before the next is sent. Most
+    /// batches touch each item once and go out as one pipelined wave.
+    async fn publish(&self, entries: &[ActivityEntry]) -> Result<(), RelayError> {
+        let mut remaining: Vec<&ActivityEntry> = entries.iter().collect();
+        while !remaining.is_empty() {
+            let mut items = HashSet::with_capacity(remaining.len());
+            let (wave, rest): (Vec<&ActivityEntry>, Vec<&ActivityEntry>) =
+                remaining.into_iter().partition(|e| match &e.item_id {
+                    Some(item) => items.insert((e.scope.as_str(), item.as_str())),
+                    // No item, no order to keep.
+                    None => true,
+                });
+            let mut acks = Vec::with_capacity(wave.len());
+            for entry in &wave {
+                acks.push(self.send(entry).await?);
+            }
+            for ack in acks {
+                let ack = ack.await.map_err(|e| RelayError::Publish(e.to_string()))?;
+                if ack.duplicate {
+                    self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            remaining = rest;
+        }
+        Ok(())
+    }
+
+    async fn send(
+        &self,
+        entry: &ActivityEntry,
+    ) -> Result<jetstream::context::PublishAckFuture, RelayError> {
+        let payload = serde_json::to_vec(entry).map_err(|e| RelayError::Publish(e.to_string()))?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            entry.id.to_string().as_str(),
+        );
+        if let Some(correlation) = &entry.correlation_id {
+            headers.insert(
+                "Activity-Correlation-Id",
+                header_value(correlation).as_str(),
+            );
+        }
+        if let Some(tenant) = tenant(entry) {
+            headers.insert("Activity-Tenant", header_value(tenant).as_str());
+        }
+        self.js
+            .publish_with_headers(
+                subject(&self.config.subject_prefix, entry),
+                headers,
+                Bytes::from(payload),
+            )
+            .await
+            .map_err(|e| RelayError::Publish(e.to_string()))
+    }
+}

@@ -1,0 +1,106 @@
+//! Subjects and headers: `activity.<tenant>.<scope>.<activity>`, each token escaped so no id can
+//! add a token, a wildcard or whitespace to a subject.
+
+use activity_seaorm::ActivityEntry;
+
+/// The token that stands for an absent tenant (`~` in a present value is escaped, so the two
+/// cannot meet).
+pub const NO_TENANT: &str = "~";
+
+/// `value` as one subject token: ASCII letters, digits, `-` and `_` stay; every other byte
+/// (`.`, `*`, `>`, whitespace, `%`, `~`, non-ASCII) becomes `%XX`, and an empty value is a lone
+/// `%` (an empty token is not allowed). Escaping is injective: two values never share a token.
+pub fn token(value: &str) -> String {
+    if value.is_empty() {
+        return "%".to_owned();
+    }
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+            out.push(char::from(byte));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// The tenant of `entry` for its subject: its organization, else its team, else none.
+pub fn tenant(entry: &ActivityEntry) -> Option<&str> {
+    entry
+        .organization_id
+        .as_deref()
+        .or(entry.team_id.as_deref())
+}
+
+/// `<prefix>.<tenant>.<scope>.<activity>` for `entry` (the prefix is used as given: it is the
+/// operator's, not data).
+///
+/// ```
+/// use activity_nats::subject::subject;
+/// use activity_seaorm::ActivityEntry;
+/// let mut entry = ActivityEntry::new("FeatureFlag", "updated");
+/// entry.organization_id = Some("acme.eu".into());
+/// assert_eq!(subject("activity", &entry), "activity.acme%2Eeu.FeatureFlag.updated");
+/// entry.organization_id = None;
+/// assert_eq!(subject("activity", &entry), "activity.~.FeatureFlag.updated");
+/// ```
+pub fn subject(prefix: &str, entry: &ActivityEntry) -> String {
+    let tenant = tenant(entry).map_or_else(|| NO_TENANT.to_owned(), token);
+    format!(
+        "{prefix}.{tenant}.{}.{}",
+        token(&entry.scope),
+        token(&entry.activity)
+    )
+}
+
+/// A header value: kept as is unless it holds a control character (which would end the header
+/// line), then escaped like a subject token.
+pub(crate) fn header_value(value: &str) -> String {
+    if value.chars().any(char::is_control) {
+        token(value)
+    } else {
+        value.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_cannot_add_tokens_wildcards_or_whitespace() {
+        for (raw, escaped) in [
+            ("acme", "acme"),
+            ("team_1-b", "team_1-b"),
+            ("a.b", "a%2Eb"),
+            ("*", "%2A"),
+            (">", "%3E"),
+            ("a b\tc", "a%20b%09c"),
+            ("50%", "50%25"),
+            ("~", "%7E"),
+            ("é", "%C3%A9"),
+            ("", "%"),
+        ] {
+            assert_eq!(token(raw), escaped, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn distinct_values_give_distinct_tokens() {
+        let values = ["", "%", "~", "a.b", "a%2Eb", "a_b", "A", "a"];
+        let tokens: std::collections::HashSet<String> = values.iter().map(|v| token(v)).collect();
+        assert_eq!(tokens.len(), values.len());
+        assert!(!tokens.contains(NO_TENANT));
+    }
+
+    #[test]
+    fn header_values_never_break_a_line() {
+        assert_eq!(header_value("corr-1"), "corr-1");
+        assert_eq!(header_value("a\r\nX: y"), "a%0D%0AX%3A%20y");
+    }
+}

@@ -1,0 +1,321 @@
+//! The outbox (DESIGN §9): with [`ActivityConfig::with_outbox`], every batch of entries the
+//! library writes also writes an `activity_outbox` row listing their ids, in the same
+//! transaction. A relay ([`claim`], publish, [`complete`]) turns those rows into messages and
+//! deletes them only once they are delivered, so a committed entry leaves the database exactly
+//! once and a rolled-back one never.
+//!
+//! **Why a row per write and not a cursor over `activity_log`.** Neither entry ids (UUID v7, from
+//! the writers' clocks) nor PostgreSQL transaction ids follow commit order: a transaction takes
+//! its xid at its first write, so one that started earlier may commit later, and a cursor that
+//! moved past it would skip it. Outbox rows are not read by a cursor but deleted once published:
+//! a row that commits late is simply picked up late.
+//!
+//! **Order per item.** An outbox row's id is drawn when the entries are written, right before
+//! COMMIT, while the transaction holds the row locks of the items it changed. A later
+//! transaction on the same item waits for those locks, so it draws a larger id and becomes
+//! visible after it. Relays read rows in id order, one relay at a time (`FOR UPDATE NOWAIT`:
+//! a second relay backs off rather than overtaking), so each item's entries are relayed in
+//! commit order. Writes outside a transaction hold no lock across their entry: they are ordered
+//! as their log writes are.
+//!
+//! **Atomicity.** Inside a transaction (the [`transaction`](crate::transaction) helper or one
+//! the application opened) the outbox row commits or rolls back with the entries. On PostgreSQL
+//! it is part of the log INSERT itself (`WITH .. INSERT`), so it costs no extra statement; on
+//! SQLite and MySQL it is one more INSERT per flush. Outside any transaction (autocommit) on
+//! SQLite and MySQL the entries and their outbox row are two statements, like the change and its
+//! entries already are there: a crash between the two leaves entries that are stored but not
+//! relayed. Write in a transaction where that matters.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use activity_core::ActivityEntry;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{ColumnDef, Table, Value};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityName, EntityTrait, IsolationLevel, QueryFilter, Statement, TransactionTrait,
+};
+
+use crate::entity::activity_log;
+
+/// `activity_outbox`: one row per batch of entries written, deleted once relayed.
+pub mod activity_outbox {
+    use sea_orm::entity::prelude::*;
+
+    /// One batch of committed entries not yet relayed.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "activity_outbox")]
+    pub struct Model {
+        /// Drawn at write time: the relay's order.
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// When the entries were written (the system clock: the relay's lag is measured
+        /// from it).
+        pub created_at: DateTimeUtc,
+        /// The entries' ids, comma-separated, in the order they were written.
+        #[sea_orm(column_type = "Text")]
+        pub entry_ids: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Most entry ids in one outbox row written by a separate statement (SQLite, MySQL): keeps a
+/// row, and the statement, far below MySQL's packet limit however large the flush.
+const IDS_PER_ROW: usize = 500;
+/// Most outbox rows in one such statement.
+const ROWS_PER_STATEMENT: usize = 50;
+
+/// Binds the PostgreSQL outbox clause adds to a log INSERT.
+pub(crate) const POSTGRES_BINDS: usize = 2;
+
+fn ids_text(entries: &[ActivityEntry]) -> String {
+    let mut text = String::with_capacity(entries.len() * 37);
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        write!(text, "{}", entry.id).ok();
+    }
+    text
+}
+
+fn quoted(backend: DbBackend, name: &str) -> String {
+    match backend {
+        DbBackend::MySql => format!("`{name}`"),
+        _ => format!("\"{name}\""),
+    }
+}
+
+/// PostgreSQL: make the log INSERT `statement` (of `entries`) also write their outbox row, in one
+/// statement (`WITH activity_entries AS (INSERT ..) INSERT INTO activity_outbox ..`).
+pub(crate) fn postgres_statement(statement: Statement, entries: &[ActivityEntry]) -> Statement {
+    let Statement {
+        sql,
+        values,
+        db_backend,
+        ..
+    } = statement;
+    let mut values = values.map(|v| v.0).unwrap_or_default();
+    let n = values.len();
+    values.push(Value::ChronoDateTimeUtc(Some(Utc::now())));
+    values.push(Value::String(Some(ids_text(entries))));
+    let sql = format!(
+        "WITH activity_entries AS ({sql}) INSERT INTO \"{}\" (\"created_at\", \"entry_ids\") \
+         VALUES (${}, ${})",
+        activity_outbox::Entity.table_name(),
+        n + 1,
+        n + 2
+    );
+    Statement::from_sql_and_values(db_backend, sql, values)
+}
+
+/// SQLite and MySQL: the INSERTs of the outbox rows of `entries`, sent after their log INSERTs.
+pub(crate) fn separate_statements(backend: DbBackend, entries: &[ActivityEntry]) -> Vec<Statement> {
+    let table = quoted(backend, activity_outbox::Entity.table_name());
+    let now = Utc::now();
+    let rows: Vec<&[ActivityEntry]> = entries.chunks(IDS_PER_ROW).collect();
+    rows.chunks(ROWS_PER_STATEMENT)
+        .map(|rows| {
+            let mut sql = format!(
+                "INSERT INTO {table} ({}, {}) VALUES ",
+                quoted(backend, "created_at"),
+                quoted(backend, "entry_ids")
+            );
+            let mut values = Vec::with_capacity(rows.len() * 2);
+            for (i, row) in rows.iter().enumerate() {
+                sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
+                values.push(Value::ChronoDateTimeUtc(Some(now)));
+                values.push(Value::String(Some(ids_text(row))));
+            }
+            Statement::from_sql_and_values(backend, sql, values)
+        })
+        .collect()
+}
+
+/// Create `activity_outbox` if it does not exist ([`schema::create_table`](crate::schema::create_table)
+/// calls it).
+pub(crate) async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    use activity_outbox::{Column, Entity};
+    let backend = db.get_database_backend();
+    let mut created_at = ColumnDef::new(Column::CreatedAt);
+    match backend {
+        DbBackend::MySql => created_at.custom(sea_orm::sea_query::Alias::new("datetime(6)")),
+        _ => created_at.timestamp_with_time_zone(),
+    };
+    let mut entry_ids = ColumnDef::new(Column::EntryIds);
+    match backend {
+        DbBackend::MySql => entry_ids.custom(sea_orm::sea_query::Alias::new("mediumtext")),
+        _ => entry_ids.text(),
+    };
+    let mut table = Table::create();
+    table
+        .table(Entity)
+        .if_not_exists()
+        .col(
+            ColumnDef::new(Column::Id)
+                .big_integer()
+                .not_null()
+                .auto_increment()
+                .primary_key(),
+        )
+        .col(created_at.not_null())
+        .col(entry_ids.not_null());
+    db.execute(&table).await?;
+    Ok(())
+}
+
+/// Drop `activity_outbox` (tests and tear-down).
+pub(crate) async fn drop_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    db.execute(Table::drop().table(activity_outbox::Entity).if_exists())
+        .await?;
+    Ok(())
+}
+
+/// Entries claimed from the outbox by a relay, oldest first.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Claimed {
+    /// The outbox rows claimed: pass them to [`complete`] once the entries are delivered.
+    pub rows: Vec<i64>,
+    /// The entries, in outbox order and, within a row, in the order they were written.
+    pub entries: Vec<ActivityEntry>,
+    /// When the oldest claimed row was written: the relay's lag is `now - oldest`.
+    pub oldest: DateTime<Utc>,
+    /// Ids listed in the outbox but no longer in `activity_log` (pruned or deleted before they
+    /// were relayed): skipped.
+    pub missing: usize,
+}
+
+/// What [`claim`] found.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Claim {
+    /// Rows to relay, locked by this relay's transaction until it ends.
+    Batch(Claimed),
+    /// Nothing to relay.
+    Empty,
+    /// Another relay holds the oldest rows: back off and try again, never overtake it.
+    Busy,
+}
+
+/// Begin a relay's transaction: `READ COMMITTED`, so on MySQL the claim locks only the rows it
+/// reads (no gap locks that would hold up writers inserting new outbox rows).
+pub async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => db.begin().await,
+        _ => {
+            db.begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+                .await
+        }
+    }
+}
+
+/// Lock up to `max_rows` of the oldest outbox rows in `txn` (see [`begin`]) and load their
+/// entries. Another relay holding them gives [`Claim::Busy`] at once (`NOWAIT`) rather than
+/// waiting or skipping ahead, which would publish out of order.
+pub async fn claim<C: ConnectionTrait>(txn: &C, max_rows: u32) -> Result<Claim, DbErr> {
+    let backend = txn.get_database_backend();
+    let lock = match backend {
+        // One writer at a time: the relay's DELETE serializes with other relays.
+        DbBackend::Sqlite => "",
+        _ => " FOR UPDATE NOWAIT",
+    };
+    let sql = format!(
+        "SELECT {id}, {created_at}, {entry_ids} FROM {table} ORDER BY {id} LIMIT {max_rows}{lock}",
+        id = quoted(backend, "id"),
+        created_at = quoted(backend, "created_at"),
+        entry_ids = quoted(backend, "entry_ids"),
+        table = quoted(backend, activity_outbox::Entity.table_name()),
+    );
+    let rows = match txn
+        .query_all_raw(Statement::from_string(backend, sql))
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) if is_lock_not_available(&e) => return Ok(Claim::Busy),
+        Err(e) => return Err(e),
+    };
+    if rows.is_empty() {
+        return Ok(Claim::Empty);
+    }
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut order = Vec::new();
+    let mut oldest: Option<DateTime<Utc>> = None;
+    for row in rows {
+        let id: i64 = row.try_get("", "id")?;
+        let created_at: DateTime<Utc> = row.try_get("", "created_at")?;
+        let entry_ids: String = row.try_get("", "entry_ids")?;
+        oldest = Some(oldest.map_or(created_at, |o| o.min(created_at)));
+        ids.push(id);
+        for text in entry_ids.split(',').filter(|t| !t.is_empty()) {
+            match uuid::Uuid::parse_str(text) {
+                Ok(id) => order.push(id),
+                Err(e) => {
+                    tracing::error!(outbox_row = id, error = %e, "unreadable id in activity_outbox; skipped");
+                }
+            }
+        }
+    }
+    let mut found: HashMap<uuid::Uuid, ActivityEntry> = HashMap::with_capacity(order.len());
+    for chunk in order.chunks(1000) {
+        let models = activity_log::Entity::find()
+            .filter(activity_log::Column::Id.is_in(chunk.iter().copied()))
+            .all(txn)
+            .await?;
+        found.extend(models.into_iter().map(|m| (m.id, ActivityEntry::from(m))));
+    }
+    let mut entries = Vec::with_capacity(order.len());
+    let mut missing = 0;
+    for id in order {
+        match found.remove(&id) {
+            Some(entry) => entries.push(entry),
+            None => missing += 1,
+        }
+    }
+    if missing > 0 {
+        tracing::warn!(
+            missing,
+            "outbox entries no longer in activity_log (pruned?); skipped"
+        );
+    }
+    Ok(Claim::Batch(Claimed {
+        rows: ids,
+        entries,
+        oldest: oldest.unwrap_or_else(Utc::now),
+        missing,
+    }))
+}
+
+/// Delete relayed outbox rows, in the claiming transaction; commit it afterwards.
+pub async fn complete<C: ConnectionTrait>(txn: &C, rows: &[i64]) -> Result<(), DbErr> {
+    for chunk in rows.chunks(1000) {
+        activity_outbox::Entity::delete_many()
+            .filter(activity_outbox::Column::Id.is_in(chunk.iter().copied()))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Rows waiting in the outbox (a relay's backlog, in batches of entries).
+pub async fn pending<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    activity_outbox::Entity::find().count(db).await
+}
+
+/// PostgreSQL `lock_not_available` (55P03); MySQL/MariaDB `ER_LOCK_WAIT_TIMEOUT` (1205) and
+/// `ER_LOCK_NOWAIT` (3572), which `NOWAIT` raises.
+fn is_lock_not_available(e: &DbErr) -> bool {
+    let text = e.to_string();
+    text.contains("55P03")
+        || text.contains("could not obtain lock")
+        || text.contains("1205")
+        || text.contains("3572")
+        || text.contains("Lock wait timeout")
+}

@@ -1,0 +1,211 @@
+//! The outbox's write side (DESIGN §9): with the outbox on, the entries of every write have an
+//! outbox row, in the same transaction; rolled-back entries never; a relay claims rows in order,
+//! one relay at a time.
+
+use activity_seaorm::outbox::{self, Claim, activity_outbox};
+use activity_seaorm::prelude::*;
+use activity_seaorm::{ActivityConfig, transaction};
+use activity_tests::{Backend, TestDb, backend_tests, new_flag};
+use scoped_futures::ScopedFutureExt;
+use sea_orm::{ActiveModelTrait, DbErr, EntityTrait, IntoActiveModel, QueryOrder, Set};
+
+fn with_outbox() -> ActivityConfig {
+    ActivityConfig::new().with_outbox(true)
+}
+
+async fn rows(t: &TestDb) -> Vec<activity_outbox::Model> {
+    activity_outbox::Entity::find()
+        .order_by_asc(activity_outbox::Column::Id)
+        .all(&t.db)
+        .await
+        .unwrap()
+}
+
+/// Claim everything in the outbox (in a transaction left to roll back) and name the entries.
+async fn claimed_names(t: &TestDb) -> Vec<String> {
+    let txn = outbox::begin(&t.db).await.unwrap();
+    let names = match outbox::claim(&txn, 1000).await.unwrap() {
+        Claim::Batch(c) => {
+            assert_eq!(c.missing, 0);
+            c.entries
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e.detail.name.clone().unwrap_or_default(),
+                        e.activity
+                    )
+                })
+                .collect()
+        }
+        Claim::Empty => Vec::new(),
+        other => panic!("unexpected claim {other:?}"),
+    };
+    drop(txn);
+    names
+}
+
+async fn transaction_writes_its_entries_and_their_outbox_row(t: &TestDb) {
+    with_outbox()
+        .scope(async {
+            transaction(&t.db, |txn| {
+                async move {
+                    let a = new_flag("a").insert(txn).await?;
+                    new_flag("b").insert(txn).await?;
+                    let mut a = a.into_active_model();
+                    a.active = Set(true);
+                    a.update(txn).await?;
+                    Ok::<_, DbErr>(())
+                }
+                .scope_boxed()
+            })
+            .await
+            .unwrap();
+        })
+        .await;
+    let rows = rows(t).await;
+    assert_eq!(rows.len(), 1, "one outbox row per transaction");
+    let entries = t.entries().await;
+    let mut listed: Vec<&str> = rows[0].entry_ids.split(',').collect();
+    assert_eq!(listed.len(), 3);
+    let mut stored: Vec<String> = entries.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(
+        claimed_names(t).await,
+        ["a created", "b created", "a updated"]
+    );
+    listed.sort();
+    stored.sort();
+    assert_eq!(listed, stored);
+}
+
+async fn rolled_back_entries_never_reach_the_outbox(t: &TestDb) {
+    with_outbox()
+        .scope(async {
+            let failed = transaction(&t.db, |txn| {
+                async move {
+                    new_flag("doomed").insert(txn).await?;
+                    Err::<(), _>(DbErr::Custom("no".into()))
+                }
+                .scope_boxed()
+            })
+            .await;
+            assert!(failed.is_err());
+            // A savepoint that rolls back takes its entries out of the outer row.
+            transaction(&t.db, |txn| {
+                async move {
+                    new_flag("kept").insert(txn).await?;
+                    let inner = transaction(txn, |sp| {
+                        async move {
+                            new_flag("inner").insert(sp).await?;
+                            Err::<(), _>(DbErr::Custom("undo".into()))
+                        }
+                        .scope_boxed()
+                    })
+                    .await;
+                    assert!(inner.is_err());
+                    Ok::<_, DbErr>(())
+                }
+                .scope_boxed()
+            })
+            .await
+            .unwrap();
+        })
+        .await;
+    assert_eq!(rows(t).await.len(), 1);
+    assert_eq!(claimed_names(t).await, ["kept created"]);
+}
+
+async fn autocommit_and_manual_writes_have_outbox_rows(t: &TestDb) {
+    with_outbox()
+        .scope(async {
+            new_flag("solo").insert(&t.db).await.unwrap();
+            activity_seaorm::log_activity(
+                &t.db,
+                ActivityEntry::new("Job", "ran").with_name("nightly"),
+            )
+            .await
+            .unwrap();
+        })
+        .await;
+    assert_eq!(rows(t).await.len(), 2);
+    assert_eq!(claimed_names(t).await, ["solo created", "nightly ran"]);
+}
+
+async fn outbox_off_writes_no_row(t: &TestDb) {
+    new_flag("quiet").insert(&t.db).await.unwrap();
+    assert_eq!(t.entries().await.len(), 1);
+    assert!(rows(t).await.is_empty());
+}
+
+async fn a_flush_of_many_statements_lists_every_entry_once(t: &TestDb) {
+    // A tiny wire budget: one INSERT per entry on the servers.
+    with_outbox()
+        .with_wire_budget(1)
+        .scope(async {
+            transaction(&t.db, |txn| {
+                async move {
+                    for i in 0..30 {
+                        new_flag(&format!("f{i:02}")).insert(txn).await?;
+                    }
+                    Ok::<_, DbErr>(())
+                }
+                .scope_boxed()
+            })
+            .await
+            .unwrap();
+        })
+        .await;
+    let names = claimed_names(t).await;
+    let expected: Vec<String> = (0..30).map(|i| format!("f{i:02} created")).collect();
+    assert_eq!(names, expected);
+}
+
+async fn claim_complete_and_one_relay_at_a_time(t: &TestDb) {
+    with_outbox()
+        .scope(async {
+            for key in ["x", "y"] {
+                new_flag(key).insert(&t.db).await.unwrap();
+            }
+        })
+        .await;
+    let first = outbox::begin(&t.db).await.unwrap();
+    let Claim::Batch(claimed) = outbox::claim(&first, 1).await.unwrap() else {
+        panic!("expected a batch");
+    };
+    assert_eq!(claimed.entries.len(), 1);
+    assert_eq!(claimed.entries[0].detail.name.as_deref(), Some("x"));
+    if t.backend != Backend::Sqlite {
+        // A second relay must not overtake the first (it would publish `y` before `x`).
+        let other = t.another_pool(2).await;
+        let second = outbox::begin(&other).await.unwrap();
+        assert!(matches!(
+            outbox::claim(&second, 10).await.unwrap(),
+            Claim::Busy
+        ));
+        second.rollback().await.unwrap();
+        other.close().await.ok();
+    }
+    outbox::complete(&first, &claimed.rows).await.unwrap();
+    first.commit().await.unwrap();
+    assert_eq!(claimed_names(t).await, ["y created"]);
+    assert_eq!(outbox::pending(&t.db).await.unwrap(), 1);
+    // An entry pruned before it was relayed is skipped, and counted.
+    activity_seaorm::activity_log::Entity::delete_many()
+        .exec(&t.db)
+        .await
+        .unwrap();
+    let txn = outbox::begin(&t.db).await.unwrap();
+    let Claim::Batch(claimed) = outbox::claim(&txn, 10).await.unwrap() else {
+        panic!("expected a batch");
+    };
+    assert_eq!((claimed.entries.len(), claimed.missing), (0, 1));
+}
+
+backend_tests!(
+    transaction_writes_its_entries_and_their_outbox_row,
+    rolled_back_entries_never_reach_the_outbox,
+    autocommit_and_manual_writes_have_outbox_rows,
+    outbox_off_writes_no_row,
+    a_flush_of_many_statements_lists_every_entry_once,
+    claim_complete_and_one_relay_at_a_time,
+);
