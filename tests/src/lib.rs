@@ -17,6 +17,7 @@ use sea_orm::{
 };
 
 pub mod models;
+pub mod nats;
 
 /// A backend under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +123,11 @@ impl TestDb {
         connect_sized(&self.url.0, self.url.1.as_deref(), max_connections).await
     }
 
+    /// The database's URL and, on PostgreSQL, the test's schema: for child processes.
+    pub fn url(&self) -> (&str, Option<&str>) {
+        (&self.url.0, self.url.1.as_deref())
+    }
+
     /// Statements run since the last call (SQL text, as SeaORM's metric callback saw them).
     pub fn take_statements(&self) -> Vec<String> {
         std::mem::take(&mut *self.statements.lock().unwrap())
@@ -179,7 +185,7 @@ async fn connect(url: &str, schema: Option<&str>) -> DatabaseConnection {
     connect_sized(url, schema, 8).await
 }
 
-async fn connect_sized(url: &str, schema: Option<&str>, max: u32) -> DatabaseConnection {
+pub async fn connect_sized(url: &str, schema: Option<&str>, max: u32) -> DatabaseConnection {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(max)
         .min_connections(1)

@@ -1,0 +1,225 @@
+//! "Every committed entry reaches the stream exactly once, in commit order per item" (DESIGN §9),
+//! proven the hard way: a writer and relays run as child processes, relays are killed with
+//! SIGKILL at random moments (two at a time for stretches), the private `nats-server` is stopped
+//! for a while mid-stream, and afterwards the stream is compared with the committed log.
+//!
+//! Needs `ACTIVITY_TEST_NATS_URL` (the suite's switch; the kill test starts its own server so it
+//! can stop it) and, for PostgreSQL and MariaDB, their URLs.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use activity_seaorm::ActivityEntry;
+use activity_tests::nats::PrivateNats;
+use activity_tests::{Backend, TestDb};
+
+const WRITER: &str = env!("CARGO_BIN_EXE_outbox_writer");
+const RELAY: &str = env!("CARGO_BIN_EXE_outbox_relay");
+
+fn spawn_relay(t: &TestDb, nats: &str) -> Child {
+    let (url, schema) = t.url();
+    Command::new(RELAY)
+        .args([url, schema.unwrap_or("-"), nats])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the relay")
+}
+
+fn kill(mut child: Child) {
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+}
+
+/// Every message of the stream, in stream order.
+async fn stream_entries(nats_url: &str) -> Vec<ActivityEntry> {
+    let client = async_nats::connect(nats_url).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream("ACTIVITY").await.expect("stream");
+    let info = stream.info().await.expect("info").clone();
+    let mut entries = Vec::new();
+    for seq in info.state.first_sequence..=info.state.last_sequence {
+        let message = stream.get_raw_message(seq).await.expect("message");
+        let entry: ActivityEntry = serde_json::from_slice(&message.payload).expect("entry json");
+        let msg_id = message
+            .headers
+            .get(async_nats::header::NATS_MESSAGE_ID)
+            .map(|v| v.to_string());
+        assert_eq!(
+            msg_id,
+            Some(entry.id.to_string()),
+            "Nats-Msg-Id is the entry id"
+        );
+        entries.push(entry);
+    }
+    entries
+}
+
+/// The version an update moved its item to (`description` `v<n>` → `v<n+1>`).
+fn version_after(entry: &ActivityEntry) -> Option<u64> {
+    let change = entry
+        .detail
+        .changes
+        .iter()
+        .find(|c| c.field.as_deref() == Some("description"))?;
+    change.after.as_str()?.strip_prefix('v')?.parse().ok()
+}
+
+async fn exactly_once_under_kills(backend: Backend, two_relays: bool) {
+    let t = TestDb::new(backend).await;
+    let mut nats = PrivateNats::start();
+    let nats_url = nats.url();
+    {
+        let client = async_nats::connect(nats_url.as_str())
+            .await
+            .expect("connect");
+        let relay = activity_nats::Relay::new(t.db.clone(), client);
+        relay.ensure_stream().await.expect("create the stream");
+    }
+
+    let (url, schema) = t.url();
+    let mut writer = Command::new(WRITER)
+        .args([
+            url,
+            schema.unwrap_or("-"),
+            "400",
+            &fastrand::u64(..).to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the writer");
+
+    let mut relays: Vec<Child> = vec![spawn_relay(&t, &nats_url)];
+    let mut kills = 0;
+    let started = Instant::now();
+    let mut nats_stopped_at: Option<Instant> = None;
+    let mut nats_was_stopped = false;
+    while writer.try_wait().expect("writer").is_none() || kills < 20 {
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(150..600))).await;
+        // Kill a relay at a random moment and start another.
+        let victim = relays.remove(fastrand::usize(..relays.len()));
+        kill(victim);
+        kills += 1;
+        relays.push(spawn_relay(&t, &nats_url));
+        if two_relays {
+            // Stretches with two relays at once.
+            if relays.len() == 1 && fastrand::bool() {
+                relays.push(spawn_relay(&t, &nats_url));
+            } else if relays.len() == 2 && fastrand::bool() {
+                kill(relays.remove(0));
+                kills += 1;
+            }
+        }
+        // NATS goes away for two seconds, once, a little into the run.
+        if !nats_was_stopped && started.elapsed() > Duration::from_secs(3) {
+            nats.stop();
+            nats_stopped_at = Some(Instant::now());
+            nats_was_stopped = true;
+        }
+        if nats_stopped_at.is_some_and(|at| at.elapsed() > Duration::from_secs(2)) {
+            nats.resume();
+            nats_stopped_at = None;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "the run took too long"
+        );
+    }
+    if nats_stopped_at.is_some() {
+        nats.resume();
+    }
+    let output = writer.wait_with_output().expect("writer output");
+    assert!(output.status.success(), "the writer failed");
+    let summary = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(nats_was_stopped, "NATS was never stopped");
+
+    // Drain: one relay until the outbox is empty.
+    let drain = spawn_relay(&t, &nats_url);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while activity_seaorm::outbox::pending(&t.db)
+        .await
+        .expect("pending")
+        > 0
+    {
+        assert!(Instant::now() < deadline, "the outbox did not drain");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    kill(drain);
+    for relay in relays {
+        kill(relay);
+    }
+
+    let log = t.entries().await;
+    let streamed = stream_entries(&nats_url).await;
+    eprintln!(
+        "{backend:?}: writer {summary}; {} committed entries, {} messages, {kills} relay kills",
+        log.len(),
+        streamed.len()
+    );
+    assert!(
+        log.len() > 200,
+        "too few entries to prove anything: {}",
+        log.len()
+    );
+
+    // Exactly once: the stream holds each committed entry once, and nothing else.
+    let mut seen = HashSet::new();
+    for entry in &streamed {
+        assert!(seen.insert(entry.id), "entry {} published twice", entry.id);
+        assert_ne!(
+            entry.scope, "Doomed",
+            "an entry of a rolled-back transaction was published"
+        );
+    }
+    let committed: HashSet<_> = log.iter().map(|e| e.id).collect();
+    assert_eq!(seen, committed, "stream and committed log differ");
+    // The stream's entries are the log's, field for field.
+    let by_id: HashMap<_, _> = log.iter().map(|e| (e.id, e)).collect();
+    for entry in &streamed {
+        assert_eq!(&entry, &by_id[&entry.id]);
+    }
+
+    // In commit order per item: each item's versions arrive as v1, v2, v3, ... with no gap.
+    let mut versions: HashMap<String, Vec<u64>> = HashMap::new();
+    for entry in streamed.iter().filter(|e| e.activity == "updated") {
+        let item = entry.item_id.clone().expect("item id");
+        versions
+            .entry(item)
+            .or_default()
+            .push(version_after(entry).expect("a version"));
+    }
+    assert!(!versions.is_empty());
+    for (item, seq) in versions {
+        let expected: Vec<u64> = (1..=seq.len() as u64).collect();
+        assert_eq!(
+            seq, expected,
+            "item {item}: entries out of order or missing"
+        );
+    }
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(activity_nats, activity_postgres)),
+    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
+)]
+async fn postgres_exactly_once_with_killed_and_concurrent_relays() {
+    exactly_once_under_kills(Backend::Postgres, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(activity_nats, activity_mysql)),
+    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_MYSQL_URL is not set"
+)]
+async fn mysql_exactly_once_with_killed_and_concurrent_relays() {
+    exactly_once_under_kills(Backend::MySql, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+async fn sqlite_exactly_once_with_a_killed_relay() {
+    exactly_once_under_kills(Backend::Sqlite, false).await;
+}
