@@ -223,3 +223,104 @@ async fn mysql_exactly_once_with_killed_and_concurrent_relays() {
 async fn sqlite_exactly_once_with_a_killed_relay() {
     exactly_once_under_kills(Backend::Sqlite, false).await;
 }
+
+/// On the machine's NATS server (`ACTIVITY_TEST_NATS_URL`), in-process: subjects (escaped
+/// tokens), headers and payloads as a consumer sees them; a republished batch is dropped by
+/// JetStream as duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+async fn relay_publishes_subjects_headers_and_payloads() {
+    use activity_nats::{Relay, RelayConfig, Step};
+    use activity_seaorm::outbox::activity_outbox;
+    use activity_seaorm::{ActivityConfig, log_activity};
+    use async_nats::jetstream::consumer::pull;
+    use futures::StreamExt;
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+
+    let url = std::env::var("ACTIVITY_TEST_NATS_URL")
+        .expect("ACTIVITY_TEST_NATS_URL is not set: this test cannot run without its server");
+    let t = TestDb::new(Backend::Sqlite).await;
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let (stream_name, prefix) = (format!("ACT_{unique}"), format!("act_{unique}"));
+    ActivityConfig::new()
+        .with_outbox(true)
+        .scope(async {
+            activity_tests::new_flag("beta")
+                .insert(&t.db)
+                .await
+                .unwrap();
+            let mut job = ActivityEntry::new("Job", "ran now").with_name("nightly");
+            job.organization_id = Some("acme.eu".into());
+            job.correlation_id = Some("corr-1".into());
+            log_activity(&t.db, job).await.unwrap();
+        })
+        .await;
+    let log = t.entries().await;
+
+    let client = async_nats::connect(url.as_str())
+        .await
+        .unwrap_or_else(|e| panic!("NATS at {url} is unreachable: {e}"));
+    let config = RelayConfig::default()
+        .with_stream(stream_name.as_str())
+        .with_subject_prefix(prefix.as_str());
+    let relay = Relay::with_config(t.db.clone(), client.clone(), config);
+    relay.ensure_stream().await.unwrap();
+    assert_eq!(relay.relay_batch().await.unwrap(), Step::Published(2));
+    assert_eq!(relay.relay_batch().await.unwrap(), Step::Idle);
+
+    // A relay that died after publishing and before deleting its rows republishes them.
+    let ids: Vec<String> = log.iter().map(|e| e.id.to_string()).collect();
+    activity_outbox::ActiveModel {
+        created_at: Set(chrono::Utc::now()),
+        entry_ids: Set(ids.join(",")),
+        ..Default::default()
+    }
+    .insert(&t.db)
+    .await
+    .unwrap();
+    assert_eq!(relay.relay_batch().await.unwrap(), Step::Published(2));
+    let stats = relay.stats();
+    assert_eq!((stats.published(), stats.duplicates()), (4, 2));
+
+    // What a consumer sees (the README's consumer, as written there).
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream(stream_name.as_str()).await.unwrap();
+    let consumer = stream
+        .create_consumer(pull::Config::default())
+        .await
+        .unwrap();
+    let mut messages = consumer.fetch().max_messages(10).messages().await.unwrap();
+    let mut seen = Vec::new();
+    while let Some(message) = messages.next().await {
+        let message = message.unwrap();
+        let entry: ActivityEntry = serde_json::from_slice(&message.payload).unwrap();
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.to_string())
+        };
+        seen.push((
+            message.subject.to_string(),
+            header("Nats-Msg-Id"),
+            header("Activity-Tenant"),
+            header("Activity-Correlation-Id"),
+            entry,
+        ));
+        message.ack().await.unwrap();
+    }
+    assert_eq!(seen.len(), 2, "duplicates were stored");
+    let (flag, job) = (&log[0], &log[1]);
+    assert_eq!(seen[0].0, format!("{prefix}.7.FeatureFlag.created"));
+    assert_eq!(seen[0].1, Some(flag.id.to_string()));
+    assert_eq!(seen[0].2.as_deref(), Some("7"));
+    assert_eq!(&seen[0].4, flag);
+    assert_eq!(seen[1].0, format!("{prefix}.acme%2Eeu.Job.ran%20now"));
+    assert_eq!(seen[1].2.as_deref(), Some("acme.eu"));
+    assert_eq!(seen[1].3.as_deref(), Some("corr-1"));
+    assert_eq!(&seen[1].4, job);
+    js.delete_stream(stream_name.as_str()).await.unwrap();
+    let _ = activity_outbox::Entity::delete_many().exec(&t.db).await;
+    t.cleanup().await;
+}
