@@ -35,11 +35,26 @@ use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use entity::{flag, project, settings, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     IntoActiveModel, ModelTrait, QueryFilter, Set,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+/// How the app connects to `url`.
+///
+/// SQLite allows one writer at a time, and a transaction that reads and then writes (every
+/// update here: load, change, save) fails with `SQLITE_BUSY` instead of waiting when another
+/// connection wrote in between. With a pool of one connection, SQLite requests queue instead.
+/// PostgreSQL keeps SeaORM's default pool.
+pub fn connect_options(url: &str) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    if url.starts_with("sqlite:") {
+        opts.max_connections(1);
+    }
+    opts.sqlx_logging(false);
+    opts
+}
 
 /// The router. Serve it with `axum::serve(listener, app(db))`.
 pub fn app(db: DatabaseConnection) -> Router {

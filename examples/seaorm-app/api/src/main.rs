@@ -14,7 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().init();
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite::memory:".to_owned());
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let db = sea_orm::Database::connect(&url).await?;
+    let db = sea_orm::Database::connect(seaorm_app_api::connect_options(&url)).await?;
     Migrator::up(&db, None).await?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!("listening on http://{addr} (users: alice and bob of acme, carol of globex)");
