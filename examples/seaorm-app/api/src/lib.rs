@@ -35,8 +35,8 @@ use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use entity::{flag, project, settings, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    IntoActiveModel, ModelTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, IntoActiveModel, ModelTrait, QueryFilter, Set,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};

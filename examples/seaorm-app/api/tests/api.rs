@@ -13,8 +13,7 @@ use entity::{organization, user};
 use migration::{Migrator, MigratorTrait};
 use reqwest::Method;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait,
-    QueryFilter,
+    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryFilter,
 };
 use serde_json::{Value, json};
 
@@ -133,7 +132,13 @@ impl App {
     /// `GET /activity?{query}` as `user`: the page's entries.
     async fn activity(&self, user: &str, query: &str) -> Vec<Value> {
         let page = self
-            .call(user, Method::GET, &format!("/activity?{query}"), json!(null), 200)
+            .call(
+                user,
+                Method::GET,
+                &format!("/activity?{query}"),
+                json!(null),
+                200,
+            )
             .await;
         page["results"].as_array().expect("results").clone()
     }
@@ -212,7 +217,12 @@ async fn migrations_put_the_log_table_before_the_seed(app: &App) {
             "m20250301_000001_seed",
         ]
     );
-    assert!(Migrator::get_pending_migrations(&app.db).await.unwrap().is_empty());
+    assert!(
+        Migrator::get_pending_migrations(&app.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let seeded = app.activity("alice", "ascending=true").await;
     assert_eq!(
@@ -289,7 +299,13 @@ async fn create_update_noop_delete(app: &App) {
         .await;
     let fid = f["id"].as_i64().unwrap();
     let got = app
-        .call("alice", Method::GET, &format!("/projects/{pid}"), json!(null), 200)
+        .call(
+            "alice",
+            Method::GET,
+            &format!("/projects/{pid}"),
+            json!(null),
+            200,
+        )
         .await;
     assert_eq!(got["settings"]["default_environment"], json!("production"));
     assert_eq!(got["flags"][0]["key"], json!("new-checkout"));
@@ -385,7 +401,12 @@ async fn create_update_noop_delete(app: &App) {
         changes(&latest[1]),
         [
             change("description", "created", json!(null), json!("Pay")),
-            change("webhook_secret", "changed", json!("masked"), json!("masked")),
+            change(
+                "webhook_secret",
+                "changed",
+                json!("masked"),
+                json!("masked")
+            ),
         ]
     );
     let raw = app
