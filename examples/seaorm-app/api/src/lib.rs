@@ -22,7 +22,7 @@
 //! | `POST /flags/{id}/evaluate` | count an evaluation: an excluded field, so no entry |
 //! | `DELETE /flags/{id}` | delete a flag |
 //! | `GET /activity` | the feed as JSON: [`Page`] (`results`, `next_cursor`), filters in the query |
-//! | `GET /activity/feed` | the feed as sentences ([`describe`]) |
+//! | `GET /activity/feed` | the feed as sentences ([`describe()`]) |
 
 use activity_seaorm::prelude::*;
 use activity_seaorm::{ActivityLayer, Error as LogError, Page, transaction};
