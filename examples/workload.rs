@@ -97,6 +97,8 @@ enum Mode {
     Hook,
     /// `Tracked`; for `Bulk`, `bulk::update_many` with one summary entry.
     Tracked,
+    /// `Tracked` with the outbox on (`ActivityConfig::with_outbox`): what the outbox row adds.
+    Outbox,
     Muted,
     Peer,
     /// The unlogged updates plus one INSERT of the same log rows a `Tracked` batch writes,
@@ -164,7 +166,13 @@ async fn main() -> Result<(), DbErr> {
         shapes.retain(|s| format!("{s:?}").contains(only.as_str()));
     }
     shapes.sort();
-    let mut modes = vec![Mode::Unlogged, Mode::Hook, Mode::Tracked, Mode::Muted];
+    let mut modes = vec![
+        Mode::Unlogged,
+        Mode::Hook,
+        Mode::Tracked,
+        Mode::Outbox,
+        Mode::Muted,
+    ];
     if peer {
         modes.push(Mode::Peer);
     }
@@ -208,7 +216,15 @@ async fn main() -> Result<(), DbErr> {
                 tick += 1;
                 statements.store(0, Ordering::Relaxed);
                 log_inserts.store(0, Ordering::Relaxed);
-                let elapsed = run(&db, shape, mode, tick, floor).await?;
+                let elapsed = if mode == Mode::Outbox {
+                    let config = (*ActivityConfig::current()).clone().with_outbox(true);
+                    let elapsed = config.scope(run(&db, shape, mode, tick, floor)).await?;
+                    // A relay would delete what it published: keep the table as small.
+                    db.execute_unprepared("DELETE FROM activity_outbox").await?;
+                    elapsed
+                } else {
+                    run(&db, shape, mode, tick, floor).await?
+                };
                 let stmts = statements.load(Ordering::Relaxed);
                 if let (Mode::Tracked, Shape::Txn(n)) = (mode, shape) {
                     let inserts = log_inserts.load(Ordering::Relaxed).max(1);
@@ -528,7 +544,7 @@ async fn update_one<C: ConnectionTrait>(
             am.active = Set(tick % 2 == 0);
             am.update(db).await?;
         }
-        Mode::Tracked => {
+        Mode::Tracked | Mode::Outbox => {
             let mut am = track(l);
             am.rollout = Set(rollout);
             am.active = Set(tick % 2 == 0);
@@ -561,8 +577,8 @@ async fn bulk_update<C: ConnectionTrait>(db: &C, mode: Mode, tick: i64) -> Resul
                 .exec(db)
                 .await?;
         }
-        Mode::Hook | Mode::Tracked | Mode::Muted => {
-            let how = if mode == Mode::Tracked {
+        Mode::Hook | Mode::Tracked | Mode::Outbox | Mode::Muted => {
+            let how = if matches!(mode, Mode::Tracked | Mode::Outbox) {
                 BulkMode::Summary
             } else {
                 BulkMode::PerRow

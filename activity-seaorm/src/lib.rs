@@ -74,7 +74,7 @@ pub use ops::{
 };
 pub use read::load_activity;
 pub use track::{Tracked, track};
-pub use transaction::transaction;
+pub use transaction::{transaction, transaction_with_options};
 
 /// Everything an application file needs: `use activity_seaorm::prelude::*;`.
 pub mod prelude {

@@ -4,7 +4,7 @@
 use activity_core::hooks::prepare_entries;
 use activity_core::{ActivityConfig, ActivityContext, ActivityEntry};
 use scoped_futures::ScopedBoxFuture;
-use sea_orm::{ConnectionTrait, DbErr, TransactionSession, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr, TransactionOptions, TransactionSession, TransactionTrait};
 
 use crate::events;
 use crate::keys::conn_key;
@@ -48,12 +48,67 @@ where
     T: Send,
     E: From<DbErr> + Send,
 {
+    run(db, None, f).await
+}
+
+/// [`transaction`] begun with SeaORM's [`TransactionOptions`]: an isolation level, an access
+/// mode, or SQLite's `IMMEDIATE` mode. Concurrent read-modify-write transactions on one SQLite
+/// file need `IMMEDIATE`: a deferred transaction that reads first and then writes cannot take
+/// the write lock while another holds it, and fails with `SQLITE_BUSY` at once instead of
+/// waiting its turn. (Nested inside another transaction, the options do not apply: a
+/// savepoint has none.)
+///
+/// ```
+/// use activity_seaorm::prelude::*;
+/// use sea_orm::{SqliteTransactionMode, TransactionOptions};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sea_orm::DbErr> {
+/// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+/// activity_seaorm::schema::create_table(&db).await?;
+/// let immediate = TransactionOptions {
+///     sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+///     ..Default::default()
+/// };
+/// activity_seaorm::transaction_with_options(&db, immediate, |txn| {
+///     async move {
+///         activity_seaorm::log_activity(txn, ActivityEntry::new("Job", "ran")).await
+///     }
+///     .scope_boxed()
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
+pub async fn transaction_with_options<'a, C, F, T, E>(
+    db: &'a C,
+    options: TransactionOptions,
+    f: F,
+) -> Result<T, E>
+where
+    C: TransactionTrait + ConnectionTrait,
+    F: for<'t> FnOnce(&'t C::Transaction) -> ScopedBoxFuture<'a, 't, Result<T, E>> + Send + 'a,
+    T: Send,
+    E: From<DbErr> + Send,
+{
+    run(db, Some(options), f).await
+}
+
+async fn run<'a, C, F, T, E>(db: &'a C, options: Option<TransactionOptions>, f: F) -> Result<T, E>
+where
+    C: TransactionTrait + ConnectionTrait,
+    F: for<'t> FnOnce(&'t C::Transaction) -> ScopedBoxFuture<'a, 't, Result<T, E>> + Send + 'a,
+    T: Send,
+    E: From<DbErr> + Send,
+{
     let savepoint_of = recorder::frame_for(conn_key(db));
     let correlation_id = match &savepoint_of {
         Some(parent) => parent.correlation_id().to_owned(),
         None => new_correlation_id(),
     };
-    let txn = db.begin().await?;
+    // Inside a transaction `begin` makes a savepoint, which takes no options.
+    let nested = sink::change_state::<C>() == crate::failure::ChangeState::InOpenTransaction;
+    let txn = match options {
+        Some(options) if !nested => db.begin_with_options(options).await?,
+        _ => db.begin().await?,
+    };
     // The frame lives in this future: however it ends (return, `?`, panic, or dropped at any
     // `.await`), the frame and what it holds end with it.
     let frame = Frame::new(conn_key(&txn), savepoint_of.clone(), correlation_id);
