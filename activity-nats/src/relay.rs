@@ -10,10 +10,19 @@ use activity_seaorm::ActivityEntry;
 use activity_seaorm::outbox::{self, Claim};
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
-use sea_orm::DatabaseConnection;
+use sea_orm::{
+    DatabaseConnection, DbBackend, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 use tracing::Instrument;
 
 use crate::subject::{header_value, subject, tenant};
+
+/// SQLite's delete of relayed rows takes the write lock up front (and waits for it).
+const IMMEDIATE: TransactionOptions = TransactionOptions {
+    isolation_level: None,
+    access_mode: None,
+    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+};
 
 /// Where and how a [`Relay`] publishes.
 #[derive(Clone, Debug)]
@@ -274,6 +283,18 @@ impl Relay {
                 return Ok(Step::Idle);
             }
         };
+        // SQLite has one writer: a relay that kept its transaction open while publishing would
+        // either hold the write lock (and stall the application's writes while NATS is slow or
+        // down) or fail to upgrade its stale read snapshot when deleting. It reads, lets go,
+        // publishes, then deletes in a short write transaction of its own (one relay per SQLite
+        // database).
+        let sqlite = self.db.get_database_backend() == DbBackend::Sqlite;
+        let held = if sqlite {
+            txn.commit().await?;
+            None
+        } else {
+            Some(txn)
+        };
         let lag = chrono::Utc::now() - claimed.oldest;
         self.stats.lag_ms.store(
             u64::try_from(lag.num_milliseconds()).unwrap_or(0),
@@ -290,6 +311,10 @@ impl Relay {
         );
         async {
             self.publish(&claimed.entries).await?;
+            let txn = match held {
+                Some(txn) => txn,
+                None => self.db.begin_with_options(IMMEDIATE).await?,
+            };
             outbox::complete(&txn, &claimed.rows).await?;
             txn.commit().await?;
             self.stats

@@ -4,10 +4,15 @@
 //!
 //! `outbox_writer <database-url> <schema or -> <transactions> <seed>`
 
-use activity_seaorm::{ActivityConfig, ActivityEntry, log_activity, transaction};
+use activity_seaorm::{
+    ActivityConfig, ActivityEntry, log_activity, transaction, transaction_with_options,
+};
 use activity_tests::models::feature_flag;
 use scoped_futures::ScopedFutureExt;
-use sea_orm::{ActiveModelTrait, DbErr, EntityTrait, IntoActiveModel, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, DbErr, EntityTrait, IntoActiveModel, QuerySelect, Set, SqliteTransactionMode,
+    TransactionOptions,
+};
 
 const ITEMS: usize = 12;
 
@@ -47,7 +52,12 @@ async fn main() {
         picks.sort_unstable();
         picks.dedup();
         let doomed = fastrand::u8(..5) == 0;
-        let result = transaction(&db, |txn| {
+        // SQLite: take the write lock up front (the relay process writes too); ignored elsewhere.
+        let immediate = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        let result = transaction_with_options(&db, immediate, |txn| {
             async move {
                 for id in picks {
                     let flag = feature_flag::Entity::find_by_id(id)
