@@ -42,6 +42,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod bulk;
+pub mod checked;
 pub mod config;
 pub mod entity;
 mod errors;
