@@ -50,7 +50,10 @@ async fn registry_has_the_derived_tables(_t: &TestDb) {
         .map(|t| t.table)
         .collect();
     for table in ["feature_flag", "membership", "document"] {
-        assert!(tables.contains(&table), "{table} not registered: {tables:?}");
+        assert!(
+            tables.contains(&table),
+            "{table} not registered: {tables:?}"
+        );
     }
     assert!(!tables.contains(&"activity_log"));
 }
@@ -172,10 +175,16 @@ async fn bypasses_are_reported(t: &TestDb) {
         .exec(&db)
         .await
         .unwrap();
-    feature_flag::Entity::delete_by_id(id).exec(&db).await.unwrap();
-    db.execute_raw(raw(&db, "UPDATE feature_flag SET cached_count = 3 WHERE team_id = 7"))
+    feature_flag::Entity::delete_by_id(id)
+        .exec(&db)
         .await
         .unwrap();
+    db.execute_raw(raw(
+        &db,
+        "UPDATE feature_flag SET cached_count = 3 WHERE team_id = 7",
+    ))
+    .await
+    .unwrap();
     // In a transaction begun from the checked connection, and in the helper.
     let txn = db.begin().await.unwrap();
     feature_flag::Entity::delete_many()
@@ -186,7 +195,9 @@ async fn bypasses_are_reported(t: &TestDb) {
     txn.commit().await.unwrap();
     transaction(&db, |txn| {
         async move {
-            feature_flag::Entity::insert(new_flag("d")).exec(txn).await?;
+            feature_flag::Entity::insert(new_flag("d"))
+                .exec(txn)
+                .await?;
             Ok::<_, DbErr>(())
         }
         .scope_boxed()
@@ -260,7 +271,10 @@ async fn muted_writes_are_not_reported(t: &TestDb) {
             .unwrap();
     })
     .await;
-    assert_eq!(reports(&checker), vec![report(Verb::Insert, "feature_flag")]);
+    assert_eq!(
+        reports(&checker),
+        vec![report(Verb::Insert, "feature_flag")]
+    );
     db.close().await.unwrap();
 }
 
@@ -294,7 +308,10 @@ async fn unaudited_tables_are_not_reported(t: &TestDb) {
         statement: &raw(&db, "DELETE FROM activity_log"),
         failed: false,
     });
-    assert_eq!(reports(&explicit), vec![report(Verb::Delete, "activity_log")]);
+    assert_eq!(
+        reports(&explicit),
+        vec![report(Verb::Delete, "activity_log")]
+    );
     db.close().await.unwrap();
 }
 
@@ -351,7 +368,9 @@ async fn strict_mode_panics_naming_table_and_verb(t: &TestDb) {
         .cloned()
         .unwrap_or_default();
     assert!(
-        message.contains("UPDATE on audited table `feature_flag` did not pass through the activity log"),
+        message.contains(
+            "UPDATE on audited table `feature_flag` did not pass through the activity log"
+        ),
         "{message}"
     );
     assert!(!message.contains("top-secret-literal"), "{message}");
@@ -379,17 +398,26 @@ async fn stale_announcements_are_bounded(t: &TestDb) {
     }
     bypass().await;
     bypass().await;
-    assert_eq!(reports(&checker), vec![report(Verb::Update, "feature_flag")]);
+    assert_eq!(
+        reports(&checker),
+        vec![report(Verb::Update, "feature_flag")]
+    );
     // A no-op update announces nothing: the next bypass is reported.
     flag_by_id(a.id).update(&db).await.unwrap();
     bypass().await;
-    assert_eq!(reports(&checker), vec![report(Verb::Update, "feature_flag")]);
+    assert_eq!(
+        reports(&checker),
+        vec![report(Verb::Update, "feature_flag")]
+    );
     // An announcement of another task covers nothing here.
     tokio::spawn(async { checked::announce::<feature_flag::Entity>(Verb::Update) })
         .await
         .unwrap();
     bypass().await;
-    assert_eq!(reports(&checker), vec![report(Verb::Update, "feature_flag")]);
+    assert_eq!(
+        reports(&checker),
+        vec![report(Verb::Update, "feature_flag")]
+    );
     db.close().await.unwrap();
 }
 

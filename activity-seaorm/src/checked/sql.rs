@@ -304,10 +304,7 @@ pub(crate) fn writes<'a>(sql: &'a str, backend: DbBackend, mut found: impl FnMut
         if is_kw(tokens.peek().copied(), "only") {
             tokens.next();
         }
-        loop {
-            let Some((schema, table)) = table_name(&mut tokens) else {
-                break;
-            };
+        while let Some((schema, table)) = table_name(&mut tokens) {
             found(Write {
                 verb,
                 schema,
