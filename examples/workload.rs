@@ -10,7 +10,8 @@
 //! `../shared/peers/pg_audit_trigger.sql`), `BENCH_ONLY` (shapes whose name contains the text),
 //! `BENCH_DROP_INDEXES` (log indexes to drop for an experiment, or `all`), `BENCH_DROP_GIN`,
 //! `BENCH_WIRE_BUDGET` (bytes, see `ActivityConfig::with_wire_budget`), `BENCH_MODES` (a
-//! comma-separated list of modes to run, e.g. `Unlogged,Muted`).
+//! comma-separated list of modes to run, e.g. `Unlogged,Muted`), `BENCH_CHECKED=1` (checked mode
+//! observes every statement; see BENCHMARKS.md).
 //! Prints medians and ratios to the unlogged baseline. The `Floor` mode runs the unlogged
 //! updates plus the log INSERTs of a `Tracked` batch rendered in advance: the server's and the
 //! wire's share of the logged cost, which no client-side change can remove.
@@ -140,7 +141,16 @@ async fn main() -> Result<(), DbErr> {
     let statements = Arc::new(AtomicUsize::new(0));
     let log_inserts = Arc::new(AtomicUsize::new(0));
     let (counter, insert_counter) = (statements.clone(), log_inserts.clone());
+    // `BENCH_CHECKED=1`: checked mode observes every statement (composed with the harness's own
+    // callback, as an application with metrics would). Unlogged writes are bypasses: counted
+    // silently (`Checker::record`), so the Unlogged baseline pays the report path too.
+    let checker =
+        std::env::var_os("BENCH_CHECKED").map(|_| activity_seaorm::checked::Checker::record());
+    let observer = checker.clone();
     db.set_metric_callback(move |info| {
+        if let Some(checker) = &observer {
+            checker.observe(info);
+        }
         counter.fetch_add(1, Ordering::Relaxed);
         let sql = &info.statement.sql;
         if sql.starts_with("INSERT INTO") && sql.contains("activity_log") {
@@ -233,6 +243,12 @@ async fn main() -> Result<(), DbErr> {
     let log_bytes = storage_per_entry(&db).await?;
     if let Some(bytes) = log_bytes {
         println!("\nstorage per small `updated` entry incl. indexes: {bytes:.0} bytes");
+    }
+    if let Some(checker) = checker {
+        println!(
+            "\nchecked mode: {} bypassed writes reported (the Unlogged and Floor batches)",
+            checker.bypassed()
+        );
     }
     Ok(())
 }
