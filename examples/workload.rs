@@ -249,8 +249,61 @@ async fn main() -> Result<(), DbErr> {
             "\nchecked mode: {} bypassed writes reported (the Unlogged and Floor batches)",
             checker.bypassed()
         );
+        observe_cost(backend);
     }
     Ok(())
+}
+
+/// `Checker::observe` alone, per statement, on the statements the write path sends: what checked
+/// mode adds to each (the announcement included for the hooked UPDATE).
+fn observe_cost(backend: DbBackend) {
+    use activity_seaorm::checked::{Checker, Verb, announce};
+    let checker = Checker::record();
+    let q = |s: &str| match backend {
+        DbBackend::MySql => s.replace('"', "`"),
+        _ => s.to_owned(),
+    };
+    let update =
+        q(r#"UPDATE "bench_flag" SET "rollout" = $1, "counter" = $2 WHERE "bench_flag"."id" = $3"#);
+    let select = q(
+        r#"SELECT "bench_flag"."id", "bench_flag"."team_id", "bench_flag"."key", "bench_flag"."active", "bench_flag"."rollout", "bench_flag"."description", "bench_flag"."filters", "bench_flag"."secret", "bench_flag"."counter", "bench_flag"."updated_at" FROM "bench_flag" WHERE "bench_flag"."id" = $1 LIMIT $2 FOR NO KEY UPDATE"#,
+    );
+    let row = format!(
+        "({})",
+        (0..21)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let flush = q(&format!(
+        r#"INSERT INTO "activity_log" ("id", "a", "b") VALUES {}"#,
+        vec![row; 100].join(", ")
+    ));
+    let cases: [(&str, &str, bool); 3] = [
+        ("hooked UPDATE (announce + observe)", &update, true),
+        ("SELECT .. FOR NO KEY UPDATE", &select, false),
+        ("flush INSERT, 100 rows", &flush, false),
+    ];
+    println!("\nChecker::observe per statement (release build, one thread):");
+    for (name, sql, announced) in cases {
+        let statement = sea_orm::Statement::from_string(backend, sql.to_owned());
+        let info = sea_orm::metric::Info {
+            elapsed: Duration::ZERO,
+            statement: &statement,
+            failed: false,
+        };
+        let n = 200_000u32;
+        let start = Instant::now();
+        for _ in 0..n {
+            if announced {
+                announce::<logged::Entity>(Verb::Update);
+            }
+            checker.observe(std::hint::black_box(&info));
+        }
+        let per = start.elapsed() / n;
+        println!("  {name:<40} {per:>10.1?} ({} bytes of SQL)", sql.len());
+    }
+    assert_eq!(checker.bypassed(), 0, "the hooked shape was announced");
 }
 
 async fn setup(db: &DatabaseConnection) -> Result<(), DbErr> {

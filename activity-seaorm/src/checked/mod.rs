@@ -40,7 +40,8 @@
 //! `before_delete`), [`Tracked`](crate::Tracked) (through the hooks) and [`bulk`](crate::bulk)
 //! — announce each write (task, table, verb) right before SeaORM runs it; the checker consumes
 //! the announcement when it sees the statement (failed statements consume too). A write with no
-//! announcement from its own task (tokio task, or thread outside a task) is a bypass. Your own
+//! announcement from its own task (tokio task, or thread outside a task) is a bypass — reported
+//! even if the statement failed: the code path is the hole, whatever this run did. Your own
 //! write paths that log through [`log_activity`](crate::log_activity) can [`announce`] theirs.
 //!
 //! **Muting is the explicit skip.** A write to a table whose scope is muted in the writing task
