@@ -45,6 +45,7 @@ enum Tok<'a> {
     Other,
 }
 
+#[derive(Clone)]
 struct Tokens<'a> {
     sql: &'a str,
     bytes: &'a [u8],
@@ -161,6 +162,39 @@ impl<'a> Tokens<'a> {
     fn text(&self, from: usize, to: usize) -> &'a str {
         self.sql.get(from..to).unwrap_or_default()
     }
+
+    /// The next token, not consumed.
+    fn peek(&self) -> Option<Tok<'a>> {
+        self.clone().next()
+    }
+
+    /// Move past the next `;` outside literals, quotes and comments (or to the end), without
+    /// producing tokens: plain bytes and words are stepped over, comments and dollar quotes
+    /// skipped, and a quote read as one token by [`Iterator::next`].
+    fn skip_statement(&mut self) {
+        while let Some(&b) = self.bytes.get(self.at) {
+            match b {
+                b';' => {
+                    self.at += 1;
+                    return;
+                }
+                b'-' if self.peek_byte(1) == Some(b'-') => self.skip_line(),
+                b'#' if self.mysql => self.skip_line(),
+                b'/' if self.peek_byte(1) == Some(b'*') => self.skip_block_comment(),
+                b'$' if !self.mysql && self.skip_dollar_quote() => {}
+                // One literal or quoted name, and not a byte further.
+                b'\'' | b'"' | b'`' | b'[' => {
+                    self.next();
+                }
+                b if is_word_byte(b) => {
+                    while self.peek_byte(0).is_some_and(is_word_byte) {
+                        self.at += 1;
+                    }
+                }
+                _ => self.at += 1,
+            }
+        }
+    }
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -241,67 +275,89 @@ fn is_any_kw(tok: Option<Tok<'_>>, kws: &[&str]) -> bool {
     kws.iter().any(|kw| is_kw(tok, kw))
 }
 
+/// The verb a statement-starting word names, if it writes.
+fn verb_of(word: &str) -> Option<Verb> {
+    [
+        ("insert", Verb::Insert),
+        ("replace", Verb::Replace),
+        ("update", Verb::Update),
+        ("delete", Verb::Delete),
+        ("truncate", Verb::Truncate),
+    ]
+    .into_iter()
+    .find_map(|(kw, verb)| word.eq_ignore_ascii_case(kw).then_some(verb))
+}
+
+/// Words a write verb may carry before its table (MySQL's and SQLite's).
+const MODIFIERS: &[&str] = &[
+    "low_priority",
+    "delayed",
+    "high_priority",
+    "ignore",
+    "quick",
+];
+
 /// The writes `sql` makes, in order, passed to `found`.
+///
+/// A top-level statement that starts with neither `WITH` nor a write verb (a `SELECT`, `SET`,
+/// `SAVEPOINT`, ...) is skipped to its `;` without tokenizing, and so is the rest of a
+/// statement once its top-level verb and table are read: nothing there runs as a write of its
+/// own (PostgreSQL allows data-modifying CTEs only in the top `WITH`, before the verb). `CREATE`
+/// ends the scan: a trigger or function body holds statements that do not run now.
 pub(crate) fn writes<'a>(sql: &'a str, backend: DbBackend, mut found: impl FnMut(Write<'a>)) {
-    let mut tokens = Tokens::new(sql, backend).peekable();
-    // Whether the next token starts a statement (or a parenthesized one).
-    let mut at_start = true;
+    let mut tokens = Tokens::new(sql, backend);
+    // Whether the next token starts a statement (or a parenthesized one), and a top-level one.
+    let (mut at_start, mut top) = (true, true);
+    let mut depth = 0usize;
     while let Some(tok) = tokens.next() {
-        let starts = at_start;
+        let (starts, was_top) = (at_start, top);
         at_start = matches!(tok, Tok::Punct(b'(' | b')' | b';'));
+        top = false;
+        match tok {
+            Tok::Punct(b'(') => depth += 1,
+            Tok::Punct(b')') => depth = depth.saturating_sub(1),
+            Tok::Punct(b';') => {
+                depth = 0;
+                top = true;
+            }
+            _ => {}
+        }
         if !starts {
             continue;
         }
         let Tok::Word(word) = tok else {
             continue;
         };
-        let verb = if word.eq_ignore_ascii_case("insert") {
-            Verb::Insert
-        } else if word.eq_ignore_ascii_case("replace") {
-            Verb::Replace
-        } else if word.eq_ignore_ascii_case("update") {
-            Verb::Update
-        } else if word.eq_ignore_ascii_case("delete") {
-            Verb::Delete
-        } else if word.eq_ignore_ascii_case("truncate") {
-            Verb::Truncate
-        } else {
+        let Some(verb) = verb_of(word) else {
+            if was_top {
+                if word.eq_ignore_ascii_case("create") {
+                    return;
+                }
+                if !word.eq_ignore_ascii_case("with") {
+                    tokens.skip_statement();
+                    (at_start, top) = (true, true);
+                }
+            }
             continue;
         };
         // SQLite's `INSERT OR REPLACE`, `UPDATE OR IGNORE`.
-        if matches!(verb, Verb::Insert | Verb::Update) && is_kw(tokens.peek().copied(), "or") {
+        if matches!(verb, Verb::Insert | Verb::Update) && is_kw(tokens.peek(), "or") {
             tokens.next();
             tokens.next();
         }
-        const MODIFIERS: &[&str] = &[
-            "low_priority",
-            "delayed",
-            "high_priority",
-            "ignore",
-            "quick",
-        ];
-        while is_any_kw(tokens.peek().copied(), MODIFIERS) {
+        while is_any_kw(tokens.peek(), MODIFIERS) {
             tokens.next();
         }
-        match verb {
-            Verb::Insert | Verb::Replace => {
-                if is_kw(tokens.peek().copied(), "into") {
-                    tokens.next();
-                }
-            }
-            Verb::Delete => {
-                if is_kw(tokens.peek().copied(), "from") {
-                    tokens.next();
-                }
-            }
-            Verb::Truncate => {
-                if is_kw(tokens.peek().copied(), "table") {
-                    tokens.next();
-                }
-            }
-            Verb::Update => {}
+        let keyword = match verb {
+            Verb::Insert | Verb::Replace => "into",
+            Verb::Delete => "from",
+            Verb::Truncate => "table",
+            Verb::Update => "only",
+        };
+        if is_kw(tokens.peek(), keyword) {
+            tokens.next();
         }
-        if is_kw(tokens.peek().copied(), "only") {
+        if is_kw(tokens.peek(), "only") {
             tokens.next();
         }
         while let Some((schema, table)) = table_name(&mut tokens) {
@@ -311,20 +367,22 @@ pub(crate) fn writes<'a>(sql: &'a str, backend: DbBackend, mut found: impl FnMut
                 table,
             });
             // Only `TRUNCATE a, b` names several tables.
-            if verb != Verb::Truncate || tokens.peek() != Some(&Tok::Punct(b',')) {
+            if verb != Verb::Truncate || tokens.peek() != Some(Tok::Punct(b',')) {
                 break;
             }
             tokens.next();
+        }
+        if depth == 0 {
+            tokens.skip_statement();
+            (at_start, top) = (true, true);
         }
     }
 }
 
 /// A possibly schema-qualified name at the head of `tokens` (consumed); `None` (nothing
 /// consumed) if the next token is not a name, e.g. `REPLACE(` the function.
-fn table_name<'a>(
-    tokens: &mut std::iter::Peekable<Tokens<'a>>,
-) -> Option<(Option<Name<'a>>, Name<'a>)> {
-    let name = |tok: Option<&Tok<'a>>| match tok {
+fn table_name<'a>(tokens: &mut Tokens<'a>) -> Option<(Option<Name<'a>>, Name<'a>)> {
+    let name = |tok: Option<Tok<'a>>| match tok {
         Some(Tok::Word(w)) => Some(Name {
             text: w,
             quoted: false,
@@ -338,7 +396,7 @@ fn table_name<'a>(
     let mut last = name(tokens.peek())?;
     tokens.next();
     let mut schema = None;
-    while tokens.peek() == Some(&Tok::Punct(b'.')) {
+    while tokens.peek() == Some(Tok::Punct(b'.')) {
         tokens.next();
         let Some(next) = name(tokens.peek()) else {
             break;
@@ -522,6 +580,26 @@ mod tests {
                 (Verb::Delete, "flags".into()),
                 (Verb::Update, "other".into())
             ]
+        );
+    }
+
+    #[test]
+    fn skipped_statements_still_end_at_their_semicolon() {
+        assert_eq!(
+            one("SELECT 'a;b', \"c;d\", $$;$$, x$y$z -- ;\n /* ; */ ; DELETE FROM flags"),
+            w(Verb::Delete, "flags")
+        );
+        assert_eq!(
+            one("INSERT INTO a VALUES ('x;y'), ($1); UPDATE b SET c = E'\\';'; DELETE FROM d"),
+            vec![
+                (Verb::Insert, "a".into()),
+                (Verb::Update, "b".into()),
+                (Verb::Delete, "d".into())
+            ]
+        );
+        assert_eq!(
+            one("CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE b SET c = 1; DELETE FROM d; END"),
+            vec![]
         );
     }
 
