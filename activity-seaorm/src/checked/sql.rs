@@ -169,27 +169,47 @@ impl<'a> Tokens<'a> {
     }
 
     /// Move past the next `;` outside literals, quotes and comments (or to the end), without
-    /// producing tokens: plain bytes and words are stepped over, comments and dollar quotes
-    /// skipped, and a quote read as one token by [`Iterator::next`].
+    /// producing tokens: a scan for the bytes that can end a statement or open a literal, a
+    /// quoted name or a comment; comments and dollar quotes are skipped, and a quote read as
+    /// one token by [`Iterator::next`].
     fn skip_statement(&mut self) {
-        while let Some(&b) = self.bytes.get(self.at) {
-            match b {
-                b';' => {
+        // No `;` left at all (nearly every statement SeaORM sends): nothing follows.
+        if !self.bytes.get(self.at..).unwrap_or_default().contains(&b';') {
+            self.at = self.bytes.len();
+            return;
+        }
+        loop {
+            let rest = self.bytes.get(self.at..).unwrap_or_default();
+            let Some(i) = rest.iter().position(|&b| {
+                matches!(
+                    b,
+                    b';' | b'\'' | b'"' | b'`' | b'[' | b'-' | b'/' | b'#' | b'$'
+                )
+            }) else {
+                self.at = self.bytes.len();
+                return;
+            };
+            self.at += i;
+            // `$` inside a word (`a$b`) is part of a name, never a dollar quote.
+            let in_word = self
+                .at
+                .checked_sub(1)
+                .and_then(|p| self.bytes.get(p))
+                .is_some_and(|&b| is_word_byte(b));
+            match self.peek_byte(0) {
+                Some(b';') => {
                     self.at += 1;
                     return;
                 }
-                b'-' if self.peek_byte(1) == Some(b'-') => self.skip_line(),
-                b'#' if self.mysql => self.skip_line(),
-                b'/' if self.peek_byte(1) == Some(b'*') => self.skip_block_comment(),
-                b'$' if !self.mysql && self.skip_dollar_quote() => {}
-                // One literal or quoted name, and not a byte further.
-                b'\'' | b'"' | b'`' | b'[' => {
+                Some(b'-') if self.peek_byte(1) == Some(b'-') => self.skip_line(),
+                Some(b'#') if self.mysql => self.skip_line(),
+                Some(b'/') if self.peek_byte(1) == Some(b'*') => self.skip_block_comment(),
+                Some(b'$') if !self.mysql && !in_word && self.skip_dollar_quote() => {}
+                Some(b'\'' | b'"' | b'`') => {
                     self.next();
                 }
-                b if is_word_byte(b) => {
-                    while self.peek_byte(0).is_some_and(is_word_byte) {
-                        self.at += 1;
-                    }
+                Some(b'[') if self.sqlite => {
+                    self.next();
                 }
                 _ => self.at += 1,
             }
