@@ -144,8 +144,9 @@ async fn main() -> Result<(), DbErr> {
     // `BENCH_CHECKED=1`: checked mode observes every statement (composed with the harness's own
     // callback, as an application with metrics would). Unlogged writes are bypasses: counted
     // silently (`Checker::record`), so the Unlogged baseline pays the report path too.
-    let checker =
-        std::env::var_os("BENCH_CHECKED").map(|_| activity_seaorm::checked::Checker::record());
+    let checker = std::env::var("BENCH_CHECKED")
+        .is_ok_and(|v| !v.is_empty() && v != "0")
+        .then(activity_seaorm::checked::Checker::record);
     let observer = checker.clone();
     db.set_metric_callback(move |info| {
         if let Some(checker) = &observer {

@@ -174,7 +174,12 @@ impl<'a> Tokens<'a> {
     /// one token by [`Iterator::next`].
     fn skip_statement(&mut self) {
         // No `;` left at all (nearly every statement SeaORM sends): nothing follows.
-        if !self.bytes.get(self.at..).unwrap_or_default().contains(&b';') {
+        if !self
+            .bytes
+            .get(self.at..)
+            .unwrap_or_default()
+            .contains(&b';')
+        {
             self.at = self.bytes.len();
             return;
         }
