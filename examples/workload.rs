@@ -10,7 +10,8 @@
 //! `../shared/peers/pg_audit_trigger.sql`), `BENCH_ONLY` (shapes whose name contains the text),
 //! `BENCH_DROP_INDEXES` (log indexes to drop for an experiment, or `all`), `BENCH_DROP_GIN`,
 //! `BENCH_WIRE_BUDGET` (bytes, see `ActivityConfig::with_wire_budget`), `BENCH_MODES` (a
-//! comma-separated list of modes to run, e.g. `Unlogged,Muted`).
+//! comma-separated list of modes to run, e.g. `Unlogged,Muted`), `BENCH_CHECKED=1` (checked mode
+//! observes every statement; see BENCHMARKS.md).
 //! Prints medians and ratios to the unlogged baseline. The `Floor` mode runs the unlogged
 //! updates plus the log INSERTs of a `Tracked` batch rendered in advance: the server's and the
 //! wire's share of the logged cost, which no client-side change can remove.
@@ -142,7 +143,17 @@ async fn main() -> Result<(), DbErr> {
     let statements = Arc::new(AtomicUsize::new(0));
     let log_inserts = Arc::new(AtomicUsize::new(0));
     let (counter, insert_counter) = (statements.clone(), log_inserts.clone());
+    // `BENCH_CHECKED=1`: checked mode observes every statement (composed with the harness's own
+    // callback, as an application with metrics would). Unlogged writes are bypasses: counted
+    // silently (`Checker::record`), so the Unlogged baseline pays the report path too.
+    let checker = std::env::var("BENCH_CHECKED")
+        .is_ok_and(|v| !v.is_empty() && v != "0")
+        .then(activity_seaorm::checked::Checker::record);
+    let observer = checker.clone();
     db.set_metric_callback(move |info| {
+        if let Some(checker) = &observer {
+            checker.observe(info);
+        }
         counter.fetch_add(1, Ordering::Relaxed);
         let sql = &info.statement.sql;
         if sql.starts_with("INSERT INTO") && sql.contains("activity_log") {
@@ -250,7 +261,66 @@ async fn main() -> Result<(), DbErr> {
     if let Some(bytes) = log_bytes {
         println!("\nstorage per small `updated` entry incl. indexes: {bytes:.0} bytes");
     }
+    if let Some(checker) = checker {
+        println!(
+            "\nchecked mode: {} bypassed writes reported (the Unlogged and Floor batches)",
+            checker.bypassed()
+        );
+        observe_cost(backend);
+    }
     Ok(())
+}
+
+/// `Checker::observe` alone, per statement, on the statements the write path sends: what checked
+/// mode adds to each (the announcement included for the hooked UPDATE).
+fn observe_cost(backend: DbBackend) {
+    use activity_seaorm::checked::{Checker, Verb, announce};
+    let checker = Checker::record();
+    let q = |s: &str| match backend {
+        DbBackend::MySql => s.replace('"', "`"),
+        _ => s.to_owned(),
+    };
+    let update =
+        q(r#"UPDATE "bench_flag" SET "rollout" = $1, "counter" = $2 WHERE "bench_flag"."id" = $3"#);
+    let select = q(
+        r#"SELECT "bench_flag"."id", "bench_flag"."team_id", "bench_flag"."key", "bench_flag"."active", "bench_flag"."rollout", "bench_flag"."description", "bench_flag"."filters", "bench_flag"."secret", "bench_flag"."counter", "bench_flag"."updated_at" FROM "bench_flag" WHERE "bench_flag"."id" = $1 LIMIT $2 FOR NO KEY UPDATE"#,
+    );
+    let row = format!(
+        "({})",
+        (0..21)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let flush = q(&format!(
+        r#"INSERT INTO "activity_log" ("id", "a", "b") VALUES {}"#,
+        vec![row; 100].join(", ")
+    ));
+    let cases: [(&str, &str, bool); 3] = [
+        ("hooked UPDATE (announce + observe)", &update, true),
+        ("SELECT .. FOR NO KEY UPDATE", &select, false),
+        ("flush INSERT, 100 rows", &flush, false),
+    ];
+    println!("\nChecker::observe per statement (release build, one thread):");
+    for (name, sql, announced) in cases {
+        let statement = sea_orm::Statement::from_string(backend, sql.to_owned());
+        let info = sea_orm::metric::Info {
+            elapsed: Duration::ZERO,
+            statement: &statement,
+            failed: false,
+        };
+        let n = 200_000u32;
+        let start = Instant::now();
+        for _ in 0..n {
+            if announced {
+                announce::<logged::Entity>(Verb::Update);
+            }
+            checker.observe(std::hint::black_box(&info));
+        }
+        let per = start.elapsed() / n;
+        println!("  {name:<40} {per:>10.1?} ({} bytes of SQL)", sql.len());
+    }
+    assert_eq!(checker.bypassed(), 0, "the hooked shape was announced");
 }
 
 async fn setup(db: &DatabaseConnection) -> Result<(), DbErr> {

@@ -14,6 +14,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod actor;
+pub mod audited;
 pub mod clock;
 pub mod config;
 pub mod context;
@@ -70,6 +71,10 @@ pub mod __private {
     pub use serde_json;
     pub use std::string::String;
     pub use std::vec::Vec;
+
+    pub use crate::audited::AuditedTable;
+    /// `inventory::submit!` for the derive's table registration.
+    pub use inventory;
 
     /// Fails to compile unless `T` is a JSON object type (for `mask_keys`).
     pub fn assert_keyed<T: KeyedValue + ?Sized>(_: &T) {}

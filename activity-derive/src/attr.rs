@@ -169,6 +169,10 @@ impl FieldAttrs {
 pub(crate) struct SeaOrmContainer {
     /// `rename_all = "..."`: the case style of every column name.
     pub(crate) rename_all: Option<String>,
+    /// `table_name = "..."`: the model's table, registered for checked mode.
+    pub(crate) table_name: Option<String>,
+    /// `schema_name = "..."`.
+    pub(crate) schema_name: Option<String>,
 }
 
 impl SeaOrmContainer {
@@ -178,6 +182,12 @@ impl SeaOrmContainer {
             let _ = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("rename_all") {
                     c.rename_all = Some(meta.value()?.parse::<LitStr>()?.value());
+                    Ok(())
+                } else if meta.path.is_ident("table_name") {
+                    c.table_name = Some(meta.value()?.parse::<LitStr>()?.value());
+                    Ok(())
+                } else if meta.path.is_ident("schema_name") {
+                    c.schema_name = Some(meta.value()?.parse::<LitStr>()?.value());
                     Ok(())
                 } else {
                     skip_value(&meta)

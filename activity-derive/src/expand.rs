@@ -99,7 +99,44 @@ fn expand(diag: &Diagnostics, input: &DeriveInput, container: &Container) -> Tok
         .collect();
 
     check(diag, input, container, &fields);
-    generate(input, container, &fields)
+    let mut tokens = generate(input, container, &fields);
+    tokens.extend(register_table(input, container, &sea_container));
+    tokens
+}
+
+/// Registers the model's table for checked mode (`activity_seaorm::checked`): an
+/// `inventory::submit!` of the name in `#[sea_orm(table_name = "...")]`, read from the attribute
+/// so the generated code stays ORM-free. Nothing for a model without the attribute, or a
+/// generic one (a static cannot name its parameters; SeaORM models are never generic).
+fn register_table(input: &DeriveInput, c: &Container, sea: &SeaOrmContainer) -> TokenStream {
+    let Some(table) = &sea.table_name else {
+        return TokenStream::new();
+    };
+    if !input.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let ident = &input.ident;
+    let scope = c
+        .scope
+        .get()
+        .cloned()
+        .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
+    let p = quote!(_activity::__private);
+    let schema = match &sea.schema_name {
+        Some(schema) => quote!(#p::Option::Some(#schema)),
+        None => quote!(#p::Option::None),
+    };
+    let import = import(c);
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, unused_qualifications, unused_extern_crates, clippy::all)]
+        const _: () = {
+            #import
+            #p::inventory::submit! {
+                #p::AuditedTable { table: #table, schema: #schema, scope: #scope }
+            }
+        };
+    }
 }
 
 /// Emitted next to the errors of a failed derive: an impl that records nothing, so the code

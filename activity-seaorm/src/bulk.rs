@@ -39,6 +39,7 @@ use sea_orm::{
     QuerySelect, QueryTrait, TryIntoModel, Value,
 };
 
+use crate::checked::{self, Verb};
 use crate::hooks::{lifecycle_entry, model_entry};
 use crate::keys::{model_item_id, value_json};
 use crate::manual::bulk_log_activity;
@@ -118,12 +119,21 @@ where
     E: EntityTrait,
     C: ConnectionTrait,
 {
+    announce_update::<E>(&values);
     Ok(E::update_many()
         .set(values)
         .filter(filter)
         .exec(db)
         .await?
         .rows_affected)
+}
+
+/// Announce an `UPDATE .. SET <values>` to checked mode (none when no value is set: SeaORM
+/// then sends no statement).
+fn announce_update<E: EntityTrait>(values: &E::ActiveModel) {
+    if values.is_changed() {
+        checked::announce::<E>(Verb::Update);
+    }
 }
 
 /// Update the rows of `batch` that still match `keep`; returns (before, after) of each row
@@ -148,6 +158,7 @@ where
         .collect();
     let before_of =
         |row: &E::Model| model_item_id(row).and_then(|k| by_key.get(&k).map(|m| (*m).clone()));
+    announce_update::<E>(values);
     if db.support_returning() {
         let rows = E::update_many()
             .set(values.clone())
@@ -205,7 +216,10 @@ where
 {
     let filter = filter.into_condition();
     let scope = <E::Model as ModelActivity>::SCOPE;
-    let delete = |condition: Condition| E::delete_many().filter(condition).exec(db);
+    let delete = |condition: Condition| {
+        checked::announce::<E>(Verb::Delete);
+        E::delete_many().filter(condition).exec(db)
+    };
     if is_muted(scope) {
         return Ok(delete(filter).await?.rows_affected);
     }
@@ -278,6 +292,7 @@ where
         } else {
             inserted_tenants::<E>(&models)
         };
+        checked::announce::<E>(Verb::Insert);
         E::insert_many(models).exec_without_returning(db).await?;
         if !is_muted(scope) {
             let entries = summaries::<E>("bulk_created", count, tenants, None);
@@ -286,10 +301,12 @@ where
         return Ok(count);
     }
     let inserted: Vec<E::Model> = if db.support_returning() {
+        checked::announce::<E>(Verb::Insert);
         E::insert_many(models).exec_with_returning(db).await?
     } else {
         let mut out = Vec::with_capacity(models.len());
         for model in models {
+            checked::announce::<E>(Verb::Insert);
             out.push(E::insert(model).exec_with_returning(db).await?);
         }
         out

@@ -70,8 +70,20 @@ pub(crate) fn lifecycle_entry<M: ModelActivity + sea_orm::ModelTrait>(
     entry
 }
 
-/// `before_save`: on update, capture the before-state for `after_save`.
+/// `before_save`: on update, capture the before-state for `after_save`. Announces the write
+/// to [`checked`](crate::checked) mode (muted or not: muting is an explicit skip).
 pub async fn before_save<A, C>(am: A, db: &C, insert: bool) -> Result<A, DbErr>
+where
+    A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Clone + Send + 'static,
+    ModelOf<A>: ModelActivity + IntoActiveModel<A> + Clone + Send + Sync + 'static,
+    C: ConnectionTrait,
+{
+    let am = prepare_save(am, db, insert).await?;
+    crate::checked::announce_save(&am, insert);
+    Ok(am)
+}
+
+async fn prepare_save<A, C>(am: A, db: &C, insert: bool) -> Result<A, DbErr>
 where
     A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Clone + Send + 'static,
     ModelOf<A>: ModelActivity + IntoActiveModel<A> + Clone + Send + Sync + 'static,
@@ -218,8 +230,20 @@ where
 }
 
 /// `before_delete`: read the row (locked) so the entry records what was deleted, and so a
-/// delete that matches no row logs nothing.
+/// delete that matches no row logs nothing. Announces the write to
+/// [`checked`](crate::checked) mode.
 pub async fn before_delete<A, C>(am: A, db: &C) -> Result<A, DbErr>
+where
+    A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Send + 'static,
+    ModelOf<A>: ModelActivity + IntoActiveModel<A> + Send + Sync + 'static,
+    C: ConnectionTrait,
+{
+    let am = prepare_delete(am, db).await?;
+    crate::checked::announce::<A::Entity>(crate::checked::Verb::Delete);
+    Ok(am)
+}
+
+async fn prepare_delete<A, C>(am: A, db: &C) -> Result<A, DbErr>
 where
     A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Send + 'static,
     ModelOf<A>: ModelActivity + IntoActiveModel<A> + Send + Sync + 'static,

@@ -37,11 +37,14 @@
 //! **Not captured by hooks.** `Entity::insert(am).exec`, `Entity::update(am).exec`,
 //! `Entity::delete_by_id(id).exec`, `update_many`, `delete_many`, `insert_many` and raw SQL do
 //! not run `ActiveModelBehavior`. Use the `ActiveModel` methods, [`bulk`], or log them with
-//! [`log_activity`] / [`bulk_log_activity`] — or mute them on purpose.
+//! [`log_activity`] / [`bulk_log_activity`] — or mute them on purpose. [`checked`] mode reports
+//! every such write to an audited table (`execute_unprepared` excepted: SeaORM gives it no
+//! metric callback).
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod bulk;
+pub mod checked;
 pub mod config;
 pub mod entity;
 mod errors;

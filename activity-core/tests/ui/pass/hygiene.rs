@@ -17,6 +17,7 @@ fn diff() {}
 
 #[derive(activity_core::ModelActivity)]
 #[activity(crate = "activity_core", scope = "Flag", name = key, team = team_id)]
+#[sea_orm(table_name = "flag", schema_name = "app")]
 struct Flag {
     id: i32,
     team_id: i64,
@@ -27,6 +28,13 @@ struct Flag {
 }
 
 fn main() {
+    // The table registration (for checked mode) expands under the same shadowing.
+    assert!(activity_core::audited::audited_tables().any(|t| *t
+        == activity_core::audited::AuditedTable {
+            table: "flag",
+            schema: ::core::option::Option::Some("app"),
+            scope: "Flag",
+        }));
     use activity_core::ModelActivity as _;
     let before = Flag {
         id: 1,
