@@ -19,6 +19,7 @@
 //! entry as a duplicate), `Activity-Correlation-Id` and `Activity-Tenant`.
 #![deny(missing_docs)]
 
+pub mod notify;
 mod relay;
 pub mod subject;
 

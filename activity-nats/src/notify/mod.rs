@@ -1,0 +1,293 @@
+//! Notifications (DESIGN §10): a durable JetStream consumer of the activity stream that routes
+//! each committed entry to the people who should see it and hands it to the application's
+//! delivery [`Channel`], at least once and idempotently per (entry, recipient).
+//!
+//! ```no_run
+//! use activity_nats::notify::{Audience, BoxError, Channel, ItemAudience, Notification, Notifier, Router, Visibility};
+//! use activity_seaorm::ActivityEntry;
+//!
+//! struct Flags; // ownership and visibility live in the application
+//!
+//! #[async_trait::async_trait]
+//! impl Audience for Flags {
+//!     async fn item(&self, entry: &ActivityEntry) -> Result<ItemAudience, BoxError> {
+//!         Ok(ItemAudience::owned_by("alice").with_visibility(Visibility::Tenant))
+//!     }
+//!     async fn may_see(&self, user: &str, entry: &ActivityEntry, _: Visibility) -> Result<bool, BoxError> {
+//!         Ok(true) // e.g. "is `user` a member of the entry's organization?"
+//!     }
+//! }
+//!
+//! struct Log;
+//!
+//! #[async_trait::async_trait]
+//! impl Channel for Log {
+//!     async fn deliver(&self, n: &Notification) -> Result<(), BoxError> {
+//!         println!("to {}: {} {}", n.recipient, n.entry.activity, n.entry.scope);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # async fn run(db: sea_orm::DatabaseConnection, nats: async_nats::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! activity_nats::notify::create_tables(&db).await?;
+//! let notifier = Notifier::new(db, nats, Router::new(Flags), Log);
+//! notifier.run().await?;
+//! # Ok(()) }
+//! ```
+
+mod prefs;
+mod route;
+mod store;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use activity_seaorm::ActivityEntry;
+use async_nats::jetstream::{self, consumer::pull};
+use async_trait::async_trait;
+use futures::StreamExt;
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+
+pub use prefs::{MUTATIONS, Preference};
+pub use route::{Audience, BoxError, ItemAudience, Router, Visibility};
+pub use store::{
+    Depth, activity_notification_delivery, activity_notification_preference, activity_subscription,
+    create_tables, preference, set_preference, subscribe, subscriptions, unsubscribe,
+};
+
+/// One entry for one recipient.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Notification {
+    /// `<entry id>:<recipient>`: the same for every redelivery, so a channel can drop
+    /// duplicates of its own (delivery is at least once).
+    pub id: String,
+    /// Who receives it.
+    pub recipient: String,
+    /// What happened.
+    pub entry: Arc<ActivityEntry>,
+}
+
+/// Where notifications go: e-mail, push, a server-sent-events hub.
+#[async_trait]
+pub trait Channel: Send + Sync {
+    /// Deliver one notification. An error leaves it undelivered; it is retried.
+    async fn deliver(&self, notification: &Notification) -> Result<(), BoxError>;
+}
+
+/// A notification failure; the message is redelivered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotifyError {
+    /// Reading subscriptions, preferences or delivery marks, or writing a mark.
+    #[error("notifications: database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// The application's [`Audience`] failed.
+    #[error("notifications: audience: {0}")]
+    Audience(BoxError),
+    /// The [`Channel`] failed.
+    #[error("notifications: delivery: {0}")]
+    Channel(BoxError),
+    /// The JetStream consumer failed.
+    #[error("notifications: consumer: {0}")]
+    Consumer(String),
+}
+
+/// Where the notifier reads.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NotifierConfig {
+    /// The stream the relay publishes to (default `ACTIVITY`).
+    pub stream: String,
+    /// The durable consumer's name (default `activity-notifier`): restarts resume where it
+    /// stopped.
+    pub durable: String,
+    /// Subjects to read (default `activity.>`).
+    pub filter_subject: String,
+    /// How long a message may take before JetStream redelivers it (default 30 s).
+    pub ack_wait: Duration,
+}
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        Self {
+            stream: "ACTIVITY".to_owned(),
+            durable: "activity-notifier".to_owned(),
+            filter_subject: "activity.>".to_owned(),
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+impl NotifierConfig {
+    /// The stream.
+    pub fn with_stream(mut self, stream: impl Into<String>) -> Self {
+        self.stream = stream.into();
+        self
+    }
+
+    /// The durable consumer's name.
+    pub fn with_durable(mut self, durable: impl Into<String>) -> Self {
+        self.durable = durable.into();
+        self
+    }
+
+    /// The subjects to read.
+    pub fn with_filter_subject(mut self, subject: impl Into<String>) -> Self {
+        self.filter_subject = subject.into();
+        self
+    }
+}
+
+/// Routes committed entries from the stream to recipients through a [`Channel`].
+#[derive(Debug)]
+pub struct Notifier<A, Ch> {
+    db: DatabaseConnection,
+    js: jetstream::Context,
+    router: Router<A>,
+    channel: Ch,
+    config: NotifierConfig,
+}
+
+impl<A: Audience, Ch: Channel> Notifier<A, Ch> {
+    /// A notifier on the default stream and durable consumer.
+    pub fn new(
+        db: DatabaseConnection,
+        client: async_nats::Client,
+        router: Router<A>,
+        channel: Ch,
+    ) -> Self {
+        Self::with_config(db, client, router, channel, NotifierConfig::default())
+    }
+
+    /// A notifier with `config`.
+    pub fn with_config(
+        db: DatabaseConnection,
+        client: async_nats::Client,
+        router: Router<A>,
+        channel: Ch,
+        config: NotifierConfig,
+    ) -> Self {
+        Self {
+            db,
+            js: jetstream::new(client),
+            router,
+            channel,
+            config,
+        }
+    }
+
+    /// Notify the recipients of `entry` who have not been notified of it yet; how many were.
+    /// Delivery marks are written after each delivery, so a crash in between redelivers (at
+    /// least once) with the same [`Notification::id`].
+    pub async fn handle(&self, entry: ActivityEntry) -> Result<usize, NotifyError> {
+        handle(&self.db, &self.router, &self.channel, entry).await
+    }
+
+    /// Consume the stream until an unrecoverable consumer error: each message is acknowledged
+    /// once its recipients are notified; on a failure it is negatively acknowledged and
+    /// JetStream redelivers it after a pause.
+    pub async fn run(&self) -> Result<(), NotifyError> {
+        let consumer_error = |e: &dyn std::fmt::Display| NotifyError::Consumer(e.to_string());
+        let stream = self
+            .js
+            .get_stream(self.config.stream.as_str())
+            .await
+            .map_err(|e| consumer_error(&e))?;
+        let consumer = stream
+            .get_or_create_consumer(
+                self.config.durable.as_str(),
+                pull::Config {
+                    durable_name: Some(self.config.durable.clone()),
+                    filter_subject: self.config.filter_subject.clone(),
+                    ack_wait: self.config.ack_wait,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| consumer_error(&e))?;
+        let mut messages = consumer.messages().await.map_err(|e| consumer_error(&e))?;
+        while let Some(message) = messages.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::warn!(error = %e, "notifications: consumer hiccup");
+                    continue;
+                }
+            };
+            let entry: ActivityEntry = match serde_json::from_slice(&message.payload) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    // Not an entry: nothing to route, and redelivery would not change that.
+                    tracing::error!(error = %e, subject = %message.subject, "notifications: not an activity entry; skipped");
+                    message.ack().await.map_err(|e| consumer_error(&e))?;
+                    continue;
+                }
+            };
+            match self.handle(entry).await {
+                Ok(_) => message.ack().await.map_err(|e| consumer_error(&e))?,
+                Err(e) => {
+                    tracing::warn!(error = %e, "notifications: will be redelivered");
+                    let nak = jetstream::AckKind::Nak(Some(Duration::from_secs(1)));
+                    message
+                        .ack_with(nak)
+                        .await
+                        .map_err(|e| consumer_error(&e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Route and deliver one entry (see [`Notifier::handle`]); usable without NATS, e.g. to test
+/// routing or to feed entries from another transport.
+pub async fn handle<C: ConnectionTrait, A: Audience, Ch: Channel>(
+    db: &C,
+    router: &Router<A>,
+    channel: &Ch,
+    entry: ActivityEntry,
+) -> Result<usize, NotifyError> {
+    use activity_notification_delivery::{Column, Entity};
+    let recipients = router.recipients(db, &entry).await?;
+    if recipients.is_empty() {
+        return Ok(0);
+    }
+    let done: HashSet<String> = Entity::find()
+        .filter(Column::EntryId.eq(entry.id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| row.recipient)
+        .collect();
+    let entry = Arc::new(entry);
+    let mut delivered = 0;
+    for recipient in recipients.into_iter().filter(|r| !done.contains(r)) {
+        let notification = Notification {
+            id: format!("{}:{recipient}", entry.id),
+            recipient,
+            entry: Arc::clone(&entry),
+        };
+        channel
+            .deliver(&notification)
+            .await
+            .map_err(NotifyError::Channel)?;
+        // A mark already there (a concurrent redelivery) is kept.
+        let mark = store::upsert(
+            db.get_database_backend(),
+            "activity_notification_delivery",
+            &["entry_id", "recipient", "delivered_at"],
+            vec![
+                entry.id.into(),
+                notification.recipient.as_str().into(),
+                chrono::Utc::now().into(),
+            ],
+            &["entry_id", "recipient"],
+            store::Conflict::Ignore,
+        );
+        db.execute_raw(mark).await?;
+        delivered += 1;
+    }
+    Ok(delivered)
+}

@@ -1,0 +1,349 @@
+//! Subscriptions, preferences and delivery marks, stored with SeaORM next to `activity_log`,
+//! tenant-scoped like it. A tenant is the entry's organization, else its team; `""` is no
+//! tenant.
+
+use sea_orm::sea_query::{Index, Value};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, Schema,
+    Statement,
+};
+
+use super::prefs::Preference;
+
+/// `activity_subscription`: a user watching an item (and, with depth `descendants`, everything
+/// under it).
+pub mod activity_subscription {
+    use sea_orm::entity::prelude::*;
+
+    /// One subscription.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "activity_subscription")]
+    pub struct Model {
+        /// UUID v7.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// Tenant (`""`: none).
+        pub tenant: String,
+        /// The subscriber.
+        pub user_id: String,
+        /// The watched item's scope.
+        pub scope: String,
+        /// The watched item's id.
+        pub item_id: String,
+        /// `resource` or `descendants`.
+        pub depth: String,
+        /// When it was created.
+        pub created_at: DateTimeUtc,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `activity_notification_preference`: one row per user and tenant that chose something other
+/// than the default.
+pub mod activity_notification_preference {
+    use sea_orm::entity::prelude::*;
+
+    /// One user's preference in one tenant.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "activity_notification_preference")]
+    pub struct Model {
+        /// Tenant (`""`: none).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant: String,
+        /// The user.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        /// `all`, `mutations` or `custom`.
+        pub kind: String,
+        /// The `custom` globs, newline-separated.
+        #[sea_orm(column_type = "Text")]
+        pub patterns: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `activity_notification_delivery`: which (entry, recipient) pairs were delivered, so a
+/// redelivered message notifies nobody twice.
+pub mod activity_notification_delivery {
+    use sea_orm::entity::prelude::*;
+
+    /// One delivered notification.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "activity_notification_delivery")]
+    pub struct Model {
+        /// The entry.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub entry_id: Uuid,
+        /// The recipient.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub recipient: String,
+        /// When.
+        pub delivered_at: DateTimeUtc,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// How far a subscription reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Depth {
+    /// The item itself.
+    Resource,
+    /// The item and everything the application names it an ancestor of.
+    Descendants,
+}
+
+impl Depth {
+    fn as_str(self) -> &'static str {
+        match self {
+            Depth::Resource => "resource",
+            Depth::Descendants => "descendants",
+        }
+    }
+}
+
+/// Create the three tables (idempotent; safe at every start-up).
+pub async fn create_tables<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    let schema = Schema::new(db.get_database_backend());
+    let mut subscription = schema.create_table_from_entity(activity_subscription::Entity);
+    db.execute(subscription.if_not_exists()).await?;
+    let mut preference = schema.create_table_from_entity(activity_notification_preference::Entity);
+    db.execute(preference.if_not_exists()).await?;
+    let mut delivery = schema.create_table_from_entity(activity_notification_delivery::Entity);
+    db.execute(delivery.if_not_exists()).await?;
+    // Routing looks subscriptions up by item within a tenant; one subscription per user and item.
+    use activity_subscription::Column as S;
+    let mut index = Index::create();
+    index
+        .name("activity_subscription_item")
+        .table(activity_subscription::Entity)
+        .col(S::Tenant)
+        .col(S::Scope)
+        .col(S::ItemId)
+        .col(S::UserId)
+        .unique();
+    if db.get_database_backend() != sea_orm::DbBackend::MySql {
+        index.if_not_exists();
+        db.execute(&index).await?;
+    } else if let Err(e) = db.execute(&index).await {
+        // MySQL has no `CREATE INDEX IF NOT EXISTS`: a second start-up finds it there.
+        if !e.to_string().contains("Duplicate key name") {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Subscribe `user_id` to an item (idempotent: subscribing again changes the depth).
+pub async fn subscribe<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    user_id: &str,
+    scope: &str,
+    item_id: &str,
+    depth: Depth,
+) -> Result<(), DbErr> {
+    let statement = upsert(
+        db.get_database_backend(),
+        "activity_subscription",
+        &[
+            "id",
+            "tenant",
+            "user_id",
+            "scope",
+            "item_id",
+            "depth",
+            "created_at",
+        ],
+        vec![
+            uuid::Uuid::now_v7().into(),
+            tenant.into(),
+            user_id.into(),
+            scope.into(),
+            item_id.into(),
+            depth.as_str().into(),
+            chrono::Utc::now().into(),
+        ],
+        &["tenant", "scope", "item_id", "user_id"],
+        Conflict::Update(&["depth"]),
+    );
+    db.execute_raw(statement).await?;
+    Ok(())
+}
+
+/// A user's subscriptions in a tenant, oldest first.
+pub async fn subscriptions<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    user_id: &str,
+) -> Result<Vec<activity_subscription::Model>, DbErr> {
+    use activity_subscription::{Column, Entity};
+    Entity::find()
+        .filter(Column::Tenant.eq(tenant))
+        .filter(Column::UserId.eq(user_id))
+        .order_by_asc(Column::CreatedAt)
+        .order_by_asc(Column::Id)
+        .all(db)
+        .await
+}
+
+/// Revoke a user's subscription to an item; whether there was one.
+pub async fn unsubscribe<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    user_id: &str,
+    scope: &str,
+    item_id: &str,
+) -> Result<bool, DbErr> {
+    use activity_subscription::{Column, Entity};
+    let result = Entity::delete_many()
+        .filter(Column::Tenant.eq(tenant))
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::Scope.eq(scope))
+        .filter(Column::ItemId.eq(item_id))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Set a user's preference in a tenant.
+pub async fn set_preference<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    user_id: &str,
+    preference: &Preference,
+) -> Result<(), DbErr> {
+    let patterns = match preference {
+        Preference::Custom(p) => p.join("\n"),
+        _ => String::new(),
+    };
+    let statement = upsert(
+        db.get_database_backend(),
+        "activity_notification_preference",
+        &["tenant", "user_id", "kind", "patterns"],
+        vec![
+            tenant.into(),
+            user_id.into(),
+            preference.kind().into(),
+            patterns.into(),
+        ],
+        &["tenant", "user_id"],
+        Conflict::Update(&["kind", "patterns"]),
+    );
+    db.execute_raw(statement).await?;
+    Ok(())
+}
+
+/// A user's preference in a tenant ([`Preference::Mutations`] unless they chose another).
+pub async fn preference<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    user_id: &str,
+) -> Result<Preference, DbErr> {
+    let row = activity_notification_preference::Entity::find_by_id((
+        tenant.to_owned(),
+        user_id.to_owned(),
+    ))
+    .one(db)
+    .await?;
+    Ok(row.map_or(Preference::Mutations, |r| stored(&r)))
+}
+
+pub(crate) fn stored(row: &activity_notification_preference::Model) -> Preference {
+    let patterns: Vec<String> = row
+        .patterns
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Preference::from_stored(&row.kind, &patterns)
+}
+
+/// What an upsert does with an existing row.
+pub(crate) enum Conflict<'a> {
+    /// Keep it.
+    Ignore,
+    /// Overwrite these columns.
+    Update(&'a [&'a str]),
+}
+
+/// `INSERT .. ON CONFLICT` per backend. On SQLite the conflict target is left out: a pooled
+/// SQLite connection compiles statements against the schema it last loaded, so one opened
+/// before `create_tables` would reject `ON CONFLICT (cols)` ("does not match any PRIMARY KEY
+/// or UNIQUE constraint") instead of noticing the new index; without a target the statement
+/// compiles, and SQLite reloads the schema when it runs.
+pub(crate) fn upsert(
+    backend: DbBackend,
+    table: &str,
+    columns: &[&str],
+    values: Vec<Value>,
+    target: &[&str],
+    conflict: Conflict<'_>,
+) -> Statement {
+    let q = |name: &str| match backend {
+        DbBackend::MySql => format!("`{name}`"),
+        _ => format!("\"{name}\""),
+    };
+    let list = |names: &[&str]| names.iter().map(|n| q(n)).collect::<Vec<_>>().join(", ");
+    let placeholders: Vec<String> = (1..=columns.len())
+        .map(|i| match backend {
+            DbBackend::Postgres => format!("${i}"),
+            _ => "?".to_owned(),
+        })
+        .collect();
+    let insert = match (backend, &conflict) {
+        (DbBackend::MySql, Conflict::Ignore) => "INSERT IGNORE",
+        _ => "INSERT",
+    };
+    let mut sql = format!(
+        "{insert} INTO {} ({}) VALUES ({})",
+        q(table),
+        list(columns),
+        placeholders.join(", ")
+    );
+    match (backend, conflict) {
+        (DbBackend::MySql, Conflict::Ignore) => {}
+        (DbBackend::MySql, Conflict::Update(set)) => {
+            let set: Vec<String> = set
+                .iter()
+                .map(|c| format!("{0} = VALUES({0})", q(c)))
+                .collect();
+            sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {}", set.join(", ")));
+        }
+        (backend, conflict) => {
+            let target = match backend {
+                DbBackend::Sqlite => String::new(),
+                _ => format!(" ({})", list(target)),
+            };
+            match conflict {
+                Conflict::Ignore => sql.push_str(&format!(" ON CONFLICT{target} DO NOTHING")),
+                Conflict::Update(set) => {
+                    let set: Vec<String> = set
+                        .iter()
+                        .map(|c| format!("{0} = excluded.{0}", q(c)))
+                        .collect();
+                    sql.push_str(&format!(
+                        " ON CONFLICT{target} DO UPDATE SET {}",
+                        set.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    Statement::from_sql_and_values(backend, sql, values)
+}

@@ -1,0 +1,347 @@
+//! Notifications (DESIGN §10): the seed's anti-patterns as tests. The actor is never a
+//! recipient; preferences always apply; nobody who may not see the item receives it; targets
+//! come only from subscriptions and the application's `Audience`, never from the library.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use activity_nats::notify::{
+    self, Audience, BoxError, Channel, Depth, ItemAudience, Notification, Preference, Router,
+    Visibility,
+};
+use activity_seaorm::ActivityEntry;
+use activity_tests::{TestDb, backend_tests};
+
+/// The application's side: who owns what, who may see what.
+#[derive(Default)]
+struct App {
+    items: HashMap<String, ItemAudience>,
+    /// (user, item) pairs allowed to see under `Resource`/`Scope`/`Tenant`.
+    grants: HashSet<(String, String)>,
+}
+
+#[async_trait::async_trait]
+impl Audience for App {
+    async fn item(&self, entry: &ActivityEntry) -> Result<ItemAudience, BoxError> {
+        let item = entry.item_id.clone().unwrap_or_default();
+        Ok(self.items.get(&item).cloned().unwrap_or_default())
+    }
+
+    async fn may_see(
+        &self,
+        user: &str,
+        entry: &ActivityEntry,
+        _: Visibility,
+    ) -> Result<bool, BoxError> {
+        let item = entry.item_id.clone().unwrap_or_default();
+        Ok(self.grants.contains(&(user.to_owned(), item)))
+    }
+}
+
+#[derive(Default)]
+struct Inbox(Mutex<Vec<(String, String)>>);
+
+#[async_trait::async_trait]
+impl Channel for Inbox {
+    async fn deliver(&self, n: &Notification) -> Result<(), BoxError> {
+        self.0.lock().unwrap().push((
+            n.recipient.clone(),
+            format!(
+                "{} {}",
+                n.entry.activity,
+                n.entry.item_id.clone().unwrap_or_default()
+            ),
+        ));
+        Ok(())
+    }
+}
+
+fn entry(actor: &str, activity: &str, item: &str) -> ActivityEntry {
+    let mut e = ActivityEntry::new("FeatureFlag", activity).with_item_id(item);
+    e.organization_id = Some("acme".into());
+    e.user_id = Some(actor.into());
+    e
+}
+
+fn grant(app: &mut App, users: &[&str], item: &str) {
+    for user in users {
+        app.grants.insert(((*user).to_owned(), item.to_owned()));
+    }
+}
+
+async fn recipients(t: &TestDb, app: App, e: &ActivityEntry) -> Vec<String> {
+    setup(t).await;
+    Router::new(app).recipients(&t.db, e).await.unwrap()
+}
+
+async fn setup(t: &TestDb) {
+    notify::create_tables(&t.db).await.unwrap();
+}
+
+async fn watchers_are_subscribers_owner_and_delegators_never_the_actor(t: &TestDb) {
+    setup(t).await;
+    for user in ["sub", "alice", "mallory"] {
+        notify::subscribe(&t.db, "acme", user, "FeatureFlag", "1", Depth::Resource)
+            .await
+            .unwrap();
+    }
+    let mut app = App::default();
+    app.items.insert(
+        "1".into(),
+        ItemAudience::owned_by("owner")
+            .with_delegators(["deleg"])
+            .with_visibility(Visibility::Tenant),
+    );
+    grant(&mut app, &["sub", "alice", "owner", "deleg"], "1");
+    // alice acts: she is subscribed, but never hears of her own action; mallory is subscribed
+    // but may not see the item.
+    let got = recipients(t, app, &entry("alice", "updated", "1")).await;
+    assert_eq!(got, ["deleg", "owner", "sub"]);
+}
+
+async fn an_impersonator_is_an_actor_too(t: &TestDb) {
+    let mut app = App::default();
+    app.items.insert(
+        "1".into(),
+        ItemAudience::owned_by("owner")
+            .with_delegators(["support"])
+            .with_visibility(Visibility::Tenant),
+    );
+    grant(&mut app, &["owner", "support"], "1");
+    let mut e = entry("owner", "updated", "1");
+    e.impersonated_by = Some("support".into());
+    e.was_impersonated = true;
+    assert!(recipients(t, app, &e).await.is_empty());
+}
+
+async fn private_items_reach_only_owner_and_delegators(t: &TestDb) {
+    setup(t).await;
+    notify::subscribe(&t.db, "acme", "sub", "FeatureFlag", "1", Depth::Resource)
+        .await
+        .unwrap();
+    let mut app = App::default();
+    app.items.insert(
+        "1".into(),
+        ItemAudience::owned_by("owner").with_delegators(["deleg"]),
+    );
+    // Even a grant does not open a private item to a subscriber.
+    grant(&mut app, &["sub", "owner", "deleg"], "1");
+    let got = recipients(t, app, &entry("x", "updated", "1")).await;
+    assert_eq!(got, ["deleg", "owner"]);
+}
+
+async fn every_visibility_removes_who_may_not_see(t: &TestDb) {
+    setup(t).await;
+    for visibility in [Visibility::Resource, Visibility::Scope, Visibility::Tenant] {
+        notify::subscribe(&t.db, "acme", "seer", "FeatureFlag", "1", Depth::Resource)
+            .await
+            .unwrap();
+        notify::subscribe(&t.db, "acme", "blind", "FeatureFlag", "1", Depth::Resource)
+            .await
+            .unwrap();
+        let mut app = App::default();
+        app.items.insert(
+            "1".into(),
+            ItemAudience::owned_by("owner").with_visibility(visibility),
+        );
+        grant(&mut app, &["seer"], "1");
+        // The owner lost access (e.g. left the organization): not notified either.
+        let got = recipients(t, app, &entry("x", "updated", "1")).await;
+        assert_eq!(got, ["seer"], "{visibility:?}");
+    }
+}
+
+async fn preferences_always_apply(t: &TestDb) {
+    setup(t).await;
+    let users = ["default", "all", "flags", "docs"];
+    for user in users {
+        notify::subscribe(&t.db, "acme", user, "FeatureFlag", "1", Depth::Resource)
+            .await
+            .unwrap();
+    }
+    notify::set_preference(&t.db, "acme", "all", &Preference::All)
+        .await
+        .unwrap();
+    notify::set_preference(
+        &t.db,
+        "acme",
+        "flags",
+        &Preference::Custom(vec!["featureflag.*".into()]),
+    )
+    .await
+    .unwrap();
+    notify::set_preference(
+        &t.db,
+        "acme",
+        "docs",
+        &Preference::Custom(vec!["Document.*".into()]),
+    )
+    .await
+    .unwrap();
+    // A preference in another tenant does not apply here.
+    notify::set_preference(&t.db, "other", "default", &Preference::All)
+        .await
+        .unwrap();
+    let app = || {
+        let mut app = App::default();
+        app.items.insert(
+            "1".into(),
+            ItemAudience::default().with_visibility(Visibility::Tenant),
+        );
+        grant(&mut app, &users, "1");
+        app
+    };
+    let router = Router::new(app()).with_workflow_verbs(["approved"]);
+    let got = |activity: &'static str| {
+        let e = entry("x", activity, "1");
+        let router = &router;
+        async move { router.recipients(&t.db, &e).await.unwrap() }
+    };
+    assert_eq!(got("updated").await, ["all", "default", "flags"]);
+    assert_eq!(got("viewed").await, ["all", "flags"]);
+    assert_eq!(got("approved").await, ["all", "default", "flags"]);
+    assert_eq!(
+        notify::preference(&t.db, "acme", "nobody").await.unwrap(),
+        Preference::Mutations
+    );
+}
+
+async fn descendants_subscriptions_and_tenant_scoping(t: &TestDb) {
+    setup(t).await;
+    notify::subscribe(&t.db, "acme", "deep", "Project", "p1", Depth::Descendants)
+        .await
+        .unwrap();
+    notify::subscribe(&t.db, "acme", "shallow", "Project", "p1", Depth::Resource)
+        .await
+        .unwrap();
+    // Same scope and item id in another tenant: a different item.
+    notify::subscribe(
+        &t.db,
+        "globex",
+        "stranger",
+        "FeatureFlag",
+        "1",
+        Depth::Resource,
+    )
+    .await
+    .unwrap();
+    let mut app = App::default();
+    app.items.insert(
+        "1".into(),
+        ItemAudience::default()
+            .with_ancestor("Project", "p1")
+            .with_visibility(Visibility::Tenant),
+    );
+    grant(&mut app, &["deep", "shallow", "stranger"], "1");
+    let got = recipients(t, app, &entry("x", "updated", "1")).await;
+    assert_eq!(got, ["deep"]);
+}
+
+async fn nobody_is_notified_without_a_reason(t: &TestDb) {
+    // No subscription, no owner, no delegator: the library invents no targets, whatever the
+    // visibility and grants.
+    let mut app = App::default();
+    app.items.insert(
+        "1".into(),
+        ItemAudience::default().with_visibility(Visibility::Tenant),
+    );
+    grant(&mut app, &["admin", "everyone"], "1");
+    assert!(
+        recipients(t, app, &entry("x", "deleted", "1"))
+            .await
+            .is_empty()
+    );
+}
+
+async fn delivery_is_idempotent_per_entry_and_recipient(t: &TestDb) {
+    setup(t).await;
+    notify::subscribe(&t.db, "acme", "sub", "FeatureFlag", "1", Depth::Resource)
+        .await
+        .unwrap();
+    let mut app = App::default();
+    app.items.insert(
+        "1".into(),
+        ItemAudience::owned_by("owner").with_visibility(Visibility::Tenant),
+    );
+    grant(&mut app, &["sub", "owner"], "1");
+    let router = Router::new(app);
+    let inbox = Inbox::default();
+    let e = entry("x", "updated", "1");
+    assert_eq!(
+        notify::handle(&t.db, &router, &inbox, e.clone())
+            .await
+            .unwrap(),
+        2
+    );
+    // Redelivered by JetStream: nobody is notified twice.
+    assert_eq!(notify::handle(&t.db, &router, &inbox, e).await.unwrap(), 0);
+    assert_eq!(inbox.0.lock().unwrap().len(), 2);
+}
+
+async fn subscriptions_are_created_listed_and_revoked(t: &TestDb) {
+    setup(t).await;
+    notify::subscribe(&t.db, "acme", "u", "FeatureFlag", "1", Depth::Resource)
+        .await
+        .unwrap();
+    notify::subscribe(&t.db, "acme", "u", "Project", "p", Depth::Resource)
+        .await
+        .unwrap();
+    // Subscribing again changes the depth, adds no row.
+    notify::subscribe(&t.db, "acme", "u", "Project", "p", Depth::Descendants)
+        .await
+        .unwrap();
+    notify::subscribe(&t.db, "globex", "u", "FeatureFlag", "1", Depth::Resource)
+        .await
+        .unwrap();
+    let mine: Vec<(String, String, String)> = notify::subscriptions(&t.db, "acme", "u")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.scope, s.item_id, s.depth))
+        .collect();
+    assert_eq!(
+        mine,
+        [
+            ("FeatureFlag".into(), "1".into(), "resource".into()),
+            ("Project".into(), "p".into(), "descendants".into())
+        ]
+    );
+    assert!(
+        notify::unsubscribe(&t.db, "acme", "u", "FeatureFlag", "1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !notify::unsubscribe(&t.db, "acme", "u", "FeatureFlag", "1")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        notify::subscriptions(&t.db, "acme", "u")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        notify::subscriptions(&t.db, "globex", "u")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Idempotent table creation.
+    notify::create_tables(&t.db).await.unwrap();
+}
+
+backend_tests!(
+    watchers_are_subscribers_owner_and_delegators_never_the_actor,
+    an_impersonator_is_an_actor_too,
+    private_items_reach_only_owner_and_delegators,
+    every_visibility_removes_who_may_not_see,
+    preferences_always_apply,
+    descendants_subscriptions_and_tenant_scoping,
+    nobody_is_notified_without_a_reason,
+    delivery_is_idempotent_per_entry_and_recipient,
+    subscriptions_are_created_listed_and_revoked,
+);
