@@ -82,7 +82,7 @@ impl Compiled {
             Compiled::All => true,
             Compiled::Mutations => {
                 MUTATIONS.contains(&entry.activity.as_str())
-                    || workflow.iter().any(|verb| *verb == entry.activity)
+                    || workflow.contains(&entry.activity)
             }
             Compiled::Custom(set) => {
                 set.is_match(format!("{}.{}", entry.scope, entry.activity).to_lowercase())
