@@ -344,4 +344,193 @@ backend_tests!(
     nobody_is_notified_without_a_reason,
     delivery_is_idempotent_per_entry_and_recipient,
     subscriptions_are_created_listed_and_revoked,
+    a_failed_delivery_is_retried_for_those_not_served,
 );
+
+/// A channel that fails once for one recipient.
+struct Flaky {
+    inbox: Inbox,
+    fail_for: Mutex<Option<String>>,
+}
+
+#[async_trait::async_trait]
+impl Channel for Flaky {
+    async fn deliver(&self, n: &Notification) -> Result<(), BoxError> {
+        let failing = {
+            let mut fail = self.fail_for.lock().unwrap();
+            let failing = fail.as_deref() == Some(n.recipient.as_str());
+            if failing {
+                *fail = None;
+            }
+            failing
+        };
+        if failing {
+            return Err("mail server down".into());
+        }
+        self.inbox.deliver(n).await
+    }
+}
+
+async fn a_failed_delivery_is_retried_for_those_not_served(t: &TestDb) {
+    setup(t).await;
+    for user in ["a", "b", "c"] {
+        notify::subscribe(&t.db, "acme", user, "FeatureFlag", "1", Depth::Resource)
+            .await
+            .unwrap();
+    }
+    let mut app = App::default();
+    app.items.insert(
+        "1".into(),
+        ItemAudience::default().with_visibility(Visibility::Tenant),
+    );
+    grant(&mut app, &["a", "b", "c"], "1");
+    let router = Router::new(app);
+    let channel = Flaky {
+        inbox: Inbox::default(),
+        fail_for: Mutex::new(Some("b".into())),
+    };
+    let e = entry("x", "updated", "1");
+    assert!(
+        notify::handle(&t.db, &router, &channel, e.clone())
+            .await
+            .is_err()
+    );
+    // Redelivered: a is not notified again; b and c are.
+    assert_eq!(
+        notify::handle(&t.db, &router, &channel, e).await.unwrap(),
+        2
+    );
+    let got: Vec<String> = channel
+        .inbox
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(r, _)| r.clone())
+        .collect();
+    assert_eq!(got, ["a", "b", "c"]);
+}
+
+/// End to end on the machine's NATS: writes with the outbox on, the relay, and a durable
+/// notifier consumer; a restarted notifier resumes without notifying anyone twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+async fn notifier_consumes_the_stream_once() {
+    use activity_nats::notify::{Notifier, NotifierConfig};
+    use activity_nats::{Relay, RelayConfig, Step};
+    use activity_seaorm::ActivityConfig;
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Inbox>);
+
+    #[async_trait::async_trait]
+    impl Channel for Shared {
+        async fn deliver(&self, n: &Notification) -> Result<(), BoxError> {
+            self.0.deliver(n).await
+        }
+    }
+
+    let url = std::env::var("ACTIVITY_TEST_NATS_URL")
+        .expect("ACTIVITY_TEST_NATS_URL is not set: this test cannot run without its server");
+    let t = TestDb::new(activity_tests::Backend::Sqlite).await;
+    setup(&t).await;
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let (stream, prefix) = (format!("NOTIFY_{unique}"), format!("notify_{unique}"));
+    // Flags of team 7 (the tenant); "watcher" subscribes to the flag.
+    let flag = ActivityConfig::new()
+        .with_outbox(true)
+        .scope(async {
+            let flag = activity_tests::new_flag("beta")
+                .insert(&t.db)
+                .await
+                .unwrap();
+            notify::subscribe(
+                &t.db,
+                "7",
+                "watcher",
+                "FeatureFlag",
+                &flag.id.to_string(),
+                Depth::Resource,
+            )
+            .await
+            .unwrap();
+            let actor =
+                activity_seaorm::ActivityContext::for_user(activity_seaorm::Actor::new("actor"));
+            activity_seaorm::ActivityContext::scope(actor, async {
+                for round in 0..3 {
+                    let mut am = flag.clone().into_active_model();
+                    am.active = Set(round % 2 == 0);
+                    am.update(&t.db).await.unwrap();
+                }
+            })
+            .await;
+            flag
+        })
+        .await;
+    let client = async_nats::connect(url.as_str())
+        .await
+        .expect("NATS reachable");
+    let relay = Relay::with_config(
+        t.db.clone(),
+        client.clone(),
+        RelayConfig::default()
+            .with_stream(stream.as_str())
+            .with_subject_prefix(prefix.as_str()),
+    );
+    relay.ensure_stream().await.unwrap();
+    while let Step::Published(_) = relay.relay_batch().await.unwrap() {}
+
+    let item = flag.id.to_string();
+    let make = |inbox: Shared| {
+        let mut app = App::default();
+        app.items.insert(
+            item.clone(),
+            ItemAudience::owned_by("actor").with_visibility(Visibility::Tenant),
+        );
+        grant(&mut app, &["watcher", "actor"], &item);
+        Notifier::with_config(
+            t.db.clone(),
+            client.clone(),
+            Router::new(app),
+            inbox,
+            NotifierConfig::default()
+                .with_stream(stream.as_str())
+                .with_durable(format!("n_{unique}"))
+                .with_filter_subject(format!("{prefix}.>")),
+        )
+    };
+    let inbox = Shared::default();
+    let first = make(inbox.clone());
+    let run = tokio::time::timeout(Duration::from_secs(3), first.run());
+    let _ = run.await;
+    // created (by nobody: no context) + 3 updates by the actor: the watcher hears all four;
+    // the actor (also the owner) hears of the creation only — not of their own updates.
+    let mut got: Vec<(String, String)> = inbox.0.0.lock().unwrap().clone();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("actor".to_owned(), format!("created {item}")),
+            ("watcher".to_owned(), format!("created {item}")),
+            ("watcher".to_owned(), format!("updated {item}")),
+            ("watcher".to_owned(), format!("updated {item}")),
+            ("watcher".to_owned(), format!("updated {item}")),
+        ]
+    );
+    // Restarted: the durable consumer resumes after what was acknowledged.
+    let again = Shared::default();
+    let second = make(again.clone());
+    let _ = tokio::time::timeout(Duration::from_secs(2), second.run()).await;
+    assert!(
+        again.0.0.lock().unwrap().is_empty(),
+        "notified twice after a restart"
+    );
+    async_nats::jetstream::new(client)
+        .delete_stream(stream.as_str())
+        .await
+        .unwrap();
+    t.cleanup().await;
+}

@@ -179,8 +179,9 @@ impl<A: Audience, Ch: Channel> Notifier<A, Ch> {
     }
 
     /// Notify the recipients of `entry` who have not been notified of it yet; how many were.
-    /// Delivery marks are written after each delivery, so a crash in between redelivers (at
-    /// least once) with the same [`Notification::id`].
+    /// Delivery marks are written once the entry's recipients are served (also when a delivery
+    /// fails part-way), so a crash in between redelivers (at least once) with the same
+    /// [`Notification::id`].
     pub async fn handle(&self, entry: ActivityEntry) -> Result<usize, NotifyError> {
         handle(&self.db, &self.router, &self.channel, entry).await
     }
@@ -241,6 +242,26 @@ impl<A: Audience, Ch: Channel> Notifier<A, Ch> {
     }
 }
 
+/// Record deliveries in one statement (a crash before it redelivers them, with the same
+/// [`Notification::id`]: at least once).
+async fn write_marks<C: ConnectionTrait>(
+    db: &C,
+    marks: Vec<Vec<sea_orm::sea_query::Value>>,
+) -> Result<(), NotifyError> {
+    for chunk in marks.chunks(1000) {
+        let statement = store::upsert(
+            db.get_database_backend(),
+            "activity_notification_delivery",
+            &["entry_id", "recipient", "delivered_at"],
+            chunk.to_vec(),
+            &["entry_id", "recipient"],
+            store::Conflict::Ignore,
+        );
+        db.execute_raw(statement).await?;
+    }
+    Ok(())
+}
+
 /// Route and deliver one entry (see [`Notifier::handle`]); usable without NATS, e.g. to test
 /// routing or to feed entries from another transport.
 pub async fn handle<C: ConnectionTrait, A: Audience, Ch: Channel>(
@@ -262,32 +283,26 @@ pub async fn handle<C: ConnectionTrait, A: Audience, Ch: Channel>(
         .map(|row| row.recipient)
         .collect();
     let entry = Arc::new(entry);
-    let mut delivered = 0;
+    let now = chrono::Utc::now();
+    let mut marks = Vec::new();
     for recipient in recipients.into_iter().filter(|r| !done.contains(r)) {
         let notification = Notification {
             id: format!("{}:{recipient}", entry.id),
             recipient,
             entry: Arc::clone(&entry),
         };
-        channel
-            .deliver(&notification)
-            .await
-            .map_err(NotifyError::Channel)?;
-        // A mark already there (a concurrent redelivery) is kept.
-        let mark = store::upsert(
-            db.get_database_backend(),
-            "activity_notification_delivery",
-            &["entry_id", "recipient", "delivered_at"],
-            vec![
-                entry.id.into(),
-                notification.recipient.as_str().into(),
-                chrono::Utc::now().into(),
-            ],
-            &["entry_id", "recipient"],
-            store::Conflict::Ignore,
-        );
-        db.execute_raw(mark).await?;
-        delivered += 1;
+        if let Err(e) = channel.deliver(&notification).await {
+            // Keep what was delivered; the rest is retried with the message.
+            write_marks(db, marks).await?;
+            return Err(NotifyError::Channel(e));
+        }
+        marks.push(vec![
+            entry.id.into(),
+            notification.recipient.into(),
+            now.into(),
+        ]);
     }
+    let delivered = marks.len();
+    write_marks(db, marks).await?;
     Ok(delivered)
 }

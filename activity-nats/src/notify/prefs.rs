@@ -81,8 +81,7 @@ impl Compiled {
         match self {
             Compiled::All => true,
             Compiled::Mutations => {
-                MUTATIONS.contains(&entry.activity.as_str())
-                    || workflow.contains(&entry.activity)
+                MUTATIONS.contains(&entry.activity.as_str()) || workflow.contains(&entry.activity)
             }
             Compiled::Custom(set) => {
                 set.is_match(format!("{}.{}", entry.scope, entry.activity).to_lowercase())

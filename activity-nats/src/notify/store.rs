@@ -170,7 +170,7 @@ pub async fn subscribe<C: ConnectionTrait>(
             "depth",
             "created_at",
         ],
-        vec![
+        vec![vec![
             uuid::Uuid::now_v7().into(),
             tenant.into(),
             user_id.into(),
@@ -178,7 +178,7 @@ pub async fn subscribe<C: ConnectionTrait>(
             item_id.into(),
             depth.as_str().into(),
             chrono::Utc::now().into(),
-        ],
+        ]],
         &["tenant", "scope", "item_id", "user_id"],
         Conflict::Update(&["depth"]),
     );
@@ -236,12 +236,12 @@ pub async fn set_preference<C: ConnectionTrait>(
         db.get_database_backend(),
         "activity_notification_preference",
         &["tenant", "user_id", "kind", "patterns"],
-        vec![
+        vec![vec![
             tenant.into(),
             user_id.into(),
             preference.kind().into(),
             patterns.into(),
-        ],
+        ]],
         &["tenant", "user_id"],
         Conflict::Update(&["kind", "patterns"]),
     );
@@ -291,7 +291,7 @@ pub(crate) fn upsert(
     backend: DbBackend,
     table: &str,
     columns: &[&str],
-    values: Vec<Value>,
+    rows: Vec<Vec<Value>>,
     target: &[&str],
     conflict: Conflict<'_>,
 ) -> Statement {
@@ -300,10 +300,21 @@ pub(crate) fn upsert(
         _ => format!("\"{name}\""),
     };
     let list = |names: &[&str]| names.iter().map(|n| q(n)).collect::<Vec<_>>().join(", ");
-    let placeholders: Vec<String> = (1..=columns.len())
-        .map(|i| match backend {
-            DbBackend::Postgres => format!("${i}"),
-            _ => "?".to_owned(),
+    let mut n = 0;
+    let tuples: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let marks: Vec<String> = row
+                .iter()
+                .map(|_| {
+                    n += 1;
+                    match backend {
+                        DbBackend::Postgres => format!("${n}"),
+                        _ => "?".to_owned(),
+                    }
+                })
+                .collect();
+            format!("({})", marks.join(", "))
         })
         .collect();
     let insert = match (backend, &conflict) {
@@ -311,10 +322,10 @@ pub(crate) fn upsert(
         _ => "INSERT",
     };
     let mut sql = format!(
-        "{insert} INTO {} ({}) VALUES ({})",
+        "{insert} INTO {} ({}) VALUES {}",
         q(table),
         list(columns),
-        placeholders.join(", ")
+        tuples.join(", ")
     );
     match (backend, conflict) {
         (DbBackend::MySql, Conflict::Ignore) => {}
@@ -345,5 +356,5 @@ pub(crate) fn upsert(
             }
         }
     }
-    Statement::from_sql_and_values(backend, sql, values)
+    Statement::from_sql_and_values(backend, sql, rows.into_iter().flatten())
 }
