@@ -66,8 +66,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     notify::create_tables(&db).await?;
     for user in 0..WATCHERS {
         let item = (user % ITEMS).to_string();
-        notify::subscribe(&db, "acme", &format!("u{user}"), "FeatureFlag", &item, Depth::Resource)
-            .await?;
+        notify::subscribe(
+            &db,
+            "acme",
+            &format!("u{user}"),
+            "FeatureFlag",
+            &item,
+            Depth::Resource,
+        )
+        .await?;
     }
     let router = Router::new(Everyone);
     let channel = Count::default();

@@ -1,10 +1,16 @@
-//! Turns `ACTIVITY_TEST_POSTGRES_URL` into the cfg `activity_postgres`, so the PostgreSQL tests
-//! show as ignored (not as passed) when it is unset, as in `tests/build.rs`.
+//! Turns `ACTIVITY_TEST_POSTGRES_URL` and `ACTIVITY_TEST_NATS_URL` into the cfgs
+//! `activity_postgres` and `activity_nats`, so those tests show as ignored (not as passed) when
+//! they are unset, as in `tests/build.rs`.
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(activity_postgres)");
-    println!("cargo::rerun-if-env-changed=ACTIVITY_TEST_POSTGRES_URL");
-    if std::env::var_os("ACTIVITY_TEST_POSTGRES_URL").is_some_and(|v| !v.is_empty()) {
-        println!("cargo::rustc-cfg=activity_postgres");
+    for (var, cfg) in [
+        ("ACTIVITY_TEST_POSTGRES_URL", "activity_postgres"),
+        ("ACTIVITY_TEST_NATS_URL", "activity_nats"),
+    ] {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        println!("cargo::rerun-if-env-changed={var}");
+        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            println!("cargo::rustc-cfg={cfg}");
+        }
     }
 }

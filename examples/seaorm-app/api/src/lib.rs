@@ -23,6 +23,9 @@
 //! | `DELETE /flags/{id}` | delete a flag |
 //! | `GET /activity` | the feed as JSON: [`Page`] (`results`, `next_cursor`), filters in the query |
 //! | `GET /activity/feed` | the feed as sentences ([`describe()`]) |
+//!
+//! With NATS (`NATS_URL`), [`notifications`] adds a live notification page, its
+//! server-sent-events stream and a subscription API.
 
 use activity_seaorm::prelude::*;
 use activity_seaorm::{ActivityLayer, Error as LogError, Page, transaction};
@@ -56,9 +59,21 @@ pub fn connect_options(url: &str) -> ConnectOptions {
     opts
 }
 
+pub mod notifications;
+
 /// The router. Serve it with `axum::serve(listener, app(db))`.
 pub fn app(db: DatabaseConnection) -> Router {
-    Router::new()
+    app_with_notifications(db, None)
+}
+
+/// The router, with the [`notifications`] routes when `hub` is given (see
+/// [`notifications::start`]).
+pub fn app_with_notifications(db: DatabaseConnection, hub: Option<notifications::Hub>) -> Router {
+    let mut routes = Router::new();
+    if let Some(hub) = hub {
+        routes = routes.merge(notifications::routes(hub));
+    }
+    routes
         .route("/projects", post(create_project))
         .route("/projects/{id}", get(get_project).patch(update_project))
         .route("/projects/{id}/settings", patch(update_settings))
@@ -96,15 +111,30 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     }
 }
 
-/// Resolve `x-user` to a [`CurrentUser`] in the request's extensions, or answer 401.
+/// Resolve `x-user` to a [`CurrentUser`] in the request's extensions, or answer 401. A browser's
+/// `EventSource` cannot set headers, so `?user=` stands in for it on the notification page and
+/// stream (a stand-in for a session cookie, as `x-user` is for a token).
 pub async fn authenticate(
     State(db): State<DatabaseConnection>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let Some(username) = req.headers().get("x-user").and_then(|v| v.to_str().ok()) else {
+    let from_query = req.uri().path().starts_with("/notifications").then(|| {
+        req.uri().query().and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("user="))
+                .map(str::to_owned)
+        })
+    });
+    let from_header = req
+        .headers()
+        .get("x-user")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let Some(username) = from_header.or(from_query.flatten()) else {
         return ApiError::Unauthorized.into_response();
     };
+    let username = username.as_str();
     let found = user::Entity::find()
         .filter(user::Column::Username.eq(username))
         .one(&db)

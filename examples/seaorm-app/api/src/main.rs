@@ -1,5 +1,7 @@
 //! `cargo run -p seaorm-app-api`: migrate (the seed included), then serve on `ADDR`
-//! (default `127.0.0.1:3000`). `DATABASE_URL` defaults to an in-memory SQLite database.
+//! (default `127.0.0.1:3000`). `DATABASE_URL` defaults to an in-memory SQLite database. With
+//! `NATS_URL` (e.g. `nats://127.0.0.1:4222`), entries also flow through the outbox and the relay
+//! to JetStream, and `/notifications?user=bob` shows bob's notifications as they arrive.
 //!
 //! ```sh
 //! curl -s -X POST localhost:3000/projects -H 'x-user: alice' -H 'content-type: application/json' \
@@ -14,11 +16,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().init();
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite::memory:".to_owned());
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    // With NATS, committed entries also go to the outbox, for the relay and the notifier.
+    let nats_url = std::env::var("NATS_URL").ok();
+    activity_seaorm::init(activity_seaorm::ActivityConfig::new().with_outbox(nats_url.is_some()))?;
     let db = sea_orm::Database::connect(seaorm_app_api::connect_options(&url)).await?;
     Migrator::up(&db, None).await?;
+    let hub = match nats_url {
+        Some(nats_url) => {
+            let nats = async_nats::connect(nats_url.as_str()).await?;
+            let names = seaorm_app_api::notifications::StreamNames::default();
+            let hub = seaorm_app_api::notifications::start(db.clone(), nats, names)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!("notifications: http://{addr}/notifications?user=bob");
+            Some(hub)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!("listening on http://{addr} (users: alice and bob of acme, carol of globex)");
-    axum::serve(listener, seaorm_app_api::app(db))
+    axum::serve(listener, seaorm_app_api::app_with_notifications(db, hub))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -1,0 +1,213 @@
+//! The notification page in a real browser (DESIGN §10): headless Chromium through
+//! chromedriver, the app on SQLite with the outbox on, the relay and the notifier on the
+//! machine's NATS. Alice changes a flag over HTTP; Bob, who watches it, sees the notification
+//! arrive on his open page; Alice, who watches it too, does not (never notify yourself).
+//!
+//! Runs when `ACTIVITY_TEST_NATS_URL` is set (and then needs `chromedriver` and `chromium`:
+//! `apt-get install chromium chromium-driver`, or `CHROMEDRIVER`). A screenshot of Bob's page
+//! is written to `target/screenshots/notifications-bob.png` for a person to look at.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use migration::{Migrator, MigratorTrait};
+use seaorm_app_api::notifications::{self, StreamNames};
+use serde_json::{Value, json};
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn start_chromedriver() -> (Driver, String) {
+    let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let port = free_port();
+    let child = Command::new(&binary)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {binary}: {e} (apt-get install chromium chromium-driver)")
+        });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Driver(child), format!("http://127.0.0.1:{port}"))
+}
+
+async fn browser(driver: &str) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,500"]}),
+    );
+    ClientBuilder::rustls()
+        .expect("rustls")
+        .capabilities(caps)
+        .connect(driver)
+        .await
+        .expect("a browser session")
+}
+
+async fn call(base: &str, user: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .header("x-user", user)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.expect("json")
+}
+
+async fn texts(client: &Client) -> Vec<String> {
+    let mut out = Vec::new();
+    for li in client
+        .find_all(Locator::Css("#notifications li"))
+        .await
+        .expect("find")
+    {
+        out.push(li.text().await.expect("text"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+async fn the_watcher_sees_the_change_live_and_the_actor_does_not() {
+    let nats_url = std::env::var("ACTIVITY_TEST_NATS_URL")
+        .expect("ACTIVITY_TEST_NATS_URL is not set: this test needs NATS");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    activity_seaorm::init(activity_seaorm::ActivityConfig::new().with_outbox(true))
+        .expect("the only configuration of this test binary");
+    let path = std::env::temp_dir().join(format!("browser_{}.db", uuid::Uuid::now_v7().simple()));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let db = sea_orm::Database::connect(seaorm_app_api::connect_options(&url))
+        .await
+        .expect("sqlite");
+    Migrator::up(&db, None).await.expect("migrate");
+    let nats = async_nats::connect(nats_url.as_str())
+        .await
+        .unwrap_or_else(|e| panic!("NATS at {nats_url} is unreachable: {e}"));
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let names = StreamNames {
+        stream: format!("BROWSER_{unique}"),
+        prefix: format!("browser_{unique}"),
+        durable: format!("browser_{unique}"),
+    };
+    let hub = notifications::start(db.clone(), nats.clone(), names.clone())
+        .await
+        .expect("relay and notifier");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = seaorm_app_api::app_with_notifications(db.clone(), Some(hub));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // Alice creates a flag; Bob and Alice both watch it.
+    let project = call(
+        &base,
+        "alice",
+        reqwest::Method::POST,
+        "/projects",
+        json!({"name": "Checkout"}),
+    )
+    .await;
+    let flags = format!("/projects/{}/flags", project["id"]);
+    let flag = call(
+        &base,
+        "alice",
+        reqwest::Method::POST,
+        &flags,
+        json!({"key": "beta"}),
+    )
+    .await;
+    let item = flag["id"].to_string();
+    for user in ["bob", "alice"] {
+        let sub = json!({"scope": "Flag", "item_id": item});
+        call(&base, user, reqwest::Method::POST, "/subscriptions", sub).await;
+    }
+
+    let (_driver, driver_url) = start_chromedriver();
+    let bob = browser(&driver_url).await;
+    let alice = browser(&driver_url).await;
+    for (client, user) in [(&bob, "bob"), (&alice, "alice")] {
+        client
+            .goto(&format!("{base}/notifications?user={user}"))
+            .await
+            .expect("open the page");
+        client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css("body[data-ready=true]"))
+            .await
+            .expect("the page connected to its stream");
+    }
+
+    // Alice changes the flag over HTTP.
+    let patch = format!("/flags/{item}");
+    call(
+        &base,
+        "alice",
+        reqwest::Method::PATCH,
+        &patch,
+        json!({"enabled": true}),
+    )
+    .await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let seen = texts(&bob).await;
+        if seen.iter().any(|t| t == "alice updated flag beta") {
+            break seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Bob's page never showed the change: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Bob may also have heard of the creation (routed after he subscribed); nothing else.
+    assert!(
+        seen.iter()
+            .all(|t| t == "alice updated flag beta" || t == "alice created flag beta"),
+        "{seen:?}"
+    );
+    let shot = bob.screenshot().await.expect("screenshot");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../target/screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    std::fs::write(dir.join("notifications-bob.png"), shot).expect("write the screenshot");
+
+    // Alice's page, open the whole time, shows nothing: she acted.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(texts(&alice).await, Vec::<String>::new());
+
+    bob.close().await.ok();
+    alice.close().await.ok();
+    async_nats::jetstream::new(nats)
+        .delete_stream(names.stream.as_str())
+        .await
+        .ok();
+    let _ = std::fs::remove_file(path);
+}
