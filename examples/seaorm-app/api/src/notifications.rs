@@ -97,10 +97,10 @@ impl Audience for OrgMembers {
         let mut audience = ItemAudience::default().with_visibility(Visibility::Tenant);
         if entry.scope == "Flag" {
             let id: Option<i32> = entry.item_id.as_deref().and_then(|i| i.parse().ok());
-            if let Some(id) = id {
-                if let Some(f) = flag::Entity::find_by_id(id).one(&self.0).await? {
-                    audience = audience.with_ancestor("Project", f.project_id.to_string());
-                }
+            if let Some(id) = id
+                && let Some(f) = flag::Entity::find_by_id(id).one(&self.0).await?
+            {
+                audience = audience.with_ancestor("Project", f.project_id.to_string());
             }
         }
         Ok(audience)
