@@ -1,10 +1,16 @@
 //! Operations on the stored log, one module each: [`export`] streams entries out as CSV or
-//! JSON lines, [`retention`] prunes old entries, [`erasure`] answers erasure requests.
+//! JSON lines, [`retention`] prunes old entries, [`erasure`] answers erasure requests,
+//! [`archive`] archives old entries to verified files before deleting them.
 
+mod archive;
 mod erasure;
 mod export;
 mod retention;
 
+pub use archive::{
+    ARCHIVE_DELETE_BATCH, ArchiveManifest, ArchiveOptions, ArchiveOutcome, ArchiveStep,
+    MANIFEST_VERSION, StepHook, archive_then_prune, verify_archive,
+};
 pub use erasure::{
     ERASURE_ACTIVITY, ERASURE_BATCH, ERASURE_SCOPE, MIN_ERASURE_KEY, anonymize_user, pseudonym,
 };
