@@ -79,6 +79,7 @@ pub use ops::{
     CSV_COLUMNS, ERASURE_ACTIVITY, ERASURE_BATCH, ERASURE_SCOPE, MIN_ERASURE_KEY, PRUNE_BATCH,
     anonymize_user, export_csv, export_jsonl, prune, pseudonym,
 };
+pub use ops::{MAX_REPORT_ROWS, ReportDimension, ReportRow, activity_report};
 pub use read::load_activity;
 pub use track::{Tracked, track};
 pub use transaction::{transaction, transaction_with_options};

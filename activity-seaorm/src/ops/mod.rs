@@ -1,10 +1,12 @@
 //! Operations on the stored log, one module each: [`export`] streams entries out as CSV or
 //! JSON lines, [`retention`] prunes old entries, [`erasure`] answers erasure requests,
-//! [`archive`] archives old entries to verified files before deleting them.
+//! [`archive`] archives old entries to verified files before deleting them, [`report`] counts
+//! entries by group.
 
 mod archive;
 mod erasure;
 mod export;
+mod report;
 mod retention;
 
 pub use archive::{
@@ -15,4 +17,5 @@ pub use erasure::{
     ERASURE_ACTIVITY, ERASURE_BATCH, ERASURE_SCOPE, MIN_ERASURE_KEY, anonymize_user, pseudonym,
 };
 pub use export::{CSV_COLUMNS, export_csv, export_jsonl};
+pub use report::{MAX_REPORT_ROWS, ReportDimension, ReportRow, activity_report};
 pub use retention::{PRUNE_BATCH, prune};
