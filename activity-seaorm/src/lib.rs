@@ -76,6 +76,10 @@ pub use ops::{
     MANIFEST_VERSION, StepHook, archive_then_prune, verify_archive,
 };
 pub use ops::{
+    BACKGROUND_BATCH, BACKGROUND_CAPACITY, BackgroundConfig, BackgroundError, BackgroundLogger,
+    BackgroundStats, Overflow, Queued,
+};
+pub use ops::{
     CSV_COLUMNS, ERASURE_ACTIVITY, ERASURE_BATCH, ERASURE_SCOPE, MIN_ERASURE_KEY, PRUNE_BATCH,
     anonymize_user, export_csv, export_jsonl, prune, pseudonym,
 };
