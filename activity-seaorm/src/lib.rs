@@ -75,6 +75,7 @@ pub use ops::{
     ARCHIVE_DELETE_BATCH, ArchiveManifest, ArchiveOptions, ArchiveOutcome, ArchiveStep,
     MANIFEST_VERSION, StepHook, archive_then_prune, verify_archive,
 };
+pub use ops::{AlertEvaluator, AlertGroup, AlertHandler, AlertRule, Breach};
 pub use ops::{
     BACKGROUND_BATCH, BACKGROUND_CAPACITY, BackgroundConfig, BackgroundError, BackgroundLogger,
     BackgroundStats, Overflow, Queued,

@@ -1,8 +1,10 @@
 //! Operations on the stored log, one module each: [`export`] streams entries out as CSV or
 //! JSON lines, [`retention`] prunes old entries, [`erasure`] answers erasure requests,
 //! [`archive`] archives old entries to verified files before deleting them, [`report`] counts
-//! entries by group, [`background`] logs from background work through a bounded queue.
+//! entries by group, [`background`] logs from background work through a bounded queue,
+//! [`alerts`] evaluates alert rules.
 
+mod alerts;
 mod archive;
 mod background;
 mod erasure;
@@ -10,6 +12,7 @@ mod export;
 mod report;
 mod retention;
 
+pub use alerts::{AlertEvaluator, AlertGroup, AlertHandler, AlertRule, Breach};
 pub use archive::{
     ARCHIVE_DELETE_BATCH, ArchiveManifest, ArchiveOptions, ArchiveOutcome, ArchiveStep,
     MANIFEST_VERSION, StepHook, archive_then_prune, verify_archive,
