@@ -15,6 +15,9 @@ fn at(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 4, h, m, 0).unwrap()
 }
 
+/// A breach as the tests compare it: rule, group, count, window.
+type Seen = (String, Option<String>, u64, DateTime<Utc>, DateTime<Utc>);
+
 #[derive(Default)]
 struct Recorder(Mutex<Vec<Breach>>);
 
@@ -26,7 +29,7 @@ impl AlertHandler for Recorder {
 }
 
 impl Recorder {
-    fn take(&self) -> Vec<(String, Option<String>, u64, DateTime<Utc>, DateTime<Utc>)> {
+    fn take(&self) -> Vec<Seen> {
         std::mem::take(&mut *self.0.lock().unwrap())
             .into_iter()
             .map(|b| (b.rule, b.group, b.count, b.from, b.to))

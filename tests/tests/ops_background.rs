@@ -25,15 +25,12 @@ async fn queued_entries_are_written_on_shutdown_with_their_actor(t: &TestDb) {
                 .with_request_id(format!("req-{i}"));
         let logger = logger.clone();
         // The request handler spawns the job and returns; the job logs later, elsewhere.
-        jobs.push(
-            ActivityContext::scope(ctx, async move {
-                tokio::spawn(ActivityContext::propagate(async move {
-                    tokio::task::yield_now().await;
-                    logger.log(email_sent(&format!("{i}@example.com"))).await
-                }))
-            })
-            .await,
-        );
+        jobs.push(ActivityContext::sync_scope(ctx, || {
+            tokio::spawn(ActivityContext::propagate(async move {
+                tokio::task::yield_now().await;
+                logger.log(email_sent(&format!("{i}@example.com"))).await
+            }))
+        }));
     }
     // One from work with no context at all: a system entry.
     let system = logger.clone();

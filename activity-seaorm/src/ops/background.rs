@@ -128,7 +128,8 @@ struct Counters {
 
 /// What goes through the queue.
 enum Msg {
-    Job(Job),
+    /// Boxed: an entry with its context is ~1 KB, a shutdown nothing.
+    Job(Box<Job>),
     /// Sent by [`BackgroundLogger::shutdown`]: close the queue, write what is in it, stop.
     Shutdown,
 }
@@ -204,10 +205,10 @@ impl BackgroundLogger {
         if activity_core::is_muted(&entry.scope) {
             return Queued::Muted;
         }
-        let job = Msg::Job(Job {
+        let job = Msg::Job(Box::new(Job {
             entry,
             context: ActivityContext::current(),
-        });
+        }));
         let sent = match self.overflow {
             Overflow::Backpressure => self.tx.send(job).await.is_ok(),
             Overflow::Drop => match self.tx.try_send(job) {
@@ -284,7 +285,7 @@ async fn work<C: ConnectionTrait>(
     while rx.recv_many(&mut msgs, batch).await > 0 {
         for msg in msgs.drain(..) {
             match msg {
-                Msg::Job(job) => jobs.push(job),
+                Msg::Job(job) => jobs.push(*job),
                 Msg::Shutdown => closing = true,
             }
         }
