@@ -1,14 +1,7 @@
 //! Alert rules: "more than N entries matching a query within a window", evaluated against the
 //! database on a schedule, calling the application's handler once per breach.
 //!
-//! **Windows and de-duplication.** A rule is evaluated over the sliding window
-//! `(now - window, now]`. When the count there exceeds the threshold, the handler is called once
-//! with the count and the window, and that (rule, group) is then quiet until `now` has moved a
-//! whole window past the breach that fired (`now >= fired_at + window`): a breach is never
-//! reported twice for overlapping windows, and an attack that goes on is reported again at most
-//! once per window length, each time over a window that does not overlap the one reported
-//! before. The memory of what fired lives in the [`AlertEvaluator`] (a process restart may report a
-//! breach in progress once more).
+//! The window and de-duplication rule is documented on [`AlertEvaluator`].
 
 use std::collections::HashMap;
 
@@ -105,8 +98,17 @@ pub trait AlertHandler: Send + Sync {
     async fn on_breach(&self, breach: &Breach);
 }
 
-/// Rules plus the memory of which breaches already fired (see the [module docs](self) for the
-/// de-duplication rule). Call [`evaluate`](Self::evaluate) on a schedule (e.g. every minute).
+/// Rules plus the memory of which breaches already fired. Call [`evaluate`](Self::evaluate) on
+/// a schedule (e.g. every minute).
+///
+/// **Windows and de-duplication.** A rule is evaluated over the sliding window
+/// `(now - window, now]`. When the count there exceeds the threshold, the handler is called once
+/// with the count and the window, and that (rule, group) is then quiet until `now` has moved a
+/// whole window past the breach that fired (`now >= fired_at + window`): a breach is never
+/// reported twice for overlapping windows, and an attack that goes on is reported again at most
+/// once per window length, each time over a window that does not overlap the one reported
+/// before. The memory of what fired lives in the [`AlertEvaluator`] (a process restart may report a
+/// breach in progress once more).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), activity_seaorm::Error> {

@@ -1,30 +1,7 @@
 //! Archive, then prune: old entries go to a JSON-lines file with a manifest, are verified by
 //! reading the file back, and only then are deleted — by id, and only the ids in the file.
 //!
-//! The steps, and why a crash at any of them loses nothing:
-//!
-//! 1. **Write** every matching entry (ascending, one page at a time) to `<name>.jsonl[.gz].tmp`,
-//!    then `fsync` it. A crash leaves a temp file that the next run overwrites; nothing was
-//!    deleted.
-//! 2. **Publish**: rename the temp file to `<name>.jsonl[.gz]` and `fsync` the directory. A crash
-//!    leaves a data file without a manifest, which the next run does not trust: it writes the
-//!    archive again from the database, where every row still is.
-//! 3. **Verify**: read the published file back — SHA-256 of its bytes, the entry count, every
-//!    line parses, the ids are the ones written, each is older than the cutoff.
-//! 4. **Manifest** last: `<name>.manifest.json` (count, checksum, time range, cutoff, query),
-//!    written to a temp file, synced and renamed. Its presence is the one sign that an archive
-//!    is complete.
-//! 5. **Delete** the ids read from the verified file, in batches, each batch its own short
-//!    transaction (through the append-only guard's maintenance mode, like
-//!    [`prune`](crate::prune)). A crash between batches leaves some rows archived and not yet
-//!    deleted; the next run finds the manifest, verifies the file again and deletes the rest
-//!    (ids already gone delete nothing).
-//!
-//! A re-run with a manifest present never writes the file again: it verifies it against the
-//! manifest and goes on deleting. If the file is missing or does not match its manifest, the run
-//! stops with [`Error::Archive`] before deleting anything. Rows never listed in a verified
-//! archive are never deleted, including rows older than the cutoff written after the archive
-//! (a later archive with another name takes them).
+//! The steps and their crash safety are documented on [`archive_then_prune`].
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -203,9 +180,33 @@ pub struct ArchiveOutcome {
 
 /// Archive every entry matching `query` with `created_at < before` to a JSON-lines file (one
 /// [`ActivityEntry`] per line, as [`export_jsonl`](crate::export_jsonl) writes it) plus a
-/// manifest, verify the file, then delete exactly the archived ids in batches. See the
-/// [module docs](self) for the steps and why a crash at any of them loses nothing; re-run with
-/// the same options after a failure and it finishes the job.
+/// manifest, verify the file, then delete exactly the archived ids in batches. Re-run with the
+/// same options after a failure and it finishes the job.
+///
+/// The steps, and why a crash at any of them loses nothing:
+///
+/// 1. **Write** every matching entry (ascending, one page at a time) to `<name>.jsonl[.gz].tmp`,
+///    then `fsync` it. A crash leaves a temp file that the next run overwrites; nothing was
+///    deleted.
+/// 2. **Publish**: rename the temp file to `<name>.jsonl[.gz]` and `fsync` the directory. A crash
+///    leaves a data file without a manifest, which the next run does not trust: it writes the
+///    archive again from the database, where every row still is.
+/// 3. **Verify**: read the published file back — SHA-256 of its bytes, the entry count, every
+///    line parses, the ids are the ones written, each is older than the cutoff.
+/// 4. **Manifest** last: `<name>.manifest.json` (count, checksum, time range, cutoff, query),
+///    written to a temp file, synced and renamed. Its presence is the one sign that an archive
+///    is complete.
+/// 5. **Delete** the ids read from the verified file, in batches, each batch its own short
+///    transaction (through the append-only guard's maintenance mode, like
+///    [`prune`](crate::prune)). A crash between batches leaves some rows archived and not yet
+///    deleted; the next run finds the manifest, verifies the file again and deletes the rest
+///    (ids already gone delete nothing).
+///
+/// A re-run with a manifest present never writes the file again: it verifies it against the
+/// manifest and goes on deleting. If the file is missing or does not match its manifest, the run
+/// stops with [`Error::Archive`] before deleting anything. Rows never listed in a verified
+/// archive are never deleted, including rows older than the cutoff written after the archive
+/// (a later archive with another name takes them).
 ///
 /// The query is tenant-checked like [`load_activity`](crate::load_activity) (a tenant, or
 /// `unscoped()` to archive all tenants). Its `to` is tightened to the cutoff; its order and
