@@ -233,7 +233,6 @@ pub async fn archive_then_prune<C: ConnectionTrait + TransactionTrait>(
 ) -> Result<ArchiveOutcome, Error> {
     query.check_tenant()?;
     query.check_bounds()?;
-    let data_path = opts.data_path();
     let manifest_path = opts.manifest_path();
     let query_json = describe_query(query);
     let (manifest, ids, resumed) = if manifest_path.exists() {
@@ -263,6 +262,8 @@ pub async fn archive_then_prune<C: ConnectionTrait + TransactionTrait>(
         deleted += delete_ids(db, chunk).await?;
         opts.step(ArchiveStep::BatchDeleted { deleted })?;
     }
+    // The manifest names the file (a resumed run may have been asked for another extension).
+    let data_path = opts.dir.join(&manifest.file);
     tracing::info!(count = manifest.count, deleted, resumed, path = %data_path.display(),
         "archived and pruned activity log entries");
     Ok(ArchiveOutcome {
