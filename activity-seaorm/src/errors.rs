@@ -34,6 +34,15 @@ pub enum Error {
         /// The shortest key accepted, in bytes.
         min: usize,
     },
+    /// An archive on disk is missing, damaged, or not the one asked for: the run stopped before
+    /// deleting anything not listed in a verified archive.
+    #[error("activity log archive {path} cannot be used: {why}; nothing unarchived was deleted")]
+    Archive {
+        /// The file at fault (data file or manifest).
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 impl Error {

@@ -72,9 +72,19 @@ pub use events::{ActivityRecorded, subscribe};
 pub use failure::{ChangeState, LogWriteFailure};
 pub use manual::{bulk_log_activity, log_activity};
 pub use ops::{
+    ARCHIVE_DELETE_BATCH, ArchiveManifest, ArchiveOptions, ArchiveOutcome, ArchiveStep,
+    MANIFEST_VERSION, StepHook, archive_then_prune, verify_archive,
+};
+pub use ops::{AlertEvaluator, AlertGroup, AlertHandler, AlertRule, Breach};
+pub use ops::{
+    BACKGROUND_BATCH, BACKGROUND_CAPACITY, BackgroundConfig, BackgroundError, BackgroundLogger,
+    BackgroundStats, Overflow, Queued,
+};
+pub use ops::{
     CSV_COLUMNS, ERASURE_ACTIVITY, ERASURE_BATCH, ERASURE_SCOPE, MIN_ERASURE_KEY, PRUNE_BATCH,
     anonymize_user, export_csv, export_jsonl, prune, pseudonym,
 };
+pub use ops::{MAX_REPORT_ROWS, ReportDimension, ReportRow, activity_report};
 pub use read::load_activity;
 pub use track::{Tracked, track};
 pub use transaction::{transaction, transaction_with_options};

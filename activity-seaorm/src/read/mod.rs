@@ -19,7 +19,7 @@ use sea_orm::{ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect
 use crate::entity::activity_log::{Column, Entity};
 use crate::errors::Error;
 
-use query::conditions;
+pub(crate) use query::conditions;
 
 /// Read one page of entries.
 ///

@@ -1,0 +1,600 @@
+//! Archive, then prune: old entries go to a JSON-lines file with a manifest, are verified by
+//! reading the file back, and only then are deleted — by id, and only the ids in the file.
+//!
+//! The steps and their crash safety are documented on [`archive_then_prune`].
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use activity_core::{ActivityEntry, ActivityQuery, Order};
+use chrono::{DateTime, Duration, Utc};
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionSession, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::entity::activity_log::{Column, Entity};
+use crate::errors::Error;
+
+/// Ids per `DELETE .. WHERE id IN (..)` by default: short statements and short locks, well under
+/// every backend's bind-parameter limit.
+pub const ARCHIVE_DELETE_BATCH: usize = 1_000;
+
+/// The manifest format written by this version ([`ArchiveManifest::version`]).
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// A point in [`archive_then_prune`] at which the [`ArchiveOptions::on_step`] hook runs, right
+/// after the step named has finished.
+///
+/// The hook exists for progress reporting, and so tests can stop the run at each step to show
+/// that a crash there loses nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArchiveStep {
+    /// The temp file holds every entry and is synced; it is not yet published.
+    Written,
+    /// The data file is published under its final name; it is not yet verified and has no
+    /// manifest.
+    Published,
+    /// The published file was read back and verified; the manifest is not yet written.
+    Verified,
+    /// The manifest is written: the archive is complete. Nothing is deleted yet.
+    ManifestWritten,
+    /// One batch of archived ids was deleted and committed.
+    BatchDeleted {
+        /// Rows deleted by this run so far.
+        deleted: u64,
+    },
+}
+
+/// The callback type of [`ArchiveOptions::on_step`].
+pub type StepHook = Arc<dyn Fn(ArchiveStep) -> io::Result<()> + Send + Sync>;
+
+/// Where and how [`archive_then_prune`] writes an archive.
+#[derive(Clone)]
+pub struct ArchiveOptions {
+    dir: PathBuf,
+    name: String,
+    compress: bool,
+    delete_batch: usize,
+    on_step: Option<StepHook>,
+}
+
+impl std::fmt::Debug for ArchiveOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveOptions")
+            .field("dir", &self.dir)
+            .field("name", &self.name)
+            .field("compress", &self.compress)
+            .field("delete_batch", &self.delete_batch)
+            .field("on_step", &self.on_step.is_some())
+            .finish()
+    }
+}
+
+impl ArchiveOptions {
+    /// An archive called `name` (e.g. `activity-2025`) in `dir`: the files are
+    /// `<name>.jsonl` (or `<name>.jsonl.gz`) and `<name>.manifest.json`. The name identifies
+    /// the archive across re-runs, so use one name per cutoff.
+    pub fn new(dir: impl Into<PathBuf>, name: impl Into<String>) -> Self {
+        ArchiveOptions {
+            dir: dir.into(),
+            name: name.into(),
+            compress: false,
+            delete_batch: ARCHIVE_DELETE_BATCH,
+            on_step: None,
+        }
+    }
+
+    /// Gzip the JSON-lines file (`.jsonl.gz`); the checksum is of the compressed bytes.
+    pub fn compressed(mut self, compress: bool) -> Self {
+        self.compress = compress;
+        self
+    }
+
+    /// Ids per DELETE statement (default [`ARCHIVE_DELETE_BATCH`]; at least 1).
+    pub fn delete_batch(mut self, ids: usize) -> Self {
+        self.delete_batch = ids.max(1);
+        self
+    }
+
+    /// Call `hook` after each [`ArchiveStep`]; an error from it stops the run there, as a crash
+    /// would, and is returned as [`Error::Io`].
+    pub fn on_step(
+        mut self,
+        hook: impl Fn(ArchiveStep) -> io::Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_step = Some(Arc::new(hook));
+        self
+    }
+
+    /// The data file's path.
+    pub fn data_path(&self) -> PathBuf {
+        let ext = if self.compress { "jsonl.gz" } else { "jsonl" };
+        self.dir.join(format!("{}.{ext}", self.name))
+    }
+
+    /// The manifest's path.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.manifest.json", self.name))
+    }
+
+    fn step(&self, step: ArchiveStep) -> Result<(), Error> {
+        tracing::debug!(?step, archive = %self.name, "archive step done");
+        match &self.on_step {
+            Some(hook) => Ok(hook(step)?),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What an archive holds: written last, so its presence means the data file is complete.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ArchiveManifest {
+    /// Format version ([`MANIFEST_VERSION`]).
+    pub version: u32,
+    /// The data file's name, in the manifest's directory.
+    pub file: String,
+    /// Whether the data file is gzip-compressed.
+    pub compressed: bool,
+    /// How many entries (lines) the data file holds.
+    pub count: u64,
+    /// Size of the data file in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the data file's bytes, lowercase hex.
+    pub sha256: String,
+    /// `created_at` of the oldest archived entry (`None` when empty).
+    pub first_created_at: Option<DateTime<Utc>>,
+    /// `created_at` of the newest archived entry (`None` when empty).
+    pub last_created_at: Option<DateTime<Utc>>,
+    /// The cutoff: every archived entry is strictly older.
+    pub before: DateTime<Utc>,
+    /// The query's filters, for the reader of the manifest.
+    pub query: serde_json::Value,
+}
+
+/// What [`archive_then_prune`] did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ArchiveOutcome {
+    /// The verified archive's manifest.
+    pub manifest: ArchiveManifest,
+    /// Where the data file is.
+    pub data_path: PathBuf,
+    /// Where the manifest is.
+    pub manifest_path: PathBuf,
+    /// Whether a complete archive from an earlier run was found (and verified) instead of
+    /// written.
+    pub resumed: bool,
+    /// Rows this run deleted (archived ids an earlier run already deleted count 0).
+    pub deleted: u64,
+}
+
+/// Archive every entry matching `query` with `created_at < before` to a JSON-lines file (one
+/// [`ActivityEntry`] per line, as [`export_jsonl`](crate::export_jsonl) writes it) plus a
+/// manifest, verify the file, then delete exactly the archived ids in batches. Re-run with the
+/// same options after a failure and it finishes the job.
+///
+/// The steps, and why a crash at any of them loses nothing:
+///
+/// 1. **Write** every matching entry (ascending, one page at a time) to `<name>.jsonl[.gz].tmp`,
+///    then `fsync` it. A crash leaves a temp file that the next run overwrites; nothing was
+///    deleted.
+/// 2. **Publish**: rename the temp file to `<name>.jsonl[.gz]` and `fsync` the directory. A crash
+///    leaves a data file without a manifest, which the next run does not trust: it writes the
+///    archive again from the database, where every row still is.
+/// 3. **Verify**: read the published file back — SHA-256 of its bytes, the entry count, every
+///    line parses, the ids are the ones written, each is older than the cutoff.
+/// 4. **Manifest** last: `<name>.manifest.json` (count, checksum, time range, cutoff, query),
+///    written to a temp file, synced and renamed. Its presence is the one sign that an archive
+///    is complete.
+/// 5. **Delete** the ids read from the verified file, in batches, each batch its own short
+///    transaction (through the append-only guard's maintenance mode, like
+///    [`prune`](crate::prune)). A crash between batches leaves some rows archived and not yet
+///    deleted; the next run finds the manifest, verifies the file again and deletes the rest
+///    (ids already gone delete nothing).
+///
+/// A re-run with a manifest present never writes the file again: it verifies it against the
+/// manifest and goes on deleting. If the file is missing or does not match its manifest, the run
+/// stops with [`Error::Archive`] before deleting anything. Rows never listed in a verified
+/// archive are never deleted, including rows older than the cutoff written after the archive
+/// (a later archive with another name takes them).
+///
+/// The query is tenant-checked like [`load_activity`](crate::load_activity) (a tenant, or
+/// `unscoped()` to archive all tenants). Its `to` is tightened to the cutoff; its order and
+/// cursor are ignored.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), activity_seaorm::Error> {
+/// use activity_seaorm::{ActivityQuery, ArchiveOptions, archive_then_prune};
+/// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+/// activity_seaorm::schema::create_table(&db).await?;
+/// let dir = std::env::temp_dir().join(format!("doc-archive-{}", std::process::id()));
+/// let cutoff = "2026-01-01T00:00:00Z".parse().unwrap_or_default();
+/// let opts = ArchiveOptions::new(&dir, "activity-2025").compressed(true);
+/// let done = archive_then_prune(&db, &ActivityQuery::unscoped(), cutoff, &opts).await?;
+/// assert_eq!((done.manifest.count, done.deleted), (0, 0));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(()) }
+/// ```
+pub async fn archive_then_prune<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    query: &ActivityQuery,
+    before: DateTime<Utc>,
+    opts: &ArchiveOptions,
+) -> Result<ArchiveOutcome, Error> {
+    query.check_tenant()?;
+    query.check_bounds()?;
+    let manifest_path = opts.manifest_path();
+    let query_json = describe_query(query);
+    let (manifest, ids, resumed) = if manifest_path.exists() {
+        let manifest = read_manifest(&manifest_path)?;
+        if manifest.before != before || manifest.query != query_json {
+            return Err(archive_error(
+                &manifest_path,
+                format!(
+                    "it was written for another cutoff or query (cutoff {}, query {}); \
+                     use another archive name",
+                    manifest.before, manifest.query
+                ),
+            ));
+        }
+        let ids = verify_against(&manifest_path, &manifest)?;
+        tracing::info!(path = %manifest_path.display(), count = manifest.count,
+            "archive already complete and verified; resuming deletion");
+        (manifest, ids, true)
+    } else {
+        fs::create_dir_all(&opts.dir)?;
+        let (manifest, ids) = write_archive(db, query, before, opts, query_json).await?;
+        (manifest, ids, false)
+    };
+
+    let mut deleted = 0u64;
+    for chunk in ids.chunks(opts.delete_batch) {
+        deleted += delete_ids(db, chunk).await?;
+        opts.step(ArchiveStep::BatchDeleted { deleted })?;
+    }
+    // The manifest names the file (a resumed run may have been asked for another extension).
+    let data_path = opts.dir.join(&manifest.file);
+    tracing::info!(count = manifest.count, deleted, resumed, path = %data_path.display(),
+        "archived and pruned activity log entries");
+    Ok(ArchiveOutcome {
+        manifest,
+        data_path,
+        manifest_path,
+        resumed,
+        deleted,
+    })
+}
+
+/// Verify an archive on disk against its manifest (checksum, count, time range, unique ids,
+/// every entry older than the cutoff) and return the manifest. Touches no database.
+pub fn verify_archive(manifest_path: impl AsRef<Path>) -> Result<ArchiveManifest, Error> {
+    let manifest_path = manifest_path.as_ref();
+    let manifest = read_manifest(manifest_path)?;
+    verify_against(manifest_path, &manifest)?;
+    Ok(manifest)
+}
+
+/// Steps 1–4: write, publish, verify, manifest. Returns the manifest and the archived ids.
+async fn write_archive<C: ConnectionTrait>(
+    db: &C,
+    query: &ActivityQuery,
+    before: DateTime<Utc>,
+    opts: &ArchiveOptions,
+    query_json: serde_json::Value,
+) -> Result<(ArchiveManifest, Vec<Uuid>), Error> {
+    let data_path = opts.data_path();
+    let tmp = tmp_path(&data_path);
+    // 1. Write to a temp file. Stored timestamps have microsecond precision, so `< before`
+    //    is `<= before - 1µs` (the query's `to` is inclusive).
+    let mut q = query.clone();
+    q.order = Order::Ascending;
+    q.cursor = None;
+    let last = before - Duration::microseconds(1);
+    q.to = Some(q.to.map_or(last, |to| to.min(last)));
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    let mut written = WrittenEntries::default();
+    let file = if opts.compress {
+        let mut gz = GzEncoder::new(file, Compression::default());
+        written.write_all(db, &q, &mut gz).await?;
+        gz.finish()?
+    } else {
+        let mut out = io::BufWriter::new(file);
+        written.write_all(db, &q, &mut out).await?;
+        out.into_inner().map_err(io::IntoInnerError::into_error)?
+    };
+    file.sync_all()?;
+    drop(file);
+    opts.step(ArchiveStep::Written)?;
+
+    // 2. Publish under the final name.
+    fs::rename(&tmp, &data_path)?;
+    sync_dir(&opts.dir)?;
+    opts.step(ArchiveStep::Published)?;
+
+    // 3. Read it back.
+    let read = read_data(&data_path, opts.compress)?;
+    if read.ids != written.ids {
+        return Err(archive_error(
+            &data_path,
+            format!(
+                "reading it back gave {} entries, not the {} written, or other ids",
+                read.ids.len(),
+                written.ids.len()
+            ),
+        ));
+    }
+    check_entries(&data_path, &read, before)?;
+    opts.step(ArchiveStep::Verified)?;
+
+    // 4. The manifest, last.
+    let manifest = ArchiveManifest {
+        version: MANIFEST_VERSION,
+        file: file_name(&data_path),
+        compressed: opts.compress,
+        count: read.ids.len() as u64,
+        bytes: read.bytes,
+        sha256: read.sha256,
+        first_created_at: read.first,
+        last_created_at: read.last,
+        before,
+        query: query_json,
+    };
+    let manifest_path = opts.manifest_path();
+    let tmp = tmp_path(&manifest_path);
+    let mut file = File::create(&tmp)?;
+    serde_json::to_writer_pretty(&mut file, &manifest)?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, &manifest_path)?;
+    sync_dir(&opts.dir)?;
+    opts.step(ArchiveStep::ManifestWritten)?;
+    Ok((manifest, read.ids))
+}
+
+/// Ids and time range of what was written, in order.
+#[derive(Default)]
+struct WrittenEntries {
+    ids: Vec<Uuid>,
+}
+
+impl WrittenEntries {
+    async fn write_all<C: ConnectionTrait, W: Write>(
+        &mut self,
+        db: &C,
+        query: &ActivityQuery,
+        out: &mut W,
+    ) -> Result<(), Error> {
+        let mut q = query.clone().limit(activity_core::query::MAX_PAGE_SIZE);
+        loop {
+            let page = crate::load_activity(db, &q).await?;
+            for e in &page.results {
+                serde_json::to_writer(&mut *out, e)?;
+                out.write_all(b"\n")?;
+                self.ids.push(e.id);
+            }
+            match page.next_cursor {
+                Some(cursor) => q.cursor = Some(cursor),
+                None => break,
+            }
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
+
+/// What reading a data file back found.
+struct ReadBack {
+    ids: Vec<Uuid>,
+    sha256: String,
+    bytes: u64,
+    first: Option<DateTime<Utc>>,
+    last: Option<DateTime<Utc>>,
+    /// Every entry's `created_at`, to check against the cutoff.
+    times: Vec<DateTime<Utc>>,
+}
+
+fn read_data(path: &Path, compressed: bool) -> Result<ReadBack, Error> {
+    let (sha256, bytes) = checksum(path)?;
+    let file = File::open(path)?;
+    let reader: Box<dyn BufRead> = if compressed {
+        Box::new(BufReader::new(GzDecoder::new(BufReader::new(file))))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    let mut ids = Vec::new();
+    let mut times = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line?;
+        let entry: ActivityEntry = serde_json::from_str(&line).map_err(|e| {
+            archive_error(
+                path,
+                format!("line {} is not an activity entry: {e}", n + 1),
+            )
+        })?;
+        ids.push(entry.id);
+        times.push(entry.created_at);
+    }
+    Ok(ReadBack {
+        first: times.iter().min().copied(),
+        last: times.iter().max().copied(),
+        ids,
+        sha256,
+        bytes,
+        times,
+    })
+}
+
+/// Unique ids, all older than the cutoff.
+fn check_entries(path: &Path, read: &ReadBack, before: DateTime<Utc>) -> Result<(), Error> {
+    let unique: std::collections::HashSet<&Uuid> = read.ids.iter().collect();
+    if unique.len() != read.ids.len() {
+        return Err(archive_error(path, "it lists an id twice".into()));
+    }
+    if let Some(late) = read.times.iter().find(|t| **t >= before) {
+        return Err(archive_error(
+            path,
+            format!("it holds an entry of {late}, not older than the cutoff {before}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Verify the data file named by `manifest`; its ids.
+fn verify_against(manifest_path: &Path, manifest: &ArchiveManifest) -> Result<Vec<Uuid>, Error> {
+    if manifest.version != MANIFEST_VERSION {
+        return Err(archive_error(
+            manifest_path,
+            format!("unknown manifest version {}", manifest.version),
+        ));
+    }
+    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+    let data_path = dir.join(&manifest.file);
+    if !data_path.exists() {
+        return Err(archive_error(&data_path, "the data file is missing".into()));
+    }
+    let read = read_data(&data_path, manifest.compressed)?;
+    if read.sha256 != manifest.sha256 || read.bytes != manifest.bytes {
+        return Err(archive_error(
+            &data_path,
+            format!(
+                "checksum {} ({} bytes) does not match the manifest's {} ({} bytes)",
+                read.sha256, read.bytes, manifest.sha256, manifest.bytes
+            ),
+        ));
+    }
+    if read.ids.len() as u64 != manifest.count
+        || read.first != manifest.first_created_at
+        || read.last != manifest.last_created_at
+    {
+        return Err(archive_error(
+            &data_path,
+            format!(
+                "it holds {} entries ({:?}..{:?}), the manifest says {} ({:?}..{:?})",
+                read.ids.len(),
+                read.first,
+                read.last,
+                manifest.count,
+                manifest.first_created_at,
+                manifest.last_created_at
+            ),
+        ));
+    }
+    check_entries(&data_path, &read, manifest.before)?;
+    Ok(read.ids)
+}
+
+fn read_manifest(path: &Path) -> Result<ArchiveManifest, Error> {
+    let text = fs::read_to_string(path)?;
+    serde_json::from_str(&text)
+        .map_err(|e| archive_error(path, format!("the manifest does not parse: {e}")))
+}
+
+/// Delete one batch of archived ids in its own short transaction, through maintenance mode.
+async fn delete_ids<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    ids: &[Uuid],
+) -> Result<u64, Error> {
+    let txn = db.begin().await?;
+    let work = async {
+        Ok::<_, Error>(
+            Entity::delete_many()
+                .filter(Column::Id.is_in(ids.iter().copied()))
+                .exec(&txn)
+                .await?
+                .rows_affected,
+        )
+    };
+    match crate::guard::maintenance(&txn, work).await {
+        Ok(n) => {
+            txn.commit().await?;
+            Ok(n)
+        }
+        Err(e) => {
+            if let Err(rollback) = txn.rollback().await {
+                tracing::warn!(%rollback, "archive: rolling back a failed delete batch failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn checksum(path: &Path) -> Result<(String, u64), Error> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    let digest = hasher.finalize();
+    let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok((hex, bytes))
+}
+
+/// The query's filters as JSON, for the manifest (and to tell a re-run of the same archive).
+fn describe_query(q: &ActivityQuery) -> serde_json::Value {
+    serde_json::json!({
+        "organization_id": q.organization_id,
+        "team_id": q.team_id,
+        "unscoped": q.unscoped,
+        "scopes": q.scopes,
+        "item_ids": q.item_ids,
+        "users": q.users,
+        "activities": q.activities,
+        "from": q.from,
+        "to": q.to,
+        "was_impersonated": q.was_impersonated,
+        "is_system": q.is_system,
+        "search": q.search,
+        "detail_filters": q.detail_filters.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>(),
+    })
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Make a rename durable: sync the directory entry (a no-op where directories cannot be
+/// opened, as on Windows).
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+fn archive_error(path: &Path, why: String) -> Error {
+    Error::Archive {
+        path: path.to_path_buf(),
+        why,
+    }
+}

@@ -1,0 +1,325 @@
+//! Fire-and-forget logging from background work: entries go through a bounded queue to a worker
+//! task that writes them in batches on its own connection, each with the context captured when
+//! it was queued.
+//!
+//! Why a queue and not `tokio::spawn(log_activity(..))` per entry: memory stays bounded (the
+//! queue's capacity), entries are written in multi-row INSERTs, and
+//! [`BackgroundLogger::shutdown`] can wait until everything queued is written. Why capture the
+//! context at [`BackgroundLogger::log`]: the worker runs in its own task, where the caller's
+//! task-local [`ActivityContext`] does not exist.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use activity_core::{ActivityConfig, ActivityContext, ActivityEntry};
+use sea_orm::ConnectionTrait;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Default queue capacity of a [`BackgroundLogger`], in entries.
+pub const BACKGROUND_CAPACITY: usize = 1_024;
+
+/// Default largest batch the worker writes with one
+/// [`bulk_log_activity`](crate::bulk_log_activity) call.
+pub const BACKGROUND_BATCH: usize = 100;
+
+/// What [`BackgroundLogger::log`] does when the queue is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Wait for room (`send().await`): nothing is lost, and a slow database slows the
+    /// producers down. The default.
+    #[default]
+    Backpressure,
+    /// Drop the entry at once, count it ([`BackgroundStats::dropped`]) and warn through
+    /// `tracing` (on the first drop and every 1,000th): producers never wait.
+    Drop,
+}
+
+/// Settings of a [`BackgroundLogger`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackgroundConfig {
+    /// Queue capacity in entries (at least 1): the bound on memory.
+    pub capacity: usize,
+    /// Largest batch per write (at least 1).
+    pub batch: usize,
+    /// What to do when the queue is full.
+    pub overflow: Overflow,
+}
+
+impl Default for BackgroundConfig {
+    fn default() -> Self {
+        BackgroundConfig {
+            capacity: BACKGROUND_CAPACITY,
+            batch: BACKGROUND_BATCH,
+            overflow: Overflow::Backpressure,
+        }
+    }
+}
+
+impl BackgroundConfig {
+    /// Set the queue capacity.
+    pub fn capacity(mut self, entries: usize) -> Self {
+        self.capacity = entries.max(1);
+        self
+    }
+
+    /// Set the largest batch per write.
+    pub fn batch(mut self, entries: usize) -> Self {
+        self.batch = entries.max(1);
+        self
+    }
+
+    /// Set the overflow policy.
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+}
+
+/// Whether [`BackgroundLogger::log`] queued the entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a dropped entry is only counted; check it where losing one matters"]
+pub enum Queued {
+    /// Queued; the worker will write it.
+    Queued,
+    /// Not queued: the queue was full under [`Overflow::Drop`], or the logger is shut down.
+    /// Counted in [`BackgroundStats::dropped`].
+    Dropped,
+    /// Not queued because its scope is muted in the calling task (not counted as dropped).
+    Muted,
+}
+
+/// Counters of a [`BackgroundLogger`], since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackgroundStats {
+    /// Entries accepted into the queue.
+    pub queued: u64,
+    /// Entries handed to the database and written (or dropped by `before_append` or the
+    /// write rules, as [`log_activity`](crate::log_activity) would).
+    pub written: u64,
+    /// Entries not queued: queue full under [`Overflow::Drop`], or logged after shutdown.
+    pub dropped: u64,
+    /// Entries whose write failed (the error is logged through `tracing`; they are not retried).
+    pub failed: u64,
+}
+
+/// Why a [`BackgroundLogger`] could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackgroundError {
+    /// [`BackgroundLogger::start`] was called outside a tokio runtime.
+    #[error("the background activity logger needs a tokio runtime to spawn its worker")]
+    NoRuntime,
+    /// The worker task panicked or was cancelled; entries still queued are lost.
+    #[error("the background activity logger's worker ended abnormally: {0}")]
+    Worker(String),
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    queued: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// What goes through the queue.
+enum Msg {
+    /// Boxed: an entry with its context is ~1 KB, a shutdown nothing.
+    Job(Box<Job>),
+    /// Sent by [`BackgroundLogger::shutdown`]: close the queue, write what is in it, stop.
+    Shutdown,
+}
+
+/// One queued entry and the context of the task that queued it.
+struct Job {
+    entry: ActivityEntry,
+    context: Option<ActivityContext>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    counters: Arc<Counters>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Logs entries from background work without waiting for the database: a bounded queue and one
+/// worker task that writes batches with [`bulk_log_activity`](crate::bulk_log_activity) on the
+/// connection given to [`start`](Self::start) (use a pool of its own, not a transaction).
+///
+/// Clone it freely (clones share the queue). Call [`shutdown`](Self::shutdown) before the
+/// process exits: it writes everything queued. Entries are written in queue order, each with
+/// the [`ActivityContext`] current where [`log`](Self::log) was called (none: a system entry),
+/// under the [`ActivityConfig`] current where `start` was called. A failed write is not
+/// retried: it is counted in [`BackgroundStats::failed`] and logged with `tracing`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use activity_seaorm::{ActivityContext, ActivityEntry, Actor, BackgroundConfig, BackgroundLogger};
+/// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+/// activity_seaorm::schema::create_table(&db).await?;
+/// let logger = BackgroundLogger::start(db.clone(), BackgroundConfig::default())?;
+/// let ctx = ActivityContext::for_user(Actor::new("42"));
+/// let _ = ActivityContext::scope(ctx, logger.log(ActivityEntry::new("Email", "sent"))).await;
+/// let stats = logger.shutdown().await?;
+/// assert_eq!(stats.written, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct BackgroundLogger {
+    tx: mpsc::Sender<Msg>,
+    overflow: Overflow,
+    shared: Arc<Shared>,
+}
+
+impl BackgroundLogger {
+    /// Start the worker task on the current tokio runtime, writing through `db`.
+    pub fn start<C>(db: C, config: BackgroundConfig) -> Result<Self, BackgroundError>
+    where
+        C: ConnectionTrait + Send + Sync + 'static,
+    {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| BackgroundError::NoRuntime)?;
+        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        let counters = Arc::new(Counters::default());
+        let settings = ActivityConfig::with_current(Clone::clone);
+        let worker =
+            runtime.spawn(settings.scope(work(db, rx, config.batch.max(1), counters.clone())));
+        Ok(BackgroundLogger {
+            tx,
+            overflow: config.overflow,
+            shared: Arc::new(Shared {
+                counters,
+                worker: Mutex::new(Some(worker)),
+            }),
+        })
+    }
+
+    /// Queue `entry` with the current task's context. Under [`Overflow::Backpressure`] this
+    /// waits while the queue is full; under [`Overflow::Drop`] it never waits. An entry whose
+    /// scope is muted in this task is not queued ([`Queued::Muted`]).
+    pub async fn log(&self, entry: ActivityEntry) -> Queued {
+        if activity_core::is_muted(&entry.scope) {
+            return Queued::Muted;
+        }
+        let job = Msg::Job(Box::new(Job {
+            entry,
+            context: ActivityContext::current(),
+        }));
+        let sent = match self.overflow {
+            Overflow::Backpressure => self.tx.send(job).await.is_ok(),
+            Overflow::Drop => match self.tx.try_send(job) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.dropped("queue full");
+                    return Queued::Dropped;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            },
+        };
+        if sent {
+            self.shared.counters.queued.fetch_add(1, Ordering::Relaxed);
+            Queued::Queued
+        } else {
+            self.dropped("logger shut down");
+            Queued::Dropped
+        }
+    }
+
+    fn dropped(&self, why: &'static str) {
+        let total = self.shared.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if total == 1 || total.is_multiple_of(1_000) {
+            tracing::warn!(
+                dropped_total = total,
+                why,
+                "background activity entry dropped"
+            );
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> BackgroundStats {
+        let c = &self.shared.counters;
+        BackgroundStats {
+            queued: c.queued.load(Ordering::Relaxed),
+            written: c.written.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stop accepting entries, write everything already queued, and wait for the worker to
+    /// finish. Entries logged afterwards (from any clone) are dropped and counted. Calling it
+    /// again (or on another clone) does not wait again: it returns the counters as they are.
+    pub async fn shutdown(&self) -> Result<BackgroundStats, BackgroundError> {
+        // Behind everything already queued (waits for room if the queue is full); fails only
+        // if the worker is already gone.
+        let _ = self.tx.send(Msg::Shutdown).await;
+        let worker = match self.shared.worker.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(worker) = worker {
+            worker
+                .await
+                .map_err(|e| BackgroundError::Worker(e.to_string()))?;
+        }
+        Ok(self.stats())
+    }
+}
+
+/// The worker: take up to `batch` messages at a time and write their jobs, until a shutdown
+/// message (then close the queue and drain what is in it) or until every logger is dropped.
+async fn work<C: ConnectionTrait>(
+    db: C,
+    mut rx: mpsc::Receiver<Msg>,
+    batch: usize,
+    counters: Arc<Counters>,
+) {
+    let mut msgs = Vec::with_capacity(batch);
+    let mut jobs = Vec::with_capacity(batch);
+    let mut closing = false;
+    while rx.recv_many(&mut msgs, batch).await > 0 {
+        for msg in msgs.drain(..) {
+            match msg {
+                Msg::Job(job) => jobs.push(*job),
+                Msg::Shutdown => closing = true,
+            }
+        }
+        if closing {
+            // Refuse new entries; what is already queued is still received below.
+            rx.close();
+        }
+        write(&db, &mut jobs, &counters).await;
+    }
+    tracing::debug!("background activity logger stopped");
+}
+
+/// Write `jobs` (and empty it): one `bulk_log_activity` per run of jobs with the same context.
+async fn write<C: ConnectionTrait>(db: &C, jobs: &mut Vec<Job>, counters: &Counters) {
+    let mut jobs = jobs.drain(..).peekable();
+    while let Some(first) = jobs.next() {
+        let context = first.context;
+        let mut run = vec![first.entry];
+        while let Some(next) = jobs.next_if(|j| j.context == context) {
+            run.push(next.entry);
+        }
+        let n = run.len() as u64;
+        let result = match context {
+            Some(ctx) => ActivityContext::scope(ctx, crate::bulk_log_activity(db, run)).await,
+            None => crate::bulk_log_activity(db, run).await,
+        };
+        match result {
+            Ok(()) => {
+                counters.written.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(error) => {
+                counters.failed.fetch_add(n, Ordering::Relaxed);
+                tracing::error!(%error, entries = n, "background activity write failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Fire-and-forget logging (DESIGN §11) on every backend: entries logged from spawned
+//! background work carry the context captured where they were logged, everything queued before
+//! `shutdown` is written, a full queue either waits (backpressure) or drops and counts.
+
+use std::time::Duration;
+
+use activity_seaorm::{
+    ActivityContext, ActivityEntry, Actor, BackgroundConfig, BackgroundLogger, Overflow, Queued,
+};
+use activity_tests::{TestDb, backend_tests};
+use sea_orm::TransactionTrait;
+
+fn email_sent(to: &str) -> ActivityEntry {
+    ActivityEntry::new("Email", "sent").with_item_id(to)
+}
+
+async fn queued_entries_are_written_on_shutdown_with_their_actor(t: &TestDb) {
+    let pool = t.another_pool(2).await;
+    let logger = BackgroundLogger::start(pool, BackgroundConfig::default().batch(7)).unwrap();
+    let mut jobs = Vec::new();
+    for i in 0..40 {
+        let ctx =
+            ActivityContext::for_user(Actor::new(format!("u{i}")).with_name(format!("User {i}")))
+                .with_organization("acme")
+                .with_request_id(format!("req-{i}"));
+        let logger = logger.clone();
+        // The request handler spawns the job and returns; the job logs later, elsewhere.
+        jobs.push(ActivityContext::sync_scope(ctx, || {
+            tokio::spawn(ActivityContext::propagate(async move {
+                tokio::task::yield_now().await;
+                logger.log(email_sent(&format!("{i}@example.com"))).await
+            }))
+        }));
+    }
+    // One from work with no context at all: a system entry.
+    let system = logger.clone();
+    jobs.push(tokio::spawn(async move {
+        system.log(email_sent("digest@example.com")).await
+    }));
+    for job in jobs {
+        assert_eq!(job.await.unwrap(), Queued::Queued);
+    }
+    // Muted in the logging task: not queued, not counted as dropped.
+    let muted = activity_seaorm::mute_scopes(&["Email"], logger.log(email_sent("muted"))).await;
+    assert_eq!(muted, Queued::Muted);
+
+    // No waiting for the worker: shutdown itself must write what is queued.
+    let stats = logger.shutdown().await.unwrap();
+    assert_eq!(
+        (stats.queued, stats.written, stats.dropped, stats.failed),
+        (41, 41, 0, 0)
+    );
+    let entries = t.entries().await;
+    assert_eq!(entries.len(), 41);
+    for e in &entries {
+        let to = e.item_id.as_deref().unwrap();
+        if to == "digest@example.com" {
+            assert!(e.is_system && e.user_id.is_none() && e.organization_id.is_none());
+            continue;
+        }
+        let i = to.trim_end_matches("@example.com");
+        assert_eq!(e.user_id.as_deref(), Some(format!("u{i}").as_str()), "{to}");
+        assert_eq!(e.user_name.as_deref(), Some(format!("User {i}").as_str()));
+        assert_eq!(e.request_id.as_deref(), Some(format!("req-{i}").as_str()));
+        assert_eq!(e.organization_id.as_deref(), Some("acme"));
+        assert!(!e.is_system);
+        assert_eq!((e.scope.as_str(), e.activity.as_str()), ("Email", "sent"));
+    }
+
+    // After shutdown, from any clone: dropped and counted.
+    let late = logger.clone();
+    assert_eq!(late.log(email_sent("late")).await, Queued::Dropped);
+    assert_eq!(logger.stats().dropped, 1);
+    assert_eq!(t.entries().await.len(), 41);
+}
+
+/// A worker stuck on the database (its only connection is held by a transaction): with
+/// `Overflow::Drop` the producers never wait, and what did not fit is counted.
+async fn a_full_queue_drops_and_counts(t: &TestDb) {
+    let pool = t.another_pool(1).await;
+    let hold = pool.begin().await.unwrap();
+    let config = BackgroundConfig::default()
+        .capacity(4)
+        .batch(3)
+        .overflow(Overflow::Drop);
+    let logger = BackgroundLogger::start(pool.clone(), config).unwrap();
+    let mut results = Vec::new();
+    for i in 0..50 {
+        results.push(logger.log(email_sent(&format!("{i}"))).await);
+        tokio::task::yield_now().await;
+    }
+    let queued = results.iter().filter(|r| **r == Queued::Queued).count() as u64;
+    let dropped = results.iter().filter(|r| **r == Queued::Dropped).count() as u64;
+    assert_eq!(queued + dropped, 50);
+    // The queue (4) plus at most the one batch (3) the stuck worker took.
+    assert!((4..=7).contains(&queued), "queued {queued}");
+    assert_eq!(logger.stats().dropped, dropped);
+    hold.rollback().await.unwrap();
+    let stats = logger.shutdown().await.unwrap();
+    assert_eq!(
+        (stats.queued, stats.written, stats.dropped),
+        (queued, queued, dropped)
+    );
+    assert_eq!(t.entries().await.len() as u64, queued);
+}
+
+/// The same stuck worker with `Overflow::Backpressure`: the producer waits, nothing is lost.
+async fn a_full_queue_applies_backpressure(t: &TestDb) {
+    let pool = t.another_pool(1).await;
+    let hold = pool.begin().await.unwrap();
+    let config = BackgroundConfig::default().capacity(2).batch(2);
+    let logger = BackgroundLogger::start(pool.clone(), config).unwrap();
+    let producer = logger.clone();
+    let task = tokio::spawn(async move {
+        for i in 0..20 {
+            assert_eq!(
+                producer.log(email_sent(&format!("{i}"))).await,
+                Queued::Queued
+            );
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !task.is_finished(),
+        "the producer should be waiting for room"
+    );
+    assert!(logger.stats().queued <= 4, "{:?}", logger.stats());
+    hold.rollback().await.unwrap();
+    task.await.unwrap();
+    let stats = logger.shutdown().await.unwrap();
+    assert_eq!((stats.queued, stats.written, stats.dropped), (20, 20, 0));
+    assert_eq!(t.entries().await.len(), 20);
+}
+
+backend_tests!(
+    queued_entries_are_written_on_shutdown_with_their_actor,
+    a_full_queue_drops_and_counts,
+    a_full_queue_applies_backpressure,
+);
