@@ -9,7 +9,7 @@
 //! **Upgrading.** Versions before the caps table created the identifier columns narrower
 //! (`varchar(64)`, `item_id varchar(72)`), so a longer OIDC subject or string key failed every
 //! logged write on PostgreSQL and MySQL. [`create_table`] runs [`upgrade`] after its
-//! `CREATE TABLE IF NOT EXISTS`, and [`migration::WidenIdentifiers`] does the same for
+//! `CREATE TABLE IF NOT EXISTS`, and `migration::WidenIdentifiers` (feature `migration`) does the same for
 //! applications whose `create_activity_log` migration already ran: each widens only the columns
 //! narrower than their cap (`ALTER COLUMN .. TYPE varchar(n)` on PostgreSQL, `MODIFY COLUMN`
 //! keeping the column's character set, collation and nullability on MySQL; SQLite does not
