@@ -19,8 +19,10 @@
 //! entry as a duplicate), `Activity-Correlation-Id` and `Activity-Tenant`.
 #![deny(missing_docs)]
 
+mod alerts;
 pub mod notify;
 mod relay;
 pub mod subject;
 
+pub use alerts::{StreamAlerts, UnsupportedRule};
 pub use relay::{Relay, RelayConfig, RelayError, RelayStats, Step};

@@ -90,6 +90,28 @@ pub struct Breach {
     pub to: DateTime<Utc>,
 }
 
+impl Breach {
+    /// A breach of `rule`, for evaluators of the same rules elsewhere (e.g. on the stream,
+    /// `activity_nats::StreamAlerts`).
+    pub fn new(
+        rule: impl Into<String>,
+        group: Option<String>,
+        count: u64,
+        threshold: u64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Self {
+        Breach {
+            rule: rule.into(),
+            group,
+            count,
+            threshold,
+            from,
+            to,
+        }
+    }
+}
+
 /// The application's side of alerting: called once per breach.
 #[async_trait::async_trait]
 pub trait AlertHandler: Send + Sync {

@@ -1,0 +1,169 @@
+//! Alert rules on the stream (DESIGN §11): the same rules as the scheduled database check,
+//! counted as entries arrive (in their own time, a fixed clock here), the handler called once
+//! per breach; and end to end through the outbox, the relay and a durable consumer on NATS.
+
+use std::sync::Mutex;
+
+use activity_nats::StreamAlerts;
+use activity_seaorm::{
+    ActivityEntry, ActivityQuery, AlertGroup, AlertHandler, AlertRule, Breach, FilterOp,
+};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+fn at(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 4, h, m, 0).unwrap()
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Breach>>);
+
+#[async_trait::async_trait]
+impl AlertHandler for Recorder {
+    async fn on_breach(&self, breach: &Breach) {
+        self.0.lock().unwrap().push(breach.clone());
+    }
+}
+
+fn failed_login(org: &str, when: DateTime<Utc>) -> ActivityEntry {
+    let mut e = ActivityEntry::new("Session", "login_failed");
+    e.organization_id = Some(org.into());
+    e.created_at = when;
+    e
+}
+
+fn rule() -> AlertRule {
+    AlertRule::new(
+        "failed-logins",
+        ActivityQuery::unscoped().activities(["login_failed"]),
+        5,
+        Duration::hours(1),
+    )
+    .per(AlertGroup::Organization)
+}
+
+#[tokio::test]
+async fn once_per_breach_per_organization_not_once_per_entry() {
+    let mut alerts = StreamAlerts::new(vec![rule()]).unwrap();
+    let handler = Recorder::default();
+    let mut fired = Vec::new();
+    macro_rules! feed {
+        ($e:expr) => {
+            alerts.observe(&$e, &handler).await
+        };
+    }
+    // acme: 6 failed logins 10:00..10:40, a successful login that does not count; beta 3.
+    for m in [0, 10, 20, 30, 35] {
+        fired.extend(feed!(failed_login("acme", at(10, m))));
+    }
+    let mut ok = failed_login("acme", at(10, 36));
+    ok.activity = "login".into();
+    fired.extend(feed!(ok));
+    for m in [15, 16, 17] {
+        fired.extend(feed!(failed_login("beta", at(10, m))));
+    }
+    assert!(fired.is_empty(), "5 is not more than 5");
+    fired.extend(feed!(failed_login("acme", at(10, 40))));
+    let seen: Vec<_> = fired
+        .iter()
+        .map(|b| (b.group.clone(), b.count, b.from, b.to))
+        .collect();
+    assert_eq!(seen, [(Some("acme".into()), 6, at(9, 40), at(10, 40))]);
+    // The attack goes on: no second call while the windows overlap the reported one.
+    fired.clear();
+    for m in [45, 50, 55] {
+        fired.extend(feed!(failed_login("acme", at(10, m))));
+    }
+    for m in [0, 20] {
+        fired.extend(feed!(failed_login("acme", at(11, m))));
+    }
+    assert!(fired.is_empty(), "reported twice: {fired:?}");
+    // A window after the reported one, still over the threshold: reported again, once.
+    for m in [40, 41] {
+        fired.extend(feed!(failed_login("acme", at(11, m))));
+    }
+    let seen: Vec<_> = fired
+        .iter()
+        .map(|b| (b.group.clone(), b.count, b.to))
+        .collect();
+    // (10:40, 11:40]: 10:45, 10:50, 10:55, 11:00, 11:20, 11:40 = 6.
+    assert_eq!(seen, [(Some("acme".into()), 6, at(11, 40))]);
+    assert_eq!(handler.0.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn rules_that_need_the_database_are_refused() {
+    let search = AlertRule::new(
+        "search",
+        ActivityQuery::unscoped().search("password"),
+        1,
+        Duration::hours(1),
+    );
+    assert!(StreamAlerts::new(vec![search]).is_err());
+    let detail = AlertRule::new(
+        "detail",
+        ActivityQuery::unscoped().detail_filter("role", FilterOp::Exact("admin".into())),
+        1,
+        Duration::hours(1),
+    );
+    assert!(StreamAlerts::new(vec![detail]).is_err());
+}
+
+/// Through the outbox, the relay and a durable consumer on the machine's NATS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+async fn on_the_live_stream() {
+    use activity_nats::{Relay, RelayConfig, Step};
+    use activity_seaorm::{ActivityConfig, bulk_log_activity};
+    use activity_tests::{Backend, TestDb};
+
+    let url = std::env::var("ACTIVITY_TEST_NATS_URL")
+        .expect("ACTIVITY_TEST_NATS_URL is not set: this test cannot run without its server");
+    let t = TestDb::new(Backend::Sqlite).await;
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let (stream, prefix) = (format!("ALERTS_{unique}"), format!("alerts_{unique}"));
+    let entries: Vec<ActivityEntry> = (0..7)
+        .map(|m| failed_login("acme", Utc::now() - Duration::minutes(10 - m)))
+        .collect();
+    ActivityConfig::new()
+        .with_outbox(true)
+        .scope(bulk_log_activity(&t.db, entries))
+        .await
+        .unwrap();
+    let client = async_nats::connect(url.as_str())
+        .await
+        .expect("NATS reachable");
+    let relay = Relay::with_config(
+        t.db.clone(),
+        client.clone(),
+        RelayConfig::default()
+            .with_stream(stream.as_str())
+            .with_subject_prefix(prefix.as_str()),
+    );
+    relay.ensure_stream().await.unwrap();
+    while let Step::Published(_) = relay.relay_batch().await.unwrap() {}
+    let mut alerts = StreamAlerts::new(vec![rule()]).unwrap();
+    let handler = Recorder::default();
+    let durable = format!("alerts_{unique}");
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        alerts.run(client.clone(), &stream, &durable, &handler),
+    )
+    .await;
+    let seen: Vec<_> = handler
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| (b.group.clone(), b.count))
+        .collect();
+    assert_eq!(
+        seen,
+        [(Some("acme".into()), 6)],
+        "one call, at the sixth failed login"
+    );
+    async_nats::jetstream::new(client)
+        .delete_stream(stream.as_str())
+        .await
+        .unwrap();
+    t.cleanup().await;
+}
