@@ -534,3 +534,36 @@ async fn notifier_consumes_the_stream_once() {
         .unwrap();
     t.cleanup().await;
 }
+
+/// The notification tables by migration, after the log's, up and down.
+#[tokio::test]
+async fn the_migration_creates_and_drops_the_tables() {
+    use sea_orm_migration::prelude::*;
+
+    struct Migrator;
+
+    #[async_trait::async_trait]
+    impl MigratorTrait for Migrator {
+        fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+            vec![
+                Box::new(activity_seaorm::schema::migration::Migration),
+                Box::new(notify::migration::Migration),
+            ]
+        }
+    }
+
+    let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    notify::subscribe(&db, "acme", "u", "FeatureFlag", "1", Depth::Resource)
+        .await
+        .unwrap();
+    assert_eq!(
+        notify::subscriptions(&db, "acme", "u").await.unwrap().len(),
+        1
+    );
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert!(
+        notify::subscriptions(&db, "acme", "u").await.is_err(),
+        "the tables are gone"
+    );
+}

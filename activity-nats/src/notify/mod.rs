@@ -51,6 +51,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Que
 
 pub use prefs::{MUTATIONS, Preference};
 pub use route::{Audience, BoxError, ItemAudience, Router, Visibility};
+#[cfg(feature = "migration")]
+pub use store::migration;
 pub use store::{
     Depth, activity_notification_delivery, activity_notification_preference, activity_subscription,
     create_tables, preference, set_preference, subscribe, subscriptions, unsubscribe,

@@ -358,3 +358,46 @@ pub(crate) fn upsert(
     }
     Statement::from_sql_and_values(backend, sql, rows.into_iter().flatten())
 }
+
+/// A `sea-orm-migration` migration that creates the notification tables (feature `migration`).
+/// List it after the application's own tables, anywhere after the activity log's migration.
+#[cfg(feature = "migration")]
+pub mod migration {
+    use sea_orm_migration::prelude::*;
+
+    /// Creates `activity_subscription`, `activity_notification_preference` and
+    /// `activity_notification_delivery` (idempotent); drops them on `down`.
+    #[derive(Debug, Default)]
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261203_000001_create_activity_notifications"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            super::create_tables(manager.get_connection()).await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            for table in [
+                "activity_notification_delivery",
+                "activity_notification_preference",
+                "activity_subscription",
+            ] {
+                manager
+                    .drop_table(
+                        Table::drop()
+                            .table(Alias::new(table))
+                            .if_exists()
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+            Ok(())
+        }
+    }
+}
