@@ -504,8 +504,19 @@ async fn notifier_consumes_the_stream_once() {
     };
     let inbox = Shared::default();
     let first = make(inbox.clone());
-    let run = tokio::time::timeout(Duration::from_secs(3), first.run());
-    let _ = run.await;
+    // Until the five notifications are in (or 20 s, on a slow machine).
+    let arrived = async {
+        while inbox.0.0.lock().unwrap().len() < 5 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        _ = first.run() => {}
+        () = arrived => {}
+        () = tokio::time::sleep(Duration::from_secs(20)) => {}
+    }
+    // Let the last acknowledgement reach the server before the restart.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     // created (by nobody: no context) + 3 updates by the actor: the watcher hears all four;
     // the actor (also the owner) hears of the creation only — not of their own updates.
     let mut got: Vec<(String, String)> = inbox.0.0.lock().unwrap().clone();

@@ -144,11 +144,19 @@ async fn on_the_live_stream() {
     let mut alerts = StreamAlerts::new(vec![rule()]).unwrap();
     let handler = Recorder::default();
     let durable = format!("alerts_{unique}");
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        alerts.run(client.clone(), &stream, &durable, &handler),
-    )
-    .await;
+    // Until the breach is reported (or 20 s, on a slow machine), then a moment for any second
+    // (wrong) call.
+    let reported = async {
+        while handler.0.lock().unwrap().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    tokio::select! {
+        _ = alerts.run(client.clone(), &stream, &durable, &handler) => {}
+        () = reported => {}
+        () = tokio::time::sleep(std::time::Duration::from_secs(20)) => {}
+    }
     let seen: Vec<_> = handler
         .0
         .lock()
