@@ -6,8 +6,9 @@
 //!   request's extensions, and [`ActivityLayer`] turns it into the request's
 //!   [`ActivityContext`] ([`request_context`]), so every entry the request writes carries that
 //!   user and organization. Unknown or missing user: 401.
-//! * **Writes** go through [`activity_seaorm::transaction`]: a request's entries are written
-//!   in one INSERT right before COMMIT, or not at all.
+//! * **Writes** go through [`activity_seaorm::transaction_with_options`] (SQLite `IMMEDIATE`, so
+//!   concurrent requests queue for SQLite's write lock): a request's entries are written in one
+//!   INSERT right before COMMIT, or not at all.
 //! * **Tenancy.** Every read and write is filtered by the user's organization; another
 //!   organization's row is 404, and the feed is the user's organization's only.
 //!
@@ -28,7 +29,7 @@
 //! server-sent-events stream and a subscription API.
 
 use activity_seaorm::prelude::*;
-use activity_seaorm::{ActivityLayer, Error as LogError, Page, transaction};
+use activity_seaorm::{ActivityLayer, Error as LogError, Page, transaction_with_options};
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -39,25 +40,28 @@ use axum::{Json, Router};
 use entity::{flag, project, settings, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, IntoActiveModel, ModelTrait, QueryFilter, Set,
+    EntityTrait, IntoActiveModel, ModelTrait, QueryFilter, Set, SqliteTransactionMode,
+    TransactionOptions,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// How the app connects to `url`.
-///
-/// SQLite allows one writer at a time, and a transaction that reads and then writes (every
-/// update here: load, change, save) fails with `SQLITE_BUSY` instead of waiting when another
-/// connection wrote in between. With a pool of one connection, SQLite requests queue instead.
-/// PostgreSQL keeps SeaORM's default pool.
+/// How the app connects to `url`: SeaORM's default pool, without per-statement logging.
 pub fn connect_options(url: &str) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_owned());
-    if url.starts_with("sqlite:") {
-        opts.max_connections(1);
-    }
     opts.sqlx_logging(false);
     opts
 }
+
+/// How every write transaction begins. SQLite allows one writer at a time, and a deferred
+/// transaction that reads and then writes (every update here: load, change, save) fails with
+/// `SQLITE_BUSY` at once when another connection wrote in between; `IMMEDIATE` takes the write
+/// lock up front, so concurrent requests queue for it instead. Other backends ignore it.
+const WRITE: TransactionOptions = TransactionOptions {
+    isolation_level: None,
+    access_mode: None,
+    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+};
 
 pub mod notifications;
 
@@ -322,7 +326,7 @@ async fn create_project(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let org = me.organization_id;
     // Two logged models, one transaction: both entries share its correlation id.
-    let (p, s) = transaction(&db, |txn| {
+    let (p, s) = transaction_with_options(&db, WRITE, |txn| {
         async move {
             let p = project::ActiveModel {
                 organization_id: Set(org),
@@ -376,7 +380,7 @@ async fn update_project(
     Json(patch): Json<ProjectPatch>,
 ) -> Result<Json<Value>, ApiError> {
     let org = me.organization_id;
-    let p = transaction(&db, |txn| {
+    let p = transaction_with_options(&db, WRITE, |txn| {
         async move {
             let mut p = track(org_project(txn, org, id).await?);
             if let Some(name) = patch.name {
@@ -403,7 +407,7 @@ async fn update_settings(
     Json(patch): Json<SettingsPatch>,
 ) -> Result<Json<Value>, ApiError> {
     let org = me.organization_id;
-    let s = transaction(&db, |txn| {
+    let s = transaction_with_options(&db, WRITE, |txn| {
         async move {
             let p = org_project(txn, org, project_id).await?;
             let s = p
@@ -440,7 +444,7 @@ async fn create_flag(
     // SQLITE_BUSY under concurrent writers, instead of waiting. The foreign key still refuses
     // a project deleted in between.
     let p = org_project(&db, org, project_id).await?;
-    let f = transaction(&db, |txn| {
+    let f = transaction_with_options(&db, WRITE, |txn| {
         async move {
             let f = flag::ActiveModel {
                 organization_id: Set(org),
@@ -471,7 +475,7 @@ async fn update_flag(
     let rollout = patch.rollout_percentage.map(check_percentage).transpose()?;
     // Load, change and log in one transaction: `track` keeps the loaded row, so the update
     // needs no second read, and an update that changes nothing writes no entry.
-    let f = transaction(&db, |txn| {
+    let f = transaction_with_options(&db, WRITE, |txn| {
         async move {
             let mut f = track(org_flag(txn, org, id).await?);
             if let Some(key) = patch.key {
@@ -497,7 +501,7 @@ async fn evaluate_flag(
     Path(id): Path<i32>,
 ) -> Result<Json<Value>, ApiError> {
     let org = me.organization_id;
-    let f = transaction(&db, |txn| {
+    let f = transaction_with_options(&db, WRITE, |txn| {
         async move {
             let f = org_flag(txn, org, id).await?;
             let count = f.evaluation_count + 1;
@@ -518,7 +522,7 @@ async fn delete_flag(
     Path(id): Path<i32>,
 ) -> Result<StatusCode, ApiError> {
     let org = me.organization_id;
-    transaction(&db, |txn| {
+    transaction_with_options(&db, WRITE, |txn| {
         async move {
             org_flag(txn, org, id).await?.delete(txn).await?;
             Ok::<_, ApiError>(())

@@ -42,7 +42,7 @@ fn unique_name() -> String {
 }
 
 async fn connect(url: &str, schema: Option<&str>) -> DatabaseConnection {
-    // The app's own pool settings (one connection on SQLite), plus the test's schema.
+    // The app's own pool settings, plus the test's schema.
     let mut opts = seaorm_app_api::connect_options(url);
     opts.connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(30))
