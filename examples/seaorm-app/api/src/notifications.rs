@@ -150,8 +150,12 @@ pub async fn start(
             .with_filter_subject(format!("{}.>", names.prefix)),
     );
     tokio::spawn(async move {
-        while let Err(e) = notifier.run().await {
-            tracing::warn!(error = %e, "notifier stopped; restarting");
+        // The consumer resumes where it stopped: restart it whatever ended it.
+        loop {
+            match notifier.run().await {
+                Ok(()) => tracing::warn!("notifier's consumer ended; restarting"),
+                Err(e) => tracing::warn!(error = %e, "notifier stopped; restarting"),
+            }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
