@@ -83,7 +83,7 @@ async fn exactly_once_under_kills(backend: Backend, two_relays: bool) {
         .args([
             url,
             schema.unwrap_or("-"),
-            "400",
+            "600",
             &fastrand::u64(..).to_string(),
         ])
         .stdout(Stdio::piped())
@@ -92,6 +92,7 @@ async fn exactly_once_under_kills(backend: Backend, two_relays: bool) {
 
     let mut relays: Vec<Child> = vec![spawn_relay(&t, &nats_url)];
     let mut kills = 0;
+    let mut kills_while_writing = 0;
     let started = Instant::now();
     let mut nats_stopped_at: Option<Instant> = None;
     let mut nats_was_stopped = false;
@@ -101,6 +102,9 @@ async fn exactly_once_under_kills(backend: Backend, two_relays: bool) {
         let victim = relays.remove(fastrand::usize(..relays.len()));
         kill(victim);
         kills += 1;
+        if writer.try_wait().expect("writer").is_none() {
+            kills_while_writing += 1;
+        }
         relays.push(spawn_relay(&t, &nats_url));
         if two_relays {
             // Stretches with two relays at once.
@@ -133,6 +137,10 @@ async fn exactly_once_under_kills(backend: Backend, two_relays: bool) {
     assert!(output.status.success(), "the writer failed");
     let summary = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     assert!(nats_was_stopped, "NATS was never stopped");
+    assert!(
+        kills_while_writing >= 20,
+        "only {kills_while_writing} relay kills fell while the writer wrote"
+    );
 
     // Drain: one relay until the outbox is empty.
     let drain = spawn_relay(&t, &nats_url);
@@ -153,7 +161,8 @@ async fn exactly_once_under_kills(backend: Backend, two_relays: bool) {
     let log = t.entries().await;
     let streamed = stream_entries(&nats_url).await;
     eprintln!(
-        "{backend:?}: writer {summary}; {} committed entries, {} messages, {kills} relay kills",
+        "{backend:?}: writer {summary}; {} committed entries, {} messages, {kills} relay kills \
+         ({kills_while_writing} while writing)",
         log.len(),
         streamed.len()
     );

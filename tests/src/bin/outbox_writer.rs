@@ -93,7 +93,8 @@ async fn main() {
                 eprintln!("writer: transaction failed: {e}");
             }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(..15))).await;
+        // Slow enough that the relay kills (every 150-600 ms) fall while entries are still written.
+        tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(10..35))).await;
     }
     println!("committed={committed} rolled_back={rolled_back} failed={failed}");
 }
