@@ -36,12 +36,16 @@ pub struct UnsupportedRule {
 }
 
 impl StreamAlerts {
-    /// Evaluate `rules` on entries as they come. Rules with text search or detail filters
-    /// (which need the database's JSON operators) or without a positive window are refused:
+    /// Evaluate `rules` on entries as they come. Rules the database evaluator refuses (no
+    /// tenant and not `unscoped()`, a window not longer than zero) are refused here too, and so
+    /// are rules with text search or detail filters (which need the database's JSON operators):
     /// evaluate those with `AlertEvaluator` on a schedule.
     pub fn new(rules: Vec<AlertRule>) -> Result<Self, UnsupportedRule> {
         for rule in &rules {
-            let why = if rule.query.search.is_some() {
+            let why = if rule.query.check_tenant().is_err() {
+                // As the database evaluator: a rule names its tenant or is explicitly unscoped.
+                Some("no team or organization, and not `unscoped()`")
+            } else if rule.query.search.is_some() {
                 Some("text search")
             } else if !rule.query.detail_filters.is_empty() {
                 Some("detail filters")

@@ -106,6 +106,15 @@ fn rules_that_need_the_database_are_refused() {
         Duration::hours(1),
     );
     assert!(StreamAlerts::new(vec![detail]).is_err());
+    // No tenant and not `unscoped()`: refused, as by the database evaluator.
+    let anyone = AlertRule::new(
+        "anyone",
+        ActivityQuery::default().activities(["login_failed"]),
+        1,
+        Duration::hours(1),
+    );
+    assert!(StreamAlerts::new(vec![anyone]).is_err());
+    assert!(StreamAlerts::new(vec![rule()]).is_ok());
 }
 
 /// Through the outbox, the relay and a durable consumer on the machine's NATS.
