@@ -11,7 +11,8 @@
 //! `BENCH_DROP_INDEXES` (log indexes to drop for an experiment, or `all`), `BENCH_DROP_GIN`,
 //! `BENCH_WIRE_BUDGET` (bytes, see `ActivityConfig::with_wire_budget`), `BENCH_MODES` (a
 //! comma-separated list of modes to run, e.g. `Unlogged,Muted`), `BENCH_CHECKED=1` (checked mode
-//! observes every statement; see BENCHMARKS.md).
+//! observes every statement; `BENCH_CHECKED=layer` adds `Checker::layer` as the global tracing
+//! subscriber; see BENCHMARKS.md).
 //! Prints medians and ratios to the unlogged baseline. The `Floor` mode runs the unlogged
 //! updates plus the log INSERTs of a `Tracked` batch rendered in advance: the server's and the
 //! wire's share of the logged cost, which no client-side change can remove.
@@ -146,9 +147,14 @@ async fn main() -> Result<(), DbErr> {
     // `BENCH_CHECKED=1`: checked mode observes every statement (composed with the harness's own
     // callback, as an application with metrics would). Unlogged writes are bypasses: counted
     // silently (`Checker::record`), so the Unlogged baseline pays the report path too.
-    let checker = std::env::var("BENCH_CHECKED")
-        .is_ok_and(|v| !v.is_empty() && v != "0")
-        .then(activity_seaorm::checked::Checker::record);
+    let checked = std::env::var("BENCH_CHECKED").unwrap_or_default();
+    let checker =
+        (!checked.is_empty() && checked != "0").then(activity_seaorm::checked::Checker::record);
+    let layer = checked == "layer";
+    if let (Some(checker), true) = (&checker, layer) {
+        use tracing_subscriber::prelude::*;
+        tracing_subscriber::registry().with(checker.layer()).init();
+    }
     let observer = checker.clone();
     db.set_metric_callback(move |info| {
         if let Some(checker) = &observer {
@@ -267,7 +273,56 @@ async fn main() -> Result<(), DbErr> {
             checker.bypassed()
         );
         observe_cost(backend);
+        if layer {
+            layer_cost(&db, &checker).await?;
+        }
     }
+    Ok(())
+}
+
+/// What `Checker::layer` adds: to every statement, sqlx's `enabled!` check (our filter asks
+/// whether an `execute_unprepared` span is current); to `execute_unprepared`, SeaORM's span,
+/// sqlx's event and the check. Timed against `execute_raw` of the same UPDATE, in alternating
+/// blocks.
+async fn layer_cost(
+    db: &DatabaseConnection,
+    checker: &activity_seaorm::checked::Checker,
+) -> Result<(), DbErr> {
+    let n = 200_000u32;
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(tracing::enabled!(target: "sqlx::query", tracing::Level::INFO));
+    }
+    println!(
+        "
+Checker::layer: sqlx's per-statement `enabled!` check {:.1?}",
+        start.elapsed() / n
+    );
+    let sql = "UPDATE bench_flag SET counter = counter + 1 WHERE id = 1";
+    let statement = sea_orm::Statement::from_string(db.get_database_backend(), sql);
+    let before = checker.bypassed();
+    let (mut raw, mut unprepared) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let start = Instant::now();
+        for _ in 0..100 {
+            db.execute_raw(statement.clone()).await?;
+        }
+        raw.push(start.elapsed() / 100);
+        let start = Instant::now();
+        for _ in 0..100 {
+            db.execute_unprepared(sql).await?;
+        }
+        unprepared.push(start.elapsed() / 100);
+    }
+    raw.sort();
+    unprepared.sort();
+    println!(
+        "  UPDATE: execute_raw (metric callback) {:.1?}, execute_unprepared (layer) {:.1?} \
+         (medians of 20 blocks of 100); {} reported",
+        raw[10],
+        unprepared[10],
+        checker.bypassed() - before
+    );
     Ok(())
 }
 

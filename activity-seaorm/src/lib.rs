@@ -38,8 +38,9 @@
 //! `Entity::delete_by_id(id).exec`, `update_many`, `delete_many`, `insert_many` and raw SQL do
 //! not run `ActiveModelBehavior`. Use the `ActiveModel` methods, [`bulk`], or log them with
 //! [`log_activity`] / [`bulk_log_activity`] — or mute them on purpose. [`checked`] mode reports
-//! every such write to an audited table (`execute_unprepared` excepted: SeaORM gives it no
-//! metric callback).
+//! every such write to an audited table (`execute_unprepared` through
+//! [`Checker::layer`](checked::Checker::layer), feature `checked-layer`: SeaORM gives that call
+//! no metric callback).
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -220,7 +220,8 @@ async fn bypasses_are_reported(t: &TestDb) {
     );
     assert_eq!(checker.bypassed(), 9);
     assert!(checked::bypassed_writes() >= before + 9);
-    // SeaORM 2.0.4 calls no metric callback for `execute_unprepared`: invisible (documented).
+    // SeaORM 2.0.4 calls no metric callback for `execute_unprepared`: invisible to the metric
+    // callback alone (`checked_unprepared.rs` covers it through `Checker::layer`).
     db.execute_unprepared("UPDATE feature_flag SET cached_count = 4")
         .await
         .unwrap();

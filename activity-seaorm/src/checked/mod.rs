@@ -60,7 +60,10 @@
 //! **What it cannot see.** SeaORM 2.0.4 calls the metric callback for every statement it runs
 //! through `execute`/`execute_raw`, `query_one`/`query_all` (so `RETURNING` writes) and streams,
 //! on SQLite, PostgreSQL and MySQL, in pools and in transactions begun from the connection, but
-//! **not for `execute_unprepared`**: raw SQL sent that way is invisible to it. Statements on a
+//! **not for `execute_unprepared`**: raw SQL sent that way is seen only through
+//! [`Checker::layer`] (feature `checked-layer`), a `tracing-subscriber` layer that reads SeaORM's
+//! span around that call and sqlx's statement event inside it; its module docs say what it needs
+//! (a global `Registry` subscriber, SeaORM's default `sqlx_logging` on). Statements on a
 //! connection the checker is not installed on are not seen, and an announcement made for a write
 //! on such a connection can cover a bypass of the same table and verb in the same task on a
 //! checked one. The SQL is classified by a tokenizer, not a parser (see the `sql` module docs):
@@ -72,10 +75,12 @@
 //! tokenized once (no allocation) and each hooked write takes a short global lock twice.
 
 mod sql;
+#[cfg(feature = "checked-layer")]
+mod unprepared;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -166,6 +171,11 @@ struct Inner {
     extra: Vec<(&'static str, Option<String>)>,
     bypassed: AtomicU64,
     reports: Mutex<VecDeque<Bypass>>,
+    /// `execute_unprepared` calls whose SQL the layer never saw.
+    #[cfg_attr(not(feature = "checked-layer"), allow(dead_code))]
+    unverified: AtomicU64,
+    /// [`backend_bit`]s of the connections installed on or observed.
+    backends: AtomicU8,
 }
 
 impl Drop for Inner {
@@ -203,6 +213,8 @@ impl Checker {
                 extra,
                 bypassed: AtomicU64::new(0),
                 reports: Mutex::new(VecDeque::new()),
+                unverified: AtomicU64::new(0),
+                backends: AtomicU8::new(0),
             }),
         }
     }
@@ -236,6 +248,7 @@ impl Checker {
     /// Observe every statement `db` runs, and every transaction begun from it. Replaces a
     /// metric callback set before; to keep yours, call [`Checker::observe`] from it instead.
     pub fn install(&self, db: &mut sea_orm::DatabaseConnection) {
+        self.saw_backend(sea_orm::ConnectionTrait::get_database_backend(db));
         let checker = self.clone();
         db.set_metric_callback(move |info| checker.observe(info));
     }
@@ -243,9 +256,17 @@ impl Checker {
     /// Check one statement: call it from your own metric callback.
     pub fn observe(&self, info: &Info<'_>) {
         let statement = info.statement;
+        self.saw_backend(statement.db_backend);
         sql::writes(&statement.sql, statement.db_backend, |write| {
             self.check(write);
         });
+    }
+
+    fn saw_backend(&self, backend: sea_orm::DbBackend) {
+        let bit = backend_bit(backend);
+        if self.inner.backends.load(Ordering::Relaxed) & bit == 0 {
+            self.inner.backends.fetch_or(bit, Ordering::Relaxed);
+        }
     }
 
     /// Bypasses this checker (or a clone) reported.
@@ -289,6 +310,14 @@ impl Checker {
                 bypassed_writes = total,
                 "write to an audited table bypassed the activity log"
             ),
+            // Unwinding already (the layer checks while a span guard drops): a second panic
+            // would abort, so say it instead; the count and the report stand.
+            Mode::Panic if std::thread::panicking() => tracing::error!(
+                target: "activity_seaorm::checked",
+                verb = bypass.verb.as_str(),
+                table = bypass.table,
+                "write to an audited table bypassed the activity log"
+            ),
             #[allow(clippy::panic)] // Strict mode exists to fail the test that wrote it.
             Mode::Panic => panic!(
                 "activity_seaorm checked mode: {bypass}: it ran no ActiveModelBehavior hook \
@@ -319,6 +348,15 @@ impl Checker {
                 table.eq_ignore_ascii_case(write.table.text) && schema_matches(schema.as_deref())
             })
             .then_some(None)
+    }
+}
+
+fn backend_bit(backend: sea_orm::DbBackend) -> u8 {
+    match backend {
+        sea_orm::DbBackend::Postgres => 1,
+        sea_orm::DbBackend::MySql => 2,
+        sea_orm::DbBackend::Sqlite => 4,
+        _ => 8,
     }
 }
 

@@ -33,6 +33,16 @@ pub(crate) struct Write<'a> {
     pub(crate) table: Name<'a>,
 }
 
+impl Write<'_> {
+    /// The same verb on the same table, however its names were quoted.
+    #[cfg_attr(not(feature = "checked-layer"), allow(dead_code))]
+    pub(crate) fn same_as(&self, other: &Write<'_>) -> bool {
+        self.verb == other.verb
+            && self.table.text == other.table.text
+            && self.schema.map(|n| n.text) == other.schema.map(|n| n.text)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tok<'a> {
     /// A bare word: keyword or unquoted identifier.
