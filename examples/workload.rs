@@ -273,20 +273,20 @@ async fn main() -> Result<(), DbErr> {
             checker.bypassed()
         );
         observe_cost(backend);
-        if layer {
-            layer_cost(&db, &checker).await?;
-        }
+        layer_cost(&db, &checker, layer).await?;
     }
     Ok(())
 }
 
 /// What `Checker::layer` adds: to every statement, sqlx's `enabled!` check (our filter asks
 /// whether an `execute_unprepared` span is current); to `execute_unprepared`, SeaORM's span,
-/// sqlx's event and the check. Timed against `execute_raw` of the same UPDATE, in alternating
-/// blocks.
+/// sqlx's event and the check. Compare a `BENCH_CHECKED=1` run (no layer) with a
+/// `BENCH_CHECKED=layer` one; `execute_raw` of the same UPDATE runs in alternating blocks as a
+/// reference for the run's drift.
 async fn layer_cost(
     db: &DatabaseConnection,
     checker: &activity_seaorm::checked::Checker,
+    layer: bool,
 ) -> Result<(), DbErr> {
     let n = 200_000u32;
     let start = Instant::now();
@@ -294,8 +294,8 @@ async fn layer_cost(
         std::hint::black_box(tracing::enabled!(target: "sqlx::query", tracing::Level::INFO));
     }
     println!(
-        "
-Checker::layer: sqlx's per-statement `enabled!` check {:.1?}",
+        "\nChecker::layer {}: sqlx's per-statement `enabled!` check {:.1?}",
+        if layer { "on" } else { "off" },
         start.elapsed() / n
     );
     let sql = "UPDATE bench_flag SET counter = counter + 1 WHERE id = 1";
@@ -317,7 +317,7 @@ Checker::layer: sqlx's per-statement `enabled!` check {:.1?}",
     raw.sort();
     unprepared.sort();
     println!(
-        "  UPDATE: execute_raw (metric callback) {:.1?}, execute_unprepared (layer) {:.1?} \
+        "  UPDATE: execute_raw (metric callback) {:.1?}, execute_unprepared {:.1?} \
          (medians of 20 blocks of 100); {} reported",
         raw[10],
         unprepared[10],

@@ -38,9 +38,15 @@ async fn one_at_a_time(backend: Backend, test: impl for<'a> AsyncFn(&'a TestDb))
     activity_tests::run(backend, test).await;
 }
 
-/// A pool of the test's database with the checker installed and sqlx's statement logging on
-/// (SeaORM's default) or off.
+/// A pool of the test's database with the shared checker installed and sqlx's statement logging
+/// on (SeaORM's default) or off.
 async fn pool(t: &TestDb, sqlx_logging: bool) -> DatabaseConnection {
+    let db = pool_of(t, sqlx_logging, &CHECKER).await;
+    CHECKER.take_reports();
+    db
+}
+
+async fn pool_of(t: &TestDb, sqlx_logging: bool, checker: &Checker) -> DatabaseConnection {
     let (url, schema) = t.url();
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(4)
@@ -50,8 +56,7 @@ async fn pool(t: &TestDb, sqlx_logging: bool) -> DatabaseConnection {
         opts.set_schema_search_path(schema.to_owned());
     }
     let mut db = Database::connect(opts).await.expect("connect");
-    CHECKER.install(&mut db);
-    CHECKER.take_reports();
+    checker.install(&mut db);
     db
 }
 
@@ -246,6 +251,68 @@ async fn without_sqlx_logging_calls_are_unverified(t: &TestDb) {
     let _ = membership::Entity::find().all(&db).await.unwrap();
     assert_eq!(CHECKER.unverified(), before + 2, "only execute_unprepared");
     db.close().await.unwrap();
+}
+
+/// Strict mode panics in the task that sent the raw write, naming table and verb, and leaves the
+/// pool usable. A thread-local subscriber on a current-thread runtime carries a strict checker
+/// here (the global one records); so only PostgreSQL and MySQL, whose statements run on the
+/// calling thread (SQLite's worker thread sees only the global subscriber).
+fn strict_mode_panics_in_the_calling_task(backend: Backend) {
+    let _serial = SERIAL.blocking_lock();
+    let strict = Checker::strict();
+    let subscriber = tracing_subscriber::registry().with(strict.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(activity_tests::run(backend, async |t: &TestDb| {
+            let db = pool_of(t, true, &strict).await;
+            let a = new_flag("a").insert(&db).await.unwrap();
+            let task = {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let sql = "UPDATE feature_flag SET webhook_secret = 'top-secret-literal'";
+                    let _ = db.execute_unprepared(sql).await;
+                })
+            };
+            let payload = task.await.expect_err("strict mode must panic").into_panic();
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                message.contains(
+                    "UPDATE on audited table `feature_flag` did not pass through the activity log"
+                ),
+                "{message}"
+            );
+            assert!(!message.contains("top-secret-literal"), "{message}");
+            assert_eq!(strict.bypassed(), 1);
+            // The pool, the layer and the hooks go on working.
+            db.execute_unprepared("SELECT 1").await.unwrap();
+            let mut am = flag_by_id(a.id);
+            am.active = Set(true);
+            am.update(&db).await.unwrap();
+            assert_eq!(strict.bypassed(), 1);
+            db.close().await.unwrap();
+        }));
+    });
+}
+
+#[test]
+#[cfg_attr(
+    not(activity_postgres),
+    ignore = "ACTIVITY_TEST_POSTGRES_URL is not set"
+)]
+fn postgres_strict_mode_panics_in_the_calling_task() {
+    strict_mode_panics_in_the_calling_task(Backend::Postgres);
+}
+
+#[test]
+#[cfg_attr(not(activity_mysql), ignore = "ACTIVITY_TEST_MYSQL_URL is not set")]
+fn mysql_strict_mode_panics_in_the_calling_task() {
+    strict_mode_panics_in_the_calling_task(Backend::MySql);
 }
 
 macro_rules! serial_backend_tests {
