@@ -15,7 +15,9 @@
 //! subscriber; see BENCHMARKS.md).
 //! Prints medians and ratios to the unlogged baseline. The `Floor` mode runs the unlogged
 //! updates plus the log INSERTs of a `Tracked` batch rendered in advance: the server's and the
-//! wire's share of the logged cost, which no client-side change can remove.
+//! wire's share of the logged cost, which no client-side change can remove; `FloorRead` adds
+//! the hook path's primary-key read before each update. The report ends with the ratios DESIGN
+//! §8 states its write targets in (`Tracked / Floor`, `Hook / FloorRead`, `Outbox / Tracked`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -107,6 +109,10 @@ enum Mode {
     /// rendered before the clock starts: what storing the entries costs the server and the wire
     /// alone, the floor any client-side implementation of the log can reach (`Txn` shapes only).
     Floor,
+    /// `Floor` plus, before each update, the primary-key read the hook path makes (locked as
+    /// the hook locks it): the floor of a log that must read the before-state (DESIGN §8's
+    /// "Floor + one primary-key read per update", the hook path's target).
+    FloorRead,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -194,6 +200,7 @@ async fn main() -> Result<(), DbErr> {
         modes.push(Mode::Peer);
     }
     modes.push(Mode::Floor);
+    modes.push(Mode::FloorRead);
     if let Ok(only) = std::env::var("BENCH_MODES") {
         // For instruction counts (callgrind) of one mode at a time; the ratios need `Unlogged`,
         // and `Floor` copies what `Tracked` wrote.
@@ -218,16 +225,17 @@ async fn main() -> Result<(), DbErr> {
                     // DDL invalidates cached plans: re-plan outside the timing.
                     run(&db, Shape::Txn(1), Mode::Peer, tick, None).await?;
                 }
-                if matches!(shape, Shape::Concurrent(_)) && matches!(mode, Mode::Peer | Mode::Floor)
+                if matches!(shape, Shape::Concurrent(_))
+                    && matches!(mode, Mode::Peer | Mode::Floor | Mode::FloorRead)
                 {
                     continue;
                 }
                 let floor = match (mode, shape) {
-                    (Mode::Floor, Shape::Txn(n)) => match templates.get(&n) {
+                    (Mode::Floor | Mode::FloorRead, Shape::Txn(n)) => match templates.get(&n) {
                         Some((rows, inserts)) => Some(floor_inserts(backend, rows, *inserts)),
                         None => continue,
                     },
-                    (Mode::Floor, _) => continue,
+                    (Mode::Floor | Mode::FloorRead, _) => continue,
                     _ => None,
                 };
                 tick += 1;
@@ -657,6 +665,22 @@ async fn update_one<C: ConnectionTrait>(
 ) -> Result<(), DbErr> {
     let rollout = (tick % 100) as i32 + 1;
     match mode {
+        Mode::FloorRead => {
+            use sea_orm::QuerySelect;
+            use sea_orm::sea_query::LockType;
+            // The hook's read (`hooks::read_row`): by primary key, locked where the backend can.
+            let query = plain::Entity::find_by_id(p.id);
+            let query = match db.get_database_backend() {
+                DbBackend::Sqlite => query,
+                DbBackend::Postgres => query.lock(LockType::NoKeyUpdate),
+                _ => query.lock_exclusive(),
+            };
+            std::hint::black_box(query.one(db).await?);
+            let mut am = p.into_active_model();
+            am.rollout = Set(rollout);
+            am.active = Set(tick % 2 == 0);
+            am.update(db).await?;
+        }
         Mode::Unlogged | Mode::Peer | Mode::Floor => {
             let mut am = p.into_active_model();
             am.rollout = Set(rollout);
@@ -692,7 +716,7 @@ async fn bulk_update<C: ConnectionTrait>(db: &C, mode: Mode, tick: i64) -> Resul
     let filter = plain::Column::TeamId.eq(7);
     let rollout = (tick % 100) as i32 + 1;
     match mode {
-        Mode::Unlogged | Mode::Peer | Mode::Floor => {
+        Mode::Unlogged | Mode::Peer | Mode::Floor | Mode::FloorRead => {
             plain::Entity::update_many()
                 .set(plain::ActiveModel {
                     rollout: Set(rollout),
@@ -732,7 +756,10 @@ async fn insert_delete<C: ConnectionTrait>(db: &C, mode: Mode, tick: i64) -> Res
     let _muted = (mode == Mode::Muted).then(mute_signals);
     for i in 0..10 {
         let key = format!("tmp-{tick}-{i}");
-        if matches!(mode, Mode::Unlogged | Mode::Peer | Mode::Floor) {
+        if matches!(
+            mode,
+            Mode::Unlogged | Mode::Peer | Mode::Floor | Mode::FloorRead
+        ) {
             let m = plain::ActiveModel {
                 team_id: Set(7),
                 key: Set(key),
@@ -823,6 +850,49 @@ fn report(
                 pair[0],
                 pair[pair.len() - 1],
                 per_txn.get(&(*s, *mode)).copied().unwrap_or(0),
+            );
+        }
+    }
+    against_floor(samples);
+}
+
+/// DESIGN §8's write targets, stated against the floor: `Tracked` over `Floor`, `Hook` over
+/// `FloorRead` (both ≤ 1.05), and `Outbox` over `Tracked` (≤ 1.05): the ratio of medians and the
+/// median of per-round ratios.
+fn against_floor(samples: &BTreeMap<(Shape, Mode), Vec<Duration>>) {
+    let pairs = [
+        (Mode::Tracked, Mode::Floor),
+        (Mode::Hook, Mode::FloorRead),
+        (Mode::Outbox, Mode::Tracked),
+    ];
+    let mut header = false;
+    for (&(shape, mode), times) in samples {
+        for (num, den) in pairs.iter().filter(|(num, _)| *num == mode) {
+            let Some(base) = samples.get(&(shape, *den)) else {
+                continue;
+            };
+            if !header {
+                println!("\nagainst the floor (DESIGN §8: each ≤ 1.05)");
+                println!(
+                    "{:<24} {:<22} {:>8} {:>8}",
+                    "shape", "ratio", "of med.", "r.med"
+                );
+                header = true;
+            }
+            let (mut a, mut b) = (times.clone(), base.clone());
+            let of_medians = median(&mut a).as_secs_f64() / median(&mut b).as_secs_f64();
+            let mut per_round: Vec<f64> = times
+                .iter()
+                .zip(base)
+                .map(|(x, y)| x.as_secs_f64() / y.as_secs_f64())
+                .collect();
+            per_round.sort_by(f64::total_cmp);
+            println!(
+                "{:<24} {:<22} {:>8.3} {:>8.3}",
+                format!("{shape:?}"),
+                format!("{num:?} / {den:?}"),
+                of_medians,
+                per_round[per_round.len() / 2]
             );
         }
     }
