@@ -39,7 +39,7 @@
 //! not run `ActiveModelBehavior`. Use the `ActiveModel` methods, [`bulk`], or log them with
 //! [`log_activity`] / [`bulk_log_activity`] — or mute them on purpose. [`checked`] mode reports
 //! every such write to an audited table (`execute_unprepared` through
-//! [`Checker::layer`](checked::Checker::layer), feature `checked-layer`: SeaORM gives that call
+//! `checked::Checker::layer`, feature `checked-layer`: SeaORM gives that call
 //! no metric callback).
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -61,9 +61,9 @@
 //! through `execute`/`execute_raw`, `query_one`/`query_all` (so `RETURNING` writes) and streams,
 //! on SQLite, PostgreSQL and MySQL, in pools and in transactions begun from the connection, but
 //! **not for `execute_unprepared`**: raw SQL sent that way is seen only through
-//! [`Checker::layer`] (feature `checked-layer`), a `tracing-subscriber` layer that reads SeaORM's
-//! span around that call and sqlx's statement event inside it; its module docs say what it needs
-//! (a global `Registry` subscriber, SeaORM's default `sqlx_logging` on). Statements on a
+//! `Checker::layer` (feature `checked-layer`), a `tracing-subscriber` layer that reads SeaORM's
+//! span around that call and sqlx's statement event inside it; its docs say what it needs (a
+//! global `Registry` subscriber, SeaORM's default `sqlx_logging` on). Statements on a
 //! connection the checker is not installed on are not seen, and an announcement made for a write
 //! on such a connection can cover a bypass of the same table and verb in the same task on a
 //! checked one. The SQL is classified by a tokenizer, not a parser (see the `sql` module docs):
