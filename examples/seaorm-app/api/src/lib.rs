@@ -49,7 +49,10 @@ use serde_json::{Value, json};
 /// How the app connects to `url`: SeaORM's default pool, without per-statement logging.
 pub fn connect_options(url: &str) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_owned());
-    opts.sqlx_logging(false);
+    // sqlx reports each statement at DEBUG, below what the log prints, but seen by checked
+    // mode's layer, which needs that event to check `execute_unprepared` (see `main.rs`).
+    opts.sqlx_logging(true)
+        .sqlx_logging_level(log::LevelFilter::Debug);
     opts
 }
 

@@ -9,18 +9,29 @@
 //! curl -s localhost:3000/activity/feed -H 'x-user: alice'
 //! ```
 
+use activity_seaorm::checked::Checker;
 use migration::{Migrator, MigratorTrait};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().init();
+    // Checked mode, production style: a write to an audited table that bypasses the log is a
+    // counted warning (`checked::bypassed_writes()`); its layer also sees `execute_unprepared`.
+    // The checker's layer filters for itself; the printed log keeps its own INFO filter.
+    let checker = Checker::warn();
+    tracing_subscriber::registry()
+        .with(checker.layer())
+        .with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::INFO))
+        .init();
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite::memory:".to_owned());
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     // With NATS, committed entries also go to the outbox, for the relay and the notifier.
     let nats_url = std::env::var("NATS_URL").ok();
     activity_seaorm::init(activity_seaorm::ActivityConfig::new().with_outbox(nats_url.is_some()))?;
-    let db = sea_orm::Database::connect(seaorm_app_api::connect_options(&url)).await?;
+    let mut db = sea_orm::Database::connect(seaorm_app_api::connect_options(&url)).await?;
     Migrator::up(&db, None).await?;
+    checker.install(&mut db);
     let hub = match nats_url {
         Some(nats_url) => {
             let nats = async_nats::connect(nats_url.as_str()).await?;

@@ -7,7 +7,11 @@
 //! an unreachable server fails them). Each PostgreSQL test runs in a schema of its own, dropped
 //! afterwards, so it never meets the other suites sharing the database.
 
+use std::sync::LazyLock;
 use std::time::Duration;
+
+use activity_seaorm::checked::Checker;
+use tracing_subscriber::prelude::*;
 
 use entity::{organization, user};
 use migration::{Migrator, MigratorTrait};
@@ -41,12 +45,25 @@ fn unique_name() -> String {
     format!("seaorm_app_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// Checked mode over every test: a write of the app's to an audited table that bypasses the
+/// log (raw SQL through `execute_unprepared` included, through the layer) is reported, and
+/// [`App::finish`] fails the test on it. One checker, as the app has: the layer needs the
+/// global subscriber.
+static CHECKER: LazyLock<Checker> = LazyLock::new(|| {
+    let checker = Checker::record();
+    tracing_subscriber::registry()
+        .with(checker.layer())
+        .try_init()
+        .expect("the only global subscriber of this test binary");
+    checker
+});
+
 async fn connect(url: &str, schema: Option<&str>) -> DatabaseConnection {
-    // The app's own pool settings, plus the test's schema.
+    // The app's own pool settings (sqlx's statement events on, for the checker's layer), plus
+    // the test's schema.
     let mut opts = seaorm_app_api::connect_options(url);
     opts.connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30))
-        .sqlx_logging(false);
+        .acquire_timeout(Duration::from_secs(30));
     if let Some(schema) = schema {
         opts.set_schema_search_path(schema.to_owned());
     }
@@ -57,6 +74,7 @@ async fn connect(url: &str, schema: Option<&str>) -> DatabaseConnection {
 
 impl App {
     async fn start(backend: Backend) -> App {
+        LazyLock::force(&CHECKER); // before the migrations: their raw SQL is checked too
         let name = unique_name();
         let (db, cleanup) = match backend {
             Backend::Sqlite => {
@@ -79,6 +97,8 @@ impl App {
         };
         // What `cargo run -p seaorm-app-api` does: the app's tables, the log's, then the seed.
         Migrator::up(&db, None).await.expect("migrate");
+        let mut db = db;
+        CHECKER.install(&mut db);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = seaorm_app_api::app(db.clone());
@@ -92,6 +112,12 @@ impl App {
     }
 
     async fn finish(self) {
+        let bypasses = CHECKER.take_reports();
+        assert!(
+            bypasses.is_empty(),
+            "the app bypassed the log: {bypasses:?}"
+        );
+        assert_eq!(CHECKER.unverified(), 0, "raw SQL the checker could not see");
         let _ = self.db.close().await;
         match self.cleanup {
             Cleanup::File(path) => {
