@@ -310,13 +310,23 @@ pub async fn pending<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     activity_outbox::Entity::find().count(db).await
 }
 
-/// PostgreSQL `lock_not_available` (55P03); MySQL/MariaDB `ER_LOCK_WAIT_TIMEOUT` (1205) and
-/// `ER_LOCK_NOWAIT` (3572), which `NOWAIT` raises.
+/// PostgreSQL `lock_not_available` (SQLSTATE 55P03); MySQL/MariaDB `ER_LOCK_WAIT_TIMEOUT`
+/// (1205) and `ER_LOCK_NOWAIT` (3572), which `NOWAIT` raises (both SQLSTATE HY000, so the
+/// driver's error number decides). Read from the driver's error, never from its text.
 fn is_lock_not_available(e: &DbErr) -> bool {
-    let text = e.to_string();
-    text.contains("55P03")
-        || text.contains("could not obtain lock")
-        || text.contains("1205")
-        || text.contains("3572")
-        || text.contains("Lock wait timeout")
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    if let DbErr::Exec(sea_orm::RuntimeErr::SqlxError(err))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(err)) = e
+    {
+        let Some(db) = err.as_database_error() else {
+            return false;
+        };
+        #[cfg(feature = "mysql")]
+        if let Some(mysql) = db.try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>() {
+            return matches!(mysql.number(), 1205 | 3572);
+        }
+        return db.code().as_deref() == Some("55P03");
+    }
+    let _ = e;
+    false
 }
