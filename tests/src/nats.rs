@@ -91,3 +91,65 @@ impl Drop for PrivateNats {
         let _ = std::fs::remove_dir_all(&self.store);
     }
 }
+
+/// A stream of its own on the shared server (`ACTIVITY_TEST_NATS_URL`), so tests running at
+/// once never read each other's entries; deleted by [`TestStream::delete`].
+#[derive(Debug)]
+pub struct TestStream {
+    /// A client of the shared server.
+    pub client: async_nats::Client,
+    /// The stream's name, `<TAG>_<unique>`.
+    pub stream: String,
+    /// The relay's subject prefix, `<tag>_<unique>`: its subjects are `<prefix>.>`.
+    pub prefix: String,
+    /// The unique part of both, for consumer names.
+    pub unique: String,
+}
+
+impl TestStream {
+    /// Connect to the shared server (panics, loudly, if the variable is unset or the server is
+    /// unreachable) and name a new stream after `tag`.
+    pub async fn new(tag: &str) -> TestStream {
+        let url = std::env::var("ACTIVITY_TEST_NATS_URL")
+            .expect("ACTIVITY_TEST_NATS_URL is not set: this test cannot run without its server");
+        let client = async_nats::connect(url.as_str())
+            .await
+            .unwrap_or_else(|e| panic!("NATS at {url} is unreachable: {e}"));
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        TestStream {
+            client,
+            stream: format!("{}_{unique}", tag.to_uppercase()),
+            prefix: format!("{}_{unique}", tag.to_lowercase()),
+            unique,
+        }
+    }
+
+    /// A relay of `db`'s outbox into this stream, the stream created.
+    pub async fn relay(&self, db: &sea_orm::DatabaseConnection) -> activity_nats::Relay {
+        let relay = activity_nats::Relay::with_config(
+            db.clone(),
+            self.client.clone(),
+            activity_nats::RelayConfig::default()
+                .with_stream(self.stream.as_str())
+                .with_subject_prefix(self.prefix.as_str()),
+        );
+        relay.ensure_stream().await.expect("create the stream");
+        relay
+    }
+
+    /// Relay everything in `db`'s outbox into this stream, until the outbox is empty.
+    pub async fn relay_all(&self, db: &sea_orm::DatabaseConnection) {
+        let relay = self.relay(db).await;
+        while let activity_nats::Step::Published(_) =
+            relay.relay_batch().await.expect("relay a batch")
+        {}
+    }
+
+    /// Delete the stream.
+    pub async fn delete(self) {
+        async_nats::jetstream::new(self.client)
+            .delete_stream(self.stream.as_str())
+            .await
+            .expect("delete the test stream");
+    }
+}

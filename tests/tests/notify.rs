@@ -417,8 +417,8 @@ async fn a_failed_delivery_is_retried_for_those_not_served(t: &TestDb) {
 #[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
 async fn notifier_consumes_the_stream_once() {
     use activity_nats::notify::{Notifier, NotifierConfig};
-    use activity_nats::{Relay, RelayConfig, Step};
     use activity_seaorm::ActivityConfig;
+    use activity_tests::nats::TestStream;
     use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
     use std::sync::Arc;
     use std::time::Duration;
@@ -433,12 +433,9 @@ async fn notifier_consumes_the_stream_once() {
         }
     }
 
-    let url = std::env::var("ACTIVITY_TEST_NATS_URL")
-        .expect("ACTIVITY_TEST_NATS_URL is not set: this test cannot run without its server");
+    let nats = TestStream::new("notify").await;
     let t = TestDb::new(activity_tests::Backend::Sqlite).await;
     setup(&t).await;
-    let unique = uuid::Uuid::now_v7().simple().to_string();
-    let (stream, prefix) = (format!("NOTIFY_{unique}"), format!("notify_{unique}"));
     // Flags of team 7 (the tenant); "watcher" subscribes to the flag.
     let flag = ActivityConfig::new()
         .with_outbox(true)
@@ -470,18 +467,7 @@ async fn notifier_consumes_the_stream_once() {
             flag
         })
         .await;
-    let client = async_nats::connect(url.as_str())
-        .await
-        .expect("NATS reachable");
-    let relay = Relay::with_config(
-        t.db.clone(),
-        client.clone(),
-        RelayConfig::default()
-            .with_stream(stream.as_str())
-            .with_subject_prefix(prefix.as_str()),
-    );
-    relay.ensure_stream().await.unwrap();
-    while let Step::Published(_) = relay.relay_batch().await.unwrap() {}
+    nats.relay_all(&t.db).await;
 
     let item = flag.id.to_string();
     let make = |inbox: Shared| {
@@ -493,13 +479,13 @@ async fn notifier_consumes_the_stream_once() {
         grant(&mut app, &["watcher", "actor"], &item);
         Notifier::with_config(
             t.db.clone(),
-            client.clone(),
+            nats.client.clone(),
             Router::new(app),
             inbox,
             NotifierConfig::default()
-                .with_stream(stream.as_str())
-                .with_durable(format!("n_{unique}"))
-                .with_filter_subject(format!("{prefix}.>")),
+                .with_stream(nats.stream.as_str())
+                .with_durable(format!("n_{}", nats.unique))
+                .with_filter_subject(format!("{}.>", nats.prefix)),
         )
     };
     let inbox = Shared::default();
@@ -539,10 +525,7 @@ async fn notifier_consumes_the_stream_once() {
         again.0.0.lock().unwrap().is_empty(),
         "notified twice after a restart"
     );
-    async_nats::jetstream::new(client)
-        .delete_stream(stream.as_str())
-        .await
-        .unwrap();
+    nats.delete().await;
     t.cleanup().await;
 }
 

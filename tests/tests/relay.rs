@@ -239,18 +239,16 @@ async fn sqlite_exactly_once_with_a_killed_relay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
 async fn relay_publishes_subjects_headers_and_payloads() {
-    use activity_nats::{Relay, RelayConfig, Step};
+    use activity_nats::Step;
     use activity_seaorm::outbox::activity_outbox;
     use activity_seaorm::{ActivityConfig, log_activity};
+    use activity_tests::nats::TestStream;
     use async_nats::jetstream::consumer::pull;
     use futures::StreamExt;
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 
-    let url = std::env::var("ACTIVITY_TEST_NATS_URL")
-        .expect("ACTIVITY_TEST_NATS_URL is not set: this test cannot run without its server");
+    let nats = TestStream::new("act").await;
     let t = TestDb::new(Backend::Sqlite).await;
-    let unique = uuid::Uuid::now_v7().simple().to_string();
-    let (stream_name, prefix) = (format!("ACT_{unique}"), format!("act_{unique}"));
     ActivityConfig::new()
         .with_outbox(true)
         .scope(async {
@@ -266,14 +264,7 @@ async fn relay_publishes_subjects_headers_and_payloads() {
         .await;
     let log = t.entries().await;
 
-    let client = async_nats::connect(url.as_str())
-        .await
-        .unwrap_or_else(|e| panic!("NATS at {url} is unreachable: {e}"));
-    let config = RelayConfig::default()
-        .with_stream(stream_name.as_str())
-        .with_subject_prefix(prefix.as_str());
-    let relay = Relay::with_config(t.db.clone(), client.clone(), config);
-    relay.ensure_stream().await.unwrap();
+    let relay = nats.relay(&t.db).await;
     assert_eq!(relay.relay_batch().await.unwrap(), Step::Published(2));
     assert_eq!(relay.relay_batch().await.unwrap(), Step::Idle);
 
@@ -292,8 +283,8 @@ async fn relay_publishes_subjects_headers_and_payloads() {
     assert_eq!((stats.published(), stats.duplicates()), (4, 2));
 
     // What a consumer sees (the README's consumer, as written there).
-    let js = async_nats::jetstream::new(client);
-    let stream = js.get_stream(stream_name.as_str()).await.unwrap();
+    let js = async_nats::jetstream::new(nats.client.clone());
+    let stream = js.get_stream(nats.stream.as_str()).await.unwrap();
     let consumer = stream
         .create_consumer(pull::Config::default())
         .await
@@ -321,6 +312,7 @@ async fn relay_publishes_subjects_headers_and_payloads() {
     }
     assert_eq!(seen.len(), 2, "duplicates were stored");
     let (flag, job) = (&log[0], &log[1]);
+    let prefix = &nats.prefix;
     assert_eq!(seen[0].0, format!("{prefix}.7.FeatureFlag.created"));
     assert_eq!(seen[0].1, Some(flag.id.to_string()));
     assert_eq!(seen[0].2.as_deref(), Some("7"));
@@ -329,7 +321,7 @@ async fn relay_publishes_subjects_headers_and_payloads() {
     assert_eq!(seen[1].2.as_deref(), Some("acme.eu"));
     assert_eq!(seen[1].3.as_deref(), Some("corr-1"));
     assert_eq!(&seen[1].4, job);
-    js.delete_stream(stream_name.as_str()).await.unwrap();
+    nats.delete().await;
     let _ = activity_outbox::Entity::delete_many().exec(&t.db).await;
     t.cleanup().await;
 }

@@ -121,15 +121,12 @@ fn rules_that_need_the_database_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
 async fn on_the_live_stream() {
-    use activity_nats::{Relay, RelayConfig, Step};
     use activity_seaorm::{ActivityConfig, bulk_log_activity};
+    use activity_tests::nats::TestStream;
     use activity_tests::{Backend, TestDb};
 
-    let url = std::env::var("ACTIVITY_TEST_NATS_URL")
-        .expect("ACTIVITY_TEST_NATS_URL is not set: this test cannot run without its server");
+    let nats = TestStream::new("alerts").await;
     let t = TestDb::new(Backend::Sqlite).await;
-    let unique = uuid::Uuid::now_v7().simple().to_string();
-    let (stream, prefix) = (format!("ALERTS_{unique}"), format!("alerts_{unique}"));
     let entries: Vec<ActivityEntry> = (0..7)
         .map(|m| failed_login("acme", Utc::now() - Duration::minutes(10 - m)))
         .collect();
@@ -138,21 +135,10 @@ async fn on_the_live_stream() {
         .scope(bulk_log_activity(&t.db, entries))
         .await
         .unwrap();
-    let client = async_nats::connect(url.as_str())
-        .await
-        .expect("NATS reachable");
-    let relay = Relay::with_config(
-        t.db.clone(),
-        client.clone(),
-        RelayConfig::default()
-            .with_stream(stream.as_str())
-            .with_subject_prefix(prefix.as_str()),
-    );
-    relay.ensure_stream().await.unwrap();
-    while let Step::Published(_) = relay.relay_batch().await.unwrap() {}
+    nats.relay_all(&t.db).await;
     let mut alerts = StreamAlerts::new(vec![rule()]).unwrap();
     let handler = Recorder::default();
-    let durable = format!("alerts_{unique}");
+    let durable = format!("alerts_{}", nats.unique);
     // Until the breach is reported (or 20 s, on a slow machine), then a moment for any second
     // (wrong) call.
     let reported = async {
@@ -162,7 +148,7 @@ async fn on_the_live_stream() {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     };
     tokio::select! {
-        _ = alerts.run(client.clone(), &stream, &durable, &handler) => {}
+        _ = alerts.run(nats.client.clone(), &nats.stream, &durable, &handler) => {}
         () = reported => {}
         () = tokio::time::sleep(std::time::Duration::from_secs(20)) => {}
     }
@@ -178,9 +164,6 @@ async fn on_the_live_stream() {
         [(Some("acme".into()), 6)],
         "one call, at the sixth failed login"
     );
-    async_nats::jetstream::new(client)
-        .delete_stream(stream.as_str())
-        .await
-        .unwrap();
+    nats.delete().await;
     t.cleanup().await;
 }
