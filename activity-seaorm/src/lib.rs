@@ -78,8 +78,8 @@ pub use ops::{
 };
 pub use ops::{AlertEvaluator, AlertGroup, AlertHandler, AlertRule, Breach};
 pub use ops::{
-    BACKGROUND_BATCH, BACKGROUND_CAPACITY, BackgroundConfig, BackgroundError, BackgroundLogger,
-    BackgroundStats, Overflow, Queued,
+    BACKGROUND_BATCH, BACKGROUND_CAPACITY, BACKGROUND_RETRIES, BackgroundConfig, BackgroundError,
+    BackgroundLogger, BackgroundStats, Overflow, Queued,
 };
 pub use ops::{
     CSV_COLUMNS, ERASURE_ACTIVITY, ERASURE_BATCH, ERASURE_SCOPE, MIN_ERASURE_KEY, PRUNE_BATCH,

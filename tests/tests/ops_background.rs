@@ -8,7 +8,7 @@ use activity_seaorm::{
     ActivityContext, ActivityEntry, Actor, BackgroundConfig, BackgroundLogger, Overflow, Queued,
 };
 use activity_tests::{TestDb, backend_tests};
-use sea_orm::TransactionTrait;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 
 fn email_sent(to: &str) -> ActivityEntry {
     ActivityEntry::new("Email", "sent").with_item_id(to)
@@ -132,8 +132,76 @@ async fn a_full_queue_applies_backpressure(t: &TestDb) {
     assert_eq!(t.entries().await.len(), 20);
 }
 
+/// The log table is gone for a while (renamed away, then back): the worker's writes fail, are
+/// retried with a backoff, and land once it is back — each entry exactly once, with its actor.
+async fn a_failed_write_is_retried_until_the_database_is_back(t: &TestDb) {
+    let rename = |from: &str, to: &str| format!("ALTER TABLE {from} RENAME TO {to}");
+    t.db.execute_unprepared(&rename("activity_log", "activity_log_away"))
+        .await
+        .unwrap();
+    let logger =
+        BackgroundLogger::start(t.another_pool(2).await, BackgroundConfig::default()).unwrap();
+    for i in 0..5 {
+        let ctx = ActivityContext::for_user(Actor::new(format!("u{i}")));
+        let queued = ActivityContext::scope(ctx, logger.log(email_sent(&format!("{i}@x")))).await;
+        assert_eq!(queued, Queued::Queued);
+    }
+    // Until the worker has failed and is waiting to try again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while logger.stats().retried == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no retry: {:?}",
+            logger.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    t.db.execute_unprepared(&rename("activity_log_away", "activity_log"))
+        .await
+        .unwrap();
+    let stats = logger.shutdown().await.unwrap();
+    assert_eq!((stats.written, stats.failed), (5, 0), "{stats:?}");
+    assert!(stats.retried >= 1);
+    let mut got: Vec<(String, String)> = t
+        .entries()
+        .await
+        .into_iter()
+        .map(|e| (e.item_id.unwrap(), e.user_id.unwrap()))
+        .collect();
+    got.sort();
+    let want: Vec<(String, String)> = (0..5)
+        .map(|i| (format!("{i}@x"), format!("u{i}")))
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// A refusal that no retry can mend (an identifier longer than its column) fails at once, and
+/// takes nothing else of another context with it.
+async fn a_refused_entry_is_not_retried(t: &TestDb) {
+    let logger = BackgroundLogger::start(
+        t.another_pool(2).await,
+        BackgroundConfig::default().retries(3),
+    )
+    .unwrap();
+    let long = ActivityContext::for_user(Actor::new("u".repeat(300)));
+    let _ = ActivityContext::scope(long, logger.log(email_sent("long@x"))).await;
+    let fine = ActivityContext::for_user(Actor::new("u1"));
+    let _ = ActivityContext::scope(fine, logger.log(email_sent("fine@x"))).await;
+    let stats = logger.shutdown().await.unwrap();
+    assert_eq!(
+        (stats.written, stats.failed, stats.retried),
+        (1, 1, 0),
+        "{stats:?}"
+    );
+    let entries = t.entries().await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].item_id.as_deref(), Some("fine@x"));
+}
+
 backend_tests!(
     queued_entries_are_written_on_shutdown_with_their_actor,
     a_full_queue_drops_and_counts,
     a_full_queue_applies_backpressure,
+    a_failed_write_is_retried_until_the_database_is_back,
+    a_refused_entry_is_not_retried,
 );

@@ -10,9 +10,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use activity_core::{ActivityConfig, ActivityContext, ActivityEntry};
-use sea_orm::ConnectionTrait;
+use scoped_futures::ScopedFutureExt;
+use sea_orm::{ConnectionTrait, DbErr, SqlErr, TransactionTrait};
+
+use crate::entity::IdentifierTooLong;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -22,6 +26,14 @@ pub const BACKGROUND_CAPACITY: usize = 1_024;
 /// Default largest batch the worker writes with one
 /// [`bulk_log_activity`](crate::bulk_log_activity) call.
 pub const BACKGROUND_BATCH: usize = 100;
+
+/// Default attempts per batch after the first fails ([`BackgroundConfig::retries`]): with the
+/// backoff doubling from 100 ms, about 3 s of database trouble is ridden out.
+pub const BACKGROUND_RETRIES: u32 = 5;
+
+/// First wait before a retry; it doubles each time, up to 5 s.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What [`BackgroundLogger::log`] does when the queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,6 +58,8 @@ pub struct BackgroundConfig {
     pub batch: usize,
     /// What to do when the queue is full.
     pub overflow: Overflow,
+    /// Attempts per batch after a failed write, with a backoff (100 ms, doubling, at most 5 s).
+    pub retries: u32,
 }
 
 impl Default for BackgroundConfig {
@@ -54,6 +68,7 @@ impl Default for BackgroundConfig {
             capacity: BACKGROUND_CAPACITY,
             batch: BACKGROUND_BATCH,
             overflow: Overflow::Backpressure,
+            retries: BACKGROUND_RETRIES,
         }
     }
 }
@@ -74,6 +89,12 @@ impl BackgroundConfig {
     /// Set the overflow policy.
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.overflow = overflow;
+        self
+    }
+
+    /// Set the attempts per batch after a failed write (0: never retry).
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
         self
     }
 }
@@ -102,8 +123,11 @@ pub struct BackgroundStats {
     pub written: u64,
     /// Entries not queued: queue full under [`Overflow::Drop`], or logged after shutdown.
     pub dropped: u64,
-    /// Entries whose write failed (the error is logged through `tracing`; they are not retried).
+    /// Entries whose write still failed after every retry, or was refused for good (an
+    /// identifier too long); each failure is logged through `tracing`.
     pub failed: u64,
+    /// Batch writes attempted again after a failure.
+    pub retried: u64,
 }
 
 /// Why a [`BackgroundLogger`] could not start or stop cleanly.
@@ -124,6 +148,7 @@ struct Counters {
     written: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
+    retried: AtomicU64,
 }
 
 /// What goes through the queue.
@@ -153,8 +178,14 @@ struct Shared {
 /// Clone it freely (clones share the queue). Call [`shutdown`](Self::shutdown) before the
 /// process exits: it writes everything queued. Entries are written in queue order, each with
 /// the [`ActivityContext`] current where [`log`](Self::log) was called (none: a system entry),
-/// under the [`ActivityConfig`] current where `start` was called. A failed write is not
-/// retried: it is counted in [`BackgroundStats::failed`] and logged with `tracing`.
+/// under the [`ActivityConfig`] current where `start` was called.
+///
+/// Each batch is written in a transaction of its own, so it is stored whole or not at all, and
+/// a failed one is tried again ([`BackgroundConfig::retries`], backing off from 100 ms): a
+/// restarting database, a dropped connection or a busy SQLite file lose nothing. A retry that
+/// meets its own entries' ids already stored (the commit went through but its answer was lost)
+/// counts them as written, never twice. What still fails, or is refused for good (an identifier
+/// too long), is counted in [`BackgroundStats::failed`] and logged with `tracing`.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -179,15 +210,19 @@ impl BackgroundLogger {
     /// Start the worker task on the current tokio runtime, writing through `db`.
     pub fn start<C>(db: C, config: BackgroundConfig) -> Result<Self, BackgroundError>
     where
-        C: ConnectionTrait + Send + Sync + 'static,
+        C: ConnectionTrait + TransactionTrait + Send + Sync + 'static,
     {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| BackgroundError::NoRuntime)?;
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
         let counters = Arc::new(Counters::default());
         let settings = ActivityConfig::with_current(Clone::clone);
-        let worker =
-            runtime.spawn(settings.scope(work(db, rx, config.batch.max(1), counters.clone())));
+        let writer = Writer {
+            db,
+            retries: config.retries,
+            counters: counters.clone(),
+        };
+        let worker = runtime.spawn(settings.scope(work(writer, rx, config.batch.max(1))));
         Ok(BackgroundLogger {
             tx,
             overflow: config.overflow,
@@ -248,6 +283,7 @@ impl BackgroundLogger {
             written: c.written.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
         }
     }
 
@@ -273,12 +309,10 @@ impl BackgroundLogger {
 
 /// The worker: take up to `batch` messages at a time and write their jobs, until a shutdown
 /// message (then close the queue and drain what is in it) or until every logger is dropped.
-async fn work<C: ConnectionTrait>(
-    db: C,
-    mut rx: mpsc::Receiver<Msg>,
-    batch: usize,
-    counters: Arc<Counters>,
-) {
+async fn work<C>(writer: Writer<C>, mut rx: mpsc::Receiver<Msg>, batch: usize)
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     let mut msgs = Vec::with_capacity(batch);
     let mut jobs = Vec::with_capacity(batch);
     let mut closing = false;
@@ -293,33 +327,81 @@ async fn work<C: ConnectionTrait>(
             // Refuse new entries; what is already queued is still received below.
             rx.close();
         }
-        write(&db, &mut jobs, &counters).await;
+        writer.write(&mut jobs).await;
     }
     tracing::debug!("background activity logger stopped");
 }
 
-/// Write `jobs` (and empty it): one `bulk_log_activity` per run of jobs with the same context.
-async fn write<C: ConnectionTrait>(db: &C, jobs: &mut Vec<Job>, counters: &Counters) {
-    let mut jobs = jobs.drain(..).peekable();
-    while let Some(first) = jobs.next() {
-        let context = first.context;
-        let mut run = vec![first.entry];
-        while let Some(next) = jobs.next_if(|j| j.context == context) {
-            run.push(next.entry);
-        }
-        let n = run.len() as u64;
-        let result = match context {
-            Some(ctx) => ActivityContext::scope(ctx, crate::bulk_log_activity(db, run)).await,
-            None => crate::bulk_log_activity(db, run).await,
-        };
-        match result {
-            Ok(()) => {
-                counters.written.fetch_add(n, Ordering::Relaxed);
+/// The worker's connection, retry budget and counters.
+struct Writer<C> {
+    db: C,
+    retries: u32,
+    counters: Arc<Counters>,
+}
+
+impl<C> Writer<C>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    /// Write `jobs` (and empty it): one transaction per run of jobs with the same context.
+    async fn write(&self, jobs: &mut Vec<Job>) {
+        let mut jobs = jobs.drain(..).peekable();
+        while let Some(first) = jobs.next() {
+            let context = first.context;
+            let mut run = vec![first.entry];
+            while let Some(next) = jobs.next_if(|j| j.context == context) {
+                run.push(next.entry);
             }
-            Err(error) => {
-                counters.failed.fetch_add(n, Ordering::Relaxed);
-                tracing::error!(%error, entries = n, "background activity write failed");
+            let n = run.len() as u64;
+            match self.write_run(context, run).await {
+                Ok(()) => {
+                    self.counters.written.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    self.counters.failed.fetch_add(n, Ordering::Relaxed);
+                    tracing::error!(%error, entries = n, "background activity write failed");
+                }
             }
         }
     }
+
+    /// One run, whole or not at all, tried again with a backoff while it fails for a reason
+    /// that may pass.
+    async fn write_run(
+        &self,
+        context: Option<ActivityContext>,
+        run: Vec<ActivityEntry>,
+    ) -> Result<(), DbErr> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            let entries = run.clone();
+            let write = crate::transaction(&self.db, |txn| {
+                async move { crate::bulk_log_activity(txn, entries).await }.scope_boxed()
+            });
+            let result = match context.clone() {
+                Some(ctx) => ActivityContext::scope(ctx, write).await,
+                None => write.await,
+            };
+            let error = match result {
+                Ok(()) => return Ok(()),
+                // An earlier attempt committed and only its answer was lost: the ids are taken
+                // by these very entries (the transaction wrote all of them or none).
+                Err(e) if attempt > 0 && is_unique_violation(&e) => return Ok(()),
+                Err(e) => e,
+            };
+            if attempt >= self.retries || IdentifierTooLong::of(&error).is_some() {
+                return Err(error);
+            }
+            attempt += 1;
+            self.counters.retried.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%error, attempt, entries = run.len(), ?backoff, "background activity write failed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+fn is_unique_violation(error: &DbErr) -> bool {
+    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }

@@ -18,8 +18,8 @@ pub use archive::{
     MANIFEST_VERSION, StepHook, archive_then_prune, verify_archive,
 };
 pub use background::{
-    BACKGROUND_BATCH, BACKGROUND_CAPACITY, BackgroundConfig, BackgroundError, BackgroundLogger,
-    BackgroundStats, Overflow, Queued,
+    BACKGROUND_BATCH, BACKGROUND_CAPACITY, BACKGROUND_RETRIES, BackgroundConfig, BackgroundError,
+    BackgroundLogger, BackgroundStats, Overflow, Queued,
 };
 pub use erasure::{
     ERASURE_ACTIVITY, ERASURE_BATCH, ERASURE_SCOPE, MIN_ERASURE_KEY, anonymize_user, pseudonym,
