@@ -61,7 +61,10 @@ pub(crate) async fn write_now<C: ConnectionTrait>(
         return refuse(refused, policy, state, entries.len());
     }
     let in_transaction = state == ChangeState::InOpenTransaction;
-    let chunks = chunk(db.get_database_backend(), &entries);
+    // Autocommit: every statement commits alone, so one statement is what makes the write whole.
+    // No wire budget then (SQLite has none anyway): only the bind limit splits the entries.
+    let autocommit = state == ChangeState::Committed;
+    let chunks = chunk(db.get_database_backend(), &entries, autocommit);
     let savepoint = in_transaction && (policy == FailurePolicy::FailOpen || chunks.len() > 1);
     let result = if savepoint {
         in_savepoint(db, chunks).await
@@ -88,7 +91,7 @@ pub(crate) async fn flush<C: ConnectionTrait>(
         refuse(refused, policy, ChangeState::RolledBack, entries.len())?;
         return Ok(false);
     }
-    let chunks = chunk(txn.get_database_backend(), entries);
+    let chunks = chunk(txn.get_database_backend(), entries, false);
     match policy {
         FailurePolicy::FailClosed => match send(txn, chunks).await {
             Ok(()) => Ok(true),
@@ -179,10 +182,20 @@ async fn send<C: ConnectionTrait>(db: &C, chunks: Vec<Statement>) -> Result<(), 
     Ok(())
 }
 
+/// What an autocommit write may put in one statement on MySQL: well under the smallest default
+/// `max_allowed_packet` (MariaDB's 16 MiB), with room for the statement's text.
+const MYSQL_AUTOCOMMIT_BYTES: usize = 4 << 20;
+
 /// The statements that write `entries`: their INSERTs and, with the outbox on, their outbox
-/// rows (inside each INSERT on PostgreSQL, after them elsewhere).
-fn chunk(backend: DbBackend, entries: &[ActivityEntry]) -> Vec<Statement> {
+/// rows (inside each INSERT on PostgreSQL, after them elsewhere). `autocommit`: no wire budget
+/// (only MySQL's packet limit), because there only a single statement is atomic.
+fn chunk(backend: DbBackend, entries: &[ActivityEntry], autocommit: bool) -> Vec<Statement> {
     let (budget, outbox) = ActivityConfig::with_current(|c| (c.wire_budget(), c.outbox()));
+    let budget = match (autocommit, backend) {
+        (false, _) => budget,
+        (true, DbBackend::MySql) => budget.max(MYSQL_AUTOCOMMIT_BYTES),
+        (true, _) => usize::MAX,
+    };
     let inserts = inserts(backend, entries, budget);
     if !outbox {
         return inserts

@@ -1,4 +1,5 @@
-//! `ActivityConfig::with_wire_budget`: how many INSERTs one flush sends.
+//! `ActivityConfig::with_wire_budget`: how many INSERTs one flush sends, and that an autocommit
+//! write ignores it (one statement is what makes it whole).
 
 use activity_seaorm::{ActivityConfig, ActivityEntry, WIRE_BUDGET, bulk_log_activity, transaction};
 use activity_tests::{Backend, TestDb, backend_tests};
@@ -53,4 +54,34 @@ async fn the_budget_sets_how_many_inserts_a_flush_sends(t: &TestDb) {
     assert_eq!(t.entries().await.len(), 5 + 5 + 300 + 300, "{backend:?}");
 }
 
-backend_tests!(the_budget_sets_how_many_inserts_a_flush_sends);
+/// Outside any transaction each statement commits alone: a write of many entries is one INSERT
+/// whatever the budget, so a failure stores none of them, never the first chunks only.
+async fn autocommit_writes_are_whole_whatever_the_budget(t: &TestDb) {
+    let config = ActivityConfig::new().with_wire_budget(1);
+    t.take_statements();
+    config
+        .clone()
+        .scope(bulk_log_activity(&t.db, entries(40)))
+        .await
+        .expect("autocommit write");
+    let inserts = t
+        .take_statements()
+        .iter()
+        .filter(|sql| sql.starts_with("INSERT INTO") && sql.contains("activity_log"))
+        .count();
+    assert_eq!(inserts, 1);
+    assert_eq!(t.entries().await.len(), 40);
+
+    // The last of 40 entries repeats the first one's id: the primary key refuses the statement,
+    // and none of the other 39 is stored.
+    let mut failing = entries(40);
+    failing[39].id = failing[0].id;
+    let failed = config.scope(bulk_log_activity(&t.db, failing)).await;
+    assert!(failed.is_err(), "a duplicate id must fail the write");
+    assert_eq!(t.entries().await.len(), 40, "half a log was written");
+}
+
+backend_tests!(
+    the_budget_sets_how_many_inserts_a_flush_sends,
+    autocommit_writes_are_whole_whatever_the_budget,
+);
