@@ -270,3 +270,20 @@ pub fn flag_by_id(id: i32) -> models::feature_flag::ActiveModel {
         ..Default::default()
     }
 }
+
+/// `task` wrote `'top-secret-literal'` into `feature_flag` behind the log under a strict
+/// checker: it panicked, naming the verb and the table, and not the value.
+pub async fn assert_strict_mode_panicked(task: tokio::task::JoinHandle<()>) {
+    let payload = task.await.expect_err("strict mode must panic").into_panic();
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains(
+            "UPDATE on audited table `feature_flag` did not pass through the activity log"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("top-secret-literal"), "{message}");
+}
