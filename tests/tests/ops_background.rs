@@ -162,9 +162,10 @@ async fn a_failed_write_is_retried_until_the_database_is_back(t: &TestDb) {
     let stats = logger.shutdown().await.unwrap();
     assert_eq!((stats.written, stats.failed), (5, 0), "{stats:?}");
     assert!(stats.retried >= 1);
-    let mut got: Vec<(String, String)> = t
-        .entries()
-        .await
+    let entries = t.entries().await;
+    // Written as `bulk_log_activity` writes them: no correlation id made up for the batch.
+    assert!(entries.iter().all(|e| e.correlation_id.is_none()));
+    let mut got: Vec<(String, String)> = entries
         .into_iter()
         .map(|e| (e.item_id.unwrap(), e.user_id.unwrap()))
         .collect();
@@ -198,8 +199,28 @@ async fn a_refused_entry_is_not_retried(t: &TestDb) {
     assert_eq!(entries[0].item_id.as_deref(), Some("fine@x"));
 }
 
+/// An entry whose id is already in the log fails at once and is counted failed — not retried,
+/// and never taken for "an earlier attempt committed" (which only a retry may conclude).
+async fn an_id_already_taken_fails_without_retry(t: &TestDb) {
+    let taken = email_sent("taken@x");
+    activity_seaorm::log_activity(&t.db, taken.clone())
+        .await
+        .unwrap();
+    let logger =
+        BackgroundLogger::start(t.another_pool(2).await, BackgroundConfig::default()).unwrap();
+    let _ = logger.log(taken).await;
+    let stats = logger.shutdown().await.unwrap();
+    assert_eq!(
+        (stats.written, stats.failed, stats.retried),
+        (0, 1, 0),
+        "{stats:?}"
+    );
+    assert_eq!(t.entries().await.len(), 1);
+}
+
 backend_tests!(
     queued_entries_are_written_on_shutdown_with_their_actor,
+    an_id_already_taken_fails_without_retry,
     a_full_queue_drops_and_counts,
     a_full_queue_applies_backpressure,
     a_failed_write_is_retried_until_the_database_is_back,

@@ -13,8 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use activity_core::{ActivityConfig, ActivityContext, ActivityEntry};
-use scoped_futures::ScopedFutureExt;
-use sea_orm::{ConnectionTrait, DbErr, SqlErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr, SqlErr, TransactionSession, TransactionTrait};
 
 use crate::entity::IdentifierTooLong;
 use tokio::sync::mpsc;
@@ -126,7 +125,7 @@ pub struct BackgroundStats {
     /// Entries whose write still failed after every retry, or was refused for good (an
     /// identifier too long); each failure is logged through `tracing`.
     pub failed: u64,
-    /// Batch writes attempted again after a failure.
+    /// Runs (entries of one context) written again after a failure.
     pub retried: u64,
 }
 
@@ -180,12 +179,15 @@ struct Shared {
 /// the [`ActivityContext`] current where [`log`](Self::log) was called (none: a system entry),
 /// under the [`ActivityConfig`] current where `start` was called.
 ///
-/// Each batch is written in a transaction of its own, so it is stored whole or not at all, and
-/// a failed one is tried again ([`BackgroundConfig::retries`], backing off from 100 ms): a
+/// Each run of queued entries with the same context is written in a transaction of its own, so
+/// it is stored whole or not at all, and a failed one is tried again
+/// ([`BackgroundConfig::retries`], one backoff from 100 ms shared by the batch's runs): a
 /// restarting database, a dropped connection or a busy SQLite file lose nothing. A retry that
-/// meets its own entries' ids already stored (the commit went through but its answer was lost)
+/// finds its own entries' ids already stored (the commit went through but its answer was lost)
 /// counts them as written, never twice. What still fails, or is refused for good (an identifier
-/// too long), is counted in [`BackgroundStats::failed`] and logged with `tracing`.
+/// too long, an id already taken), is counted in [`BackgroundStats::failed`] and logged with
+/// `tracing`. Under [`FailurePolicy::FailOpen`](crate::FailurePolicy) a failed write is the
+/// policy's to drop and count (it does not reach the worker as an error), so it is not retried.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -339,67 +341,114 @@ struct Writer<C> {
     counters: Arc<Counters>,
 }
 
+/// Entries queued with the same context, written together in one transaction.
+struct Run {
+    context: Option<ActivityContext>,
+    entries: Vec<ActivityEntry>,
+}
+
 impl<C> Writer<C>
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    /// Write `jobs` (and empty it): one transaction per run of jobs with the same context.
+    /// Write `jobs` (and empty it): one transaction per run of jobs with the same context. Runs
+    /// that fail for a reason that may pass are tried again together, after one shared backoff,
+    /// so a batch waits at most ~3 s (the default retries) however many runs it holds.
     async fn write(&self, jobs: &mut Vec<Job>) {
+        let mut runs = Vec::new();
         let mut jobs = jobs.drain(..).peekable();
         while let Some(first) = jobs.next() {
             let context = first.context;
-            let mut run = vec![first.entry];
+            let mut entries = vec![first.entry];
             while let Some(next) = jobs.next_if(|j| j.context == context) {
-                run.push(next.entry);
+                entries.push(next.entry);
             }
-            let n = run.len() as u64;
-            match self.write_run(context, run).await {
-                Ok(()) => {
-                    self.counters.written.fetch_add(n, Ordering::Relaxed);
-                }
-                Err(error) => {
+            runs.push(Run { context, entries });
+        }
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 0;
+        while !runs.is_empty() {
+            let mut again = Vec::new();
+            for run in runs {
+                let n = run.entries.len() as u64;
+                let error = match self.write_run(&run, attempt).await {
+                    Ok(()) => {
+                        self.counters.written.fetch_add(n, Ordering::Relaxed);
+                        continue;
+                    }
+                    Err(error) => error,
+                };
+                if attempt >= self.retries || is_permanent(&error, attempt) {
                     self.counters.failed.fetch_add(n, Ordering::Relaxed);
-                    tracing::error!(%error, entries = n, "background activity write failed");
+                    tracing::error!(%error, entries = n, attempt, "background activity write failed");
+                } else {
+                    tracing::warn!(%error, entries = n, attempt, "background activity write failed; will retry");
+                    again.push(run);
                 }
             }
+            if again.is_empty() {
+                break;
+            }
+            attempt += 1;
+            self.counters
+                .retried
+                .fetch_add(again.len() as u64, Ordering::Relaxed);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            runs = again;
         }
     }
 
-    /// One run, whole or not at all, tried again with a backoff while it fails for a reason
-    /// that may pass.
-    async fn write_run(
-        &self,
-        context: Option<ActivityContext>,
-        run: Vec<ActivityEntry>,
-    ) -> Result<(), DbErr> {
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 0;
-        loop {
-            let entries = run.clone();
-            let write = crate::transaction(&self.db, |txn| {
-                async move { crate::bulk_log_activity(txn, entries).await }.scope_boxed()
-            });
-            let result = match context.clone() {
-                Some(ctx) => ActivityContext::scope(ctx, write).await,
-                None => write.await,
-            };
-            let error = match result {
-                Ok(()) => return Ok(()),
-                // An earlier attempt committed and only its answer was lost: the ids are taken
-                // by these very entries (the transaction wrote all of them or none).
-                Err(e) if attempt > 0 && is_unique_violation(&e) => return Ok(()),
-                Err(e) => e,
-            };
-            if attempt >= self.retries || IdentifierTooLong::of(&error).is_some() {
-                return Err(error);
+    /// One run in a transaction of its own: stored whole or not at all. Begun here rather than
+    /// with [`transaction`](crate::transaction), which would give the entries one correlation
+    /// id of its own: these keep theirs (or none), as `bulk_log_activity` writes them.
+    async fn write_run(&self, run: &Run, attempt: u32) -> Result<(), DbErr> {
+        let write = async {
+            let txn = self.db.begin().await?;
+            crate::bulk_log_activity(&txn, run.entries.clone()).await?;
+            txn.commit().await
+        };
+        let result = match run.context.clone() {
+            Some(ctx) => ActivityContext::scope(ctx, write).await,
+            None => write.await,
+        };
+        match result {
+            // A retry meets ids already stored: either an earlier attempt committed and only its
+            // answer was lost (then its entries are there: the transaction wrote all or none),
+            // or something else collides. Only the first counts as written.
+            Err(e) if attempt > 0 && is_unique_violation(&e) => {
+                if self.any_stored(&run.entries).await? {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
             }
-            attempt += 1;
-            self.counters.retried.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%error, attempt, entries = run.len(), ?backoff, "background activity write failed; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            other => other,
         }
     }
+
+    /// Whether any of `entries` is in the log (by id).
+    async fn any_stored(&self, entries: &[ActivityEntry]) -> Result<bool, DbErr> {
+        use crate::activity_log;
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        for chunk in entries.chunks(500) {
+            let ids = chunk.iter().map(|e| e.id);
+            let found = activity_log::Entity::find()
+                .filter(activity_log::Column::Id.is_in(ids))
+                .count(&self.db)
+                .await?;
+            if found > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// A failure no retry mends: an identifier longer than its column, or (on a first attempt) an
+/// id or unique key already taken.
+fn is_permanent(error: &DbErr, attempt: u32) -> bool {
+    IdentifierTooLong::of(error).is_some() || (attempt == 0 && is_unique_violation(error))
 }
 
 fn is_unique_violation(error: &DbErr) -> bool {
