@@ -253,6 +253,70 @@ async fn without_sqlx_logging_calls_are_unverified(t: &TestDb) {
     db.close().await.unwrap();
 }
 
+/// The caller is dropped while SQLite's worker runs the statement (a timeout): the statement
+/// still commits, sqlx's event comes after the caller is gone, and the span closes on the worker
+/// thread. It is checked there for the calling task — its announcement counts — and reported
+/// otherwise, once, without disturbing the worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_dropped_caller_is_checked_for_its_task() {
+    one_at_a_time(Backend::Sqlite, async |t: &TestDb| {
+        let db = pool(t, true).await;
+        let a = new_flag("a").insert(&db).await.unwrap();
+        // About a second of work on the worker thread, then the write of `n`.
+        let slow = |n: u32| {
+            format!(
+                "UPDATE feature_flag SET cached_count = (WITH RECURSIVE c(x) AS (SELECT 1 UNION \
+                 ALL SELECT x + 1 FROM c WHERE x < {n}) SELECT count(*) FROM c) WHERE id = {}",
+                a.id
+            )
+        };
+        let dropped = async |announce: bool, n: u32| {
+            let (db2, sql) = (db.clone(), slow(n));
+            tokio::spawn(async move {
+                if announce {
+                    checked::announce::<feature_flag::Entity>(Verb::Update);
+                }
+                let call = db2.execute_unprepared(&sql);
+                let timed_out = tokio::time::timeout(Duration::from_millis(50), call).await;
+                assert!(
+                    timed_out.is_err(),
+                    "the statement was meant to outlast the caller"
+                );
+            })
+            .await
+            .unwrap();
+            // Until the statement has run on the worker, and its span has closed there.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let now = feature_flag::Entity::find_by_id(a.id)
+                    .one(&db)
+                    .await
+                    .unwrap();
+                if now.is_some_and(|f| f.cached_count == n as i32) {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the slow update never ran"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        dropped(true, 2_000_000).await;
+        assert_eq!(
+            reports(),
+            vec![],
+            "the announcement of the dropped caller counts"
+        );
+        dropped(false, 2_000_001).await;
+        assert_eq!(reports(), vec![report(Verb::Update, "feature_flag")]);
+        db.execute_unprepared("SELECT 1").await.unwrap();
+        db.close().await.unwrap();
+    })
+    .await;
+}
+
 /// Strict mode panics in the task that sent the raw write, naming table and verb, and leaves the
 /// pool usable. A thread-local subscriber on a current-thread runtime carries a strict checker
 /// here (the global one records); so only PostgreSQL and MySQL, whose statements run on the

@@ -63,7 +63,8 @@
 //! **not for `execute_unprepared`**: raw SQL sent that way is seen only through
 //! `Checker::layer` (feature `checked-layer`), a `tracing-subscriber` layer that reads SeaORM's
 //! span around that call and sqlx's statement event inside it; its docs say what it needs (a
-//! global `Registry` subscriber, SeaORM's default `sqlx_logging` on). Statements on a
+//! global `Registry` subscriber, SeaORM's default `sqlx_logging` on). The layer sees that call on
+//! every connection of the process; other statements on a
 //! connection the checker is not installed on are not seen, and an announcement made for a write
 //! on such a connection can cover a bypass of the same table and verb in the same task on a
 //! checked one. The SQL is classified by a tokenizer, not a parser (see the `sql` module docs):
@@ -280,12 +281,22 @@ impl Checker {
     }
 
     fn check(&self, write: sql::Write<'_>) {
+        self.check_for(write, None);
+    }
+
+    /// Check a write of `task` (`None`: the current task). Another task's mutes are not
+    /// knowable from here (and are likely gone with it): its write is judged on its
+    /// announcements alone, and never panics here, in a thread that is not the writer's.
+    fn check_for(&self, write: sql::Write<'_>, task: Option<TaskKey>) {
         let Some(scope) = self.audited(&write) else {
             return;
         };
-        if consume(write.table.text, write.verb) || scope.is_some_and(activity_core::is_muted) {
+        let key = task.unwrap_or_else(TaskKey::current);
+        let muted = task.is_none() && scope.is_some_and(activity_core::is_muted);
+        if consume(key, write.table.text, write.verb) || muted {
             return;
         }
+        let off_task = task.is_some();
         let bypass = Bypass {
             verb: write.verb,
             table: write.table.text.to_owned(),
@@ -311,8 +322,9 @@ impl Checker {
                 "write to an audited table bypassed the activity log"
             ),
             // Unwinding already (the layer checks while a span guard drops): a second panic
-            // would abort, so say it instead; the count and the report stand.
-            Mode::Panic if std::thread::panicking() => tracing::error!(
+            // would abort; off the writer's task it would hit the wrong code. Say it instead;
+            // the count and the report stand.
+            Mode::Panic if off_task || std::thread::panicking() => tracing::error!(
                 target: "activity_seaorm::checked",
                 verb = bypass.verb.as_str(),
                 table = bypass.table,
@@ -447,12 +459,11 @@ fn announce_table(table: &'static str, verb: Verb) {
     WAITING.store(map.len(), Ordering::Release);
 }
 
-/// Consume the current task's announcement of a `verb` write to `table`, if there is one.
-fn consume(table: &str, verb: Verb) -> bool {
+/// Consume `key`'s announcement of a `verb` write to `table`, if there is one.
+fn consume(key: TaskKey, table: &str, verb: Verb) -> bool {
     if WAITING.load(Ordering::Acquire) == 0 {
         return false;
     }
-    let key = TaskKey::current();
     let mut map = announcements();
     let Some(list) = map.get_mut(&key) else {
         return false;

@@ -76,10 +76,17 @@ impl Checker {
     }
 }
 
-/// SeaORM's span around `execute_unprepared`, on a connection (`sea_orm::database::*`) or in
-/// its drivers (`sea_orm::driver::*`).
+/// SeaORM's spans around `execute_unprepared`: `#[instrument]`'s on a connection
+/// (`sea_orm::database::*`) and in its drivers (`sea_orm::driver::*`), and, with SeaORM's
+/// `tracing-spans` feature, `sea_orm.execute_unprepared` inside them (sqlx's SQLite worker then
+/// enters that one, so the event is found only if it is ours too).
 fn is_unprepared_span(meta: &Metadata<'_>) -> bool {
-    meta.is_span() && meta.name() == "execute_unprepared" && meta.target().starts_with("sea_orm::")
+    meta.is_span()
+        && matches!(
+            meta.name(),
+            "execute_unprepared" | "sea_orm.execute_unprepared"
+        )
+        && meta.target().starts_with("sea_orm")
 }
 
 /// sqlx's per-statement event, and the `enabled!` check sqlx makes before building it.
@@ -190,6 +197,9 @@ where
     }
 
     fn on_close(&self, id: Id, cx: Context<'_, S>) {
+        // Statements still waiting: the caller was dropped after sqlx's event (a timeout, a
+        // client gone), and the span closes wherever its last handle goes, e.g. on SQLite's
+        // worker thread. Checked for the calling task, without panicking here.
         self.check_pending(&id, &cx, false);
         let Some(span) = cx.span(&id) else { return };
         let unseen = span
@@ -205,8 +215,9 @@ where
             if !WARNED.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     target: "activity_seaorm::checked",
-                    "checked mode saw `execute_unprepared` but not its SQL: turn SeaORM's \
-                     `sqlx_logging` on where the checker's layer should see raw SQL"
+                    "checked mode saw `execute_unprepared` but not its SQL (counted in \
+                     `Checker::unverified`): SeaORM's `sqlx_logging` is off, or the call failed \
+                     or was dropped before it reached the database"
                 );
             }
         }
@@ -214,33 +225,35 @@ where
 }
 
 impl UnpreparedLayer {
+    /// Check the span's waiting statements: in the calling task, or (`own_task_only` false)
+    /// wherever the span closes, for the calling task.
     fn check_pending<S>(&self, id: &Id, cx: &Context<'_, S>, own_task_only: bool)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let Some(span) = cx.span(id) else { return };
-        let statements = {
+        let (statements, task) = {
             let mut extensions = span.extensions_mut();
             let Some(pending) = extensions.get_mut::<Pending>() else {
                 return;
             };
-            if pending.statements.is_empty()
-                || (own_task_only && pending.task != TaskKey::current())
-            {
+            let own = pending.task == TaskKey::current();
+            if pending.statements.is_empty() || (own_task_only && !own) {
                 return;
             }
-            std::mem::take(&mut pending.statements)
+            let task = (!own).then_some(pending.task);
+            (std::mem::take(&mut pending.statements), task)
         };
         drop(span);
         for sql in &statements {
-            self.check_sql(sql);
+            self.check_sql(sql, task);
         }
     }
 
     /// The event does not say which backend ran the statement: classify it as each backend the
     /// checker was installed on would (all three before any), and check each write as often as
     /// the backend that found it most often saw it.
-    fn check_sql(&self, text: &str) {
+    fn check_sql(&self, text: &str, task: Option<TaskKey>) {
         let mut found: Vec<(sql::Write<'_>, usize)> = Vec::new();
         for backend in self.checker.backends() {
             let mut this: Vec<(sql::Write<'_>, usize)> = Vec::new();
@@ -259,7 +272,7 @@ impl UnpreparedLayer {
         }
         for (write, n) in found {
             for _ in 0..n {
-                self.checker.check(write);
+                self.checker.check_for(write, task);
             }
         }
     }

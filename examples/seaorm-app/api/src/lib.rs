@@ -51,8 +51,14 @@ pub fn connect_options(url: &str) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_owned());
     // sqlx reports each statement at DEBUG, below what the log prints, but seen by checked
     // mode's layer, which needs that event to check `execute_unprepared` (see `main.rs`).
+    // Slow statements too: left alone, sqlx would print them at WARN with their full SQL, the
+    // literals of raw SQL included.
     opts.sqlx_logging(true)
-        .sqlx_logging_level(log::LevelFilter::Debug);
+        .sqlx_logging_level(log::LevelFilter::Debug)
+        .sqlx_slow_statements_logging_settings(
+            log::LevelFilter::Debug,
+            std::time::Duration::from_secs(1),
+        );
     opts
 }
 
