@@ -24,6 +24,12 @@ static CHECKER: LazyLock<Checker> = LazyLock::new(|| {
     let checker = Checker::record();
     tracing_subscriber::registry()
         .with(checker.layer())
+        // Another layer that takes every INFO span, as an OpenTelemetry exporter would: with
+        // SeaORM's `tracing-spans` on, sqlx's SQLite worker then enters SeaORM's own INFO span.
+        .with(
+            tracing_subscriber::layer::Identity::new()
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        )
         .try_init()
         .expect("no other global subscriber in this binary");
     checker
