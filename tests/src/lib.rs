@@ -18,6 +18,7 @@ use sea_orm::{
 
 pub mod models;
 pub mod nats;
+pub mod proxy;
 
 /// A backend under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,10 +5,13 @@
 use std::time::Duration;
 
 use activity_seaorm::{
-    ActivityContext, ActivityEntry, Actor, BackgroundConfig, BackgroundLogger, Overflow, Queued,
+    ActivityContext, ActivityEntry, ActivityRecorded, Actor, BackgroundConfig, BackgroundLogger,
+    Overflow, Queued,
 };
-use activity_tests::{TestDb, backend_tests};
+use activity_tests::proxy::CommitCutter;
+use activity_tests::{Backend, TestDb, backend_tests};
 use sea_orm::{ConnectionTrait, TransactionTrait};
+use tokio::sync::broadcast;
 
 fn email_sent(to: &str) -> ActivityEntry {
     ActivityEntry::new("Email", "sent").with_item_id(to)
@@ -216,6 +219,148 @@ async fn an_id_already_taken_fails_without_retry(t: &TestDb) {
         "{stats:?}"
     );
     assert_eq!(t.entries().await.len(), 1);
+}
+
+/// Ids of the entries published so far whose item id ends with `tag`, in order.
+fn published(events: &mut broadcast::Receiver<ActivityRecorded>, tag: &str) -> Vec<uuid::Uuid> {
+    let mut ids = Vec::new();
+    loop {
+        match events.try_recv() {
+            Ok(e) if e.entry.item_id.as_deref().is_some_and(|i| i.ends_with(tag)) => {
+                ids.push(e.entry.id)
+            }
+            Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => return ids,
+        }
+    }
+}
+
+/// The COMMIT reaches the server, which commits, but its answer is lost with the connection:
+/// the retry meets its own ids, counts the entries written once (not failed, not twice) and
+/// publishes them once.
+async fn a_lost_commit_answer_is_neither_failed_nor_doubled(t: &TestDb) {
+    let (url, schema) = t.url();
+    let proxy = CommitCutter::start(url).await;
+    let pool = activity_tests::connect_sized(&proxy.url(url), schema, 2).await;
+    let mut events = activity_seaorm::subscribe();
+    let logger = BackgroundLogger::start(pool, BackgroundConfig::default()).unwrap();
+    let tag = format!("@{}", uuid::Uuid::now_v7().simple());
+    proxy.arm();
+    for i in 0..3 {
+        let ctx = ActivityContext::for_user(Actor::new(format!("u{i}")));
+        let entry = email_sent(&format!("{i}{tag}"));
+        assert_eq!(
+            ActivityContext::scope(ctx, logger.log(entry)).await,
+            Queued::Queued
+        );
+    }
+    let stats = logger.shutdown().await.unwrap();
+    assert_eq!(proxy.cut(), 1, "no COMMIT lost its answer");
+    assert_eq!((stats.written, stats.failed), (3, 0), "{stats:?}");
+    assert!(stats.retried >= 1, "{stats:?}");
+    let entries = t.entries().await;
+    let got: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| (e.item_id.clone().unwrap(), e.user_id.clone().unwrap()))
+        .collect();
+    let want: Vec<(String, String)> = (0..3)
+        .map(|i| (format!("{i}{tag}"), format!("u{i}")))
+        .collect();
+    let mut sorted = got.clone();
+    sorted.sort();
+    assert_eq!(sorted, want);
+    let mut ids = published(&mut events, &tag);
+    ids.sort();
+    let mut stored: Vec<_> = entries.iter().map(|e| e.id).collect();
+    stored.sort();
+    assert_eq!(ids, stored, "each stored entry published exactly once");
+}
+
+/// PostgreSQL refuses the first COMMIT (a deferred constraint trigger): the transaction rolls
+/// back, the retry commits. Entries are published after a COMMIT succeeded, so once each, and
+/// never for the attempt that rolled back.
+async fn a_refused_commit_publishes_nothing_until_the_retry_commits(t: &TestDb) {
+    t.db.execute_unprepared(
+        "CREATE SEQUENCE commits_seen;
+         CREATE FUNCTION refuse_first_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF nextval('commits_seen') = 1 THEN RAISE EXCEPTION 'first commit refused'; END IF;
+           RETURN NULL;
+         END $$;
+         CREATE CONSTRAINT TRIGGER refuse_first_commit AFTER INSERT ON activity_log
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_first_commit();",
+    )
+    .await
+    .unwrap();
+    let (url, schema) = t.url();
+    let pool = activity_tests::connect_sized(url, schema, 2).await;
+    let mut events = activity_seaorm::subscribe();
+    let logger = BackgroundLogger::start(pool, BackgroundConfig::default()).unwrap();
+    let tag = format!("@{}", uuid::Uuid::now_v7().simple());
+    let ctx = ActivityContext::for_user(Actor::new("u1"));
+    for i in 0..3 {
+        let entry = email_sent(&format!("{i}{tag}"));
+        let _ = ActivityContext::scope(ctx.clone(), logger.log(entry)).await;
+    }
+    let stats = logger.shutdown().await.unwrap();
+    assert_eq!(
+        (stats.written, stats.failed, stats.retried),
+        (3, 0, 1),
+        "{stats:?}"
+    );
+    let mut stored: Vec<_> = t.entries().await.iter().map(|e| e.id).collect();
+    stored.sort();
+    assert_eq!(stored.len(), 3);
+    let mut ids = published(&mut events, &tag);
+    ids.sort();
+    assert_eq!(
+        ids, stored,
+        "published once each, and only what was committed"
+    );
+}
+
+mod lost_commit_answer {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(activity_postgres),
+        ignore = "ACTIVITY_TEST_POSTGRES_URL is not set"
+    )]
+    async fn postgres() {
+        activity_tests::run(
+            Backend::Postgres,
+            a_lost_commit_answer_is_neither_failed_nor_doubled,
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(activity_mysql), ignore = "ACTIVITY_TEST_MYSQL_URL is not set")]
+    async fn mysql() {
+        activity_tests::run(
+            Backend::MySql,
+            a_lost_commit_answer_is_neither_failed_nor_doubled,
+        )
+        .await
+    }
+}
+
+mod refused_commit {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(activity_postgres),
+        ignore = "ACTIVITY_TEST_POSTGRES_URL is not set"
+    )]
+    async fn postgres() {
+        activity_tests::run(
+            Backend::Postgres,
+            a_refused_commit_publishes_nothing_until_the_retry_commits,
+        )
+        .await
+    }
 }
 
 backend_tests!(

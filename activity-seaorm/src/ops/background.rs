@@ -12,12 +12,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use activity_core::hooks::prepare_entries;
 use activity_core::{ActivityConfig, ActivityContext, ActivityEntry};
 use sea_orm::{ConnectionTrait, DbErr, SqlErr, TransactionSession, TransactionTrait};
-
-use crate::entity::IdentifierTooLong;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+use crate::entity::IdentifierTooLong;
+use crate::recorder::stamp;
+use crate::{events, sink};
 
 /// Default queue capacity of a [`BackgroundLogger`], in entries.
 pub const BACKGROUND_CAPACITY: usize = 1_024;
@@ -184,7 +187,9 @@ struct Shared {
 /// ([`BackgroundConfig::retries`], one backoff from 100 ms shared by the batch's runs): a
 /// restarting database, a dropped connection or a busy SQLite file lose nothing. A retry that
 /// finds its own entries' ids already stored (the commit went through but its answer was lost)
-/// counts them as written, never twice. What still fails, or is refused for good (an identifier
+/// counts them as written, never twice. Written entries reach `after_append` and
+/// [`subscribe`](crate::subscribe)rs once their transaction has committed, once each. What
+/// still fails, or is refused for good (an identifier
 /// too long, an id already taken), is counted in [`BackgroundStats::failed`] and logged with
 /// `tracing`. Under [`FailurePolicy::FailOpen`](crate::FailurePolicy) a failed write is the
 /// policy's to drop and count (it does not reach the worker as an error), so it is not retried.
@@ -341,10 +346,31 @@ struct Writer<C> {
     counters: Arc<Counters>,
 }
 
-/// Entries queued with the same context, written together in one transaction.
+/// Entries queued with the same context, written together in one transaction: stamped with
+/// that context and passed through `before_append` and the write rules once, before the first
+/// attempt, so a retry writes (and a hook sees) exactly the same entries.
 struct Run {
-    context: Option<ActivityContext>,
+    /// Entries handed in, for the counters.
+    queued: u64,
     entries: Vec<ActivityEntry>,
+}
+
+impl Run {
+    fn prepare(context: Option<ActivityContext>, mut entries: Vec<ActivityEntry>) -> Run {
+        let queued = entries.len() as u64;
+        let prepare = |entries: &mut Vec<ActivityEntry>| {
+            for entry in entries.iter_mut() {
+                stamp(entry, context.as_ref());
+            }
+            ActivityConfig::with_current(|c| prepare_entries(c.hooks(), entries));
+        };
+        match context.clone() {
+            // `before_append` hooks may read the current context, as they do in the caller's task.
+            Some(ctx) => ActivityContext::sync_scope(ctx, || prepare(&mut entries)),
+            None => prepare(&mut entries),
+        }
+        Run { queued, entries }
+    }
 }
 
 impl<C> Writer<C>
@@ -363,17 +389,20 @@ where
             while let Some(next) = jobs.next_if(|j| j.context == context) {
                 entries.push(next.entry);
             }
-            runs.push(Run { context, entries });
+            runs.push(Run::prepare(context, entries));
         }
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 0;
         while !runs.is_empty() {
             let mut again = Vec::new();
             for run in runs {
-                let n = run.entries.len() as u64;
+                let n = run.queued;
                 let error = match self.write_run(&run, attempt).await {
-                    Ok(()) => {
+                    Ok(written) => {
                         self.counters.written.fetch_add(n, Ordering::Relaxed);
+                        if written {
+                            events::publish(run.entries);
+                        }
                         continue;
                     }
                     Err(error) => error,
@@ -399,26 +428,32 @@ where
         }
     }
 
-    /// One run in a transaction of its own: stored whole or not at all. Begun here rather than
-    /// with [`transaction`](crate::transaction), which would give the entries one correlation
-    /// id of its own: these keep theirs (or none), as `bulk_log_activity` writes them.
-    async fn write_run(&self, run: &Run, attempt: u32) -> Result<(), DbErr> {
+    /// One run in a transaction of its own: stored whole or not at all. `Ok(true)`: its entries
+    /// are committed (now or by an earlier attempt whose answer was lost), to be published;
+    /// `Ok(false)`: nothing to write, or lost under the fail-open policy (counted there).
+    ///
+    /// Begun here rather than with [`transaction`](crate::transaction), which would give the
+    /// entries a correlation id of its own: these keep theirs (or none). And written with the
+    /// helper's flush rather than `bulk_log_activity`, which on a transaction it did not open
+    /// publishes at the INSERT: these are published only once the COMMIT has succeeded.
+    async fn write_run(&self, run: &Run, attempt: u32) -> Result<bool, DbErr> {
+        if run.entries.is_empty() {
+            return Ok(false);
+        }
         let write = async {
             let txn = self.db.begin().await?;
-            crate::bulk_log_activity(&txn, run.entries.clone()).await?;
-            txn.commit().await
+            // Dropping `txn` on an error rolls it back.
+            let written = sink::flush(&txn, &run.entries).await?;
+            txn.commit().await?;
+            Ok(written)
         };
-        let result = match run.context.clone() {
-            Some(ctx) => ActivityContext::scope(ctx, write).await,
-            None => write.await,
-        };
-        match result {
+        match write.await {
             // A retry meets ids already stored: either an earlier attempt committed and only its
             // answer was lost (then its entries are there: the transaction wrote all or none),
             // or something else collides. Only the first counts as written.
             Err(e) if attempt > 0 && is_unique_violation(&e) => {
                 if self.any_stored(&run.entries).await? {
-                    Ok(())
+                    Ok(true)
                 } else {
                     Err(e)
                 }
