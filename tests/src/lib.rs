@@ -237,6 +237,31 @@ macro_rules! backend_tests {
     };
 }
 
+/// A module of `#[tokio::test]`s running one `async fn name(t: &TestDb)` on some backends only:
+/// `tests_on!(lost_answer: a_lost_answer_is_retried on postgres, mysql);`
+#[macro_export]
+macro_rules! tests_on {
+    ($module:ident: $name:ident on $($backend:ident),+ $(,)?) => {
+        mod $module {
+            $( $crate::tests_on!(@one $backend, $name); )+
+        }
+    };
+    (@one sqlite, $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn sqlite() { $crate::run($crate::Backend::Sqlite, super::$name).await }
+    };
+    (@one postgres, $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[cfg_attr(not(activity_postgres), ignore = "ACTIVITY_TEST_POSTGRES_URL is not set")]
+        async fn postgres() { $crate::run($crate::Backend::Postgres, super::$name).await }
+    };
+    (@one mysql, $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[cfg_attr(not(activity_mysql), ignore = "ACTIVITY_TEST_MYSQL_URL is not set")]
+        async fn mysql() { $crate::run($crate::Backend::MySql, super::$name).await }
+    };
+}
+
 /// Run `test` on a fresh database of `backend` (if configured), then clean up.
 pub async fn run<F>(backend: Backend, test: F)
 where

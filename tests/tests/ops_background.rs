@@ -9,7 +9,7 @@ use activity_seaorm::{
     Overflow, Queued,
 };
 use activity_tests::proxy::CommitCutter;
-use activity_tests::{Backend, TestDb, backend_tests};
+use activity_tests::{TestDb, backend_tests};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use tokio::sync::broadcast;
 
@@ -319,49 +319,8 @@ async fn a_refused_commit_publishes_nothing_until_the_retry_commits(t: &TestDb) 
     );
 }
 
-mod lost_commit_answer {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[cfg_attr(
-        not(activity_postgres),
-        ignore = "ACTIVITY_TEST_POSTGRES_URL is not set"
-    )]
-    async fn postgres() {
-        activity_tests::run(
-            Backend::Postgres,
-            a_lost_commit_answer_is_neither_failed_nor_doubled,
-        )
-        .await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[cfg_attr(not(activity_mysql), ignore = "ACTIVITY_TEST_MYSQL_URL is not set")]
-    async fn mysql() {
-        activity_tests::run(
-            Backend::MySql,
-            a_lost_commit_answer_is_neither_failed_nor_doubled,
-        )
-        .await
-    }
-}
-
-mod refused_commit {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[cfg_attr(
-        not(activity_postgres),
-        ignore = "ACTIVITY_TEST_POSTGRES_URL is not set"
-    )]
-    async fn postgres() {
-        activity_tests::run(
-            Backend::Postgres,
-            a_refused_commit_publishes_nothing_until_the_retry_commits,
-        )
-        .await
-    }
-}
+activity_tests::tests_on!(lost_commit_answer: a_lost_commit_answer_is_neither_failed_nor_doubled on postgres, mysql);
+activity_tests::tests_on!(refused_commit: a_refused_commit_publishes_nothing_until_the_retry_commits on postgres);
 
 backend_tests!(
     queued_entries_are_written_on_shutdown_with_their_actor,
