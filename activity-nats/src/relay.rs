@@ -45,6 +45,9 @@ pub struct RelayConfig {
     /// A relay that dies after publishing and before deleting its rows republishes them; they
     /// are dropped as duplicates as long as a relay runs again within this window.
     pub duplicate_window: Duration,
+    /// How long an outbox row waits for entries it lists that are not in the log yet (default
+    /// [`outbox::WRITE_GRACE`], 30 s; see [`outbox::claim_within`]).
+    pub write_grace: Duration,
 }
 
 impl Default for RelayConfig {
@@ -57,6 +60,7 @@ impl Default for RelayConfig {
             backoff: (Duration::from_millis(100), Duration::from_secs(5)),
             ack_timeout: Duration::from_secs(5),
             duplicate_window: Duration::from_secs(120),
+            write_grace: outbox::WRITE_GRACE,
         }
     }
 }
@@ -103,6 +107,12 @@ impl RelayConfig {
         self.duplicate_window = window;
         self
     }
+
+    /// How long an outbox row waits for entries it lists that are not in the log yet.
+    pub fn with_write_grace(mut self, grace: Duration) -> Self {
+        self.write_grace = grace;
+        self
+    }
 }
 
 /// Counters of one relay, for metrics endpoints and tests.
@@ -138,7 +148,8 @@ impl RelayStats {
         self.retries.load(Ordering::Relaxed)
     }
 
-    /// Outbox ids whose entry was gone from `activity_log` (pruned before relayed).
+    /// Outbox ids whose entry was not in `activity_log` after the write grace: pruned before
+    /// relayed, or never written (an autocommit write that failed after its outbox row).
     pub fn skipped(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)
     }
@@ -170,7 +181,8 @@ pub enum RelayError {
 pub enum Step {
     /// Published this many entries (JetStream acknowledged all) and deleted their rows.
     Published(usize),
-    /// The outbox was empty.
+    /// Nothing to publish yet: the outbox was empty, or its oldest row waits for its entries
+    /// ([`Claim::Pending`]).
     Idle,
     /// Another relay holds the oldest rows; this one waits its turn.
     Busy,
@@ -268,9 +280,10 @@ impl Relay {
     /// back) and the batch is claimed again later.
     pub async fn relay_batch(&self) -> Result<Step, RelayError> {
         let txn = outbox::begin(&self.db).await?;
-        let claimed = match outbox::claim(&txn, self.config.batch_rows).await? {
+        let claim = outbox::claim_within(&txn, self.config.batch_rows, self.config.write_grace);
+        let claimed = match claim.await? {
             Claim::Batch(claimed) => claimed,
-            Claim::Empty => {
+            Claim::Empty | Claim::Pending => {
                 txn.commit().await?;
                 return Ok(Step::Idle);
             }

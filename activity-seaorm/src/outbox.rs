@@ -22,12 +22,15 @@
 //! the application opened) the outbox row commits or rolls back with the entries. On PostgreSQL
 //! it is part of the log INSERT itself (`WITH .. INSERT`), so it costs no extra statement; on
 //! SQLite and MySQL it is one more INSERT per flush. Outside any transaction (autocommit) on
-//! SQLite and MySQL the entries and their outbox row are two statements, like the change and its
-//! entries already are there: a crash between the two leaves entries that are stored but not
-//! relayed. Write in a transaction where that matters.
+//! SQLite and MySQL the outbox row and the entries are two statements, like the change and its
+//! entries already are there. The outbox row goes first: a failure or crash between the two
+//! leaves a row naming entries that were never written, which [`claim`] waits for
+//! ([`WRITE_GRACE`]) and then skips, never entries that are stored but not relayed. The stream
+//! holds what the log holds.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use activity_core::ActivityEntry;
 use chrono::{DateTime, Utc};
@@ -70,6 +73,11 @@ pub mod activity_outbox {
 const IDS_PER_ROW: usize = 500;
 /// Most outbox rows in one such statement.
 const ROWS_PER_STATEMENT: usize = 50;
+
+/// How long [`claim`] waits for entries an outbox row lists but the log does not hold yet.
+/// Far above the moment between an autocommit write's outbox row and its entries, and above
+/// the clock skew between writers and relay that NTP allows.
+pub const WRITE_GRACE: Duration = Duration::from_secs(30);
 
 /// Binds the PostgreSQL outbox clause adds to a log INSERT.
 pub(crate) const POSTGRES_BINDS: usize = 2;
@@ -115,7 +123,8 @@ pub(crate) fn postgres_statement(statement: Statement, entries: &[ActivityEntry]
     Statement::from_sql_and_values(db_backend, sql, values)
 }
 
-/// SQLite and MySQL: the INSERTs of the outbox rows of `entries`, sent after their log INSERTs.
+/// SQLite and MySQL: the INSERTs of the outbox rows of `entries`, sent after their log INSERTs
+/// (before them in autocommit).
 pub(crate) fn separate_statements(backend: DbBackend, entries: &[ActivityEntry]) -> Vec<Statement> {
     let table = quoted(backend, activity_outbox::Entity.table_name());
     let now = Utc::now();
@@ -187,8 +196,8 @@ pub struct Claimed {
     pub entries: Vec<ActivityEntry>,
     /// When the oldest claimed row was written: the relay's lag is `now - oldest`.
     pub oldest: DateTime<Utc>,
-    /// Ids listed in the outbox but no longer in `activity_log` (pruned or deleted before they
-    /// were relayed): skipped.
+    /// Ids listed in the outbox but not in `activity_log` after the grace of [`claim_within`]
+    /// (pruned before they were relayed, or never written): skipped.
     pub missing: usize,
 }
 
@@ -202,6 +211,9 @@ pub enum Claim {
     Empty,
     /// Another relay holds the oldest rows: back off and try again, never overtake it.
     Busy,
+    /// The oldest row lists entries not in the log yet, and is younger than the grace of
+    /// [`claim_within`]: try again shortly.
+    Pending,
 }
 
 /// Begin a relay's transaction: `READ COMMITTED`, so on MySQL the claim locks only the rows it
@@ -218,8 +230,25 @@ pub async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr
 
 /// Lock up to `max_rows` of the oldest outbox rows in `txn` (see [`begin`]) and load their
 /// entries. Another relay holding them gives [`Claim::Busy`] at once (`NOWAIT`) rather than
-/// waiting or skipping ahead, which would publish out of order.
+/// waiting or skipping ahead, which would publish out of order. Waits up to [`WRITE_GRACE`]
+/// for entries a row lists but the log does not hold yet (see [`claim_within`]).
 pub async fn claim<C: ConnectionTrait>(txn: &C, max_rows: u32) -> Result<Claim, DbErr> {
+    claim_within(txn, max_rows, WRITE_GRACE).await
+}
+
+/// [`claim`], waiting up to `grace` (from the row's `created_at`) for entries a row lists but the
+/// log does not hold. Outside a transaction on SQLite and MySQL the outbox row is written first
+/// and its entries right after, so a relay may see the row a moment before them: the claim then
+/// ends before that row ([`Claim::Pending`] if it is the oldest) and the row is claimed again
+/// later. If the entries are still absent after `grace`, they were never written (the write
+/// failed or the process died between the two statements) or have since been pruned: the row
+/// is relayed without them and they are counted in [`Claimed::missing`]. Either way the stream
+/// holds exactly what the log holds.
+pub async fn claim_within<C: ConnectionTrait>(
+    txn: &C,
+    max_rows: u32,
+    grace: Duration,
+) -> Result<Claim, DbErr> {
     let backend = txn.get_database_backend();
     let lock = match backend {
         // One writer at a time: the relay's DELETE serializes with other relays.
@@ -244,53 +273,83 @@ pub async fn claim<C: ConnectionTrait>(txn: &C, max_rows: u32) -> Result<Claim, 
     if rows.is_empty() {
         return Ok(Claim::Empty);
     }
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut order = Vec::new();
-    let mut oldest: Option<DateTime<Utc>> = None;
+    // Each row's id, time and entry ids, in outbox order.
+    let mut listed = Vec::with_capacity(rows.len());
     for row in rows {
         let id: i64 = row.try_get("", "id")?;
         let created_at: DateTime<Utc> = row.try_get("", "created_at")?;
         let entry_ids: String = row.try_get("", "entry_ids")?;
-        oldest = Some(oldest.map_or(created_at, |o| o.min(created_at)));
-        ids.push(id);
+        let mut ids = Vec::new();
         for text in entry_ids.split(',').filter(|t| !t.is_empty()) {
             match uuid::Uuid::parse_str(text) {
-                Ok(id) => order.push(id),
+                Ok(entry) => ids.push(entry),
                 Err(e) => {
                     tracing::error!(outbox_row = id, error = %e, "unreadable id in activity_outbox; skipped");
                 }
             }
         }
+        listed.push((id, created_at, ids));
     }
-    let mut found: HashMap<uuid::Uuid, ActivityEntry> = HashMap::with_capacity(order.len());
+    let all: Vec<uuid::Uuid> = listed
+        .iter()
+        .flat_map(|(_, _, ids)| ids.iter().copied())
+        .collect();
+    let mut found: HashMap<uuid::Uuid, ActivityEntry> = HashMap::with_capacity(all.len());
     // 500 ids (10 KB of binds) per read: one TCP write, no Nagle stall (see `WIRE_BUDGET`).
-    for chunk in order.chunks(500) {
+    for chunk in all.chunks(500) {
         let models = activity_log::Entity::find()
             .filter(activity_log::Column::Id.is_in(chunk.iter().copied()))
             .all(txn)
             .await?;
         found.extend(models.into_iter().map(|m| (m.id, ActivityEntry::from(m))));
     }
-    let mut entries = Vec::with_capacity(order.len());
+    let now = Utc::now();
+    let mut rows = Vec::with_capacity(listed.len());
+    let mut entries = Vec::with_capacity(all.len());
     let mut missing = 0;
-    for id in order {
-        match found.remove(&id) {
-            Some(entry) => entries.push(entry),
-            None => missing += 1,
+    let mut oldest: Option<DateTime<Utc>> = None;
+    for (row, created_at, ids) in listed {
+        let absent = ids.iter().filter(|id| !found.contains_key(id)).count();
+        if absent > 0 && within(now, created_at, grace) {
+            // Its entries may still be on their way (an autocommit write on SQLite or MySQL
+            // sends them right after this row): stop here, in order, and look again later.
+            tracing::debug!(
+                outbox_row = row,
+                absent,
+                "outbox row's entries not written yet; waiting"
+            );
+            break;
         }
+        missing += absent;
+        entries.extend(ids.iter().filter_map(|id| found.remove(id)));
+        oldest = Some(oldest.map_or(created_at, |o| o.min(created_at)));
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Ok(Claim::Pending);
     }
     if missing > 0 {
         tracing::warn!(
             missing,
-            "outbox entries no longer in activity_log (pruned?); skipped"
+            "outbox entries not in activity_log (pruned, or never written); skipped"
         );
     }
     Ok(Claim::Batch(Claimed {
-        rows: ids,
+        rows,
         entries,
-        oldest: oldest.unwrap_or_else(Utc::now),
+        oldest: oldest.unwrap_or(now),
         missing,
     }))
+}
+
+/// Whether a row written at `created_at` (the writer's clock) is younger than `grace` at `now`
+/// (the relay's): a clock that runs ahead only makes the relay wait longer, never skip early.
+fn within(now: DateTime<Utc>, created_at: DateTime<Utc>, grace: Duration) -> bool {
+    match (now - created_at).to_std() {
+        Ok(age) => age < grace,
+        // Written "in the future": the writer's clock is ahead.
+        Err(_) => true,
+    }
 }
 
 /// Delete relayed outbox rows, in the claiming transaction; commit it afterwards.

@@ -188,8 +188,9 @@ async fn send<C: ConnectionTrait>(db: &C, chunks: Vec<Statement>) -> Result<(), 
 const MYSQL_AUTOCOMMIT_BYTES: usize = 512 << 10;
 
 /// The statements that write `entries`: their INSERTs and, with the outbox on, their outbox
-/// rows (inside each INSERT on PostgreSQL, after them elsewhere). `autocommit`: no wire budget
-/// (only MySQL's packet limit), because there only a single statement is atomic.
+/// rows (inside each INSERT on PostgreSQL; elsewhere after them, or before them in autocommit).
+/// `autocommit`: no wire budget (only MySQL's packet limit), because there only a single
+/// statement is atomic.
 fn chunk(backend: DbBackend, entries: &[ActivityEntry], autocommit: bool) -> Vec<Statement> {
     let (budget, outbox) = ActivityConfig::with_current(|c| (c.wire_budget(), c.outbox()));
     let budget = match (autocommit, backend) {
@@ -209,6 +210,14 @@ fn chunk(backend: DbBackend, entries: &[ActivityEntry], autocommit: bool) -> Vec
             .into_iter()
             .map(|(statement, rows)| outbox::postgres_statement(statement, &entries[rows]))
             .collect(),
+        // Outside a transaction each statement commits alone: the outbox row goes first, so a
+        // failure between the two leaves a row naming entries that never came (the relay skips
+        // them after its grace), never entries no relay will publish.
+        _ if autocommit => {
+            let mut statements = outbox::separate_statements(backend, entries);
+            statements.extend(inserts.into_iter().map(|(s, _)| s));
+            statements
+        }
         _ => {
             let mut statements: Vec<Statement> = inserts.into_iter().map(|(s, _)| s).collect();
             statements.extend(outbox::separate_statements(backend, entries));

@@ -5,9 +5,13 @@
 use activity_seaorm::outbox::{self, Claim, activity_outbox};
 use activity_seaorm::prelude::*;
 use activity_seaorm::{ActivityConfig, transaction};
+use std::time::Duration;
+
 use activity_tests::{Backend, TestDb, backend_tests, new_flag};
 use scoped_futures::ScopedFutureExt;
-use sea_orm::{ActiveModelTrait, DbErr, EntityTrait, IntoActiveModel, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryOrder, Set,
+};
 
 fn with_outbox() -> ActivityConfig {
     ActivityConfig::new().with_outbox(true)
@@ -189,16 +193,103 @@ async fn claim_complete_and_one_relay_at_a_time(t: &TestDb) {
     first.commit().await.unwrap();
     assert_eq!(claimed_names(t).await, ["y created"]);
     assert_eq!(outbox::pending(&t.db).await.unwrap(), 1);
-    // An entry pruned before it was relayed is skipped, and counted.
+    // An entry pruned before it was relayed: its row waits out the grace (the entry might
+    // still be on its way), then is relayed without it, counted.
     activity_seaorm::activity_log::Entity::delete_many()
         .exec(&t.db)
         .await
         .unwrap();
     let txn = outbox::begin(&t.db).await.unwrap();
-    let Claim::Batch(claimed) = outbox::claim(&txn, 10).await.unwrap() else {
+    assert!(matches!(
+        outbox::claim(&txn, 10).await.unwrap(),
+        Claim::Pending
+    ));
+    let Claim::Batch(claimed) = outbox::claim_within(&txn, 10, Duration::ZERO)
+        .await
+        .unwrap()
+    else {
         panic!("expected a batch");
     };
     assert_eq!((claimed.entries.len(), claimed.missing), (0, 1));
+}
+
+async fn rename(t: &TestDb, from: &str, to: &str) {
+    t.db.execute_unprepared(&format!("ALTER TABLE {from} RENAME TO {to}"))
+        .await
+        .unwrap();
+}
+
+/// Outside a transaction on SQLite and MySQL the outbox row and the entries are two statements:
+/// whichever fails, the log never holds an entry that no relay will publish.
+async fn an_autocommit_write_failing_midway_leaves_no_unrelayed_entry(t: &TestDb) {
+    let log = || {
+        with_outbox().scope(activity_seaorm::log_activity(
+            &t.db,
+            ActivityEntry::new("Job", "ran").with_name("nightly"),
+        ))
+    };
+    // The outbox row cannot be written: nothing is.
+    rename(t, "activity_outbox", "outbox_away").await;
+    assert!(log().await.is_err());
+    rename(t, "outbox_away", "activity_outbox").await;
+    assert!(t.entries().await.is_empty(), "an entry no relay will see");
+    // The entries cannot be written: on SQLite and MySQL the row is (it went first) and names
+    // an entry that never came; the relay waits the grace out, then skips it.
+    rename(t, "activity_log", "log_away").await;
+    assert!(log().await.is_err());
+    rename(t, "log_away", "activity_log").await;
+    assert!(t.entries().await.is_empty());
+    let txn = outbox::begin(&t.db).await.unwrap();
+    if t.backend == Backend::Postgres {
+        // One statement: nothing at all.
+        assert!(rows(t).await.is_empty());
+        return;
+    }
+    assert_eq!(rows(t).await.len(), 1);
+    assert!(matches!(
+        outbox::claim(&txn, 10).await.unwrap(),
+        Claim::Pending
+    ));
+    let Claim::Batch(claimed) = outbox::claim_within(&txn, 10, Duration::ZERO)
+        .await
+        .unwrap()
+    else {
+        panic!("expected a batch");
+    };
+    assert_eq!((claimed.entries.len(), claimed.missing), (0, 1));
+    outbox::complete(&txn, &claimed.rows).await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(outbox::pending(&t.db).await.unwrap(), 0);
+}
+
+/// A relay that sees an outbox row before its entries (the moment between an autocommit
+/// write's two statements) waits for them, and does not overtake the row meanwhile.
+async fn an_outbox_row_waits_for_its_entries_in_order(t: &TestDb) {
+    let late = ActivityEntry::new("Job", "ran").with_name("late");
+    activity_outbox::ActiveModel {
+        created_at: Set(chrono::Utc::now()),
+        entry_ids: Set(late.id.to_string()),
+        ..Default::default()
+    }
+    .insert(&t.db)
+    .await
+    .unwrap();
+    with_outbox()
+        .scope(activity_seaorm::log_activity(
+            &t.db,
+            ActivityEntry::new("Job", "ran").with_name("next"),
+        ))
+        .await
+        .unwrap();
+    let txn = outbox::begin(&t.db).await.unwrap();
+    assert!(matches!(
+        outbox::claim(&txn, 10).await.unwrap(),
+        Claim::Pending
+    ));
+    drop(txn);
+    // The entry arrives (its row is already there: written without a second one).
+    activity_seaorm::log_activity(&t.db, late).await.unwrap();
+    assert_eq!(claimed_names(t).await, ["late ran", "next ran"]);
 }
 
 backend_tests!(
@@ -208,4 +299,6 @@ backend_tests!(
     outbox_off_writes_no_row,
     a_flush_of_many_statements_lists_every_entry_once,
     claim_complete_and_one_relay_at_a_time,
+    an_autocommit_write_failing_midway_leaves_no_unrelayed_entry,
+    an_outbox_row_waits_for_its_entries_in_order,
 );
