@@ -136,6 +136,11 @@ async fn exactly_once_under_kills(backend: Backend, two_relays: bool) {
     let output = writer.wait_with_output().expect("writer output");
     assert!(output.status.success(), "the writer failed");
     let summary = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let autocommit: u32 = summary
+        .split_once("autocommit=")
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0);
+    assert!(autocommit > 50, "too few autocommit entries: {summary}");
     assert!(nats_was_stopped, "NATS was never stopped");
     assert!(
         kills_while_writing >= 20,
@@ -182,7 +187,15 @@ async fn exactly_once_under_kills(backend: Backend, two_relays: bool) {
         );
     }
     let committed: HashSet<_> = log.iter().map(|e| e.id).collect();
-    assert_eq!(seen, committed, "stream and committed log differ");
+    let unpublished: Vec<_> = committed.difference(&seen).collect();
+    let unlogged: Vec<_> = seen.difference(&committed).collect();
+    assert!(
+        unpublished.is_empty() && unlogged.is_empty(),
+        "stream and committed log differ: {} committed entries never published {unpublished:?}, \
+         {} published entries not in the log {unlogged:?}",
+        unpublished.len(),
+        unlogged.len()
+    );
     // The stream's entries are the log's, field for field.
     let by_id: HashMap<_, _> = log.iter().map(|e| (e.id, e)).collect();
     for entry in &streamed {

@@ -1,6 +1,8 @@
 //! Child process of the relay test (`tests/relay.rs`): logged transactions with the outbox on,
 //! one in five rolled back. Each update moves a flag's `description` from `v<n>` to `v<n+1>`,
-//! so the test can check every item's entries arrive complete and in order.
+//! so the test can check every item's entries arrive complete and in order. One in four is
+//! followed by an entry written outside any transaction (on SQLite and MySQL its outbox row and
+//! the entry are two statements, which a relay may see between).
 //!
 //! `outbox_writer <database-url> <schema or -> <transactions> <seed>`
 
@@ -43,8 +45,8 @@ async fn main() {
     .await
     .expect("create the items");
 
-    let (mut committed, mut rolled_back, mut failed) = (0, 0, 0);
-    for _ in 0..transactions {
+    let (mut committed, mut rolled_back, mut failed, mut autocommit) = (0, 0, 0, 0);
+    for n in 0..transactions {
         let mut picks: Vec<i32> = (0..fastrand::usize(1..=3))
             .map(|_| ids[fastrand::usize(..ids.len())])
             .collect();
@@ -93,8 +95,17 @@ async fn main() {
                 eprintln!("writer: transaction failed: {e}");
             }
         }
+        if fastrand::u8(..4) == 0 {
+            let entry = ActivityEntry::new("Job", "ran").with_item_id(format!("job-{n}"));
+            match log_activity(&db, entry).await {
+                Ok(()) => autocommit += 1,
+                Err(e) => eprintln!("writer: autocommit entry failed: {e}"),
+            }
+        }
         // Slow enough that the relay kills (every 150-600 ms) fall while entries are still written.
         tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(10..35))).await;
     }
-    println!("committed={committed} rolled_back={rolled_back} failed={failed}");
+    println!(
+        "committed={committed} rolled_back={rolled_back} failed={failed} autocommit={autocommit}"
+    );
 }
