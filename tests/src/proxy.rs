@@ -43,8 +43,8 @@ impl CommitCutter {
         }
     }
 
-    /// `url` with its host and port replaced by the proxy's, and on PostgreSQL without TLS
-    /// (Debian's server offers it, and the proxy must read the statements).
+    /// `url` with its host and port replaced by the proxy's, without TLS (Debian's PostgreSQL
+    /// offers it, newer MariaDB too, and the proxy must read the statements).
     pub fn url(&self, url: &str) -> String {
         let (start, host_port) = authority(url);
         let mut proxied = format!(
@@ -53,10 +53,13 @@ impl CommitCutter {
             self.port,
             &url[start + host_port.len()..]
         );
-        if url.starts_with("postgres") {
-            proxied.push(if proxied.contains('?') { '&' } else { '?' });
-            proxied.push_str("sslmode=disable");
-        }
+        let no_tls = if url.starts_with("postgres") {
+            "sslmode=disable"
+        } else {
+            "ssl-mode=disabled"
+        };
+        proxied.push(if proxied.contains('?') { '&' } else { '?' });
+        proxied.push_str(no_tls);
         proxied
     }
 

@@ -2,11 +2,12 @@
 //! background work carry the context captured where they were logged, everything queued before
 //! `shutdown` is written, a full queue either waits (backpressure) or drops and counts.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use activity_seaorm::{
-    ActivityContext, ActivityEntry, ActivityRecorded, Actor, BackgroundConfig, BackgroundLogger,
-    Overflow, Queued,
+    ActivityConfig, ActivityContext, ActivityEntry, ActivityHooks, ActivityRecorded, Actor,
+    BackgroundConfig, BackgroundLogger, FailurePolicy, Overflow, Queued,
 };
 use activity_tests::proxy::CommitCutter;
 use activity_tests::{TestDb, backend_tests};
@@ -236,44 +237,88 @@ fn published(events: &mut broadcast::Receiver<ActivityRecorded>, tag: &str) -> V
 }
 
 /// The COMMIT reaches the server, which commits, but its answer is lost with the connection:
-/// the retry meets its own ids, counts the entries written once (not failed, not twice) and
-/// publishes them once.
+/// the worker finds its own ids stored and counts the entries written once (not failed, not
+/// twice) and publishes them once, with their context current for `after_append`. Under either
+/// failure policy (fail-open would take a second INSERT's unique violation for a lost write),
+/// and when the lost answer was the last attempt's.
 async fn a_lost_commit_answer_is_neither_failed_nor_doubled(t: &TestDb) {
-    let (url, schema) = t.url();
-    let proxy = CommitCutter::start(url).await;
-    let pool = activity_tests::connect_sized(&proxy.url(url), schema, 2).await;
-    let mut events = activity_seaorm::subscribe();
-    let logger = BackgroundLogger::start(pool, BackgroundConfig::default()).unwrap();
-    let tag = format!("@{}", uuid::Uuid::now_v7().simple());
-    proxy.arm();
-    for i in 0..3 {
-        let ctx = ActivityContext::for_user(Actor::new(format!("u{i}")));
-        let entry = email_sent(&format!("{i}{tag}"));
+    let cases = [
+        (FailurePolicy::FailClosed, BackgroundConfig::default()),
+        (FailurePolicy::FailOpen, BackgroundConfig::default()),
+        (
+            FailurePolicy::FailClosed,
+            BackgroundConfig::default().retries(0),
+        ),
+    ];
+    for (policy, config) in cases {
+        let case = format!("{policy:?}, {} retries", config.retries);
+        let (url, schema) = t.url();
+        let proxy = CommitCutter::start(url).await;
+        let pool = activity_tests::connect_sized(&proxy.url(url), schema, 2).await;
+        let mut events = activity_seaorm::subscribe();
+        let seen_by_hook = Arc::new(Mutex::new(Vec::new()));
+        let settings = ActivityConfig::new()
+            .with_failure_policy(policy)
+            .with_hooks(Arc::new(ActorsAppended(seen_by_hook.clone())));
+        let logger = settings
+            .scope(async { BackgroundLogger::start(pool, config) })
+            .await
+            .unwrap();
+        let tag = format!("@{}", uuid::Uuid::now_v7().simple());
+        proxy.arm();
+        for i in 0..3 {
+            let ctx = ActivityContext::for_user(Actor::new(format!("u{i}")));
+            let entry = email_sent(&format!("{i}{tag}"));
+            assert_eq!(
+                ActivityContext::scope(ctx, logger.log(entry)).await,
+                Queued::Queued
+            );
+        }
+        let stats = logger.shutdown().await.unwrap();
+        assert_eq!(proxy.cut(), 1, "{case}: no COMMIT lost its answer");
+        assert_eq!((stats.written, stats.failed), (3, 0), "{case}: {stats:?}");
+        let entries: Vec<_> = t
+            .entries()
+            .await
+            .into_iter()
+            .filter(|e| e.item_id.as_deref().is_some_and(|i| i.ends_with(&tag)))
+            .collect();
+        let mut got: Vec<(String, String)> = entries
+            .iter()
+            .map(|e| (e.item_id.clone().unwrap(), e.user_id.clone().unwrap()))
+            .collect();
+        got.sort();
+        let want: Vec<(String, String)> = (0..3)
+            .map(|i| (format!("{i}{tag}"), format!("u{i}")))
+            .collect();
+        assert_eq!(got, want, "{case}");
+        let mut ids = published(&mut events, &tag);
+        ids.sort();
+        let mut stored: Vec<_> = entries.iter().map(|e| e.id).collect();
+        stored.sort();
         assert_eq!(
-            ActivityContext::scope(ctx, logger.log(entry)).await,
-            Queued::Queued
+            ids, stored,
+            "{case}: each stored entry published exactly once"
         );
+        // `after_append` ran once per entry, in the context it was logged in.
+        let mut hooked = seen_by_hook.lock().unwrap().clone();
+        hooked.sort();
+        let actors: Vec<String> = (0..3).map(|i| format!("u{i}")).collect();
+        assert_eq!(hooked, actors, "{case}");
     }
-    let stats = logger.shutdown().await.unwrap();
-    assert_eq!(proxy.cut(), 1, "no COMMIT lost its answer");
-    assert_eq!((stats.written, stats.failed), (3, 0), "{stats:?}");
-    assert!(stats.retried >= 1, "{stats:?}");
-    let entries = t.entries().await;
-    let got: Vec<(String, String)> = entries
-        .iter()
-        .map(|e| (e.item_id.clone().unwrap(), e.user_id.clone().unwrap()))
-        .collect();
-    let want: Vec<(String, String)> = (0..3)
-        .map(|i| (format!("{i}{tag}"), format!("u{i}")))
-        .collect();
-    let mut sorted = got.clone();
-    sorted.sort();
-    assert_eq!(sorted, want);
-    let mut ids = published(&mut events, &tag);
-    ids.sort();
-    let mut stored: Vec<_> = entries.iter().map(|e| e.id).collect();
-    stored.sort();
-    assert_eq!(ids, stored, "each stored entry published exactly once");
+}
+
+/// Records the current context's actor for every appended entry.
+#[derive(Debug)]
+struct ActorsAppended(Arc<Mutex<Vec<String>>>);
+
+impl ActivityHooks for ActorsAppended {
+    fn after_append(&self, _entry: &ActivityEntry) {
+        let actor = ActivityContext::current()
+            .and_then(|c| c.user().map(|a| a.id.clone()))
+            .unwrap_or_default();
+        self.0.lock().unwrap().push(actor);
+    }
 }
 
 /// PostgreSQL refuses the first COMMIT (a deferred constraint trigger): the transaction rolls

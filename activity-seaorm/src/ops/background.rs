@@ -25,8 +25,8 @@ use crate::{events, sink};
 /// Default queue capacity of a [`BackgroundLogger`], in entries.
 pub const BACKGROUND_CAPACITY: usize = 1_024;
 
-/// Default largest batch the worker writes with one
-/// [`bulk_log_activity`](crate::bulk_log_activity) call.
+/// Default largest batch the worker takes from the queue at a time (written in one
+/// transaction per run of entries with the same context).
 pub const BACKGROUND_BATCH: usize = 100;
 
 /// Default attempts per batch after the first fails ([`BackgroundConfig::retries`]): with the
@@ -174,8 +174,9 @@ struct Shared {
 }
 
 /// Logs entries from background work without waiting for the database: a bounded queue and one
-/// worker task that writes batches with [`bulk_log_activity`](crate::bulk_log_activity) on the
-/// connection given to [`start`](Self::start) (use a pool of its own, not a transaction).
+/// worker task that writes them in batches on the connection given to [`start`](Self::start)
+/// (use a pool of its own, not a transaction), under the same rules as
+/// [`bulk_log_activity`](crate::bulk_log_activity).
 ///
 /// Clone it freely (clones share the queue). Call [`shutdown`](Self::shutdown) before the
 /// process exits: it writes everything queued. Entries are written in queue order, each with
@@ -185,14 +186,15 @@ struct Shared {
 /// Each run of queued entries with the same context is written in a transaction of its own, so
 /// it is stored whole or not at all, and a failed one is tried again
 /// ([`BackgroundConfig::retries`], one backoff from 100 ms shared by the batch's runs): a
-/// restarting database, a dropped connection or a busy SQLite file lose nothing. A retry that
-/// finds its own entries' ids already stored (the commit went through but its answer was lost)
-/// counts them as written, never twice. Written entries reach `after_append` and
-/// [`subscribe`](crate::subscribe)rs once their transaction has committed, once each. What
-/// still fails, or is refused for good (an identifier
-/// too long, an id already taken), is counted in [`BackgroundStats::failed`] and logged with
-/// `tracing`. Under [`FailurePolicy::FailOpen`](crate::FailurePolicy) a failed write is the
-/// policy's to drop and count (it does not reach the worker as an error), so it is not retried.
+/// restarting database, a dropped connection or a busy SQLite file lose nothing. Before a retry,
+/// and before giving up, the worker looks for the run's ids: if a COMMIT went through but its
+/// answer was lost, the entries count as written, never twice. Stored entries reach
+/// `after_append` and [`subscribe`](crate::subscribe)rs after their COMMIT (or once found
+/// stored), once each, with their context current. What still fails, or is refused for good
+/// (an identifier too long, an id already taken), is counted in [`BackgroundStats::failed`] and
+/// logged with `tracing`. Under [`FailurePolicy::FailOpen`](crate::FailurePolicy) a failed
+/// write is the policy's to drop and count (it does not reach the worker as an error), so it is
+/// not retried, and not published.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -352,6 +354,9 @@ struct Writer<C> {
 struct Run {
     /// Entries handed in, for the counters.
     queued: u64,
+    /// Current again when the entries are published: `after_append` sees what the caller's
+    /// task would have.
+    context: Option<ActivityContext>,
     entries: Vec<ActivityEntry>,
 }
 
@@ -364,12 +369,20 @@ impl Run {
             }
             ActivityConfig::with_current(|c| prepare_entries(c.hooks(), entries));
         };
-        match context.clone() {
-            // `before_append` hooks may read the current context, as they do in the caller's task.
-            Some(ctx) => ActivityContext::sync_scope(ctx, || prepare(&mut entries)),
-            None => prepare(&mut entries),
+        // `before_append` hooks may read the current context, as they do in the caller's task.
+        Run::in_context(&context, || prepare(&mut entries));
+        Run {
+            queued,
+            context,
+            entries,
         }
-        Run { queued, entries }
+    }
+
+    fn in_context<R>(context: &Option<ActivityContext>, f: impl FnOnce() -> R) -> R {
+        match context.clone() {
+            Some(ctx) => ActivityContext::sync_scope(ctx, f),
+            None => f(),
+        }
     }
 }
 
@@ -399,15 +412,20 @@ where
                 let n = run.queued;
                 let error = match self.write_run(&run, attempt).await {
                     Ok(written) => {
-                        self.counters.written.fetch_add(n, Ordering::Relaxed);
-                        if written {
-                            events::publish(run.entries);
-                        }
+                        self.done(run, written);
                         continue;
                     }
                     Err(error) => error,
                 };
-                if attempt >= self.retries || is_permanent(&error, attempt) {
+                let permanent = is_permanent(&error, attempt);
+                if attempt >= self.retries || permanent {
+                    // The last COMMIT's answer may have been lost with its connection: look
+                    // before calling entries failed that are in fact stored. (Not after a
+                    // permanent failure: an id already taken is stored, by someone else.)
+                    if !permanent && self.any_stored(&run.entries).await.unwrap_or(false) {
+                        self.done(run, true);
+                        continue;
+                    }
                     self.counters.failed.fetch_add(n, Ordering::Relaxed);
                     tracing::error!(%error, entries = n, attempt, "background activity write failed");
                 } else {
@@ -428,6 +446,19 @@ where
         }
     }
 
+    /// A run is written: count it, and publish its entries if they are stored.
+    fn done(&self, run: Run, stored: bool) {
+        self.counters
+            .written
+            .fetch_add(run.queued, Ordering::Relaxed);
+        if stored {
+            let Run {
+                context, entries, ..
+            } = run;
+            Run::in_context(&context, || events::publish(entries));
+        }
+    }
+
     /// One run in a transaction of its own: stored whole or not at all. `Ok(true)`: its entries
     /// are committed (now or by an earlier attempt whose answer was lost), to be published;
     /// `Ok(false)`: nothing to write, or lost under the fail-open policy (counted there).
@@ -440,6 +471,12 @@ where
         if run.entries.is_empty() {
             return Ok(false);
         }
+        // A retry: an earlier attempt's COMMIT may have gone through with its answer lost. Then
+        // all its entries are there (one transaction) and must not be written again: under
+        // fail-open the second INSERT's unique violation would be taken for a lost write.
+        if attempt > 0 && self.any_stored(&run.entries).await? {
+            return Ok(true);
+        }
         let write = async {
             let txn = self.db.begin().await?;
             // Dropping `txn` on an error rolls it back.
@@ -448,9 +485,10 @@ where
             Ok(written)
         };
         match write.await {
-            // A retry meets ids already stored: either an earlier attempt committed and only its
-            // answer was lost (then its entries are there: the transaction wrote all or none),
-            // or something else collides. Only the first counts as written.
+            // A retry meets ids already stored that were not there a moment ago: the earlier
+            // attempt's COMMIT was still being applied (then its entries are there: the
+            // transaction wrote all or none), or something else collides. Only the first
+            // counts as written.
             Err(e) if attempt > 0 && is_unique_violation(&e) => {
                 if self.any_stored(&run.entries).await? {
                     Ok(true)
