@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use activity_seaorm::ActivityEntry;
-use activity_seaorm::outbox::{self, Claim};
+use activity_seaorm::outbox::{self, Claim, WaitingRows};
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 use sea_orm::{
@@ -45,8 +45,8 @@ pub struct RelayConfig {
     /// A relay that dies after publishing and before deleting its rows republishes them; they
     /// are dropped as duplicates as long as a relay runs again within this window.
     pub duplicate_window: Duration,
-    /// How long an outbox row waits for entries it lists that are not in the log yet (default
-    /// [`outbox::WRITE_GRACE`], 30 s; see [`outbox::claim_within`]).
+    /// How long an outbox row waits for entries it lists that are not in the log yet, by this
+    /// relay's clock (default [`outbox::WRITE_GRACE`], 60 s; see [`outbox::claim`]).
     pub write_grace: Duration,
 }
 
@@ -154,7 +154,8 @@ impl RelayStats {
         self.skipped.load(Ordering::Relaxed)
     }
 
-    /// Age of the oldest outbox row of the last batch when it was claimed, in milliseconds.
+    /// Age of the oldest outbox row of the last batch when it was claimed (or of the row the
+    /// relay is waiting on), in milliseconds.
     pub fn lag_ms(&self) -> u64 {
         self.lag_ms.load(Ordering::Relaxed)
     }
@@ -197,6 +198,8 @@ pub struct Relay {
     js: jetstream::Context,
     config: Arc<RelayConfig>,
     stats: Arc<RelayStats>,
+    /// Rows seen waiting for their entries, and since when; shared by clones.
+    waiting: Arc<tokio::sync::Mutex<WaitingRows>>,
 }
 
 impl Relay {
@@ -216,6 +219,9 @@ impl Relay {
         Self {
             db,
             js,
+            waiting: Arc::new(tokio::sync::Mutex::new(WaitingRows::new(
+                config.write_grace,
+            ))),
             config: Arc::new(config),
             stats: Arc::default(),
         }
@@ -280,11 +286,19 @@ impl Relay {
     /// back) and the batch is claimed again later.
     pub async fn relay_batch(&self) -> Result<Step, RelayError> {
         let txn = outbox::begin(&self.db).await?;
-        let claim = outbox::claim_within(&txn, self.config.batch_rows, self.config.write_grace);
-        let claimed = match claim.await? {
+        let claim = {
+            let mut waiting = self.waiting.lock().await;
+            outbox::claim(&txn, self.config.batch_rows, &mut waiting).await?
+        };
+        let claimed = match claim {
             Claim::Batch(claimed) => claimed,
-            Claim::Empty | Claim::Pending => {
+            Claim::Empty => {
                 txn.commit().await?;
+                return Ok(Step::Idle);
+            }
+            Claim::Pending { oldest } => {
+                txn.commit().await?;
+                self.record_lag(oldest);
                 return Ok(Step::Idle);
             }
             Claim::Busy => {
@@ -308,11 +322,7 @@ impl Relay {
         } else {
             Some(txn)
         };
-        let lag = chrono::Utc::now() - claimed.oldest;
-        self.stats.lag_ms.store(
-            u64::try_from(lag.num_milliseconds()).unwrap_or(0),
-            Ordering::Relaxed,
-        );
+        let lag = self.record_lag(claimed.oldest);
         self.stats
             .skipped
             .fetch_add(claimed.missing as u64, Ordering::Relaxed);
@@ -338,6 +348,16 @@ impl Relay {
         }
         .instrument(span)
         .await
+    }
+
+    /// The age of the oldest row waiting, in the stats.
+    fn record_lag(&self, oldest: chrono::DateTime<chrono::Utc>) -> chrono::TimeDelta {
+        let lag = chrono::Utc::now() - oldest;
+        self.stats.lag_ms.store(
+            u64::try_from(lag.num_milliseconds()).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        lag
     }
 
     /// Publish `entries` so that each item's entries are stored in order: in waves holding at

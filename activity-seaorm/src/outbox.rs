@@ -25,12 +25,13 @@
 //! SQLite and MySQL the outbox row and the entries are two statements, like the change and its
 //! entries already are there. The outbox row goes first: a failure or crash between the two
 //! leaves a row naming entries that were never written, which [`claim`] waits for
-//! ([`WRITE_GRACE`]) and then skips, never entries that are stored but not relayed. The stream
-//! holds what the log holds.
+//! ([`WaitingRows`], [`WRITE_GRACE`] by the relay's own clock) and then skips, rather than
+//! entries that are stored but never relayed. Only a second statement held back longer than
+//! the grace (a lock wait, a paused process) would be stored after its row was relayed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use activity_core::ActivityEntry;
 use chrono::{DateTime, Utc};
@@ -74,10 +75,52 @@ const IDS_PER_ROW: usize = 500;
 /// Most outbox rows in one such statement.
 const ROWS_PER_STATEMENT: usize = 50;
 
-/// How long [`claim`] waits for entries an outbox row lists but the log does not hold yet.
-/// Far above the moment between an autocommit write's outbox row and its entries, and above
-/// the clock skew between writers and relay that NTP allows.
-pub const WRITE_GRACE: Duration = Duration::from_secs(30);
+/// How long a relay waits for entries an outbox row lists but the log does not hold yet
+/// ([`WaitingRows`]): far above the moment between an autocommit write's outbox row and its
+/// entries, and above MySQL's default row-lock wait (50 s) that could hold the second back.
+pub const WRITE_GRACE: Duration = Duration::from_secs(60);
+
+/// A relay's own record of the outbox rows it has seen waiting for their entries, and since
+/// when, by its monotonic clock: neither the writers' clocks nor the time a writer took before
+/// its outbox row became visible count toward the grace. Keep one per relay, across
+/// [`claim`]s; a new one (a restarted relay) only waits longer, never less.
+#[derive(Debug)]
+pub struct WaitingRows {
+    grace: Duration,
+    since: HashMap<i64, Instant>,
+}
+
+impl WaitingRows {
+    /// Wait up to `grace` for the entries of each row.
+    pub fn new(grace: Duration) -> Self {
+        WaitingRows {
+            grace,
+            since: HashMap::new(),
+        }
+    }
+
+    /// Whether `row`, incomplete now, has waited out the grace (its wait starts now if new).
+    fn waited_out(&mut self, row: i64, now: Instant) -> bool {
+        let since = *self.since.entry(row).or_insert(now);
+        now.duration_since(since) >= self.grace
+    }
+
+    /// Forget rows this claim took, and rows below the oldest still in the outbox (taken by
+    /// another relay): the record stays as small as the rows actually waiting.
+    fn forget(&mut self, claimed: &[i64], oldest_row: i64) {
+        for row in claimed {
+            self.since.remove(row);
+        }
+        self.since.retain(|row, _| *row >= oldest_row);
+    }
+}
+
+impl Default for WaitingRows {
+    /// [`WRITE_GRACE`].
+    fn default() -> Self {
+        WaitingRows::new(WRITE_GRACE)
+    }
+}
 
 /// Binds the PostgreSQL outbox clause adds to a log INSERT.
 pub(crate) const POSTGRES_BINDS: usize = 2;
@@ -196,7 +239,7 @@ pub struct Claimed {
     pub entries: Vec<ActivityEntry>,
     /// When the oldest claimed row was written: the relay's lag is `now - oldest`.
     pub oldest: DateTime<Utc>,
-    /// Ids listed in the outbox but not in `activity_log` after the grace of [`claim_within`]
+    /// Ids listed in the outbox but not in `activity_log` after the grace of [`WaitingRows`]
     /// (pruned before they were relayed, or never written): skipped.
     pub missing: usize,
 }
@@ -211,9 +254,12 @@ pub enum Claim {
     Empty,
     /// Another relay holds the oldest rows: back off and try again, never overtake it.
     Busy,
-    /// The oldest row lists entries not in the log yet, and is younger than the grace of
-    /// [`claim_within`]: try again shortly.
-    Pending,
+    /// The oldest row lists entries not in the log yet, and has not waited out the grace of
+    /// its [`WaitingRows`]: try again shortly.
+    Pending {
+        /// When that row was written (the writer's clock): the relay's lag.
+        oldest: DateTime<Utc>,
+    },
 }
 
 /// Begin a relay's transaction: `READ COMMITTED`, so on MySQL the claim locks only the rows it
@@ -230,24 +276,20 @@ pub async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr
 
 /// Lock up to `max_rows` of the oldest outbox rows in `txn` (see [`begin`]) and load their
 /// entries. Another relay holding them gives [`Claim::Busy`] at once (`NOWAIT`) rather than
-/// waiting or skipping ahead, which would publish out of order. Waits up to [`WRITE_GRACE`]
-/// for entries a row lists but the log does not hold yet (see [`claim_within`]).
-pub async fn claim<C: ConnectionTrait>(txn: &C, max_rows: u32) -> Result<Claim, DbErr> {
-    claim_within(txn, max_rows, WRITE_GRACE).await
-}
-
-/// [`claim`], waiting up to `grace` (from the row's `created_at`) for entries a row lists but the
-/// log does not hold. Outside a transaction on SQLite and MySQL the outbox row is written first
-/// and its entries right after, so a relay may see the row a moment before them: the claim then
-/// ends before that row ([`Claim::Pending`] if it is the oldest) and the row is claimed again
-/// later. If the entries are still absent after `grace`, they were never written (the write
-/// failed or the process died between the two statements) or have since been pruned: the row
-/// is relayed without them and they are counted in [`Claimed::missing`]. Either way the stream
-/// holds exactly what the log holds.
-pub async fn claim_within<C: ConnectionTrait>(
+/// waiting or skipping ahead, which would publish out of order.
+///
+/// A row may list entries the log does not hold yet: outside a transaction on SQLite and MySQL
+/// the outbox row is written first and its entries right after, and a relay can look in
+/// between. The claim then ends before that row ([`Claim::Pending`] if it is the oldest), so
+/// no later row overtakes it, and `waiting` starts that row's clock. Once the row has waited
+/// out the grace, its entries were never written (the write failed or the process died between
+/// the two statements) or have since been pruned: the row is relayed without them, counted in
+/// [`Claimed::missing`]. Either way the stream holds what the log holds. An id listed twice is
+/// relayed once.
+pub async fn claim<C: ConnectionTrait>(
     txn: &C,
     max_rows: u32,
-    grace: Duration,
+    waiting: &mut WaitingRows,
 ) -> Result<Claim, DbErr> {
     let backend = txn.get_database_backend();
     let lock = match backend {
@@ -303,31 +345,38 @@ pub async fn claim_within<C: ConnectionTrait>(
             .await?;
         found.extend(models.into_iter().map(|m| (m.id, ActivityEntry::from(m))));
     }
-    let now = Utc::now();
+    let present: HashSet<uuid::Uuid> = found.keys().copied().collect();
+    let first_row = listed.first().map_or(0, |(row, _, _)| *row);
+    let now = Instant::now();
     let mut rows = Vec::with_capacity(listed.len());
     let mut entries = Vec::with_capacity(all.len());
     let mut missing = 0;
     let mut oldest: Option<DateTime<Utc>> = None;
+    let mut pending = None;
     for (row, created_at, ids) in listed {
-        let absent = ids.iter().filter(|id| !found.contains_key(id)).count();
-        if absent > 0 && within(now, created_at, grace) {
-            // Its entries may still be on their way (an autocommit write on SQLite or MySQL
-            // sends them right after this row): stop here, in order, and look again later.
+        let absent = ids.iter().filter(|id| !present.contains(id)).count();
+        if absent > 0 && !waiting.waited_out(row, now) {
+            // Its entries may still be on their way: stop here, in order, and look again later.
             tracing::debug!(
                 outbox_row = row,
                 absent,
                 "outbox row's entries not written yet; waiting"
             );
+            pending = Some(created_at);
             break;
         }
         missing += absent;
+        // `remove`: an id listed again (in this row or an earlier one) is relayed once.
         entries.extend(ids.iter().filter_map(|id| found.remove(id)));
         oldest = Some(oldest.map_or(created_at, |o| o.min(created_at)));
         rows.push(row);
     }
-    if rows.is_empty() {
-        return Ok(Claim::Pending);
-    }
+    waiting.forget(&rows, first_row);
+    let Some(oldest) = oldest else {
+        return Ok(Claim::Pending {
+            oldest: pending.unwrap_or_else(Utc::now),
+        });
+    };
     if missing > 0 {
         tracing::warn!(
             missing,
@@ -337,19 +386,9 @@ pub async fn claim_within<C: ConnectionTrait>(
     Ok(Claim::Batch(Claimed {
         rows,
         entries,
-        oldest: oldest.unwrap_or(now),
+        oldest,
         missing,
     }))
-}
-
-/// Whether a row written at `created_at` (the writer's clock) is younger than `grace` at `now`
-/// (the relay's): a clock that runs ahead only makes the relay wait longer, never skip early.
-fn within(now: DateTime<Utc>, created_at: DateTime<Utc>, grace: Duration) -> bool {
-    match (now - created_at).to_std() {
-        Ok(age) => age < grace,
-        // Written "in the future": the writer's clock is ahead.
-        Err(_) => true,
-    }
 }
 
 /// Delete relayed outbox rows, in the claiming transaction; commit it afterwards.

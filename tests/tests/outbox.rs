@@ -2,7 +2,7 @@
 //! outbox row, in the same transaction; rolled-back entries never; a relay claims rows in order,
 //! one relay at a time.
 
-use activity_seaorm::outbox::{self, Claim, activity_outbox};
+use activity_seaorm::outbox::{self, Claim, WaitingRows, activity_outbox};
 use activity_seaorm::prelude::*;
 use activity_seaorm::{ActivityConfig, transaction};
 use std::time::Duration;
@@ -28,7 +28,10 @@ async fn rows(t: &TestDb) -> Vec<activity_outbox::Model> {
 /// Claim everything in the outbox (in a transaction left to roll back) and name the entries.
 async fn claimed_names(t: &TestDb) -> Vec<String> {
     let txn = outbox::begin(&t.db).await.unwrap();
-    let names = match outbox::claim(&txn, 1000).await.unwrap() {
+    let names = match outbox::claim(&txn, 1000, &mut WaitingRows::default())
+        .await
+        .unwrap()
+    {
         Claim::Batch(c) => {
             assert_eq!(c.missing, 0);
             c.entries
@@ -173,7 +176,10 @@ async fn claim_complete_and_one_relay_at_a_time(t: &TestDb) {
         })
         .await;
     let first = outbox::begin(&t.db).await.unwrap();
-    let Claim::Batch(claimed) = outbox::claim(&first, 1).await.unwrap() else {
+    let Claim::Batch(claimed) = outbox::claim(&first, 1, &mut WaitingRows::default())
+        .await
+        .unwrap()
+    else {
         panic!("expected a batch");
     };
     assert_eq!(claimed.entries.len(), 1);
@@ -183,7 +189,9 @@ async fn claim_complete_and_one_relay_at_a_time(t: &TestDb) {
         let other = t.another_pool(2).await;
         let second = outbox::begin(&other).await.unwrap();
         assert!(matches!(
-            outbox::claim(&second, 10).await.unwrap(),
+            outbox::claim(&second, 10, &mut WaitingRows::default())
+                .await
+                .unwrap(),
             Claim::Busy
         ));
         second.rollback().await.unwrap();
@@ -201,10 +209,12 @@ async fn claim_complete_and_one_relay_at_a_time(t: &TestDb) {
         .unwrap();
     let txn = outbox::begin(&t.db).await.unwrap();
     assert!(matches!(
-        outbox::claim(&txn, 10).await.unwrap(),
-        Claim::Pending
+        outbox::claim(&txn, 10, &mut WaitingRows::default())
+            .await
+            .unwrap(),
+        Claim::Pending { .. }
     ));
-    let Claim::Batch(claimed) = outbox::claim_within(&txn, 10, Duration::ZERO)
+    let Claim::Batch(claimed) = outbox::claim(&txn, 10, &mut WaitingRows::new(Duration::ZERO))
         .await
         .unwrap()
     else {
@@ -246,14 +256,22 @@ async fn an_autocommit_write_failing_midway_leaves_no_unrelayed_entry(t: &TestDb
         return;
     }
     assert_eq!(rows(t).await.len(), 1);
+    // The grace runs on the relay's own clock, from when it first saw the row incomplete.
+    let grace = Duration::from_millis(200);
+    let mut waiting = WaitingRows::new(grace);
     assert!(matches!(
-        outbox::claim(&txn, 10).await.unwrap(),
-        Claim::Pending
+        outbox::claim(&txn, 10, &mut waiting).await.unwrap(),
+        Claim::Pending { .. }
     ));
-    let Claim::Batch(claimed) = outbox::claim_within(&txn, 10, Duration::ZERO)
-        .await
-        .unwrap()
-    else {
+    tokio::time::sleep(grace + Duration::from_millis(50)).await;
+    // A relay that only now sees the row still waits: the row's age does not count.
+    assert!(matches!(
+        outbox::claim(&txn, 10, &mut WaitingRows::new(grace))
+            .await
+            .unwrap(),
+        Claim::Pending { .. }
+    ));
+    let Claim::Batch(claimed) = outbox::claim(&txn, 10, &mut waiting).await.unwrap() else {
         panic!("expected a batch");
     };
     assert_eq!((claimed.entries.len(), claimed.missing), (0, 1));
@@ -283,8 +301,10 @@ async fn an_outbox_row_waits_for_its_entries_in_order(t: &TestDb) {
         .unwrap();
     let txn = outbox::begin(&t.db).await.unwrap();
     assert!(matches!(
-        outbox::claim(&txn, 10).await.unwrap(),
-        Claim::Pending
+        outbox::claim(&txn, 10, &mut WaitingRows::default())
+            .await
+            .unwrap(),
+        Claim::Pending { .. }
     ));
     drop(txn);
     // The entry arrives (its row is already there: written without a second one).
@@ -292,7 +312,37 @@ async fn an_outbox_row_waits_for_its_entries_in_order(t: &TestDb) {
     assert_eq!(claimed_names(t).await, ["late ran", "next ran"]);
 }
 
+/// An entry listed by two outbox rows (an application that wrote the same entry again after
+/// a failed autocommit write) is relayed once, and the second row does not wait for it.
+async fn an_id_listed_twice_is_relayed_once(t: &TestDb) {
+    let entry = ActivityEntry::new("Job", "ran").with_name("twice");
+    let id = entry.id.to_string();
+    activity_seaorm::log_activity(&t.db, entry).await.unwrap();
+    for _ in 0..2 {
+        activity_outbox::ActiveModel {
+            created_at: Set(chrono::Utc::now()),
+            entry_ids: Set(id.clone()),
+            ..Default::default()
+        }
+        .insert(&t.db)
+        .await
+        .unwrap();
+    }
+    let txn = outbox::begin(&t.db).await.unwrap();
+    let Claim::Batch(claimed) = outbox::claim(&txn, 10, &mut WaitingRows::default())
+        .await
+        .unwrap()
+    else {
+        panic!("expected a batch");
+    };
+    assert_eq!(
+        (claimed.rows.len(), claimed.entries.len(), claimed.missing),
+        (2, 1, 0)
+    );
+}
+
 backend_tests!(
+    an_id_listed_twice_is_relayed_once,
     transaction_writes_its_entries_and_their_outbox_row,
     rolled_back_entries_never_reach_the_outbox,
     autocommit_and_manual_writes_have_outbox_rows,
