@@ -166,8 +166,7 @@ pub(crate) fn postgres_statement(statement: Statement, entries: &[ActivityEntry]
     Statement::from_sql_and_values(db_backend, sql, values)
 }
 
-/// SQLite and MySQL: the INSERTs of the outbox rows of `entries`, sent after their log INSERTs
-/// (before them in autocommit).
+/// SQLite and MySQL: the INSERTs of the outbox rows of `entries`, sent before their log INSERTs.
 pub(crate) fn separate_statements(backend: DbBackend, entries: &[ActivityEntry]) -> Vec<Statement> {
     let table = quoted(backend, activity_outbox::Entity.table_name());
     let now = Utc::now();

@@ -188,7 +188,7 @@ async fn send<C: ConnectionTrait>(db: &C, chunks: Vec<Statement>) -> Result<(), 
 const MYSQL_AUTOCOMMIT_BYTES: usize = 512 << 10;
 
 /// The statements that write `entries`: their INSERTs and, with the outbox on, their outbox
-/// rows (inside each INSERT on PostgreSQL; elsewhere after them, or before them in autocommit).
+/// rows (inside each INSERT on PostgreSQL, before them elsewhere).
 /// `autocommit`: no wire budget (only MySQL's packet limit), because there only a single
 /// statement is atomic.
 fn chunk(backend: DbBackend, entries: &[ActivityEntry], autocommit: bool) -> Vec<Statement> {
@@ -210,17 +210,13 @@ fn chunk(backend: DbBackend, entries: &[ActivityEntry], autocommit: bool) -> Vec
             .into_iter()
             .map(|(statement, rows)| outbox::postgres_statement(statement, &entries[rows]))
             .collect(),
-        // Outside a transaction each statement commits alone: the outbox row goes first, so a
-        // failure between the two leaves a row naming entries that never came (the relay skips
-        // them after its grace), never entries no relay will publish.
-        _ if autocommit => {
+        // The outbox row goes first. Outside a transaction (or on a connection type whose
+        // state is unknown) each statement may commit alone: a failure between the two then
+        // leaves a row naming entries that never came, which the relay skips after its grace,
+        // never entries no relay will publish. Inside a transaction the order is immaterial.
+        _ => {
             let mut statements = outbox::separate_statements(backend, entries);
             statements.extend(inserts.into_iter().map(|(s, _)| s));
-            statements
-        }
-        _ => {
-            let mut statements: Vec<Statement> = inserts.into_iter().map(|(s, _)| s).collect();
-            statements.extend(outbox::separate_statements(backend, entries));
             statements
         }
     }
