@@ -42,6 +42,10 @@ fn by(
         .forced();
     e.created_at = at(minute);
     e.team_id = Some(team.into());
+    // Every request's own address and browser: the actor's (or impersonator's) personal data.
+    e.ip_address = Some(format!("10.0.0.{minute}"));
+    e.user_agent = Some(format!("Browser/{minute}"));
+    e.client = Some("web".into());
     if let Some((id, name)) = user {
         e.user_id = Some(id.into());
         e.user_name = Some(name.into());
@@ -260,18 +264,24 @@ async fn erasure_touches_only_the_user(t: &TestDb) {
     let a = Some(alias.clone());
 
     // Entries by user 1: actor columns only; the detail is another item's and stays exact.
+    // Their request's address and browser go too; its id and client stay.
+    let unlinked = |mut m: activity_log::Model| {
+        m.ip_address = None;
+        m.user_agent = None;
+        m
+    };
     for label in ["by_1", "by_1_t2", "about_11"] {
-        let mut expect = old(label);
+        let mut expect = unlinked(old(label));
         expect.user_id = a.clone();
         expect.user_name = a.clone();
         assert_eq!(get(label), expect, "{label}");
         assert_eq!(after[&seeded[label].id].1, before[&seeded[label].id].1);
     }
-    let mut expect = old("1_by_11");
+    let mut expect = unlinked(old("1_by_11"));
     expect.user_id = a.clone();
     expect.user_name = a.clone();
     assert_eq!(get("1_by_11"), expect, "impersonator 11 stays");
-    let mut expect = old("21_as_1");
+    let mut expect = unlinked(old("21_as_1"));
     expect.impersonated_by = a.clone();
     assert_eq!(get("21_as_1"), expect, "user 21 stays, impersonator 1 goes");
 
@@ -301,7 +311,7 @@ async fn erasure_touches_only_the_user(t: &TestDb) {
     for e in &bulk {
         let (m, text) = &after[&e.id];
         let (o, o_text) = &before[&e.id];
-        let mut expect = o.clone();
+        let mut expect = unlinked(o.clone());
         expect.user_id = a.clone();
         expect.user_name = a.clone();
         assert_eq!(m, &expect);

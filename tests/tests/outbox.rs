@@ -10,7 +10,8 @@ use std::time::Duration;
 use activity_tests::{Backend, TestDb, backend_tests, new_flag};
 use scoped_futures::ScopedFutureExt;
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryOrder, Set,
+    ActiveModelTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel,
+    QueryOrder, Set,
 };
 
 fn with_outbox() -> ActivityConfig {
@@ -50,6 +51,11 @@ async fn claimed_names(t: &TestDb) -> Vec<String> {
     };
     drop(txn);
     names
+}
+
+/// Claim up to ten rows in `txn`.
+async fn claim_ten(txn: &DatabaseTransaction, waiting: &mut WaitingRows) -> Claim {
+    outbox::claim(txn, 10, waiting).await.unwrap()
 }
 
 async fn transaction_writes_its_entries_and_their_outbox_row(t: &TestDb) {
@@ -209,15 +215,10 @@ async fn claim_complete_and_one_relay_at_a_time(t: &TestDb) {
         .unwrap();
     let txn = outbox::begin(&t.db).await.unwrap();
     assert!(matches!(
-        outbox::claim(&txn, 10, &mut WaitingRows::default())
-            .await
-            .unwrap(),
+        claim_ten(&txn, &mut WaitingRows::default()).await,
         Claim::Pending { .. }
     ));
-    let Claim::Batch(claimed) = outbox::claim(&txn, 10, &mut WaitingRows::new(Duration::ZERO))
-        .await
-        .unwrap()
-    else {
+    let Claim::Batch(claimed) = claim_ten(&txn, &mut WaitingRows::new(Duration::ZERO)).await else {
         panic!("expected a batch");
     };
     assert_eq!((claimed.entries.len(), claimed.missing), (0, 1));
@@ -260,18 +261,16 @@ async fn an_autocommit_write_failing_midway_leaves_no_unrelayed_entry(t: &TestDb
     let grace = Duration::from_millis(200);
     let mut waiting = WaitingRows::new(grace);
     assert!(matches!(
-        outbox::claim(&txn, 10, &mut waiting).await.unwrap(),
+        claim_ten(&txn, &mut waiting).await,
         Claim::Pending { .. }
     ));
     tokio::time::sleep(grace + Duration::from_millis(50)).await;
     // A relay that only now sees the row still waits: the row's age does not count.
     assert!(matches!(
-        outbox::claim(&txn, 10, &mut WaitingRows::new(grace))
-            .await
-            .unwrap(),
+        claim_ten(&txn, &mut WaitingRows::new(grace)).await,
         Claim::Pending { .. }
     ));
-    let Claim::Batch(claimed) = outbox::claim(&txn, 10, &mut waiting).await.unwrap() else {
+    let Claim::Batch(claimed) = claim_ten(&txn, &mut waiting).await else {
         panic!("expected a batch");
     };
     assert_eq!((claimed.entries.len(), claimed.missing), (0, 1));
@@ -301,9 +300,7 @@ async fn an_outbox_row_waits_for_its_entries_in_order(t: &TestDb) {
         .unwrap();
     let txn = outbox::begin(&t.db).await.unwrap();
     assert!(matches!(
-        outbox::claim(&txn, 10, &mut WaitingRows::default())
-            .await
-            .unwrap(),
+        claim_ten(&txn, &mut WaitingRows::default()).await,
         Claim::Pending { .. }
     ));
     drop(txn);
@@ -329,10 +326,7 @@ async fn an_id_listed_twice_is_relayed_once(t: &TestDb) {
         .unwrap();
     }
     let txn = outbox::begin(&t.db).await.unwrap();
-    let Claim::Batch(claimed) = outbox::claim(&txn, 10, &mut WaitingRows::default())
-        .await
-        .unwrap()
-    else {
+    let Claim::Batch(claimed) = claim_ten(&txn, &mut WaitingRows::default()).await else {
         panic!("expected a batch");
     };
     assert_eq!(

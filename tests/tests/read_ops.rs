@@ -391,6 +391,25 @@ async fn numeric_path_segments_are_object_keys(t: &TestDb) {
         found("context.list[].0", FilterOp::Exact(json!("zero"))).await,
         vec!["array".to_owned()]
     );
+    // A value that is an array equals no scalar (MySQL's JSON_CONTAINS alone would say it
+    // does); its elements are compared with `[]`.
+    assert_eq!(
+        found("context.v", FilterOp::Exact(json!("zero"))).await,
+        none
+    );
+    assert_eq!(
+        found("context.v", FilterOp::In(vec![json!("one"), json!(7)])).await,
+        none
+    );
+    assert_eq!(
+        found("context.v[]", FilterOp::Exact(json!("zero"))).await,
+        vec!["array".to_owned()],
+        "`[]` walks an array's elements, never an object's members"
+    );
+    assert_eq!(
+        found("context.v[]", FilterOp::Contains("zer".into())).await,
+        vec!["array".to_owned()]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

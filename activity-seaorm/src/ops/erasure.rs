@@ -88,7 +88,9 @@ pub fn pseudonym(user_id: &str) -> Result<String, Error> {
 ///
 /// - entries **by** the user (`user_id` or `impersonated_by` equal to `user_id`): the actor
 ///   columns that hold the user (`user_id` with its `user_name`, `impersonated_by`) become the
-///   pseudonym; the rest of the entry — what they did, to which item — stays as it is;
+///   pseudonym, and the request's `ip_address` and `user_agent` (theirs, and enough to link the
+///   pseudonym back to them) are cleared; the rest of the entry — what they did, to which item,
+///   the request id and client — stays as it is;
 /// - entries **about** the user (scope among the user scopes, `item_id == user_id`): `item_id`,
 ///   and `detail.name`, `detail.short_id` and each change's `before`/`after` that are a JSON
 ///   string *exactly equal* to one of the user's known values, become the pseudonym. The known
@@ -297,8 +299,19 @@ async fn rewrite<C: ConnectionTrait>(
             am.user_name = Set(Some(target.alias.to_owned()));
         }
     }
-    if row.impersonated_by.as_deref() == Some(target.user) {
+    let impersonator = row.impersonated_by.as_deref() == Some(target.user);
+    if impersonator {
         am.impersonated_by = Set(Some(target.alias.to_owned()));
+    }
+    // The request came from the user (or from the user impersonating someone): its address
+    // and browser string are theirs, and would link the pseudonym back to them.
+    if by_user || impersonator {
+        if row.ip_address.is_some() {
+            am.ip_address = Set(None);
+        }
+        if row.user_agent.is_some() {
+            am.user_agent = Set(None);
+        }
     }
     if about {
         am.item_id = Set(Some(target.alias.to_owned()));

@@ -276,8 +276,10 @@ fn mysql_contains(path: &DetailPath, pattern: String) -> Sql {
     s
 }
 
-/// MySQL/MariaDB: `JSON_CONTAINS` compares JSON values (numbers by value), and with a wildcard
-/// path the extracted array contains any matching element.
+/// MySQL/MariaDB: `JSON_CONTAINS` compares JSON values (numbers by value). It also takes an
+/// array to contain each of its elements, which the other backends do not: a value that is an
+/// array never equals a scalar here either, and with `[]` each element is tested on its own
+/// (`JSON_TABLE`), as in [`mysql_contains`].
 fn mysql_equals(path: &DetailPath, values: &[Wanted]) -> Sql {
     let mut candidates: Vec<String> = Vec::new();
     for w in values {
@@ -294,16 +296,36 @@ fn mysql_equals(path: &DetailPath, values: &[Wanted]) -> Sql {
             candidates.push(b.to_string());
         }
     }
-    let mut s = Sql::default();
-    s.push("(FALSE");
-    for c in candidates {
-        s.push(" OR JSON_CONTAINS(JSON_EXTRACT(`activity_log`.`detail`, ")
-            .bind(mysql_path(path))
-            .push("), ")
-            .bind(c)
+    let (doc, inner) = match &path.each {
+        None => ("`activity_log`.`detail`", mysql_path(path)),
+        Some(each) => ("e.v", format!("${}", mysql_keys(each))),
+    };
+    let extract = |s: &mut Sql| {
+        s.push("JSON_EXTRACT(")
+            .push(doc)
+            .push(", ")
+            .bind(inner.clone())
             .push(")");
+    };
+    let mut m = Sql::default();
+    m.push("(FALSE");
+    for c in candidates {
+        m.push(" OR (JSON_TYPE(");
+        extract(&mut m);
+        m.push(") <> 'ARRAY' AND JSON_CONTAINS(");
+        extract(&mut m);
+        m.push(", ").bind(c).push("))");
     }
-    s.push(")");
+    m.push(")");
+    if path.each.is_none() {
+        return m;
+    }
+    let mut s = Sql::default();
+    s.push("EXISTS (SELECT 1 FROM JSON_TABLE(JSON_EXTRACT(`activity_log`.`detail`, ")
+        .bind(format!("${}", mysql_keys(&path.head)))
+        .push("), '$[*]' COLUMNS (v JSON PATH '$')) AS e WHERE ")
+        .append(&m)
+        .push(")");
     s
 }
 
@@ -322,24 +344,34 @@ fn sqlite_match(path: &DetailPath, m: impl Fn(&Sql, &Sql) -> Sql) -> Sql {
         Some(inner) => ("e.value", inner, true),
     };
     let mut x = Sql::default();
-    x.push("json_extract(")
-        .push(doc)
-        .push(", ")
-        .bind(sqlite_path(inner))
-        .push(")");
     let mut t = Sql::default();
-    t.push("json_type(")
-        .push(doc)
-        .push(", ")
-        .bind(sqlite_path(inner))
-        .push(")");
+    if each && inner.is_empty() {
+        // The element itself (`tags[]`): json_each has its value and type already. (A scalar
+        // element's value is SQL text, not JSON: json_extract on it would fail.)
+        x.push("e.value");
+        t.push("e.type");
+    } else {
+        x.push("json_extract(")
+            .push(doc)
+            .push(", ")
+            .bind(sqlite_path(inner))
+            .push(")");
+        t.push("json_type(")
+            .push(doc)
+            .push(", ")
+            .bind(sqlite_path(inner))
+            .push(")");
+    }
     if !each {
         return m(&x, &t);
     }
+    // `[]` walks an array only: json_each would also walk an object's members.
     let mut s = Sql::default();
     s.push("EXISTS (SELECT 1 FROM json_each(\"activity_log\".\"detail\", ")
         .bind(sqlite_path(&path.head))
-        .push(") AS e WHERE ")
+        .push(") AS e WHERE json_type(\"activity_log\".\"detail\", ")
+        .bind(sqlite_path(&path.head))
+        .push(") = 'array' AND ")
         .append(&m(&x, &t))
         .push(")");
     s
