@@ -197,9 +197,13 @@ pub async fn upgrade<C: ConnectionTrait>(db: &C) -> Result<Vec<&'static str>, Db
     Ok(widened)
 }
 
-/// A binary collation without trailing-space padding: `utf8mb4_bin` pads, so `'acme'` would
-/// still equal `'acme '`. MariaDB has `utf8mb4_nopad_bin`, MySQL 8 `utf8mb4_0900_bin`.
-async fn mysql_exact_collation<C: ConnectionTrait>(db: &C) -> Result<String, DbErr> {
+/// MySQL/MariaDB: the collation under which text compares byte for byte, as on the other
+/// backends — for any table holding tenant, user or item ids (the library's own use it). Under
+/// the server's default (`utf8mb4_general_ci`) `'acme'` equals `'ACME'` and `'acme '`: a read
+/// across tenants. A binary collation without trailing-space padding: `utf8mb4_bin` pads, so
+/// `'acme'` would still equal `'acme '`. MariaDB has `utf8mb4_nopad_bin`, MySQL 8
+/// `utf8mb4_0900_bin`; a server with neither gets `utf8mb4_bin` and a warning.
+pub async fn mysql_exact_collation<C: ConnectionTrait>(db: &C) -> Result<String, DbErr> {
     let row = db
         .query_one_raw(Statement::from_string(
             DbBackend::MySql,

@@ -330,6 +330,22 @@ async fn subscriptions_are_created_listed_and_revoked(t: &TestDb) {
             .len(),
         1
     );
+    // Ids compare exactly on every backend (MySQL's default collation would fold case and
+    // trailing spaces): another user's or tenant's spelling finds nothing, revokes nothing.
+    for (tenant, user) in [("acme", "U"), ("ACME", "u"), ("acme ", "u"), ("acme", "u ")] {
+        assert!(
+            notify::subscriptions(&t.db, tenant, user)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{tenant:?} {user:?}"
+        );
+        assert!(
+            !notify::unsubscribe(&t.db, tenant, user, "Project", "p")
+                .await
+                .unwrap()
+        );
+    }
     // Idempotent table creation.
     notify::create_tables(&t.db).await.unwrap();
 }

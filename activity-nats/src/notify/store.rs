@@ -119,13 +119,24 @@ impl Depth {
 
 /// Create the three tables (idempotent; safe at every start-up).
 pub async fn create_tables<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
-    let schema = Schema::new(db.get_database_backend());
-    let mut subscription = schema.create_table_from_entity(activity_subscription::Entity);
-    db.execute(subscription.if_not_exists()).await?;
-    let mut preference = schema.create_table_from_entity(activity_notification_preference::Entity);
-    db.execute(preference.if_not_exists()).await?;
-    let mut delivery = schema.create_table_from_entity(activity_notification_delivery::Entity);
-    db.execute(delivery.if_not_exists()).await?;
+    let backend = db.get_database_backend();
+    let schema = Schema::new(backend);
+    // Tenants, users and items compare byte for byte on MySQL too, as in `activity_log`: under
+    // the server's default collation `bob` would list and revoke `Bob`'s subscriptions.
+    let collation = match backend {
+        DbBackend::MySql => Some(activity_seaorm::schema::mysql_exact_collation(db).await?),
+        _ => None,
+    };
+    for mut table in [
+        schema.create_table_from_entity(activity_subscription::Entity),
+        schema.create_table_from_entity(activity_notification_preference::Entity),
+        schema.create_table_from_entity(activity_notification_delivery::Entity),
+    ] {
+        if let Some(collation) = &collation {
+            table.character_set("utf8mb4").collate(collation.as_str());
+        }
+        db.execute(table.if_not_exists()).await?;
+    }
     // Routing looks subscriptions up by item within a tenant; one subscription per user and item.
     use activity_subscription::Column as S;
     let mut index = Index::create();
