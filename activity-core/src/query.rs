@@ -78,13 +78,13 @@ pub struct ActivityQuery {
     pub team_id: Option<String>,
     /// Explicitly reads across tenants.
     pub unscoped: bool,
-    /// Any of these scopes (at most [`MAX_LIST_LEN`]).
+    /// Any of these scopes (at most [`MAX_LIST_LEN`]); empty: no restriction.
     pub scopes: Vec<String>,
-    /// Any of these item ids (at most [`MAX_LIST_LEN`]).
+    /// Any of these item ids (at most [`MAX_LIST_LEN`]); empty: no restriction.
     pub item_ids: Vec<String>,
-    /// Any of these user ids (at most [`MAX_LIST_LEN`]).
+    /// Any of these user ids (at most [`MAX_LIST_LEN`]); empty: no restriction.
     pub users: Vec<String>,
-    /// Any of these activities (at most [`MAX_LIST_LEN`]).
+    /// Any of these activities (at most [`MAX_LIST_LEN`]); empty: no restriction.
     pub activities: Vec<String>,
     /// Inclusive lower bound of `created_at`.
     pub from: Option<DateTime<Utc>>,
@@ -144,14 +144,17 @@ impl ActivityQuery {
         }
     }
 
+    // An empty list restricts nothing, like an absent one: a caller narrowing a read to "the
+    // items this user may see" must check for none itself, or it reads the whole tenant.
     list_builder! {
-        /// Restrict to scopes.
+        /// Restrict to scopes (an empty list: no restriction).
         scopes => scopes,
-        /// Restrict to item ids.
+        /// Restrict to item ids. An empty list is no restriction: narrowing a read to the items
+        /// a user may see, check for none first, or the whole tenant is read.
         item_ids => item_ids,
-        /// Restrict to user ids.
+        /// Restrict to user ids (an empty list: no restriction).
         users => users,
-        /// Restrict to activities.
+        /// Restrict to activities (an empty list: no restriction).
         activities => activities,
     }
 

@@ -17,7 +17,8 @@ pub trait ActivityStore: Send + Sync {
     async fn query(&self, query: &ActivityQuery) -> Result<Page, ActivityError>;
 }
 
-/// A store in memory.
+/// A store in memory. Its [`query`](ActivityStore::query) filters on columns only: text
+/// search and detail filters are refused.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -26,6 +27,9 @@ pub trait ActivityStore: Send + Sync {
 /// store.append(vec![ActivityEntry::new("Flag", "created").with_item_id("1")]).await.unwrap();
 /// let page = store.query(&ActivityQuery::unscoped().item("Flag", "1")).await.unwrap();
 /// assert_eq!(page.results.len(), 1);
+/// // Text search needs a database: refused, never ignored.
+/// let search = ActivityQuery::unscoped().item("Flag", "1").search("nothing like it");
+/// assert!(store.query(&search).await.is_err());
 /// # }
 /// ```
 ///
@@ -65,9 +69,17 @@ impl ActivityStore for InMemoryStore {
         Ok(())
     }
 
+    /// Filters on the entries' columns. Text search and detail filters need a database's
+    /// JSON and collation rules: a query with either is refused, never answered as if they
+    /// were not there (which would widen it).
     async fn query(&self, query: &ActivityQuery) -> Result<Page, ActivityError> {
         query.check_tenant()?;
         query.check_bounds()?;
+        if query.search.is_some() || !query.detail_filters.is_empty() {
+            return Err(ActivityError::InvalidQuery(
+                "the in-memory store has no text search or detail filters".into(),
+            ));
+        }
         let size = query.page_size()?;
         let mut rows: Vec<ActivityEntry> = self
             .entries()

@@ -12,7 +12,8 @@ use crate::errors::Error;
 /// Rows deleted per statement by [`prune`]: short statements, short locks.
 pub const PRUNE_BATCH: u64 = 5_000;
 
-/// Delete entries older than `older_than` (optionally only of `scopes`), in batches of
+/// Delete entries older than `older_than` (only of `scopes`; an empty slice means every
+/// scope), in batches of
 /// [`PRUNE_BATCH`] so no statement holds locks for long. Each batch runs in its own short
 /// transaction (a savepoint when `db` is a transaction) that enters
 /// [`guard::enter_maintenance`](crate::guard::enter_maintenance), so retention works with the
