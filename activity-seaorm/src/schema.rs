@@ -22,7 +22,7 @@ use sea_orm::sea_query::{
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, Iden, IdenStatic, Statement};
 
 use crate::entity::activity_log::{Column, Entity};
-use crate::entity::{COLUMN_CAPS, column_cap};
+use crate::entity::{COLUMN_CAPS, CapKind, column_cap};
 
 /// Create `activity_log` and its indexes if they do not exist, and [`upgrade`] a table an
 /// earlier version created; also the (small, usually empty) `activity_outbox` of the
@@ -113,7 +113,9 @@ fn text(column: Column) -> ColumnDef {
 }
 
 /// Widen the text columns of an existing `activity_log` that are narrower than
-/// [`COLUMN_CAPS`] (tables created by earlier versions), and return their names. Idempotent:
+/// [`COLUMN_CAPS`] (tables created by earlier versions), on MySQL give identifier columns
+/// without the exact collation ([`mysql_exact_collation`]) that collation (tables created
+/// before it: their ids compared case-insensitively), and return the columns' names. Idempotent:
 /// it reads the current widths first and alters only what is narrower, so an up-to-date table
 /// costs one catalogue query and no lock. No table yet: nothing to do.
 ///
@@ -148,6 +150,12 @@ pub async fn upgrade<C: ConnectionTrait>(db: &C) -> Result<Vec<&'static str>, Db
     let rows = db
         .query_all_raw(Statement::from_string(backend, sql))
         .await?;
+    // MySQL: identifiers compare byte for byte only under the exact collation, which tables
+    // created before it was introduced lack (`team_id = 'ACME'` then finds `acme`).
+    let exact = match backend {
+        DbBackend::MySql if !rows.is_empty() => Some(mysql_exact_collation(db).await?),
+        _ => None,
+    };
     let mut changes = Vec::new();
     let mut widened = Vec::new();
     for row in rows {
@@ -156,16 +164,25 @@ pub async fn upgrade<C: ConnectionTrait>(db: &C) -> Result<Vec<&'static str>, Db
         let Some(cap) = COLUMN_CAPS.iter().find(|c| c.column.as_str() == name) else {
             continue;
         };
-        if usize::try_from(width).is_ok_and(|w| w >= cap.max_chars) {
+        let current = usize::try_from(width).unwrap_or(0);
+        let narrow = current < cap.max_chars;
+        let mut charset: Option<String> = row.try_get("", "charset")?;
+        let mut collation: Option<String> = row.try_get("", "collation")?;
+        let loose = cap.kind == CapKind::Identifier
+            && exact.is_some()
+            && collation.as_deref() != exact.as_deref();
+        if !narrow && !loose {
             continue;
         }
+        if loose {
+            charset = Some("utf8mb4".to_owned());
+            collation = exact.clone();
+        }
         let column = cap.column.as_str();
-        let max = cap.max_chars;
+        let max = cap.max_chars.max(current);
         changes.push(match backend {
             DbBackend::Postgres => format!("ALTER COLUMN \"{column}\" TYPE varchar({max})"),
             _ => {
-                let charset: Option<String> = row.try_get("", "charset")?;
-                let collation: Option<String> = row.try_get("", "collation")?;
                 let nullable: String = row.try_get("", "nullable")?;
                 let mut change = format!("MODIFY COLUMN `{column}` varchar({max})");
                 if let Some(charset) = charset {
@@ -193,7 +210,7 @@ pub async fn upgrade<C: ConnectionTrait>(db: &C) -> Result<Vec<&'static str>, Db
     };
     db.execute_unprepared(&format!("ALTER TABLE {table} {}", changes.join(", ")))
         .await?;
-    tracing::info!(columns = ?widened, "activity_log: widened columns to their caps");
+    tracing::info!(columns = ?widened, "activity_log: upgraded columns (widths, MySQL collation)");
     Ok(widened)
 }
 

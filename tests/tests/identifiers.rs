@@ -390,6 +390,44 @@ async fn upgrade_reports_what_it_widened(t: &TestDb) {
     );
 }
 
+/// A MySQL table created before the exact collation compares ids case-insensitively: a read
+/// for team `ACME` finds team `acme`'s entries. `upgrade` gives every identifier column the
+/// exact collation (and only those), once.
+async fn upgrade_makes_old_mysql_identifiers_exact(t: &TestDb) {
+    t.db.execute_unprepared(
+        "ALTER TABLE activity_log \
+         MODIFY COLUMN team_id varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NULL, \
+         MODIFY COLUMN user_id varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NULL, \
+         MODIFY COLUMN user_agent varchar(512) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NULL",
+    )
+    .await
+    .unwrap();
+    let mut entry = ActivityEntry::new("Job", "ran").with_item_id("1");
+    entry.team_id = Some("acme".into());
+    activity_seaorm::log_activity(&t.db, entry).await.unwrap();
+    let other_team = async || {
+        let q = ActivityQuery::for_team("ACME ");
+        activity_seaorm::load_activity(&t.db, &q)
+            .await
+            .unwrap()
+            .results
+            .len()
+    };
+    assert_eq!(other_team().await, 1, "the old table's hole");
+    let mut upgraded = activity_seaorm::schema::upgrade(&t.db).await.unwrap();
+    upgraded.sort_unstable();
+    assert_eq!(upgraded, ["team_id", "user_id"], "identifiers only");
+    assert_eq!(other_team().await, 0);
+    assert!(
+        activity_seaorm::schema::upgrade(&t.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+activity_tests::tests_on!(old_mysql_collation: upgrade_makes_old_mysql_identifiers_exact on mysql);
+
 backend_tests!(
     identifiers_up_to_255_are_stored_exactly,
     identifier_over_255_is_refused_fail_closed,
