@@ -122,11 +122,11 @@ where
         return Ok(am);
     }
     let (before, origin) = match (fresh, supplied) {
-        (Some(Some(model)), _) => (model, read_origin()),
+        (Some(Some(model)), _) => (model, read_origin::<C>()),
         (Some(None), _) => return Ok(am),
         (None, Some(model)) => (model, Origin::Tracked),
         (None, None) => match read_row(&am, db, Intent::Update).await? {
-            Some(model) => (model, read_origin()),
+            Some(model) => (model, read_origin::<C>()),
             // No such row: the UPDATE will match nothing and nothing is logged.
             None => return Ok(am),
         },
@@ -143,8 +143,11 @@ where
     Ok(am)
 }
 
-fn read_origin() -> Origin {
+fn read_origin<C: ?Sized>() -> Origin {
     Origin::Read {
+        // Autocommit (or a connection type the library does not know): the read's row lock
+        // ended with its statement, and another writer may change the row before the UPDATE.
+        held: crate::sink::change_state::<C>() == crate::failure::ChangeState::InOpenTransaction,
         context: activity_core::ActivityContext::current().map(Box::new),
         at: now(),
     }

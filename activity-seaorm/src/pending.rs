@@ -17,11 +17,15 @@ use crate::recorder::{UnconfirmedUpdate, stamp};
 
 /// Where an update's before-state came from.
 pub(crate) enum Origin {
-    /// Read by `before_save`, locked, in the update's own transaction: exact. Kept with the
-    /// context and time of the update, in case its entry is only settled at flush.
+    /// Read by `before_save`, locked. Kept with the context and time of the update, in case
+    /// its entry is only settled at flush.
     Read {
         context: Option<Box<ActivityContext>>,
         at: DateTime<Utc>,
+        /// The lock is held until the update's transaction ends: the read is exact. Without a
+        /// transaction it ended with the read, so only the columns the update set are compared
+        /// (another writer's change in between is not this update's).
+        held: bool,
     },
     /// Supplied by `Tracked`: the model as the caller loaded it, possibly stale, so only the
     /// columns the caller set are compared. `Tracked` updates always return their row, so one
@@ -46,10 +50,12 @@ where
     /// (`None` when nothing changed).
     pub(crate) fn confirmed(self, after: &ModelOf<A>) -> Option<ActivityEntry> {
         let before = match self.origin {
-            Origin::Read { .. } => self.before,
+            Origin::Read { held: true, .. } => self.before,
             // Columns the caller did not set take their value from the row as written, so a
-            // stale original never blames this update for another writer's change.
-            Origin::Tracked => with_set_columns(after, &self.before, &self.written)?,
+            // stale before-state never blames this update for another writer's change.
+            Origin::Read { held: false, .. } | Origin::Tracked => {
+                with_set_columns(after, &self.before, &self.written)?
+            }
         };
         changes(&before, after)
     }
@@ -57,7 +63,7 @@ where
     /// The entry of an update SeaORM never confirmed, from the row as it is `now`: only the
     /// columns it set that the database shows changed since the before-state.
     pub(crate) fn settled(self, now: &ModelOf<A>) -> Option<ActivityEntry> {
-        let Origin::Read { context, at } = self.origin else {
+        let Origin::Read { context, at, .. } = self.origin else {
             return None;
         };
         let after = with_set_columns(&self.before, now, &self.written)?;

@@ -149,3 +149,63 @@ pub mod vault {
         activity_seaorm::activity_hooks!();
     }
 }
+
+/// A note whose own `before_save` (after the library's) lets "another writer" change the row's
+/// `body` when [`racy::INTERLEAVE`] is set: the moment between the hook's read and SeaORM's
+/// UPDATE, made deterministic. Not created by [`create_tables`].
+pub mod racy {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use activity_seaorm::prelude::*;
+    use sea_orm::entity::prelude::*;
+
+    /// Set: the next save of a note first lets another writer set its `body` to `"bob's"`.
+    pub static INTERLEAVE: AtomicBool = AtomicBool::new(false);
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, ModelActivity)]
+    #[sea_orm(table_name = "racy_note")]
+    #[activity(scope = "Note", name = title, team = team_id)]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        pub team_id: i64,
+        pub title: String,
+        pub body: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    #[async_trait::async_trait]
+    impl ActiveModelBehavior for ActiveModel {
+        async fn before_save<C: ConnectionTrait>(
+            self,
+            db: &C,
+            insert: bool,
+        ) -> Result<Self, DbErr> {
+            let this = activity_seaorm::hooks::before_save(self, db, insert).await?;
+            if INTERLEAVE.swap(false, Ordering::SeqCst)
+                && let sea_orm::ActiveValue::Unchanged(id) | sea_orm::ActiveValue::Set(id) =
+                    this.id.clone()
+            {
+                // Another writer, its own statement (autocommit on a pool).
+                let sql = format!("UPDATE racy_note SET body = 'bob''s' WHERE id = {id}");
+                db.execute_unprepared(&sql).await?;
+            }
+            Ok(this)
+        }
+        async fn after_save<C: ConnectionTrait>(
+            model: Model,
+            db: &C,
+            insert: bool,
+        ) -> Result<Model, DbErr> {
+            activity_seaorm::hooks::after_save(model, db, insert).await
+        }
+        async fn before_delete<C: ConnectionTrait>(self, db: &C) -> Result<Self, DbErr> {
+            activity_seaorm::hooks::before_delete(self, db).await
+        }
+        async fn after_delete<C: ConnectionTrait>(self, db: &C) -> Result<Self, DbErr> {
+            activity_seaorm::hooks::after_delete(self, db).await
+        }
+    }
+}

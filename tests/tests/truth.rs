@@ -518,7 +518,58 @@ async fn configuration_is_per_task(t: &TestDb) {
     }
 }
 
+/// Outside a transaction the hook's row lock ends with its read, and another writer may change
+/// the row before SeaORM's UPDATE. The entry holds what this update set, under its actor, never
+/// the other writer's change.
+async fn autocommit_updates_never_take_another_writers_change(t: &TestDb) {
+    use activity_tests::models::racy;
+    use sea_orm::IntoActiveModel;
+    // The interleaving switch is process-wide: one backend at a time.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
+    activity_tests::create_entity_table(&t.db, racy::Entity).await;
+    let note = racy::ActiveModel {
+        team_id: Set(7),
+        title: Set("draft".into()),
+        body: Set("text".into()),
+        ..Default::default()
+    }
+    .insert(&t.db)
+    .await
+    .unwrap();
+    racy::INTERLEAVE.store(true, Ordering::SeqCst);
+    let mut am = note.into_active_model();
+    am.title = Set("final".into());
+    let saved = ActivityContext::scope(user("alice"), am.update(&t.db))
+        .await
+        .unwrap();
+    assert!(
+        !racy::INTERLEAVE.load(Ordering::SeqCst),
+        "the other writer never ran"
+    );
+    assert_eq!(saved.body, "bob's", "the row holds the other writer's body");
+    let entries = t.entries().await;
+    let updated: Vec<_> = entries.iter().filter(|e| e.activity == "updated").collect();
+    assert_eq!(updated.len(), 1);
+    assert_eq!(updated[0].user_id.as_deref(), Some("alice"));
+    let changes: Vec<_> = updated[0]
+        .detail
+        .changes
+        .iter()
+        .map(|c| (c.field.clone(), c.before.clone(), c.after.clone()))
+        .collect();
+    assert_eq!(
+        changes,
+        [(
+            Some("title".to_owned()),
+            serde_json::json!("draft"),
+            serde_json::json!("final")
+        )]
+    );
+}
+
 backend_tests!(
+    autocommit_updates_never_take_another_writers_change,
     failed_then_handled_statements_log_nothing,
     cancellation_never_loses_or_mixes_entries,
     concurrent_tracked_writers_keep_their_own_changes,
