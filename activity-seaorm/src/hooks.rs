@@ -237,8 +237,8 @@ where
 /// [`checked`](crate::checked) mode.
 pub async fn before_delete<A, C>(am: A, db: &C) -> Result<A, DbErr>
 where
-    A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Send + 'static,
-    ModelOf<A>: ModelActivity + IntoActiveModel<A> + Send + Sync + 'static,
+    A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Clone + Send + 'static,
+    ModelOf<A>: ModelActivity + IntoActiveModel<A> + Clone + Send + Sync + 'static,
     C: ConnectionTrait,
 {
     let am = prepare_delete(am, db).await?;
@@ -248,22 +248,28 @@ where
 
 async fn prepare_delete<A, C>(am: A, db: &C) -> Result<A, DbErr>
 where
-    A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Send + 'static,
-    ModelOf<A>: ModelActivity + IntoActiveModel<A> + Send + Sync + 'static,
+    A: ActiveModelTrait + TryIntoModel<ModelOf<A>> + Clone + Send + 'static,
+    ModelOf<A>: ModelActivity + IntoActiveModel<A> + Clone + Send + Sync + 'static,
     C: ConnectionTrait,
 {
-    if is_muted(<ModelOf<A>>::SCOPE) {
-        return Ok(am);
-    }
     let Some(item_id) = active_item_id(&am) else {
         return Ok(am);
     };
+    let frame = recorder::frame_for(conn_key(db));
+    // An earlier update of this row that never reached `after_save` (`update_without_returning`)
+    // is settled first, from the row as it is now: the delete's state would take its place.
+    if let Some(frame) = &frame {
+        settle_earlier(&am, db, frame, &item_id).await?;
+    }
+    if is_muted(<ModelOf<A>>::SCOPE) {
+        return Ok(am);
+    }
     let Some(row) = read_row(&am, db, Intent::Delete).await? else {
         return Ok(am);
     };
     let complete = is_complete(&am);
     let state = PendingState::Delete(Box::new(row.clone()));
-    match recorder::frame_for(conn_key(db)) {
+    match frame {
         Some(frame) => frame.put_pending::<ModelOf<A>>(item_id, state),
         None => recorder::put_loose::<ModelOf<A>>(item_id, state),
     }

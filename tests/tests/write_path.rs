@@ -768,6 +768,37 @@ async fn update_without_returning_is_logged_in_transaction(t: &TestDb) {
     );
 }
 
+/// A delete after an `update_without_returning` of the same row (in one transaction) settles
+/// the update's entry first: both are logged, in order.
+async fn update_without_returning_then_delete_keeps_both_entries(t: &TestDb) {
+    let flag = new_flag("uwr-then-delete").insert(&t.db).await.unwrap();
+    let id = flag.id;
+    transaction(&t.db, |txn| {
+        async move {
+            let mut am = flag.into_active_model();
+            am.active = Set(true);
+            am.update_without_returning(txn).await?;
+            by_id(id).delete(txn).await?;
+            Ok::<_, DbErr>(())
+        }
+        .scope_boxed()
+    })
+    .await
+    .unwrap();
+    let entries = t.entries().await;
+    let activities: Vec<&str> = entries.iter().map(|e| e.activity.as_str()).collect();
+    assert_eq!(activities, ["created", "updated", "deleted"]);
+    assert_eq!(
+        entries[1].detail.changes,
+        vec![change(
+            ChangeAction::Changed,
+            "enabled",
+            json!(false),
+            json!(true)
+        )]
+    );
+}
+
 /// An `update_without_returning` never reaches `after_save`; a later update of the same row in
 /// the same transaction (hook path, `Tracked`, or inside a savepoint) settles its entry first,
 /// so every update keeps its own entry, in order.
@@ -1000,6 +1031,7 @@ backend_tests!(
     tracked_updates_need_no_read,
     hook_path_reads_once_per_update,
     update_without_returning_is_logged_in_transaction,
+    update_without_returning_then_delete_keeps_both_entries,
     update_without_returning_then_update_keeps_both_entries,
     failed_update_then_update_logs_only_the_second,
     manual_logging_follows_the_same_rules,
