@@ -74,6 +74,8 @@ where
 {
     let filter = filter.into_condition();
     let scope = <E::Model as ModelActivity>::SCOPE;
+    // Earlier unconfirmed updates of rows this may change keep their own entries (muted or not).
+    crate::transaction::settle_updates_of::<E::Model, C>(db).await?;
     if is_muted(scope) {
         return plain_update::<E, C>(db, filter, values).await;
     }
@@ -220,6 +222,7 @@ where
         checked::announce::<E>(Verb::Delete);
         E::delete_many().filter(condition).exec(db)
     };
+    crate::transaction::settle_updates_of::<E::Model, C>(db).await?;
     if is_muted(scope) {
         return Ok(delete(filter).await?.rows_affected);
     }

@@ -145,6 +145,32 @@ impl Frame {
         found.map(|p| p.state)
     }
 
+    /// The before-states of updates of model type `M` no after-hook claimed, in the order the
+    /// statements ran (a delete's state stays: its after-hook may yet come).
+    pub(crate) fn take_unconfirmed_updates_of<M: Any>(&self) -> Vec<PendingState> {
+        if !self.has_pending() {
+            return Vec::new();
+        }
+        let mut state = self.state();
+        let keys: Vec<PendingKey> = state
+            .pending
+            .iter()
+            .filter(|((model, _), p)| {
+                *model == TypeId::of::<M>() && matches!(p.state, PendingState::Update(_))
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut taken: Vec<Pending> = keys
+            .iter()
+            .filter_map(|key| state.pending.remove(key))
+            .collect();
+        self.pending_count
+            .store(state.pending.len(), Ordering::Release);
+        drop(state);
+        taken.sort_by_key(|p| p.seq);
+        taken.into_iter().map(|p| p.state).collect()
+    }
+
     /// Every before-state no after-hook claimed, in the order the statements ran.
     pub(crate) fn take_unconfirmed(&self) -> Vec<PendingState> {
         let mut state = self.state();

@@ -153,6 +153,32 @@ fn new_correlation_id() -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
+/// Settle now, from the rows as they are, the updates of model `M` in `db`'s transaction (and
+/// the ones it is a savepoint of) that SeaORM never confirmed: before a bulk statement on `M`
+/// changes those rows, or the flush would take the bulk's change for theirs.
+pub(crate) async fn settle_updates_of<M: std::any::Any, C: ConnectionTrait>(
+    db: &C,
+) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let mut frame = recorder::frame_for(conn_key(db));
+    while let Some(f) = frame {
+        for state in f.take_unconfirmed_updates_of::<M>() {
+            let PendingState::Update(update) = state else {
+                continue;
+            };
+            let Some(read) = update.settle_read(backend) else {
+                continue;
+            };
+            let row = db.query_one_raw(read).await?;
+            if let Some(entry) = update.settle(row) {
+                f.push(entry);
+            }
+        }
+        frame = f.savepoint_of().cloned();
+    }
+    Ok(())
+}
+
 /// Entries of updates SeaORM never confirmed through `after_save` (`update_without_returning`,
 /// or a statement that failed and was handled), settled from the rows as they are now, in this
 /// transaction. A delete that never reached `after_delete` failed: nothing to log.

@@ -386,7 +386,66 @@ async fn overlapping_per_row_jobs(t: &TestDb) {
     }
 }
 
+/// An `update_without_returning` is settled at flush from the row as it then is; a bulk
+/// update (logged or muted) of the same row in between would be taken for its change. The bulk
+/// settles it first: each statement keeps its own entry.
+async fn a_bulk_settles_earlier_unconfirmed_updates_first(t: &TestDb) {
+    use sea_orm::ActiveModelTrait;
+    let row = flag(1, 7).insert(&t.db).await.unwrap();
+    let id = row.id;
+    let key = |k: &str| feature_flag::ActiveModel {
+        key: Set(k.into()),
+        ..Default::default()
+    };
+    for muted in [false, true] {
+        transaction(&t.db, |txn| {
+            let row = row.clone();
+            async move {
+                let mut am: feature_flag::ActiveModel = row.into();
+                am.key = Set(format!("uwr-{muted}"));
+                am.update_without_returning(txn).await?;
+                let bulk = bulk::update_many::<feature_flag::Entity, _>(
+                    txn,
+                    feature_flag::Column::Id.eq(id),
+                    key(&format!("bulk-{muted}")),
+                    BulkMode::PerRow,
+                );
+                if muted {
+                    activity_seaorm::mute_scopes(&["FeatureFlag"], bulk).await?;
+                } else {
+                    bulk.await?;
+                }
+                Ok::<_, DbErr>(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    }
+    let keys: Vec<(serde_json::Value, serde_json::Value)> = t
+        .entries()
+        .await
+        .into_iter()
+        .filter(|e| e.activity == "updated")
+        .map(|e| {
+            let c = &e.detail.changes[0];
+            (c.before.clone(), c.after.clone())
+        })
+        .collect();
+    let first = flag(1, 7).key.unwrap();
+    assert_eq!(
+        keys,
+        [
+            (json!(first), json!("uwr-false")),
+            (json!("uwr-false"), json!("bulk-false")),
+            // The muted bulk logs nothing, and its change is not the earlier update's.
+            (json!("bulk-false"), json!("uwr-true")),
+        ]
+    );
+}
+
 backend_tests!(
+    a_bulk_settles_earlier_unconfirmed_updates_first,
     overlapping_per_row_jobs,
     per_row_update_logs_every_row,
     summary_mode_and_masks,
