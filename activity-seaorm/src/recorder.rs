@@ -192,13 +192,18 @@ pub(crate) fn current() -> Option<Arc<Frame>> {
 }
 
 /// The frame of this task that records for the connection at `conn`.
+///
+/// While a savepoint of that transaction is open in this task (a nested `transaction`), a
+/// statement sent through the outer handle runs inside the savepoint (one connection): it is
+/// recorded there, so that it is discarded if the savepoint rolls back.
 pub(crate) fn frame_for(conn: usize) -> Option<Arc<Frame>> {
     CURRENT
         .try_with(|innermost| {
             let mut frame = Some(innermost);
             while let Some(f) = frame {
                 if f.conn == conn {
-                    return Some(Arc::clone(f));
+                    let open = innermost_savepoint_of(innermost, f);
+                    return Some(Arc::clone(open.unwrap_or(f)));
                 }
                 frame = f.enclosing.as_ref();
             }
@@ -206,6 +211,29 @@ pub(crate) fn frame_for(conn: usize) -> Option<Arc<Frame>> {
         })
         .ok()
         .flatten()
+}
+
+/// The innermost frame, from `innermost` out to `outer`, that is a savepoint of `outer` at any
+/// depth. `None` in the common case: `outer` is the innermost frame.
+fn innermost_savepoint_of<'a>(
+    innermost: &'a Arc<Frame>,
+    outer: &Arc<Frame>,
+) -> Option<&'a Arc<Frame>> {
+    let mut frame = Some(innermost);
+    while let Some(f) = frame {
+        if Arc::ptr_eq(f, outer) {
+            return None;
+        }
+        let mut parent = f.savepoint_of.as_ref();
+        while let Some(p) = parent {
+            if Arc::ptr_eq(p, outer) {
+                return Some(f);
+            }
+            parent = p.savepoint_of.as_ref();
+        }
+        frame = f.enclosing.as_ref();
+    }
+    None
 }
 
 /// Whether a before-state may be waiting for this task: in one of its frames, or in the table

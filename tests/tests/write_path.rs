@@ -768,6 +768,56 @@ async fn update_without_returning_is_logged_in_transaction(t: &TestDb) {
     );
 }
 
+/// Inside a nested `transaction`, a write through the *outer* handle runs in the open
+/// savepoint (one connection): when the savepoint rolls back, the change is undone, and its
+/// entry must go with it.
+async fn a_write_through_the_outer_handle_goes_with_the_open_savepoint(t: &TestDb) {
+    let flag = new_flag("outer-handle").insert(&t.db).await.unwrap();
+    let id = flag.id;
+    transaction(&t.db, |txn| {
+        async move {
+            let inner = transaction(txn, |_savepoint| {
+                async move {
+                    let mut am = by_id(id);
+                    am.description = Set(Some("undone".into()));
+                    am.update(txn).await?;
+                    Err::<(), _>(DbErr::Custom("roll the savepoint back".into()))
+                }
+                .scope_boxed()
+            })
+            .await;
+            assert!(inner.is_err());
+            let mut am = by_id(id);
+            am.active = Set(true);
+            am.update(txn).await?;
+            Ok::<_, DbErr>(())
+        }
+        .scope_boxed()
+    })
+    .await
+    .unwrap();
+    let row = feature_flag::Entity::find_by_id(id)
+        .one(&t.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.description, None, "the savepoint's change was undone");
+    assert!(row.active);
+    let entries = t.entries().await;
+    let changed: Vec<Vec<String>> = entries
+        .iter()
+        .filter(|e| e.activity == "updated")
+        .map(|e| {
+            e.detail
+                .changes
+                .iter()
+                .filter_map(|c| c.field.clone())
+                .collect()
+        })
+        .collect();
+    assert_eq!(changed, [vec!["enabled".to_owned()]]);
+}
+
 /// A delete after an `update_without_returning` of the same row (in one transaction) settles
 /// the update's entry first: both are logged, in order.
 async fn update_without_returning_then_delete_keeps_both_entries(t: &TestDb) {
@@ -1032,6 +1082,7 @@ backend_tests!(
     hook_path_reads_once_per_update,
     update_without_returning_is_logged_in_transaction,
     update_without_returning_then_delete_keeps_both_entries,
+    a_write_through_the_outer_handle_goes_with_the_open_savepoint,
     update_without_returning_then_update_keeps_both_entries,
     failed_update_then_update_logs_only_the_second,
     manual_logging_follows_the_same_rules,
