@@ -552,7 +552,8 @@ where
         tenants.len() == 1 && tenants[0].team_id.is_none() && tenants[0].organization_id.is_none();
     tenants
         .into_iter()
-        .filter(|t| single || t.count > 0)
+        // A statement that matched nothing changed nothing: no entry, with tenants or without.
+        .filter(|t| if single { total > 0 } else { t.count > 0 })
         .map(|t| {
             let mut entry = ActivityEntry::new(scope, verb)
                 .with_changes(changes.clone())

@@ -444,7 +444,34 @@ async fn a_bulk_settles_earlier_unconfirmed_updates_first(t: &TestDb) {
     );
 }
 
+/// A summary of a statement that matched nothing is no entry, for a model with tenant fields
+/// (no tenant had a row) as for one without.
+async fn a_summary_of_nothing_is_no_entry(t: &TestDb) {
+    use activity_tests::models::setting;
+    let nothing = bulk::update_many::<setting::Entity, _>(
+        &t.db,
+        setting::Column::Key.eq("no-such-key"),
+        setting::ActiveModel {
+            value: Set("x".into()),
+            ..Default::default()
+        },
+        BulkMode::Summary,
+    )
+    .await
+    .unwrap();
+    let none_deleted = bulk::delete_many::<feature_flag::Entity, _>(
+        &t.db,
+        feature_flag::Column::TeamId.eq(-1),
+        BulkMode::Summary,
+    )
+    .await
+    .unwrap();
+    assert_eq!((nothing, none_deleted), (0, 0));
+    assert!(t.entries().await.is_empty());
+}
+
 backend_tests!(
+    a_summary_of_nothing_is_no_entry,
     a_bulk_settles_earlier_unconfirmed_updates_first,
     overlapping_per_row_jobs,
     per_row_update_logs_every_row,
