@@ -227,23 +227,15 @@ fn pg_equals(x: &Sql, values: &[Wanted]) -> Sql {
     s
 }
 
-/// MySQL/MariaDB JSON path: `$."a"."b"`, arrays as `[*]`.
-fn mysql_path(path: &DetailPath) -> String {
-    match &path.each {
-        None => format!("${}", mysql_keys(&path.head)),
-        Some(each) => format!("${}[*]{}", mysql_keys(&path.head), mysql_keys(each)),
-    }
-}
-
 /// `."a"."b"`: the member steps of a MySQL JSON path.
 fn mysql_keys(keys: &[String]) -> String {
     keys.iter().map(|k| format!(".\"{k}\"")).collect()
 }
 
-/// MySQL/MariaDB: text of the value(s) at `path` LIKE `pattern`. With `[]`, each element is
-/// tested on its own (`JSON_TABLE`), never the array's JSON text with its quotes and escapes;
-/// a JSON `null` has no text, as on the other backends.
-fn mysql_contains(path: &DetailPath, pattern: String) -> Sql {
+/// Build a MySQL/MariaDB predicate on the value(s) at `path`: `m` gets what writes the value's
+/// `JSON_EXTRACT`. With `[]`, each element is tested on its own (`JSON_TABLE`), never the
+/// array's JSON text with its quotes and escapes.
+fn mysql_match(path: &DetailPath, m: impl FnOnce(&dyn Fn(&mut Sql)) -> Sql) -> Sql {
     let (doc, inner) = match &path.each {
         None => (
             "`activity_log`.`detail`",
@@ -258,12 +250,7 @@ fn mysql_contains(path: &DetailPath, pattern: String) -> Sql {
             .bind(inner.clone())
             .push(")");
     };
-    let mut m = Sql::default();
-    m.push("CASE WHEN JSON_TYPE(");
-    extract(&mut m);
-    m.push(") <> 'NULL' THEN LOWER(JSON_UNQUOTE(");
-    extract(&mut m);
-    m.push(")) END LIKE ").bind(pattern).push(" ESCAPE '!'");
+    let m = m(&extract);
     if path.each.is_none() {
         return m;
     }
@@ -276,10 +263,23 @@ fn mysql_contains(path: &DetailPath, pattern: String) -> Sql {
     s
 }
 
+/// MySQL/MariaDB: text of the value(s) at `path` LIKE `pattern`; a JSON `null` has no text, as
+/// on the other backends.
+fn mysql_contains(path: &DetailPath, pattern: String) -> Sql {
+    mysql_match(path, |extract| {
+        let mut m = Sql::default();
+        m.push("CASE WHEN JSON_TYPE(");
+        extract(&mut m);
+        m.push(") <> 'NULL' THEN LOWER(JSON_UNQUOTE(");
+        extract(&mut m);
+        m.push(")) END LIKE ").bind(pattern).push(" ESCAPE '!'");
+        m
+    })
+}
+
 /// MySQL/MariaDB: `JSON_CONTAINS` compares JSON values (numbers by value). It also takes an
 /// array to contain each of its elements, which the other backends do not: a value that is an
-/// array never equals a scalar here either, and with `[]` each element is tested on its own
-/// (`JSON_TABLE`), as in [`mysql_contains`].
+/// array never equals a scalar here either (`[]` compares the elements).
 fn mysql_equals(path: &DetailPath, values: &[Wanted]) -> Sql {
     let mut candidates: Vec<String> = Vec::new();
     for w in values {
@@ -296,37 +296,19 @@ fn mysql_equals(path: &DetailPath, values: &[Wanted]) -> Sql {
             candidates.push(b.to_string());
         }
     }
-    let (doc, inner) = match &path.each {
-        None => ("`activity_log`.`detail`", mysql_path(path)),
-        Some(each) => ("e.v", format!("${}", mysql_keys(each))),
-    };
-    let extract = |s: &mut Sql| {
-        s.push("JSON_EXTRACT(")
-            .push(doc)
-            .push(", ")
-            .bind(inner.clone())
-            .push(")");
-    };
-    let mut m = Sql::default();
-    m.push("(FALSE");
-    for c in candidates {
-        m.push(" OR (JSON_TYPE(");
-        extract(&mut m);
-        m.push(") <> 'ARRAY' AND JSON_CONTAINS(");
-        extract(&mut m);
-        m.push(", ").bind(c).push("))");
-    }
-    m.push(")");
-    if path.each.is_none() {
-        return m;
-    }
-    let mut s = Sql::default();
-    s.push("EXISTS (SELECT 1 FROM JSON_TABLE(JSON_EXTRACT(`activity_log`.`detail`, ")
-        .bind(format!("${}", mysql_keys(&path.head)))
-        .push("), '$[*]' COLUMNS (v JSON PATH '$')) AS e WHERE ")
-        .append(&m)
-        .push(")");
-    s
+    mysql_match(path, |extract| {
+        let mut m = Sql::default();
+        m.push("(FALSE");
+        for c in candidates {
+            m.push(" OR (JSON_TYPE(");
+            extract(&mut m);
+            m.push(") <> 'ARRAY' AND JSON_CONTAINS(");
+            extract(&mut m);
+            m.push(", ").bind(c).push("))");
+        }
+        m.push(")");
+        m
+    })
 }
 
 /// SQLite JSON path: `$."a"."b"`.
