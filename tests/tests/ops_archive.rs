@@ -328,7 +328,45 @@ async fn a_database_error_while_deleting_is_resumed(t: &TestDb) {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// One run per archive name at a time: while another run holds the name's lock, a run refuses
+/// to start (nothing written, nothing deleted). A run removes its lock however it ends.
+async fn one_run_per_archive_name(t: &TestDb) {
+    let seeded = seed_entries("locked", 4, 1);
+    insert(t, &seeded).await;
+    let dir = fresh_dir();
+    let query = ActivityQuery::for_team("locked");
+    let opts = ArchiveOptions::new(&dir, "yearly");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(opts.lock_path(), "pid 1").unwrap();
+    let err = archive_then_prune(&t.db, &query, cutoff(), &opts)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Archive { .. }), "{err}");
+    assert_eq!(team_count(t, "locked").await, 5, "nothing deleted");
+    assert!(!opts.data_path().exists() && !opts.manifest_path().exists());
+    // The lock is the other run's: left alone.
+    assert!(opts.lock_path().exists());
+
+    std::fs::remove_file(opts.lock_path()).unwrap();
+    let failing = opts
+        .clone()
+        .on_step(|_| Err(std::io::Error::other("crash")));
+    assert!(
+        archive_then_prune(&t.db, &query, cutoff(), &failing)
+            .await
+            .is_err()
+    );
+    assert!(!opts.lock_path().exists(), "released after a failure");
+    let done = archive_then_prune(&t.db, &query, cutoff(), &opts)
+        .await
+        .unwrap();
+    assert_eq!((done.manifest.count, done.deleted), (4, 4));
+    assert!(!opts.lock_path().exists(), "released after success");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 backend_tests!(
+    one_run_per_archive_name,
     archives_exactly_the_old_entries,
     a_failure_at_each_step_loses_nothing,
     a_damaged_or_missing_archive_deletes_nothing,

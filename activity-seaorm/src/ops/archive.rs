@@ -126,6 +126,11 @@ impl ArchiveOptions {
         self.dir.join(format!("{}.manifest.json", self.name))
     }
 
+    /// The lock a run holds while it works (see [`archive_then_prune`]).
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.lock", self.name))
+    }
+
     fn step(&self, step: ArchiveStep) -> Result<(), Error> {
         tracing::debug!(?step, archive = %self.name, "archive step done");
         match &self.on_step {
@@ -233,6 +238,11 @@ pub async fn archive_then_prune<C: ConnectionTrait + TransactionTrait>(
 ) -> Result<ArchiveOutcome, Error> {
     query.check_tenant()?;
     query.check_bounds()?;
+    fs::create_dir_all(&opts.dir)?;
+    // One run per archive name at a time: two overlapping runs (a cron job that overlaps
+    // itself, two replicas) could otherwise each publish a file, one of them missing what the
+    // other had already deleted, and the second overwrite the first.
+    let _lock = RunLock::take(opts.lock_path())?;
     let manifest_path = opts.manifest_path();
     let query_json = describe_query(query);
     let (manifest, ids, resumed) = if manifest_path.exists() {
@@ -252,7 +262,6 @@ pub async fn archive_then_prune<C: ConnectionTrait + TransactionTrait>(
             "archive already complete and verified; resuming deletion");
         (manifest, ids, true)
     } else {
-        fs::create_dir_all(&opts.dir)?;
         let (manifest, ids) = write_archive(db, query, before, opts, query_json).await?;
         (manifest, ids, false)
     };
@@ -590,6 +599,38 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
+}
+
+/// A run's exclusive claim on its archive name: a file created only if absent, removed when the
+/// run ends however it ends (success, error, panic, a dropped future). A process killed outright
+/// leaves it behind: the next run then refuses to start, naming the file to remove, rather than
+/// guess that nobody else is running.
+struct RunLock(PathBuf);
+
+impl RunLock {
+    fn take(path: PathBuf) -> Result<RunLock, Error> {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut file) => {
+                let _ = writeln!(file, "pid {} since {}", std::process::id(), Utc::now());
+                Ok(RunLock(path))
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(archive_error(
+                &path,
+                "another run of this archive holds its lock; if none is running (a killed \
+                 process left it), remove the file and run again"
+                    .to_owned(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_file(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %e, "could not remove the archive lock");
+        }
+    }
 }
 
 fn archive_error(path: &Path, why: String) -> Error {

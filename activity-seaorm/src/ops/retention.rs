@@ -30,7 +30,11 @@ pub async fn prune<C: ConnectionTrait + TransactionTrait>(
         let txn = db.begin().await?;
         let batch = crate::guard::maintenance(&txn, delete_batch(&txn, older_than, scopes)).await;
         let deleted = match batch {
-            Ok(deleted) => deleted,
+            Ok(Some(deleted)) => deleted,
+            Ok(None) => {
+                txn.commit().await?;
+                return Ok(total);
+            }
             Err(e) => {
                 // Undo the batch and its maintenance setting before reporting.
                 if let Err(rollback) = txn.rollback().await {
@@ -40,20 +44,19 @@ pub async fn prune<C: ConnectionTrait + TransactionTrait>(
             }
         };
         txn.commit().await?;
-        if deleted == 0 {
-            return Ok(total);
-        }
+        // 0 deleted is not the end: another prune may have taken this batch's rows first (it
+        // held their locks); the next select finds what is left.
         total += deleted;
         tracing::debug!(deleted, total, "pruned activity log batch");
     }
 }
 
-/// Delete up to [`PRUNE_BATCH`] old entries; 0 when none is left.
+/// Delete up to [`PRUNE_BATCH`] old entries: how many went, or `None` when none is left.
 async fn delete_batch<C: ConnectionTrait>(
     txn: &C,
     older_than: DateTime<Utc>,
     scopes: &[&str],
-) -> Result<u64, Error> {
+) -> Result<Option<u64>, Error> {
     let mut select = Entity::find()
         .select_only()
         .column(Column::Id)
@@ -65,11 +68,13 @@ async fn delete_batch<C: ConnectionTrait>(
     }
     let ids: Vec<uuid::Uuid> = select.into_tuple().all(txn).await?;
     if ids.is_empty() {
-        return Ok(0);
+        return Ok(None);
     }
-    Ok(Entity::delete_many()
-        .filter(Column::Id.is_in(ids))
-        .exec(txn)
-        .await?
-        .rows_affected)
+    Ok(Some(
+        Entity::delete_many()
+            .filter(Column::Id.is_in(ids))
+            .exec(txn)
+            .await?
+            .rows_affected,
+    ))
 }
