@@ -159,20 +159,10 @@ fn new_correlation_id() -> String {
 pub(crate) async fn settle_updates_of<M: std::any::Any, C: ConnectionTrait>(
     db: &C,
 ) -> Result<(), DbErr> {
-    let backend = db.get_database_backend();
     let mut frame = recorder::frame_for(conn_key(db));
     while let Some(f) = frame {
-        for state in f.take_unconfirmed_updates_of::<M>() {
-            let PendingState::Update(update) = state else {
-                continue;
-            };
-            let Some(read) = update.settle_read(backend) else {
-                continue;
-            };
-            let row = db.query_one_raw(read).await?;
-            if let Some(entry) = update.settle(row) {
-                f.push(entry);
-            }
+        for entry in settle(db, f.take_unconfirmed_updates_of::<M>()).await? {
+            f.push(entry);
         }
         frame = f.savepoint_of().cloned();
     }
@@ -181,25 +171,35 @@ pub(crate) async fn settle_updates_of<M: std::any::Any, C: ConnectionTrait>(
 
 /// Entries of updates SeaORM never confirmed through `after_save` (`update_without_returning`,
 /// or a statement that failed and was handled), settled from the rows as they are now, in this
-/// transaction. A delete that never reached `after_delete` failed: nothing to log.
+/// transaction.
 async fn settle_unconfirmed<T: ConnectionTrait>(
     txn: &T,
     frame: &Frame,
 ) -> Result<Vec<ActivityEntry>, DbErr> {
-    let backend = txn.get_database_backend();
+    let mut settled = settle(txn, frame.take_unconfirmed()).await?;
+    for entry in &mut settled {
+        entry.correlation_id = Some(frame.correlation_id().to_owned());
+    }
+    Ok(settled)
+}
+
+/// The entries of unconfirmed `states`, read from their rows through `db`: what the database
+/// shows each update changed. A delete that never reached `after_delete` failed: nothing to log.
+async fn settle<C: ConnectionTrait>(
+    db: &C,
+    states: Vec<PendingState>,
+) -> Result<Vec<ActivityEntry>, DbErr> {
+    let backend = db.get_database_backend();
     let mut settled = Vec::new();
-    for state in frame.take_unconfirmed() {
+    for state in states {
         let PendingState::Update(update) = state else {
             continue;
         };
         let Some(read) = update.settle_read(backend) else {
             continue;
         };
-        let row = txn.query_one_raw(read).await?;
-        if let Some(mut entry) = update.settle(row) {
-            entry.correlation_id = Some(frame.correlation_id().to_owned());
-            settled.push(entry);
-        }
+        let row = db.query_one_raw(read).await?;
+        settled.extend(update.settle(row));
     }
     Ok(settled)
 }

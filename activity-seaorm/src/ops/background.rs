@@ -422,7 +422,7 @@ where
                     // The last COMMIT's answer may have been lost with its connection: look
                     // before calling entries failed that are in fact stored. (Not after a
                     // permanent failure: an id already taken is stored, by someone else.)
-                    if !permanent && self.any_stored(&run.entries).await.unwrap_or(false) {
+                    if !permanent && self.all_stored(&run.entries).await.unwrap_or(false) {
                         self.done(run, true);
                         continue;
                     }
@@ -474,7 +474,7 @@ where
         // A retry: an earlier attempt's COMMIT may have gone through with its answer lost. Then
         // all its entries are there (one transaction) and must not be written again: under
         // fail-open the second INSERT's unique violation would be taken for a lost write.
-        if attempt > 0 && self.any_stored(&run.entries).await? {
+        if attempt > 0 && self.all_stored(&run.entries).await? {
             return Ok(true);
         }
         let write = async {
@@ -490,7 +490,7 @@ where
             // transaction wrote all or none), or something else collides. Only the first
             // counts as written.
             Err(e) if attempt > 0 && is_unique_violation(&e) => {
-                if self.any_stored(&run.entries).await? {
+                if self.all_stored(&run.entries).await? {
                     Ok(true)
                 } else {
                     Err(e)
@@ -500,21 +500,21 @@ where
         }
     }
 
-    /// Whether any of `entries` is in the log (by id).
-    async fn any_stored(&self, entries: &[ActivityEntry]) -> Result<bool, DbErr> {
+    /// Whether every one of `entries` is in the log (by id): a run's transaction stored all or
+    /// none, so anything less is not this run's write (an id taken by another entry).
+    async fn all_stored(&self, entries: &[ActivityEntry]) -> Result<bool, DbErr> {
         use crate::activity_log;
         use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-        for chunk in entries.chunks(500) {
-            let ids = chunk.iter().map(|e| e.id);
-            let found = activity_log::Entity::find()
-                .filter(activity_log::Column::Id.is_in(ids))
+        let ids: std::collections::BTreeSet<uuid::Uuid> = entries.iter().map(|e| e.id).collect();
+        let ids: Vec<uuid::Uuid> = ids.into_iter().collect();
+        let mut found = 0;
+        for chunk in ids.chunks(500) {
+            found += activity_log::Entity::find()
+                .filter(activity_log::Column::Id.is_in(chunk.iter().copied()))
                 .count(&self.db)
                 .await?;
-            if found > 0 {
-                return Ok(true);
-            }
         }
-        Ok(false)
+        Ok(found == ids.len() as u64)
     }
 }
 
