@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use activity_core::config::{
     ActivityConfig, AlreadyInitialized, FailurePolicy, Tenancy, WIRE_BUDGET, init,
 };
+pub use activity_core::hooks::{ActivityHooks, AppendDecision, NoHooks};
 
 static FAILED_WRITES: AtomicU64 = AtomicU64::new(0);
 

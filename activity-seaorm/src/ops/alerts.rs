@@ -10,9 +10,9 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
 
-use crate::entity::activity_log::{Column, Entity};
 use crate::errors::Error;
 use crate::read::conditions;
+use crate::schema::table::activity_log::{Column, Entity};
 
 /// What a rule counts separately: one breach per organization, team or user, or one for the
 /// whole query.

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::entity::activity_log::{Column, Entity};
 use crate::errors::Error;
+use crate::schema::table::activity_log::{Column, Entity};
 
 /// Ids per `DELETE .. WHERE id IN (..)` by default: short statements and short locks, well under
 /// every backend's bind-parameter limit.
@@ -184,7 +184,7 @@ pub struct ArchiveOutcome {
 }
 
 /// Archive every entry matching `query` with `created_at < before` to a JSON-lines file (one
-/// [`ActivityEntry`] per line, as [`export_jsonl`](crate::export_jsonl) writes it) plus a
+/// [`ActivityEntry`] per line, as [`export_jsonl`](crate::ops::export::export_jsonl) writes it) plus a
 /// manifest, verify the file, then delete exactly the archived ids in batches. Re-run with the
 /// same options after a failure and it finishes the job.
 ///
@@ -203,7 +203,7 @@ pub struct ArchiveOutcome {
 ///    is complete.
 /// 5. **Delete** the ids read from the verified file, in batches, each batch its own short
 ///    transaction (through the append-only guard's maintenance mode, like
-///    [`prune`](crate::prune)). A crash between batches leaves some rows archived and not yet
+///    [`prune`](crate::ops::retention::prune)). A crash between batches leaves some rows archived and not yet
 ///    deleted; the next run finds the manifest, verifies the file again and deletes the rest
 ///    (ids already gone delete nothing).
 ///
@@ -528,7 +528,7 @@ async fn delete_ids<C: ConnectionTrait + TransactionTrait>(
                 .rows_affected,
         )
     };
-    match crate::guard::maintenance(&txn, work).await {
+    match crate::schema::guard::maintenance(&txn, work).await {
         Ok(n) => {
             txn.commit().await?;
             Ok(n)

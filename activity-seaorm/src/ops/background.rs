@@ -18,9 +18,9 @@ use sea_orm::{ConnectionTrait, DbErr, SqlErr, TransactionSession, TransactionTra
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::entity::IdentifierTooLong;
-use crate::recorder::stamp;
-use crate::{events, sink};
+use crate::write::failure::IdentifierTooLong;
+use crate::write::frame::stamp;
+use crate::write::{events, sink};
 
 /// Default queue capacity of a [`BackgroundLogger`], in entries.
 pub const BACKGROUND_CAPACITY: usize = 1_024;
@@ -189,7 +189,7 @@ struct Shared {
 /// restarting database, a dropped connection or a busy SQLite file lose nothing. Before a retry,
 /// and before giving up, the worker looks for the run's ids: if a COMMIT went through but its
 /// answer was lost, the entries count as written, never twice. Stored entries reach
-/// `after_append` and [`subscribe`](crate::subscribe)rs after their COMMIT (or once found
+/// `after_append` and [`subscribe`](crate::events::subscribe)rs after their COMMIT (or once found
 /// stored), once each, with their context current. What still fails, or is refused for good
 /// (an identifier too long, an id already taken), is counted in [`BackgroundStats::failed`] and
 /// logged with `tracing`. Under [`FailurePolicy::FailOpen`](crate::FailurePolicy) a failed

@@ -13,8 +13,8 @@ use sea_orm::{
 use sha2::Sha256;
 
 use crate::config::ActivityConfig;
-use crate::entity::activity_log::{Column, Entity, Model};
 use crate::errors::Error;
+use crate::schema::table::activity_log::{Column, Entity, Model};
 
 /// Rows read and rewritten per batch by [`anonymize_user`]: memory stays bounded whatever the
 /// user's history.
@@ -110,7 +110,7 @@ pub fn pseudonym(user_id: &str) -> Result<String, Error> {
 ///   are found through the `user_id` index; `impersonated_by` and the user scopes have none
 ///   without a tenant, so a batch may scan the table (erasure is rare).
 /// - **Atomic.** Runs in one transaction (a savepoint when `db` is a transaction) that enters
-///   [`guard::enter_maintenance`](crate::guard::enter_maintenance) and ends maintenance again
+///   [`guard::enter_maintenance`](crate::schema::guard::enter_maintenance) and ends maintenance again
 ///   before it commits, so it works with the append-only guard installed and leaves the rest
 ///   of a caller's transaction refused by it.
 /// - **Recorded.** Writes one entry, scope [`ERASURE_SCOPE`], activity [`ERASURE_ACTIVITY`],
@@ -148,7 +148,7 @@ where
                 alias: &alias,
                 scopes: &scopes,
             };
-            crate::guard::maintenance(txn, erase(txn, &target)).await
+            crate::schema::guard::maintenance(txn, erase(txn, &target)).await
         }
         .scope_boxed()
     });

@@ -10,9 +10,9 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{DbBackend, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
 use serde::{Deserialize, Serialize};
 
-use crate::entity::activity_log::{Column, Entity};
 use crate::errors::Error;
 use crate::read::conditions;
+use crate::schema::table::activity_log::{Column, Entity};
 
 /// The most groups one report returns; a report with more is an invalid query (narrow the
 /// window, or group by fewer dimensions), so a report can never exhaust memory.

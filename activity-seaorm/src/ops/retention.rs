@@ -6,8 +6,8 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use crate::entity::activity_log::{Column, Entity};
 use crate::errors::Error;
+use crate::schema::table::activity_log::{Column, Entity};
 
 /// Rows deleted per statement by [`prune`]: short statements, short locks.
 pub const PRUNE_BATCH: u64 = 5_000;
@@ -16,10 +16,10 @@ pub const PRUNE_BATCH: u64 = 5_000;
 /// scope), in batches of
 /// [`PRUNE_BATCH`] so no statement holds locks for long. Each batch runs in its own short
 /// transaction (a savepoint when `db` is a transaction) that enters
-/// [`guard::enter_maintenance`](crate::guard::enter_maintenance), so retention works with the
+/// [`guard::enter_maintenance`](crate::schema::guard::enter_maintenance), so retention works with the
 /// append-only guard installed, and that ends maintenance again before it commits: given the
 /// caller's transaction, the rest of that transaction is still refused by the guard (see
-/// [`guard`](crate::guard)). Returns how many were deleted.
+/// [`guard`](crate::schema::guard)). Returns how many were deleted.
 pub async fn prune<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     older_than: DateTime<Utc>,
@@ -28,7 +28,8 @@ pub async fn prune<C: ConnectionTrait + TransactionTrait>(
     let mut total = 0;
     loop {
         let txn = db.begin().await?;
-        let batch = crate::guard::maintenance(&txn, delete_batch(&txn, older_than, scopes)).await;
+        let batch =
+            crate::schema::guard::maintenance(&txn, delete_batch(&txn, older_than, scopes)).await;
         let deleted = match batch {
             Ok(Some(deleted)) => deleted,
             Ok(None) => {

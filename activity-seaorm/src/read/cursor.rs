@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ColumnTrait, DbBackend, Value};
 
-use crate::entity::activity_log::Column;
+use crate::schema::table::activity_log::Column;
 
 /// Rows strictly after the cursor position in the page order, as an index range.
 ///

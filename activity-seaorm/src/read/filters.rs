@@ -6,8 +6,7 @@ use activity_core::{ActivityError, DetailFilter, FilterOp};
 use sea_orm::DbBackend;
 use sea_orm::sea_query::{Expr, SimpleExpr};
 
-use super::query::reject_nul;
-use super::search::{glob_pattern, like_pattern, reject_long_pattern};
+use super::search::{glob_pattern, like_pattern, reject_long_pattern, reject_nul};
 use super::sql::Sql;
 use crate::errors::Error;
 

@@ -2,10 +2,10 @@
 //! pagination on `(created_at, id)`. Every user-supplied value, detail paths included, is bound
 //! as a parameter.
 //!
-//! One step per module: [`query`] builds the WHERE clause from the column filters and the
-//! free-text search, [`filters`] the detail-path filters (one dialect per backend), [`search`]
-//! the case-insensitive text patterns both use, [`cursor`] the keyset bound and the opaque
-//! cursor, and [`sql`] the small parameterized-SQL builder they share.
+//! One step per module: `query` builds the WHERE clause from the column filters and the
+//! free-text search, `filters` the detail-path filters (one dialect per backend), `search`
+//! the case-insensitive text patterns both use, `cursor` the keyset bound and the opaque
+//! cursor, and `sql` the small parameterized-SQL builder they share.
 
 mod cursor;
 mod filters;
@@ -16,8 +16,8 @@ mod sql;
 use activity_core::{ActivityEntry, ActivityQuery, Order, Page};
 use sea_orm::{ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::entity::activity_log::{Column, Entity};
 use crate::errors::Error;
+use crate::schema::table::activity_log::{Column, Entity};
 
 pub(crate) use query::conditions;
 

@@ -1,14 +1,14 @@
 //! The WHERE clause of a query: tenant, column lists, date range, flags, free-text search, and
 //! the detail filters of [`filters`](super::filters).
 
-use activity_core::{ActivityError, ActivityQuery};
+use activity_core::ActivityQuery;
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ColumnTrait, DbBackend};
 
 use super::filters::detail_filter;
-use super::search::{glob_pattern, like_pattern, reject_long_pattern};
-use crate::entity::activity_log::Column;
+use super::search::{glob_pattern, like_pattern, reject_long_pattern, reject_nul};
 use crate::errors::Error;
+use crate::schema::table::activity_log::Column;
 
 /// The WHERE clause of `query` (without the cursor).
 pub(crate) fn conditions(query: &ActivityQuery, backend: DbBackend) -> Result<Condition, Error> {
@@ -69,14 +69,4 @@ pub(crate) fn conditions(query: &ActivityQuery, backend: DbBackend) -> Result<Co
         c = c.add(detail_filter(filter, backend)?);
     }
     Ok(c)
-}
-
-pub(super) fn reject_nul(text: &str) -> Result<(), ActivityError> {
-    if text.contains('\0') {
-        Err(ActivityError::InvalidQuery(
-            "filter values cannot contain NUL bytes".into(),
-        ))
-    } else {
-        Ok(())
-    }
 }

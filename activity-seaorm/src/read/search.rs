@@ -127,3 +127,15 @@ mod tests {
         assert!(glob_pattern(&longest).is_ok());
     }
 }
+
+/// Refuses a NUL byte in a filter value: PostgreSQL cannot store one in text, so it is an
+/// invalid query on every backend alike.
+pub(super) fn reject_nul(text: &str) -> Result<(), ActivityError> {
+    if text.contains('\0') {
+        Err(ActivityError::InvalidQuery(
+            "filter values cannot contain NUL bytes".into(),
+        ))
+    } else {
+        Ok(())
+    }
+}

@@ -7,8 +7,8 @@
 //! works as before.
 //!
 //! The library's own maintenance turns the setting on for exactly its own transactions:
-//! [`prune`](crate::prune) runs every batch in a short transaction and
-//! [`anonymize_user`](crate::anonymize_user) runs in one, and both call
+//! [`prune`](crate::ops::retention::prune) runs every batch in a short transaction and
+//! [`anonymize_user`](crate::ops::erasure::anonymize_user) runs in one, and both call
 //! [`enter_maintenance`] first, and end maintenance with their own work. `SET LOCAL` ends with
 //! its transaction (and is undone if a savepoint around it rolls back), so a pooled connection
 //! never carries the permission to the next statement that borrows it. It does *not* end when

@@ -23,7 +23,7 @@ fn events() -> &'static broadcast::Sender<ActivityRecorded> {
 /// never published. A slow receiver may lag (see `tokio::sync::broadcast`).
 ///
 /// Entries written inside [`transaction`](crate::transaction) or by a
-/// [`BackgroundLogger`](crate::BackgroundLogger) are published after their COMMIT, and entries
+/// [`BackgroundLogger`](crate::ops::background::BackgroundLogger) are published after their COMMIT, and entries
 /// written on an autocommit connection right after their INSERT. Entries written
 /// through a transaction you opened yourself (`db.begin()`) are published when written, since
 /// the library cannot see that transaction's end: use `transaction` where events must follow

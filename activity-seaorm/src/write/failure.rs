@@ -12,8 +12,6 @@ use std::sync::{Mutex, PoisonError};
 
 use sea_orm::DbErr;
 
-use crate::entity::IdentifierTooLong;
-
 /// What became of the change whose entries could not be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -254,5 +252,35 @@ mod database {
         fn kind(&self) -> ErrorKind {
             self.inner.kind()
         }
+    }
+}
+
+/// An identifier longer than its column stores exactly: the entry is refused rather than
+/// truncated (two ids sharing a prefix would become one tenant or user). Nothing of the write
+/// is stored; find it in a failed write's error with [`IdentifierTooLong::of`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "activity log: {column} is {chars} characters, longer than the {max} the column stores \
+     exactly; refused"
+)]
+#[non_exhaustive]
+pub struct IdentifierTooLong {
+    /// The column, e.g. `user_id`.
+    pub column: &'static str,
+    /// The value's length in characters.
+    pub chars: usize,
+    /// The column's width in characters.
+    pub max: usize,
+}
+
+impl IdentifierTooLong {
+    /// The refusal `err` reports, if it is a log write refused for an overlong identifier.
+    ///
+    /// ```
+    /// # use activity_seaorm::IdentifierTooLong;
+    /// assert_eq!(IdentifierTooLong::of(&sea_orm::DbErr::RecordNotUpdated), None);
+    /// ```
+    pub fn of(err: &DbErr) -> Option<IdentifierTooLong> {
+        LogWriteFailure::of(err).and_then(|f| f.refused)
     }
 }

@@ -4,7 +4,7 @@
 //! The widths come from [`COLUMN_CAPS`], the table the writer also checks values against:
 //! identifiers (`organization_id`, `team_id`, `user_id`, `impersonated_by`, `item_id`,
 //! `correlation_id`) are `varchar(255)`, stored exactly up to 255 characters and refused beyond
-//! ([`IdentifierTooLong`](crate::IdentifierTooLong)); descriptive text is cut to its column.
+//! ([`IdentifierTooLong`](crate::failure::IdentifierTooLong)); descriptive text is cut to its column.
 //!
 //! **Upgrading.** Versions before the caps table created the identifier columns narrower
 //! (`varchar(64)`, `item_id varchar(72)`), so a longer OIDC subject or string key failed every
@@ -16,13 +16,19 @@
 //! enforce widths and needs nothing). Widening never rewrites a PostgreSQL table; on MySQL it
 //! may copy the table, once.
 
+pub mod guard;
+pub mod outbox;
+pub mod table;
+
+pub use table::activity_log;
+
 use sea_orm::sea_query::{
     ColumnDef, ConditionalStatement, Index, IndexCreateStatement, IndexOrder, Table,
 };
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, Iden, IdenStatic, Statement};
 
-use crate::entity::activity_log::{Column, Entity};
-use crate::entity::{COLUMN_CAPS, CapKind, column_cap};
+use crate::schema::table::activity_log::{Column, Entity};
+use crate::schema::table::{COLUMN_CAPS, CapKind, column_cap};
 
 /// Create `activity_log` and its indexes if they do not exist, and [`upgrade`] a table an
 /// earlier version created; also the (small, usually empty) `activity_outbox` of the
@@ -98,7 +104,7 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         )
         .await?;
     }
-    crate::outbox::create_table(db).await?;
+    crate::schema::outbox::create_table(db).await?;
     Ok(())
 }
 
@@ -244,7 +250,7 @@ pub async fn mysql_exact_collation<C: ConnectionTrait>(db: &C) -> Result<String,
 /// Drop `activity_log` (tests and tear-down).
 pub async fn drop_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     db.execute(Table::drop().table(Entity).if_exists()).await?;
-    crate::outbox::drop_table(db).await?;
+    crate::schema::outbox::drop_table(db).await?;
     Ok(())
 }
 
@@ -345,11 +351,11 @@ pub mod migration {
     #[async_trait::async_trait]
     impl MigrationTrait for CreateOutbox {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            crate::outbox::create_table(manager.get_connection()).await
+            crate::schema::outbox::create_table(manager.get_connection()).await
         }
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            crate::outbox::drop_table(manager.get_connection()).await
+            crate::schema::outbox::drop_table(manager.get_connection()).await
         }
     }
 

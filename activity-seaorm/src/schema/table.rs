@@ -63,7 +63,7 @@ pub mod activity_log {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CapKind {
-    /// Stored exactly or refused with [`IdentifierTooLong`]: cutting a tenant, user, item or
+    /// Stored exactly or refused with [`IdentifierTooLong`](crate::failure::IdentifierTooLong)(crate::failure::IdentifierTooLong): cutting a tenant, user, item or
     /// correlation id would make two different ones equal (one user reading another's feed).
     Identifier,
     /// Cut at a character boundary: a shortened user agent or display name loses description,
@@ -131,7 +131,7 @@ pub const fn column_cap(column: activity_log::Column) -> Option<ColumnCap> {
     None
 }
 
-const fn max_of(column: activity_log::Column) -> usize {
+pub(crate) const fn max_of(column: activity_log::Column) -> usize {
     match column_cap(column) {
         Some(cap) => cap.max_chars,
         None => usize::MAX,
@@ -143,68 +143,6 @@ const REQUEST_ID_MAX: usize = max_of(activity_log::Column::RequestId);
 const IP_ADDRESS_MAX: usize = max_of(activity_log::Column::IpAddress);
 const USER_AGENT_MAX: usize = max_of(activity_log::Column::UserAgent);
 const CLIENT_MAX: usize = max_of(activity_log::Column::Client);
-
-/// An identifier longer than its column stores exactly: the entry is refused rather than
-/// truncated (two ids sharing a prefix would become one tenant or user). Nothing of the write
-/// is stored; find it in a failed write's error with [`IdentifierTooLong::of`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "activity log: {column} is {chars} characters, longer than the {max} the column stores \
-     exactly; refused"
-)]
-#[non_exhaustive]
-pub struct IdentifierTooLong {
-    /// The column, e.g. `user_id`.
-    pub column: &'static str,
-    /// The value's length in characters.
-    pub chars: usize,
-    /// The column's width in characters.
-    pub max: usize,
-}
-
-impl IdentifierTooLong {
-    /// The refusal `err` reports, if it is a log write refused for an overlong identifier.
-    ///
-    /// ```
-    /// # use activity_seaorm::IdentifierTooLong;
-    /// assert_eq!(IdentifierTooLong::of(&sea_orm::DbErr::RecordNotUpdated), None);
-    /// ```
-    pub fn of(err: &DbErr) -> Option<IdentifierTooLong> {
-        crate::failure::LogWriteFailure::of(err).and_then(|f| f.refused)
-    }
-}
-
-/// The first identifier of `e` longer than its column, if any. Counts characters, as the
-/// backends' `varchar(n)` do; the byte length bounds the count, so short values cost no scan.
-pub(crate) fn check_identifiers(e: &ActivityEntry) -> Result<(), IdentifierTooLong> {
-    use activity_log::Column as C;
-    let values: [(C, Option<&str>); 8] = [
-        (C::OrganizationId, e.organization_id.as_deref()),
-        (C::TeamId, e.team_id.as_deref()),
-        (C::UserId, e.user_id.as_deref()),
-        (C::ImpersonatedBy, e.impersonated_by.as_deref()),
-        (C::Scope, Some(e.scope.as_str())),
-        (C::ItemId, e.item_id.as_deref()),
-        (C::Activity, Some(e.activity.as_str())),
-        (C::CorrelationId, e.correlation_id.as_deref()),
-    ];
-    for (column, value) in values {
-        let Some(value) = value else { continue };
-        let max = max_of(column);
-        if value.len() <= max {
-            continue;
-        }
-        let chars = value.chars().count();
-        if chars > max {
-            return Err(IdentifierTooLong {
-                column: column.as_str(),
-                chars,
-                max,
-            });
-        }
-    }
-    Ok(())
-}
 
 /// `value` cut to at most `max` characters, on a character boundary.
 fn cut(value: Option<String>, max: usize) -> Option<String> {
@@ -356,48 +294,6 @@ mod tests {
                 assert_eq!(values[i], expected, "column {i}");
             }
         }
-    }
-
-    /// Descriptive text is cut to its width in characters, on a boundary; identifiers up to
-    /// their width pass, one character more is refused naming the column.
-    #[test]
-    fn caps_cut_descriptive_text_and_refuse_long_identifiers() {
-        let mut entry = ActivityEntry::new("Setting", "updated");
-        entry.user_agent = Some("é".repeat(600));
-        entry.user_name = Some(format!("a{}", "é".repeat(300)));
-        entry.user_id = Some("é".repeat(IDENTIFIER_MAX));
-        entry.item_id = Some("x".repeat(IDENTIFIER_MAX));
-        let mut values = Vec::new();
-        row_values(&entry, &mut values);
-        let Value::String(Some(ua)) = &values[16] else {
-            panic!("user_agent: {:?}", values[16])
-        };
-        assert_eq!(ua.chars().count(), 512);
-        assert!(ua.chars().all(|c| c == 'é'));
-        let Value::String(Some(name)) = &values[5] else {
-            panic!("user_name: {:?}", values[5])
-        };
-        assert_eq!(name.chars().count(), 255);
-        assert_eq!(check_identifiers(&entry), Ok(()));
-
-        entry.user_id = Some("é".repeat(IDENTIFIER_MAX + 1));
-        let refused = check_identifiers(&entry).unwrap_err();
-        assert_eq!(
-            refused,
-            IdentifierTooLong {
-                column: "user_id",
-                chars: 256,
-                max: 255
-            }
-        );
-        assert_eq!(
-            refused.to_string(),
-            "activity log: user_id is 256 characters, longer than the 255 the column stores \
-             exactly; refused"
-        );
-        entry.user_id = None;
-        entry.activity = "v".repeat(80);
-        assert_eq!(check_identifiers(&entry).unwrap_err().column, "activity");
     }
 
     /// Every capped column is a text column of the entity, listed once.

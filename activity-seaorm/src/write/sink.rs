@@ -9,12 +9,10 @@ use sea_orm::sea_query::Value;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityName, IdenStatic, Iterable, Statement};
 
 use crate::config;
-use crate::entity::{
-    DETAIL_COLUMN, IdentifierTooLong, ROW_COLUMNS, activity_log, check_identifiers, row_values,
-};
-use crate::events;
-use crate::failure::{ChangeState, log_write_error, refused_write_error};
 use crate::outbox;
+use crate::schema::table::{DETAIL_COLUMN, ROW_COLUMNS, activity_log, row_values};
+use crate::write::events;
+use crate::write::failure::{ChangeState, IdentifierTooLong, log_write_error, refused_write_error};
 
 /// Rows per INSERT so one statement stays under the backend's bind-parameter limit.
 pub(crate) fn rows_per_statement(backend: DbBackend) -> usize {
@@ -307,4 +305,84 @@ fn insert_statement(backend: DbBackend, rows: usize, values: Vec<Value>) -> Stat
         sql.push(')');
     }
     Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// The first identifier of `e` longer than its column, if any. Counts characters, as the
+/// backends' `varchar(n)` do; the byte length bounds the count, so short values cost no scan.
+pub(crate) fn check_identifiers(e: &ActivityEntry) -> Result<(), IdentifierTooLong> {
+    use activity_log::Column as C;
+    let values: [(C, Option<&str>); 8] = [
+        (C::OrganizationId, e.organization_id.as_deref()),
+        (C::TeamId, e.team_id.as_deref()),
+        (C::UserId, e.user_id.as_deref()),
+        (C::ImpersonatedBy, e.impersonated_by.as_deref()),
+        (C::Scope, Some(e.scope.as_str())),
+        (C::ItemId, e.item_id.as_deref()),
+        (C::Activity, Some(e.activity.as_str())),
+        (C::CorrelationId, e.correlation_id.as_deref()),
+    ];
+    for (column, value) in values {
+        let Some(value) = value else { continue };
+        let max = crate::schema::table::max_of(column);
+        if value.len() <= max {
+            continue;
+        }
+        let chars = value.chars().count();
+        if chars > max {
+            return Err(IdentifierTooLong {
+                column: column.as_str(),
+                chars,
+                max,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::table::IDENTIFIER_MAX;
+
+    /// Descriptive text is cut to its width in characters, on a boundary; identifiers up to
+    /// their width pass, one character more is refused naming the column.
+    #[test]
+    fn caps_cut_descriptive_text_and_refuse_long_identifiers() {
+        let mut entry = ActivityEntry::new("Setting", "updated");
+        entry.user_agent = Some("é".repeat(600));
+        entry.user_name = Some(format!("a{}", "é".repeat(300)));
+        entry.user_id = Some("é".repeat(IDENTIFIER_MAX));
+        entry.item_id = Some("x".repeat(IDENTIFIER_MAX));
+        let mut values = Vec::new();
+        row_values(&entry, &mut values);
+        let Value::String(Some(ua)) = &values[16] else {
+            panic!("user_agent: {:?}", values[16])
+        };
+        assert_eq!(ua.chars().count(), 512);
+        assert!(ua.chars().all(|c| c == 'é'));
+        let Value::String(Some(name)) = &values[5] else {
+            panic!("user_name: {:?}", values[5])
+        };
+        assert_eq!(name.chars().count(), 255);
+        assert_eq!(check_identifiers(&entry), Ok(()));
+
+        entry.user_id = Some("é".repeat(IDENTIFIER_MAX + 1));
+        let refused = check_identifiers(&entry).unwrap_err();
+        assert_eq!(
+            refused,
+            IdentifierTooLong {
+                column: "user_id",
+                chars: 256,
+                max: 255
+            }
+        );
+        assert_eq!(
+            refused.to_string(),
+            "activity log: user_id is 256 characters, longer than the 255 the column stores \
+             exactly; refused"
+        );
+        entry.user_id = None;
+        entry.activity = "v".repeat(80);
+        assert_eq!(check_identifiers(&entry).unwrap_err().column, "activity");
+    }
 }

@@ -6,10 +6,10 @@ use activity_core::{ActivityConfig, ActivityContext, ActivityEntry};
 use scoped_futures::ScopedBoxFuture;
 use sea_orm::{ConnectionTrait, DbErr, TransactionOptions, TransactionSession, TransactionTrait};
 
-use crate::events;
 use crate::keys::conn_key;
-use crate::recorder::{self, Frame, PendingState};
-use crate::sink;
+use crate::write::events;
+use crate::write::frame::{self, Frame, PendingState};
+use crate::write::sink;
 
 /// Run `f` in a transaction (a savepoint when `db` is itself a transaction) and write its
 /// activity entries at commit.
@@ -98,13 +98,13 @@ where
     T: Send,
     E: From<DbErr> + Send,
 {
-    let savepoint_of = recorder::frame_for(conn_key(db));
+    let savepoint_of = frame::frame_for(conn_key(db));
     let correlation_id = match &savepoint_of {
         Some(parent) => parent.correlation_id().to_owned(),
         None => new_correlation_id(),
     };
     // Inside a transaction `begin` makes a savepoint, which takes no options.
-    let nested = sink::change_state::<C>() == crate::failure::ChangeState::InOpenTransaction;
+    let nested = sink::change_state::<C>() == crate::write::failure::ChangeState::InOpenTransaction;
     let txn = match options {
         Some(options) if !nested => db.begin_with_options(options).await?,
         _ => db.begin().await?,
@@ -159,7 +159,7 @@ fn new_correlation_id() -> String {
 pub(crate) async fn settle_updates_of<M: std::any::Any, C: ConnectionTrait>(
     db: &C,
 ) -> Result<(), DbErr> {
-    let mut frame = recorder::frame_for(conn_key(db));
+    let mut frame = frame::frame_for(conn_key(db));
     while let Some(f) = frame {
         for entry in settle(db, f.take_unconfirmed_updates_of::<M>()).await? {
             f.push(entry);

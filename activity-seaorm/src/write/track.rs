@@ -9,9 +9,9 @@ use sea_orm::{
     ModelTrait,
 };
 
-use crate::hooks::ModelOf;
 use crate::keys::model_item_id;
-use crate::recorder;
+use crate::write::before::ModelOf;
+use crate::write::frame;
 
 /// An active model plus the model it came from. Derefs to the active model: set fields on it,
 /// then call [`Tracked::update`] or [`Tracked::save`].
@@ -75,7 +75,7 @@ where
     pub async fn update<C: ConnectionTrait>(self, db: &C) -> Result<ModelOf<A>, DbErr> {
         let Self { original, active } = self;
         match supplied_key(&original) {
-            Some(id) => recorder::with_supplied(id, original, active.update(db)).await,
+            Some(id) => frame::with_supplied(id, original, active.update(db)).await,
             None => active.update(db).await,
         }
     }
@@ -85,7 +85,7 @@ where
     pub async fn save<C: ConnectionTrait>(self, db: &C) -> Result<A, DbErr> {
         let Self { original, active } = self;
         match supplied_key(&original) {
-            Some(id) => recorder::with_supplied(id, original, active.save(db)).await,
+            Some(id) => frame::with_supplied(id, original, active.save(db)).await,
             None => active.save(db).await,
         }
     }

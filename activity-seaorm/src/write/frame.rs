@@ -269,7 +269,7 @@ struct Pending {
     state: PendingState,
 }
 
-/// An update's before-state, typed by the hooks (`crate::pending::UpdateBefore`) and stored
+/// An update's before-state, typed by the hooks (`crate::write::before::UpdateBefore`) and stored
 /// here without its type.
 pub(crate) trait UnconfirmedUpdate: Send {
     /// The typed state, for the hook that claims it.
@@ -401,6 +401,6 @@ pub(crate) async fn record<C: sea_orm::ConnectionTrait>(
             frame.push(entry);
             Ok(())
         }
-        None => crate::sink::write_now(db, vec![entry]).await,
+        None => crate::write::sink::write_now(db, vec![entry]).await,
     }
 }

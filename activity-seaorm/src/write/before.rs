@@ -4,16 +4,70 @@
 use std::any::Any;
 
 use activity_core::entry::activity;
-use activity_core::{ActivityConfig, ActivityContext, ActivityEntry, ModelActivity};
+use activity_core::{ActivityConfig, ActivityContext, ActivityEntry, ChangeAction, ModelActivity};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, DbBackend, EntityTrait, FromQueryResult, IntoActiveModel,
-    Iterable, QueryResult, QueryTrait, Statement, TryIntoModel,
+    ActiveModelTrait, ActiveValue, ColumnTrait, DbBackend, EntityTrait, FromQueryResult,
+    IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryFilter, QueryResult, QueryTrait, Select,
+    Statement, TryIntoModel,
 };
 
-use crate::hooks::{ModelOf, key_query, model_entry};
 use crate::keys::model_item_id;
-use crate::recorder::{UnconfirmedUpdate, stamp};
+use crate::write::frame::{UnconfirmedUpdate, stamp};
+
+/// The model type of an active model.
+pub type ModelOf<A> = <<A as ActiveModelTrait>::Entity as EntityTrait>::Model;
+
+/// The active model type of a model.
+pub type ActiveModelOf<M> = <<M as sea_orm::ModelTrait>::Entity as EntityTrait>::ActiveModel;
+
+/// A new entry for `model`: scope, item id, name, short id and tenant from the derive, time from
+/// the configured clock.
+pub(crate) fn model_entry<M: ModelActivity>(
+    model: &M,
+    item_id: Option<String>,
+    activity: &str,
+) -> ActivityEntry {
+    let mut entry = ActivityEntry::new(M::SCOPE, activity);
+    entry.created_at = now();
+    entry.item_id = item_id;
+    entry.detail.name = model.activity_name();
+    entry.detail.short_id = model.activity_short_id();
+    entry.team_id = model.activity_team_id();
+    entry.organization_id = model.activity_organization_id();
+    entry
+}
+
+/// A `created` or `deleted` entry for `model`, with every tracked field when the model asks for
+/// snapshots (`#[activity(snapshot)]`).
+pub(crate) fn lifecycle_entry<M: ModelActivity + sea_orm::ModelTrait>(
+    model: &M,
+    item_id: Option<String>,
+    action: ChangeAction,
+) -> ActivityEntry {
+    let verb = match action {
+        ChangeAction::Deleted => activity::DELETED,
+        _ => activity::CREATED,
+    };
+    let mut entry = model_entry(model, item_id, verb);
+    if M::SNAPSHOT {
+        model.activity_snapshot(action, &mut entry.detail.changes);
+    }
+    entry
+}
+
+/// A query for `am`'s row by its primary key (`None` if the key is not set).
+pub(crate) fn key_query<A: ActiveModelTrait>(am: &A) -> Option<Select<A::Entity>> {
+    let mut query = <A::Entity as EntityTrait>::find();
+    for pk in <<A::Entity as EntityTrait>::PrimaryKey as Iterable>::iter() {
+        let col = pk.into_column();
+        match am.get(col) {
+            ActiveValue::Set(v) | ActiveValue::Unchanged(v) => query = query.filter(col.eq(v)),
+            ActiveValue::NotSet => return None,
+        }
+    }
+    Some(query)
+}
 
 /// Where an update's before-state came from.
 pub(crate) enum Origin {

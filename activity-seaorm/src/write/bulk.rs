@@ -40,9 +40,9 @@ use sea_orm::{
 };
 
 use crate::checked::{self, Verb};
-use crate::hooks::{lifecycle_entry, model_entry};
 use crate::keys::{model_item_id, value_json};
-use crate::manual::bulk_log_activity;
+use crate::write::before::{lifecycle_entry, model_entry};
+use crate::write::manual::bulk_log_activity;
 
 /// How a bulk write is logged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,7 +75,7 @@ where
     let filter = filter.into_condition();
     let scope = <E::Model as ModelActivity>::SCOPE;
     // Earlier unconfirmed updates of rows this may change keep their own entries (muted or not).
-    crate::transaction::settle_updates_of::<E::Model, C>(db).await?;
+    crate::write::flush::settle_updates_of::<E::Model, C>(db).await?;
     if is_muted(scope) {
         return plain_update::<E, C>(db, filter, values).await;
     }
@@ -222,7 +222,7 @@ where
         checked::announce::<E>(Verb::Delete);
         E::delete_many().filter(condition).exec(db)
     };
-    crate::transaction::settle_updates_of::<E::Model, C>(db).await?;
+    crate::write::flush::settle_updates_of::<E::Model, C>(db).await?;
     if is_muted(scope) {
         return Ok(delete(filter).await?.rows_affected);
     }

@@ -16,59 +16,17 @@
 //! in `before_delete`, so the entry has a name and a delete that matches nothing logs nothing.
 //! Use the four hooks together: each after-hook logs only what its before-hook prepared.
 
-use activity_core::entry::activity;
-use activity_core::{ActivityEntry, ChangeAction, FieldSpec, ModelActivity, is_muted};
+use activity_core::{ChangeAction, FieldSpec, ModelActivity, is_muted};
 use sea_orm::sea_query::LockType;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    IdenStatic, IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryFilter, QuerySelect, Select,
-    TryIntoModel,
+    ActiveModelTrait, ActiveValue, ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic,
+    IntoActiveModel, Iterable, PrimaryKeyToColumn, QuerySelect, TryIntoModel,
 };
 
 use crate::keys::{active_item_id, conn_key, model_item_id};
-use crate::pending::{Origin, UpdateBefore, now};
-use crate::recorder::{self, Frame, PendingState, record};
-
-/// The model type of an active model.
-pub type ModelOf<A> = <<A as ActiveModelTrait>::Entity as EntityTrait>::Model;
-
-/// The active model type of a model.
-pub type ActiveModelOf<M> = <<M as sea_orm::ModelTrait>::Entity as EntityTrait>::ActiveModel;
-
-/// A new entry for `model`: scope, item id, name, short id and tenant from the derive, time from
-/// the configured clock.
-pub(crate) fn model_entry<M: ModelActivity>(
-    model: &M,
-    item_id: Option<String>,
-    activity: &str,
-) -> ActivityEntry {
-    let mut entry = ActivityEntry::new(M::SCOPE, activity);
-    entry.created_at = now();
-    entry.item_id = item_id;
-    entry.detail.name = model.activity_name();
-    entry.detail.short_id = model.activity_short_id();
-    entry.team_id = model.activity_team_id();
-    entry.organization_id = model.activity_organization_id();
-    entry
-}
-
-/// A `created` or `deleted` entry for `model`, with every tracked field when the model asks for
-/// snapshots (`#[activity(snapshot)]`).
-pub(crate) fn lifecycle_entry<M: ModelActivity + sea_orm::ModelTrait>(
-    model: &M,
-    item_id: Option<String>,
-    action: ChangeAction,
-) -> ActivityEntry {
-    let verb = match action {
-        ChangeAction::Deleted => activity::DELETED,
-        _ => activity::CREATED,
-    };
-    let mut entry = model_entry(model, item_id, verb);
-    if M::SNAPSHOT {
-        model.activity_snapshot(action, &mut entry.detail.changes);
-    }
-    entry
-}
+pub use crate::write::before::{ActiveModelOf, ModelOf};
+use crate::write::before::{Origin, UpdateBefore, key_query, lifecycle_entry, now};
+use crate::write::frame::{self, Frame, PendingState, record};
 
 /// `before_save`: on update, capture the before-state for `after_save`. Announces the write
 /// to [`checked`](crate::checked) mode (muted or not: muting is an explicit skip).
@@ -93,20 +51,20 @@ where
         return Ok(am);
     }
     // A muted job with nothing waiting: done before the key is even formatted.
-    if is_muted(<ModelOf<A>>::SCOPE) && !recorder::may_have_pending() {
+    if is_muted(<ModelOf<A>>::SCOPE) && !frame::may_have_pending() {
         return Ok(am);
     }
     let Some(item_id) = active_item_id(&am) else {
         return Ok(am);
     };
-    let frame = recorder::frame_for(conn_key(db));
+    let frame = frame::frame_for(conn_key(db));
     // An earlier update of this row that never reached `after_save` (`update_without_returning`,
     // or a statement that failed and was handled) is settled first, from the row as it is now,
     // so this update's changes are never attributed to it (muted or not).
     let fresh = match &frame {
         Some(frame) => settle_earlier(&am, db, frame, &item_id).await?,
         None => {
-            if recorder::take_loose::<ModelOf<A>>(&item_id).is_some() {
+            if frame::take_loose::<ModelOf<A>>(&item_id).is_some() {
                 // Outside a transaction nothing vouches that the row has not changed hands
                 // since: the state is stale.
                 tracing::debug!(
@@ -117,7 +75,7 @@ where
             None
         }
     };
-    let supplied = recorder::take_supplied::<ModelOf<A>>(&item_id);
+    let supplied = frame::take_supplied::<ModelOf<A>>(&item_id);
     if is_muted(<ModelOf<A>>::SCOPE) || !sets_signalling_field(&am) {
         return Ok(am);
     }
@@ -138,7 +96,7 @@ where
     }));
     match frame {
         Some(frame) => frame.put_pending::<ModelOf<A>>(item_id, state),
-        None => recorder::put_loose::<ModelOf<A>>(item_id, state),
+        None => frame::put_loose::<ModelOf<A>>(item_id, state),
     }
     Ok(am)
 }
@@ -147,7 +105,8 @@ fn read_origin<C: ?Sized>() -> Origin {
     Origin::Read {
         // Autocommit (or a connection type the library does not know): the read's row lock
         // ended with its statement, and another writer may change the row before the UPDATE.
-        held: crate::sink::change_state::<C>() == crate::failure::ChangeState::InOpenTransaction,
+        held: crate::write::sink::change_state::<C>()
+            == crate::write::failure::ChangeState::InOpenTransaction,
         context: activity_core::ActivityContext::current().map(Box::new),
         at: now(),
     }
@@ -213,9 +172,9 @@ where
     let Some(id) = item_id else {
         return Ok(model);
     };
-    let pending = match recorder::frame_for(conn_key(db)) {
+    let pending = match frame::frame_for(conn_key(db)) {
         Some(frame) => frame.take_pending::<M>(&id),
-        None => recorder::take_loose::<M>(&id),
+        None => frame::take_loose::<M>(&id),
     };
     let Some(PendingState::Update(pending)) = pending else {
         return Ok(model);
@@ -255,7 +214,7 @@ where
     let Some(item_id) = active_item_id(&am) else {
         return Ok(am);
     };
-    let frame = recorder::frame_for(conn_key(db));
+    let frame = frame::frame_for(conn_key(db));
     // An earlier update of this row that never reached `after_save` (`update_without_returning`)
     // is settled first, from the row as it is now: the delete's state would take its place.
     if let Some(frame) = &frame {
@@ -271,7 +230,7 @@ where
     let state = PendingState::Delete(Box::new(row.clone()));
     match frame {
         Some(frame) => frame.put_pending::<ModelOf<A>>(item_id, state),
-        None => recorder::put_loose::<ModelOf<A>>(item_id, state),
+        None => frame::put_loose::<ModelOf<A>>(item_id, state),
     }
     if complete {
         return Ok(am);
@@ -293,9 +252,9 @@ where
     let Some(item_id) = active_item_id(&am) else {
         return Ok(am);
     };
-    let pending = match recorder::frame_for(conn_key(db)) {
+    let pending = match frame::frame_for(conn_key(db)) {
         Some(frame) => frame.take_pending::<ModelOf<A>>(&item_id),
-        None => recorder::take_loose::<ModelOf<A>>(&item_id),
+        None => frame::take_loose::<ModelOf<A>>(&item_id),
     };
     let Some(PendingState::Delete(row)) = pending else {
         return Ok(am);
@@ -341,19 +300,6 @@ enum Intent {
     Update,
     /// A DELETE: `FOR UPDATE`.
     Delete,
-}
-
-/// A query for `am`'s row by its primary key (`None` if the key is not set).
-pub(crate) fn key_query<A: ActiveModelTrait>(am: &A) -> Option<Select<A::Entity>> {
-    let mut query = <A::Entity as EntityTrait>::find();
-    for pk in <<A::Entity as EntityTrait>::PrimaryKey as Iterable>::iter() {
-        let col = pk.into_column();
-        match am.get(col) {
-            ActiveValue::Set(v) | ActiveValue::Unchanged(v) => query = query.filter(col.eq(v)),
-            ActiveValue::NotSet => return None,
-        }
-    }
-    Some(query)
 }
 
 /// The current row for `am`'s primary key, locked for the rest of the transaction where the

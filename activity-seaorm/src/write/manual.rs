@@ -4,8 +4,8 @@ use activity_core::ActivityEntry;
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::keys::conn_key;
-use crate::recorder::{self, stamp};
-use crate::sink;
+use crate::write::frame::{self, stamp};
+use crate::write::sink;
 
 /// Write one entry by hand, with the same rules as the hooks: the current context is applied,
 /// `before_append` may patch or veto it, an `updated` entry without changes is dropped unless
@@ -30,7 +30,7 @@ pub async fn bulk_log_activity<C: ConnectionTrait>(
     db: &C,
     entries: Vec<ActivityEntry>,
 ) -> Result<(), DbErr> {
-    let frame = recorder::frame_for(conn_key(db));
+    let frame = frame::frame_for(conn_key(db));
     let mut now = Vec::new();
     for mut entry in entries {
         if activity_core::is_muted(&entry.scope) {
