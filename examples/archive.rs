@@ -16,7 +16,9 @@
 
 use std::path::PathBuf;
 
-use activity_seaorm::{ActivityEntry, ActivityQuery, ArchiveOptions, archive_then_prune};
+use activity_seaorm::{
+    ActivityEntry, ActivityQuery, ops::archive::ArchiveOptions, ops::archive::archive_then_prune,
+};
 use chrono::{Datelike, Duration, TimeZone, Utc};
 use sea_orm::{Database, EntityTrait};
 

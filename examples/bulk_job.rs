@@ -38,7 +38,7 @@ async fn main() -> Result<(), DbErr> {
         // One entry says what the job did, instead of 50,000.
         let summary = ActivityEntry::new("FeatureFlag", "recounted")
             .with_name(format!("{updated} flags"))
-            .with_detail(activity_seaorm::Detail {
+            .with_detail(activity_seaorm::entry::Detail {
                 context: Some(json!({"rows": updated, "seconds": elapsed.as_secs_f64()})),
                 ..Default::default()
             });

@@ -16,7 +16,7 @@ use std::error::Error;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use activity_seaorm::{ActivityQuery, Page, export_csv, load_activity};
+use activity_seaorm::{ActivityQuery, load_activity, ops::export::export_csv, query::Page};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{

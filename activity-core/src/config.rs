@@ -12,8 +12,12 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use crate::clock::{Clock, SystemClock};
-use crate::describe::Describer;
+use crate::entry::ActivityEntry;
 use crate::hooks::{ActivityHooks, NoHooks};
+
+/// A scope-specific describer ([`describe`](crate::describe())); return `None` to fall back
+/// to the generic sentence.
+pub type Describer = fn(&ActivityEntry) -> Option<String>;
 
 /// Default largest log INSERT sent to a network server, in bytes on the wire;
 /// [`ActivityConfig::with_wire_budget`] changes it.
@@ -241,7 +245,8 @@ impl ActivityConfig {
     /// everything `fut` awaits (not for tasks it spawns). Tests use it to run side by side, each
     /// with its own clock, policy or hooks.
     pub async fn scope<F: Future>(self, fut: F) -> F::Output {
-        SCOPED.scope(Arc::new(self), fut).await
+        let clock = Arc::clone(&self.clock);
+        crate::clock::scope(clock, SCOPED.scope(Arc::new(self), fut)).await
     }
 
     /// The configuration in force here: the innermost [`scope`](Self::scope), else the one
@@ -291,7 +296,10 @@ pub struct AlreadyInitialized;
 /// assert_eq!(ActivityConfig::current().failure_policy(), FailurePolicy::FailOpen);
 /// ```
 pub fn init(config: ActivityConfig) -> Result<(), AlreadyInitialized> {
+    let clock = Arc::clone(&config.clock);
     INSTALLED
         .set(Arc::new(config))
-        .map_err(|_| AlreadyInitialized)
+        .map_err(|_| AlreadyInitialized)?;
+    crate::clock::install(clock);
+    Ok(())
 }

@@ -8,8 +8,7 @@ use serde_json::Value;
 use crate::diff::{CHANGED, MASKED};
 use crate::entry::{ActivityEntry, Change, ChangeAction, activity};
 
-/// A scope-specific describer; return `None` to fall back to the generic sentence.
-pub type Describer = fn(&ActivityEntry) -> Option<String>;
+pub use crate::config::Describer;
 
 /// A readable sentence for `entry`.
 ///

@@ -170,7 +170,7 @@ impl ActivityEntry {
     pub fn new(scope: impl Into<String>, activity: impl Into<String>) -> Self {
         Self {
             id: Uuid::now_v7(),
-            created_at: crate::ActivityConfig::with_current(|c| c.clock().now()),
+            created_at: crate::clock::now(),
             organization_id: None,
             team_id: None,
             user_id: None,

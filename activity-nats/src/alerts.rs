@@ -1,5 +1,5 @@
 //! Alert rules evaluated on the stream (DESIGN §11): the same [`AlertRule`]s that
-//! `activity_seaorm::AlertEvaluator` checks against the database on a schedule, here counted
+//! `activity_seaorm::ops::alerts::AlertEvaluator` checks against the database on a schedule, here counted
 //! as committed entries arrive, so a breach is reported within moments instead of at the next
 //! scheduled run.
 //!
@@ -11,7 +11,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use activity_seaorm::{ActivityEntry, AlertGroup, AlertHandler, AlertRule, Breach};
+use activity_seaorm::{
+    ActivityEntry, ops::alerts::AlertGroup, ops::alerts::AlertHandler, ops::alerts::AlertRule,
+    ops::alerts::Breach,
+};
 use async_nats::jetstream::{self, consumer::pull};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;

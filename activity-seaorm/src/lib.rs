@@ -36,7 +36,7 @@ pub use write::{bulk, events, failure, hooks};
 #[cfg(feature = "tower")]
 pub use activity_core::layer;
 pub use activity_core::{
-    audited, clock, context, describe, diff, entry, mute, path, query, store, value,
+    audited, clock, context, describe, diff, entry, error, mute, path, query, store, value,
 };
 
 #[cfg(feature = "tower")]
@@ -103,7 +103,7 @@ macro_rules! activity_hooks {
             'life0: 'async_trait,
             Self: 'async_trait,
         {
-            ::std::boxed::Box::pin($crate::write::hooks::before_save(self, db, insert))
+            ::std::boxed::Box::pin($crate::hooks::before_save(self, db, insert))
         }
 
         fn after_save<'life0, 'async_trait, C>(
@@ -125,7 +125,7 @@ macro_rules! activity_hooks {
             C: 'async_trait + $crate::__private::ConnectionTrait,
             'life0: 'async_trait,
         {
-            ::std::boxed::Box::pin($crate::write::hooks::after_save(model, db, insert))
+            ::std::boxed::Box::pin($crate::hooks::after_save(model, db, insert))
         }
 
         fn before_delete<'life0, 'async_trait, C>(
@@ -144,7 +144,7 @@ macro_rules! activity_hooks {
             'life0: 'async_trait,
             Self: 'async_trait,
         {
-            ::std::boxed::Box::pin($crate::write::hooks::before_delete(self, db))
+            ::std::boxed::Box::pin($crate::hooks::before_delete(self, db))
         }
 
         fn after_delete<'life0, 'async_trait, C>(
@@ -163,7 +163,7 @@ macro_rules! activity_hooks {
             'life0: 'async_trait,
             Self: 'async_trait,
         {
-            ::std::boxed::Box::pin($crate::write::hooks::after_delete(self, db))
+            ::std::boxed::Box::pin($crate::hooks::after_delete(self, db))
         }
     };
 }

@@ -298,9 +298,13 @@ async fn unaudited_tables_are_not_reported(t: &TestDb) {
     log_activity(&db, ActivityEntry::new("Manual", "noted"))
         .await
         .unwrap();
-    activity_seaorm::prune(&db, chrono::Utc::now() + chrono::Duration::days(1), &[])
-        .await
-        .unwrap();
+    activity_seaorm::ops::retention::prune(
+        &db,
+        chrono::Utc::now() + chrono::Duration::days(1),
+        &[],
+    )
+    .await
+    .unwrap();
     assert_eq!(reports(&checker), vec![]);
     // A table added explicitly is audited.
     let explicit = Checker::record().table::<activity_seaorm::activity_log::Entity>();

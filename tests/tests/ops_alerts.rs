@@ -5,8 +5,9 @@
 use std::sync::Mutex;
 
 use activity_seaorm::{
-    ActivityConfig, ActivityEntry, ActivityQuery, AlertEvaluator, AlertGroup, AlertHandler,
-    AlertRule, Breach, FixedClock, log_activity,
+    ActivityConfig, ActivityEntry, ActivityQuery, clock::FixedClock, log_activity,
+    ops::alerts::AlertEvaluator, ops::alerts::AlertGroup, ops::alerts::AlertHandler,
+    ops::alerts::AlertRule, ops::alerts::Breach,
 };
 use activity_tests::{TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use activity_seaorm::{
-    ActivityEntry, ActivityQuery, ArchiveOptions, ArchiveStep, Error, activity_log,
-    archive_then_prune, verify_archive,
+    ActivityEntry, ActivityQuery, Error, activity_log, ops::archive::ArchiveOptions,
+    ops::archive::ArchiveStep, ops::archive::archive_then_prune, ops::archive::verify_archive,
 };
 use activity_tests::{TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};

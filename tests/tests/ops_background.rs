@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use activity_seaorm::{
-    ActivityConfig, ActivityContext, ActivityEntry, ActivityHooks, ActivityRecorded, Actor,
-    BackgroundConfig, BackgroundLogger, FailurePolicy, Overflow, Queued,
+    ActivityConfig, ActivityContext, ActivityEntry, Actor, FailurePolicy, config::ActivityHooks,
+    events::ActivityRecorded, ops::background::BackgroundConfig, ops::background::BackgroundLogger,
+    ops::background::Overflow, ops::background::Queued,
 };
 use activity_tests::proxy::CommitCutter;
 use activity_tests::{TestDb, backend_tests};
@@ -255,7 +256,7 @@ async fn a_lost_commit_answer_is_neither_failed_nor_doubled(t: &TestDb) {
         let (url, schema) = t.url();
         let proxy = CommitCutter::start(url).await;
         let pool = activity_tests::connect_sized(&proxy.url(url), schema, 2).await;
-        let mut events = activity_seaorm::subscribe();
+        let mut events = activity_seaorm::events::subscribe();
         let seen_by_hook = Arc::new(Mutex::new(Vec::new()));
         let settings = ActivityConfig::new()
             .with_failure_policy(policy)
@@ -339,7 +340,7 @@ async fn a_refused_commit_publishes_nothing_until_the_retry_commits(t: &TestDb) 
     .unwrap();
     let (url, schema) = t.url();
     let pool = activity_tests::connect_sized(url, schema, 2).await;
-    let mut events = activity_seaorm::subscribe();
+    let mut events = activity_seaorm::events::subscribe();
     let logger = BackgroundLogger::start(pool, BackgroundConfig::default()).unwrap();
     let tag = format!("@{}", uuid::Uuid::now_v7().simple());
     let ctx = ActivityContext::for_user(Actor::new("u1"));

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use activity_seaorm::{
-    ActivityEntry, ActivityQuery, ReportDimension as D, ReportRow, activity_log, activity_report,
+    ActivityEntry, ActivityQuery, activity_log, ops::report::ReportDimension as D,
+    ops::report::ReportRow, ops::report::activity_report,
 };
 use activity_tests::{TestDb, backend_tests};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};

@@ -4,8 +4,9 @@
 //! Unicode case-insensitive search. Erasure has its own file, `erasure.rs`.
 
 use activity_seaorm::{
-    ActivityConfig, ActivityEntry, ActivityQuery, FilterOp, activity_log, anonymize_user,
-    export_csv, export_jsonl, load_activity,
+    ActivityConfig, ActivityEntry, ActivityQuery, activity_log, load_activity,
+    ops::erasure::anonymize_user, ops::export::export_csv, ops::export::export_jsonl,
+    query::FilterOp,
 };
 use activity_tests::{Backend, TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -67,7 +68,7 @@ async fn csv_neutralizes_formulas(t: &TestDb) {
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 7);
     let col = |name: &str| {
-        activity_seaorm::CSV_COLUMNS
+        activity_seaorm::ops::export::CSV_COLUMNS
             .iter()
             .position(|c| *c == name)
             .unwrap()
@@ -138,7 +139,7 @@ fn refused(result: Result<sea_orm::ExecResult, sea_orm::DbErr>, what: &str) {
 }
 
 async fn maintenance_ends_with_its_work(t: &TestDb) {
-    use activity_seaorm::guard;
+    use activity_seaorm::schema::guard;
 
     let mut old: Vec<ActivityEntry> = (0..4)
         .map(|i| {
@@ -158,7 +159,12 @@ async fn maintenance_ends_with_its_work(t: &TestDb) {
         // work and leave it usable.
         assert!(guard::install_append_only(&t.db).await.is_err());
         let txn = t.db.begin().await.unwrap();
-        assert_eq!(activity_seaorm::prune(&txn, at(-1), &[]).await.unwrap(), 1);
+        assert_eq!(
+            activity_seaorm::ops::retention::prune(&txn, at(-1), &[])
+                .await
+                .unwrap(),
+            1
+        );
         let n = ActivityConfig::scope(keyed(), anonymize_user(&txn, "u9"))
             .await
             .unwrap();
@@ -175,7 +181,12 @@ async fn maintenance_ends_with_its_work(t: &TestDb) {
     // prune on the caller's transaction: its batches pass the guard, the rest of the caller's
     // transaction does not.
     let txn = t.db.begin().await.unwrap();
-    assert_eq!(activity_seaorm::prune(&txn, at(-1), &[]).await.unwrap(), 1);
+    assert_eq!(
+        activity_seaorm::ops::retention::prune(&txn, at(-1), &[])
+            .await
+            .unwrap(),
+        1
+    );
     refused(
         txn.execute_unprepared("UPDATE activity_log SET activity = 'tampered'")
             .await,
@@ -183,7 +194,12 @@ async fn maintenance_ends_with_its_work(t: &TestDb) {
     );
     txn.rollback().await.unwrap();
     let txn = t.db.begin().await.unwrap();
-    assert_eq!(activity_seaorm::prune(&txn, at(-1), &[]).await.unwrap(), 1);
+    assert_eq!(
+        activity_seaorm::ops::retention::prune(&txn, at(-1), &[])
+            .await
+            .unwrap(),
+        1
+    );
     refused(
         txn.execute_unprepared("DELETE FROM activity_log").await,
         "DELETE after prune in the same transaction",
@@ -228,7 +244,12 @@ async fn maintenance_ends_with_its_work(t: &TestDb) {
     // restored, not switched off).
     let txn = t.db.begin().await.unwrap();
     guard::enter_maintenance(&txn).await.unwrap();
-    assert_eq!(activity_seaorm::prune(&txn, at(-1), &[]).await.unwrap(), 1);
+    assert_eq!(
+        activity_seaorm::ops::retention::prune(&txn, at(-1), &[])
+            .await
+            .unwrap(),
+        1
+    );
     txn.execute_unprepared("DELETE FROM activity_log WHERE item_id = '3'")
         .await
         .unwrap();
@@ -322,9 +343,9 @@ async fn query_caps_are_invalid_query_errors(t: &TestDb) {
 // A numeric path segment is an object key on every backend, never an array index.
 
 async fn numeric_path_segments_are_object_keys(t: &TestDb) {
-    let mut array = entry(0, "array").with_changes(vec![activity_seaorm::Change::new(
+    let mut array = entry(0, "array").with_changes(vec![activity_seaorm::entry::Change::new(
         "Doc",
-        activity_seaorm::ChangeAction::Changed,
+        activity_seaorm::entry::ChangeAction::Changed,
         Some("enabled"),
         json!(false),
         json!(true),

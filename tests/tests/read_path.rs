@@ -3,8 +3,9 @@
 
 use activity_seaorm::prelude::*;
 use activity_seaorm::{
-    ActivityEntry, ActivityQuery, ChangeAction, FilterOp, activity_log, anonymize_user,
-    bulk_log_activity, export_csv, export_jsonl, load_activity, prune, pseudonym,
+    ActivityEntry, ActivityQuery, activity_log, bulk_log_activity, entry::ChangeAction,
+    load_activity, ops::erasure::anonymize_user, ops::erasure::pseudonym, ops::export::export_csv,
+    ops::export::export_jsonl, ops::retention::prune, query::FilterOp,
 };
 use activity_tests::{TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -74,7 +75,7 @@ async fn seed(t: &TestDb) -> Vec<ActivityEntry> {
     entries
 }
 
-fn items(page: &activity_seaorm::Page) -> Vec<(String, String)> {
+fn items(page: &activity_seaorm::query::Page) -> Vec<(String, String)> {
     page.results
         .iter()
         .map(|e| (e.item_id.clone().unwrap_or_default(), e.activity.clone()))
@@ -356,7 +357,7 @@ async fn export_prune_and_erase(t: &TestDb) {
     let mut reader = csv::Reader::from_reader(csv.as_slice());
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        activity_seaorm::CSV_COLUMNS
+        activity_seaorm::ops::export::CSV_COLUMNS
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 5);

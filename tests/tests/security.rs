@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use activity_seaorm::path::DetailPath;
 use activity_seaorm::prelude::*;
 use activity_seaorm::{
-    ActivityEntry, ActivityQuery, ChangeAction, FilterOp, export_csv, export_jsonl, load_activity,
-    log_activity, subscribe, transaction,
+    ActivityEntry, ActivityQuery, entry::ChangeAction, events::subscribe, load_activity,
+    log_activity, ops::export::export_csv, ops::export::export_jsonl, query::FilterOp, transaction,
 };
 use activity_tests::models::{feature_flag, vault};
 use activity_tests::{Backend, TestDb, backend_tests, create_entity_table};
@@ -1254,7 +1254,7 @@ fn erasure_config() -> ActivityConfig {
 }
 
 async fn append_only_guard(t: &TestDb) {
-    use activity_seaorm::guard;
+    use activity_seaorm::schema::guard;
 
     let old = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
     for i in 0..6 {
@@ -1276,7 +1276,7 @@ async fn append_only_guard(t: &TestDb) {
         assert!(!guard::append_only_installed(&t.db).await.unwrap());
         // Maintenance still works (`enter_maintenance` is a no-op here).
         assert_eq!(
-            activity_seaorm::prune(&t.db, old + Duration::minutes(3), &[])
+            activity_seaorm::ops::retention::prune(&t.db, old + Duration::minutes(3), &[])
                 .await
                 .unwrap(),
             3
@@ -1284,7 +1284,7 @@ async fn append_only_guard(t: &TestDb) {
         assert_eq!(
             ActivityConfig::scope(
                 erasure_config(),
-                activity_seaorm::anonymize_user(&t.db, "u1")
+                activity_seaorm::ops::erasure::anonymize_user(&t.db, "u1")
             )
             .await
             .unwrap(),
@@ -1363,7 +1363,7 @@ async fn append_only_guard(t: &TestDb) {
     // Retention and erasure pass the guard, on a shared pool and on a single session, and
     // the permission ends with their transactions.
     let session = one_session(t).await;
-    let pruned = activity_seaorm::prune(&session, old + Duration::minutes(3), &[])
+    let pruned = activity_seaorm::ops::retention::prune(&session, old + Duration::minutes(3), &[])
         .await
         .unwrap();
     assert_eq!(pruned, 3);
@@ -1374,7 +1374,7 @@ async fn append_only_guard(t: &TestDb) {
     assert!(err.to_string().contains("append-only"), "{err}");
     let rewritten = ActivityConfig::scope(
         erasure_config(),
-        activity_seaorm::anonymize_user(&session, "u1"),
+        activity_seaorm::ops::erasure::anonymize_user(&session, "u1"),
     )
     .await
     .unwrap();
@@ -1399,9 +1399,10 @@ async fn append_only_guard(t: &TestDb) {
     );
     // prune on the pool works too, and inside a caller's transaction (savepoints).
     let txn = t.db.begin().await.unwrap();
-    let pruned = activity_seaorm::prune(&txn, Utc::now() + Duration::days(1), &["Export"])
-        .await
-        .unwrap();
+    let pruned =
+        activity_seaorm::ops::retention::prune(&txn, Utc::now() + Duration::days(1), &["Export"])
+            .await
+            .unwrap();
     txn.rollback().await.unwrap();
     assert_eq!(
         pruned, 4,

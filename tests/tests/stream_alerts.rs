@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 use activity_nats::StreamAlerts;
 use activity_seaorm::{
-    ActivityEntry, ActivityQuery, AlertGroup, AlertHandler, AlertRule, Breach, FilterOp,
+    ActivityEntry, ActivityQuery, ops::alerts::AlertGroup, ops::alerts::AlertHandler,
+    ops::alerts::AlertRule, ops::alerts::Breach, query::FilterOp,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 

@@ -89,41 +89,7 @@ use sea_orm::metric::Info;
 use sea_orm::{ActiveModelTrait, EntityName};
 
 use crate::keys::TaskKey;
-
-/// What a statement does to a table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Verb {
-    /// `INSERT`.
-    Insert,
-    /// `REPLACE` (MySQL, SQLite).
-    Replace,
-    /// `UPDATE`.
-    Update,
-    /// `DELETE`.
-    Delete,
-    /// `TRUNCATE`.
-    Truncate,
-}
-
-impl Verb {
-    /// The SQL keyword.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verb::Insert => "INSERT",
-            Verb::Replace => "REPLACE",
-            Verb::Update => "UPDATE",
-            Verb::Delete => "DELETE",
-            Verb::Truncate => "TRUNCATE",
-        }
-    }
-}
-
-impl fmt::Display for Verb {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use sql::Verb;
 
 /// One write to an audited table that did not pass through the log.
 #[derive(Clone, Debug, PartialEq, Eq)]

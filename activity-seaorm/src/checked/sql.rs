@@ -16,7 +16,42 @@
 
 use sea_orm::DbBackend;
 
-use super::Verb;
+use std::fmt;
+
+/// What a statement does to a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Verb {
+    /// `INSERT`.
+    Insert,
+    /// `REPLACE` (MySQL, SQLite).
+    Replace,
+    /// `UPDATE`.
+    Update,
+    /// `DELETE`.
+    Delete,
+    /// `TRUNCATE`.
+    Truncate,
+}
+
+impl Verb {
+    /// The SQL keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Insert => "INSERT",
+            Verb::Replace => "REPLACE",
+            Verb::Update => "UPDATE",
+            Verb::Delete => "DELETE",
+            Verb::Truncate => "TRUNCATE",
+        }
+    }
+}
+
+impl fmt::Display for Verb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A name as written: its text without quotes, and whether it was quoted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! against the ones SeaORM uses.
 
 use activity_seaorm::prelude::*;
-use activity_seaorm::{ActivityEntry, FieldSpec};
+use activity_seaorm::{ActivityEntry, diff::FieldSpec};
 use activity_tests::{TestDb, backend_tests, create_entity_table};
 use sea_orm::entity::prelude::HasMany;
 use sea_orm::{ActiveModelTrait, EntityTrait, IdenStatic, IntoActiveModel, Iterable, NotSet, Set};

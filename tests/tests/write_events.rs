@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex as StdMutex};
 
 use activity_seaorm::prelude::*;
-use activity_seaorm::{ActivityConfig, ActivityHooks, AppendDecision, subscribe, transaction};
+use activity_seaorm::{
+    ActivityConfig, config::ActivityHooks, config::AppendDecision, events::subscribe, transaction,
+};
 use activity_tests::models::feature_flag;
 use activity_tests::{Backend, TestDb};
 use scoped_futures::ScopedFutureExt;

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use activity_seaorm::prelude::*;
-use activity_seaorm::{ActivityEntry, activity_log, log_activity, subscribe, transaction};
+use activity_seaorm::{ActivityEntry, activity_log, events::subscribe, log_activity, transaction};
 use activity_tests::models::{feature_flag, setting};
 use activity_tests::{Backend, TestDb, backend_tests};
 use scoped_futures::ScopedFutureExt;

@@ -2,7 +2,8 @@
 //! this binary runs its backends one at a time.
 
 use activity_seaorm::{
-    ActivityConfig, ChangeState, FailurePolicy, LogWriteFailure, failed_writes, transaction,
+    ActivityConfig, FailurePolicy, LogWriteFailure, config::failed_writes, failure::ChangeState,
+    transaction,
 };
 use activity_tests::models::feature_flag;
 use activity_tests::{Backend, TestDb};

@@ -7,8 +7,8 @@
 
 use activity_seaorm::prelude::*;
 use activity_seaorm::{
-    ActivityEntry, ChangeState, IdentifierTooLong, LogWriteFailure, failed_writes, log_activity,
-    transaction,
+    ActivityEntry, LogWriteFailure, config::failed_writes, failure::ChangeState,
+    failure::IdentifierTooLong, log_activity, transaction,
 };
 use activity_tests::models::setting;
 use activity_tests::{Backend, TestDb, backend_tests};

@@ -11,8 +11,8 @@ use std::task::Poll;
 
 use activity_seaorm::prelude::*;
 use activity_seaorm::{
-    ActivityConfig, ActivityEntry, ChangeAction, ChangeState, FailurePolicy, LogWriteFailure,
-    transaction,
+    ActivityConfig, ActivityEntry, FailurePolicy, LogWriteFailure, entry::ChangeAction,
+    failure::ChangeState, transaction,
 };
 use activity_tests::models::feature_flag;
 use activity_tests::{Backend, TestDb, backend_tests, flag_by_id as by_id, new_flag};
@@ -493,7 +493,7 @@ async fn configuration_is_per_task(t: &TestDb) {
     let at = chrono::DateTime::parse_from_rfc3339("2030-01-02T03:04:05Z")
         .unwrap()
         .to_utc();
-    let fixed = ActivityConfig::new().with_clock(Arc::new(activity_seaorm::FixedClock(at)));
+    let fixed = ActivityConfig::new().with_clock(Arc::new(activity_seaorm::clock::FixedClock(at)));
     let db = t.db.clone();
     let other = tokio::spawn(async move {
         activity_seaorm::log_activity(&db, ActivityEntry::new("Job", "elsewhere"))

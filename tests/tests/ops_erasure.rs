@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use activity_seaorm::prelude::*;
 use activity_seaorm::{
-    ActivityEntry, ActivityQuery, ChangeAction, ERASURE_BATCH, Error, activity_log, anonymize_user,
-    load_activity, pseudonym,
+    ActivityEntry, ActivityQuery, Error, activity_log, entry::ChangeAction, load_activity,
+    ops::erasure::ERASURE_BATCH, ops::erasure::anonymize_user, ops::erasure::pseudonym,
 };
 use activity_tests::{Backend, TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};
