@@ -46,8 +46,60 @@ pub struct Actor {
     pub email: Option<String>,
 }
 
+/// The most characters an identifier (actor, tenant, correlation id) may have: what
+/// `activity_log` stores exactly. Longer ones are refused, never cut (two ids sharing a prefix
+/// would become one user or tenant).
+pub const MAX_IDENTIFIER_CHARS: usize = 255;
+
+/// An identifier that cannot name anyone: empty, holding a control character, or longer than
+/// [`MAX_IDENTIFIER_CHARS`]. Found where identifiers enter ([`Actor::try_new`],
+/// [`ActivityContext::validate`](crate::ActivityContext::validate), the request middleware),
+/// before the request does any work.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what}: {why}")]
+#[non_exhaustive]
+pub struct InvalidIdentifier {
+    /// Which identifier, e.g. `user id`.
+    pub what: &'static str,
+    /// What is wrong with it (never the value itself, which may be hostile).
+    pub why: &'static str,
+}
+
+/// Check one identifier (see [`InvalidIdentifier`]).
+///
+/// ```
+/// use activity_core::actor::check_identifier;
+/// assert!(check_identifier("user id", "alice").is_ok());
+/// assert!(check_identifier("user id", "").is_err());
+/// assert!(check_identifier("user id", "bob\n").is_err());
+/// assert!(check_identifier("user id", &"é".repeat(256)).is_err());
+/// ```
+pub fn check_identifier(what: &'static str, value: &str) -> Result<(), InvalidIdentifier> {
+    let why = if value.is_empty() {
+        "it is empty"
+    } else if value.chars().any(char::is_control) {
+        "it contains a control character"
+    } else if value.len() > MAX_IDENTIFIER_CHARS && value.chars().count() > MAX_IDENTIFIER_CHARS {
+        "it is longer than 255 characters"
+    } else {
+        return Ok(());
+    };
+    Err(InvalidIdentifier { what, why })
+}
+
 impl Actor {
-    /// An actor known by its identifier only.
+    /// An actor known by its identifier, checked: empty ids, control characters and ids over
+    /// [`MAX_IDENTIFIER_CHARS`] are refused here, where they enter, rather than at the log write
+    /// after the request did its work.
+    pub fn try_new(id: impl Into<String>) -> Result<Self, InvalidIdentifier> {
+        let id = id.into();
+        check_identifier("user id", &id)?;
+        Ok(Self::new(id))
+    }
+
+    /// An actor known by its identifier only. The id is checked when the context is
+    /// [validated](crate::ActivityContext::validate) (the request middleware does it) and when
+    /// the entry is written; [`try_new`](Self::try_new) checks it here.
     pub fn new(id: impl Into<String>) -> Self {
         Self {
             id: id.into(),

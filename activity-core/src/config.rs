@@ -80,7 +80,19 @@ pub struct ActivityConfig {
     describers: HashMap<String, Describer>,
     user_scopes: Vec<String>,
     outbox: bool,
+    /// Which settings this value sets (one bit per `with_*`): a scoped configuration takes
+    /// every other one from the configuration in force.
+    set: u16,
 }
+
+const FAILURE_POLICY: u16 = 1;
+const CLOCK: u16 = 1 << 1;
+const HOOKS: u16 = 1 << 2;
+const WIRE: u16 = 1 << 3;
+const ERASURE_KEY: u16 = 1 << 4;
+const TENANCY: u16 = 1 << 5;
+const USER_SCOPES: u16 = 1 << 6;
+const OUTBOX: u16 = 1 << 7;
 
 impl Default for ActivityConfig {
     fn default() -> Self {
@@ -121,24 +133,63 @@ impl ActivityConfig {
             describers: HashMap::new(),
             user_scopes: Vec::new(),
             outbox: false,
+            set: 0,
         }
+    }
+
+    /// This configuration over `base`: the settings this one sets, and `base`'s for the rest
+    /// (describers: `base`'s, then this one's).
+    fn over(mut self, base: &ActivityConfig) -> ActivityConfig {
+        let unset = |bit: u16| self.set & bit == 0;
+        if unset(FAILURE_POLICY) {
+            self.failure_policy = base.failure_policy;
+        }
+        if unset(CLOCK) {
+            self.clock = Arc::clone(&base.clock);
+        }
+        if unset(HOOKS) {
+            self.hooks = Arc::clone(&base.hooks);
+        }
+        if unset(WIRE) {
+            self.wire_budget = base.wire_budget;
+        }
+        if unset(ERASURE_KEY) {
+            self.erasure_key = base.erasure_key.clone();
+        }
+        if unset(TENANCY) {
+            self.tenancy = base.tenancy;
+        }
+        if unset(USER_SCOPES) {
+            self.user_scopes = base.user_scopes.clone();
+        }
+        if unset(OUTBOX) {
+            self.outbox = base.outbox;
+        }
+        let mut describers = base.describers.clone();
+        describers.extend(self.describers.drain());
+        self.describers = describers;
+        self.set |= base.set;
+        self
     }
 
     /// What happens when an entry cannot be written (default fail-closed).
     pub fn with_failure_policy(mut self, policy: FailurePolicy) -> Self {
         self.failure_policy = policy;
+        self.set |= FAILURE_POLICY;
         self
     }
 
     /// The clock that stamps `created_at`, for hook entries and manual ones alike.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self.set |= CLOCK;
         self
     }
 
     /// The `before_append` / `after_append` hooks.
     pub fn with_hooks(mut self, hooks: Arc<dyn ActivityHooks>) -> Self {
         self.hooks = hooks;
+        self.set |= HOOKS;
         self
     }
 
@@ -154,6 +205,7 @@ impl ActivityConfig {
     /// statement, whatever the budget.
     pub fn with_wire_budget(mut self, bytes: usize) -> Self {
         self.wire_budget = bytes;
+        self.set |= WIRE;
         self
     }
 
@@ -162,6 +214,7 @@ impl ActivityConfig {
     /// pepper: 32 random bytes or more.
     pub fn with_erasure_key(mut self, key: impl AsRef<[u8]>) -> Self {
         self.erasure_key = Some(Arc::from(key.as_ref()));
+        self.set |= ERASURE_KEY;
         self
     }
 
@@ -173,6 +226,7 @@ impl ActivityConfig {
         scopes: impl IntoIterator<Item = S>,
     ) -> Self {
         self.user_scopes = scopes.into_iter().map(Into::into).collect();
+        self.set |= USER_SCOPES;
         self
     }
 
@@ -181,6 +235,7 @@ impl ActivityConfig {
     /// it costs nothing). Entries of rolled-back transactions never reach the outbox.
     pub fn with_outbox(mut self, on: bool) -> Self {
         self.outbox = on;
+        self.set |= OUTBOX;
         self
     }
 
@@ -197,6 +252,7 @@ impl ActivityConfig {
     /// Whether reads must name a tenant (default [`Tenancy::Required`]).
     pub fn with_tenancy(mut self, tenancy: Tenancy) -> Self {
         self.tenancy = tenancy;
+        self.set |= TENANCY;
         self
     }
 
@@ -241,12 +297,33 @@ impl ActivityConfig {
         self.describers.get(scope).copied()
     }
 
-    /// Run `fut` with this configuration instead of the installed one: for the current task and
+    /// Run `fut` with this configuration over the one in force: for the current task and
     /// everything `fut` awaits (not for tasks it spawns). Tests use it to run side by side, each
     /// with its own clock, policy or hooks.
+    ///
+    /// A scope changes only what it sets: `ActivityConfig::new().with_clock(..)` keeps the
+    /// outbox, erasure key, hooks and every other setting in force, so a scope can never turn
+    /// them off by accident. To turn one off, say so (`with_outbox(false)`,
+    /// `with_hooks(Arc::new(NoHooks))`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::sync::Arc;
+    /// use activity_core::{ActivityConfig, FixedClock};
+    /// let outer = ActivityConfig::new().with_outbox(true).with_erasure_key([7; 32]);
+    /// let t = chrono::DateTime::UNIX_EPOCH;
+    /// let inner = ActivityConfig::new().with_clock(Arc::new(FixedClock(t)));
+    /// outer.scope(inner.scope(async {
+    ///     let c = ActivityConfig::current();
+    ///     assert!(c.outbox() && c.erasure_key().is_some());
+    ///     assert_eq!(c.clock().now(), t);
+    /// })).await;
+    /// # }
+    /// ```
     pub async fn scope<F: Future>(self, fut: F) -> F::Output {
-        let clock = Arc::clone(&self.clock);
-        crate::clock::scope(clock, SCOPED.scope(Arc::new(self), fut)).await
+        let config = ActivityConfig::with_current(|base| self.over(base));
+        let clock = Arc::clone(&config.clock);
+        crate::clock::scope(clock, SCOPED.scope(Arc::new(config), fut)).await
     }
 
     /// The configuration in force here: the innermost [`scope`](Self::scope), else the one

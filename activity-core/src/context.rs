@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use crate::actor::{Actor, Trigger};
+use crate::actor::{Actor, InvalidIdentifier, Trigger, check_identifier};
 
 tokio::task_local! {
     static CURRENT: ActivityContext;
@@ -148,6 +148,45 @@ impl ActivityContext {
         CURRENT.scope(ctx, fut)
     }
 
+    /// [`scope`](Self::scope) as a nameable future, for middleware.
+    #[cfg(feature = "tower")]
+    pub(crate) fn scoped<F: Future>(
+        ctx: ActivityContext,
+        fut: F,
+    ) -> tokio::task::futures::TaskLocalFuture<ActivityContext, F> {
+        CURRENT.scope(ctx, fut)
+    }
+
+    /// Check the identifiers this context would write (user and impersonator ids, organization,
+    /// team, correlation id): none empty, none with a control character, none over 255
+    /// characters. The request middleware calls it and answers `400 Bad Request` before the
+    /// request does any work; call it wherever else a context is built from outside input.
+    ///
+    /// ```
+    /// use activity_core::{ActivityContext, Actor};
+    /// assert!(ActivityContext::for_user(Actor::new("42")).validate().is_ok());
+    /// let bad = ActivityContext::for_user(Actor::new("42")).with_team("");
+    /// assert_eq!(bad.validate().unwrap_err().to_string(), "invalid team id: it is empty");
+    /// ```
+    pub fn validate(&self) -> Result<(), InvalidIdentifier> {
+        let ids = [
+            ("user id", self.user.as_ref().map(|a| a.id.as_str())),
+            (
+                "impersonator id",
+                self.impersonated_by.as_ref().map(|a| a.id.as_str()),
+            ),
+            ("organization id", self.organization_id.as_deref()),
+            ("team id", self.team_id.as_deref()),
+            ("correlation id", self.correlation_id.as_deref()),
+        ];
+        for (what, id) in ids {
+            if let Some(id) = id {
+                check_identifier(what, id)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Run a synchronous closure with `ctx` as the current context.
     pub fn sync_scope<R>(ctx: ActivityContext, f: impl FnOnce() -> R) -> R {
         CURRENT.sync_scope(ctx, f)
@@ -158,7 +197,9 @@ impl ActivityContext {
         CURRENT.try_with(Clone::clone).ok()
     }
 
-    /// Wrap `fut` so it runs with the caller's current context, e.g. before `tokio::spawn`.
+    /// Wrap `fut` so it runs with the caller's current context and mute state, e.g. before
+    /// `tokio::spawn`: a task spawned by a muted bulk job is muted too, and one spawned by a
+    /// request logs as that request's user.
     ///
     /// ```
     /// use activity_core::{ActivityContext, Actor};
@@ -176,6 +217,6 @@ impl ActivityContext {
     /// # }
     /// ```
     pub fn propagate<F: Future>(fut: F) -> impl Future<Output = F::Output> {
-        CURRENT.scope(Self::current().unwrap_or_default(), fut)
+        CURRENT.scope(Self::current().unwrap_or_default(), crate::mute::carry(fut))
     }
 }

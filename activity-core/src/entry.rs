@@ -152,6 +152,12 @@ pub struct ActivityEntry {
     /// Write an `updated` entry even when it has no changes (manual entries).
     #[serde(skip)]
     pub force: bool,
+    /// The tenant columns are the item's own: the context fills neither, even where one is
+    /// empty. Set by the write path for models whose derive names `team` or `organization`
+    /// (a support agent of one organization editing another's item never files the entry
+    /// under their own); an entry whose tenant columns are already set is treated alike.
+    #[serde(skip)]
+    pub own_tenant: bool,
 }
 
 /// The verbs the hooks write.
@@ -188,6 +194,7 @@ impl ActivityEntry {
             user_agent: None,
             client: None,
             force: false,
+            own_tenant: false,
         }
     }
 
@@ -229,34 +236,44 @@ impl ActivityEntry {
     }
 
     /// In-place form of [`ActivityEntry::with_context`].
+    ///
+    /// The context fills only what the entry does not already say: a caller that names the
+    /// actor (`user_id`) keeps that actor whole — name, impersonator and all — and any request
+    /// field it set (IP address, user agent, request id, client, correlation id, trigger) is
+    /// kept. So an auth service logging a failed login for "bob" from the attacker's address
+    /// records bob and that address, whatever context it runs in. The tenant comes from the
+    /// context only when the entry names neither tenant column (and is not
+    /// [`own_tenant`](Self::own_tenant)).
     pub fn apply_context(&mut self, ctx: &ActivityContext) {
-        match ctx.user() {
-            Some(user) => {
-                self.user_id = Some(user.id.clone());
-                self.user_name = user.name.clone();
-                self.is_system = false;
+        if self.user_id.is_none() && self.impersonated_by.is_none() {
+            match ctx.user() {
+                Some(user) => {
+                    self.user_id = Some(user.id.clone());
+                    self.user_name = user.name.clone();
+                    self.is_system = false;
+                }
+                None => {
+                    self.user_name = None;
+                    self.is_system = true;
+                }
             }
-            None => {
-                self.user_id = None;
-                self.user_name = None;
-                self.is_system = true;
-            }
+            self.impersonated_by = ctx.impersonated_by().map(|a| a.id.clone());
+        } else {
+            // The caller named the actor: it is a user's entry, never a system one.
+            self.is_system = self.user_id.is_none();
         }
-        self.impersonated_by = ctx.impersonated_by().map(|a| a.id.clone());
         self.was_impersonated = self.impersonated_by.is_some();
-        if self.organization_id.is_none() {
-            self.organization_id = ctx.organization_id().map(str::to_owned);
+        // The item's tenant, when it has one, is the entry's whole tenant: a context never
+        // completes it with the actor's organization or team.
+        if !self.own_tenant && self.organization_id.is_none() && self.team_id.is_none() {
+            fill(&mut self.organization_id, ctx.organization_id());
+            fill(&mut self.team_id, ctx.team_id());
         }
-        if self.team_id.is_none() {
-            self.team_id = ctx.team_id().map(str::to_owned);
-        }
-        self.request_id = ctx.request_id().map(str::to_owned);
-        if self.correlation_id.is_none() {
-            self.correlation_id = ctx.correlation_id().map(str::to_owned);
-        }
-        self.ip_address = ctx.ip().map(str::to_owned);
-        self.user_agent = ctx.user_agent().map(str::to_owned);
-        self.client = ctx.client().map(str::to_owned);
+        fill(&mut self.request_id, ctx.request_id());
+        fill(&mut self.correlation_id, ctx.correlation_id());
+        fill(&mut self.ip_address, ctx.ip());
+        fill(&mut self.user_agent, ctx.user_agent());
+        fill(&mut self.client, ctx.client());
         if self.detail.trigger.is_none() {
             self.detail.trigger = ctx.trigger().cloned();
         }
@@ -269,5 +286,12 @@ impl ActivityEntry {
             return false;
         }
         self.force || self.activity != activity::UPDATED || !self.detail.changes.is_empty()
+    }
+}
+
+/// `slot`, or `value` if the slot is empty.
+fn fill(slot: &mut Option<String>, value: Option<&str>) {
+    if slot.is_none() {
+        *slot = value.map(str::to_owned);
     }
 }

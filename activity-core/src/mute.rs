@@ -140,7 +140,8 @@ pin_project_lite::pin_project! {
     pub struct Muted<F> {
         #[pin]
         inner: F,
-        state: Arc<MuteState>,
+        // `None`: nothing to mute (a carried state of an unmuted task); polls cost nothing.
+        state: Option<Arc<MuteState>>,
     }
 }
 
@@ -149,10 +150,13 @@ impl<F: Future> Future for Muted<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        let Some(state) = this.state else {
+            return this.inner.poll(cx);
+        };
         let key = TaskKey::current();
         let _restore = MuteGuard {
             key,
-            layer: push(key, Arc::clone(this.state)),
+            layer: push(key, Arc::clone(state)),
         };
         this.inner.poll(cx)
     }
@@ -162,7 +166,7 @@ impl<F: Future> Future for Muted<F> {
 pub fn mute_signals_in<F: Future>(fut: F) -> Muted<F> {
     Muted {
         inner: fut,
-        state: mute_all(),
+        state: Some(mute_all()),
     }
 }
 
@@ -181,9 +185,32 @@ pub fn mute_signals_in<F: Future>(fut: F) -> Muted<F> {
 pub fn mute_scopes<F: Future>(scopes: &[&str], fut: F) -> Muted<F> {
     Muted {
         inner: fut,
-        state: Arc::new(MuteState {
+        state: Some(Arc::new(MuteState {
             all: false,
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        }),
+        })),
     }
+}
+
+/// Run `fut` muted as the current task is now (every guard and muted future around this call),
+/// wherever `fut` is polled: how [`ActivityContext::propagate`](crate::ActivityContext::propagate)
+/// carries a bulk job's mute into the tasks it spawns.
+pub(crate) fn carry<F: Future>(fut: F) -> Muted<F> {
+    let state = if MUTED_TASKS.load(Ordering::Acquire) == 0 {
+        None
+    } else {
+        table().get(&TaskKey::current()).and_then(|layers| {
+            let all = layers.iter().any(|l| l.state.all);
+            let mut scopes: Vec<String> = Vec::new();
+            for layer in layers {
+                for scope in &layer.state.scopes {
+                    if !scopes.contains(scope) {
+                        scopes.push(scope.clone());
+                    }
+                }
+            }
+            (all || !scopes.is_empty()).then(|| Arc::new(MuteState { all, scopes }))
+        })
+    };
+    Muted { inner: fut, state }
 }

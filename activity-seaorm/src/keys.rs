@@ -49,12 +49,58 @@ pub(crate) fn value_text(value: &Value) -> Option<String> {
     }
 }
 
+/// A primary key's parts as one item id. A single part is its text as is. Composite keys join
+/// their parts with `,`, each part with `\` and `,` escaped by a `\`, so ("a,b", "c") and
+/// ("a", "b,c") are two items (`a\,b,c` and `a,b\,c`). Parts without either character read
+/// exactly as before this escaping existed, so stored ids of such keys are unchanged.
 fn join(parts: Vec<Option<String>>) -> Option<String> {
     let parts: Option<Vec<String>> = parts.into_iter().collect();
-    parts.map(|p| p.join(","))
+    let mut parts = parts?;
+    if parts.len() == 1 {
+        return parts.pop();
+    }
+    let mut id = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            id.push(',');
+        }
+        for ch in part.chars() {
+            if ch == ',' || ch == '\\' {
+                id.push('\\');
+            }
+            id.push(ch);
+        }
+    }
+    Some(id)
 }
 
-/// The item id of a model: its primary key as text, composite keys joined with `,`.
+/// The parts of a composite item id written by [`join`] (a single-part key is the whole id).
+pub(crate) fn split_item_id(id: &str, parts: usize) -> Vec<String> {
+    if parts <= 1 {
+        return vec![id.to_owned()];
+    }
+    let mut out = vec![String::new()];
+    let mut chars = id.chars();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\\' => {
+                if let (Some(next), Some(last)) = (chars.next(), out.last_mut()) {
+                    last.push(next);
+                }
+            }
+            ',' => out.push(String::new()),
+            other => {
+                if let Some(last) = out.last_mut() {
+                    last.push(other);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The item id of a model: its primary key as text, composite keys joined with `,` (see
+/// [`join`] for the escaping).
 pub(crate) fn model_item_id<M: ModelTrait>(model: &M) -> Option<String> {
     join(
         <<M::Entity as EntityTrait>::PrimaryKey as Iterable>::iter()
@@ -73,4 +119,34 @@ pub(crate) fn active_item_id<A: ActiveModelTrait>(am: &A) -> Option<String> {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(parts: &[&str]) -> String {
+        join(parts.iter().map(|p| Some((*p).to_owned())).collect()).unwrap()
+    }
+
+    #[test]
+    fn composite_ids_are_unambiguous_and_split_back() {
+        assert_ne!(id(&["a,b", "c"]), id(&["a", "b,c"]));
+        assert_eq!(id(&["a,b", "c"]), "a\\,b,c");
+        assert_eq!(id(&["a\\", ",c"]), "a\\\\,\\,c");
+        // Keys without `,` or `\` read as they always did; a single key is never escaped.
+        assert_eq!(id(&["7", "beta"]), "7,beta");
+        assert_eq!(id(&["a,b"]), "a,b");
+        for parts in [
+            &["a,b", "c"][..],
+            &["a", "b,c"],
+            &["\\", ""],
+            &["x\\,", ",\\y"],
+            &["", ""],
+        ] {
+            let joined = id(parts);
+            assert_eq!(split_item_id(&joined, parts.len()), parts, "{joined}");
+        }
+        assert_eq!(join(vec![Some("1".into()), None]), None);
+    }
 }

@@ -36,7 +36,7 @@ pub use write::{bulk, events, failure, hooks};
 #[cfg(feature = "tower")]
 pub use activity_core::layer;
 pub use activity_core::{
-    audited, clock, context, describe, diff, entry, error, mute, path, query, store, value,
+    actor, audited, clock, context, describe, diff, entry, error, mute, path, query, store, value,
 };
 
 #[cfg(feature = "tower")]

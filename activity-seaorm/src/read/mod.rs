@@ -21,6 +21,23 @@ use crate::schema::table::activity_log::{Column, Entity};
 
 pub(crate) use query::conditions;
 
+/// The primary-key parts of an item id of an entity whose key has `parts` columns.
+///
+/// Composite keys are stored joined with `,`, each part's `\` and `,` escaped by a `\`, so two
+/// different keys never share an item id. Ids written before that escaping existed read the same
+/// unless a part itself held a `,` or `\` (such ids were ambiguous, and stay as they were
+/// stored).
+///
+/// ```
+/// use activity_seaorm::read::item_id_parts;
+/// assert_eq!(item_id_parts("7,beta", 2), ["7", "beta"]);
+/// assert_eq!(item_id_parts("a\\,b,c", 2), ["a,b", "c"]);
+/// assert_eq!(item_id_parts("a,b", 1), ["a,b"]);
+/// ```
+pub fn item_id_parts(item_id: &str, parts: usize) -> Vec<String> {
+    crate::keys::split_item_id(item_id, parts)
+}
+
 /// Read one page of entries.
 ///
 /// The query is checked before any SQL is built: a tenant (unless unscoped or

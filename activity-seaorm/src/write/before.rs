@@ -35,6 +35,10 @@ pub(crate) fn model_entry<M: ModelActivity>(
     entry.detail.short_id = model.activity_short_id();
     entry.team_id = model.activity_team_id();
     entry.organization_id = model.activity_organization_id();
+    entry.own_tenant = M::TEAM_FIELD.is_some()
+        || M::ORGANIZATION_FIELD.is_some()
+        || entry.team_id.is_some()
+        || entry.organization_id.is_some();
     entry
 }
 

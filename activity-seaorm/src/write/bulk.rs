@@ -560,6 +560,7 @@ where
                 .forced();
             entry.team_id = t.team_id;
             entry.organization_id = t.organization_id;
+            entry.own_tenant = !single;
             let count = if single { total } else { t.count };
             entry.detail.context = Some(serde_json::json!({
                 "count": count,

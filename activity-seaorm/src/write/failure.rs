@@ -10,6 +10,7 @@
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
+use activity_core::actor::InvalidIdentifier;
 use sea_orm::DbErr;
 
 /// What became of the change whose entries could not be written.
@@ -40,6 +41,29 @@ pub struct LogWriteFailure {
     /// Set when the write was refused before any INSERT because an identifier was longer than
     /// its column (see [`IdentifierTooLong::of`]).
     pub refused: Option<IdentifierTooLong>,
+    /// Set when the write was refused before any INSERT because an actor id could name no one
+    /// (empty, or holding a control character): the middleware and
+    /// [`ActivityContext::validate`](crate::ActivityContext::validate) catch it earlier; this is
+    /// the last line.
+    pub invalid: Option<InvalidIdentifier>,
+}
+
+/// Why a write was refused before any INSERT.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// An identifier longer than its column.
+    TooLong(IdentifierTooLong),
+    /// An actor id that names no one.
+    Invalid(InvalidIdentifier),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::TooLong(e) => write!(f, "{e}"),
+            Refusal::Invalid(e) => write!(f, "activity log: {e}; refused"),
+        }
+    }
 }
 
 impl fmt::Display for LogWriteFailure {
@@ -127,6 +151,7 @@ pub(crate) fn log_write_error(error: DbErr, change: ChangeState, entries: usize)
         change,
         entries,
         refused: None,
+        invalid: None,
     };
     remember(error, failure)
 }
@@ -134,16 +159,17 @@ pub(crate) fn log_write_error(error: DbErr, change: ChangeState, entries: usize)
 /// The error to return for a write of `entries` entries refused before any INSERT because of
 /// `refused`: its text names the column and both lengths, and it is remembered as a log
 /// failure, so [`LogWriteFailure::of`] and [`IdentifierTooLong::of`] recognise it.
-pub(crate) fn refused_write_error(
-    refused: IdentifierTooLong,
-    change: ChangeState,
-    entries: usize,
-) -> DbErr {
+pub(crate) fn refused_write_error(refused: Refusal, change: ChangeState, entries: usize) -> DbErr {
     let error = DbErr::Custom(refused.to_string());
+    let (refused, invalid) = match refused {
+        Refusal::TooLong(e) => (Some(e), None),
+        Refusal::Invalid(e) => (None, Some(e)),
+    };
     let failure = LogWriteFailure {
         change,
         entries,
-        refused: Some(refused),
+        refused,
+        invalid,
     };
     remember(error, failure)
 }

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use activity_core::actor::check_identifier;
 use activity_core::hooks::prepare_entries;
 use activity_core::{ActivityConfig, ActivityEntry, FailurePolicy};
 use sea_orm::sea_query::Value;
@@ -12,7 +13,9 @@ use crate::config;
 use crate::outbox;
 use crate::schema::table::{DETAIL_COLUMN, ROW_COLUMNS, activity_log, row_values};
 use crate::write::events;
-use crate::write::failure::{ChangeState, IdentifierTooLong, log_write_error, refused_write_error};
+use crate::write::failure::{
+    ChangeState, IdentifierTooLong, Refusal, log_write_error, refused_write_error,
+};
 
 /// Rows per INSERT so one statement stays under the backend's bind-parameter limit.
 pub(crate) fn rows_per_statement(backend: DbBackend) -> usize {
@@ -130,13 +133,30 @@ fn lose(error: &dyn std::fmt::Display, count: usize) {
 /// Every entry's identifiers fit their columns. Checked here, after the `before_append` hooks
 /// (which may shorten or hash an id) and before any statement, so a refusal leaves nothing
 /// half-written and fails the write as a whole, as a failed INSERT would.
-fn check_all(entries: &[ActivityEntry]) -> Result<(), IdentifierTooLong> {
-    entries.iter().try_for_each(check_identifiers)
+///
+/// Actor ids must also name someone: an empty id or one with a control character would be
+/// stored as a real user (the request middleware refuses both before any work; this is the
+/// last line).
+fn check_all(entries: &[ActivityEntry]) -> Result<(), Refusal> {
+    for entry in entries {
+        check_identifiers(entry).map_err(Refusal::TooLong)?;
+        for (what, id) in [
+            ("user id", entry.user_id.as_deref()),
+            ("impersonator id", entry.impersonated_by.as_deref()),
+        ] {
+            if let Some(id) = id
+                && (id.is_empty() || id.chars().any(char::is_control))
+            {
+                check_identifier(what, id).map_err(Refusal::Invalid)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Apply the failure policy to a write of `count` entries refused for `refused`.
 fn refuse(
-    refused: IdentifierTooLong,
+    refused: Refusal,
     policy: FailurePolicy,
     state: ChangeState,
     count: usize,
