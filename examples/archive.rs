@@ -16,9 +16,8 @@
 
 use std::path::PathBuf;
 
-use activity_seaorm::{
-    ActivityEntry, ActivityQuery, ops::archive::ArchiveOptions, ops::archive::archive_then_prune,
-};
+use activity_seaorm::ops::archive::{ArchiveOptions, archive_then_prune};
+use activity_seaorm::{ActivityEntry, ActivityQuery};
 use chrono::{Datelike, Duration, TimeZone, Utc};
 use sea_orm::{Database, EntityTrait};
 

@@ -16,7 +16,9 @@ use std::error::Error;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use activity_seaorm::{ActivityQuery, load_activity, ops::export::export_csv, query::Page};
+use activity_seaorm::ops::export::export_csv;
+use activity_seaorm::query::Page;
+use activity_seaorm::{ActivityQuery, load_activity};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{

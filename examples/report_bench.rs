@@ -16,7 +16,8 @@ use std::error::Error;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use activity_seaorm::{ActivityQuery, ops::report::ReportDimension, ops::report::activity_report};
+use activity_seaorm::ActivityQuery;
+use activity_seaorm::ops::report::{ReportDimension, activity_report};
 use chrono::{TimeZone, Utc};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend, Statement};
 

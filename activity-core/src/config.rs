@@ -80,6 +80,7 @@ pub struct ActivityConfig {
     describers: HashMap<String, Describer>,
     user_scopes: Vec<String>,
     outbox: bool,
+    retention: Option<std::time::Duration>,
     /// Which settings this value sets (one bit per `with_*`): a scoped configuration takes
     /// every other one from the configuration in force.
     set: u16,
@@ -93,6 +94,7 @@ const ERASURE_KEY: u16 = 1 << 4;
 const TENANCY: u16 = 1 << 5;
 const USER_SCOPES: u16 = 1 << 6;
 const OUTBOX: u16 = 1 << 7;
+const RETENTION: u16 = 1 << 8;
 
 impl Default for ActivityConfig {
     fn default() -> Self {
@@ -115,6 +117,7 @@ impl fmt::Debug for ActivityConfig {
             .field("describers", &self.describers.keys().collect::<Vec<_>>())
             .field("user_scopes", &self.user_scopes)
             .field("outbox", &self.outbox)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -133,6 +136,7 @@ impl ActivityConfig {
             describers: HashMap::new(),
             user_scopes: Vec::new(),
             outbox: false,
+            retention: None,
             set: 0,
         }
     }
@@ -164,6 +168,9 @@ impl ActivityConfig {
         }
         if unset(OUTBOX) {
             self.outbox = base.outbox;
+        }
+        if unset(RETENTION) {
+            self.retention = base.retention;
         }
         let mut describers = base.describers.clone();
         describers.extend(self.describers.drain());
@@ -237,6 +244,22 @@ impl ActivityConfig {
         self.outbox = on;
         self.set |= OUTBOX;
         self
+    }
+
+    /// How long entries are kept: the age the application prunes at
+    /// (`ops::retention::prune`). Every copy the library makes follows it: the relay's
+    /// `ensure_stream` sets the stream's `max_age` to it, and notification delivery marks older
+    /// than it are pruned. Default none (copies kept as long as the log keeps its entries,
+    /// which the application decides).
+    pub fn with_retention(mut self, keep: std::time::Duration) -> Self {
+        self.retention = Some(keep);
+        self.set |= RETENTION;
+        self
+    }
+
+    /// See [`with_retention`](Self::with_retention).
+    pub fn retention(&self) -> Option<std::time::Duration> {
+        self.retention
     }
 
     /// See [`with_outbox`](Self::with_outbox).

@@ -194,6 +194,8 @@ fn apply_context_for_a_user() {
     assert!(!text.contains("a@x.io"), "{text}");
 }
 
+/// An entry that names a tenant column keeps its tenant whole: the context completes neither
+/// column (the item's team is not the actor's organization's).
 #[test]
 fn apply_context_keeps_tenant_from_the_model() {
     let ctx = ActivityContext::for_user(Actor::new("1"))
@@ -203,7 +205,18 @@ fn apply_context_keeps_tenant_from_the_model() {
     e.team_id = Some("model-team".to_owned());
     e.apply_context(&ctx);
     assert_eq!(e.team_id.as_deref(), Some("model-team"));
-    assert_eq!(e.organization_id.as_deref(), Some("ctx-org"));
+    assert_eq!(e.organization_id, None);
+    // A model that names its tenant but holds none (a nullable team column) is not filed
+    // under the context's either.
+    let mut own = entry();
+    own.own_tenant = true;
+    own.apply_context(&ctx);
+    assert_eq!((own.organization_id, own.team_id), (None, None));
+    // An entry with no tenant takes the context's.
+    let mut plain = entry();
+    plain.apply_context(&ctx);
+    assert_eq!(plain.organization_id.as_deref(), Some("ctx-org"));
+    assert_eq!(plain.team_id.as_deref(), Some("ctx-team"));
 }
 
 #[test]
@@ -220,17 +233,25 @@ fn apply_context_impersonation() {
     assert!(!e.is_system);
 }
 
+/// A system context makes an entry without an actor a system entry; an entry that names its
+/// actor keeps it (the context fills only what is unset).
 #[test]
-fn apply_context_system_clears_the_user() {
-    let user = ActivityContext::for_user(Actor::new("42").with_name("alice"));
-    let mut e = entry().with_context(&user);
-    e.apply_context(&ActivityContext::system());
+fn apply_context_system_fills_only_an_unset_actor() {
+    let system = ActivityContext::system();
+    let e = entry().with_context(&system);
     assert_eq!(e.user_id, None);
     assert_eq!(e.user_name, None);
     assert_eq!(e.impersonated_by, None);
     assert!(e.is_system);
     assert!(!e.was_impersonated);
-    assert!(ActivityContext::system().is_system());
+    assert!(system.is_system());
+
+    let user = ActivityContext::for_user(Actor::new("42").with_name("alice"));
+    let mut named = entry().with_context(&user);
+    named.apply_context(&system);
+    assert_eq!(named.user_id.as_deref(), Some("42"));
+    assert_eq!(named.user_name.as_deref(), Some("alice"));
+    assert!(!named.is_system);
 }
 
 #[test]

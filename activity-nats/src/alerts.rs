@@ -11,10 +11,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use activity_seaorm::{
-    ActivityEntry, ops::alerts::AlertGroup, ops::alerts::AlertHandler, ops::alerts::AlertRule,
-    ops::alerts::Breach,
-};
+use activity_seaorm::ActivityEntry;
+use activity_seaorm::ops::alerts::{AlertGroup, AlertHandler, AlertRule, Breach};
 use async_nats::jetstream::{self, consumer::pull};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use activity_seaorm::ActivityEntry;
 use activity_seaorm::outbox::{self, Claim, WaitingRows};
+use activity_seaorm::{ActivityConfig, ActivityEntry};
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 use sea_orm::{
@@ -48,6 +48,11 @@ pub struct RelayConfig {
     /// How long an outbox row waits for entries it lists that are not in the log yet, by this
     /// relay's clock (default [`outbox::WRITE_GRACE`], 60 s; see [`outbox::claim`]).
     pub write_grace: Duration,
+    /// The stream's `max_age`, set by [`Relay::ensure_stream`] on a new stream and on an
+    /// existing one (default: the configured retention, `ActivityConfig::with_retention`; none
+    /// keeps messages until deleted). The stream is a copy of the log: it keeps no longer
+    /// than the log does.
+    pub max_age: Option<Duration>,
 }
 
 impl Default for RelayConfig {
@@ -61,6 +66,7 @@ impl Default for RelayConfig {
             ack_timeout: Duration::from_secs(5),
             duplicate_window: Duration::from_secs(120),
             write_grace: outbox::WRITE_GRACE,
+            max_age: None,
         }
     }
 }
@@ -111,6 +117,12 @@ impl RelayConfig {
     /// How long an outbox row waits for entries it lists that are not in the log yet.
     pub fn with_write_grace(mut self, grace: Duration) -> Self {
         self.write_grace = grace;
+        self
+    }
+
+    /// The stream's `max_age`, instead of the configured retention.
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
         self
     }
 }
@@ -233,20 +245,49 @@ impl Relay {
     }
 
     /// Create the stream (subjects `<prefix>.>`, file storage, the configured duplicate
-    /// window) unless it exists.
+    /// window, `max_age` the retention: [`RelayConfig::max_age`]) unless it exists; on an
+    /// existing stream, set its `max_age` to the retention if it differs, so a shortened
+    /// retention reaches the stream at the next start.
     pub async fn ensure_stream(&self) -> Result<(), RelayError> {
-        let config = stream::Config {
-            name: self.config.stream.clone(),
-            subjects: vec![format!("{}.>", self.config.subject_prefix)],
-            duplicate_window: self.config.duplicate_window,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        };
-        self.js
-            .get_or_create_stream(config)
-            .await
-            .map(drop)
-            .map_err(|e| RelayError::Stream(e.to_string()))
+        let max_age = self
+            .config
+            .max_age
+            .or_else(|| ActivityConfig::with_current(ActivityConfig::retention))
+            .unwrap_or(Duration::ZERO);
+        match self.js.get_stream(self.config.stream.as_str()).await {
+            Ok(mut stream) => {
+                let info = stream
+                    .info()
+                    .await
+                    .map_err(|e| RelayError::Stream(e.to_string()))?;
+                if info.config.max_age != max_age {
+                    // Retention changed since the stream was made: the copy follows the log.
+                    let mut config = info.config.clone();
+                    config.max_age = max_age;
+                    self.js
+                        .update_stream(config)
+                        .await
+                        .map_err(|e| RelayError::Stream(e.to_string()))?;
+                    tracing::info!(stream = %self.config.stream, ?max_age, "stream max_age set to the retention");
+                }
+                Ok(())
+            }
+            Err(_) => {
+                let config = stream::Config {
+                    name: self.config.stream.clone(),
+                    subjects: vec![format!("{}.>", self.config.subject_prefix)],
+                    duplicate_window: self.config.duplicate_window,
+                    storage: stream::StorageType::File,
+                    max_age,
+                    ..Default::default()
+                };
+                self.js
+                    .get_or_create_stream(config)
+                    .await
+                    .map(drop)
+                    .map_err(|e| RelayError::Stream(e.to_string()))
+            }
+        }
     }
 
     /// Relay until `shutdown` completes, retrying every failure with backoff: while the

@@ -3,10 +3,9 @@
 //!
 //! `cargo bench -p activity-seaorm --bench flush`
 
+use activity_seaorm::entry::{Change, ChangeAction};
 use activity_seaorm::prelude::ScopedFutureExt;
-use activity_seaorm::{
-    ActivityEntry, bulk_log_activity, entry::Change, entry::ChangeAction, transaction,
-};
+use activity_seaorm::{ActivityEntry, bulk_log_activity, transaction};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbErr};
 use serde_json::json;

@@ -313,3 +313,50 @@ pub async fn assert_strict_mode_panicked(task: tokio::task::JoinHandle<()>) {
     );
     assert!(!message.contains("top-secret-literal"), "{message}");
 }
+
+/// The `activity_log` of earlier versions, as they created it (identifier columns 64
+/// characters, `item_id` 72, with the indexes on them).
+pub fn old_activity_log_sql(backend: Backend) -> Vec<String> {
+    let columns = |uuid: &str, ts: &str, boolean: &str, json: &str| {
+        format!(
+            "id {uuid} NOT NULL PRIMARY KEY, created_at {ts} NOT NULL, \
+             organization_id varchar(64), team_id varchar(64), user_id varchar(64), \
+             user_name varchar(255), impersonated_by varchar(64), \
+             was_impersonated {boolean} NOT NULL DEFAULT false, \
+             is_system {boolean} NOT NULL DEFAULT false, scope varchar(79) NOT NULL, \
+             item_id varchar(72), activity varchar(79) NOT NULL, detail {json} NOT NULL, \
+             request_id varchar(128), correlation_id varchar(64), ip_address varchar(64), \
+             user_agent varchar(512), client varchar(128)"
+        )
+    };
+    match backend {
+        Backend::Postgres => vec![
+            format!(
+                "CREATE TABLE activity_log ({})",
+                columns("uuid", "timestamp with time zone", "boolean", "jsonb")
+            ),
+            "CREATE INDEX activity_log_item ON activity_log \
+             (team_id, scope, item_id, created_at DESC, id DESC)"
+                .into(),
+            "CREATE INDEX activity_log_user ON activity_log (user_id, created_at DESC) \
+             WHERE user_id IS NOT NULL"
+                .into(),
+        ],
+        Backend::MySql => vec![format!(
+            "CREATE TABLE activity_log ({}, \
+             KEY activity_log_item (team_id, scope, item_id, created_at DESC, id DESC), \
+             KEY activity_log_user (user_id, created_at DESC)) \
+             CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin",
+            columns("binary(16)", "datetime(6)", "bool", "json")
+        )],
+        Backend::Sqlite => vec![format!(
+            "CREATE TABLE activity_log ({})",
+            columns(
+                "uuid_text",
+                "timestamp_with_timezone_text",
+                "boolean",
+                "json_text"
+            )
+        )],
+    }
+}

@@ -5,8 +5,9 @@
 //! A regular-format entity with every column-naming rule checks the names the derive computes
 //! against the ones SeaORM uses.
 
+use activity_seaorm::ActivityEntry;
+use activity_seaorm::diff::FieldSpec;
 use activity_seaorm::prelude::*;
-use activity_seaorm::{ActivityEntry, diff::FieldSpec};
 use activity_tests::{TestDb, backend_tests, create_entity_table};
 use sea_orm::entity::prelude::HasMany;
 use sea_orm::{ActiveModelTrait, EntityTrait, IdenStatic, IntoActiveModel, Iterable, NotSet, Set};

@@ -4,11 +4,9 @@
 
 use std::sync::Mutex;
 
-use activity_seaorm::{
-    ActivityConfig, ActivityEntry, ActivityQuery, clock::FixedClock, log_activity,
-    ops::alerts::AlertEvaluator, ops::alerts::AlertGroup, ops::alerts::AlertHandler,
-    ops::alerts::AlertRule, ops::alerts::Breach,
-};
+use activity_seaorm::clock::FixedClock;
+use activity_seaorm::ops::alerts::{AlertEvaluator, AlertGroup, AlertHandler, AlertRule, Breach};
+use activity_seaorm::{ActivityConfig, ActivityEntry, ActivityQuery, log_activity};
 use activity_tests::{TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 

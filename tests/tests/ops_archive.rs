@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use activity_seaorm::{
-    ActivityEntry, ActivityQuery, Error, activity_log, ops::archive::ArchiveOptions,
-    ops::archive::ArchiveStep, ops::archive::archive_then_prune, ops::archive::verify_archive,
+use activity_seaorm::ops::archive::{
+    ArchiveOptions, ArchiveStep, archive_then_prune, verify_archive,
 };
+use activity_seaorm::{ActivityEntry, ActivityQuery, Error, activity_log};
 use activity_tests::{TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};

@@ -5,11 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use activity_seaorm::{
-    ActivityConfig, ActivityContext, ActivityEntry, Actor, FailurePolicy, config::ActivityHooks,
-    events::ActivityRecorded, ops::background::BackgroundConfig, ops::background::BackgroundLogger,
-    ops::background::Overflow, ops::background::Queued,
-};
+use activity_seaorm::config::ActivityHooks;
+use activity_seaorm::events::ActivityRecorded;
+use activity_seaorm::ops::background::{BackgroundConfig, BackgroundLogger, Overflow, Queued};
+use activity_seaorm::{ActivityConfig, ActivityContext, ActivityEntry, Actor, FailurePolicy};
 use activity_tests::proxy::CommitCutter;
 use activity_tests::{TestDb, backend_tests};
 use sea_orm::{ConnectionTrait, TransactionTrait};

@@ -6,11 +6,10 @@
 
 use std::collections::BTreeMap;
 
+use activity_seaorm::entry::ChangeAction;
+use activity_seaorm::ops::erasure::{ERASURE_BATCH, anonymize_user, pseudonym};
 use activity_seaorm::prelude::*;
-use activity_seaorm::{
-    ActivityEntry, ActivityQuery, Error, activity_log, entry::ChangeAction, load_activity,
-    ops::erasure::ERASURE_BATCH, ops::erasure::anonymize_user, ops::erasure::pseudonym,
-};
+use activity_seaorm::{ActivityEntry, ActivityQuery, Error, activity_log, load_activity};
 use activity_tests::{Backend, TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, Statement};

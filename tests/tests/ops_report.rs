@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use activity_seaorm::{
-    ActivityEntry, ActivityQuery, activity_log, ops::report::ReportDimension as D,
-    ops::report::ReportRow, ops::report::activity_report,
-};
+use activity_seaorm::ops::report::ReportDimension as D;
+use activity_seaorm::ops::report::{ReportRow, activity_report};
+use activity_seaorm::{ActivityEntry, ActivityQuery, activity_log};
 use activity_tests::{TestDb, backend_tests};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use sea_orm::EntityTrait;

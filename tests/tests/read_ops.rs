@@ -3,11 +3,10 @@
 //! query caps (invalid-query errors, never backend errors), numeric detail-path segments, and
 //! Unicode case-insensitive search. Erasure has its own file, `erasure.rs`.
 
-use activity_seaorm::{
-    ActivityConfig, ActivityEntry, ActivityQuery, activity_log, load_activity,
-    ops::erasure::anonymize_user, ops::export::export_csv, ops::export::export_jsonl,
-    query::FilterOp,
-};
+use activity_seaorm::ops::erasure::anonymize_user;
+use activity_seaorm::ops::export::{export_csv, export_jsonl};
+use activity_seaorm::query::FilterOp;
+use activity_seaorm::{ActivityConfig, ActivityEntry, ActivityQuery, activity_log, load_activity};
 use activity_tests::{Backend, TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, TransactionTrait};

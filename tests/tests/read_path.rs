@@ -1,11 +1,14 @@
 //! Reading back on every backend: filters, detail filters, keyset pagination, export,
 //! retention and erasure.
 
+use activity_seaorm::entry::ChangeAction;
+use activity_seaorm::ops::erasure::{anonymize_user, pseudonym};
+use activity_seaorm::ops::export::{export_csv, export_jsonl};
+use activity_seaorm::ops::retention::prune;
 use activity_seaorm::prelude::*;
+use activity_seaorm::query::FilterOp;
 use activity_seaorm::{
-    ActivityEntry, ActivityQuery, activity_log, bulk_log_activity, entry::ChangeAction,
-    load_activity, ops::erasure::anonymize_user, ops::erasure::pseudonym, ops::export::export_csv,
-    ops::export::export_jsonl, ops::retention::prune, query::FilterOp,
+    ActivityEntry, ActivityQuery, activity_log, bulk_log_activity, load_activity,
 };
 use activity_tests::{TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};

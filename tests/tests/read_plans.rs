@@ -10,7 +10,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use activity_seaorm::{ActivityQuery, load_activity, query::Page};
+use activity_seaorm::query::Page;
+use activity_seaorm::{ActivityQuery, load_activity};
 use activity_tests::{Backend, TestDb};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
 use serde_json::Value as Json;

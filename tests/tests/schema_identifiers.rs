@@ -5,11 +5,10 @@
 //! `failed_writes` is process-wide: the fail-open test takes [`COUNTER`] so its backends do not
 //! count each other's losses.
 
+use activity_seaorm::config::failed_writes;
+use activity_seaorm::failure::{ChangeState, IdentifierTooLong};
 use activity_seaorm::prelude::*;
-use activity_seaorm::{
-    ActivityEntry, LogWriteFailure, config::failed_writes, failure::ChangeState,
-    failure::IdentifierTooLong, log_activity, transaction,
-};
+use activity_seaorm::{ActivityEntry, LogWriteFailure, log_activity, transaction};
 use activity_tests::models::setting;
 use activity_tests::{Backend, TestDb, backend_tests};
 use scoped_futures::ScopedFutureExt;
@@ -242,53 +241,6 @@ async fn descriptive_text_is_cut_at_a_character_boundary(t: &TestDb) {
     assert_eq!(e.ip_address.as_deref(), Some("é".repeat(64).as_str()));
 }
 
-/// The `activity_log` of earlier versions, as they created it (identifier columns 64
-/// characters, `item_id` 72, with the indexes on them).
-fn old_table_sql(backend: Backend) -> Vec<String> {
-    let columns = |uuid: &str, ts: &str, boolean: &str, json: &str| {
-        format!(
-            "id {uuid} NOT NULL PRIMARY KEY, created_at {ts} NOT NULL, \
-             organization_id varchar(64), team_id varchar(64), user_id varchar(64), \
-             user_name varchar(255), impersonated_by varchar(64), \
-             was_impersonated {boolean} NOT NULL DEFAULT false, \
-             is_system {boolean} NOT NULL DEFAULT false, scope varchar(79) NOT NULL, \
-             item_id varchar(72), activity varchar(79) NOT NULL, detail {json} NOT NULL, \
-             request_id varchar(128), correlation_id varchar(64), ip_address varchar(64), \
-             user_agent varchar(512), client varchar(128)"
-        )
-    };
-    match backend {
-        Backend::Postgres => vec![
-            format!(
-                "CREATE TABLE activity_log ({})",
-                columns("uuid", "timestamp with time zone", "boolean", "jsonb")
-            ),
-            "CREATE INDEX activity_log_item ON activity_log \
-             (team_id, scope, item_id, created_at DESC, id DESC)"
-                .into(),
-            "CREATE INDEX activity_log_user ON activity_log (user_id, created_at DESC) \
-             WHERE user_id IS NOT NULL"
-                .into(),
-        ],
-        Backend::MySql => vec![format!(
-            "CREATE TABLE activity_log ({}, \
-             KEY activity_log_item (team_id, scope, item_id, created_at DESC, id DESC), \
-             KEY activity_log_user (user_id, created_at DESC)) \
-             CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin",
-            columns("binary(16)", "datetime(6)", "bool", "json")
-        )],
-        Backend::Sqlite => vec![format!(
-            "CREATE TABLE activity_log ({})",
-            columns(
-                "uuid_text",
-                "timestamp_with_timezone_text",
-                "boolean",
-                "json_text"
-            )
-        )],
-    }
-}
-
 /// A table with the old widths refuses a 200-character actor id at the database (on the
 /// servers); `WidenIdentifiers` (the migration) widens exactly the six narrow identifier
 /// columns, keeping MySQL's NO PAD binary collation; a second `upgrade` changes nothing; then the
@@ -297,7 +249,7 @@ async fn upgrade_widens_an_old_table(t: &TestDb) {
     use activity_seaorm::schema::migration::WidenIdentifiers;
     use sea_orm_migration::{MigrationTrait, SchemaManager};
     activity_seaorm::schema::drop_table(&t.db).await.unwrap();
-    for sql in old_table_sql(t.backend) {
+    for sql in activity_tests::old_activity_log_sql(t.backend) {
         t.db.execute_unprepared(&sql).await.unwrap();
     }
     let user = subject("user", 200);
@@ -363,7 +315,7 @@ async fn upgrade_reports_what_it_widened(t: &TestDb) {
             .is_empty()
     );
     activity_seaorm::schema::drop_table(&t.db).await.unwrap();
-    for sql in old_table_sql(t.backend) {
+    for sql in activity_tests::old_activity_log_sql(t.backend) {
         t.db.execute_unprepared(&sql).await.unwrap();
     }
     let mut widened = activity_seaorm::schema::upgrade(&t.db).await.unwrap();
@@ -380,7 +332,7 @@ async fn upgrade_reports_what_it_widened(t: &TestDb) {
         ],
     };
     assert_eq!(widened, expected);
-    // create_table on the old table also upgrades (idempotently) and is then a no-op.
+    // create_table on the upgraded table changes nothing either.
     activity_seaorm::schema::create_table(&t.db).await.unwrap();
     assert!(
         activity_seaorm::schema::upgrade(&t.db)

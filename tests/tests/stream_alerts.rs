@@ -5,10 +5,9 @@
 use std::sync::Mutex;
 
 use activity_nats::StreamAlerts;
-use activity_seaorm::{
-    ActivityEntry, ActivityQuery, ops::alerts::AlertGroup, ops::alerts::AlertHandler,
-    ops::alerts::AlertRule, ops::alerts::Breach, query::FilterOp,
-};
+use activity_seaorm::ops::alerts::{AlertGroup, AlertHandler, AlertRule, Breach};
+use activity_seaorm::query::FilterOp;
+use activity_seaorm::{ActivityEntry, ActivityQuery};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {

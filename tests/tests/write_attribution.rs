@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
+use activity_seaorm::entry::ChangeAction;
+use activity_seaorm::failure::ChangeState;
 use activity_seaorm::prelude::*;
-use activity_seaorm::{
-    ActivityConfig, ActivityEntry, FailurePolicy, LogWriteFailure, entry::ChangeAction,
-    failure::ChangeState, transaction,
-};
+use activity_seaorm::{ActivityConfig, ActivityEntry, FailurePolicy, LogWriteFailure, transaction};
 use activity_tests::models::feature_flag;
 use activity_tests::{Backend, TestDb, backend_tests, flag_by_id as by_id, new_flag};
 use scoped_futures::ScopedFutureExt;

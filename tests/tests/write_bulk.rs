@@ -1,8 +1,9 @@
 //! Logged bulk writes on every backend.
 
 use activity_seaorm::bulk::{self, BulkMode};
+use activity_seaorm::entry::ChangeAction;
 use activity_seaorm::prelude::*;
-use activity_seaorm::{activity_log, entry::ChangeAction, transaction};
+use activity_seaorm::{activity_log, transaction};
 use activity_tests::models::feature_flag;
 use activity_tests::{Backend, TestDb, backend_tests};
 use scoped_futures::ScopedFutureExt;

@@ -3,10 +3,10 @@
 
 use std::sync::{Arc, Mutex as StdMutex};
 
+use activity_seaorm::config::{ActivityHooks, AppendDecision};
+use activity_seaorm::events::subscribe;
 use activity_seaorm::prelude::*;
-use activity_seaorm::{
-    ActivityConfig, config::ActivityHooks, config::AppendDecision, events::subscribe, transaction,
-};
+use activity_seaorm::{ActivityConfig, transaction};
 use activity_tests::models::feature_flag;
 use activity_tests::{Backend, TestDb};
 use scoped_futures::ScopedFutureExt;

@@ -1,10 +1,9 @@
 //! Fail-closed by default, fail-open on request. The `failed_writes` counter is process-wide, so
 //! this binary runs its backends one at a time.
 
-use activity_seaorm::{
-    ActivityConfig, FailurePolicy, LogWriteFailure, config::failed_writes, failure::ChangeState,
-    transaction,
-};
+use activity_seaorm::config::failed_writes;
+use activity_seaorm::failure::ChangeState;
+use activity_seaorm::{ActivityConfig, FailurePolicy, LogWriteFailure, transaction};
 use activity_tests::models::feature_flag;
 use activity_tests::{Backend, TestDb};
 use scoped_futures::ScopedFutureExt;

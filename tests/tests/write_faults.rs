@@ -24,8 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use activity_seaorm::events::subscribe;
 use activity_seaorm::prelude::*;
-use activity_seaorm::{ActivityEntry, activity_log, events::subscribe, log_activity, transaction};
+use activity_seaorm::{ActivityEntry, activity_log, log_activity, transaction};
 use activity_tests::models::{feature_flag, setting};
 use activity_tests::{Backend, TestDb, backend_tests};
 use scoped_futures::ScopedFutureExt;

@@ -1,7 +1,8 @@
 //! The SeaORM write path on every backend: hooks, before-state, commit-time flush.
 
+use activity_seaorm::entry::ChangeAction;
 use activity_seaorm::prelude::*;
-use activity_seaorm::{ActivityEntry, activity_log, entry::ChangeAction, transaction};
+use activity_seaorm::{ActivityEntry, activity_log, transaction};
 use activity_tests::models::{document, feature_flag, membership, setting};
 use activity_tests::{TestDb, backend_tests, flag_by_id as by_id};
 use scoped_futures::ScopedFutureExt;

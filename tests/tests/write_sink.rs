@@ -1,9 +1,8 @@
 //! `ActivityConfig::with_wire_budget`: how many INSERTs one flush sends, and that an autocommit
 //! write ignores it (one statement is what makes it whole).
 
-use activity_seaorm::{
-    ActivityConfig, ActivityEntry, bulk_log_activity, config::WIRE_BUDGET, transaction,
-};
+use activity_seaorm::config::WIRE_BUDGET;
+use activity_seaorm::{ActivityConfig, ActivityEntry, bulk_log_activity, transaction};
 use activity_tests::{Backend, TestDb, backend_tests};
 use scoped_futures::ScopedFutureExt;
 

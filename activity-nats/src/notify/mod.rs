@@ -55,7 +55,8 @@ pub use route::{Audience, BoxError, ItemAudience, Router, Visibility};
 pub use store::migration;
 pub use store::{
     Depth, activity_notification_delivery, activity_notification_preference, activity_subscription,
-    create_tables, preference, set_preference, subscribe, subscriptions, unsubscribe,
+    create_tables, preference, prune_deliveries, set_preference, subscribe, subscriptions,
+    unsubscribe,
 };
 
 /// One entry for one recipient.

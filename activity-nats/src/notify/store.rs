@@ -275,6 +275,20 @@ pub async fn preference<C: ConnectionTrait>(
     Ok(row.map_or(Preference::Mutations, |r| stored(&r)))
 }
 
+/// Delete the delivery marks of entries delivered before `older_than`, and return how many.
+/// Marks are a copy of which entries existed: call it with the cutoff you prune the log at
+/// (`ops::retention::prune`), so no mark outlives its entry's retention.
+pub async fn prune_deliveries<C: ConnectionTrait>(
+    db: &C,
+    older_than: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, DbErr> {
+    let result = activity_notification_delivery::Entity::delete_many()
+        .filter(activity_notification_delivery::Column::DeliveredAt.lt(older_than))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
 pub(crate) fn stored(row: &activity_notification_preference::Model) -> Preference {
     let patterns: Vec<String> = row
         .patterns

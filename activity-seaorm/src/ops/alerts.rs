@@ -134,7 +134,8 @@ pub trait AlertHandler: Send + Sync {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), activity_seaorm::Error> {
-/// use activity_seaorm::{ActivityQuery, AlertEvaluator, AlertGroup, AlertHandler, AlertRule, Breach};
+/// use activity_seaorm::ActivityQuery;
+/// use activity_seaorm::ops::alerts::{AlertEvaluator, AlertGroup, AlertHandler, AlertRule, Breach};
 /// struct Page;
 /// #[async_trait::async_trait]
 /// impl AlertHandler for Page {

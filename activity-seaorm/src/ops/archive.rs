@@ -219,7 +219,8 @@ pub struct ArchiveOutcome {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), activity_seaorm::Error> {
-/// use activity_seaorm::{ActivityQuery, ArchiveOptions, archive_then_prune};
+/// use activity_seaorm::ActivityQuery;
+/// use activity_seaorm::ops::archive::{ArchiveOptions, archive_then_prune};
 /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
 /// activity_seaorm::schema::create_table(&db).await?;
 /// let dir = std::env::temp_dir().join(format!("doc-archive-{}", std::process::id()));

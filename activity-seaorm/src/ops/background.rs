@@ -198,7 +198,8 @@ struct Shared {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use activity_seaorm::{ActivityContext, ActivityEntry, Actor, BackgroundConfig, BackgroundLogger};
+/// use activity_seaorm::{ActivityContext, ActivityEntry, Actor};
+/// use activity_seaorm::ops::background::{BackgroundConfig, BackgroundLogger};
 /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
 /// activity_seaorm::schema::create_table(&db).await?;
 /// let logger = BackgroundLogger::start(db.clone(), BackgroundConfig::default())?;

@@ -44,7 +44,8 @@ const PSEUDONYM_CONTEXT: &[u8] = b"activity-seaorm erasure pseudonym v1\0";
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use activity_seaorm::{ActivityConfig, pseudonym};
+/// use activity_seaorm::ActivityConfig;
+/// use activity_seaorm::ops::erasure::pseudonym;
 /// let config = ActivityConfig::new().with_erasure_key(b"0123456789abcdef0123456789abcdef");
 /// let alias = ActivityConfig::scope(config, async { pseudonym("42") }).await.unwrap();
 /// assert!(alias.starts_with("anon-") && alias.len() == 37);

@@ -65,7 +65,8 @@ pub struct ReportRow {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), activity_seaorm::Error> {
-/// use activity_seaorm::{ActivityEntry, ActivityQuery, ReportDimension, activity_report};
+/// use activity_seaorm::{ActivityEntry, ActivityQuery};
+/// use activity_seaorm::ops::report::{ReportDimension, activity_report};
 /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
 /// activity_seaorm::schema::create_table(&db).await?;
 /// let mut entry = ActivityEntry::new("Session", "login_failed");

@@ -104,6 +104,18 @@ pub(super) fn glob_pattern(text: &str) -> Result<String, ActivityError> {
     Ok(out)
 }
 
+/// Refuses a NUL byte in a filter value: PostgreSQL cannot store one in text, so it is an
+/// invalid query on every backend alike.
+pub(super) fn reject_nul(text: &str) -> Result<(), ActivityError> {
+    if text.contains('\0') {
+        Err(ActivityError::InvalidQuery(
+            "filter values cannot contain NUL bytes".into(),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,17 +137,5 @@ mod tests {
         assert_eq!(glob_pattern("Σσ").unwrap(), "*[Σσ][σΣ]*");
         let longest = "k".repeat(MAX_PATTERN_TEXT);
         assert!(glob_pattern(&longest).is_ok());
-    }
-}
-
-/// Refuses a NUL byte in a filter value: PostgreSQL cannot store one in text, so it is an
-/// invalid query on every backend alike.
-pub(super) fn reject_nul(text: &str) -> Result<(), ActivityError> {
-    if text.contains('\0') {
-        Err(ActivityError::InvalidQuery(
-            "filter values cannot contain NUL bytes".into(),
-        ))
-    } else {
-        Ok(())
     }
 }

@@ -23,7 +23,7 @@
 //! use sea_orm::ConnectionTrait;
 //! let db = sea_orm::Database::connect("postgres://app@localhost/app").await?;
 //! activity_seaorm::schema::create_table(&db).await?;
-//! activity_seaorm::guard::install_append_only(&db).await?; // idempotent
+//! activity_seaorm::schema::guard::install_append_only(&db).await?; // idempotent
 //!
 //! // Tampering fails, in or out of a transaction:
 //! let tamper = db.execute_unprepared("UPDATE activity_log SET user_id = 'nobody'").await;
@@ -31,9 +31,9 @@
 //!
 //! // Retention and erasure still work: they enter maintenance in their own transactions.
 //! let cutoff = chrono::Utc::now() - chrono::Duration::days(400);
-//! activity_seaorm::prune(&db, cutoff, &[]).await?;
+//! activity_seaorm::ops::retention::prune(&db, cutoff, &[]).await?;
 //! // (erasure needs `ActivityConfig::with_erasure_key`, installed with `activity_seaorm::init`)
-//! activity_seaorm::anonymize_user(&db, "42").await?;
+//! activity_seaorm::ops::erasure::anonymize_user(&db, "42").await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -63,7 +63,7 @@ BEGIN
     IF current_setting('activity_log.maintenance', true) IS DISTINCT FROM 'on' THEN
         RAISE EXCEPTION 'activity_log is append-only: % is not allowed', TG_OP
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'retention and erasure run activity_seaorm::prune and anonymize_user, which SET LOCAL activity_log.maintenance = ''on''';
+                  HINT = 'retention and erasure run activity_seaorm::ops::retention::prune and anonymize_user, which SET LOCAL activity_log.maintenance = ''on''';
     END IF;
     IF TG_OP = 'DELETE' THEN
         RETURN OLD;

@@ -6,15 +6,21 @@
 //! `correlation_id`) are `varchar(255)`, stored exactly up to 255 characters and refused beyond
 //! ([`IdentifierTooLong`](crate::failure::IdentifierTooLong)); descriptive text is cut to its column.
 //!
-//! **Upgrading.** Versions before the caps table created the identifier columns narrower
-//! (`varchar(64)`, `item_id varchar(72)`), so a longer OIDC subject or string key failed every
-//! logged write on PostgreSQL and MySQL. [`create_table`] runs [`upgrade`] after its
-//! `CREATE TABLE IF NOT EXISTS`, and `migration::WidenIdentifiers` (feature `migration`) does the same for
-//! applications whose `create_activity_log` migration already ran: each widens only the columns
-//! narrower than their cap (`ALTER COLUMN .. TYPE varchar(n)` on PostgreSQL, `MODIFY COLUMN`
-//! keeping the column's character set, collation and nullability on MySQL; SQLite does not
-//! enforce widths and needs nothing). Widening never rewrites a PostgreSQL table; on MySQL it
-//! may copy the table, once.
+//! **Start-up never alters the log.** [`create_table`] creates what is missing on an empty
+//! database and leaves an existing `activity_log` exactly as it is: no `ALTER`, no index build.
+//! Both would lock a large log for as long as they take, and a rolling deploy calls
+//! `create_table` at every instance while the old ones are still writing. An older table is
+//! reported (a `tracing` warning naming what [`upgrade`] would change) and keeps working.
+//!
+//! **Upgrading is explicit.** Versions before the caps table created the identifier columns
+//! narrower (`varchar(64)`, `item_id varchar(72)`), and some lack indexes of this version.
+//! [`upgrade`] (or the `migration::WidenIdentifiers` migration, feature `migration`) widens
+//! only the columns narrower than their cap (`ALTER COLUMN .. TYPE varchar(n)` on PostgreSQL,
+//! which never rewrites the table; `MODIFY COLUMN` keeping the column's character set,
+//! collation and nullability on MySQL, which may copy the table once; SQLite does not enforce
+//! widths) and builds the missing indexes without blocking writes: `CREATE INDEX CONCURRENTLY`
+//! on PostgreSQL (so it must run outside a transaction; the migration says so to
+//! `sea-orm-migration`), `ALGORITHM=INPLACE LOCK=NONE` on MySQL. Run it at a quiet moment.
 
 pub mod guard;
 pub mod outbox;
@@ -30,9 +36,10 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, Iden, IdenStatic, 
 use crate::schema::table::activity_log::{Column, Entity};
 use crate::schema::table::{COLUMN_CAPS, CapKind, column_cap};
 
-/// Create `activity_log` and its indexes if they do not exist, and [`upgrade`] a table an
-/// earlier version created; also the (small, usually empty) `activity_outbox` of the
-/// [`outbox`](crate::outbox). Safe to call at every start-up.
+/// Create `activity_log` and its indexes if the table does not exist, and the (small, usually
+/// empty) `activity_outbox` of the [`outbox`](crate::outbox) if that does not. An existing
+/// `activity_log` is never altered (see the [module docs](self)): safe to call at every
+/// start-up, however large the log and however many instances start at once.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sea_orm::DbErr> {
@@ -43,6 +50,22 @@ use crate::schema::table::{COLUMN_CAPS, CapKind, column_cap};
 /// ```
 pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
+    if table_exists(db).await? {
+        // A rolling deploy starts this at every instance while the old ones write: no ALTER and
+        // no index build here, whatever the table's age (either would block every logged write
+        // for as long as it takes on a large log). Say what `upgrade` would do instead.
+        let plan = plan_upgrade(db).await?;
+        if !plan.is_empty() {
+            tracing::warn!(
+                columns = ?plan.widened,
+                indexes = ?plan.missing_indexes,
+                "activity_log is older than this version; it was left as it is: run \
+                 schema::upgrade (or the WidenIdentifiers migration) at a quiet moment"
+            );
+        }
+        crate::schema::outbox::create_table(db).await?;
+        return Ok(());
+    }
     let mut table = Table::create();
     table
         .table(Entity)
@@ -88,7 +111,7 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         }
     }
     db.execute(&table).await?;
-    upgrade(db).await?;
+    // A new, empty table: its indexes cost nothing to build.
     match backend {
         DbBackend::MySql => {}
         _ => {
@@ -98,14 +121,109 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         }
     }
     if backend == DbBackend::Postgres {
-        db.execute_unprepared(
-            "CREATE INDEX IF NOT EXISTS activity_log_detail_gin \
-             ON activity_log USING GIN (detail jsonb_path_ops)",
-        )
-        .await?;
+        db.execute_unprepared(&format!("CREATE INDEX IF NOT EXISTS {GIN_INDEX}"))
+            .await?;
     }
     crate::schema::outbox::create_table(db).await?;
     Ok(())
+}
+
+/// The PostgreSQL index on `detail` (after `CREATE INDEX [CONCURRENTLY] IF NOT EXISTS`).
+const GIN_INDEX: &str = "activity_log_detail_gin ON activity_log USING GIN (detail jsonb_path_ops)";
+
+/// Whether `activity_log` exists (in the current schema or database).
+async fn table_exists<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Sqlite => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'activity_log'"
+        }
+        DbBackend::Postgres => {
+            "SELECT COUNT(*) AS n FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = 'activity_log'"
+        }
+        _ => {
+            "SELECT COUNT(*) AS n FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'activity_log'"
+        }
+    };
+    let row = db
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await?;
+    Ok(row
+        .and_then(|r| r.try_get::<i64>("", "n").ok())
+        .unwrap_or(0)
+        > 0)
+}
+
+/// What [`upgrade`] would change on an existing table.
+#[derive(Debug, Default)]
+struct UpgradePlan {
+    /// `ALTER TABLE` clauses.
+    changes: Vec<String>,
+    /// The columns they change.
+    widened: Vec<&'static str>,
+    /// Indexes of this version the table lacks (or has invalid, on PostgreSQL).
+    missing_indexes: Vec<String>,
+    /// PostgreSQL: indexes left invalid by an interrupted concurrent build, dropped first.
+    invalid_indexes: Vec<String>,
+}
+
+impl UpgradePlan {
+    fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.missing_indexes.is_empty()
+    }
+}
+
+/// The names of this version's indexes, the GIN one on PostgreSQL included.
+fn index_names(backend: DbBackend) -> Vec<String> {
+    let mut names: Vec<String> = indexes(backend)
+        .iter()
+        .filter_map(|i| i.get_index_spec().get_name().map(str::to_owned))
+        .collect();
+    if backend == DbBackend::Postgres {
+        names.push("activity_log_detail_gin".to_owned());
+    }
+    names
+}
+
+/// The indexes `activity_log` has now: valid ones, and (PostgreSQL) invalid ones.
+async fn existing_indexes<C: ConnectionTrait>(db: &C) -> Result<(Vec<String>, Vec<String>), DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Sqlite => {
+            "SELECT name, 1 AS valid FROM sqlite_master \
+             WHERE type = 'index' AND tbl_name = 'activity_log' AND name IS NOT NULL"
+        }
+        DbBackend::Postgres => {
+            "SELECT c.relname::text AS name, CASE WHEN i.indisvalid THEN 1 ELSE 0 END AS valid \
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_class t ON t.oid = i.indrelid \
+             JOIN pg_namespace n ON n.oid = t.relnamespace \
+             WHERE t.relname = 'activity_log' AND n.nspname = current_schema()"
+        }
+        _ => {
+            "SELECT DISTINCT INDEX_NAME AS name, 1 AS valid FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'activity_log'"
+        }
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(backend, sql))
+        .await?;
+    let (mut valid, mut invalid) = (Vec::new(), Vec::new());
+    for row in rows {
+        let name: String = row.try_get("", "name")?;
+        let ok: i64 = row
+            .try_get::<i32>("", "valid")
+            .map(i64::from)
+            .or_else(|_| row.try_get::<i64>("", "valid"))?;
+        if ok == 1 {
+            valid.push(name);
+        } else {
+            invalid.push(name);
+        }
+    }
+    Ok((valid, invalid))
 }
 
 /// A text column at its width in [`COLUMN_CAPS`].
@@ -118,12 +236,15 @@ fn text(column: Column) -> ColumnDef {
     def
 }
 
-/// Widen the text columns of an existing `activity_log` that are narrower than
-/// [`COLUMN_CAPS`] (tables created by earlier versions), on MySQL give identifier columns
-/// without the exact collation ([`mysql_exact_collation`]) that collation (tables created
-/// before it: their ids compared case-insensitively), and return the columns' names. Idempotent:
-/// it reads the current widths first and alters only what is narrower, so an up-to-date table
-/// costs one catalogue query and no lock. No table yet: nothing to do.
+/// Bring an existing `activity_log` up to this version: widen the text columns narrower than
+/// [`COLUMN_CAPS`], on MySQL give identifier columns without the exact collation
+/// ([`mysql_exact_collation`]) that collation, and build the indexes it lacks without blocking
+/// writes (`CONCURRENTLY` on PostgreSQL, first dropping any index an interrupted concurrent
+/// build left invalid; `ALGORITHM=INPLACE LOCK=NONE` on MySQL). Returns the columns it changed.
+/// Idempotent: it reads the catalogue first and changes only what is missing, so an up-to-date
+/// table costs two catalogue queries and no lock. No table yet: nothing to do.
+///
+/// On PostgreSQL call it outside a transaction (a concurrent index build cannot run in one).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sea_orm::DbErr> {
@@ -134,9 +255,69 @@ fn text(column: Column) -> ColumnDef {
 /// ```
 pub async fn upgrade<C: ConnectionTrait>(db: &C) -> Result<Vec<&'static str>, DbErr> {
     let backend = db.get_database_backend();
+    if !table_exists(db).await? {
+        return Ok(Vec::new());
+    }
+    let plan = plan_upgrade(db).await?;
+    if !plan.changes.is_empty() {
+        let table = match backend {
+            DbBackend::Postgres => "\"activity_log\"",
+            _ => "`activity_log`",
+        };
+        db.execute_unprepared(&format!("ALTER TABLE {table} {}", plan.changes.join(", ")))
+            .await?;
+        tracing::info!(columns = ?plan.widened, "activity_log: upgraded columns (widths, MySQL collation)");
+    }
+    for name in &plan.invalid_indexes {
+        // Left by an interrupted concurrent build: it slows writes and serves no read.
+        db.execute_unprepared(&format!("DROP INDEX CONCURRENTLY IF EXISTS \"{name}\""))
+            .await?;
+    }
+    for mut index in indexes(backend) {
+        let Some(name) = index.get_index_spec().get_name().map(str::to_owned) else {
+            continue;
+        };
+        if !plan.missing_indexes.contains(&name) {
+            continue;
+        }
+        let sql = match backend {
+            DbBackend::Sqlite => index
+                .if_not_exists()
+                .to_string(sea_orm::sea_query::SqliteQueryBuilder),
+            DbBackend::Postgres => index
+                .to_string(sea_orm::sea_query::PostgresQueryBuilder)
+                .replacen(
+                    "CREATE INDEX ",
+                    "CREATE INDEX CONCURRENTLY IF NOT EXISTS ",
+                    1,
+                ),
+            _ => format!(
+                "{} ALGORITHM=INPLACE LOCK=NONE",
+                index.to_string(sea_orm::sea_query::MysqlQueryBuilder)
+            ),
+        };
+        db.execute_unprepared(&sql).await?;
+        tracing::info!(index = name, "activity_log: built a missing index");
+    }
+    if backend == DbBackend::Postgres
+        && plan
+            .missing_indexes
+            .iter()
+            .any(|n| n == "activity_log_detail_gin")
+    {
+        db.execute_unprepared(&format!(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {GIN_INDEX}"
+        ))
+        .await?;
+    }
+    Ok(plan.widened)
+}
+
+async fn plan_upgrade<C: ConnectionTrait>(db: &C) -> Result<UpgradePlan, DbErr> {
+    let backend = db.get_database_backend();
     let sql = match backend {
         // `varchar(n)` is not enforced: every value is stored exactly already.
-        DbBackend::Sqlite => return Ok(Vec::new()),
+        DbBackend::Sqlite => "",
         DbBackend::Postgres => {
             "SELECT column_name::text AS name, character_maximum_length::int8 AS width, \
              '' AS charset, '' AS collation, is_nullable::text AS nullable \
@@ -153,9 +334,12 @@ pub async fn upgrade<C: ConnectionTrait>(db: &C) -> Result<Vec<&'static str>, Db
              AND CHARACTER_MAXIMUM_LENGTH IS NOT NULL"
         }
     };
-    let rows = db
-        .query_all_raw(Statement::from_string(backend, sql))
-        .await?;
+    let rows = if sql.is_empty() {
+        Vec::new()
+    } else {
+        db.query_all_raw(Statement::from_string(backend, sql))
+            .await?
+    };
     // MySQL: identifiers compare byte for byte only under the exact collation, which tables
     // created before it was introduced lack (`team_id = 'ACME'` then finds `acme`).
     let exact = match backend {
@@ -207,17 +391,17 @@ pub async fn upgrade<C: ConnectionTrait>(db: &C) -> Result<Vec<&'static str>, Db
         });
         widened.push(column);
     }
-    if changes.is_empty() {
-        return Ok(widened);
-    }
-    let table = match backend {
-        DbBackend::Postgres => "\"activity_log\"",
-        _ => "`activity_log`",
-    };
-    db.execute_unprepared(&format!("ALTER TABLE {table} {}", changes.join(", ")))
-        .await?;
-    tracing::info!(columns = ?widened, "activity_log: upgraded columns (widths, MySQL collation)");
-    Ok(widened)
+    let (existing, invalid) = existing_indexes(db).await?;
+    let missing_indexes = index_names(backend)
+        .into_iter()
+        .filter(|name| !existing.contains(name))
+        .collect();
+    Ok(UpgradePlan {
+        changes,
+        widened,
+        missing_indexes,
+        invalid_indexes: invalid,
+    })
 }
 
 /// MySQL/MariaDB: the collation under which text compares byte for byte, as on the other
@@ -314,8 +498,8 @@ fn indexes(backend: DbBackend) -> Vec<IndexCreateStatement> {
 pub mod migration {
     use sea_orm_migration::prelude::*;
 
-    /// Creates `activity_log` (idempotent, widening an older table's columns) and drops it on
-    /// `down`.
+    /// Creates `activity_log` if it does not exist (an existing one is left as it is: see
+    /// [`WidenIdentifiers`]) and drops it on `down`.
     #[derive(Debug, Default)]
     pub struct Migration;
 
@@ -359,10 +543,12 @@ pub mod migration {
         }
     }
 
-    /// Widens the identifier columns of a table an earlier version created (see
-    /// [`upgrade`](super::upgrade)), for applications whose [`Migration`] already ran. List it
-    /// after [`Migration`]; on a table [`Migration`] just created it changes nothing. `down`
-    /// keeps the wide columns: narrowing would fail on, or cut, the longer ids stored since.
+    /// Brings a table an earlier version created up to this version (see
+    /// [`upgrade`](super::upgrade): widths, MySQL collation, missing indexes built without
+    /// blocking writes), for applications whose [`Migration`] already ran. List it after
+    /// [`Migration`]; on a table [`Migration`] just created it changes nothing. It runs outside
+    /// a transaction (PostgreSQL cannot build an index concurrently inside one). `down` keeps
+    /// the wide columns: narrowing would fail on, or cut, the longer ids stored since.
     #[derive(Debug, Default)]
     pub struct WidenIdentifiers;
 
@@ -376,6 +562,10 @@ pub mod migration {
     impl MigrationTrait for WidenIdentifiers {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             super::upgrade(manager.get_connection()).await.map(drop)
+        }
+
+        fn use_transaction(&self) -> Option<bool> {
+            Some(false)
         }
 
         async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {

@@ -303,7 +303,7 @@ impl IdentifierTooLong {
     /// The refusal `err` reports, if it is a log write refused for an overlong identifier.
     ///
     /// ```
-    /// # use activity_seaorm::IdentifierTooLong;
+    /// # use activity_seaorm::failure::IdentifierTooLong;
     /// assert_eq!(IdentifierTooLong::of(&sea_orm::DbErr::RecordNotUpdated), None);
     /// ```
     pub fn of(err: &DbErr) -> Option<IdentifierTooLong> {

@@ -29,7 +29,8 @@
 //! server-sent-events stream and a subscription API.
 
 use activity_seaorm::prelude::*;
-use activity_seaorm::{ActivityLayer, Error as LogError, query::Page, transaction_with_options};
+use activity_seaorm::query::Page;
+use activity_seaorm::{ActivityLayer, Error as LogError, transaction_with_options};
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;

@@ -2,7 +2,8 @@
 //! settings and a flag — logged models, so their hooks write entries and this migration must run
 //! after `activity_seaorm::schema::migration::Migration`.
 
-use activity_seaorm::{ActivityContext, entry::Trigger};
+use activity_seaorm::ActivityContext;
+use activity_seaorm::entry::Trigger;
 use entity::{flag, organization, project, settings, user};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, QueryFilter, Set};
 use sea_orm_migration::prelude::*;
