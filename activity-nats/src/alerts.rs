@@ -150,6 +150,11 @@ impl StreamAlerts {
                     continue;
                 }
             };
+            if crate::subject::is_erasure_traffic(&message) {
+                // Counted once already, as it happened.
+                message.ack().await.map_err(|e| e.to_string())?;
+                continue;
+            }
             match serde_json::from_slice::<ActivityEntry>(&message.payload) {
                 Ok(entry) => {
                     self.observe(&entry, handler).await;

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod alerts;
+pub mod erasure;
 pub mod notify;
 mod relay;
 pub mod subject;

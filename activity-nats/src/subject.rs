@@ -7,6 +7,21 @@ use activity_seaorm::ActivityEntry;
 /// cannot meet).
 pub const NO_TENANT: &str = "~";
 
+/// The header on a message an erasure republished (value `erasure`): the entry was already
+/// delivered once, as it was; consumers that act on new entries (notifications, alerts) skip
+/// it, copies that store entries replace theirs with it.
+pub const REPUBLISHED: &str = "Activity-Republished";
+
+/// Whether a consumer that acts on new entries should skip `message`: an erasure's `erased`
+/// event, or an entry an erasure republished.
+pub fn is_erasure_traffic(message: &async_nats::Message) -> bool {
+    message.subject.ends_with(".Erasure.erased")
+        || message
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.get(REPUBLISHED).is_some())
+}
+
 /// `value` as one subject token: ASCII letters, digits, `-` and `_` stay; every other byte
 /// (`.`, `*`, `>`, whitespace, `%`, `~`, non-ASCII) becomes `%XX`, and an empty value is a lone
 /// `%` (an empty token is not allowed). Escaping is injective: two values never share a token.

@@ -220,6 +220,11 @@ impl<A: Audience, Ch: Channel> Notifier<A, Ch> {
                     continue;
                 }
             };
+            if crate::subject::is_erasure_traffic(&message) {
+                // Already notified as it happened; an erasure only rewrote it.
+                message.ack().await.map_err(|e| consumer_error(&e))?;
+                continue;
+            }
             let entry: ActivityEntry = match serde_json::from_slice(&message.payload) {
                 Ok(entry) => entry,
                 Err(e) => {

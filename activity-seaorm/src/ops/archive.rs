@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::errors::Error;
+use crate::ops::erasure::ErasureRequest;
 use crate::schema::table::activity_log::{Column, Entity};
 
 /// Ids per `DELETE .. WHERE id IN (..)` by default: short statements and short locks, well under
@@ -245,6 +246,7 @@ pub async fn archive_then_prune<C: ConnectionTrait + TransactionTrait>(
     // other had already deleted, and the second overwrite the first.
     let _lock = RunLock::take(opts.lock_path())?;
     let manifest_path = opts.manifest_path();
+    finish_erasure(&manifest_path)?;
     let query_json = describe_query(query);
     let (manifest, ids, resumed) = if manifest_path.exists() {
         let manifest = read_manifest(&manifest_path)?;
@@ -283,6 +285,173 @@ pub async fn archive_then_prune<C: ConnectionTrait + TransactionTrait>(
         resumed,
         deleted,
     })
+}
+
+/// The archives in `dir`: the manifests `archive_then_prune` wrote there, by path.
+pub(crate) fn manifests_in(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut found = Vec::new();
+    for item in fs::read_dir(dir)? {
+        let path = item?.path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(MANIFEST_SUFFIX))
+        {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+const MANIFEST_SUFFIX: &str = ".manifest.json";
+
+/// `path` with `.erasing` appended: where an erasure writes the next version of a file.
+fn erasing_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".erasing");
+    PathBuf::from(name)
+}
+
+/// Complete an erasure of this archive that stopped midway. Its new manifest is written only
+/// once its new data file is complete and synced, so a pending manifest means the pair is
+/// whole: publish both (data first). A pending data file without one is discarded.
+fn finish_erasure(manifest_path: &Path) -> Result<(), Error> {
+    let pending_manifest = erasing_path(manifest_path);
+    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+    if pending_manifest.exists() {
+        let manifest = read_manifest(&pending_manifest)?;
+        let data_path = dir.join(&manifest.file);
+        let pending_data = erasing_path(&data_path);
+        if pending_data.exists() {
+            fs::rename(&pending_data, &data_path)?;
+        }
+        fs::rename(&pending_manifest, manifest_path)?;
+        sync_dir(dir)?;
+        tracing::info!(path = %manifest_path.display(), "archive: finished an interrupted erasure");
+    } else if let Ok(manifest) = read_manifest(manifest_path) {
+        let pending_data = erasing_path(&dir.join(&manifest.file));
+        if pending_data.exists() {
+            fs::remove_file(&pending_data)?;
+        }
+    }
+    Ok(())
+}
+
+/// Apply `request` to the archive whose manifest is `manifest_path`: every entry by or about
+/// the user is rewritten as the log's rows were, every other line is kept byte for byte, and
+/// the data file and its manifest are replaced atomically (new files written and synced beside
+/// them, then renamed: data, then manifest; an interrupted erasure is finished by the next
+/// one, or by the next [`archive_then_prune`] of that name). Holds the archive's lock, so it
+/// never races a run of `archive_then_prune`. Returns how many entries it rewrote (0: the
+/// archive was left untouched). The values the archive knows the user by are added to
+/// `request` first, so names the log no longer holds are erased too.
+pub(crate) fn erase_archive(
+    manifest_path: &Path,
+    request: &mut ErasureRequest,
+) -> Result<u64, Error> {
+    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+    let name = file_name(manifest_path);
+    let name = name
+        .strip_suffix(MANIFEST_SUFFIX)
+        .unwrap_or(&name)
+        .to_owned();
+    let _lock = RunLock::take(dir.join(format!("{name}.lock")))?;
+    finish_erasure(manifest_path)?;
+    let manifest = read_manifest(manifest_path)?;
+    let ids = verify_against(manifest_path, &manifest)?;
+    let data_path = dir.join(&manifest.file);
+    let lines = read_lines(&data_path, manifest.compressed)?;
+
+    let mut touched = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        let entry: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            archive_error(&data_path, format!("line {} does not parse: {e}", n + 1))
+        })?;
+        if request.touches(&entry) {
+            request.learn(&entry);
+            touched.push((n, entry));
+        }
+    }
+    if touched.is_empty() {
+        return Ok(0);
+    }
+    let mut rewritten = lines;
+    let mut changed = 0u64;
+    for (n, mut entry) in touched {
+        if request.erase(&mut entry) {
+            // Through the entry type, so the line keeps the field order every line has.
+            let typed: ActivityEntry = serde_json::from_value(entry)?;
+            rewritten[n] = serde_json::to_string(&typed)?;
+            changed += 1;
+        }
+    }
+    if changed == 0 {
+        return Ok(0);
+    }
+
+    let pending_data = erasing_path(&data_path);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&pending_data)?;
+    let file = if manifest.compressed {
+        let mut gz = GzEncoder::new(file, Compression::default());
+        write_lines(&mut gz, &rewritten)?;
+        gz.finish()?
+    } else {
+        let mut out = io::BufWriter::new(file);
+        write_lines(&mut out, &rewritten)?;
+        out.into_inner().map_err(io::IntoInnerError::into_error)?
+    };
+    file.sync_all()?;
+    drop(file);
+    let read = read_data(&pending_data, manifest.compressed)?;
+    if read.ids != ids {
+        return Err(archive_error(
+            &pending_data,
+            "the rewritten archive does not hold the same entries".into(),
+        ));
+    }
+    let next = ArchiveManifest {
+        bytes: read.bytes,
+        sha256: read.sha256,
+        ..manifest
+    };
+    let pending_manifest = erasing_path(manifest_path);
+    let mut file = File::create(&pending_manifest)?;
+    serde_json::to_writer_pretty(&mut file, &next)?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    drop(file);
+    sync_dir(dir)?;
+    fs::rename(&pending_data, &data_path)?;
+    fs::rename(&pending_manifest, manifest_path)?;
+    sync_dir(dir)?;
+    verify_against(manifest_path, &next)?;
+    tracing::info!(path = %data_path.display(), entries = changed, "archive: erased a user's entries");
+    Ok(changed)
+}
+
+/// The data file's lines, decompressed.
+fn read_lines(path: &Path, compressed: bool) -> Result<Vec<String>, Error> {
+    let file = File::open(path)?;
+    let reader: Box<dyn BufRead> = if compressed {
+        Box::new(BufReader::new(GzDecoder::new(BufReader::new(file))))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    Ok(reader.lines().collect::<Result<_, _>>()?)
+}
+
+fn write_lines<W: Write>(out: &mut W, lines: &[String]) -> Result<(), Error> {
+    for line in lines {
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// Verify an archive on disk against its manifest (checksum, count, time range, unique ids,

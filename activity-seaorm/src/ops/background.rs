@@ -144,6 +144,21 @@ pub enum BackgroundError {
     Worker(String),
 }
 
+/// Entries queued in any logger of this process and not yet written or failed: an erasure
+/// reports them, since any of the erased user's among them are written after it.
+static IN_QUEUES: AtomicU64 = AtomicU64::new(0);
+
+/// How many entries are queued in this process's background loggers right now.
+pub(crate) fn queued_now() -> u64 {
+    IN_QUEUES.load(Ordering::Acquire)
+}
+
+fn leave_queue(n: u64) {
+    let _ = IN_QUEUES.fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+        Some(q.saturating_sub(n))
+    });
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     queued: AtomicU64,
@@ -266,6 +281,7 @@ impl BackgroundLogger {
             },
         };
         if sent {
+            IN_QUEUES.fetch_add(1, Ordering::AcqRel);
             self.shared.counters.queued.fetch_add(1, Ordering::Relaxed);
             Queued::Queued
         } else {
@@ -428,6 +444,7 @@ where
                         continue;
                     }
                     self.counters.failed.fetch_add(n, Ordering::Relaxed);
+                    leave_queue(n);
                     tracing::error!(%error, entries = n, attempt, "background activity write failed");
                 } else {
                     tracing::warn!(%error, entries = n, attempt, "background activity write failed; will retry");
@@ -452,6 +469,7 @@ where
         self.counters
             .written
             .fetch_add(run.queued, Ordering::Relaxed);
+        leave_queue(run.queued);
         if stored {
             let Run {
                 context, entries, ..

@@ -128,6 +128,15 @@ pub async fn anonymize_user<C>(db: &C, user_id: &str) -> Result<u64, Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
+    Ok(anonymize(db, user_id).await?.entry_ids.len() as u64)
+}
+
+/// [`anonymize_user`], returning what every other copy needs to follow it: the pseudonym, the
+/// user's known values (read before the rewrite) and the ids of the entries rewritten.
+pub(crate) async fn anonymize<C>(db: &C, user_id: &str) -> Result<ErasureRequest, Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     if user_id.is_empty() || user_id.contains('\0') {
         return Err(ActivityError::InvalidQuery(
             "anonymize_user: the user id must be non-empty text without NUL".into(),
@@ -157,6 +166,110 @@ where
         ActivityContext::scope(ActivityContext::system(), work).await
     } else {
         work.await
+    }
+}
+
+/// One erasure as every copy applies it: who, the pseudonym that replaces them, the scopes
+/// whose items are users, the values known to name them, and the log entries rewritten. The
+/// rules are those of [`anonymize_user`], applied to an entry's JSON (an archive line, a
+/// stream message), so every copy ends up as the log did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ErasureRequest {
+    /// The erased user's id.
+    pub user_id: String,
+    /// Their [`pseudonym`].
+    pub pseudonym: String,
+    /// Scopes whose items are users ([`ActivityConfig::with_user_scopes`]).
+    pub user_scopes: Vec<String>,
+    /// Values that name the user (id, recorded names), sorted.
+    pub known_values: Vec<String>,
+    /// The log entries the erasure rewrote, in `(created_at, id)` order.
+    pub entry_ids: Vec<uuid::Uuid>,
+}
+
+impl ErasureRequest {
+    fn text<'a>(entry: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+        entry.get(key).and_then(serde_json::Value::as_str)
+    }
+
+    fn by_user(&self, entry: &serde_json::Value) -> bool {
+        Self::text(entry, "user_id") == Some(self.user_id.as_str())
+    }
+
+    fn by_impersonator(&self, entry: &serde_json::Value) -> bool {
+        Self::text(entry, "impersonated_by") == Some(self.user_id.as_str())
+    }
+
+    fn about(&self, entry: &serde_json::Value) -> bool {
+        Self::text(entry, "item_id") == Some(self.user_id.as_str())
+            && Self::text(entry, "scope").is_some_and(|s| self.user_scopes.iter().any(|u| u == s))
+    }
+
+    /// Whether `entry` (an [`ActivityEntry`]'s JSON) is by or about the user.
+    pub fn touches(&self, entry: &serde_json::Value) -> bool {
+        self.by_user(entry) || self.by_impersonator(entry) || self.about(entry)
+    }
+
+    /// Add the values `entry` knows the user by (the name recorded with them as actor, the
+    /// name of an entry about them): a copy may hold names the log no longer does.
+    pub fn learn(&mut self, entry: &serde_json::Value) {
+        let mut found = Vec::new();
+        if self.by_user(entry) {
+            found.extend(Self::text(entry, "user_name"));
+        }
+        if self.about(entry) {
+            found.extend(
+                entry
+                    .get("detail")
+                    .and_then(|d| d.get("name"))
+                    .and_then(serde_json::Value::as_str),
+            );
+        }
+        for value in found.into_iter().filter(|v| !v.is_empty()) {
+            if let Err(at) = self
+                .known_values
+                .binary_search_by(|k| k.as_str().cmp(value))
+            {
+                self.known_values.insert(at, value.to_owned());
+            }
+        }
+    }
+
+    /// Rewrite `entry` (an [`ActivityEntry`]'s JSON) as [`anonymize_user`] rewrites a row;
+    /// whether anything changed. Entries neither by nor about the user are left untouched.
+    pub fn erase(&self, entry: &mut serde_json::Value) -> bool {
+        let by_user = self.by_user(entry);
+        let impersonator = self.by_impersonator(entry);
+        let about = self.about(entry);
+        let before = entry.clone();
+        let alias = serde_json::Value::String(self.pseudonym.clone());
+        let Some(map) = entry.as_object_mut() else {
+            return false;
+        };
+        if by_user {
+            map.insert("user_id".into(), alias.clone());
+            if map.get("user_name").is_some_and(|n| !n.is_null()) {
+                map.insert("user_name".into(), alias.clone());
+            }
+        }
+        if impersonator {
+            map.insert("impersonated_by".into(), alias.clone());
+        }
+        if by_user || impersonator {
+            for key in ["ip_address", "user_agent"] {
+                if map.get(key).is_some_and(|v| !v.is_null()) {
+                    map.insert(key.into(), serde_json::Value::Null);
+                }
+            }
+        }
+        if about {
+            map.insert("item_id".into(), alias);
+            if let Some(detail) = map.get_mut("detail") {
+                replace_known(detail, &self.known_values, &self.pseudonym);
+            }
+        }
+        *entry != before
     }
 }
 
@@ -192,9 +305,10 @@ impl Target<'_> {
 }
 
 /// The rewrite, inside the transaction and maintenance.
-async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<u64, Error> {
+async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<ErasureRequest, Error> {
     let known = known_values(txn, target).await?;
     let mut rewritten = 0u64;
+    let mut entry_ids = Vec::new();
     let mut after: Option<(DateTime<Utc>, uuid::Uuid)> = None;
     loop {
         let rows = batch(txn, target.condition(), after).await?;
@@ -202,8 +316,10 @@ async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<u64, 
         after = Some((last.created_at, last.id));
         let full = rows.len() as u64 == ERASURE_BATCH;
         for row in rows {
+            let id = row.id;
             if rewrite(txn, target, &known, row).await? {
                 rewritten += 1;
+                entry_ids.push(id);
             }
         }
         if !full {
@@ -217,7 +333,13 @@ async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<u64, 
         record.detail.context = Some(serde_json::json!({ "rows_rewritten": rewritten }));
         crate::log_activity(txn, record).await?;
     }
-    Ok(rewritten)
+    Ok(ErasureRequest {
+        user_id: target.user.to_owned(),
+        pseudonym: target.alias.to_owned(),
+        user_scopes: target.scopes.to_vec(),
+        known_values: known,
+        entry_ids,
+    })
 }
 
 /// The next batch of rows matching `condition` after the keyset position `after`, oldest first.

@@ -2,12 +2,14 @@
 //! JSON lines, [`retention`] prunes old entries, [`erasure`] answers erasure requests,
 //! [`archive`] archives old entries to verified files before deleting them, [`report`] counts
 //! entries by group, [`background`] logs from background work through a bounded queue,
-//! [`alerts`] evaluates alert rules.
+//! [`alerts`] evaluates alert rules, and [`lifecycle`] owns every copy of the log, so erasure
+//! and retention reach the archives and the stream too.
 
 pub mod alerts;
 pub mod archive;
 pub mod background;
 pub mod erasure;
 pub mod export;
+pub mod lifecycle;
 pub mod report;
 pub mod retention;

@@ -1,0 +1,217 @@
+//! The copies this crate makes, erased with the log: the JetStream stream ([`StreamCopy`]) and
+//! the notification store ([`NotificationCopy`]). Add them to the application's
+//! `activity_seaorm::ops::lifecycle::Lifecycle`:
+//!
+//! ```no_run
+//! # async fn demo(db: sea_orm::DatabaseConnection, client: async_nats::Client) -> Result<(), activity_seaorm::Error> {
+//! use activity_nats::erasure::{NotificationCopy, StreamCopy};
+//! use activity_seaorm::ops::lifecycle::Lifecycle;
+//! let lifecycle = Lifecycle::new()
+//!     .with_archives("/var/lib/app/activity-archive")
+//!     .with_copy(StreamCopy::new(client, "ACTIVITY", "activity"))
+//!     .with_copy(NotificationCopy::new(db.clone()));
+//! let report = lifecycle.erase_user(&db, "42").await?;
+//! assert!(report.is_complete(), "run again: {:?}", report.unreachable());
+//! # Ok(()) }
+//! ```
+
+use activity_seaorm::ActivityEntry;
+use activity_seaorm::ops::erasure::ErasureRequest;
+use activity_seaorm::ops::lifecycle::{CopyEraser, CopyReport};
+use async_nats::jetstream::{self, stream::RawMessageErrorKind};
+use bytes::Bytes;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+
+use crate::notify::{
+    activity_notification_delivery, activity_notification_preference, activity_subscription,
+};
+use crate::subject::{NO_TENANT, REPUBLISHED, subject};
+
+/// Entry ids per `erased` event message: far below the server's payload limit.
+const IDS_PER_EVENT: usize = 1_000;
+
+/// The stream as a copy of the log. Erasing a user scans the stream's messages (it keeps no
+/// more than the retention: see `RelayConfig::max_age`); each message by or about the user is
+/// republished rewritten (same subject, `Nats-Msg-Id` `<entry id>:erased`, so a re-run
+/// publishes nothing twice) and the original is deleted, securely erased on the server. The
+/// rewritten copy is published before the original goes, so a crash midway loses no entry;
+/// run again to finish. Consumers learn of it from `erased` events on
+/// `<prefix>.~.Erasure.erased` (`{"pseudonym": .., "entry_ids": [..]}`, at most 1,000 ids
+/// each) and must erase their own copies of those entries.
+#[derive(Debug, Clone)]
+pub struct StreamCopy {
+    js: jetstream::Context,
+    stream: String,
+    subject_prefix: String,
+}
+
+impl StreamCopy {
+    /// The stream `stream` the relay publishes to under `subject_prefix` (the relay's
+    /// `RelayConfig::stream` and `subject_prefix`).
+    pub fn new(
+        client: async_nats::Client,
+        stream: impl Into<String>,
+        subject_prefix: impl Into<String>,
+    ) -> Self {
+        StreamCopy {
+            js: jetstream::new(client),
+            stream: stream.into(),
+            subject_prefix: subject_prefix.into(),
+        }
+    }
+
+    async fn publish(&self, subject: String, id: String, payload: Vec<u8>) -> Result<(), String> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+        headers.insert(REPUBLISHED, "erasure");
+        self.js
+            .publish_with_headers(subject, headers, Bytes::from(payload))
+            .await
+            .map_err(|e| e.to_string())?
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait::async_trait]
+impl CopyEraser for StreamCopy {
+    async fn erase(&self, request: &ErasureRequest) -> CopyReport {
+        let mut report = CopyReport::new(format!("stream {}", self.stream));
+        let mut stream = match self.js.get_stream(self.stream.as_str()).await {
+            Ok(stream) => stream,
+            Err(e) => return CopyReport::failed(report.copy, e),
+        };
+        let (first, last) = match stream.info().await {
+            Ok(info) => (info.state.first_sequence, info.state.last_sequence),
+            Err(e) => return CopyReport::failed(report.copy, e),
+        };
+        let mut erased_ids = Vec::new();
+        for seq in first..=last {
+            let message = match stream.get_raw_message(seq).await {
+                Ok(message) => message,
+                // Deleted, or aged out since the scan began.
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => continue,
+                Err(e) => {
+                    report
+                        .unreachable
+                        .push(format!("message {seq} could not be read: {e}"));
+                    continue;
+                }
+            };
+            let Ok(mut entry) = serde_json::from_slice::<serde_json::Value>(&message.payload)
+            else {
+                continue; // not an entry (an `erased` event)
+            };
+            if !request.touches(&entry) || !request.erase(&mut entry) {
+                continue;
+            }
+            let typed: ActivityEntry = match serde_json::from_value(entry) {
+                Ok(typed) => typed,
+                Err(e) => {
+                    report
+                        .unreachable
+                        .push(format!("message {seq} is not an entry: {e}"));
+                    continue;
+                }
+            };
+            let payload = match serde_json::to_vec(&typed) {
+                Ok(payload) => payload,
+                Err(e) => {
+                    report.unreachable.push(format!("message {seq}: {e}"));
+                    continue;
+                }
+            };
+            let republished = self
+                .publish(
+                    subject(&self.subject_prefix, &typed),
+                    format!("{}:erased", typed.id),
+                    payload,
+                )
+                .await;
+            if let Err(e) = republished {
+                report
+                    .unreachable
+                    .push(format!("message {seq} could not be republished: {e}"));
+                continue;
+            }
+            match stream.delete_message(seq).await {
+                Ok(_) => {
+                    report.changed += 1;
+                    erased_ids.push(typed.id);
+                }
+                Err(e) => report
+                    .unreachable
+                    .push(format!("message {seq} could not be deleted: {e}")),
+            }
+        }
+        let mut ids = request.entry_ids.clone();
+        ids.extend(erased_ids);
+        ids.sort();
+        ids.dedup();
+        for chunk in ids.chunks(IDS_PER_EVENT) {
+            let event = serde_json::json!({
+                "pseudonym": request.pseudonym,
+                "entry_ids": chunk,
+            });
+            let subject = format!("{}.{NO_TENANT}.Erasure.erased", self.subject_prefix);
+            let id = format!("erased:{}:{}", request.pseudonym, chunk[0]);
+            if let Err(e) = self
+                .publish(subject, id, event.to_string().into_bytes())
+                .await
+            {
+                report
+                    .unreachable
+                    .push(format!("the erased event could not be published: {e}"));
+            }
+        }
+        report
+    }
+}
+
+/// The notification store as a copy: the user's subscriptions, preferences and delivery
+/// marks are deleted.
+#[derive(Debug, Clone)]
+pub struct NotificationCopy {
+    db: DatabaseConnection,
+}
+
+impl NotificationCopy {
+    /// The notification tables on `db`.
+    pub fn new(db: DatabaseConnection) -> Self {
+        NotificationCopy { db }
+    }
+
+    async fn delete_all(&self, user: &str) -> Result<u64, sea_orm::DbErr> {
+        let subscriptions = activity_subscription::Entity::delete_many()
+            .filter(activity_subscription::Column::UserId.eq(user))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        let preferences = activity_notification_preference::Entity::delete_many()
+            .filter(activity_notification_preference::Column::UserId.eq(user))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        let deliveries = activity_notification_delivery::Entity::delete_many()
+            .filter(activity_notification_delivery::Column::Recipient.eq(user))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        Ok(subscriptions + preferences + deliveries)
+    }
+}
+
+#[async_trait::async_trait]
+impl CopyEraser for NotificationCopy {
+    async fn erase(&self, request: &ErasureRequest) -> CopyReport {
+        match self.delete_all(&request.user_id).await {
+            Ok(changed) => {
+                let mut report = CopyReport::new("notification store");
+                report.changed = changed;
+                report
+            }
+            Err(e) => CopyReport::failed("notification store", e),
+        }
+    }
+}

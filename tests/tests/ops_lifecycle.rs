@@ -1,0 +1,464 @@
+//! Erasure reaches every copy (DESIGN §11, "the lifecycle of every copy"), on every backend with
+//! a real NATS JetStream: after `Lifecycle::erase_user`, a scan of the table, every archive
+//! file, every stream message and the notification tables finds none of the user's id, name,
+//! email, IP address or user agent; the other tenant's rows, archive file and stream messages
+//! are byte for byte what they were; the rewritten archive still verifies; and consumers get an
+//! `erased` event listing the entries.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use activity_nats::erasure::{NotificationCopy, StreamCopy};
+use activity_nats::notify::{self, Depth, Preference};
+use activity_seaorm::ops::archive::{ArchiveOptions, archive_then_prune, verify_archive};
+use activity_seaorm::ops::lifecycle::Lifecycle;
+use activity_seaorm::{
+    ActivityConfig, ActivityContext, ActivityEntry, ActivityQuery, Actor, activity_log,
+    log_activity,
+};
+use activity_tests::nats::TestStream;
+use activity_tests::{Backend, TestDb};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder};
+
+const USER: &str = "mallory-42";
+const NAME: &str = "Mallory Doe";
+const EMAIL: &str = "mallory@example.com";
+const IP: &str = "198.51.100.42";
+const AGENT: &str = "MalloryBrowser/1.0";
+
+fn cutoff() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+}
+
+fn config() -> ActivityConfig {
+    ActivityConfig::new()
+        .with_erasure_key([9u8; 32])
+        .with_user_scopes(["User"])
+        .with_outbox(true)
+}
+
+fn mallory() -> ActivityContext {
+    ActivityContext::for_user(Actor::new(USER).with_name(NAME).with_email(EMAIL))
+        .with_organization("org-a")
+        .with_ip(IP)
+        .with_user_agent(AGENT)
+}
+
+/// An entry of `org` at `at`, item `item`.
+fn entry(org: &str, scope: &str, item: &str, at: DateTime<Utc>) -> ActivityEntry {
+    let mut e = ActivityEntry::new(scope, "updated")
+        .with_item_id(item)
+        .with_name(format!("{scope} {item}"))
+        .forced();
+    e.organization_id = Some(org.into());
+    e.created_at = at;
+    e
+}
+
+/// Org A: Mallory's own entries (old, archived, and new), one where she impersonates Bob,
+/// entries about her user record, and Alice's; org B: Carol's, old and new.
+async fn seed(t: &TestDb) {
+    for (i, at) in [cutoff() - Duration::days(30), cutoff() + Duration::days(1)]
+        .into_iter()
+        .enumerate()
+    {
+        ActivityContext::scope(mallory(), async {
+            log_activity(&t.db, entry("org-a", "Doc", &format!("d{i}"), at))
+                .await
+                .unwrap();
+        })
+        .await;
+        let impersonating = ActivityContext::impersonating(
+            Actor::new("bob").with_name("Bob"),
+            Actor::new(USER).with_name(NAME),
+        )
+        .with_organization("org-a")
+        .with_ip(IP)
+        .with_user_agent(AGENT);
+        ActivityContext::scope(impersonating, async {
+            log_activity(&t.db, entry("org-a", "Doc", &format!("b{i}"), at))
+                .await
+                .unwrap();
+        })
+        .await;
+        // About her: the user record, named after her, changed by Alice.
+        let mut about = entry("org-a", "User", USER, at).with_name(NAME);
+        about.detail.changes = vec![activity_seaorm::entry::Change::new(
+            "User",
+            activity_seaorm::entry::ChangeAction::Changed,
+            Some("display_name"),
+            serde_json::json!(NAME),
+            serde_json::json!("M. Doe"),
+        )];
+        let alice = ActivityContext::for_user(Actor::new("alice").with_name("Alice"))
+            .with_organization("org-a")
+            .with_ip("203.0.113.7");
+        ActivityContext::scope(alice.clone(), async {
+            log_activity(&t.db, about).await.unwrap();
+            log_activity(&t.db, entry("org-a", "Doc", &format!("a{i}"), at))
+                .await
+                .unwrap();
+        })
+        .await;
+        let carol = ActivityContext::for_user(Actor::new("carol").with_name("Carol"))
+            .with_organization("org-b")
+            .with_ip("192.0.2.9")
+            .with_user_agent("CarolBrowser/2.0");
+        ActivityContext::scope(carol, async {
+            log_activity(&t.db, entry("org-b", "Doc", &format!("c{i}"), at))
+                .await
+                .unwrap();
+        })
+        .await;
+    }
+    notify::create_tables(&t.db).await.unwrap();
+    for user in [USER, "alice"] {
+        notify::subscribe(&t.db, "org-a", user, "Doc", "d0", Depth::Resource)
+            .await
+            .unwrap();
+        notify::set_preference(&t.db, "org-a", user, &Preference::All)
+            .await
+            .unwrap();
+    }
+    for recipient in [USER, "alice"] {
+        activity_nats::notify::activity_notification_delivery::ActiveModel {
+            entry_id: sea_orm::Set(uuid::Uuid::now_v7()),
+            recipient: sea_orm::Set(recipient.into()),
+            delivered_at: sea_orm::Set(Utc::now()),
+        }
+        .insert(&t.db)
+        .await
+        .unwrap();
+    }
+}
+
+/// Every row of the log and the notification tables, as text (each model's every field).
+async fn tables_text(t: &TestDb) -> Vec<(&'static str, String)> {
+    use activity_nats::notify::{
+        activity_notification_delivery, activity_notification_preference, activity_subscription,
+    };
+    let mut out = Vec::new();
+    for m in activity_log::Entity::find().all(&t.db).await.unwrap() {
+        out.push(("activity_log", format!("{m:?}")));
+    }
+    for m in activity_subscription::Entity::find()
+        .all(&t.db)
+        .await
+        .unwrap()
+    {
+        out.push(("activity_subscription", format!("{m:?}")));
+    }
+    for m in activity_notification_preference::Entity::find()
+        .all(&t.db)
+        .await
+        .unwrap()
+    {
+        out.push(("activity_notification_preference", format!("{m:?}")));
+    }
+    for m in activity_notification_delivery::Entity::find()
+        .all(&t.db)
+        .await
+        .unwrap()
+    {
+        out.push(("activity_notification_delivery", format!("{m:?}")));
+    }
+    out
+}
+
+fn file_text(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    } else {
+        String::from_utf8(bytes).unwrap()
+    }
+}
+
+/// Every message of the stream: sequence → (subject, headers, payload).
+async fn stream_messages(s: &TestStream) -> BTreeMap<u64, (String, String, String)> {
+    let js = async_nats::jetstream::new(s.client.clone());
+    let mut stream = js.get_stream(s.stream.as_str()).await.unwrap();
+    let info = stream.info().await.unwrap().clone();
+    let mut out = BTreeMap::new();
+    for seq in info.state.first_sequence..=info.state.last_sequence {
+        if let Ok(m) = stream.get_raw_message(seq).await {
+            out.insert(
+                seq,
+                (
+                    m.subject.to_string(),
+                    {
+                        // Header order is a hash map's: compare them sorted.
+                        let mut headers: Vec<String> = m
+                            .headers
+                            .iter()
+                            .map(|(name, values)| format!("{name}={values:?}"))
+                            .collect();
+                        headers.sort();
+                        headers.join("; ")
+                    },
+                    String::from_utf8(m.payload.to_vec()).unwrap(),
+                ),
+            );
+        }
+    }
+    out
+}
+
+fn assert_clean(place: &str, text: &str) {
+    for secret in [USER, NAME, EMAIL, IP, AGENT, "Mallory"] {
+        assert!(
+            !text.contains(secret),
+            "{place} still holds {secret:?}: {text}"
+        );
+    }
+}
+
+async fn erasure_reaches_every_copy(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let s = TestStream::new("erase").await;
+    let dir = tempfile::tempdir().unwrap();
+    config()
+        .scope(async {
+            seed(&t).await;
+            s.relay_all(&t.db).await;
+            // Each organization's 2025 goes to its own archive (compressed for org B).
+            for (org, compressed) in [("org-a", false), ("org-b", true)] {
+                let opts =
+                    ArchiveOptions::new(dir.path(), format!("{org}-2025")).compressed(compressed);
+                let outcome = archive_then_prune(
+                    &t.db,
+                    &ActivityQuery::for_organization(org),
+                    cutoff(),
+                    &opts,
+                )
+                .await
+                .unwrap();
+                assert!(outcome.deleted > 0);
+            }
+        })
+        .await;
+
+    // Before: the user is in every copy (so the scans below can find her), and this is what
+    // the other tenant has.
+    let tables = tables_text(&t).await;
+    for table in [
+        "activity_log",
+        "activity_subscription",
+        "activity_notification_preference",
+        "activity_notification_delivery",
+    ] {
+        assert!(
+            tables
+                .iter()
+                .any(|(n, row)| *n == table && row.contains(USER)),
+            "{table}"
+        );
+    }
+    assert!(
+        tables
+            .iter()
+            .any(|(_, row)| row.contains(IP) && row.contains(AGENT))
+    );
+    let a_archive = dir.path().join("org-a-2025.jsonl");
+    let b_archive = dir.path().join("org-b-2025.jsonl.gz");
+    assert!(file_text(&a_archive).contains(USER));
+    let b_bytes = std::fs::read(&b_archive).unwrap();
+    let b_manifest = std::fs::read(dir.path().join("org-b-2025.manifest.json")).unwrap();
+    let b_rows = activity_log::Entity::find()
+        .order_by_asc(activity_log::Column::Id)
+        .all(&t.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.organization_id.as_deref() == Some("org-b"))
+        .collect::<Vec<_>>();
+    let before = stream_messages(&s).await;
+    assert!(before.values().any(|(_, _, p)| p.contains(USER)));
+    let untouched: BTreeMap<u64, _> = before
+        .iter()
+        .filter(|(_, (_, _, p))| !p.contains(USER))
+        .map(|(seq, m)| (*seq, m.clone()))
+        .collect();
+
+    let lifecycle = Lifecycle::new()
+        .with_archives(dir.path())
+        .with_copy(StreamCopy::new(
+            s.client.clone(),
+            s.stream.as_str(),
+            s.prefix.as_str(),
+        ))
+        .with_copy(NotificationCopy::new(t.db.clone()));
+    let report = config()
+        .scope(lifecycle.erase_user(&t.db, USER))
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{:?}", report.unreachable());
+    let changed: BTreeMap<&str, u64> = report
+        .copies
+        .iter()
+        .map(|c| (c.copy.split(' ').next().unwrap_or(""), c.changed))
+        .fold(BTreeMap::new(), |mut m, (k, v)| {
+            *m.entry(k).or_default() += v;
+            m
+        });
+    // Rows left after the archive: Mallory's new entry, her impersonation, the record about her.
+    assert_eq!(changed["activity_log"], 3, "{report:?}");
+    assert_eq!(changed["archive"], 3, "{report:?}");
+    assert_eq!(changed["stream"], 6, "{report:?}");
+    assert_eq!(changed["notification"], 3, "{report:?}");
+
+    // After: nowhere.
+    for (table, row) in tables_text(&t).await {
+        assert_clean(table, &row);
+    }
+    for file in std::fs::read_dir(dir.path()).unwrap() {
+        let path = file.unwrap().path();
+        assert_clean(&path.display().to_string(), &file_text(&path));
+    }
+    let after = stream_messages(&s).await;
+    for (seq, (subject, headers, payload)) in &after {
+        assert_clean(
+            &format!("stream message {seq}"),
+            &format!("{subject} {headers} {payload}"),
+        );
+    }
+    // The erased copies are there, under the pseudonym, and consumers were told.
+    let republished = after
+        .values()
+        .filter(|(subject, h, p)| {
+            !subject.ends_with(".Erasure.erased")
+                && h.contains("erasure")
+                && p.contains(&report.pseudonym)
+        })
+        .count();
+    assert_eq!(republished, 6);
+    let event = after
+        .values()
+        .find(|(subject, _, _)| subject.ends_with(".Erasure.erased"))
+        .expect("an erased event");
+    for id in &report.entry_ids {
+        assert!(event.2.contains(&id.to_string()), "{event:?}");
+    }
+    // The rewritten archive verifies; the rows match the stream's rewritten copies.
+    verify_archive(dir.path().join("org-a-2025.manifest.json")).unwrap();
+    for row in activity_log::Entity::find().all(&t.db).await.unwrap() {
+        let entry = ActivityEntry::from(row);
+        if entry.user_id.as_deref() == Some(report.pseudonym.as_str()) {
+            assert_eq!(entry.ip_address, None);
+            assert_eq!(entry.user_agent, None);
+        }
+    }
+
+    // The other tenant: byte for byte.
+    assert_eq!(std::fs::read(&b_archive).unwrap(), b_bytes);
+    assert_eq!(
+        std::fs::read(dir.path().join("org-b-2025.manifest.json")).unwrap(),
+        b_manifest
+    );
+    let b_after = activity_log::Entity::find()
+        .order_by_asc(activity_log::Column::Id)
+        .all(&t.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.organization_id.as_deref() == Some("org-b"))
+        .collect::<Vec<_>>();
+    assert_eq!(b_after, b_rows);
+    for (seq, message) in &untouched {
+        assert_eq!(after.get(seq), Some(message), "message {seq} changed");
+    }
+    // Alice keeps her subscription and preference.
+    assert_eq!(
+        notify::subscriptions(&t.db, "org-a", "alice")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Idempotent: a second run finds nothing left anywhere.
+    let again = config()
+        .scope(lifecycle.erase_user(&t.db, USER))
+        .await
+        .unwrap();
+    assert!(again.is_complete());
+    assert!(again.copies.iter().all(|c| c.changed == 0), "{again:?}");
+    s.delete().await;
+    t.cleanup().await;
+}
+
+mod erasure {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+    async fn sqlite() {
+        super::erasure_reaches_every_copy(super::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        any(not(activity_nats), not(activity_postgres)),
+        ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
+    )]
+    async fn postgres() {
+        super::erasure_reaches_every_copy(super::Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        any(not(activity_nats), not(activity_mysql)),
+        ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_MYSQL_URL is not set"
+    )]
+    async fn mysql() {
+        super::erasure_reaches_every_copy(super::Backend::MySql).await;
+    }
+}
+
+/// An archive a run of `archive_then_prune` holds (its lock is taken) is not skipped silently:
+/// the report names it, and the next run, once the lock is gone, erases it.
+async fn a_busy_archive_is_reported_and_erased_on_the_next_run(t: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ArchiveOptions::new(dir.path(), "org-a-2025");
+    config()
+        .scope(async {
+            seed(t).await;
+            archive_then_prune(
+                &t.db,
+                &ActivityQuery::for_organization("org-a"),
+                cutoff(),
+                &opts,
+            )
+            .await
+            .unwrap();
+        })
+        .await;
+    std::fs::write(opts.lock_path(), "pid 1").unwrap();
+    let lifecycle = Lifecycle::new().with_archives(dir.path());
+    let report = config()
+        .scope(lifecycle.erase_user(&t.db, USER))
+        .await
+        .unwrap();
+    assert!(!report.is_complete());
+    let unreachable = report.unreachable().join("\n");
+    assert!(
+        unreachable.contains("org-a-2025") && unreachable.contains("lock"),
+        "{unreachable}"
+    );
+    assert!(file_text(&opts.data_path()).contains(USER));
+
+    std::fs::remove_file(opts.lock_path()).unwrap();
+    let again = config()
+        .scope(lifecycle.erase_user(&t.db, USER))
+        .await
+        .unwrap();
+    assert!(again.is_complete(), "{:?}", again.unreachable());
+    assert_clean("archive", &file_text(&opts.data_path()));
+    verify_archive(opts.manifest_path()).unwrap();
+}
+
+activity_tests::backend_tests!(a_busy_archive_is_reported_and_erased_on_the_next_run);
