@@ -68,7 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let item = (user % ITEMS).to_string();
         notify::subscribe(
             &db,
-            "acme",
+            &notify::TenantKey::organization("acme"),
             &format!("u{user}"),
             "FeatureFlag",
             &item,

@@ -15,7 +15,7 @@ use sea_orm::{
 };
 use tracing::Instrument;
 
-use crate::subject::{header_value, subject, tenant};
+use crate::subject::{TenantKey, header_value, subject};
 
 /// SQLite's delete of relayed rows takes the write lock up front (and waits for it).
 const IMMEDIATE: TransactionOptions = TransactionOptions {
@@ -445,8 +445,9 @@ impl Relay {
                 header_value(correlation).as_str(),
             );
         }
-        if let Some(tenant) = tenant(entry) {
-            headers.insert("Activity-Tenant", header_value(tenant).as_str());
+        let tenant = TenantKey::of(entry);
+        if !tenant.is_none() {
+            headers.insert("Activity-Tenant", header_value(tenant.as_str()).as_str());
         }
         self.js
             .publish_with_headers(

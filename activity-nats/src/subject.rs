@@ -1,5 +1,7 @@
 //! Subjects and headers: `activity.<tenant>.<scope>.<activity>`, each token escaped so no id can
-//! add a token, a wildcard or whitespace to a subject.
+//! add a token, a wildcard or whitespace to a subject. A tenant is typed ([`TenantKey`]:
+//! `o:<organization>` or `t:<team>`), so organization `5` and team `5` never share a subject or
+//! a notification store key.
 
 use activity_seaorm::ActivityEntry;
 
@@ -44,12 +46,71 @@ pub fn token(value: &str) -> String {
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
-/// The tenant of `entry` for its subject: its organization, else its team, else none.
-pub fn tenant(entry: &ActivityEntry) -> Option<&str> {
-    entry
-        .organization_id
-        .as_deref()
-        .or(entry.team_id.as_deref())
+/// A tenant as one key, its kind part of it: `o:<id>` for an organization, `t:<id>` for a
+/// team, empty for none. Where tenants are one key (stream subjects, the notification store),
+/// organization `5` and team `5` must not be the same tenant.
+///
+/// ```
+/// use activity_nats::subject::TenantKey;
+/// use activity_seaorm::ActivityEntry;
+/// assert_ne!(TenantKey::organization("5"), TenantKey::team("5"));
+/// let mut entry = ActivityEntry::new("FeatureFlag", "updated");
+/// entry.team_id = Some("5".into());
+/// assert_eq!(TenantKey::of(&entry).as_str(), "t:5");
+/// entry.organization_id = Some("acme".into());
+/// assert_eq!(TenantKey::of(&entry).as_str(), "o:acme");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantKey(String);
+
+impl TenantKey {
+    /// An organization.
+    pub fn organization(id: &str) -> Self {
+        TenantKey(format!("o:{id}"))
+    }
+
+    /// A team.
+    pub fn team(id: &str) -> Self {
+        TenantKey(format!("t:{id}"))
+    }
+
+    /// No tenant.
+    pub fn none() -> Self {
+        TenantKey(String::new())
+    }
+
+    /// The tenant of `entry`: its organization, else its team, else none.
+    pub fn of(entry: &ActivityEntry) -> Self {
+        match (&entry.organization_id, &entry.team_id) {
+            (Some(org), _) => Self::organization(org),
+            (None, Some(team)) => Self::team(team),
+            (None, None) => Self::none(),
+        }
+    }
+
+    /// The key as stored (`o:acme`, `t:7`, or empty).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is no tenant.
+    pub fn is_none(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// As a subject token: the kind as is, the id escaped ([`token`]); [`NO_TENANT`] for none.
+    pub fn token(&self) -> String {
+        match self.0.split_once(':') {
+            Some((kind, id)) => format!("{kind}:{}", token(id)),
+            None => NO_TENANT.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for TenantKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// `<prefix>.<tenant>.<scope>.<activity>` for `entry` (the prefix is used as given: it is the
@@ -60,12 +121,15 @@ pub fn tenant(entry: &ActivityEntry) -> Option<&str> {
 /// use activity_seaorm::ActivityEntry;
 /// let mut entry = ActivityEntry::new("FeatureFlag", "updated");
 /// entry.organization_id = Some("acme.eu".into());
-/// assert_eq!(subject("activity", &entry), "activity.acme%2Eeu.FeatureFlag.updated");
+/// assert_eq!(subject("activity", &entry), "activity.o:acme%2Eeu.FeatureFlag.updated");
 /// entry.organization_id = None;
+/// entry.team_id = Some("7".into());
+/// assert_eq!(subject("activity", &entry), "activity.t:7.FeatureFlag.updated");
+/// entry.team_id = None;
 /// assert_eq!(subject("activity", &entry), "activity.~.FeatureFlag.updated");
 /// ```
 pub fn subject(prefix: &str, entry: &ActivityEntry) -> String {
-    let tenant = tenant(entry).map_or_else(|| NO_TENANT.to_owned(), token);
+    let tenant = TenantKey::of(entry).token();
     format!(
         "{prefix}.{tenant}.{}.{}",
         token(&entry.scope),

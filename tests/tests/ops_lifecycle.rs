@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::Path;
 
 use activity_nats::erasure::{NotificationCopy, StreamCopy};
-use activity_nats::notify::{self, Depth, Preference};
+use activity_nats::notify::{self, Depth, Preference, TenantKey};
 use activity_seaorm::ops::archive::{ArchiveOptions, archive_then_prune, verify_archive};
 use activity_seaorm::ops::lifecycle::Lifecycle;
 use activity_seaorm::{
@@ -115,12 +115,24 @@ async fn seed(t: &TestDb) {
     }
     notify::create_tables(&t.db).await.unwrap();
     for user in [USER, "alice"] {
-        notify::subscribe(&t.db, "org-a", user, "Doc", "d0", Depth::Resource)
-            .await
-            .unwrap();
-        notify::set_preference(&t.db, "org-a", user, &Preference::All)
-            .await
-            .unwrap();
+        notify::subscribe(
+            &t.db,
+            &TenantKey::organization("org-a"),
+            user,
+            "Doc",
+            "d0",
+            Depth::Resource,
+        )
+        .await
+        .unwrap();
+        notify::set_preference(
+            &t.db,
+            &TenantKey::organization("org-a"),
+            user,
+            &Preference::All,
+        )
+        .await
+        .unwrap();
     }
     for recipient in [USER, "alice"] {
         activity_nats::notify::activity_notification_delivery::ActiveModel {
@@ -375,7 +387,7 @@ async fn erasure_reaches_every_copy(backend: Backend) {
     }
     // Alice keeps her subscription and preference.
     assert_eq!(
-        notify::subscriptions(&t.db, "org-a", "alice")
+        notify::subscriptions(&t.db, &TenantKey::organization("org-a"), "alice")
             .await
             .unwrap()
             .len(),

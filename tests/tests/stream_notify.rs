@@ -5,12 +5,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
+use activity_nats::notify::TenantKey;
 use activity_nats::notify::{
     self, Audience, BoxError, Channel, Depth, ItemAudience, Notification, Preference, Router,
     Visibility,
 };
 use activity_seaorm::ActivityEntry;
 use activity_tests::{TestDb, backend_tests};
+use sea_orm::{ActiveModelTrait as _, EntityTrait as _};
 
 /// The application's side: who owns what, who may see what.
 #[derive(Default)]
@@ -81,9 +83,16 @@ async fn setup(t: &TestDb) {
 async fn watchers_are_subscribers_owner_and_delegators_never_the_actor(t: &TestDb) {
     setup(t).await;
     for user in ["sub", "alice", "mallory"] {
-        notify::subscribe(&t.db, "acme", user, "FeatureFlag", "1", Depth::Resource)
-            .await
-            .unwrap();
+        notify::subscribe(
+            &t.db,
+            &TenantKey::organization("acme"),
+            user,
+            "FeatureFlag",
+            "1",
+            Depth::Resource,
+        )
+        .await
+        .unwrap();
     }
     let mut app = App::default();
     app.items.insert(
@@ -116,9 +125,16 @@ async fn an_impersonator_is_an_actor_too(t: &TestDb) {
 
 async fn private_items_reach_only_owner_and_delegators(t: &TestDb) {
     setup(t).await;
-    notify::subscribe(&t.db, "acme", "sub", "FeatureFlag", "1", Depth::Resource)
-        .await
-        .unwrap();
+    notify::subscribe(
+        &t.db,
+        &TenantKey::organization("acme"),
+        "sub",
+        "FeatureFlag",
+        "1",
+        Depth::Resource,
+    )
+    .await
+    .unwrap();
     let mut app = App::default();
     app.items.insert(
         "1".into(),
@@ -133,12 +149,26 @@ async fn private_items_reach_only_owner_and_delegators(t: &TestDb) {
 async fn every_visibility_removes_who_may_not_see(t: &TestDb) {
     setup(t).await;
     for visibility in [Visibility::Resource, Visibility::Scope, Visibility::Tenant] {
-        notify::subscribe(&t.db, "acme", "seer", "FeatureFlag", "1", Depth::Resource)
-            .await
-            .unwrap();
-        notify::subscribe(&t.db, "acme", "blind", "FeatureFlag", "1", Depth::Resource)
-            .await
-            .unwrap();
+        notify::subscribe(
+            &t.db,
+            &TenantKey::organization("acme"),
+            "seer",
+            "FeatureFlag",
+            "1",
+            Depth::Resource,
+        )
+        .await
+        .unwrap();
+        notify::subscribe(
+            &t.db,
+            &TenantKey::organization("acme"),
+            "blind",
+            "FeatureFlag",
+            "1",
+            Depth::Resource,
+        )
+        .await
+        .unwrap();
         let mut app = App::default();
         app.items.insert(
             "1".into(),
@@ -155,16 +185,28 @@ async fn preferences_always_apply(t: &TestDb) {
     setup(t).await;
     let users = ["default", "all", "flags", "docs"];
     for user in users {
-        notify::subscribe(&t.db, "acme", user, "FeatureFlag", "1", Depth::Resource)
-            .await
-            .unwrap();
-    }
-    notify::set_preference(&t.db, "acme", "all", &Preference::All)
+        notify::subscribe(
+            &t.db,
+            &TenantKey::organization("acme"),
+            user,
+            "FeatureFlag",
+            "1",
+            Depth::Resource,
+        )
         .await
         .unwrap();
+    }
     notify::set_preference(
         &t.db,
-        "acme",
+        &TenantKey::organization("acme"),
+        "all",
+        &Preference::All,
+    )
+    .await
+    .unwrap();
+    notify::set_preference(
+        &t.db,
+        &TenantKey::organization("acme"),
         "flags",
         &Preference::Custom(vec!["featureflag.*".into()]),
     )
@@ -172,16 +214,21 @@ async fn preferences_always_apply(t: &TestDb) {
     .unwrap();
     notify::set_preference(
         &t.db,
-        "acme",
+        &TenantKey::organization("acme"),
         "docs",
         &Preference::Custom(vec!["Document.*".into()]),
     )
     .await
     .unwrap();
     // A preference in another tenant does not apply here.
-    notify::set_preference(&t.db, "other", "default", &Preference::All)
-        .await
-        .unwrap();
+    notify::set_preference(
+        &t.db,
+        &TenantKey::organization("other"),
+        "default",
+        &Preference::All,
+    )
+    .await
+    .unwrap();
     let app = || {
         let mut app = App::default();
         app.items.insert(
@@ -201,23 +248,39 @@ async fn preferences_always_apply(t: &TestDb) {
     assert_eq!(got("viewed").await, ["all", "flags"]);
     assert_eq!(got("approved").await, ["all", "default", "flags"]);
     assert_eq!(
-        notify::preference(&t.db, "acme", "nobody").await.unwrap(),
+        notify::preference(&t.db, &TenantKey::organization("acme"), "nobody")
+            .await
+            .unwrap(),
         Preference::Mutations
     );
 }
 
 async fn descendants_subscriptions_and_tenant_scoping(t: &TestDb) {
     setup(t).await;
-    notify::subscribe(&t.db, "acme", "deep", "Project", "p1", Depth::Descendants)
-        .await
-        .unwrap();
-    notify::subscribe(&t.db, "acme", "shallow", "Project", "p1", Depth::Resource)
-        .await
-        .unwrap();
+    notify::subscribe(
+        &t.db,
+        &TenantKey::organization("acme"),
+        "deep",
+        "Project",
+        "p1",
+        Depth::Descendants,
+    )
+    .await
+    .unwrap();
+    notify::subscribe(
+        &t.db,
+        &TenantKey::organization("acme"),
+        "shallow",
+        "Project",
+        "p1",
+        Depth::Resource,
+    )
+    .await
+    .unwrap();
     // Same scope and item id in another tenant: a different item.
     notify::subscribe(
         &t.db,
-        "globex",
+        &TenantKey::organization("globex"),
         "stranger",
         "FeatureFlag",
         "1",
@@ -255,9 +318,16 @@ async fn nobody_is_notified_without_a_reason(t: &TestDb) {
 
 async fn delivery_is_idempotent_per_entry_and_recipient(t: &TestDb) {
     setup(t).await;
-    notify::subscribe(&t.db, "acme", "sub", "FeatureFlag", "1", Depth::Resource)
-        .await
-        .unwrap();
+    notify::subscribe(
+        &t.db,
+        &TenantKey::organization("acme"),
+        "sub",
+        "FeatureFlag",
+        "1",
+        Depth::Resource,
+    )
+    .await
+    .unwrap();
     let mut app = App::default();
     app.items.insert(
         "1".into(),
@@ -280,25 +350,54 @@ async fn delivery_is_idempotent_per_entry_and_recipient(t: &TestDb) {
 
 async fn subscriptions_are_created_listed_and_revoked(t: &TestDb) {
     setup(t).await;
-    notify::subscribe(&t.db, "acme", "u", "FeatureFlag", "1", Depth::Resource)
-        .await
-        .unwrap();
-    notify::subscribe(&t.db, "acme", "u", "Project", "p", Depth::Resource)
-        .await
-        .unwrap();
+    notify::subscribe(
+        &t.db,
+        &TenantKey::organization("acme"),
+        "u",
+        "FeatureFlag",
+        "1",
+        Depth::Resource,
+    )
+    .await
+    .unwrap();
+    notify::subscribe(
+        &t.db,
+        &TenantKey::organization("acme"),
+        "u",
+        "Project",
+        "p",
+        Depth::Resource,
+    )
+    .await
+    .unwrap();
     // Subscribing again changes the depth, adds no row.
-    notify::subscribe(&t.db, "acme", "u", "Project", "p", Depth::Descendants)
-        .await
-        .unwrap();
-    notify::subscribe(&t.db, "globex", "u", "FeatureFlag", "1", Depth::Resource)
-        .await
-        .unwrap();
-    let mine: Vec<(String, String, String)> = notify::subscriptions(&t.db, "acme", "u")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| (s.scope, s.item_id, s.depth))
-        .collect();
+    notify::subscribe(
+        &t.db,
+        &TenantKey::organization("acme"),
+        "u",
+        "Project",
+        "p",
+        Depth::Descendants,
+    )
+    .await
+    .unwrap();
+    notify::subscribe(
+        &t.db,
+        &TenantKey::organization("globex"),
+        "u",
+        "FeatureFlag",
+        "1",
+        Depth::Resource,
+    )
+    .await
+    .unwrap();
+    let mine: Vec<(String, String, String)> =
+        notify::subscriptions(&t.db, &TenantKey::organization("acme"), "u")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.scope, s.item_id, s.depth))
+            .collect();
     assert_eq!(
         mine,
         [
@@ -307,24 +406,36 @@ async fn subscriptions_are_created_listed_and_revoked(t: &TestDb) {
         ]
     );
     assert!(
-        notify::unsubscribe(&t.db, "acme", "u", "FeatureFlag", "1")
-            .await
-            .unwrap()
+        notify::unsubscribe(
+            &t.db,
+            &TenantKey::organization("acme"),
+            "u",
+            "FeatureFlag",
+            "1"
+        )
+        .await
+        .unwrap()
     );
     assert!(
-        !notify::unsubscribe(&t.db, "acme", "u", "FeatureFlag", "1")
-            .await
-            .unwrap()
+        !notify::unsubscribe(
+            &t.db,
+            &TenantKey::organization("acme"),
+            "u",
+            "FeatureFlag",
+            "1"
+        )
+        .await
+        .unwrap()
     );
     assert_eq!(
-        notify::subscriptions(&t.db, "acme", "u")
+        notify::subscriptions(&t.db, &TenantKey::organization("acme"), "u")
             .await
             .unwrap()
             .len(),
         1
     );
     assert_eq!(
-        notify::subscriptions(&t.db, "globex", "u")
+        notify::subscriptions(&t.db, &TenantKey::organization("globex"), "u")
             .await
             .unwrap()
             .len(),
@@ -334,23 +445,123 @@ async fn subscriptions_are_created_listed_and_revoked(t: &TestDb) {
     // trailing spaces): another user's or tenant's spelling finds nothing, revokes nothing.
     for (tenant, user) in [("acme", "U"), ("ACME", "u"), ("acme ", "u"), ("acme", "u ")] {
         assert!(
-            notify::subscriptions(&t.db, tenant, user)
+            notify::subscriptions(&t.db, &TenantKey::organization(tenant), user)
                 .await
                 .unwrap()
                 .is_empty(),
             "{tenant:?} {user:?}"
         );
         assert!(
-            !notify::unsubscribe(&t.db, tenant, user, "Project", "p")
-                .await
-                .unwrap()
+            !notify::unsubscribe(
+                &t.db,
+                &TenantKey::organization(tenant),
+                user,
+                "Project",
+                "p"
+            )
+            .await
+            .unwrap()
         );
     }
     // Idempotent table creation.
     notify::create_tables(&t.db).await.unwrap();
 }
 
+/// Organization "5" and team "5" are two tenants: a watcher of organization 5's flag 1 is not
+/// told about team 5's flag 1 (before typed keys, both were the tenant key "5").
+async fn an_organization_and_a_team_of_one_id_are_two_tenants(t: &TestDb) {
+    setup(t).await;
+    notify::subscribe(
+        &t.db,
+        &TenantKey::organization("5"),
+        "org-watcher",
+        "FeatureFlag",
+        "1",
+        Depth::Resource,
+    )
+    .await
+    .unwrap();
+    notify::subscribe(
+        &t.db,
+        &TenantKey::team("5"),
+        "team-watcher",
+        "FeatureFlag",
+        "1",
+        Depth::Resource,
+    )
+    .await
+    .unwrap();
+    let mut app = App::default();
+    app.items.insert(
+        "1".into(),
+        ItemAudience::owned_by("nobody").with_visibility(Visibility::Tenant),
+    );
+    grant(&mut app, &["org-watcher", "team-watcher"], "1");
+    let mut of_team = ActivityEntry::new("FeatureFlag", "updated").with_item_id("1");
+    of_team.team_id = Some("5".into());
+    of_team.user_id = Some("x".into());
+    let router = Router::new(app);
+    let to = router.recipients(&t.db, &of_team).await.unwrap();
+    assert!(to.contains(&"team-watcher".to_owned()), "{to:?}");
+    assert!(!to.contains(&"org-watcher".to_owned()), "{to:?}");
+    let mut of_org = of_team.clone();
+    of_org.team_id = None;
+    of_org.organization_id = Some("5".into());
+    let to = router.recipients(&t.db, &of_org).await.unwrap();
+    assert!(to.contains(&"org-watcher".to_owned()), "{to:?}");
+    assert!(!to.contains(&"team-watcher".to_owned()), "{to:?}");
+}
+
+/// Rows stored before keys were typed get their kind from the log: an organization the log
+/// knows, else a team the log knows without an organization, else an organization; once.
+async fn untyped_tenant_keys_are_migrated_from_the_log(t: &TestDb) {
+    use activity_nats::notify::activity_subscription;
+    setup(t).await;
+    let mut org = ActivityEntry::new("FeatureFlag", "updated").forced();
+    org.organization_id = Some("acme".into());
+    let mut team = ActivityEntry::new("FeatureFlag", "updated").forced();
+    team.team_id = Some("7".into());
+    activity_seaorm::bulk_log_activity(&t.db, vec![org, team])
+        .await
+        .unwrap();
+    for (tenant, user) in [("acme", "a"), ("7", "b"), ("ghost", "c"), ("", "d")] {
+        activity_subscription::ActiveModel {
+            id: sea_orm::Set(uuid::Uuid::now_v7()),
+            tenant: sea_orm::Set(tenant.into()),
+            user_id: sea_orm::Set(user.into()),
+            scope: sea_orm::Set("FeatureFlag".into()),
+            item_id: sea_orm::Set("1".into()),
+            depth: sea_orm::Set("resource".into()),
+            created_at: sea_orm::Set(chrono::Utc::now()),
+        }
+        .insert(&t.db)
+        .await
+        .unwrap();
+    }
+    assert_eq!(notify::migrate_tenant_keys(&t.db).await.unwrap(), 3);
+    let mut keys: Vec<(String, String)> = activity_subscription::Entity::find()
+        .all(&t.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.user_id, s.tenant))
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            ("a".to_owned(), "o:acme".to_owned()),
+            ("b".to_owned(), "t:7".to_owned()),
+            ("c".to_owned(), "o:ghost".to_owned()),
+            ("d".to_owned(), String::new()),
+        ]
+    );
+    assert_eq!(notify::migrate_tenant_keys(&t.db).await.unwrap(), 0);
+}
+
 backend_tests!(
+    an_organization_and_a_team_of_one_id_are_two_tenants,
+    untyped_tenant_keys_are_migrated_from_the_log,
     watchers_are_subscribers_owner_and_delegators_never_the_actor,
     an_impersonator_is_an_actor_too,
     private_items_reach_only_owner_and_delegators,
@@ -390,9 +601,16 @@ impl Channel for Flaky {
 async fn a_failed_delivery_is_retried_for_those_not_served(t: &TestDb) {
     setup(t).await;
     for user in ["a", "b", "c"] {
-        notify::subscribe(&t.db, "acme", user, "FeatureFlag", "1", Depth::Resource)
-            .await
-            .unwrap();
+        notify::subscribe(
+            &t.db,
+            &TenantKey::organization("acme"),
+            user,
+            "FeatureFlag",
+            "1",
+            Depth::Resource,
+        )
+        .await
+        .unwrap();
     }
     let mut app = App::default();
     app.items.insert(
@@ -462,7 +680,7 @@ async fn notifier_consumes_the_stream_once() {
                 .unwrap();
             notify::subscribe(
                 &t.db,
-                "7",
+                &TenantKey::team("7"),
                 "watcher",
                 "FeatureFlag",
                 &flag.id.to_string(),
@@ -564,16 +782,28 @@ async fn the_migration_creates_and_drops_the_tables() {
 
     let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
     Migrator::up(&db, None).await.unwrap();
-    notify::subscribe(&db, "acme", "u", "FeatureFlag", "1", Depth::Resource)
-        .await
-        .unwrap();
+    notify::subscribe(
+        &db,
+        &TenantKey::organization("acme"),
+        "u",
+        "FeatureFlag",
+        "1",
+        Depth::Resource,
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        notify::subscriptions(&db, "acme", "u").await.unwrap().len(),
+        notify::subscriptions(&db, &TenantKey::organization("acme"), "u")
+            .await
+            .unwrap()
+            .len(),
         1
     );
     Migrator::down(&db, Some(1)).await.unwrap();
     assert!(
-        notify::subscriptions(&db, "acme", "u").await.is_err(),
+        notify::subscriptions(&db, &TenantKey::organization("acme"), "u")
+            .await
+            .is_err(),
         "the tables are gone"
     );
 }

@@ -326,12 +326,14 @@ async fn relay_publishes_subjects_headers_and_payloads() {
     assert_eq!(seen.len(), 2, "duplicates were stored");
     let (flag, job) = (&log[0], &log[1]);
     let prefix = &nats.prefix;
-    assert_eq!(seen[0].0, format!("{prefix}.7.FeatureFlag.created"));
+    // Typed tenants: team 7 is `t:7`, organization `acme.eu` is `o:acme%2Eeu` (never the same
+    // subject as a team of that id).
+    assert_eq!(seen[0].0, format!("{prefix}.t:7.FeatureFlag.created"));
     assert_eq!(seen[0].1, Some(flag.id.to_string()));
-    assert_eq!(seen[0].2.as_deref(), Some("7"));
+    assert_eq!(seen[0].2.as_deref(), Some("t:7"));
     assert_eq!(&seen[0].4, flag);
-    assert_eq!(seen[1].0, format!("{prefix}.acme%2Eeu.Job.ran%20now"));
-    assert_eq!(seen[1].2.as_deref(), Some("acme.eu"));
+    assert_eq!(seen[1].0, format!("{prefix}.o:acme%2Eeu.Job.ran%20now"));
+    assert_eq!(seen[1].2.as_deref(), Some("o:acme.eu"));
     assert_eq!(seen[1].3.as_deref(), Some("corr-1"));
     assert_eq!(&seen[1].4, job);
     nats.delete().await;

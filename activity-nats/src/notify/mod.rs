@@ -49,14 +49,15 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
+pub use crate::subject::TenantKey;
 pub use prefs::{MUTATIONS, Preference};
 pub use route::{Audience, BoxError, ItemAudience, Router, Visibility};
 #[cfg(feature = "migration")]
 pub use store::migration;
 pub use store::{
     Depth, activity_notification_delivery, activity_notification_preference, activity_subscription,
-    create_tables, preference, prune_deliveries, set_preference, subscribe, subscriptions,
-    unsubscribe,
+    create_tables, migrate_tenant_keys, preference, prune_deliveries, set_preference, subscribe,
+    subscriptions, unsubscribe,
 };
 
 /// One entry for one recipient.

@@ -11,7 +11,7 @@ use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter}
 use super::NotifyError;
 use super::prefs::Compiled;
 use super::store::{activity_notification_preference, activity_subscription, stored};
-use crate::subject::tenant;
+use crate::subject::TenantKey;
 
 /// An application error, passed through.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -122,7 +122,8 @@ impl<A: Audience> Router<A> {
         db: &C,
         entry: &ActivityEntry,
     ) -> Result<Vec<String>, NotifyError> {
-        let tenant = tenant(entry).unwrap_or("");
+        let key = TenantKey::of(entry);
+        let tenant = key.as_str();
         let audience = self
             .audience
             .item(entry)

@@ -1,6 +1,6 @@
 //! Subscriptions, preferences and delivery marks, stored with SeaORM next to `activity_log`,
-//! tenant-scoped like it. A tenant is the entry's organization, else its team; `""` is no
-//! tenant.
+//! tenant-scoped like it. A tenant is a [`TenantKey`]: the entry's organization (`o:<id>`),
+//! else its team (`t:<id>`); `""` is no tenant.
 
 use sea_orm::sea_query::{Index, Value};
 use sea_orm::{
@@ -9,6 +9,7 @@ use sea_orm::{
 };
 
 use super::prefs::Preference;
+use crate::subject::TenantKey;
 
 /// `activity_subscription`: a user watching an item (and, with depth `descendants`, everything
 /// under it).
@@ -22,7 +23,7 @@ pub mod activity_subscription {
         /// UUID v7.
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: Uuid,
-        /// Tenant (`""`: none).
+        /// Tenant, a [`TenantKey`](crate::subject::TenantKey) (`""`: none).
         pub tenant: String,
         /// The subscriber.
         pub user_id: String,
@@ -52,7 +53,7 @@ pub mod activity_notification_preference {
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "activity_notification_preference")]
     pub struct Model {
-        /// Tenant (`""`: none).
+        /// Tenant, a [`TenantKey`](crate::subject::TenantKey) (`""`: none).
         #[sea_orm(primary_key, auto_increment = false)]
         pub tenant: String,
         /// The user.
@@ -157,13 +158,71 @@ pub async fn create_tables<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
             return Err(e);
         }
     }
+    migrate_tenant_keys(db).await?;
     Ok(())
+}
+
+/// Give tenant keys stored before they were typed their kind (`7` → `o:7` or `t:7`), once;
+/// [`create_tables`] runs it, so the tables a new version starts on route as before. A key is an
+/// organization if the log holds an entry of that organization, else a team if it holds an
+/// entry of that team with no organization (the old key was the organization, else the team),
+/// else an organization. Keys already typed and the empty key (no tenant) are left alone.
+/// Returns how many rows it changed.
+pub async fn migrate_tenant_keys<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
+    let backend = db.get_database_backend();
+    let q = |name: &str| match backend {
+        DbBackend::MySql => format!("`{name}`"),
+        _ => format!("\"{name}\""),
+    };
+    let typed = |kind: &str| match backend {
+        DbBackend::MySql => format!("CONCAT('{kind}:', {})", q("tenant")),
+        _ => format!("'{kind}:' || {}", q("tenant")),
+    };
+    let mut changed = 0;
+    for table in ["activity_subscription", "activity_notification_preference"] {
+        let t = q(table);
+        let tenant = format!("{t}.{}", q("tenant"));
+        let untyped =
+            format!("{tenant} <> '' AND {tenant} NOT LIKE 'o:%' AND {tenant} NOT LIKE 't:%'");
+        let log = q("activity_log");
+        for (kind, which) in [
+            (
+                "o",
+                format!("AND EXISTS (SELECT 1 FROM {log} l WHERE l.organization_id = {tenant})"),
+            ),
+            (
+                "t",
+                format!(
+                    "AND EXISTS (SELECT 1 FROM {log} l WHERE l.organization_id IS NULL \
+                     AND l.team_id = {tenant})"
+                ),
+            ),
+            ("o", String::new()),
+        ] {
+            let sql = format!(
+                "UPDATE {t} SET {} = {} WHERE {untyped} {which}",
+                q("tenant"),
+                typed(kind)
+            );
+            changed += db
+                .execute_raw(Statement::from_string(backend, sql))
+                .await?
+                .rows_affected();
+        }
+    }
+    if changed > 0 {
+        tracing::info!(
+            rows = changed,
+            "notification store: tenant keys typed (o:/t:)"
+        );
+    }
+    Ok(changed)
 }
 
 /// Subscribe `user_id` to an item (idempotent: subscribing again changes the depth).
 pub async fn subscribe<C: ConnectionTrait>(
     db: &C,
-    tenant: &str,
+    tenant: &TenantKey,
     user_id: &str,
     scope: &str,
     item_id: &str,
@@ -183,7 +242,7 @@ pub async fn subscribe<C: ConnectionTrait>(
         ],
         vec![vec![
             uuid::Uuid::now_v7().into(),
-            tenant.into(),
+            tenant.as_str().into(),
             user_id.into(),
             scope.into(),
             item_id.into(),
@@ -200,12 +259,12 @@ pub async fn subscribe<C: ConnectionTrait>(
 /// A user's subscriptions in a tenant, oldest first.
 pub async fn subscriptions<C: ConnectionTrait>(
     db: &C,
-    tenant: &str,
+    tenant: &TenantKey,
     user_id: &str,
 ) -> Result<Vec<activity_subscription::Model>, DbErr> {
     use activity_subscription::{Column, Entity};
     Entity::find()
-        .filter(Column::Tenant.eq(tenant))
+        .filter(Column::Tenant.eq(tenant.as_str()))
         .filter(Column::UserId.eq(user_id))
         .order_by_asc(Column::CreatedAt)
         .order_by_asc(Column::Id)
@@ -216,14 +275,14 @@ pub async fn subscriptions<C: ConnectionTrait>(
 /// Revoke a user's subscription to an item; whether there was one.
 pub async fn unsubscribe<C: ConnectionTrait>(
     db: &C,
-    tenant: &str,
+    tenant: &TenantKey,
     user_id: &str,
     scope: &str,
     item_id: &str,
 ) -> Result<bool, DbErr> {
     use activity_subscription::{Column, Entity};
     let result = Entity::delete_many()
-        .filter(Column::Tenant.eq(tenant))
+        .filter(Column::Tenant.eq(tenant.as_str()))
         .filter(Column::UserId.eq(user_id))
         .filter(Column::Scope.eq(scope))
         .filter(Column::ItemId.eq(item_id))
@@ -235,7 +294,7 @@ pub async fn unsubscribe<C: ConnectionTrait>(
 /// Set a user's preference in a tenant.
 pub async fn set_preference<C: ConnectionTrait>(
     db: &C,
-    tenant: &str,
+    tenant: &TenantKey,
     user_id: &str,
     preference: &Preference,
 ) -> Result<(), DbErr> {
@@ -248,7 +307,7 @@ pub async fn set_preference<C: ConnectionTrait>(
         "activity_notification_preference",
         &["tenant", "user_id", "kind", "patterns"],
         vec![vec![
-            tenant.into(),
+            tenant.as_str().into(),
             user_id.into(),
             preference.kind().into(),
             patterns.into(),
@@ -263,11 +322,11 @@ pub async fn set_preference<C: ConnectionTrait>(
 /// A user's preference in a tenant ([`Preference::Mutations`] unless they chose another).
 pub async fn preference<C: ConnectionTrait>(
     db: &C,
-    tenant: &str,
+    tenant: &TenantKey,
     user_id: &str,
 ) -> Result<Preference, DbErr> {
     let row = activity_notification_preference::Entity::find_by_id((
-        tenant.to_owned(),
+        tenant.as_str().to_owned(),
         user_id.to_owned(),
     ))
     .one(db)
@@ -398,6 +457,31 @@ pub mod migration {
     impl MigrationName for Migration {
         fn name(&self) -> &str {
             "m20261203_000001_create_activity_notifications"
+        }
+    }
+
+    /// Types the tenant keys of notification rows stored before keys had a kind (see
+    /// [`migrate_tenant_keys`](super::migrate_tenant_keys)), for applications whose
+    /// [`Migration`] already ran. List it after [`Migration`]; `down` keeps the typed keys.
+    #[derive(Debug, Default)]
+    pub struct TypedTenantKeys;
+
+    impl MigrationName for TypedTenantKeys {
+        fn name(&self) -> &str {
+            "m20261206_000001_type_activity_notification_tenants"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for TypedTenantKeys {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            super::migrate_tenant_keys(manager.get_connection())
+                .await
+                .map(drop)
+        }
+
+        async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+            Ok(())
         }
     }
 

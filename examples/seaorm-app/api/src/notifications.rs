@@ -171,8 +171,10 @@ pub fn routes(hub: Hub) -> AxumRouter<DatabaseConnection> {
         .route("/subscriptions/{scope}/{item_id}", delete(revoke))
 }
 
-fn tenant(me: &CurrentUser) -> String {
-    me.organization_id.to_string()
+/// The user's tenant as the notification store keys it: entries of this application carry
+/// their organization.
+fn tenant(me: &CurrentUser) -> notify::TenantKey {
+    notify::TenantKey::organization(&me.organization_id.to_string())
 }
 
 async fn stream(
