@@ -13,6 +13,8 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(feature = "actix")]
+pub mod actix;
 pub mod actor;
 pub mod audited;
 pub mod clock;
@@ -31,6 +33,8 @@ pub mod query;
 pub mod store;
 pub mod value;
 
+#[cfg(feature = "actix")]
+pub use actix::{ActivityMiddleware, ActivityMiddlewareService};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{ActivityConfig, AlreadyInitialized, FailurePolicy, Tenancy, WIRE_BUDGET, init};
 pub use context::ActivityContext;

@@ -33,12 +33,16 @@ mod write;
 pub use write::{bulk, events, failure, hooks};
 
 // The ORM-free core, module by module (no glob: every name below is deliberate).
+#[cfg(feature = "actix")]
+pub use activity_core::actix;
 #[cfg(feature = "tower")]
 pub use activity_core::layer;
 pub use activity_core::{
     actor, audited, clock, context, describe, diff, entry, error, mute, path, query, store, value,
 };
 
+#[cfg(feature = "actix")]
+pub use activity_core::ActivityMiddleware;
 #[cfg(feature = "tower")]
 pub use activity_core::ActivityLayer;
 pub use activity_core::{
