@@ -24,6 +24,7 @@ pub mod describe;
 pub mod diff;
 pub mod entry;
 pub mod error;
+pub mod feed;
 pub mod hooks;
 #[cfg(feature = "tower")]
 pub mod layer;

@@ -94,8 +94,11 @@ pub struct ActivityQuery {
     pub was_impersonated: Option<bool>,
     /// Only (not) system entries.
     pub is_system: Option<bool>,
-    /// Case-insensitive text search over `detail`. Case folding is Unicode's, on every
-    /// backend: `ÉTÉ` finds `été` on SQLite as on PostgreSQL and MariaDB.
+    /// Case-insensitive text search over the text values of `detail` (the name, short id,
+    /// field names, changed values, trigger and context strings), never its keys or JSON
+    /// syntax: `name` or `null` find only entries holding those words. Numbers, booleans and
+    /// nulls are not text: filter them with [`DetailFilter`]s. Case folding is Unicode's, on
+    /// every backend: `ÉTÉ` finds `été` on SQLite as on PostgreSQL and MariaDB.
     pub search: Option<String>,
     /// Filters on `detail` paths (at most [`MAX_DETAIL_FILTERS`]).
     pub detail_filters: Vec<DetailFilter>,
@@ -192,7 +195,7 @@ impl ActivityQuery {
         self
     }
 
-    /// Free-text search over `detail`.
+    /// Free-text search over the text values of `detail` (see [`search`](Self::search)).
     #[must_use]
     pub fn search(mut self, text: impl Into<String>) -> Self {
         self.search = Some(text.into());

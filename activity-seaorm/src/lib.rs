@@ -38,13 +38,14 @@ pub use activity_core::actix;
 #[cfg(feature = "tower")]
 pub use activity_core::layer;
 pub use activity_core::{
-    actor, audited, clock, context, describe, diff, entry, error, mute, path, query, store, value,
+    actor, audited, clock, context, describe, diff, entry, error, feed, mute, path, query, store,
+    value,
 };
 
-#[cfg(feature = "actix")]
-pub use activity_core::ActivityMiddleware;
 #[cfg(feature = "tower")]
 pub use activity_core::ActivityLayer;
+#[cfg(feature = "actix")]
+pub use activity_core::ActivityMiddleware;
 pub use activity_core::{
     ActivityContext, ActivityEntry, ActivityQuery, Actor, ModelActivity, mute_scopes, mute_signals,
     mute_signals_in,

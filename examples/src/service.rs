@@ -25,6 +25,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use activity_seaorm::feed::{FeedEntry, Reveal};
 use activity_seaorm::prelude::*;
 use activity_seaorm::{ActivityLayer, Error as LogError, log_activity, transaction};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
@@ -688,8 +689,20 @@ async fn activity(
     Query(params): Query<ActivityParams>,
 ) -> Result<Json<Value>, ApiError> {
     let page = load_activity(&db, &query_for(&caller, params)).await?;
+    // People read the feed: a colleague's IP address, browser and impersonator are for
+    // auditors (admins) only.
+    let reveal = if caller.user.has_role(Role::Admin) {
+        Reveal::everything()
+    } else {
+        Reveal::nothing()
+    };
+    let results: Vec<FeedEntry> = page
+        .results
+        .iter()
+        .map(|e| FeedEntry::new(e, reveal))
+        .collect();
     Ok(Json(
-        json!({ "results": page.results, "next_cursor": page.next_cursor }),
+        json!({ "results": results, "next_cursor": page.next_cursor }),
     ))
 }
 

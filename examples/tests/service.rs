@@ -149,10 +149,18 @@ async fn concurrent_users_are_attributed_and_request_ids_recorded() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 201);
     }
-    let (status, page) = s.activity("scope=FeatureFlag&limit=100").await;
+    // An admin reads the entries as an auditor: with each request's origin.
+    let (status, page) = s.activity_as("t-root", "scope=FeatureFlag&limit=100").await;
     assert_eq!(status, 200);
     let results = results(&page);
     assert_eq!(results.len(), 40);
+    // A member reads them as a feed: no colleague's address or browser.
+    let (_, member) = s.activity("scope=FeatureFlag&limit=100").await;
+    for e in member["results"].as_array().unwrap() {
+        for hidden in ["ip_address", "user_agent", "request_id", "impersonated_by"] {
+            assert!(e.get(hidden).is_none(), "a member sees {hidden}: {e}");
+        }
+    }
     for e in results {
         let name = e["detail"]["name"].as_str().unwrap();
         let (user, agent) = if name.starts_with("alice") {
@@ -178,7 +186,12 @@ async fn concurrent_users_are_attributed_and_request_ids_recorded() {
         )
         .await;
     assert_eq!(status, 200);
-    let (_, page) = s.activity(&format!("scope=FeatureFlag&item_id={id}")).await;
+    let (_, member) = s.activity(&format!("scope=FeatureFlag&item_id={id}")).await;
+    assert_eq!(member["results"][0]["user_id"], json!("1"));
+    assert!(member["results"][0].get("impersonated_by").is_none());
+    let (_, page) = s
+        .activity_as("t-root", &format!("scope=FeatureFlag&item_id={id}"))
+        .await;
     let latest = &page["results"][0];
     assert_eq!(latest["activity"], json!("updated"));
     assert_eq!(latest["user_id"], json!("1"));
@@ -425,7 +438,7 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
         )
         .await;
     assert_eq!(status, 201);
-    let (_, page) = s.activity("scope=FeatureFlag").await;
+    let (_, page) = s.activity_as("t-root", "scope=FeatureFlag").await;
     assert_eq!(page["results"][0]["ip_address"], json!("127.0.0.1"));
 
     // The test client is the trusted proxy: the right-most address it did not add itself is
@@ -439,7 +452,7 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
         )
         .await;
     assert_eq!(status, 201);
-    let (_, page) = s.activity("scope=FeatureFlag").await;
+    let (_, page) = s.activity_as("t-root", "scope=FeatureFlag").await;
     assert_eq!(page["results"][0]["ip_address"], json!("203.0.113.9"));
 }
 

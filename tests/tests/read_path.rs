@@ -185,10 +185,21 @@ async fn search_and_detail_filters(t: &TestDb) {
         Vec::<String>::new(),
         "`_` is not a wildcard"
     );
+    // Values, not JSON text: the quotes as written, never their escapes.
+    assert_eq!(load(all().search("it's \"quoted\"")).await, vec!["2@04"]);
     assert_eq!(
         load(all().search("it's \\\"quoted\\\"")).await,
-        vec!["2@04"]
+        Vec::<String>::new()
     );
+    // Never keys or JSON syntax: every entry has a `name` key and `null`s, none of these
+    // values.
+    for syntax in ["name", "null", "changes", "\":\"", "{"] {
+        assert_eq!(
+            load(all().search(syntax)).await,
+            Vec::<String>::new(),
+            "{syntax}"
+        );
+    }
     assert_eq!(
         load(all().search("'; DROP TABLE activity_log; --")).await,
         Vec::<String>::new()

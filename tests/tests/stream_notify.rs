@@ -467,6 +467,73 @@ async fn subscriptions_are_created_listed_and_revoked(t: &TestDb) {
     notify::create_tables(&t.db).await.unwrap();
 }
 
+/// A channel that keeps each notification's entry as JSON.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<serde_json::Value>>);
+
+#[async_trait::async_trait]
+impl Channel for Recorder {
+    async fn deliver(&self, n: &Notification) -> Result<(), BoxError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(serde_json::to_value(&*n.entry)?);
+        Ok(())
+    }
+}
+
+/// Notifications go to people: the entry they carry has no IP address, user agent, request id
+/// or impersonator (a watcher must not learn a colleague's address, browser, or which agent
+/// acted as them).
+async fn notifications_carry_the_redacted_entry(t: &TestDb) {
+    setup(t).await;
+    notify::subscribe(
+        &t.db,
+        &TenantKey::organization("acme"),
+        "watcher",
+        "FeatureFlag",
+        "1",
+        Depth::Resource,
+    )
+    .await
+    .unwrap();
+    let mut app = App::default();
+    app.items.insert(
+        "1".into(),
+        ItemAudience::owned_by("nobody").with_visibility(Visibility::Tenant),
+    );
+    grant(&mut app, &["watcher"], "1");
+    let mut e = entry("alice", "updated", "1");
+    e.impersonated_by = Some("agent-9".into());
+    e.was_impersonated = true;
+    e.ip_address = Some("198.51.100.7".into());
+    e.user_agent = Some("AliceBrowser".into());
+    e.request_id = Some("req-1".into());
+    let recorder = Recorder::default();
+    assert_eq!(
+        notify::handle(&t.db, &Router::new(app), &recorder, e)
+            .await
+            .unwrap(),
+        1
+    );
+    let sent = recorder.0.lock().unwrap().clone();
+    assert_eq!(sent[0]["user_id"], "alice");
+    assert_eq!(sent[0]["activity"], "updated");
+    let text = sent[0].to_string();
+    for hidden in [
+        "198.51.100.7",
+        "AliceBrowser",
+        "agent-9",
+        "req-1",
+        "impersonat",
+    ] {
+        assert!(
+            !text.contains(hidden),
+            "a notification carries {hidden}: {text}"
+        );
+    }
+}
+
 /// Organization "5" and team "5" are two tenants: a watcher of organization 5's flag 1 is not
 /// told about team 5's flag 1 (before typed keys, both were the tenant key "5").
 async fn an_organization_and_a_team_of_one_id_are_two_tenants(t: &TestDb) {
@@ -560,6 +627,7 @@ async fn untyped_tenant_keys_are_migrated_from_the_log(t: &TestDb) {
 }
 
 backend_tests!(
+    notifications_carry_the_redacted_entry,
     an_organization_and_a_team_of_one_id_are_two_tenants,
     untyped_tenant_keys_are_migrated_from_the_log,
     watchers_are_subscribers_owner_and_delegators_never_the_actor,

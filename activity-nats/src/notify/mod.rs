@@ -44,6 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use activity_seaorm::ActivityEntry;
+use activity_seaorm::feed::FeedEntry;
 use async_nats::jetstream::{self, consumer::pull};
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -70,7 +71,9 @@ pub struct Notification {
     /// Who receives it.
     pub recipient: String,
     /// What happened.
-    pub entry: Arc<ActivityEntry>,
+    /// What happened, as a person may read it ([`FeedEntry`]: no IP address, user agent or
+    /// impersonator; a notification goes to people, never to auditors).
+    pub entry: Arc<FeedEntry>,
 }
 
 /// Where notifications go: e-mail, push, a server-sent-events hub.
@@ -291,7 +294,7 @@ pub async fn handle<C: ConnectionTrait, A: Audience, Ch: Channel>(
         .into_iter()
         .map(|row| row.recipient)
         .collect();
-    let entry = Arc::new(entry);
+    let entry = Arc::new(FeedEntry::from(&entry));
     let now = chrono::Utc::now();
     let mut marks = Vec::new();
     for recipient in recipients.into_iter().filter(|r| !done.contains(r)) {

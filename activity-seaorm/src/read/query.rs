@@ -49,20 +49,38 @@ pub(crate) fn conditions(query: &ActivityQuery, backend: DbBackend) -> Result<Co
     if let Some(text) = &query.search {
         reject_nul(text)?;
         reject_long_pattern(text)?;
-        // Unicode case folding on every backend (see `search`): LOWER .. LIKE where LOWER
-        // is Unicode-aware, a case-class GLOB on SQLite.
+        // The text values of `detail` only (names, ids, field names, changed values): never its
+        // keys or JSON syntax, so `name`, `null` or `"a":"b"` match what they say on every
+        // backend. Unicode case folding everywhere (see `search`): LOWER .. LIKE where LOWER is
+        // Unicode-aware, a case-class GLOB on SQLite.
         c = c.add(match backend {
             DbBackend::Postgres => Expr::cust_with_values(
-                "LOWER(CAST(\"activity_log\".\"detail\" AS TEXT)) LIKE $1 ESCAPE '!'",
+                "EXISTS (SELECT 1 FROM jsonb_path_query(\"activity_log\".\"detail\", 'lax $.**') \
+                 AS v(value) WHERE jsonb_typeof(v.value) = 'string' \
+                 AND LOWER(v.value #>> '{}') LIKE $1 ESCAPE '!')",
                 [like_pattern(text)],
             ),
-            DbBackend::MySql => Expr::cust_with_values(
-                "LOWER(`activity_log`.`detail`) LIKE ? ESCAPE '!'",
-                [like_pattern(text)],
-            ),
-            _ => {
-                Expr::cust_with_values("\"activity_log\".\"detail\" GLOB ?", [glob_pattern(text)?])
+            // MariaDB's JSON_SEARCH also matches `null`, booleans and numbers as text: keep
+            // the hits whose value is a string. (One path comes back as a string, several as
+            // an array.)
+            DbBackend::MySql => {
+                let pattern = like_pattern(text);
+                Expr::cust_with_values(
+                    "EXISTS (SELECT 1 FROM JSON_TABLE(IF(JSON_TYPE(JSON_SEARCH(\
+                     LOWER(`activity_log`.`detail`), 'all', ?, '!')) = 'ARRAY', \
+                     JSON_SEARCH(LOWER(`activity_log`.`detail`), 'all', ?, '!'), \
+                     JSON_ARRAY(JSON_UNQUOTE(JSON_SEARCH(LOWER(`activity_log`.`detail`), 'all', \
+                     ?, '!')))), '$[*]' COLUMNS (p VARCHAR(2048) PATH '$')) AS hit \
+                     WHERE JSON_TYPE(JSON_EXTRACT(LOWER(`activity_log`.`detail`), hit.p)) \
+                     = 'STRING')",
+                    [pattern.clone(), pattern.clone(), pattern],
+                )
             }
+            _ => Expr::cust_with_values(
+                "EXISTS (SELECT 1 FROM json_tree(\"activity_log\".\"detail\") AS v \
+                 WHERE v.type = 'text' AND v.value GLOB ?)",
+                [glob_pattern(text)?],
+            ),
         });
     }
     for filter in &query.detail_filters {

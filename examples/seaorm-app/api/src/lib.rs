@@ -22,14 +22,14 @@
 //! | `PATCH /flags/{id}` | update a flag (`Tracked`: no second read) |
 //! | `POST /flags/{id}/evaluate` | count an evaluation: an excluded field, so no entry |
 //! | `DELETE /flags/{id}` | delete a flag |
-//! | `GET /activity` | the feed as JSON: [`Page`] (`results`, `next_cursor`), filters in the query |
+//! | `GET /activity` | the feed as JSON: `results` ([`FeedEntry`]: no colleague's IP address, browser or impersonator) and `next_cursor`, filters in the query |
 //! | `GET /activity/feed` | the feed as sentences ([`describe()`]) |
 //!
 //! With NATS (`NATS_URL`), [`notifications`] adds a live notification page, its
 //! server-sent-events stream and a subscription API.
 
+use activity_seaorm::feed::FeedEntry;
 use activity_seaorm::prelude::*;
-use activity_seaorm::query::Page;
 use activity_seaorm::{ActivityLayer, Error as LogError, transaction_with_options};
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::StatusCode;
@@ -580,12 +580,18 @@ fn query_for(me: &CurrentUser, params: ActivityParams) -> ActivityQuery {
     q
 }
 
+/// The feed as JSON: each entry as a member of the organization may read it ([`FeedEntry`]: no
+/// IP address, user agent or impersonator of a colleague's request).
 async fn activity(
     State(db): State<DatabaseConnection>,
     me: CurrentUser,
     Query(params): Query<ActivityParams>,
-) -> Result<Json<Page>, ApiError> {
-    Ok(Json(load_activity(&db, &query_for(&me, params)).await?))
+) -> Result<Json<Value>, ApiError> {
+    let page = load_activity(&db, &query_for(&me, params)).await?;
+    let results: Vec<FeedEntry> = page.results.iter().map(FeedEntry::from).collect();
+    Ok(Json(
+        json!({ "results": results, "next_cursor": page.next_cursor }),
+    ))
 }
 
 async fn feed(
