@@ -101,3 +101,77 @@ async fn postgres() {
 async fn mysql() {
     policies(Backend::MySql).await;
 }
+
+/// A failure is carried by its error: 300 failed writes (more than the 256 the library used
+/// to remember on the side) are each still told from the caller's own errors, with what became
+/// of their change, however many failed since; and a database error whose message merely
+/// reads like one is not taken for a log failure.
+async fn every_failure_is_recognised_however_many_failed(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    activity_seaorm::schema::drop_table(&t.db).await.unwrap();
+    let mut errors = Vec::new();
+    for i in 0..300 {
+        let err = if i % 2 == 0 {
+            flag("autocommit").insert(&t.db).await.unwrap_err()
+        } else {
+            insert_in_transaction(&t, "in-transaction")
+                .await
+                .unwrap_err()
+        };
+        errors.push((i, err));
+    }
+    for (i, err) in &errors {
+        let expected = if i % 2 == 0 {
+            ChangeState::Committed
+        } else {
+            ChangeState::RolledBack
+        };
+        assert_eq!(
+            LogWriteFailure::of(err).map(|f| (f.change, f.entries)),
+            Some((expected, 1)),
+            "failure {i}: {err}"
+        );
+    }
+    // The caller's own database error, even one worded like the library's, is not one.
+    let sql = match backend {
+        Backend::Postgres => "DO $$ BEGIN RAISE EXCEPTION 'activity log write failed (1 entries); \
+                              the change was already committed (autocommit) and stands without \
+                              its entry'; END $$"
+            .to_owned(),
+        Backend::MySql => "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'activity log write failed \
+                           (1 entries); the change was already committed (autocommit) and \
+                           stands without its entry'"
+            .to_owned(),
+        Backend::Sqlite => "SELECT * FROM \"activity log write failed (1 entries); the change \
+                            was already committed (autocommit) and stands without its entry\""
+            .to_owned(),
+    };
+    use sea_orm::ConnectionTrait;
+    let own = t.db.execute_unprepared(&sql).await.unwrap_err();
+    assert_eq!(LogWriteFailure::of(&own), None, "{own}");
+    t.cleanup().await;
+}
+
+mod many_failures {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        every_failure_is_recognised_however_many_failed(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(activity_postgres),
+        ignore = "ACTIVITY_TEST_POSTGRES_URL is not set"
+    )]
+    async fn postgres() {
+        every_failure_is_recognised_however_many_failed(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(activity_mysql), ignore = "ACTIVITY_TEST_MYSQL_URL is not set")]
+    async fn mysql() {
+        every_failure_is_recognised_however_many_failed(Backend::MySql).await;
+    }
+}

@@ -8,7 +8,6 @@
 //! database error, such as a pool timeout, become a `DbErr::Custom` whose text says all of it.)
 
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
 
 use activity_core::actor::InvalidIdentifier;
 use sea_orm::DbErr;
@@ -68,60 +67,78 @@ impl fmt::Display for Refusal {
 
 impl fmt::Display for LogWriteFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let change = match self.change {
-            ChangeState::RolledBack => "the transaction rolled back, change not committed",
-            ChangeState::InOpenTransaction => {
-                "the change is in your open transaction: roll it back or it commits without its entry"
-            }
-            ChangeState::Committed => {
-                "the change was already committed (autocommit) and stands without its entry"
-            }
-            ChangeState::Unknown => "the change may have been committed",
-        };
-        write!(
-            f,
-            "activity log write failed ({} entries); {change}",
-            self.entries
-        )
+        let change = CHANGE_PHRASES
+            .iter()
+            .find(|(state, _)| *state == self.change)
+            .map_or("", |(_, phrase)| phrase);
+        write!(f, "{PREFIX}{} entries); {change}", self.entries)
     }
 }
 
-/// Errors recently returned for failed log writes: identified by their shared allocation (the
-/// `Arc` inside SeaORM's error, kept alive by the `Weak`, so its address is not reused), or by
-/// their text. Touched only when a write fails, and by [`LogWriteFailure::of`].
-static RECENT: Mutex<Vec<(Identity, LogWriteFailure)>> = Mutex::new(Vec::new());
-const RECENT_MAX: usize = 256;
+/// How every failed write's message starts; what [`LogWriteFailure::of`] reads back.
+const PREFIX: &str = "activity log write failed (";
 
-#[derive(Debug)]
-enum Identity {
-    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-    Sqlx(std::sync::Weak<sea_orm::sqlx::Error>),
-    Text(String),
+/// What each [`ChangeState`] says in the message.
+const CHANGE_PHRASES: [(ChangeState, &str); 4] = [
+    (
+        ChangeState::RolledBack,
+        "the transaction rolled back, change not committed",
+    ),
+    (
+        ChangeState::InOpenTransaction,
+        "the change is in your open transaction: roll it back or it commits without its entry",
+    ),
+    (
+        ChangeState::Committed,
+        "the change was already committed (autocommit) and stands without its entry",
+    ),
+    (ChangeState::Unknown, "the change may have been committed"),
+];
+
+impl LogWriteFailure {
+    /// Read a failure back from the message this module wrote (`PREFIX`, the count, the change
+    /// phrase, then the cause).
+    fn parse(message: &str) -> Option<LogWriteFailure> {
+        let rest = message.strip_prefix(PREFIX)?;
+        let (count, rest) = rest.split_once(" entries); ")?;
+        let entries = count.parse().ok()?;
+        let (change, cause) = CHANGE_PHRASES
+            .iter()
+            .find_map(|(state, phrase)| Some((*state, rest.strip_prefix(phrase)?)))?;
+        Some(LogWriteFailure {
+            change,
+            entries,
+            refused: IdentifierTooLong::parse(cause),
+            invalid: parse_invalid(cause),
+        })
+    }
 }
 
-impl Identity {
-    fn of(err: &DbErr) -> Option<Identity> {
-        match err {
-            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-            DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
-            | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))
-            | DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)) => {
-                Some(Identity::Sqlx(std::sync::Arc::downgrade(e)))
-            }
-            DbErr::Custom(text) => Some(Identity::Text(text.clone())),
-            _ => None,
-        }
-    }
-
-    fn same(&self, other: &Identity) -> bool {
-        match (self, other) {
-            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-            (Identity::Sqlx(a), Identity::Sqlx(b)) => a.ptr_eq(b) && a.strong_count() > 0,
-            (Identity::Text(a), Identity::Text(b)) => a == b,
-            #[allow(unreachable_patterns)]
-            _ => false,
-        }
-    }
+/// The [`InvalidIdentifier`] a refusal's text names (`activity log: invalid {what}: {why};
+/// refused`), rebuilt by the check that wrote it from a value with the same fault.
+fn parse_invalid(cause: &str) -> Option<InvalidIdentifier> {
+    const MARK: &str = "activity log: invalid ";
+    let rest = &cause[cause.find(MARK)? + MARK.len()..];
+    let what = [
+        "user id",
+        "impersonator id",
+        "organization id",
+        "team id",
+        "correlation id",
+    ]
+    .into_iter()
+    .find(|what| rest.starts_with(&format!("{what}: ")))?;
+    let why = &rest[what.len() + 2..];
+    let long = "x".repeat(256);
+    let faulty = [
+        ("it is empty", ""),
+        ("it contains a control character", "\u{7}"),
+        ("it is longer than 255 characters", long.as_str()),
+    ]
+    .into_iter()
+    .find(|(reason, _)| why.starts_with(&format!("{reason}; refused")))?
+    .1;
+    activity_core::actor::check_identifier(what, faulty).err()
 }
 
 impl LogWriteFailure {
@@ -133,14 +150,25 @@ impl LogWriteFailure {
     /// let other = sea_orm::DbErr::RecordNotUpdated;
     /// assert_eq!(LogWriteFailure::of(&other), None);
     /// ```
+    ///
+    /// The failure is carried by the error itself, in its message (the database's error keeps
+    /// its type and code; only its message says what became of the change): nothing is
+    /// remembered on the side, so no number of concurrent failures can make one forgotten. A
+    /// database error is recognised only as the library's wrapper, never by a message a
+    /// database or trigger wrote that happens to look like one.
     pub fn of(err: &DbErr) -> Option<LogWriteFailure> {
-        let id = Identity::of(err)?;
-        let recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
-        recent
-            .iter()
-            .rev()
-            .find(|(known, _)| known.same(&id))
-            .map(|(_, failure)| failure.clone())
+        match err {
+            DbErr::Custom(text) => LogWriteFailure::parse(text),
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+            DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+            | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) => match &**e {
+                sea_orm::sqlx::Error::Database(db) if database::is_explained(&**db) => {
+                    LogWriteFailure::parse(db.message())
+                }
+                _ => None,
+            },
+            _ => None,
+        }
     }
 }
 
@@ -176,20 +204,7 @@ pub(crate) fn refused_write_error(refused: Refusal, change: ChangeState, entries
 
 fn remember(error: DbErr, failure: LogWriteFailure) -> DbErr {
     tracing::error!(error = %error, %failure, "activity log write failed");
-    let error = explain(error, &failure);
-    if let Some(id) = Identity::of(&error) {
-        let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
-        recent.retain(|(known, _)| match known {
-            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-            Identity::Sqlx(weak) => weak.strong_count() > 0,
-            Identity::Text(_) => true,
-        });
-        if recent.len() >= RECENT_MAX {
-            recent.remove(0);
-        }
-        recent.push((id, failure));
-    }
-    error
+    explain(error, &failure)
 }
 
 /// `error`, telling what `failure` did to the change.
@@ -231,6 +246,13 @@ mod database {
     use std::fmt;
 
     use sea_orm::sqlx::error::{DatabaseError, ErrorKind};
+
+    /// Whether `error` is the library's wrapper: its message is its own, where a database's
+    /// error says the same as the error it hands out.
+    pub(super) fn is_explained(error: &dyn DatabaseError) -> bool {
+        error.message().starts_with(super::PREFIX)
+            && error.message() != error.as_error().to_string()
+    }
 
     /// The database's error with a message that says what became of the change. Everything
     /// but the message is the driver's own: `as_error` hands out the original, so
@@ -300,6 +322,25 @@ pub struct IdentifierTooLong {
 }
 
 impl IdentifierTooLong {
+    /// The refusal a failure's text names (`activity log: {column} is {chars} characters,
+    /// longer than the {max} …`), for a column the log has.
+    fn parse(cause: &str) -> Option<IdentifierTooLong> {
+        let at = cause.find("activity log: ")?;
+        let rest = &cause[at + "activity log: ".len()..];
+        let (column, rest) = rest.split_once(" is ")?;
+        let column = crate::schema::table::COLUMN_CAPS
+            .iter()
+            .map(|cap| sea_orm::IdenStatic::as_str(&cap.column))
+            .find(|name| *name == column)?;
+        let (chars, rest) = rest.split_once(" characters, longer than the ")?;
+        let (max, _) = rest.split_once(" the column stores exactly")?;
+        Some(IdentifierTooLong {
+            column,
+            chars: chars.parse().ok()?,
+            max: max.parse().ok()?,
+        })
+    }
+
     /// The refusal `err` reports, if it is a log write refused for an overlong identifier.
     ///
     /// ```
