@@ -16,7 +16,7 @@
 //! ```
 
 use activity_seaorm::ActivityEntry;
-use activity_seaorm::ops::erasure::ErasureRequest;
+use activity_seaorm::ops::erasure::{ErasureRequest, ErasureTenant};
 use activity_seaorm::ops::lifecycle::{CopyEraser, CopyReport};
 use async_nats::jetstream::{self, stream::RawMessageErrorKind};
 use bytes::Bytes;
@@ -25,7 +25,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use crate::notify::{
     activity_notification_delivery, activity_notification_preference, activity_subscription,
 };
-use crate::subject::{NO_TENANT, REPUBLISHED, subject};
+use crate::subject::{NO_TENANT, REPUBLISHED, TenantKey, subject};
 
 /// Entry ids per `erased` event message: far below the server's payload limit.
 const IDS_PER_EVENT: usize = 1_000;
@@ -182,30 +182,46 @@ impl NotificationCopy {
         NotificationCopy { db }
     }
 
-    async fn delete_all(&self, user: &str) -> Result<u64, sea_orm::DbErr> {
-        let subscriptions = activity_subscription::Entity::delete_many()
-            .filter(activity_subscription::Column::UserId.eq(user))
-            .exec(&self.db)
-            .await?
-            .rows_affected;
-        let preferences = activity_notification_preference::Entity::delete_many()
-            .filter(activity_notification_preference::Column::UserId.eq(user))
-            .exec(&self.db)
-            .await?
-            .rows_affected;
-        let deliveries = activity_notification_delivery::Entity::delete_many()
-            .filter(activity_notification_delivery::Column::Recipient.eq(user))
-            .exec(&self.db)
-            .await?
-            .rows_affected;
-        Ok(subscriptions + preferences + deliveries)
+    /// Delete `user`'s rows (of `tenant` only, if given). Delivery marks carry no tenant: an
+    /// erasure inside one tenant keeps them (they name entries, not their content).
+    async fn delete_all(
+        &self,
+        user: &str,
+        tenant: Option<TenantKey>,
+    ) -> Result<u64, sea_orm::DbErr> {
+        let mut subscriptions = activity_subscription::Entity::delete_many()
+            .filter(activity_subscription::Column::UserId.eq(user));
+        let mut preferences = activity_notification_preference::Entity::delete_many()
+            .filter(activity_notification_preference::Column::UserId.eq(user));
+        if let Some(tenant) = &tenant {
+            subscriptions =
+                subscriptions.filter(activity_subscription::Column::Tenant.eq(tenant.as_str()));
+            preferences = preferences
+                .filter(activity_notification_preference::Column::Tenant.eq(tenant.as_str()));
+        }
+        let mut changed = subscriptions.exec(&self.db).await?.rows_affected
+            + preferences.exec(&self.db).await?.rows_affected;
+        if tenant.is_none() {
+            changed += activity_notification_delivery::Entity::delete_many()
+                .filter(activity_notification_delivery::Column::Recipient.eq(user))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+        Ok(changed)
     }
 }
 
 #[async_trait::async_trait]
 impl CopyEraser for NotificationCopy {
     async fn erase(&self, request: &ErasureRequest) -> CopyReport {
-        match self.delete_all(&request.user_id).await {
+        let tenant = request.tenant.as_ref().map(|t| match t {
+            ErasureTenant::Organization(id) => TenantKey::organization(id),
+            ErasureTenant::Team(id) => TenantKey::team(id),
+            // A kind of tenant this version does not know: touch no tenant's rows.
+            _ => TenantKey::none(),
+        });
+        match self.delete_all(&request.user_id, tenant).await {
             Ok(changed) => {
                 let mut report = CopyReport::new("notification store");
                 report.changed = changed;

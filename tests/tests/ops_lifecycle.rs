@@ -473,4 +473,90 @@ async fn a_busy_archive_is_reported_and_erased_on_the_next_run(t: &TestDb) {
     verify_archive(opts.manifest_path()).unwrap();
 }
 
-activity_tests::backend_tests!(a_busy_archive_is_reported_and_erased_on_the_next_run);
+/// An erasure inside one tenant: Mallory leaves organization A but stays in B. Her entries
+/// of A, in the log and in A's archive, and her subscriptions there are erased; what she did in
+/// B, B's archive and her subscriptions there stay as they were.
+async fn an_erasure_inside_one_tenant_leaves_the_others(t: &TestDb) {
+    use activity_seaorm::ops::erasure::ErasureTenant;
+    let dir = tempfile::tempdir().unwrap();
+    config()
+        .scope(async {
+            let at = cutoff() - Duration::days(3);
+            for org in ["org-a", "org-b"] {
+                for at in [at, cutoff() + Duration::days(1)] {
+                    ActivityContext::scope(mallory().with_organization(org), async {
+                        log_activity(&t.db, entry(org, "Doc", org, at))
+                            .await
+                            .unwrap();
+                    })
+                    .await;
+                }
+                let opts = ArchiveOptions::new(dir.path(), format!("{org}-2025"));
+                archive_then_prune(
+                    &t.db,
+                    &ActivityQuery::for_organization(org),
+                    cutoff(),
+                    &opts,
+                )
+                .await
+                .unwrap();
+            }
+            notify::create_tables(&t.db).await.unwrap();
+            for org in ["org-a", "org-b"] {
+                notify::subscribe(
+                    &t.db,
+                    &TenantKey::organization(org),
+                    USER,
+                    "Doc",
+                    org,
+                    Depth::Resource,
+                )
+                .await
+                .unwrap();
+            }
+        })
+        .await;
+    let b_archive = std::fs::read(dir.path().join("org-b-2025.jsonl")).unwrap();
+    let lifecycle = Lifecycle::new()
+        .with_archives(dir.path())
+        .with_copy(NotificationCopy::new(t.db.clone()));
+    let report = config()
+        .scope(lifecycle.erase_user_in(&t.db, USER, ErasureTenant::Organization("org-a".into())))
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{:?}", report.unreachable());
+    for row in activity_log::Entity::find().all(&t.db).await.unwrap() {
+        let text = format!("{row:?}");
+        match row.organization_id.as_deref() {
+            Some("org-a") => assert_clean("org A's row", &text),
+            Some("org-b") => assert!(text.contains(USER) && text.contains(IP), "{text}"),
+            other => panic!("an entry of {other:?}: {text}"),
+        }
+    }
+    assert_clean(
+        "org A's archive",
+        &file_text(&dir.path().join("org-a-2025.jsonl")),
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("org-b-2025.jsonl")).unwrap(),
+        b_archive
+    );
+    assert!(
+        notify::subscriptions(&t.db, &TenantKey::organization("org-a"), USER)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        notify::subscriptions(&t.db, &TenantKey::organization("org-b"), USER)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+activity_tests::backend_tests!(
+    a_busy_archive_is_reported_and_erased_on_the_next_run,
+    an_erasure_inside_one_tenant_leaves_the_others,
+);

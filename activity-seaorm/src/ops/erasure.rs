@@ -128,12 +128,45 @@ pub async fn anonymize_user<C>(db: &C, user_id: &str) -> Result<u64, Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    Ok(anonymize(db, user_id).await?.entry_ids.len() as u64)
+    Ok(anonymize(db, user_id, None).await?.entry_ids.len() as u64)
+}
+
+/// One tenant, for an erasure that must stay inside it (a user who leaves one organization
+/// but stays in another).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErasureTenant {
+    /// Entries whose `organization_id` is this.
+    Organization(String),
+    /// Entries whose `team_id` is this.
+    Team(String),
+}
+
+impl ErasureTenant {
+    fn condition(&self) -> Condition {
+        match self {
+            ErasureTenant::Organization(id) => Condition::all().add(Column::OrganizationId.eq(id)),
+            ErasureTenant::Team(id) => Condition::all().add(Column::TeamId.eq(id)),
+        }
+    }
+
+    /// Whether `entry` (an [`ActivityEntry`]'s JSON) belongs to this tenant.
+    pub fn holds(&self, entry: &serde_json::Value) -> bool {
+        let (key, id) = match self {
+            ErasureTenant::Organization(id) => ("organization_id", id),
+            ErasureTenant::Team(id) => ("team_id", id),
+        };
+        entry.get(key).and_then(serde_json::Value::as_str) == Some(id.as_str())
+    }
 }
 
 /// [`anonymize_user`], returning what every other copy needs to follow it: the pseudonym, the
 /// user's known values (read before the rewrite) and the ids of the entries rewritten.
-pub(crate) async fn anonymize<C>(db: &C, user_id: &str) -> Result<ErasureRequest, Error>
+pub(crate) async fn anonymize<C>(
+    db: &C,
+    user_id: &str,
+    tenant: Option<&ErasureTenant>,
+) -> Result<ErasureRequest, Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
@@ -157,6 +190,7 @@ where
                 user: &user,
                 alias: &alias,
                 scopes: &scopes,
+                tenant,
             };
             crate::schema::guard::maintenance(txn, erase(txn, &target)).await
         }
@@ -186,6 +220,8 @@ pub struct ErasureRequest {
     pub known_values: Vec<String>,
     /// The log entries the erasure rewrote, in `(created_at, id)` order.
     pub entry_ids: Vec<uuid::Uuid>,
+    /// The one tenant the erasure stays in, if any: copies touch only its entries.
+    pub tenant: Option<ErasureTenant>,
 }
 
 impl ErasureRequest {
@@ -206,9 +242,11 @@ impl ErasureRequest {
             && Self::text(entry, "scope").is_some_and(|s| self.user_scopes.iter().any(|u| u == s))
     }
 
-    /// Whether `entry` (an [`ActivityEntry`]'s JSON) is by or about the user.
+    /// Whether `entry` (an [`ActivityEntry`]'s JSON) is by or about the user (and in the
+    /// erasure's tenant, if it has one).
     pub fn touches(&self, entry: &serde_json::Value) -> bool {
-        self.by_user(entry) || self.by_impersonator(entry) || self.about(entry)
+        self.tenant.as_ref().is_none_or(|t| t.holds(entry))
+            && (self.by_user(entry) || self.by_impersonator(entry) || self.about(entry))
     }
 
     /// Add the values `entry` knows the user by (the name recorded with them as actor, the
@@ -239,6 +277,9 @@ impl ErasureRequest {
     /// Rewrite `entry` (an [`ActivityEntry`]'s JSON) as [`anonymize_user`] rewrites a row;
     /// whether anything changed. Entries neither by nor about the user are left untouched.
     pub fn erase(&self, entry: &mut serde_json::Value) -> bool {
+        if !self.touches(entry) {
+            return false;
+        }
         let by_user = self.by_user(entry);
         let impersonator = self.by_impersonator(entry);
         let about = self.about(entry);
@@ -278,6 +319,7 @@ struct Target<'a> {
     user: &'a str,
     alias: &'a str,
     scopes: &'a [String],
+    tenant: Option<&'a ErasureTenant>,
 }
 
 impl Target<'_> {
@@ -289,14 +331,24 @@ impl Target<'_> {
         if !self.scopes.is_empty() {
             c = c.add(self.about());
         }
-        c
+        self.in_tenant(c)
     }
 
     /// Entries about the user.
     fn about(&self) -> Condition {
-        Condition::all()
-            .add(Column::Scope.is_in(self.scopes.iter().map(String::as_str)))
-            .add(Column::ItemId.eq(self.user))
+        self.in_tenant(
+            Condition::all()
+                .add(Column::Scope.is_in(self.scopes.iter().map(String::as_str)))
+                .add(Column::ItemId.eq(self.user)),
+        )
+    }
+
+    /// `c`, inside the erasure's tenant if it has one.
+    fn in_tenant(&self, c: Condition) -> Condition {
+        match self.tenant {
+            Some(tenant) => Condition::all().add(c).add(tenant.condition()),
+            None => c,
+        }
     }
 
     fn is_about(&self, row: &Model) -> bool {
@@ -326,11 +378,18 @@ async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<Erasu
             break;
         }
     }
-    if rewritten > 0 || !recorded(txn, target.alias).await? {
+    if rewritten > 0 || !recorded(txn, target).await? {
         let mut record = ActivityEntry::new(ERASURE_SCOPE, ERASURE_ACTIVITY)
             .with_item_id(target.alias)
             .forced();
         record.detail.context = Some(serde_json::json!({ "rows_rewritten": rewritten }));
+        // A tenant's erasure is that tenant's record.
+        match target.tenant {
+            Some(ErasureTenant::Organization(id)) => record.organization_id = Some(id.clone()),
+            Some(ErasureTenant::Team(id)) => record.team_id = Some(id.clone()),
+            None => {}
+        }
+        record.own_tenant = target.tenant.is_some();
         crate::log_activity(txn, record).await?;
     }
     Ok(ErasureRequest {
@@ -339,6 +398,7 @@ async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<Erasu
         user_scopes: target.scopes.to_vec(),
         known_values: known,
         entry_ids,
+        tenant: target.tenant.cloned(),
     })
 }
 
@@ -378,7 +438,7 @@ async fn known_values<C: ConnectionTrait>(
         .select_only()
         .column(Column::UserName)
         .distinct()
-        .filter(Column::UserId.eq(target.user))
+        .filter(target.in_tenant(Condition::all().add(Column::UserId.eq(target.user))))
         .into_tuple()
         .all(txn)
         .await?;
@@ -481,13 +541,13 @@ fn replace_known(detail: &mut serde_json::Value, known: &[String], alias: &str) 
 }
 
 /// Whether the erasure of the user with this pseudonym was already recorded.
-async fn recorded<C: ConnectionTrait>(txn: &C, alias: &str) -> Result<bool, Error> {
+async fn recorded<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<bool, Error> {
     let found = Entity::find()
         .select_only()
         .column(Column::Id)
         .filter(Column::Scope.eq(ERASURE_SCOPE))
         .filter(Column::Activity.eq(ERASURE_ACTIVITY))
-        .filter(Column::ItemId.eq(alias))
+        .filter(target.in_tenant(Condition::all().add(Column::ItemId.eq(target.alias))))
         .limit(1)
         .into_tuple::<uuid::Uuid>()
         .one(txn)

@@ -20,7 +20,7 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 
 use crate::errors::Error;
 use crate::ops::archive;
-use crate::ops::erasure::{self, ErasureRequest};
+use crate::ops::erasure::{self, ErasureRequest, ErasureTenant};
 
 /// What erasing one user did to one copy.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -151,7 +151,35 @@ impl Lifecycle {
     where
         C: ConnectionTrait + TransactionTrait,
     {
-        let mut request = erasure::anonymize(db, user_id).await?;
+        self.erase(db, user_id, None).await
+    }
+
+    /// [`erase_user`](Self::erase_user) inside one tenant: the user's entries of `tenant`,
+    /// in the log and in every copy, and their subscriptions and preferences there; what they
+    /// did in other tenants stays as it is. (The pseudonym is the same in every tenant: it is
+    /// derived from the user id under the erasure key.)
+    pub async fn erase_user_in<C>(
+        &self,
+        db: &C,
+        user_id: &str,
+        tenant: ErasureTenant,
+    ) -> Result<ErasureReport, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        self.erase(db, user_id, Some(tenant)).await
+    }
+
+    async fn erase<C>(
+        &self,
+        db: &C,
+        user_id: &str,
+        tenant: Option<ErasureTenant>,
+    ) -> Result<ErasureReport, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let mut request = erasure::anonymize(db, user_id, tenant.as_ref()).await?;
         let mut copies = vec![CopyReport {
             copy: "activity_log".into(),
             changed: request.entry_ids.len() as u64,
