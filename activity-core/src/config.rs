@@ -81,6 +81,7 @@ pub struct ActivityConfig {
     user_scopes: Vec<String>,
     outbox: bool,
     retention: Option<std::time::Duration>,
+    cursor_key: Option<Arc<[u8]>>,
     /// Which settings this value sets (one bit per `with_*`): a scoped configuration takes
     /// every other one from the configuration in force.
     set: u16,
@@ -95,6 +96,7 @@ const TENANCY: u16 = 1 << 5;
 const USER_SCOPES: u16 = 1 << 6;
 const OUTBOX: u16 = 1 << 7;
 const RETENTION: u16 = 1 << 8;
+const CURSOR_KEY: u16 = 1 << 9;
 
 impl Default for ActivityConfig {
     fn default() -> Self {
@@ -118,6 +120,7 @@ impl fmt::Debug for ActivityConfig {
             .field("user_scopes", &self.user_scopes)
             .field("outbox", &self.outbox)
             .field("retention", &self.retention)
+            .field("cursor_key", &self.cursor_key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -137,6 +140,7 @@ impl ActivityConfig {
             user_scopes: Vec::new(),
             outbox: false,
             retention: None,
+            cursor_key: None,
             set: 0,
         }
     }
@@ -171,6 +175,9 @@ impl ActivityConfig {
         }
         if unset(RETENTION) {
             self.retention = base.retention;
+        }
+        if unset(CURSOR_KEY) {
+            self.cursor_key = base.cursor_key.clone();
         }
         let mut describers = base.describers.clone();
         describers.extend(self.describers.drain());
@@ -255,6 +262,22 @@ impl ActivityConfig {
         self.retention = Some(keep);
         self.set |= RETENTION;
         self
+    }
+
+    /// The secret that signs page cursors (HMAC-SHA256 over the query and the position), so a
+    /// client cannot alter a cursor, or move it to another query, without the server noticing.
+    /// Without one, cursors are still bound to their query (a cursor of one query is refused
+    /// by another) but could be forged by someone who knows the format. Keep it as a server
+    /// secret; changing it invalidates the cursors handed out before.
+    pub fn with_cursor_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.cursor_key = Some(Arc::from(key.as_ref()));
+        self.set |= CURSOR_KEY;
+        self
+    }
+
+    /// See [`with_cursor_key`](Self::with_cursor_key).
+    pub fn cursor_key(&self) -> Option<&[u8]> {
+        self.cursor_key.as_deref()
     }
 
     /// See [`with_retention`](Self::with_retention).

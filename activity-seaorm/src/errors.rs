@@ -17,6 +17,7 @@ pub enum Error {
     #[error("activity log export failed: {0}")]
     Io(#[from] std::io::Error),
     /// Encoding CSV failed.
+    #[cfg(feature = "ops")]
     #[error("activity log CSV export failed: {0}")]
     Csv(#[from] csv::Error),
     /// Encoding JSON failed.

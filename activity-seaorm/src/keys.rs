@@ -75,6 +75,7 @@ fn join(parts: Vec<Option<String>>) -> Option<String> {
 }
 
 /// The parts of a composite item id written by [`join`] (a single-part key is the whole id).
+#[cfg(feature = "read")]
 pub(crate) fn split_item_id(id: &str, parts: usize) -> Vec<String> {
     if parts <= 1 {
         return vec![id.to_owned()];

@@ -24,8 +24,10 @@ pub mod checked;
 pub mod config;
 mod errors;
 mod keys;
+#[cfg(feature = "ops")]
 pub mod ops;
 pub mod outbox;
+#[cfg(feature = "read")]
 pub mod read;
 pub mod schema;
 mod write;
@@ -52,6 +54,7 @@ pub use activity_core::{
 };
 pub use config::{ActivityConfig, FailurePolicy, Tenancy, init};
 pub use errors::Error;
+#[cfg(feature = "read")]
 pub use read::load_activity;
 pub use schema::activity_log;
 pub use write::failure::LogWriteFailure;
@@ -61,9 +64,9 @@ pub use write::track::{Tracked, track};
 
 /// Everything an application file needs: `use activity_seaorm::prelude::*;`.
 pub mod prelude {
-    pub use crate::{
-        ActivityConfig, FailurePolicy, Tracked, activity_hooks, load_activity, track, transaction,
-    };
+    #[cfg(feature = "read")]
+    pub use crate::load_activity;
+    pub use crate::{ActivityConfig, FailurePolicy, Tracked, activity_hooks, track, transaction};
     pub use activity_core::prelude::*;
     /// `.scope_boxed()`, for the closure of [`transaction`]: no separate
     /// `scoped-futures` dependency needed.

@@ -725,9 +725,7 @@ fn checksum(path: &Path) -> Result<(String, u64), Error> {
         hasher.update(&buf[..n]);
         bytes += n as u64;
     }
-    let digest = hasher.finalize();
-    let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Ok((hex, bytes))
+    Ok((hex::encode(hasher.finalize()), bytes))
 }
 
 /// The query's filters as JSON, for the manifest (and to tell a re-run of the same archive).

@@ -72,12 +72,7 @@ pub fn pseudonym(user_id: &str) -> Result<String, Error> {
         mac.update(PSEUDONYM_CONTEXT);
         mac.update(user_id.as_bytes());
         let digest = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(5 + 32);
-        out.push_str("anon-");
-        for byte in &digest[..16] {
-            out.push_str(&format!("{byte:02x}"));
-        }
-        Ok(out)
+        Ok(format!("anon-{}", hex::encode(&digest[..16])))
     })
 }
 

@@ -1,7 +1,11 @@
-//! Keyset pagination: the bound after a cursor, and the opaque cursor itself (bound to its
-//! query by a fingerprint, so a cursor of one query cannot page another).
+//! Keyset pagination: the bound after a cursor, and the opaque cursor itself, bound to its
+//! query and position by an HMAC over the query's canonical form: a cursor of one query cannot
+//! page another, and an altered one is refused.
 
-use activity_core::{ActivityEntry, ActivityError, ActivityQuery, Order};
+use activity_core::query::FilterOp;
+use activity_core::{ActivityConfig, ActivityEntry, ActivityError, ActivityQuery, Order};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr};
@@ -51,25 +55,64 @@ pub(super) fn keyset(
     }
 }
 
-/// A stable fingerprint of everything but the cursor and page size (FNV-1a over the filters).
-fn fingerprint(query: &ActivityQuery) -> u64 {
-    let mut q = query.clone();
-    q.cursor = None;
-    q.limit = None;
-    let text = format!("{q:?}");
-    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+/// The query as canonical bytes: every filter but the cursor and the page size, as a JSON
+/// object (keys sorted, values typed), so the same query always gives the same bytes and two
+/// different queries never do.
+fn canonical(query: &ActivityQuery) -> Vec<u8> {
+    let filters: Vec<serde_json::Value> = query
+        .detail_filters
+        .iter()
+        .map(|f| {
+            let (op, value) = match &f.op {
+                FilterOp::Exact(v) => ("exact", v.clone()),
+                FilterOp::In(vs) => ("in", serde_json::Value::Array(vs.clone())),
+                FilterOp::Contains(text) => ("contains", serde_json::Value::from(text.as_str())),
+            };
+            serde_json::json!({ "path": f.path, "op": op, "value": value })
+        })
+        .collect();
+    let canonical = serde_json::json!({
+        "organization_id": query.organization_id,
+        "team_id": query.team_id,
+        "unscoped": query.unscoped,
+        "scopes": query.scopes,
+        "item_ids": query.item_ids,
+        "users": query.users,
+        "activities": query.activities,
+        "from": query.from.map(|t| t.timestamp_micros()),
+        "to": query.to.map(|t| t.timestamp_micros()),
+        "was_impersonated": query.was_impersonated,
+        "is_system": query.is_system,
+        "search": query.search,
+        "detail_filters": filters,
+        "ascending": query.order == Order::Ascending,
+    });
+    serde_json::to_vec(&canonical).unwrap_or_default()
 }
 
-const CURSOR_VERSION: &str = "1";
+const CURSOR_VERSION: &str = "2";
+
+/// HMAC-SHA256 (under the configured cursor key; an empty key without one) of the query and
+/// the position, first 16 bytes in hex.
+fn tag(query: &ActivityQuery, micros: i64, id: &uuid::Uuid) -> String {
+    let key = ActivityConfig::with_current(|c| c.cursor_key().map(<[u8]>::to_vec))
+        .unwrap_or_default();
+    let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(&key) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length; this is never reached.
+        Err(_) => return String::new(),
+    };
+    mac.update(&canonical(query));
+    mac.update(format!("\n{micros}:{}", id.simple()).as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
 
 pub(super) fn encode_cursor(last: &ActivityEntry, query: &ActivityQuery) -> String {
+    let micros = last.created_at.timestamp_micros();
     let raw = format!(
-        "{CURSOR_VERSION}:{}:{}:{:016x}",
-        last.created_at.timestamp_micros(),
+        "{CURSOR_VERSION}:{micros}:{}:{}",
         last.id.simple(),
-        fingerprint(query)
+        tag(query, micros, &last.id)
     );
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
@@ -84,7 +127,7 @@ pub(super) fn decode_cursor(
         .map_err(|_| bad())?;
     let raw = String::from_utf8(bytes).map_err(|_| bad())?;
     let mut parts = raw.split(':');
-    let (Some(CURSOR_VERSION), Some(micros), Some(id), Some(hash), None) = (
+    let (Some(CURSOR_VERSION), Some(micros), Some(id), Some(given), None) = (
         parts.next(),
         parts.next(),
         parts.next(),
@@ -93,15 +136,12 @@ pub(super) fn decode_cursor(
     ) else {
         return Err(bad());
     };
-    let at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::<Utc>::from_timestamp_micros)
-        .ok_or_else(bad)?;
+    let micros = micros.parse::<i64>().map_err(|_| bad())?;
+    let at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(bad)?;
     let id = uuid::Uuid::parse_str(id).map_err(|_| bad())?;
-    if hash != format!("{:016x}", fingerprint(query)) {
+    if given != tag(query, micros, &id) {
         return Err(ActivityError::InvalidQuery(
-            "cursor belongs to a different query".into(),
+            "cursor belongs to a different query, or was altered".into(),
         ));
     }
     Ok((at, id))
@@ -120,5 +160,21 @@ mod tests {
         assert_eq!(id, entry.id);
         assert!(decode_cursor(&cursor, &ActivityQuery::for_team("2").scope("S")).is_err());
         assert!(decode_cursor("garbage", &q).is_err());
+        // The position is signed too: moved by a microsecond, the cursor is refused.
+        let raw = String::from_utf8(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&cursor)
+                .unwrap(),
+        )
+        .unwrap();
+        let micros = entry.created_at.timestamp_micros();
+        let moved = raw.replacen(&micros.to_string(), &(micros + 1).to_string(), 1);
+        let moved = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(moved);
+        assert!(decode_cursor(&moved, &q).is_err());
+        // Detail filters are part of the query: another value, another query.
+        let a = q.clone().detail_filter("name", FilterOp::Exact(serde_json::json!("a")));
+        let b = q.clone().detail_filter("name", FilterOp::Exact(serde_json::json!(1)));
+        assert!(decode_cursor(&encode_cursor(&entry, &a), &b).is_err());
+        assert!(decode_cursor(&encode_cursor(&entry, &a), &a).is_ok());
     }
 }

@@ -48,9 +48,8 @@
 //! On SQLite and MySQL/MariaDB [`install_append_only`] returns an error (the recipe relies on
 //! PostgreSQL's transaction-local custom settings); [`enter_maintenance`] is a no-op there.
 
-use std::future::Future;
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
 /// The transaction-local setting that lets maintenance through the guard.
 pub const MAINTENANCE_SETTING: &str = "activity_log.maintenance";
@@ -151,6 +150,7 @@ pub async fn enter_maintenance<C: ConnectionTrait>(txn: &C) -> Result<(), DbErr>
     Ok(())
 }
 
+#[cfg(feature = "ops")]
 /// The maintenance setting as the current transaction sees it (`None` if never set).
 async fn current_maintenance<C: ConnectionTrait>(txn: &C) -> Result<Option<String>, DbErr> {
     let row = txn
@@ -165,6 +165,7 @@ async fn current_maintenance<C: ConnectionTrait>(txn: &C) -> Result<Option<Strin
     }
 }
 
+#[cfg(feature = "ops")]
 /// Put the maintenance setting back to `previous` for the rest of the transaction.
 async fn restore_maintenance<C: ConnectionTrait>(
     txn: &C,
@@ -173,12 +174,13 @@ async fn restore_maintenance<C: ConnectionTrait>(
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "SELECT set_config('activity_log.maintenance', $1, true)",
-        [Value::from(previous.unwrap_or_default())],
+        [sea_orm::Value::from(previous.unwrap_or_default())],
     ))
     .await?;
     Ok(())
 }
 
+#[cfg(feature = "ops")]
 /// Run `work` on `txn` in maintenance, and end maintenance with it: the setting is restored to
 /// what it was before (so a caller who entered maintenance on purpose keeps it) once `work`
 /// is done, whether it succeeded or not.
@@ -190,7 +192,7 @@ async fn restore_maintenance<C: ConnectionTrait>(
 pub(crate) async fn maintenance<C, T, E, F>(txn: &C, work: F) -> Result<T, E>
 where
     C: ConnectionTrait,
-    F: Future<Output = Result<T, E>>,
+    F: std::future::Future<Output = Result<T, E>>,
     E: From<DbErr>,
 {
     if txn.get_database_backend() != DbBackend::Postgres {
