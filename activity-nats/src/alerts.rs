@@ -17,6 +17,8 @@ use async_nats::jetstream::{self, consumer::pull};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
+use crate::error::{Error, boxed};
+
 /// Counts of the rules' recent matching entries, per rule and group.
 #[derive(Debug)]
 pub struct StreamAlerts {
@@ -127,9 +129,12 @@ impl StreamAlerts {
         stream: &str,
         durable: &str,
         handler: &dyn AlertHandler,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let js = jetstream::new(client);
-        let stream = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+        let stream = js
+            .get_stream(stream)
+            .await
+            .map_err(|e| Error::Stream(boxed(e)))?;
         let consumer = stream
             .get_or_create_consumer(
                 durable,
@@ -140,8 +145,11 @@ impl StreamAlerts {
                 },
             )
             .await
-            .map_err(|e| e.to_string())?;
-        let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+            .map_err(|e| Error::Consumer(boxed(e)))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| Error::Consumer(boxed(e)))?;
         while let Some(message) = messages.next().await {
             let message = match message {
                 Ok(m) => m,
@@ -152,7 +160,7 @@ impl StreamAlerts {
             };
             if crate::subject::is_erasure_traffic(&message) {
                 // Counted once already, as it happened.
-                message.ack().await.map_err(|e| e.to_string())?;
+                message.ack().await.map_err(Error::Consumer)?;
                 continue;
             }
             match serde_json::from_slice::<ActivityEntry>(&message.payload) {
@@ -161,7 +169,7 @@ impl StreamAlerts {
                 }
                 Err(e) => tracing::error!(error = %e, "alerts: not an activity entry; skipped"),
             }
-            message.ack().await.map_err(|e| e.to_string())?;
+            message.ack().await.map_err(Error::Consumer)?;
         }
         Ok(())
     }

@@ -22,6 +22,7 @@ use async_nats::jetstream::{self, stream::RawMessageErrorKind};
 use bytes::Bytes;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
+use crate::error::{Error, boxed};
 use crate::notify::{
     activity_notification_delivery, activity_notification_preference, activity_subscription,
 };
@@ -60,17 +61,17 @@ impl StreamCopy {
         }
     }
 
-    async fn publish(&self, subject: String, id: String, payload: Vec<u8>) -> Result<(), String> {
+    async fn publish(&self, subject: String, id: String, payload: Vec<u8>) -> Result<(), Error> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
         headers.insert(REPUBLISHED, "erasure");
         self.js
             .publish_with_headers(subject, headers, Bytes::from(payload))
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| Error::Publish(boxed(e)))?
             .await
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(|e| Error::Publish(boxed(e)))
     }
 }
 

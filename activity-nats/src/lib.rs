@@ -21,9 +21,11 @@
 
 mod alerts;
 pub mod erasure;
+mod error;
 pub mod notify;
 mod relay;
 pub mod subject;
 
 pub use alerts::{StreamAlerts, UnsupportedRule};
-pub use relay::{Relay, RelayConfig, RelayError, RelayStats, Step};
+pub use error::{BoxError, Error};
+pub use relay::{Relay, RelayConfig, RelayStats, Step};

@@ -15,6 +15,7 @@ use sea_orm::{
 };
 use tracing::Instrument;
 
+use crate::error::{Error, boxed};
 use crate::subject::{TenantKey, header_value, subject};
 
 /// SQLite's delete of relayed rows takes the write lock up front (and waits for it).
@@ -173,21 +174,6 @@ impl RelayStats {
     }
 }
 
-/// A relay failure. [`Relay::run`] retries all of them; [`Relay::relay_batch`] returns them.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RelayError {
-    /// The database failed (claiming, reading or deleting outbox rows, or committing).
-    #[error("activity relay: database: {0}")]
-    Database(#[from] sea_orm::DbErr),
-    /// JetStream did not take or acknowledge a message.
-    #[error("activity relay: publish: {0}")]
-    Publish(String),
-    /// The stream could not be created or read.
-    #[error("activity relay: stream: {0}")]
-    Stream(String),
-}
-
 /// What one [`Relay::relay_batch`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -248,7 +234,7 @@ impl Relay {
     /// window, `max_age` the retention: [`RelayConfig::max_age`]) unless it exists; on an
     /// existing stream, set its `max_age` to the retention if it differs, so a shortened
     /// retention reaches the stream at the next start.
-    pub async fn ensure_stream(&self) -> Result<(), RelayError> {
+    pub async fn ensure_stream(&self) -> Result<(), Error> {
         let max_age = self
             .config
             .max_age
@@ -256,10 +242,7 @@ impl Relay {
             .unwrap_or(Duration::ZERO);
         match self.js.get_stream(self.config.stream.as_str()).await {
             Ok(mut stream) => {
-                let info = stream
-                    .info()
-                    .await
-                    .map_err(|e| RelayError::Stream(e.to_string()))?;
+                let info = stream.info().await.map_err(|e| Error::Stream(boxed(e)))?;
                 if info.config.max_age != max_age {
                     // Retention changed since the stream was made: the copy follows the log.
                     let mut config = info.config.clone();
@@ -267,7 +250,7 @@ impl Relay {
                     self.js
                         .update_stream(config)
                         .await
-                        .map_err(|e| RelayError::Stream(e.to_string()))?;
+                        .map_err(|e| Error::Stream(boxed(e)))?;
                     tracing::info!(stream = %self.config.stream, ?max_age, "stream max_age set to the retention");
                 }
                 Ok(())
@@ -285,7 +268,7 @@ impl Relay {
                     .get_or_create_stream(config)
                     .await
                     .map(drop)
-                    .map_err(|e| RelayError::Stream(e.to_string()))
+                    .map_err(|e| Error::Stream(boxed(e)))
             }
         }
     }
@@ -325,7 +308,7 @@ impl Relay {
     /// Claim the oldest outbox rows, publish their entries, and delete the rows once JetStream
     /// acknowledged every entry. On any error nothing is deleted (the claim's transaction rolls
     /// back) and the batch is claimed again later.
-    pub async fn relay_batch(&self) -> Result<Step, RelayError> {
+    pub async fn relay_batch(&self) -> Result<Step, Error> {
         let txn = outbox::begin(&self.db).await?;
         let claim = {
             let mut waiting = self.waiting.lock().await;
@@ -404,7 +387,7 @@ impl Relay {
     /// Publish `entries` so that each item's entries are stored in order: in waves holding at
     /// most one entry per item, each wave acknowledged in full before the next is sent. Most
     /// batches touch each item once and go out as one pipelined wave.
-    async fn publish(&self, entries: &[ActivityEntry]) -> Result<(), RelayError> {
+    async fn publish(&self, entries: &[ActivityEntry]) -> Result<(), Error> {
         let mut remaining: Vec<&ActivityEntry> = entries.iter().collect();
         while !remaining.is_empty() {
             let mut items = HashSet::with_capacity(remaining.len());
@@ -419,7 +402,7 @@ impl Relay {
                 acks.push(self.send(entry).await?);
             }
             for ack in acks {
-                let ack = ack.await.map_err(|e| RelayError::Publish(e.to_string()))?;
+                let ack = ack.await.map_err(|e| Error::Publish(boxed(e)))?;
                 if ack.duplicate {
                     self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
                 }
@@ -432,8 +415,8 @@ impl Relay {
     async fn send(
         &self,
         entry: &ActivityEntry,
-    ) -> Result<jetstream::context::PublishAckFuture, RelayError> {
-        let payload = serde_json::to_vec(entry).map_err(|e| RelayError::Publish(e.to_string()))?;
+    ) -> Result<jetstream::context::PublishAckFuture, Error> {
+        let payload = serde_json::to_vec(entry)?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,
@@ -456,6 +439,6 @@ impl Relay {
                 Bytes::from(payload),
             )
             .await
-            .map_err(|e| RelayError::Publish(e.to_string()))
+            .map_err(|e| Error::Publish(boxed(e)))
     }
 }

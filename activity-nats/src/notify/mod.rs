@@ -50,6 +50,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
+use crate::error::{Error, boxed};
 pub use crate::subject::TenantKey;
 pub use prefs::{MUTATIONS, Preference};
 pub use route::{Audience, BoxError, ItemAudience, Router, Visibility};
@@ -81,24 +82,6 @@ pub struct Notification {
 pub trait Channel: Send + Sync {
     /// Deliver one notification. An error leaves it undelivered; it is retried.
     async fn deliver(&self, notification: &Notification) -> Result<(), BoxError>;
-}
-
-/// A notification failure; the message is redelivered.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum NotifyError {
-    /// Reading subscriptions, preferences or delivery marks, or writing a mark.
-    #[error("notifications: database: {0}")]
-    Database(#[from] sea_orm::DbErr),
-    /// The application's [`Audience`] failed.
-    #[error("notifications: audience: {0}")]
-    Audience(BoxError),
-    /// The [`Channel`] failed.
-    #[error("notifications: delivery: {0}")]
-    Channel(BoxError),
-    /// The JetStream consumer failed.
-    #[error("notifications: consumer: {0}")]
-    Consumer(String),
 }
 
 /// Where the notifier reads.
@@ -189,20 +172,19 @@ impl<A: Audience, Ch: Channel> Notifier<A, Ch> {
     /// Delivery marks are written once the entry's recipients are served (also when a delivery
     /// fails part-way), so a crash in between redelivers (at least once) with the same
     /// [`Notification::id`].
-    pub async fn handle(&self, entry: ActivityEntry) -> Result<usize, NotifyError> {
+    pub async fn handle(&self, entry: ActivityEntry) -> Result<usize, Error> {
         handle(&self.db, &self.router, &self.channel, entry).await
     }
 
     /// Consume the stream until an unrecoverable consumer error: each message is acknowledged
     /// once its recipients are notified; on a failure it is negatively acknowledged and
     /// JetStream redelivers it after a pause.
-    pub async fn run(&self) -> Result<(), NotifyError> {
-        let consumer_error = |e: &dyn std::fmt::Display| NotifyError::Consumer(e.to_string());
+    pub async fn run(&self) -> Result<(), Error> {
         let stream = self
             .js
             .get_stream(self.config.stream.as_str())
             .await
-            .map_err(|e| consumer_error(&e))?;
+            .map_err(|e| Error::Consumer(boxed(e)))?;
         let consumer = stream
             .get_or_create_consumer(
                 self.config.durable.as_str(),
@@ -214,8 +196,11 @@ impl<A: Audience, Ch: Channel> Notifier<A, Ch> {
                 },
             )
             .await
-            .map_err(|e| consumer_error(&e))?;
-        let mut messages = consumer.messages().await.map_err(|e| consumer_error(&e))?;
+            .map_err(|e| Error::Consumer(boxed(e)))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| Error::Consumer(boxed(e)))?;
         while let Some(message) = messages.next().await {
             let message = match message {
                 Ok(message) => message,
@@ -226,7 +211,7 @@ impl<A: Audience, Ch: Channel> Notifier<A, Ch> {
             };
             if crate::subject::is_erasure_traffic(&message) {
                 // Already notified as it happened; an erasure only rewrote it.
-                message.ack().await.map_err(|e| consumer_error(&e))?;
+                message.ack().await.map_err(Error::Consumer)?;
                 continue;
             }
             let entry: ActivityEntry = match serde_json::from_slice(&message.payload) {
@@ -234,19 +219,16 @@ impl<A: Audience, Ch: Channel> Notifier<A, Ch> {
                 Err(e) => {
                     // Not an entry: nothing to route, and redelivery would not change that.
                     tracing::error!(error = %e, subject = %message.subject, "notifications: not an activity entry; skipped");
-                    message.ack().await.map_err(|e| consumer_error(&e))?;
+                    message.ack().await.map_err(Error::Consumer)?;
                     continue;
                 }
             };
             match self.handle(entry).await {
-                Ok(_) => message.ack().await.map_err(|e| consumer_error(&e))?,
+                Ok(_) => message.ack().await.map_err(Error::Consumer)?,
                 Err(e) => {
                     tracing::warn!(error = %e, "notifications: will be redelivered");
                     let nak = jetstream::AckKind::Nak(Some(Duration::from_secs(1)));
-                    message
-                        .ack_with(nak)
-                        .await
-                        .map_err(|e| consumer_error(&e))?;
+                    message.ack_with(nak).await.map_err(Error::Consumer)?;
                 }
             }
         }
@@ -259,7 +241,7 @@ impl<A: Audience, Ch: Channel> Notifier<A, Ch> {
 async fn write_marks<C: ConnectionTrait>(
     db: &C,
     marks: Vec<Vec<sea_orm::sea_query::Value>>,
-) -> Result<(), NotifyError> {
+) -> Result<(), Error> {
     for chunk in marks.chunks(1000) {
         let statement = store::upsert(
             db.get_database_backend(),
@@ -281,7 +263,7 @@ pub async fn handle<C: ConnectionTrait, A: Audience, Ch: Channel>(
     router: &Router<A>,
     channel: &Ch,
     entry: ActivityEntry,
-) -> Result<usize, NotifyError> {
+) -> Result<usize, Error> {
     use activity_notification_delivery::{Column, Entity};
     let recipients = router.recipients(db, &entry).await?;
     if recipients.is_empty() {
@@ -306,7 +288,7 @@ pub async fn handle<C: ConnectionTrait, A: Audience, Ch: Channel>(
         if let Err(e) = channel.deliver(&notification).await {
             // Keep what was delivered; the rest is retried with the message.
             write_marks(db, marks).await?;
-            return Err(NotifyError::Channel(e));
+            return Err(Error::Channel(e));
         }
         marks.push(vec![
             entry.id.into(),

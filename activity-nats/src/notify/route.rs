@@ -8,13 +8,12 @@ use activity_seaorm::ActivityEntry;
 use async_trait::async_trait;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
 
-use super::NotifyError;
 use super::prefs::Compiled;
 use super::store::{activity_notification_preference, activity_subscription, stored};
+use crate::error::Error;
 use crate::subject::TenantKey;
 
-/// An application error, passed through.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::error::BoxError;
 
 /// Who may see an item.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -121,14 +120,10 @@ impl<A: Audience> Router<A> {
         &self,
         db: &C,
         entry: &ActivityEntry,
-    ) -> Result<Vec<String>, NotifyError> {
+    ) -> Result<Vec<String>, Error> {
         let key = TenantKey::of(entry);
         let tenant = key.as_str();
-        let audience = self
-            .audience
-            .item(entry)
-            .await
-            .map_err(NotifyError::Audience)?;
+        let audience = self.audience.item(entry).await.map_err(Error::Audience)?;
         let mut candidates: BTreeSet<String> = subscribers(db, tenant, entry, &audience).await?;
         let mut privileged: BTreeSet<&str> = BTreeSet::new();
         if let Some(owner) = &audience.owner {
@@ -155,7 +150,7 @@ impl<A: Audience> Router<A> {
                 .audience
                 .may_see(&user, entry, audience.visibility)
                 .await
-                .map_err(NotifyError::Audience)?;
+                .map_err(Error::Audience)?;
             if may {
                 visible.push(user);
             }
@@ -191,7 +186,7 @@ async fn subscribers<C: ConnectionTrait>(
     tenant: &str,
     entry: &ActivityEntry,
     audience: &ItemAudience,
-) -> Result<BTreeSet<String>, NotifyError> {
+) -> Result<BTreeSet<String>, Error> {
     use activity_subscription::Column as S;
     let mut any = Condition::any();
     if let Some(item) = &entry.item_id {
