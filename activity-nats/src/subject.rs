@@ -4,6 +4,7 @@
 //! a notification store key.
 
 use activity_seaorm::ActivityEntry;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// The token that stands for an absent tenant (`~` in a present value is escaped, so the two
 /// cannot meet).
@@ -31,20 +32,11 @@ pub fn token(value: &str) -> String {
     if value.is_empty() {
         return "%".to_owned();
     }
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xf)]));
-        }
-    }
-    out
+    utf8_percent_encode(value, TOKEN_SAFE).to_string()
 }
 
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
+/// What a token keeps as is: ASCII letters, digits, `-` and `_`.
+const TOKEN_SAFE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
 
 /// A tenant as one key, its kind part of it: `o:<id>` for an organization, `t:<id>` for a
 /// team, empty for none. Where tenants are one key (stream subjects, the notification store),
