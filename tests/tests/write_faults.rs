@@ -38,31 +38,18 @@ use sea_orm::{
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
-// Seeded PRNG (xorshift64*), no dependencies.
+// The seeded PRNG (fastrand's), with the few draws the model check makes.
 
 #[derive(Clone, Debug)]
-struct Rng(u64);
+struct Rng(fastrand::Rng);
 
 impl Rng {
     fn new(seed: u64) -> Self {
-        // splitmix64 of the seed, so any seed (0 included) gives a non-zero state.
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        Rng(fastrand::Rng::with_seed(seed))
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.u64(..n)
     }
 
     fn chance(&mut self, percent: u64) -> bool {
@@ -70,14 +57,14 @@ impl Rng {
     }
 
     fn fork(&mut self) -> Rng {
-        Rng::new(self.next())
+        Rng::new(self.0.u64(..))
     }
 
     fn pick<K: Clone, V>(&mut self, map: &BTreeMap<K, V>) -> Option<K> {
         if map.is_empty() {
             return None;
         }
-        let i = self.below(map.len() as u64) as usize;
+        let i = self.0.usize(..map.len());
         map.keys().nth(i).cloned()
     }
 }
