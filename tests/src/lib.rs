@@ -360,3 +360,29 @@ pub fn old_activity_log_sql(backend: Backend) -> Vec<String> {
         )],
     }
 }
+
+/// A runtime for property tests, which drive async cases from a synchronous runner.
+pub fn proptest_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A property test's configuration: `cases` cases, no failure files.
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
+
+/// A fingerprint of `text`, to tell whether a table changed.
+pub fn fingerprint(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
