@@ -58,7 +58,7 @@ pub use errors::Error;
 pub use read::load_activity;
 pub use schema::activity_log;
 pub use write::failure::LogWriteFailure;
-pub use write::flush::{transaction, transaction_with_options};
+pub use write::flush::{LoggedTransaction, transaction, transaction_with_options};
 pub use write::manual::{bulk_log_activity, log_activity};
 pub use write::track::{Tracked, track};
 
@@ -66,7 +66,10 @@ pub use write::track::{Tracked, track};
 pub mod prelude {
     #[cfg(feature = "read")]
     pub use crate::load_activity;
-    pub use crate::{ActivityConfig, FailurePolicy, Tracked, activity_hooks, track, transaction};
+    pub use crate::{
+        ActivityConfig, FailurePolicy, LoggedTransaction, Tracked, activity_hooks, track,
+        transaction,
+    };
     pub use activity_core::prelude::*;
     /// `.scope_boxed()`, for the closure of [`transaction`]: no separate
     /// `scoped-futures` dependency needed.

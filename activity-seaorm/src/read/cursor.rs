@@ -4,12 +4,12 @@
 
 use activity_core::query::FilterOp;
 use activity_core::{ActivityConfig, ActivityEntry, ActivityError, ActivityQuery, Order};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ColumnTrait, DbBackend, Value};
+use sha2::Sha256;
 
 use crate::schema::table::activity_log::Column;
 
@@ -95,8 +95,8 @@ const CURSOR_VERSION: &str = "2";
 /// HMAC-SHA256 (under the configured cursor key; an empty key without one) of the query and
 /// the position, first 16 bytes in hex.
 fn tag(query: &ActivityQuery, micros: i64, id: &uuid::Uuid) -> String {
-    let key = ActivityConfig::with_current(|c| c.cursor_key().map(<[u8]>::to_vec))
-        .unwrap_or_default();
+    let key =
+        ActivityConfig::with_current(|c| c.cursor_key().map(<[u8]>::to_vec)).unwrap_or_default();
     let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(&key) {
         Ok(mac) => mac,
         // HMAC takes keys of any length; this is never reached.
@@ -172,8 +172,12 @@ mod tests {
         let moved = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(moved);
         assert!(decode_cursor(&moved, &q).is_err());
         // Detail filters are part of the query: another value, another query.
-        let a = q.clone().detail_filter("name", FilterOp::Exact(serde_json::json!("a")));
-        let b = q.clone().detail_filter("name", FilterOp::Exact(serde_json::json!(1)));
+        let a = q
+            .clone()
+            .detail_filter("name", FilterOp::Exact(serde_json::json!("a")));
+        let b = q
+            .clone()
+            .detail_filter("name", FilterOp::Exact(serde_json::json!(1)));
         assert!(decode_cursor(&encode_cursor(&entry, &a), &b).is_err());
         assert!(decode_cursor(&encode_cursor(&entry, &a), &a).is_ok());
     }

@@ -48,7 +48,6 @@
 //! On SQLite and MySQL/MariaDB [`install_append_only`] returns an error (the recipe relies on
 //! PostgreSQL's transaction-local custom settings); [`enter_maintenance`] is a no-op there.
 
-
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
 /// The transaction-local setting that lets maintenance through the guard.

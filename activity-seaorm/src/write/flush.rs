@@ -3,8 +3,14 @@
 
 use activity_core::hooks::prepare_entries;
 use activity_core::{ActivityConfig, ActivityContext, ActivityEntry};
-use scoped_futures::ScopedBoxFuture;
-use sea_orm::{ConnectionTrait, DbErr, TransactionOptions, TransactionSession, TransactionTrait};
+use std::future::Future;
+use std::pin::Pin;
+
+use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbErr, TransactionError, TransactionOptions,
+    TransactionSession, TransactionTrait,
+};
 
 use crate::keys::conn_key;
 use crate::write::events;
@@ -89,6 +95,67 @@ where
     E: From<DbErr> + Send,
 {
     run(db, Some(options), f).await
+}
+
+/// SeaORM's own `TransactionTrait::transaction`, logged: the same closure shape
+/// (`|txn| Box::pin(async move { .. })`), the same `Result<T, TransactionError<E>>`, and the
+/// entries written at commit as [`transaction`] writes them. A failed log write is a
+/// `TransactionError::Connection`, as a failed COMMIT is. Moving a transaction over is a rename:
+///
+/// ```
+/// use activity_seaorm::prelude::*;
+/// use sea_orm::{DbErr, TransactionError};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), TransactionError<DbErr>> {
+/// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+/// activity_seaorm::schema::create_table(&db).await?;
+/// // was: db.transaction::<_, _, DbErr>(|txn| Box::pin(async move { .. })).await?;
+/// db.logged_transaction::<_, _, DbErr>(|txn| {
+///     Box::pin(async move {
+///         activity_seaorm::log_activity(txn, ActivityEntry::new("Job", "ran")).await?;
+///         Ok(())
+///     })
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
+pub trait LoggedTransaction {
+    /// Run `callback` in a transaction whose activity entries are written at commit.
+    fn logged_transaction<'a, F, T, E>(
+        &'a self,
+        callback: F,
+    ) -> impl Future<Output = Result<T, TransactionError<E>>> + Send + 'a
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send
+            + 'a,
+        T: Send + 'a,
+        E: std::fmt::Display + std::fmt::Debug + Send + 'a;
+}
+
+impl<C> LoggedTransaction for C
+where
+    C: TransactionTrait<Transaction = DatabaseTransaction> + ConnectionTrait + Sync,
+{
+    fn logged_transaction<'a, F, T, E>(
+        &'a self,
+        callback: F,
+    ) -> impl Future<Output = Result<T, TransactionError<E>>> + Send + 'a
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send
+            + 'a,
+        T: Send + 'a,
+        E: std::fmt::Display + std::fmt::Debug + Send + 'a,
+    {
+        transaction(self, move |txn| {
+            let work = callback(txn);
+            async move { work.await.map_err(TransactionError::Transaction) }.scope_boxed()
+        })
+    }
 }
 
 async fn run<'a, C, F, T, E>(db: &'a C, options: Option<TransactionOptions>, f: F) -> Result<T, E>
