@@ -1,4 +1,4 @@
-#![doc = include_str!("../../README.md")]
+#![cfg_attr(any(doc, doctest), doc = include_str!("../../README.md"))]
 //!
 //! # Layout
 //!
@@ -72,6 +72,11 @@ pub mod prelude {
 /// The user guide: the chapters of the book in `docs/` (`mdbook build docs`), one module each,
 /// so that `cargo test -p activity-seaorm --doc` compiles and runs every Rust snippet in them.
 /// Links between chapters point at the Markdown files; read the book for those.
+///
+/// Only in documentation and doctests (`cfg(doc)`, `cfg(doctest)`), like the README as the crate
+/// documentation: the chapters are outside the package, so a build of the packaged crate must
+/// not read them.
+#[cfg(any(doc, doctest))]
 pub mod guide {
     #[doc = include_str!("../../docs/src/introduction.md")]
     pub mod introduction {}
