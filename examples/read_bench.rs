@@ -1,5 +1,5 @@
 //! The read-path benchmark: `load_activity` on a 1,000,000-row `activity_log` in PostgreSQL
-//! (DESIGN §8: a page of 100 for one item < 5 ms, and page 1000 as fast as page 1), the team
+//! (the target: a page of 100 for one item < 5 ms, and page 1000 as fast as page 1), the team
 //! feed, streaming export memory, and storage per row.
 //!
 //! ```sh

@@ -1,6 +1,6 @@
 //! The report benchmark: `activity_report` for one organization's month on a 1,000,000-row
 //! `activity_log` in PostgreSQL, with the `EXPLAIN (ANALYZE, BUFFERS)` plan of the statement it
-//! sends (DESIGN §11 / issue 17: target < 50 ms).
+//! sends (issue 17's target: < 50 ms).
 //!
 //! ```sh
 //! BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \

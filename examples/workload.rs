@@ -6,8 +6,9 @@
 //! BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
 //!   cargo run --release -p activity-examples --example workload                # PostgreSQL + peer
 //! ```
-//! Options (env): `BENCH_ROUNDS` (default 30), `BENCH_PEER_SQL` (path of the trigger peer, default
-//! `../shared/peers/pg_audit_trigger.sql`), `BENCH_ONLY` (shapes whose name contains the text),
+//! Options (env): `BENCH_ROUNDS` (default 30), `BENCH_PEER_SQL` (a SQL file that installs the
+//! trigger peer, a generic row-level audit trigger; without a readable one the peer is skipped,
+//! with a message), `BENCH_ONLY` (shapes whose name contains the text),
 //! `BENCH_DROP_INDEXES` (log indexes to drop for an experiment, or `all`), `BENCH_DROP_GIN`,
 //! `BENCH_WIRE_BUDGET` (bytes, see `ActivityConfig::with_wire_budget`), `BENCH_MODES` (a
 //! comma-separated list of modes to run, e.g. `Unlogged,Muted`), `BENCH_CHECKED=1` (checked mode
@@ -16,8 +17,8 @@
 //! Prints medians and ratios to the unlogged baseline. The `Floor` mode runs the unlogged
 //! updates plus the log INSERTs of a `Tracked` batch rendered in advance: the server's and the
 //! wire's share of the logged cost, which no client-side change can remove; `FloorRead` adds
-//! the hook path's primary-key read before each update. The report ends with the ratios DESIGN
-//! §8 states its write targets in (`Tracked / Floor`, `Hook / FloorRead`, `Outbox / Tracked`).
+//! the hook path's primary-key read before each update. The report ends with the ratios the write
+//! targets are stated in (`Tracked / Floor`, `Hook / FloorRead`, `Outbox / Tracked`; BENCHMARKS.md).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -110,8 +111,8 @@ enum Mode {
     /// alone, the floor any client-side implementation of the log can reach (`Txn` shapes only).
     Floor,
     /// `Floor` plus, before each update, the primary-key read the hook path makes (locked as
-    /// the hook locks it): the floor of a log that must read the before-state (DESIGN §8's
-    /// "Floor + one primary-key read per update", the hook path's target).
+    /// the hook locks it): the floor of a log that must read the before-state ("Floor + one
+    /// primary-key read per update", the hook path's target).
     FloorRead,
 }
 
@@ -127,7 +128,7 @@ enum Shape {
     /// summary entry).
     Bulk,
     /// `n` tasks at once, each one `transaction` of 10 updates of its own rows: the time until
-    /// all have committed. DESIGN §8: the logged/unlogged ratio at 64 tasks stays within 0.05 of
+    /// all have committed. The target: the logged/unlogged ratio at 64 tasks stays within 0.05 of
     /// the single-task `Txn(10)` ratio (no global lock on the hot path).
     Concurrent(usize),
 }
@@ -856,7 +857,7 @@ fn report(
     against_floor(samples);
 }
 
-/// DESIGN §8's write targets, stated against the floor: `Tracked` over `Floor`, `Hook` over
+/// The write targets, stated against the floor: `Tracked` over `Floor`, `Hook` over
 /// `FloorRead` (both ≤ 1.05), and `Outbox` over `Tracked` (≤ 1.05): the ratio of medians and the
 /// median of per-round ratios.
 fn against_floor(samples: &BTreeMap<(Shape, Mode), Vec<Duration>>) {

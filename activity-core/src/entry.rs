@@ -1,7 +1,7 @@
 //! The activity entry and the exact JSON shape of its `detail` column.
 //!
 //! The shape is a contract with everything that reads the log back (UIs, exports, other services),
-//! so every key is always present, with explicit `null`s, in the order of DESIGN §3.
+//! so every key is always present, with explicit `null`s, in the order of [`Detail`]'s fields.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! The context is per task (DESIGN §5): concurrent tasks never see each other's actor, spawned
+//! The context is per task: concurrent tasks never see each other's actor, spawned
 //! tasks inherit nothing unless `propagate`d, and nested scopes shadow and restore.
 
 use std::sync::Arc;

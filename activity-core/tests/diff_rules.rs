@@ -1,4 +1,4 @@
-//! One test per change-detection rule of DESIGN §4, each with the literal expected changes.
+//! One test per change-detection rule of the derive (the book's "The derive"), each with the literal expected changes.
 #![allow(dead_code)] // excluded fields are never read, as in a model nothing else uses
 
 use std::collections::BTreeMap;

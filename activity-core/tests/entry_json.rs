@@ -1,4 +1,4 @@
-//! The JSON shape of `detail` (DESIGN §3) is a contract with every reader of the log: these tests
+//! The JSON shape of `detail` is a contract with every reader of the log: these tests
 //! pin it literally (key order, explicit nulls, snake_case verbs) and check the entry rules.
 
 use activity_core::entry::activity;

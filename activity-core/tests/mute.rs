@@ -1,4 +1,4 @@
-//! Muting is per task, never process-wide, and nested mutes restore the outer state (DESIGN §5).
+//! Muting is per task, never process-wide, and nested mutes restore the outer state.
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Diffing an unchanged model does not touch the heap (DESIGN §4: no JSON round trip, only
+//! Diffing an unchanged model does not touch the heap (no JSON round trip, only
 //! changed fields are encoded). Counted by a per-thread counting global allocator.
 
 use activity_core::{ActivityContext, ModelActivity, is_muted};

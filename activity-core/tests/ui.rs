@@ -1,4 +1,4 @@
-//! Compile-time checks of `#[derive(ModelActivity)]` (DESIGN §4): every mistake is a compile error
+//! Compile-time checks of `#[derive(ModelActivity)]`: every mistake is a compile error
 //! spanned on the culprit, and every `pass` case compiles and runs.
 //!
 //! The checked-in `.stderr` files match rustc 1.95 (the toolchain of this project); regenerate

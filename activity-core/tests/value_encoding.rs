@@ -1,4 +1,4 @@
-//! Field values encode losslessly and never panic (DESIGN §3): integers exact, big integers and
+//! Field values encode losslessly and never panic: integers exact, big integers and
 //! decimals as strings, date-times RFC 3339, UUIDs as strings, bytes as base64, NaN/inf as
 //! strings, and deeply nested JSON stays readable by serde_json.
 

@@ -1,4 +1,4 @@
-//! Notifications per second through the router (DESIGN §10): 1,000 watchers spread over 100
+//! Notifications per second through the router: 1,000 watchers spread over 100
 //! items (10 subscribers each), entries by other users on random items, delivered to a channel
 //! that only counts. Everything the router does per entry runs for real: the application's
 //! audience, the subscription and preference reads, the delivery marks.

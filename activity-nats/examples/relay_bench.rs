@@ -1,4 +1,4 @@
-//! Relay throughput and commit-to-stream latency (DESIGN §9 targets: ≥ 10,000 entries/s
+//! Relay throughput and commit-to-stream latency (targets: ≥ 10,000 entries/s
 //! sustained; p99 < 100 ms at 1,000 entries/s).
 //!
 //! ```sh

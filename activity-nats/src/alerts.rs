@@ -1,4 +1,4 @@
-//! Alert rules evaluated on the stream (DESIGN §11): the same [`AlertRule`]s that
+//! Alert rules evaluated on the stream: the same [`AlertRule`]s that
 //! `activity_seaorm::ops::alerts::AlertEvaluator` checks against the database on a schedule, here counted
 //! as committed entries arrive, so a breach is reported within moments instead of at the next
 //! scheduled run.

@@ -1,5 +1,5 @@
 //! Committed activity entries, relayed from `activity-seaorm`'s outbox to NATS JetStream
-//! exactly once and in commit order per item (DESIGN §9).
+//! exactly once and in commit order per item.
 //!
 //! Turn the outbox on in the writers (`ActivityConfig::with_outbox(true)`), then run a
 //! [`Relay`] — as a task in the application or as its own process, one or several:

@@ -1,4 +1,4 @@
-#![doc = include_str!("../../README.md")]
+#![cfg_attr(any(doc, doctest), doc = include_str!("../../README.md"))]
 //!
 //! # Layout
 //!
@@ -74,6 +74,43 @@ pub mod prelude {
     /// `.scope_boxed()`, for the closure of [`transaction`]: no separate
     /// `scoped-futures` dependency needed.
     pub use scoped_futures::ScopedFutureExt;
+}
+
+/// The user guide: the chapters of the book in `docs/` (`mdbook build docs`), one module each,
+/// so that `cargo test -p activity-seaorm --doc` compiles and runs every Rust snippet in them.
+/// Links between chapters point at the Markdown files; read the book for those.
+///
+/// Only in documentation and doctests (`cfg(doc)`, `cfg(doctest)`), like the README as the crate
+/// documentation: the chapters are outside the package, so a build of the packaged crate must
+/// not read them.
+#[cfg(any(doc, doctest))]
+pub mod guide {
+    #[doc = include_str!("../../docs/src/introduction.md")]
+    pub mod introduction {}
+    #[doc = include_str!("../../docs/src/installation.md")]
+    pub mod installation {}
+    #[doc = include_str!("../../docs/src/derive.md")]
+    pub mod derive {}
+    #[doc = include_str!("../../docs/src/context.md")]
+    pub mod context {}
+    #[doc = include_str!("../../docs/src/writing.md")]
+    pub mod writing {}
+    #[doc = include_str!("../../docs/src/configuration.md")]
+    pub mod configuration {}
+    #[doc = include_str!("../../docs/src/failures.md")]
+    pub mod failures {}
+    #[doc = include_str!("../../docs/src/reading.md")]
+    pub mod reading {}
+    #[doc = include_str!("../../docs/src/operations.md")]
+    pub mod operations {}
+    #[doc = include_str!("../../docs/src/stream.md")]
+    pub mod stream {}
+    #[doc = include_str!("../../docs/src/schema.md")]
+    pub mod schema {}
+    #[doc = include_str!("../../docs/src/example-app.md")]
+    pub mod example_app {}
+    #[doc = include_str!("../../docs/src/performance.md")]
+    pub mod performance {}
 }
 
 /// Items used by generated code and macros. Not public API.

@@ -1,4 +1,4 @@
-//! The outbox (DESIGN §9): with [`ActivityConfig::with_outbox`](crate::ActivityConfig::with_outbox), every batch of entries the
+//! The outbox: with [`ActivityConfig::with_outbox`](crate::ActivityConfig::with_outbox), every batch of entries the
 //! library writes also writes an `activity_outbox` row listing their ids, in the same
 //! transaction. A relay ([`claim`], publish, [`complete`]) turns those rows into messages and
 //! deletes them only once they are delivered, so a committed entry leaves the database exactly

@@ -1,4 +1,4 @@
--- The smallest entry DESIGN §3 allows, and what it costs on disk with DESIGN's indexes.
+-- The smallest entry the log's shape allows, and what it costs on disk with the log's indexes.
 --
 --   psql -h 127.0.0.1 -U postgres -d test -f examples/sql/storage_floor.sql
 --

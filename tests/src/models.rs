@@ -2,7 +2,7 @@
 
 use sea_orm::DatabaseConnection;
 
-/// The model of DESIGN §1, plus a `mask_keys` JSON field and an optional description.
+/// The feature-flag model of the README's tour, plus a `mask_keys` JSON field and an optional description.
 pub mod feature_flag {
     use activity_seaorm::prelude::*;
     use sea_orm::entity::prelude::*;

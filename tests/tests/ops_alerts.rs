@@ -1,4 +1,4 @@
-//! Alert rules (DESIGN §11) on every backend, with a fixed clock: failed logins over a
+//! Alert rules on every backend, with a fixed clock: failed logins over a
 //! threshold per organization per hour call the handler once per breach (not per entry), with
 //! the count and the window, and the same breach is not reported again for overlapping windows.
 

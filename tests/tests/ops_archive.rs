@@ -1,4 +1,4 @@
-//! Archive, then prune (DESIGN §11), on every backend: the archive holds exactly the old
+//! Archive, then prune, on every backend: the archive holds exactly the old
 //! entries of the query, byte-exact; a failure at each step (hook, damaged or missing file, a
 //! database error while deleting) loses nothing and deletes nothing unarchived, and a re-run
 //! finishes the job.

@@ -1,4 +1,4 @@
-//! Fire-and-forget logging (DESIGN §11) on every backend: entries logged from spawned
+//! Fire-and-forget logging on every backend: entries logged from spawned
 //! background work carry the context captured where they were logged, everything queued before
 //! `shutdown` is written, a full queue either waits (backpressure) or drops and counts.
 

@@ -1,4 +1,4 @@
-//! Erasure reaches every copy (DESIGN §11, "the lifecycle of every copy"), on every backend with
+//! Erasure reaches every copy ("the lifecycle of every copy"), on every backend with
 //! a real NATS JetStream: after `Lifecycle::erase_user`, a scan of the table, every archive
 //! file, every stream message and the notification tables finds none of the user's id, name,
 //! email, IP address or user agent; the other tenant's rows, archive file and stream messages

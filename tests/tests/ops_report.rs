@@ -1,4 +1,4 @@
-//! `activity_report` (DESIGN §11) on every backend: exact counts grouped by activity, scope,
+//! `activity_report` on every backend: exact counts grouped by activity, scope,
 //! user and UTC day over a window, tenant-scoped like reads, with day boundaries at the last
 //! microsecond.
 

@@ -1,4 +1,4 @@
-//! The outbox's write side (DESIGN §9): with the outbox on, the entries of every write have an
+//! The outbox's write side: with the outbox on, the entries of every write have an
 //! outbox row, in the same transaction; rolled-back entries never; a relay claims rows in order,
 //! one relay at a time.
 

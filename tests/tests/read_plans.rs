@@ -1,6 +1,6 @@
 //! Query plans of the read path on PostgreSQL at 100,000 rows: the SQL that `load_activity`
 //! really sends (captured through SeaORM's metric callback, values and all) must be served by
-//! the DESIGN §3 indexes — an index scan in the index's order, no `Seq Scan`, no `Sort` — for the
+//! the log's indexes — an index scan in the index's order, no `Seq Scan`, no `Sort` — for the
 //! item history, the team feed and their second pages (keyset cursor). Checked twice: as planned
 //! for the bound values (a custom plan) and as a generic prepared-statement plan, which
 //! PostgreSQL may switch to after five executions of sqlx's cached statements.
@@ -43,7 +43,7 @@ async fn read_queries_are_index_scans_in_index_order() {
     with_seeded_db(Keyset::Anywhere).await;
 }
 
-/// DESIGN §8 wants page 1000 as fast as page 1: that needs the cursor bound inside the index
+/// The read target wants page 1000 as fast as page 1: that needs the cursor bound inside the index
 /// scan (`Index Cond`), not a `Filter` run over every newer row of the item or team.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(

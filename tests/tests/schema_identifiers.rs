@@ -1,4 +1,4 @@
-//! Long identifiers (DESIGN §3): up to 255 characters stored exactly on every backend, longer
+//! Long identifiers: up to 255 characters stored exactly on every backend, longer
 //! ones refused with a typed error naming the column (never truncated), descriptive text cut at
 //! a character boundary, and older tables with narrow columns widened by `schema::upgrade`.
 //!

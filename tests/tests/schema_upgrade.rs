@@ -1,4 +1,4 @@
-//! A rolling deploy over an existing log (DESIGN §11): `schema::create_table` at start-up never
+//! A rolling deploy over an existing log: `schema::create_table` at start-up never
 //! alters an existing `activity_log` (no `ALTER`, no index build, so no lock a writer waits on),
 //! while the explicit `schema::upgrade` brings it up to date without blocking writes
 //! (`CREATE INDEX CONCURRENTLY` on PostgreSQL, `LOCK=NONE` on MariaDB).

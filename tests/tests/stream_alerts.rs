@@ -1,4 +1,4 @@
-//! Alert rules on the stream (DESIGN §11): the same rules as the scheduled database check,
+//! Alert rules on the stream: the same rules as the scheduled database check,
 //! counted as entries arrive (in their own time, a fixed clock here), the handler called once
 //! per breach; and end to end through the outbox, the relay and a durable consumer on NATS.
 

@@ -1,4 +1,4 @@
-//! Notifications (DESIGN §10): the seed's anti-patterns as tests. The actor is never a
+//! Notifications: the anti-patterns the design ruled out, as tests. The actor is never a
 //! recipient; preferences always apply; nobody who may not see the item receives it; targets
 //! come only from subscriptions and the application's `Audience`, never from the library.
 

@@ -1,4 +1,4 @@
-//! "Every committed entry reaches the stream exactly once, in commit order per item" (DESIGN §9),
+//! "Every committed entry reaches the stream exactly once, in commit order per item",
 //! proven the hard way: a writer and relays run as child processes, relays are killed with
 //! SIGKILL at random moments (two at a time for stretches), the private `nats-server` is stopped
 //! for a while mid-stream, and afterwards the stream is compared with the committed log.

@@ -1,4 +1,4 @@
-//! Copies keep no longer than the log (DESIGN §11, "the lifecycle of every copy"): the stream's
+//! Copies keep no longer than the log ("the lifecycle of every copy"): the stream's
 //! `max_age` follows the configured retention, on a new stream and on one made before the
 //! retention changed, and notification delivery marks are pruned at the log's cutoff.
 

@@ -1,4 +1,4 @@
-//! Every entry is true (DESIGN §6): nothing is logged for a statement that failed, a cancelled
+//! Every entry is true: nothing is logged for a statement that failed, a cancelled
 //! transaction leaves nothing behind and takes nothing of another's, a stale `Tracked` original
 //! never blames its writer for someone else's change, and a failed log write says what became
 //! of the change.

@@ -1,4 +1,4 @@
-//! What the context may and may not decide about an entry (DESIGN §5), on every backend:
+//! What the context may and may not decide about an entry, on every backend:
 //!
 //! - a manual entry keeps the actor, address and request fields its caller set; the context
 //!   fills only what is unset;

@@ -1,4 +1,4 @@
-//! Notifications (DESIGN §10): a durable JetStream consumer of the activity stream that routes
+//! Notifications: a durable JetStream consumer of the activity stream that routes
 //! each committed entry to the people who should see it and hands it to the application's
 //! delivery [`Channel`], at least once and idempotently per (entry, recipient).
 //!

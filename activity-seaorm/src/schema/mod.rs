@@ -457,7 +457,8 @@ impl Iden for Alias {
     }
 }
 
-/// The indexes of DESIGN §3. Where the backend allows, the organization, user and correlation
+/// The indexes the reads use (one item's history, the organization and team feeds, a user's
+/// entries, a transaction's entries). Where the backend allows, the organization, user and correlation
 /// indexes are partial (`IS NOT NULL`): system entries and tenants without an organization cost
 /// no index space there.
 fn indexes(backend: DbBackend) -> Vec<IndexCreateStatement> {

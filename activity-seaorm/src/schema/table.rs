@@ -4,7 +4,7 @@ use activity_core::{ActivityEntry, Detail};
 use sea_orm::Set;
 use sea_orm::entity::prelude::*;
 
-/// `activity_log` (columns of DESIGN §3).
+/// `activity_log`: one row per entry, the columns of [`ActivityEntry`].
 pub mod activity_log {
     use sea_orm::entity::prelude::*;
 

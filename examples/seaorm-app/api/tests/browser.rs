@@ -1,4 +1,4 @@
-//! The notification page in a real browser (DESIGN §10): headless Chromium through
+//! The notification page in a real browser: headless Chromium through
 //! chromedriver, the app on SQLite with the outbox on, the relay and the notifier on the
 //! machine's NATS. Alice changes a flag over HTTP; Bob, who watches it, sees the notification
 //! arrive on his open page; Alice, who watches it too, does not (never notify yourself).
