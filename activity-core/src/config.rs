@@ -120,7 +120,10 @@ impl fmt::Debug for ActivityConfig {
             .field("user_scopes", &self.user_scopes)
             .field("outbox", &self.outbox)
             .field("retention", &self.retention)
-            .field("cursor_key", &self.cursor_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "cursor_key",
+                &self.cursor_key.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
