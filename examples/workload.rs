@@ -873,7 +873,7 @@ fn against_floor(samples: &BTreeMap<(Shape, Mode), Vec<Duration>>) {
                 continue;
             };
             if !header {
-                println!("\nagainst the floor (DESIGN §8: each ≤ 1.05)");
+                println!("\nagainst the floor (the write targets: each ≤ 1.05)");
                 println!(
                     "{:<24} {:<22} {:>8} {:>8}",
                     "shape", "ratio", "of med.", "r.med"

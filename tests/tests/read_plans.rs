@@ -167,7 +167,7 @@ async fn index_named(db: &DatabaseConnection, columns: &str) -> String {
         }
         defs.push(def);
     }
-    panic!("no btree index on activity_log{columns} (DESIGN §3); indexes: {defs:#?}");
+    panic!("no btree index on activity_log{columns}; indexes: {defs:#?}");
 }
 
 /// `EXPLAIN (FORMAT JSON)` of the statement with its values bound, as the driver sends it.
