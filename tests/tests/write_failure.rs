@@ -134,15 +134,15 @@ async fn every_failure_is_recognised_however_many_failed(backend: Backend) {
     }
     // The caller's own database error, even one worded like the library's, is not one.
     let sql = match backend {
-        Backend::Postgres => "DO $$ BEGIN RAISE EXCEPTION 'activity log write failed (1 entries); \
+        Backend::Postgres => "DO $$ BEGIN RAISE EXCEPTION 'activity log write failed (1 entries, ref 00000000); \
                               the change was already committed (autocommit) and stands without \
                               its entry'; END $$"
             .to_owned(),
         Backend::MySql => "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'activity log write failed \
-                           (1 entries); the change was already committed (autocommit) and \
+                           (1 entries, ref 00000000); the change was already committed (autocommit) and \
                            stands without its entry'"
             .to_owned(),
-        Backend::Sqlite => "SELECT * FROM \"activity log write failed (1 entries); the change \
+        Backend::Sqlite => "SELECT * FROM \"activity log write failed (1 entries, ref 00000000); the change \
                             was already committed (autocommit) and stands without its entry\""
             .to_owned(),
     };

@@ -1,7 +1,7 @@
 //! When an entry cannot be written: what the caller is told, and what became of the change.
 //!
 //! A failed log write returns the database's own error with its message prefixed by what
-//! happened ("activity log write failed (1 entries); the change was already committed
+//! happened ("activity log write failed (1 entries, ref 5c1d9a0e); the change was already committed
 //! (autocommit) …"): `DbErr::sql_err()`, the SQLSTATE code and the driver's error type stay
 //! reachable through it as on any other database error. [`LogWriteFailure::of`] tells it apart
 //! from the caller's own failures and says whether the change committed. (Errors that carry no
@@ -71,12 +71,29 @@ impl fmt::Display for LogWriteFailure {
             .iter()
             .find(|(state, _)| *state == self.change)
             .map_or("", |(_, phrase)| phrase);
-        write!(f, "{PREFIX}{} entries); {change}", self.entries)
+        write!(
+            f,
+            "{PREFIX}{} entries, ref {}); {change}",
+            self.entries,
+            process_mark()
+        )
     }
 }
 
 /// How every failed write's message starts; what [`LogWriteFailure::of`] reads back.
 const PREFIX: &str = "activity log write failed (";
+
+/// A mark of this process in every failure message it writes (`ref 1f2e3d4c`), random per
+/// process: [`LogWriteFailure::of`] recognises only messages bearing it, so an error a database
+/// or trigger raised with the same wording is never taken for the library's.
+fn process_mark() -> &'static str {
+    static MARK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    MARK.get_or_init(|| {
+        use std::hash::BuildHasher;
+        let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        format!("{:08x}", random as u32)
+    })
+}
 
 /// What each [`ChangeState`] says in the message.
 const CHANGE_PHRASES: [(ChangeState, &str); 4] = [
@@ -100,7 +117,8 @@ impl LogWriteFailure {
     /// phrase, then the cause).
     fn parse(message: &str) -> Option<LogWriteFailure> {
         let rest = message.strip_prefix(PREFIX)?;
-        let (count, rest) = rest.split_once(" entries); ")?;
+        let (count, rest) = rest.split_once(" entries, ref ")?;
+        let rest = rest.strip_prefix(process_mark())?.strip_prefix("); ")?;
         let entries = count.parse().ok()?;
         let (change, cause) = CHANGE_PHRASES
             .iter()
@@ -162,9 +180,7 @@ impl LogWriteFailure {
             #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
             | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) => match &**e {
-                sea_orm::sqlx::Error::Database(db) if database::is_explained(&**db) => {
-                    LogWriteFailure::parse(db.message())
-                }
+                sea_orm::sqlx::Error::Database(db) => LogWriteFailure::parse(db.message()),
                 _ => None,
             },
             _ => None,
@@ -246,13 +262,6 @@ mod database {
     use std::fmt;
 
     use sea_orm::sqlx::error::{DatabaseError, ErrorKind};
-
-    /// Whether `error` is the library's wrapper: its message is its own, where a database's
-    /// error says the same as the error it hands out.
-    pub(super) fn is_explained(error: &dyn DatabaseError) -> bool {
-        error.message().starts_with(super::PREFIX)
-            && error.message() != error.as_error().to_string()
-    }
 
     /// The database's error with a message that says what became of the change. Everything
     /// but the message is the driver's own: `as_error` hands out the original, so
