@@ -316,12 +316,13 @@ async fn nobody_is_notified_without_a_reason(t: &TestDb) {
     );
 }
 
-async fn delivery_is_idempotent_per_entry_and_recipient(t: &TestDb) {
+/// `watcher` subscribed to acme's flag 1, which `owner` owns and both may see.
+async fn watched_flag(t: &TestDb, watcher: &str, owner: &str) -> App {
     setup(t).await;
     notify::subscribe(
         &t.db,
         &TenantKey::organization("acme"),
-        "sub",
+        watcher,
         "FeatureFlag",
         "1",
         Depth::Resource,
@@ -331,9 +332,14 @@ async fn delivery_is_idempotent_per_entry_and_recipient(t: &TestDb) {
     let mut app = App::default();
     app.items.insert(
         "1".into(),
-        ItemAudience::owned_by("owner").with_visibility(Visibility::Tenant),
+        ItemAudience::owned_by(owner).with_visibility(Visibility::Tenant),
     );
-    grant(&mut app, &["sub", "owner"], "1");
+    grant(&mut app, &[watcher, owner], "1");
+    app
+}
+
+async fn delivery_is_idempotent_per_entry_and_recipient(t: &TestDb) {
+    let app = watched_flag(t, "sub", "owner").await;
     let router = Router::new(app);
     let inbox = Inbox::default();
     let e = entry("x", "updated", "1");
@@ -486,23 +492,7 @@ impl Channel for Recorder {
 /// or impersonator (a watcher must not learn a colleague's address, browser, or which agent
 /// acted as them).
 async fn notifications_carry_the_redacted_entry(t: &TestDb) {
-    setup(t).await;
-    notify::subscribe(
-        &t.db,
-        &TenantKey::organization("acme"),
-        "watcher",
-        "FeatureFlag",
-        "1",
-        Depth::Resource,
-    )
-    .await
-    .unwrap();
-    let mut app = App::default();
-    app.items.insert(
-        "1".into(),
-        ItemAudience::owned_by("nobody").with_visibility(Visibility::Tenant),
-    );
-    grant(&mut app, &["watcher"], "1");
+    let app = watched_flag(t, "watcher", "nobody").await;
     let mut e = entry("alice", "updated", "1");
     e.impersonated_by = Some("agent-9".into());
     e.was_impersonated = true;
@@ -514,23 +504,25 @@ async fn notifications_carry_the_redacted_entry(t: &TestDb) {
         notify::handle(&t.db, &Router::new(app), &recorder, e)
             .await
             .unwrap(),
-        1
+        2,
+        "the watcher and the owner"
     );
-    let sent = recorder.0.lock().unwrap().clone();
-    assert_eq!(sent[0]["user_id"], "alice");
-    assert_eq!(sent[0]["activity"], "updated");
-    let text = sent[0].to_string();
-    for hidden in [
-        "198.51.100.7",
-        "AliceBrowser",
-        "agent-9",
-        "req-1",
-        "impersonat",
-    ] {
-        assert!(
-            !text.contains(hidden),
-            "a notification carries {hidden}: {text}"
-        );
+    for sent in recorder.0.lock().unwrap().iter() {
+        assert_eq!(sent["user_id"], "alice");
+        assert_eq!(sent["activity"], "updated");
+        let text = sent.to_string();
+        for hidden in [
+            "198.51.100.7",
+            "AliceBrowser",
+            "agent-9",
+            "req-1",
+            "impersonat",
+        ] {
+            assert!(
+                !text.contains(hidden),
+                "a notification carries {hidden}: {text}"
+            );
+        }
     }
 }
 
