@@ -10,7 +10,7 @@ use syn::{Attribute, Ident, LitStr, Path, Token};
 use crate::diag::Diagnostics;
 
 const CONTAINER_KEYS: &str =
-    "`scope`, `name`, `short_id`, `team`, `organization`, `snapshot`, `crate`";
+    "`scope`, `name`, `short_id`, `team`, `organization`, `snapshot`, `hooks`, `crate`";
 const FIELD_KEYS: &str = "`exclude`, `include`, `mask`, `mask_keys`, `rename`, `signal_exclude`";
 
 /// A value that may be given once; keeps the key's tokens for spans.
@@ -53,6 +53,9 @@ pub(crate) struct Container {
     pub(crate) team: Once<Ident>,
     pub(crate) organization: Once<Ident>,
     pub(crate) snapshot: Once<()>,
+    /// Generate `impl ActiveModelBehavior for ActiveModel` with the activity hooks, for models
+    /// without hook bodies of their own.
+    pub(crate) hooks: Once<()>,
     pub(crate) krate: Once<Path>,
     /// Whether a `crate` key was written, even one whose path failed to parse: then the
     /// fallback impl cannot know which crate to name and is not emitted.
@@ -68,6 +71,7 @@ impl Container {
             team: Once::new("team"),
             organization: Once::new("organization"),
             snapshot: Once::new("snapshot"),
+            hooks: Once::new("hooks"),
             krate: Once::new("crate"),
             krate_given: false,
         };
@@ -90,6 +94,8 @@ impl Container {
                     c.organization.set(diag, p, meta.value()?.parse()?);
                 } else if p.is_ident("snapshot") {
                     c.snapshot.set(diag, p, ());
+                } else if p.is_ident("hooks") {
+                    c.hooks.set(diag, p, ());
                 } else if p.is_ident("crate") {
                     c.krate_given = true;
                     let lit: LitStr = meta.value()?.parse()?;

@@ -101,7 +101,32 @@ fn expand(diag: &Diagnostics, input: &DeriveInput, container: &Container) -> Tok
     check(diag, input, container, &fields);
     let mut tokens = generate(input, container, &fields);
     tokens.extend(register_table(input, container, &sea_container));
+    tokens.extend(behavior(container));
     tokens
+}
+
+/// With `#[activity(hooks)]`: `impl ActiveModelBehavior for ActiveModel` whose four hooks are
+/// the library's (`activity_hooks!()`), for a model with no hook bodies of its own. The
+/// `ActiveModel` is the one SeaORM's `DeriveEntityModel` generates beside the model.
+fn behavior(c: &Container) -> TokenStream {
+    let Some(at) = c.hooks.span() else {
+        return TokenStream::new();
+    };
+    let span = at
+        .clone()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |t| t.span());
+    let import = import(c);
+    quote_spanned! {span=>
+        const _: () = {
+            #import
+            #[automatically_derived]
+            impl _activity::__private::ActiveModelBehavior for ActiveModel {
+                _activity::activity_hooks!();
+            }
+        };
+    }
 }
 
 /// Registers the model's table for checked mode (`activity_seaorm::checked`): an

@@ -117,7 +117,7 @@ pub mod guide {
 #[doc(hidden)]
 pub mod __private {
     pub use activity_core::__private::*;
-    pub use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
+    pub use sea_orm::{ActiveModelBehavior, ConnectionTrait, DbErr, EntityTrait};
 }
 
 /// Expands to the four `ActiveModelBehavior` hook methods that write activity entries.
