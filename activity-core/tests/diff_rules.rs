@@ -975,3 +975,72 @@ fn push_change_skips_two_empty_values() {
         )]
     );
 }
+
+/// A type the library has no `ActivityValue` for: a list of the application's own enum.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+enum Plan {
+    Free,
+    Pro,
+}
+
+fn plans(v: &[Plan]) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+#[derive(ModelActivity)]
+#[activity(crate = "activity_core", scope = "Account")]
+struct Account {
+    #[activity(with = plans)]
+    plans: Vec<Plan>,
+    #[activity(with = plans, mask)]
+    secret_plans: Vec<Plan>,
+}
+
+/// `with = path` encodes a field the library cannot, and compares by that encoding; masks
+/// still apply.
+#[test]
+fn fields_encoded_with_a_function_are_compared_and_masked() {
+    let before = Account {
+        plans: vec![Plan::Free],
+        secret_plans: vec![Plan::Free],
+    };
+    let after = Account {
+        plans: vec![Plan::Free, Plan::Pro],
+        secret_plans: vec![Plan::Pro],
+    };
+    assert_eq!(
+        diff(&before, &after),
+        vec![
+            changed("Account", "plans", json!(["Free"]), json!(["Free", "Pro"])),
+            changed("Account", "secret_plans", json!("masked"), json!("masked")),
+        ]
+    );
+    assert!(diff(&before, &before).is_empty());
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// `bound = ".."` replaces the inferred bounds of a generic model (whose field type has no
+/// `ActivityValue`, only `Serialize`).
+#[derive(ModelActivity)]
+#[activity(
+    crate = "activity_core",
+    scope = "Boxed",
+    bound = "T: serde::Serialize"
+)]
+struct Boxed<T> {
+    #[activity(with = encode)]
+    value: T,
+}
+
+#[test]
+fn bound_replaces_the_inferred_bounds() {
+    let before = Boxed { value: Plan::Free };
+    let after = Boxed { value: Plan::Pro };
+    assert_eq!(
+        diff(&before, &after),
+        vec![changed("Boxed", "value", json!("Free"), json!("Pro"))]
+    );
+}

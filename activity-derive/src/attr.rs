@@ -10,8 +10,9 @@ use syn::{Attribute, Ident, LitStr, Path, Token};
 use crate::diag::Diagnostics;
 
 const CONTAINER_KEYS: &str =
-    "`scope`, `name`, `short_id`, `team`, `organization`, `snapshot`, `hooks`, `crate`";
-const FIELD_KEYS: &str = "`exclude`, `include`, `mask`, `mask_keys`, `rename`, `signal_exclude`";
+    "`scope`, `name`, `short_id`, `team`, `organization`, `snapshot`, `hooks`, `bound`, `crate`";
+const FIELD_KEYS: &str =
+    "`exclude`, `include`, `mask`, `mask_keys`, `rename`, `signal_exclude`, `with`";
 
 /// A value that may be given once; keeps the key's tokens for spans.
 pub(crate) struct Once<T> {
@@ -56,6 +57,9 @@ pub(crate) struct Container {
     /// Generate `impl ActiveModelBehavior for ActiveModel` with the activity hooks, for models
     /// without hook bodies of their own.
     pub(crate) hooks: Once<()>,
+    /// `bound = "T: Trait, .."`: the where-clause of the generated impl, in place of the
+    /// inferred `FieldType: ActivityValue` bounds (as serde's `bound`).
+    pub(crate) bound: Once<Vec<syn::WherePredicate>>,
     pub(crate) krate: Once<Path>,
     /// Whether a `crate` key was written, even one whose path failed to parse: then the
     /// fallback impl cannot know which crate to name and is not emitted.
@@ -72,6 +76,7 @@ impl Container {
             organization: Once::new("organization"),
             snapshot: Once::new("snapshot"),
             hooks: Once::new("hooks"),
+            bound: Once::new("bound"),
             krate: Once::new("crate"),
             krate_given: false,
         };
@@ -96,6 +101,16 @@ impl Container {
                     c.snapshot.set(diag, p, ());
                 } else if p.is_ident("hooks") {
                     c.hooks.set(diag, p, ());
+                } else if p.is_ident("bound") {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    let parser = syn::punctuated::Punctuated::<
+                        syn::WherePredicate,
+                        Token![,],
+                    >::parse_terminated;
+                    match syn::parse::Parser::parse_str(parser, &lit.value()) {
+                        Ok(list) => c.bound.set(diag, p, list.into_iter().collect()),
+                        Err(e) => diag.spanned(&lit, format!("`bound`: {e}")),
+                    }
                 } else if p.is_ident("crate") {
                     c.krate_given = true;
                     let lit: LitStr = meta.value()?.parse()?;
@@ -123,6 +138,9 @@ pub(crate) struct FieldAttrs {
     pub(crate) mask_keys: Once<()>,
     pub(crate) rename: Once<LitStr>,
     pub(crate) signal_exclude: Once<()>,
+    /// `with = path`: a function `fn(&FieldType) -> serde_json::Value` that encodes the field,
+    /// for types without an `ActivityValue` impl; values are compared by their encoding.
+    pub(crate) with: Once<Path>,
 }
 
 impl FieldAttrs {
@@ -134,6 +152,7 @@ impl FieldAttrs {
             mask_keys: Once::new("mask_keys"),
             rename: Once::new("rename"),
             signal_exclude: Once::new("signal_exclude"),
+            with: Once::new("with"),
         };
         for attr in attrs.iter().filter(|a| a.path().is_ident("activity")) {
             let parsed = attr.parse_nested_meta(|meta| {
@@ -148,6 +167,9 @@ impl FieldAttrs {
                     f.mask_keys.set(diag, p, ());
                 } else if p.is_ident("signal_exclude") {
                     f.signal_exclude.set(diag, p, ());
+                } else if p.is_ident("with") {
+                    let path: Path = meta.value()?.parse()?;
+                    f.with.set(diag, p, path);
                 } else if p.is_ident("rename") {
                     let lit: LitStr = meta.value()?.parse()?;
                     if lit.value().is_empty() {

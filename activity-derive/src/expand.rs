@@ -292,6 +292,13 @@ fn check(diag: &Diagnostics, input: &DeriveInput, c: &Container, fields: &[Field
                 }
             }
         }
+        if let (Some(_), Some(at)) = (a.with.get(), a.mask_keys.span()) {
+            diag.spanned(
+                at,
+                "`mask_keys` masks the keys of a JSON object type; a field encoded `with` a \
+                 function can be masked whole with `mask`",
+            );
+        }
         if let (Some(_), Some(at)) = (a.mask.get(), a.mask_keys.span()) {
             diag.spanned(at, "use either `mask` or `mask_keys`, not both");
         }
@@ -358,17 +365,17 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
     // Code that needs a trait of the field's type is spanned on the type, path included, so a
     // missing impl is reported on the field rather than on the derive.
     let compares = tracked.iter().map(|(i, f)| {
-        let member = at_type(f);
         let p = private_at(f.ty.span());
+        let (before, after) = (value_of(f, false), value_of(f, true));
         quote_spanned! {f.ty.span()=>
-            #p::compare_field(out, Self::SCOPE, &Self::FIELDS[#i], &self.#member, &after.#member);
+            #p::compare_field(out, Self::SCOPE, &Self::FIELDS[#i], #before, #after);
         }
     });
     let snapshots = tracked.iter().map(|(i, f)| {
-        let member = at_type(f);
         let p = private_at(f.ty.span());
+        let value = value_of(f, false);
         quote_spanned! {f.ty.span()=>
-            #p::snapshot_field(out, Self::SCOPE, &Self::FIELDS[#i], &self.#member, action);
+            #p::snapshot_field(out, Self::SCOPE, &Self::FIELDS[#i], #value, action);
         }
     });
     let keyed_checks = tracked
@@ -384,11 +391,11 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
         let method = Ident::new(method, Span::call_site());
         let target = slot.get()?;
         let (i, f) = fields.iter().enumerate().find(|(_, f)| f.ident == target)?;
-        let member = at_type(f);
         let at = private_at(f.ty.span());
+        let value = value_of(f, false);
         Some(quote_spanned! {f.ty.span()=>
             fn #method(&self) -> #p::Option<#p::String> {
-                #at::field_text(&Self::FIELDS[#i], &self.#member)
+                #at::field_text(&Self::FIELDS[#i], #value)
             }
         })
     };
@@ -438,6 +445,22 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
     )
 }
 
+/// A reference to the field's value as the diff reads it: `&owner.field`, or, for a field
+/// encoded `with` a function, `&path(&owner.field)` (a JSON value).
+fn value_of(f: &Field<'_>, of_after: bool) -> TokenStream {
+    let member = at_type(f);
+    // The owner's tokens are spanned on the type too, so a missing impl names the field.
+    let owner = if of_after {
+        quote_spanned!(f.ty.span()=> after)
+    } else {
+        quote_spanned!(f.ty.span()=> self)
+    };
+    match f.attrs.with.get() {
+        Some(path) => quote_spanned!(f.ty.span()=> &#path(&#owner.#member)),
+        None => quote_spanned!(f.ty.span()=> &#owner.#member),
+    }
+}
+
 /// `_activity::__private` with every token at `span`.
 fn private_at(span: Span) -> TokenStream {
     quote_spanned!(span=> _activity::__private)
@@ -454,6 +477,11 @@ fn at_type(f: &Field<'_>) -> Ident {
 /// every used field whose type mentions a type parameter, like serde's inferred bounds.
 fn with_inferred_bounds(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> syn::Generics {
     let mut generics = input.generics.clone();
+    if let Some(bound) = c.bound.get() {
+        let where_clause = generics.make_where_clause();
+        where_clause.predicates.extend(bound.iter().cloned());
+        return generics;
+    }
     let params: Vec<&Ident> = input.generics.type_params().map(|t| &t.ident).collect();
     if params.is_empty() {
         return generics;
@@ -462,7 +490,7 @@ fn with_inferred_bounds(input: &DeriveInput, c: &Container, fields: &[Field<'_>]
     let mut predicates = Vec::new();
     for f in fields.iter().filter(|f| f.column.is_some()) {
         let used = !f.excluded || named.iter().flatten().any(|n| *n == f.ident);
-        if !used || !mentions(f.ty.to_token_stream(), &params) {
+        if !used || f.attrs.with.is_set() || !mentions(f.ty.to_token_stream(), &params) {
             continue;
         }
         let ty = f.ty;
