@@ -439,7 +439,7 @@ where
                     // The last COMMIT's answer may have been lost with its connection: look
                     // before calling entries failed that are in fact stored. (Not after a
                     // permanent failure: an id already taken is stored, by someone else.)
-                    if !permanent && self.all_stored(&run.entries).await.unwrap_or(false) {
+                    if !permanent && self.stored_after_all(&run.entries).await {
                         self.done(run, true);
                         continue;
                     }
@@ -517,6 +517,21 @@ where
             }
             other => other,
         }
+    }
+
+    /// Before a run is counted failed: whether it was stored after all. A COMMIT whose answer
+    /// was lost may still be finishing on the server when the error reaches the worker, so the
+    /// log is looked at a few times over about a second before the run is given up.
+    async fn stored_after_all(&self, entries: &[ActivityEntry]) -> bool {
+        let mut wait = std::time::Duration::from_millis(50);
+        for _ in 0..5 {
+            if self.all_stored(entries).await.unwrap_or(false) {
+                return true;
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+        self.all_stored(entries).await.unwrap_or(false)
     }
 
     /// Whether every one of `entries` is in the log (by id): a run's transaction stored all or
