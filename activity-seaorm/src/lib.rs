@@ -7,13 +7,13 @@
 //! | module | holds |
 //! |---|---|
 //! | [`hooks`], [`bulk`], [`events`], [`failure`] | the write path (`write/`): hooks → before-state → per-transaction frame → flush at COMMIT → INSERT → events |
-//! | [`read`] | queries, filters, the keyset cursor, text search |
-//! | [`ops`] | operations on the stored log: export, retention, archive, erasure, report, alerts, background logging |
+//! | [`read`] | queries, filters, the keyset cursor, text search (feature `read`, default) |
+//! | [`ops`] | operations on the stored log: export, retention, archive, erasure and the lifecycle of every copy, report, alerts, background logging (feature `ops`, default) |
 //! | [`schema`] | the `activity_log` table, its indexes, migrations, the append-only guard, the outbox table |
 //! | [`outbox`] | the relay's side of the outbox (claim, complete) |
 //! | [`checked`] | checked mode: writes that bypassed the log |
 //! | [`config`] | [`ActivityConfig`] and what it holds (hooks, clock, failure policy) |
-//! | [`context`], [`entry`], [`query`], [`diff`](mod@diff), [`mute`], [`value`], … | the ORM-free core (`activity-core`) |
+//! | [`context`], [`entry`], [`feed`], [`query`], [`diff`](mod@diff), [`mute`], [`value`], … | the ORM-free core (`activity-core`); `feed::FeedEntry` is what people read |
 //!
 //! The root holds the names a tour of the library uses; [`prelude`] the ones an application
 //! file needs.
