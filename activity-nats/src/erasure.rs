@@ -33,10 +33,11 @@ const IDS_PER_EVENT: usize = 1_000;
 
 /// The stream as a copy of the log. Erasing a user scans the stream's messages (it keeps no
 /// more than the retention: see `RelayConfig::max_age`); each message by or about the user is
-/// republished rewritten (same subject, `Nats-Msg-Id` `<entry id>:erased`, so a re-run
-/// publishes nothing twice) and the original is deleted, securely erased on the server. The
-/// rewritten copy is published before the original goes, so a crash midway loses no entry;
-/// run again to finish. Consumers learn of it from `erased` events on
+/// republished rewritten (same subject, `Nats-Msg-Id` `<entry id>:erased`: a re-run within
+/// the stream's duplicate window publishes nothing twice) and the original is deleted,
+/// securely erased on the server. The rewritten copy is published before the original goes, so
+/// a crash midway loses no entry; run again to finish (after the duplicate window, a crash
+/// between the two steps can leave two rewritten copies of an entry, never an unerased one). Consumers learn of it from `erased` events on
 /// `<prefix>.~.Erasure.erased` (`{"pseudonym": .., "entry_ids": [..]}`, at most 1,000 ids
 /// each) and must erase their own copies of those entries.
 #[derive(Debug, Clone)]

@@ -178,6 +178,26 @@ pub async fn migrate_tenant_keys<C: ConnectionTrait>(db: &C) -> Result<u64, DbEr
         DbBackend::MySql => format!("CONCAT('{kind}:', {})", q("tenant")),
         _ => format!("'{kind}:' || {}", q("tenant")),
     };
+    // Nothing untyped (every start-up after the first): no statement touches the log, which
+    // need not even be in this database then.
+    let mut untyped = 0;
+    for table in ["activity_subscription", "activity_notification_preference"] {
+        let t = q(table);
+        let tenant = format!("{t}.{}", q("tenant"));
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM {t} WHERE {tenant} <> '' \
+             AND {tenant} NOT LIKE 'o:%' AND {tenant} NOT LIKE 't:%'"
+        );
+        if let Some(row) = db
+            .query_one_raw(Statement::from_string(backend, sql))
+            .await?
+        {
+            untyped += row.try_get::<i64>("", "n")?;
+        }
+    }
+    if untyped == 0 {
+        return Ok(0);
+    }
     let mut changed = 0;
     for table in ["activity_subscription", "activity_notification_preference"] {
         let t = q(table);

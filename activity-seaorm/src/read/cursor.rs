@@ -95,12 +95,12 @@ const CURSOR_VERSION: &str = "2";
 /// HMAC-SHA256 (under the configured cursor key; an empty key without one) of the query and
 /// the position, first 16 bytes in hex.
 fn tag(query: &ActivityQuery, micros: i64, id: &uuid::Uuid) -> String {
-    let key =
-        ActivityConfig::with_current(|c| c.cursor_key().map(<[u8]>::to_vec)).unwrap_or_default();
-    let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(&key) {
-        Ok(mac) => mac,
+    let mac = ActivityConfig::with_current(|c| {
+        <Hmac<Sha256> as KeyInit>::new_from_slice(c.cursor_key().unwrap_or_default())
+    });
+    let Ok(mut mac) = mac else {
         // HMAC takes keys of any length; this is never reached.
-        Err(_) => return String::new(),
+        return String::new();
     };
     mac.update(&canonical(query));
     mac.update(format!("\n{micros}:{}", id.simple()).as_bytes());
