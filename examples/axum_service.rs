@@ -20,7 +20,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
         .init();
-    activity_seaorm::init(activity_seaorm::ActivityConfig::new())?;
+    activity_seaorm::init(
+        activity_seaorm::ActivityConfig::new().with_read_policy(service::read_policy()),
+    )?;
 
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
         let path = std::env::temp_dir().join("activity-axum.db");

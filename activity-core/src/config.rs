@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use crate::clock::{Clock, SystemClock};
 use crate::entry::ActivityEntry;
 use crate::hooks::{ActivityHooks, NoHooks};
+use crate::policy::ReadPolicy;
 
 /// A scope-specific describer ([`describe`](crate::describe())); return `None` to fall back
 /// to the generic sentence.
@@ -82,6 +83,7 @@ pub struct ActivityConfig {
     outbox: bool,
     retention: Option<std::time::Duration>,
     cursor_key: Option<Arc<[u8]>>,
+    read_policy: Arc<ReadPolicy>,
     /// Which settings this value sets (one bit per `with_*`): a scoped configuration takes
     /// every other one from the configuration in force.
     set: u16,
@@ -97,6 +99,7 @@ const USER_SCOPES: u16 = 1 << 6;
 const OUTBOX: u16 = 1 << 7;
 const RETENTION: u16 = 1 << 8;
 const CURSOR_KEY: u16 = 1 << 9;
+const READ_POLICY: u16 = 1 << 10;
 
 impl Default for ActivityConfig {
     fn default() -> Self {
@@ -124,6 +127,7 @@ impl fmt::Debug for ActivityConfig {
                 "cursor_key",
                 &self.cursor_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("read_policy", &self.read_policy)
             .finish()
     }
 }
@@ -144,6 +148,7 @@ impl ActivityConfig {
             outbox: false,
             retention: None,
             cursor_key: None,
+            read_policy: Arc::new(ReadPolicy::new()),
             set: 0,
         }
     }
@@ -181,6 +186,9 @@ impl ActivityConfig {
         }
         if unset(CURSOR_KEY) {
             self.cursor_key = base.cursor_key.clone();
+        }
+        if unset(READ_POLICY) {
+            self.read_policy = Arc::clone(&base.read_policy);
         }
         let mut describers = base.describers.clone();
         describers.extend(self.describers.drain());
@@ -276,6 +284,19 @@ impl ActivityConfig {
         self.cursor_key = Some(Arc::from(key.as_ref()));
         self.set |= CURSOR_KEY;
         self
+    }
+
+    /// Who may read which entries, and how far back (see [`ReadPolicy`]). Once it restricts
+    /// anything, every read must name its [`Reader`](crate::policy::Reader).
+    pub fn with_read_policy(mut self, policy: ReadPolicy) -> Self {
+        self.read_policy = Arc::new(policy);
+        self.set |= READ_POLICY;
+        self
+    }
+
+    /// See [`with_read_policy`](Self::with_read_policy) (default: hides nothing).
+    pub fn read_policy(&self) -> &ReadPolicy {
+        &self.read_policy
     }
 
     /// See [`with_cursor_key`](Self::with_cursor_key).

@@ -30,6 +30,7 @@ pub mod hooks;
 pub mod layer;
 pub mod mute;
 pub mod path;
+pub mod policy;
 pub mod query;
 pub mod store;
 pub mod value;
@@ -47,6 +48,7 @@ pub use hooks::{ActivityHooks, AppendDecision, NoHooks};
 #[cfg(feature = "tower")]
 pub use layer::{ActivityLayer, ActivityService};
 pub use mute::{MuteGuard, Muted, is_muted, mute_scopes, mute_signals, mute_signals_in};
+pub use policy::{ReadPolicy, Reader};
 pub use query::{ActivityQuery, DetailFilter, FilterOp, Order, Page};
 pub use store::{ActivityStore, InMemoryStore};
 pub use value::{ActivityValue, KeyedValue};

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::entry::ActivityEntry;
 use crate::error::ActivityError;
+use crate::policy::Reader;
 
 /// Default page size.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -108,6 +109,10 @@ pub struct ActivityQuery {
     pub limit: Option<usize>,
     /// Opaque cursor from a previous [`Page`].
     pub cursor: Option<String>,
+    /// Who reads: the [`ReadPolicy`](crate::ReadPolicy) of the configuration applies for them.
+    /// Required once a policy is configured ([`Reader::auditor`] for an unrestricted read).
+    /// Set it from the server's session, never from request parameters.
+    pub reader: Option<Reader>,
 }
 
 macro_rules! list_builder {
@@ -233,6 +238,14 @@ impl ActivityQuery {
         self
     }
 
+    /// Read as `reader`: the configured [`ReadPolicy`](crate::ReadPolicy) hides what it
+    /// hides from them, in SQL, so pages and counts hold exactly what they may see.
+    #[must_use]
+    pub fn reader(mut self, reader: Reader) -> Self {
+        self.reader = Some(reader);
+        self
+    }
+
     /// The checked page size.
     pub fn page_size(&self) -> Result<usize, ActivityError> {
         match self.limit.unwrap_or(DEFAULT_PAGE_SIZE) {
@@ -301,6 +314,25 @@ impl ActivityQuery {
                 "a query must name a team or organization, or be explicitly `unscoped()`".into(),
             ))
         }
+    }
+
+    /// Refuse a query that names no [`Reader`] when the configured
+    /// [`ReadPolicy`](crate::ReadPolicy) restricts anything.
+    pub fn check_reader(&self) -> Result<(), ActivityError> {
+        crate::ActivityConfig::with_current(|c| c.read_policy().check_reader(self.reader.as_ref()))
+    }
+
+    /// Whether the query's reader may see `entry` at `now` under the configured
+    /// [`ReadPolicy`](crate::ReadPolicy) (a query without a reader: only while no policy
+    /// restricts anything).
+    pub fn allows(&self, entry: &ActivityEntry, now: DateTime<Utc>) -> bool {
+        crate::ActivityConfig::with_current(|c| {
+            let policy = c.read_policy();
+            match &self.reader {
+                Some(reader) => policy.allows(reader, entry, now),
+                None => policy.is_empty(),
+            }
+        })
     }
 
     /// Whether `entry` passes the column filters (not search, detail filters or cursor):

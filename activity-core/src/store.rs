@@ -75,16 +75,19 @@ impl ActivityStore for InMemoryStore {
     async fn query(&self, query: &ActivityQuery) -> Result<Page, ActivityError> {
         query.check_tenant()?;
         query.check_bounds()?;
+        query.check_reader()?;
         if query.search.is_some() || !query.detail_filters.is_empty() {
             return Err(ActivityError::InvalidQuery(
                 "the in-memory store has no text search or detail filters".into(),
             ));
         }
         let size = query.page_size()?;
+        let now = crate::clock::now();
         let mut rows: Vec<ActivityEntry> = self
             .entries()
             .into_iter()
             .filter(|e| query.matches_columns(e))
+            .filter(|e| query.allows(e, now))
             .collect();
         rows.sort_by_key(|e| (e.created_at, e.id));
         if query.order == Order::Descending {

@@ -40,7 +40,8 @@ pub struct UnsupportedRule {
 
 impl StreamAlerts {
     /// Evaluate `rules` on entries as they come. Rules the database evaluator refuses (no
-    /// tenant and not `unscoped()`, a window not longer than zero) are refused here too, and so
+    /// tenant and not `unscoped()`, no reader under a read policy, a window not longer than
+    /// zero) are refused here too, and so
     /// are rules with text search or detail filters (which need the database's JSON operators):
     /// evaluate those with `AlertEvaluator` on a schedule.
     pub fn new(rules: Vec<AlertRule>) -> Result<Self, UnsupportedRule> {
@@ -48,6 +49,9 @@ impl StreamAlerts {
             let why = if rule.query.check_tenant().is_err() {
                 // As the database evaluator: a rule names its tenant or is explicitly unscoped.
                 Some("no team or organization, and not `unscoped()`")
+            } else if rule.query.check_reader().is_err() {
+                // As every read under a read policy: whose view is counted is explicit.
+                Some("no reader, and a read policy is configured (Reader::auditor() counts all)")
             } else if rule.query.search.is_some() {
                 Some("text search")
             } else if !rule.query.detail_filters.is_empty() {
@@ -85,7 +89,9 @@ impl StreamAlerts {
             // The window, not the query's own range, bounds what counts.
             query.from = None;
             query.to = None;
-            if !query.matches_columns(entry) {
+            // The read policy for the rule's reader, as the database evaluator applies it.
+            if !query.matches_columns(entry) || !query.allows(entry, activity_seaorm::clock::now())
+            {
                 continue;
             }
             let group = match rule.group {

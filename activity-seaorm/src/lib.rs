@@ -13,7 +13,7 @@
 //! | [`outbox`] | the relay's side of the outbox (claim, complete) |
 //! | [`checked`] | checked mode: writes that bypassed the log |
 //! | [`config`] | [`ActivityConfig`] and what it holds (hooks, clock, failure policy) |
-//! | [`context`], [`entry`], [`feed`], [`query`], [`diff`](mod@diff), [`mute`], [`value`], … | the ORM-free core (`activity-core`); `feed::FeedEntry` is what people read |
+//! | [`context`], [`entry`], [`feed`], [`query`], [`policy`], [`diff`](mod@diff), [`mute`], [`value`], … | the ORM-free core (`activity-core`); `feed::FeedEntry` is what people read |
 //!
 //! The root holds the names a tour of the library uses; [`prelude`] the ones an application
 //! file needs.
@@ -40,8 +40,8 @@ pub use activity_core::actix;
 #[cfg(feature = "tower")]
 pub use activity_core::layer;
 pub use activity_core::{
-    actor, audited, clock, context, describe, diff, entry, error, feed, mute, path, query, store,
-    value,
+    actor, audited, clock, context, describe, diff, entry, error, feed, mute, path, policy, query,
+    store, value,
 };
 
 #[cfg(feature = "tower")]
@@ -49,8 +49,8 @@ pub use activity_core::ActivityLayer;
 #[cfg(feature = "actix")]
 pub use activity_core::ActivityMiddleware;
 pub use activity_core::{
-    ActivityContext, ActivityEntry, ActivityQuery, Actor, ModelActivity, mute_scopes, mute_signals,
-    mute_signals_in,
+    ActivityContext, ActivityEntry, ActivityQuery, Actor, ModelActivity, ReadPolicy, Reader,
+    mute_scopes, mute_signals, mute_signals_in,
 };
 pub use config::{ActivityConfig, FailurePolicy, Tenancy, init};
 pub use errors::Error;

@@ -26,8 +26,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use activity_seaorm::feed::{FeedEntry, Reveal};
+use activity_seaorm::policy::VisibilityRule;
 use activity_seaorm::prelude::*;
 use activity_seaorm::{ActivityLayer, Error as LogError, log_activity, transaction};
+use activity_seaorm::{ReadPolicy, Reader};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -274,6 +276,22 @@ impl Caller {
     /// The tenant the request may see and change.
     pub fn team_id(&self) -> i64 {
         self.user.team_id
+    }
+
+    /// Who reads the log: support staff see what the read policy keeps for staff; a team admin
+    /// also sees the request origin (IP address, browser) and impersonators of the team's
+    /// entries; everyone else reads as a member. While impersonating, a support agent reads as
+    /// the user they act as.
+    pub fn reader(&self) -> Reader {
+        let user = &self.user;
+        let reader = if self.impersonator.is_none() && user.has_role(Role::Support) {
+            Reader::staff(user.id.as_str())
+        } else if user.has_role(Role::Admin) {
+            Reader::member(user.id.as_str()).with_reveal(Reveal::everything())
+        } else {
+            Reader::member(user.id.as_str())
+        };
+        reader.in_team(self.team_id().to_string())
     }
 
     /// Whether the caller may switch the activity log off for a request. Never while
@@ -655,10 +673,27 @@ pub struct ActivityParams {
     ascending: bool,
 }
 
-/// The caller's team's log, filtered by `params`: the tenant comes from the caller, never from
-/// the request.
+/// The service's read policy: the reference rules. Impersonated logins and changes to user
+/// accounts are for staff (and the account's own user); the entries stay for auditors.
+pub fn read_policy() -> ReadPolicy {
+    ReadPolicy::new()
+        .hide(
+            VisibilityRule::new("impersonated-logins")
+                .scopes(["Session"])
+                .activities(["logged_in"])
+                .when_impersonated(),
+        )
+        .hide(
+            VisibilityRule::new("user-accounts")
+                .scopes(["User"])
+                .visible_to_subject(),
+        )
+}
+
+/// The caller's team's log, filtered by `params`, as the caller may read it: the tenant and
+/// the reader come from the caller, never from the request.
 fn query_for(caller: &Caller, params: ActivityParams) -> ActivityQuery {
-    let mut q = ActivityQuery::for_team(caller.team_id().to_string());
+    let mut q = ActivityQuery::for_team(caller.team_id().to_string()).reader(caller.reader());
     if let Some(scope) = params.scope {
         q = q.scope(scope);
     }
@@ -689,18 +724,10 @@ async fn activity(
     Query(params): Query<ActivityParams>,
 ) -> Result<Json<Value>, ApiError> {
     let page = load_activity(&db, &query_for(&caller, params)).await?;
-    // People read the feed: a colleague's IP address, browser and impersonator are for
-    // auditors (admins) only.
-    let reveal = if caller.user.has_role(Role::Admin) {
-        Reveal::everything()
-    } else {
-        Reveal::nothing()
-    };
-    let results: Vec<FeedEntry> = page
-        .results
-        .iter()
-        .map(|e| FeedEntry::new(e, reveal))
-        .collect();
+    // People read the feed: a colleague's IP address, browser and impersonator only where
+    // the caller's role reveals them.
+    let reader = caller.reader();
+    let results: Vec<FeedEntry> = page.results.iter().map(|e| reader.view(e)).collect();
     Ok(Json(
         json!({ "results": results, "next_cursor": page.next_cursor }),
     ))

@@ -48,6 +48,11 @@ async fn start() -> Server {
 }
 
 async fn start_with(trusted_proxies: TrustedProxies) -> Server {
+    // As `axum_service` starts: with the service's read policy (the server's tasks take the
+    // process-wide configuration).
+    let _ = activity_seaorm::init(
+        activity_seaorm::ActivityConfig::new().with_read_policy(service::read_policy()),
+    );
     let path = std::env::temp_dir().join(format!("activity-axum-test-{}.db", uuid_like()));
     let db = sea_orm::Database::connect(format!("sqlite://{}?mode=rwc", path.display()))
         .await
@@ -616,4 +621,80 @@ async fn another_teams_rows_and_log_are_invisible() {
         feed7.contains("team-7-flag") && !feed7.contains("team-8"),
         "{feed7}"
     );
+}
+
+/// The service's read policy over HTTP: an impersonated login and a change to bob's account are
+/// in team 7's log, and the feed shows each member exactly what the policy lets them see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_follows_the_read_policy() {
+    use activity_seaorm::{ActivityContext, ActivityEntry, Actor, log_activity};
+    let s = start().await;
+    s.create_flag("t-alice", "visible").await;
+    let team7 = |mut e: ActivityEntry| {
+        e.team_id = Some("7".into());
+        e
+    };
+    let agent = ActivityContext::impersonating(Actor::new("1"), Actor::new("staff-9"))
+        .with_ip("203.0.113.9");
+    let login = team7(ActivityEntry::new("Session", "logged_in").with_context(&agent));
+    let own_login = team7(
+        ActivityEntry::new("Session", "logged_in")
+            .with_context(&ActivityContext::for_user(Actor::new("1")).with_ip("198.51.100.4")),
+    );
+    let account = team7(
+        ActivityEntry::new("User", "updated")
+            .with_item_id("2")
+            .with_context(&ActivityContext::for_user(Actor::new("5"))),
+    );
+    for e in [login, own_login, account] {
+        log_activity(&s.db, e).await.unwrap();
+    }
+    let seen = |page: &Value| -> Vec<String> {
+        let mut v: Vec<String> = results(page)
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}.{}",
+                    e["scope"].as_str().unwrap(),
+                    e["activity"].as_str().unwrap()
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // alice: her own plain login and the flag; not the impersonated login, not bob's account.
+    let (status, page) = s.activity_as("t-alice", "limit=1000").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(seen(&page), ["FeatureFlag.created", "Session.logged_in"]);
+    // bob: his own account's change too.
+    let (_, page) = s.activity_as("t-bob", "limit=1000").await;
+    assert_eq!(
+        seen(&page),
+        ["FeatureFlag.created", "Session.logged_in", "User.updated"]
+    );
+    // Pages of one never skip or repeat across the hidden rows.
+    let mut ids = Vec::new();
+    let mut query = "limit=1".to_owned();
+    loop {
+        let (_, page) = s.activity_as("t-bob", &query).await;
+        ids.extend(results(&page).iter().map(|e| e["id"].clone()));
+        match page["next_cursor"].as_str() {
+            Some(c) => query = format!("limit=1&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    // root, a team admin, reads as a member (the rules apply) but sees request origins.
+    let (_, page) = s.activity_as("t-root", "limit=1000&scope=Session").await;
+    assert_eq!(seen(&page), ["Session.logged_in"]);
+    assert_eq!(results(&page)[0]["ip_address"], json!("198.51.100.4"));
+    // The rows are all there for auditors.
+    let all = activity_seaorm::load_activity(
+        &s.db,
+        &activity_seaorm::ActivityQuery::for_team("7").reader(activity_seaorm::Reader::auditor()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(all.results.len(), 4);
 }

@@ -173,6 +173,24 @@ async fn work(db: &sea_orm::DatabaseConnection, i: usize, begun: &AtomicBool) ->
     .await
 }
 
+/// `(open, idle)` connections of a test pool.
+fn pool_usage(db: &sea_orm::DatabaseConnection) -> (u32, usize) {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::MySql => {
+            let pool = db.get_mysql_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        sea_orm::DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+    }
+}
+
 /// Poll `fut` until it has returned `Pending` `polls` times after `begun` was set, then drop it:
 /// a cancellation at an arbitrary `.await` inside the transaction (never inside BEGIN, where
 /// sqlx 0.9.0 has a known bug, pinned in the reliability suite).
@@ -205,12 +223,18 @@ async fn cancellation_never_loses_or_mixes_entries(t: &TestDb) {
     // A cancelled transaction's ROLLBACK is only sent when sqlx next uses its connection, and
     // until then it holds its locks: a later transaction may fail on a lock-wait timeout (seen
     // on MariaDB, ~1 run in 10). Such a failure must roll back cleanly, which is checked too.
-    let db = Arc::new(t.another_pool(8).await);
     let mut rng = fastrand::Rng::with_seed(0x5eed);
     let rounds = 12;
     let width = 6;
     let mut outcomes = Vec::new();
+    let mut kept = 0;
     for round in 0..rounds {
+        // A pool per round: sqlx (0.9.0 and 0.9.1, raw sqlx as well as SeaORM) sometimes keeps
+        // a connection checked out forever after a transaction's future was dropped mid-query
+        // (about one in 70 cancellations on MariaDB; see RELIABILITY.md). Sharing one pool,
+        // the rounds after a few such leaks starved on the acquire timeout (seen in CI: 49 of
+        // 72 transactions failed).
+        let db = Arc::new(t.another_pool(8).await);
         let mut tasks = Vec::new();
         for k in 0..width {
             let i = round * width + k;
@@ -227,16 +251,33 @@ async fn cancellation_never_loses_or_mixes_entries(t: &TestDb) {
             tasks.push(tokio::spawn(async move {
                 let begun = AtomicBool::new(false);
                 let out = cancel_after(work(&db, i, &begun), &begun, polls).await;
-                (i, polls, out.map(|r| r.is_ok()))
+                (i, polls, out.map(|r| r.map_err(|e| e.to_string())))
             }));
         }
         for task in tasks {
             outcomes.push(task.await.unwrap());
         }
+        // Give the pool a moment to take back what the cancelled transactions released.
+        let back = async {
+            loop {
+                let (size, idle) = pool_usage(&db);
+                if idle as u32 == size {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(2), back)
+            .await
+            .is_err()
+        {
+            let (size, idle) = pool_usage(&db);
+            kept += size as usize - idle;
+        }
     }
-    drop(db);
     let entries = t.entries().await;
     let mut committed = 0;
+    let mut errors = std::collections::BTreeMap::<String, usize>::new();
     let mut cancelled = 0;
     let mut failed = 0;
     for (i, polls, out) in outcomes {
@@ -250,9 +291,10 @@ async fn cancellation_never_loses_or_mixes_entries(t: &TestDb) {
             .is_some();
         match out {
             None => cancelled += 1,
-            Some(true) => assert!(exists, "transaction {i} returned Ok but its row is missing"),
-            Some(false) => {
+            Some(Ok(())) => assert!(exists, "transaction {i} returned Ok but its row is missing"),
+            Some(Err(ref e)) => {
                 failed += 1;
+                *errors.entry(e.clone()).or_default() += 1;
                 assert!(
                     !exists,
                     "transaction {i} returned Err but its row committed"
@@ -308,7 +350,7 @@ async fn cancellation_never_loses_or_mixes_entries(t: &TestDb) {
         "no entry outside the transactions"
     );
     eprintln!(
-        "{:?}: {} transactions, {committed} committed, {cancelled} cancelled, {failed} failed, {} entries checked",
+        "{:?}: {} transactions, {committed} committed, {cancelled} cancelled, {failed} failed, {} entries checked, {kept} connections kept by the pool",
         t.backend,
         rounds * width,
         entries.len()
@@ -316,7 +358,7 @@ async fn cancellation_never_loses_or_mixes_entries(t: &TestDb) {
     assert!(cancelled > 0 && committed > 0, "both outcomes exercised");
     assert!(
         failed * 10 <= rounds * width,
-        "{failed} transactions failed"
+        "{failed} transactions failed: {errors:#?}"
     );
 }
 

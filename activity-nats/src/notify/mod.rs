@@ -71,9 +71,8 @@ pub struct Notification {
     pub id: String,
     /// Who receives it.
     pub recipient: String,
-    /// What happened.
-    /// What happened, as a person may read it ([`FeedEntry`]: no IP address, user agent or
-    /// impersonator; a notification goes to people, never to auditors).
+    /// What happened, as the recipient may read it ([`FeedEntry`], the fields their
+    /// [`Audience::reader`] reveals: by default no IP address, user agent or impersonator).
     pub entry: Arc<FeedEntry>,
 }
 
@@ -265,7 +264,7 @@ pub async fn handle<C: ConnectionTrait, A: Audience, Ch: Channel>(
     entry: ActivityEntry,
 ) -> Result<usize, Error> {
     use activity_notification_delivery::{Column, Entity};
-    let recipients = router.recipients(db, &entry).await?;
+    let recipients = router.readers(db, &entry).await?;
     if recipients.is_empty() {
         return Ok(0);
     }
@@ -276,14 +275,19 @@ pub async fn handle<C: ConnectionTrait, A: Audience, Ch: Channel>(
         .into_iter()
         .map(|row| row.recipient)
         .collect();
-    let entry = Arc::new(FeedEntry::from(&entry));
     let now = chrono::Utc::now();
     let mut marks = Vec::new();
-    for recipient in recipients.into_iter().filter(|r| !done.contains(r)) {
+    for reader in recipients {
+        let Some(recipient) = reader.user.clone() else {
+            continue;
+        };
+        if done.contains(&recipient) {
+            continue;
+        }
         let notification = Notification {
             id: format!("{}:{recipient}", entry.id),
             recipient,
-            entry: Arc::clone(&entry),
+            entry: Arc::new(reader.view(&entry)),
         };
         if let Err(e) = channel.deliver(&notification).await {
             // Keep what was delivered; the rest is retried with the message.

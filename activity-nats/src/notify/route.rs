@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use activity_seaorm::ActivityEntry;
+use activity_seaorm::{ActivityEntry, Reader};
 use async_trait::async_trait;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
 
@@ -88,6 +88,15 @@ pub trait Audience: Send + Sync {
         entry: &ActivityEntry,
         visibility: Visibility,
     ) -> Result<bool, BoxError>;
+
+    /// Who `user_id` is as a reader of `entry`: the configured
+    /// [`ReadPolicy`](activity_seaorm::ReadPolicy) hides from them what it hides from that
+    /// reader, and the notification carries the fields their role may see. The default is a
+    /// member (every rule applies, no request origin): override it to tell staff apart.
+    async fn reader(&self, user_id: &str, entry: &ActivityEntry) -> Result<Reader, BoxError> {
+        let _ = entry;
+        Ok(Reader::member(user_id))
+    }
 }
 
 /// Computes recipients.
@@ -117,6 +126,48 @@ impl<A: Audience> Router<A> {
 
     /// The users to notify of `entry`, sorted.
     pub async fn recipients<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        entry: &ActivityEntry,
+    ) -> Result<Vec<String>, Error> {
+        Ok(self
+            .readers(db, entry)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.user)
+            .collect())
+    }
+
+    /// The users to notify of `entry`, sorted, each as the [`Reader`] the application says
+    /// they are ([`Audience::reader`]): whoever the configured read policy hides `entry` from
+    /// is not among them.
+    pub async fn readers<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        entry: &ActivityEntry,
+    ) -> Result<Vec<Reader>, Error> {
+        let visible = self.watchers(db, entry).await?;
+        let now = activity_seaorm::clock::now();
+        let mut readers = Vec::with_capacity(visible.len());
+        for user in visible {
+            let mut reader = self
+                .audience
+                .reader(&user, entry)
+                .await
+                .map_err(Error::Audience)?;
+            // The notification goes to `user`, whatever the application's reader says.
+            reader.user = Some(user);
+            if activity_seaorm::ActivityConfig::with_current(|c| {
+                c.read_policy().allows(&reader, entry, now)
+            }) {
+                readers.push(reader);
+            }
+        }
+        Ok(readers)
+    }
+
+    /// Watchers who may see the item and want the entry, before the read policy.
+    async fn watchers<C: ConnectionTrait>(
         &self,
         db: &C,
         entry: &ActivityEntry,

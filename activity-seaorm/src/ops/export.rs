@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use activity_core::feed::{FeedEntry, Reveal};
 use activity_core::query::MAX_PAGE_SIZE;
 use activity_core::{ActivityEntry, ActivityQuery};
 use sea_orm::ConnectionTrait;
@@ -12,7 +13,9 @@ use crate::read::load_activity;
 /// The CSV columns, in order: `id, created_at, organization_id, team_id, user_id, user_name,
 /// impersonated_by, was_impersonated, is_system, scope, item_id, activity, detail, request_id,
 /// correlation_id, ip_address, user_agent, client`. `created_at` is RFC 3339 (UTC), `detail`
-/// is its JSON text, booleans are `true`/`false`, NULL is empty.
+/// is its JSON text, booleans are `true`/`false`, NULL is empty. Fields the query's
+/// [`Reader`](activity_core::Reader) may not see (request origin, impersonation; see
+/// [`Reveal`]) are empty too.
 ///
 /// Cells are neutralized against spreadsheet formula injection (see [`export_csv`]): a cell
 /// that starts with `=`, `+`, `-`, `@`, tab or carriage return gets a `'` in front.
@@ -54,8 +57,10 @@ pub async fn export_csv<C: ConnectionTrait, W: Write>(
 ) -> Result<u64, Error> {
     let mut csv = csv::Writer::from_writer(out);
     csv.write_record(CSV_COLUMNS)?;
+    let reveal = reveal(query);
     let count = for_each_page(db, query, |entries| {
         for e in entries {
+            let e = &FeedEntry::new(e, reveal);
             let detail = serde_json::to_string(&e.detail)?;
             let opt = |v: &Option<String>| v.clone().unwrap_or_default();
             csv.write_record(
@@ -68,7 +73,9 @@ pub async fn export_csv<C: ConnectionTrait, W: Write>(
                     opt(&e.user_id),
                     opt(&e.user_name),
                     opt(&e.impersonated_by),
-                    e.was_impersonated.to_string(),
+                    e.was_impersonated
+                        .map(|w| w.to_string())
+                        .unwrap_or_default(),
                     e.is_system.to_string(),
                     e.scope.clone(),
                     opt(&e.item_id),
@@ -109,14 +116,23 @@ fn neutralize(cell: String) -> String {
 
 /// Stream every entry matching `query` to `out` as JSON lines: one [`ActivityEntry`] per line,
 /// in its serde shape, exactly as stored (no formula neutralization). Returns the row count.
+///
+/// For a [`Reader`](activity_core::Reader) who may not see every field, each line is the
+/// entry as they may read it ([`FeedEntry`]: the same keys, the hidden ones left out rather
+/// than written as `null` or `false`).
 pub async fn export_jsonl<C: ConnectionTrait, W: Write>(
     db: &C,
     query: &ActivityQuery,
     mut out: W,
 ) -> Result<u64, Error> {
+    let reveal = reveal(query);
     let count = for_each_page(db, query, |entries| {
         for e in entries {
-            serde_json::to_writer(&mut out, e)?;
+            if reveal == Reveal::everything() {
+                serde_json::to_writer(&mut out, e)?;
+            } else {
+                serde_json::to_writer(&mut out, &FeedEntry::new(e, reveal))?;
+            }
             out.write_all(b"\n")?;
         }
         Ok(())
@@ -124,6 +140,15 @@ pub async fn export_jsonl<C: ConnectionTrait, W: Write>(
     .await?;
     out.flush()?;
     Ok(count)
+}
+
+/// What the query's reader may see of an entry's origin (everything without a reader, which
+/// only a configuration without a read policy allows).
+fn reveal(query: &ActivityQuery) -> Reveal {
+    query
+        .reader
+        .as_ref()
+        .map_or(Reveal::everything(), |r| r.reveal)
 }
 
 async fn for_each_page<C: ConnectionTrait>(

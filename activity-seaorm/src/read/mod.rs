@@ -3,12 +3,13 @@
 //! as a parameter.
 //!
 //! One step per module: `query` builds the WHERE clause from the column filters and the
-//! free-text search, `filters` the detail-path filters (one dialect per backend), `search`
+//! free-text search and the read policy (`policy`), `filters` the detail-path filters (one dialect per backend), `search`
 //! the case-insensitive text patterns both use, `cursor` the keyset bound and the opaque
 //! cursor, and `sql` the small parameterized-SQL builder they share.
 
 mod cursor;
 mod filters;
+mod policy;
 mod query;
 mod search;
 mod sql;

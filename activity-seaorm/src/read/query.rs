@@ -11,8 +11,17 @@ use crate::errors::Error;
 use crate::schema::table::activity_log::Column;
 
 /// The WHERE clause of `query` (without the cursor).
+///
+/// The configured [`ReadPolicy`](activity_core::ReadPolicy) is part of it, for the query's
+/// reader: every SQL read path goes through here, so none can forget it.
 pub(crate) fn conditions(query: &ActivityQuery, backend: DbBackend) -> Result<Condition, Error> {
     let mut c = Condition::all();
+    let now = activity_core::clock::now();
+    if let Some(visible) = activity_core::ActivityConfig::with_current(|config| {
+        super::policy::visible(config.read_policy(), query, now)
+    })? {
+        c = c.add(visible);
+    }
     if let Some(org) = &query.organization_id {
         reject_nul(org)?;
         c = c.add(Column::OrganizationId.eq(org.as_str()));

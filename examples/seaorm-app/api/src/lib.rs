@@ -29,8 +29,11 @@
 //! server-sent-events stream and a subscription API.
 
 use activity_seaorm::feed::FeedEntry;
+use activity_seaorm::policy::VisibilityRule;
 use activity_seaorm::prelude::*;
-use activity_seaorm::{ActivityLayer, Error as LogError, transaction_with_options};
+use activity_seaorm::{
+    ActivityLayer, Error as LogError, ReadPolicy, Reader, transaction_with_options,
+};
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -555,10 +558,36 @@ pub struct ActivityParams {
     ascending: bool,
 }
 
-/// The user's organization's log, filtered by `params`: the tenant comes from the user, never
-/// from the request.
+/// The application's read policy (installed by `main` with `ActivityConfig::with_read_policy`):
+/// impersonated logins and changes to user accounts are staff-only (an account's own user
+/// sees its changes).
+pub fn read_policy() -> ReadPolicy {
+    ReadPolicy::new()
+        .hide(
+            VisibilityRule::new("impersonated-logins")
+                .scopes(["Session"])
+                .activities(["logged_in"])
+                .when_impersonated(),
+        )
+        .hide(
+            VisibilityRule::new("user-accounts")
+                .scopes(["User"])
+                .visible_to_subject(),
+        )
+}
+
+impl CurrentUser {
+    /// The user as a reader of the log: a member of their organization (this application has
+    /// no staff role).
+    pub fn reader(&self) -> Reader {
+        Reader::member(self.id.to_string()).in_organization(self.organization_id.to_string())
+    }
+}
+
+/// The user's organization's log, filtered by `params`, as the user may read it: the tenant
+/// and the reader come from the user, never from the request.
 fn query_for(me: &CurrentUser, params: ActivityParams) -> ActivityQuery {
-    let mut q = ActivityQuery::for_organization(me.organization_id.to_string());
+    let mut q = ActivityQuery::for_organization(me.organization_id.to_string()).reader(me.reader());
     if let Some(scope) = params.scope {
         q = q.scope(scope);
     }
@@ -588,7 +617,8 @@ async fn activity(
     Query(params): Query<ActivityParams>,
 ) -> Result<Json<Value>, ApiError> {
     let page = load_activity(&db, &query_for(&me, params)).await?;
-    let results: Vec<FeedEntry> = page.results.iter().map(FeedEntry::from).collect();
+    let reader = me.reader();
+    let results: Vec<FeedEntry> = page.results.iter().map(|e| reader.view(e)).collect();
     Ok(Json(
         json!({ "results": results, "next_cursor": page.next_cursor }),
     ))

@@ -28,7 +28,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     // With NATS, committed entries also go to the outbox, for the relay and the notifier.
     let nats_url = std::env::var("NATS_URL").ok();
-    activity_seaorm::init(activity_seaorm::ActivityConfig::new().with_outbox(nats_url.is_some()))?;
+    activity_seaorm::init(
+        activity_seaorm::ActivityConfig::new()
+            .with_outbox(nats_url.is_some())
+            .with_read_policy(seaorm_app_api::read_policy()),
+    )?;
     let mut db = sea_orm::Database::connect(seaorm_app_api::connect_options(&url)).await?;
     Migrator::up(&db, None).await?;
     checker.install(&mut db);

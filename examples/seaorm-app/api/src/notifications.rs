@@ -22,7 +22,7 @@ use activity_nats::notify::{
     Router, Visibility,
 };
 use activity_nats::{Relay, RelayConfig};
-use activity_seaorm::ActivityEntry;
+use activity_seaorm::{ActivityEntry, Reader};
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
@@ -117,6 +117,16 @@ impl Audience for OrgMembers {
         };
         let member = user::Entity::find_by_id(id).one(&self.0).await?;
         Ok(member.is_some_and(|u| Some(u.organization_id.to_string()) == entry.organization_id))
+    }
+
+    /// Watchers read as members of the entry's organization: the read policy hides from the
+    /// notification what it hides from the feed.
+    async fn reader(&self, user_id: &str, entry: &ActivityEntry) -> Result<Reader, BoxError> {
+        let reader = Reader::member(user_id);
+        Ok(match &entry.organization_id {
+            Some(org) => reader.in_organization(org.as_str()),
+            None => reader,
+        })
     }
 }
 

@@ -98,8 +98,12 @@ async fn the_watcher_sees_the_change_live_and_the_actor_does_not() {
     let nats_url = std::env::var("ACTIVITY_TEST_NATS_URL")
         .expect("ACTIVITY_TEST_NATS_URL is not set: this test needs NATS");
     let _ = rustls::crypto::ring::default_provider().install_default();
-    activity_seaorm::init(activity_seaorm::ActivityConfig::new().with_outbox(true))
-        .expect("the only configuration of this test binary");
+    activity_seaorm::init(
+        activity_seaorm::ActivityConfig::new()
+            .with_outbox(true)
+            .with_read_policy(seaorm_app_api::read_policy()),
+    )
+    .expect("the only configuration of this test binary");
     let path = std::env::temp_dir().join(format!("browser_{}.db", uuid::Uuid::now_v7().simple()));
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let db = sea_orm::Database::connect(seaorm_app_api::connect_options(&url))
