@@ -1,6 +1,7 @@
 //! The read-path benchmark: `load_activity` on a 1,000,000-row `activity_log` in PostgreSQL
 //! (the target: a page of 100 for one item < 5 ms, and page 1000 as fast as page 1), the team
-//! feed, streaming export memory, and storage per row.
+//! feed, the same pages for a member under a read policy of three rules, streaming export
+//! memory, and storage per row.
 //!
 //! ```sh
 //! BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
@@ -17,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use activity_seaorm::ops::export::export_csv;
+use activity_seaorm::policy::{EntryCondition, VisibilityRule};
 use activity_seaorm::query::Page;
-use activity_seaorm::{ActivityQuery, load_activity};
+use activity_seaorm::{ActivityConfig, ActivityQuery, ReadPolicy, Reader, load_activity};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -181,6 +183,35 @@ async fn run(
     )
     .await?;
 
+    // -- the same reads under a read policy of three rules, for a member ------------------
+    // Rules that hide rows of this data set: impersonated entries (about 1%), one scope's
+    // entries but for the item's own user, and system entries (5%) but for their actor.
+    let policy = ReadPolicy::new()
+        .hide(VisibilityRule::new("impersonated").when_impersonated())
+        .hide(
+            VisibilityRule::new("accounts")
+                .scopes(["Scope1"])
+                .visible_to_subject(),
+        )
+        .hide(
+            VisibilityRule::new("system")
+                .when(EntryCondition::IsSystem(true))
+                .hidden_from_staff()
+                .visible_to_actor(),
+        );
+    let member = Reader::member("user-1").in_team(HOT_TEAM);
+    let config = ActivityConfig::new().with_read_policy(policy);
+    let (p_item, p_item_stmt, p_feed, p_hot) = ActivityConfig::scope(config, async {
+        let (p_item, p_item_stmt) =
+            timed(db, captured, &item.clone().reader(member.clone()), reps).await?;
+        let (p_feed, _) =
+            timed(db, captured, &typical.clone().reader(member.clone()), reps).await?;
+        let (p_hot, _) =
+            timed(db, captured, &hot_team.clone().reader(member.clone()), reps).await?;
+        Ok::<_, Box<dyn Error>>((p_item, p_item_stmt, p_feed, p_hot))
+    })
+    .await?;
+
     println!("\nload_activity, page of {PAGE}, client-side wall time (ms):");
     println!(
         "{:<44} {:>8} {:>8} {:>8} {:>8}",
@@ -203,6 +234,18 @@ async fn run(
         (
             format!("team feed page 1 ({HOT_TEAM}, hot team)"),
             &hot_feed,
+        ),
+        (
+            "read policy, 3 rules, member: item page 1".to_owned(),
+            &p_item,
+        ),
+        (
+            format!("read policy: team feed page 1 ({TYPICAL_TEAM})"),
+            &p_feed,
+        ),
+        (
+            format!("read policy: team feed page 1 ({HOT_TEAM})"),
+            &p_hot,
         ),
     ] {
         println!(
@@ -239,6 +282,7 @@ async fn run(
         ("item history page 1", &page1_stmt),
         ("item history page 1000", &deep_stmt),
         ("team feed page 1", &feed_stmt),
+        ("item history page 1, read policy", &p_item_stmt),
     ] {
         println!("{label}: {}", explain_summary(db, stmt).await?);
     }
