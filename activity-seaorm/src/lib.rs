@@ -64,6 +64,7 @@ pub use write::track::{Tracked, track};
 
 /// Everything an application file needs: `use activity_seaorm::prelude::*;`.
 pub mod prelude {
+    pub use crate::bulk::ExecLogged;
     #[cfg(feature = "read")]
     pub use crate::load_activity;
     pub use crate::{

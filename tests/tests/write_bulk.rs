@@ -471,7 +471,124 @@ async fn a_summary_of_nothing_is_no_entry(t: &TestDb) {
     assert!(t.entries().await.is_empty());
 }
 
+/// SeaORM's own statements, `exec_logged` instead of `exec`: the filter, values and rows the
+/// statement holds are what the logged bulk writes receive, and what they cannot log is refused
+/// before anything is written.
+async fn seaorm_shaped_bulk_writes_log_like_the_bulk_functions(t: &TestDb) {
+    use activity_seaorm::bulk::ExecLogged;
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    seed(t, 20, 7).await;
+    seed(t, 5, 8).await;
+    let counts = ActivityContext::scope(alice(), async {
+        transaction(&t.db, |txn| {
+            async move {
+                let updated = feature_flag::Entity::update_many()
+                    .set(feature_flag::ActiveModel {
+                        active: Set(true),
+                        description: Set(Some("it's $1 \"quoted\"".into())),
+                        ..Default::default()
+                    })
+                    .filter(feature_flag::Column::TeamId.eq(7))
+                    .filter(feature_flag::Column::Key.is_in(["bulk-1", "bulk-2", "bulk-3"]))
+                    .exec_logged(txn, BulkMode::PerRow)
+                    .await?;
+                let deleted = feature_flag::Entity::delete_many()
+                    .filter(feature_flag::Column::TeamId.eq(8))
+                    .filter(feature_flag::Column::Key.ne("bulk-0"))
+                    .exec_logged(txn, BulkMode::PerRow)
+                    .await?;
+                let inserted = feature_flag::Entity::insert_many([flag(100, 7), flag(101, 7)])
+                    .exec_logged(txn, BulkMode::PerRow)
+                    .await?;
+                Ok::<_, DbErr>((updated, deleted, inserted))
+            }
+            .scope_boxed()
+        })
+        .await
+    })
+    .await
+    .unwrap();
+    assert_eq!(counts, (3, 4, 2));
+    let entries = t.entries().await;
+    let mut seen: Vec<(String, String, String)> = entries
+        .iter()
+        .map(|e| {
+            assert_eq!(e.user_id.as_deref(), Some("u-alice"));
+            (
+                e.activity.clone(),
+                e.detail.name.clone().unwrap_or_default(),
+                e.team_id.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let want: Vec<(String, String, String)> = [
+        ("created", "bulk-100", "7"),
+        ("created", "bulk-101", "7"),
+        ("deleted", "bulk-1", "8"),
+        ("deleted", "bulk-2", "8"),
+        ("deleted", "bulk-3", "8"),
+        ("deleted", "bulk-4", "8"),
+        ("updated", "bulk-1", "7"),
+        ("updated", "bulk-2", "7"),
+        ("updated", "bulk-3", "7"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(seen, want);
+    let update = entries.iter().find(|e| e.activity == "updated").unwrap();
+    assert_eq!(
+        update
+            .detail
+            .changes
+            .iter()
+            .map(|c| (c.field.as_deref(), c.after.clone()))
+            .collect::<Vec<_>>(),
+        [
+            (Some("enabled"), json!(true)),
+            (Some("description"), json!("it's $1 \"quoted\""))
+        ]
+    );
+    // The rows are what the statements said: team 8's bulk-1 untouched by team 7's update.
+    let active: Vec<(i64, String)> = feature_flag::Entity::find()
+        .filter(feature_flag::Column::Active.eq(true))
+        .all(&t.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.team_id, f.key))
+        .collect();
+    assert_eq!(active.len(), 3);
+    assert!(active.iter().all(|(team, _)| *team == 7));
+
+    // A SET to an expression has no value to log: refused, nothing written.
+    let err = ActivityContext::scope(
+        alice(),
+        feature_flag::Entity::update_many()
+            .col_expr(
+                feature_flag::Column::CachedCount,
+                Expr::col(feature_flag::Column::CachedCount).add(1),
+            )
+            .filter(feature_flag::Column::TeamId.eq(7))
+            .exec_logged(&t.db, BulkMode::PerRow),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("expression"), "{err}");
+    assert_eq!(
+        feature_flag::Entity::find()
+            .filter(feature_flag::Column::CachedCount.ne(0))
+            .count(&t.db)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(t.entries().await.len(), 9);
+}
+
 backend_tests!(
+    seaorm_shaped_bulk_writes_log_like_the_bulk_functions,
     a_summary_of_nothing_is_no_entry,
     a_bulk_settles_earlier_unconfirmed_updates_first,
     overlapping_per_row_jobs,

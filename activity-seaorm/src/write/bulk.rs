@@ -1,5 +1,6 @@
 //! Logged equivalents of `Entity::update_many`, `delete_many` and `insert_many`, which run no
-//! SeaORM hooks.
+//! SeaORM hooks: the functions below, or [`ExecLogged::exec_logged`] on SeaORM's own
+//! statements (`Entity::update_many().set(..).filter(..).exec_logged(&db, mode)`).
 //!
 //! - [`BulkMode::PerRow`]: one entry per affected row, with the current actor. Updates and deletes
 //!   work in batches of [`PER_ROW_BATCH`] rows: each batch is read and locked in primary-key
@@ -569,4 +570,217 @@ where
             entry
         })
         .collect()
+}
+
+/// `exec_logged(&db, mode)` on SeaORM's own bulk statements: the logged twin of `exec`, for
+/// code written the SeaORM way.
+///
+/// ```ignore
+/// use activity_seaorm::bulk::{BulkMode, ExecLogged};
+/// feature_flag::Entity::update_many()
+///     .set(feature_flag::ActiveModel { active: Set(false), ..Default::default() })
+///     .filter(feature_flag::Column::TeamId.eq(7))
+///     .exec_logged(&txn, BulkMode::PerRow)
+///     .await?;
+/// feature_flag::Entity::delete_many()
+///     .filter(feature_flag::Column::Active.eq(false))
+///     .exec_logged(&txn, BulkMode::Summary)
+///     .await?;
+/// feature_flag::Entity::insert_many(models).exec_logged(&txn, BulkMode::PerRow).await?;
+/// ```
+///
+/// Each runs [`update_many`], [`delete_many`] or [`insert_many`] with the statement's filter,
+/// values or rows, so it logs exactly as they do and returns the rows written. What those
+/// cannot log is refused before anything is written, with an error saying why: a SET to an
+/// expression (`counter + 1`: the entry's `after` would be a guess), and clauses beyond a
+/// filter (ORDER BY, LIMIT, RETURNING, ON CONFLICT).
+pub trait ExecLogged {
+    /// Run the statement and log it (see [`ExecLogged`]).
+    fn exec_logged<C: ConnectionTrait>(
+        self,
+        db: &C,
+        mode: BulkMode,
+    ) -> impl std::future::Future<Output = Result<u64, DbErr>> + Send;
+}
+
+impl<E> ExecLogged for sea_orm::UpdateMany<E>
+where
+    E: EntityTrait,
+    E::Model: ModelActivity + IntoActiveModel<E::ActiveModel> + Clone + Send + Sync + 'static,
+    E::ActiveModel: TryIntoModel<E::Model> + Send + Sync,
+{
+    fn exec_logged<C: ConnectionTrait>(
+        self,
+        db: &C,
+        mode: BulkMode,
+    ) -> impl std::future::Future<Output = Result<u64, DbErr>> + Send {
+        let parts = update_parts::<E>(&self, db.get_database_backend());
+        async move {
+            let (filter, values) = parts?;
+            update_many::<E, C>(db, filter, values, mode).await
+        }
+    }
+}
+
+/// The filter and the values of SeaORM's `UpdateMany`, checked to rebuild it exactly.
+fn update_parts<E>(
+    update: &sea_orm::UpdateMany<E>,
+    backend: DbBackend,
+) -> Result<(Condition, E::ActiveModel), DbErr>
+where
+    E: EntityTrait,
+{
+    use crate::write::statement::{constant, filter_after, same, unsupported};
+    use sea_orm::sea_query::Query;
+    const WHAT: &str = "update_many";
+    let query = update.as_query();
+    let set = query.get_values();
+    let mut values = E::ActiveModel::default();
+    for (column, expr) in set {
+        let name = column.to_string();
+        let value = constant(expr).ok_or_else(|| {
+            unsupported(
+                WHAT,
+                format!("`{name}` is set to an expression, not a value"),
+            )
+        })?;
+        let col = name
+            .parse::<E::Column>()
+            .map_err(|_| unsupported(WHAT, format!("`{name}` is not a column of the entity")))?;
+        values.try_set(col, value)?;
+    }
+    if set.is_empty() {
+        return Err(unsupported(WHAT, "it sets nothing"));
+    }
+    let table = E::default().table_ref();
+    let head = Query::update()
+        .table(table.clone())
+        .values(set.iter().map(|(c, e)| (c.clone(), (**e).clone())))
+        .to_owned();
+    let full = backend.build(query);
+    let head = backend.build(&head);
+    let filter = filter_after(&full, &head, backend, WHAT)?;
+    let mut rebuilt = Query::update()
+        .table(table)
+        .values(set.iter().map(|(c, e)| (c.clone(), (**e).clone())))
+        .to_owned();
+    if let Some(f) = &filter {
+        rebuilt.and_where(f.clone());
+    }
+    if !same(&full, &backend.build(&rebuilt)) {
+        return Err(unsupported(WHAT, "it has clauses beyond a filter"));
+    }
+    Ok((condition_of(filter), values))
+}
+
+impl<E> ExecLogged for sea_orm::DeleteMany<E>
+where
+    E: EntityTrait,
+    E::Model: ModelActivity + Clone + Send + Sync + 'static,
+{
+    fn exec_logged<C: ConnectionTrait>(
+        self,
+        db: &C,
+        mode: BulkMode,
+    ) -> impl std::future::Future<Output = Result<u64, DbErr>> + Send {
+        let filter = delete_filter::<E>(&self, db.get_database_backend());
+        async move { delete_many::<E, C>(db, filter?, mode).await }
+    }
+}
+
+/// The filter of SeaORM's `DeleteMany`, checked to rebuild it exactly.
+fn delete_filter<E: EntityTrait>(
+    delete: &sea_orm::DeleteMany<E>,
+    backend: DbBackend,
+) -> Result<Condition, DbErr> {
+    use crate::write::statement::{filter_after, same, unsupported};
+    use sea_orm::sea_query::Query;
+    const WHAT: &str = "delete_many";
+    let table = E::default().table_ref();
+    let full = backend.build(delete.as_query());
+    let head = backend.build(&Query::delete().from_table(table.clone()).to_owned());
+    let filter = filter_after(&full, &head, backend, WHAT)?;
+    let mut rebuilt = Query::delete().from_table(table).to_owned();
+    if let Some(f) = &filter {
+        rebuilt.and_where(f.clone());
+    }
+    if !same(&full, &backend.build(&rebuilt)) {
+        return Err(unsupported(WHAT, "it has clauses beyond a filter"));
+    }
+    Ok(condition_of(filter))
+}
+
+impl<E, A> ExecLogged for sea_orm::InsertMany<A>
+where
+    E: EntityTrait<ActiveModel = A>,
+    A: ActiveModelTrait<Entity = E> + Send + Sync,
+    E::Model: ModelActivity + IntoActiveModel<A> + Send + Sync + 'static,
+{
+    fn exec_logged<C: ConnectionTrait>(
+        self,
+        db: &C,
+        mode: BulkMode,
+    ) -> impl std::future::Future<Output = Result<u64, DbErr>> + Send {
+        let rows = insert_rows::<A>(&self, db.get_database_backend());
+        async move { insert_many::<E, C>(db, rows?, mode).await }
+    }
+}
+
+/// The rows of SeaORM's `InsertMany`, as active models, checked to rebuild it exactly.
+fn insert_rows<A: ActiveModelTrait>(
+    insert: &sea_orm::InsertMany<A>,
+    backend: DbBackend,
+) -> Result<Vec<A>, DbErr> {
+    use crate::write::statement::{insert_columns, same, unsupported, values};
+    use sea_orm::sea_query::{Alias, Query};
+    const WHAT: &str = "insert_many";
+    let full = backend.build(insert.as_query());
+    let names = insert_columns(&full.sql, backend)
+        .ok_or_else(|| unsupported(WHAT, "its SQL is not `INSERT INTO .. (..) VALUES ..`"))?;
+    let params = values(&full);
+    if names.is_empty() || params.is_empty() || !params.len().is_multiple_of(names.len()) {
+        return Err(unsupported(WHAT, "its rows are not one value per column"));
+    }
+    let columns = names
+        .iter()
+        .map(|n| {
+            n.parse::<<A::Entity as EntityTrait>::Column>()
+                .map_err(|_| unsupported(WHAT, format!("`{n}` is not a column of the entity")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rebuilt = Query::insert()
+        .into_table(sea_orm::EntityName::table_ref(&A::Entity::default()))
+        .columns(names.iter().map(|n| Alias::new(n.as_str())))
+        .to_owned();
+    let mut rows = Vec::with_capacity(params.len() / names.len());
+    for chunk in params.chunks(names.len()) {
+        let mut model = A::default();
+        for (col, value) in columns.iter().zip(chunk) {
+            model.try_set(*col, value.clone())?;
+        }
+        rebuilt
+            .values(
+                chunk
+                    .iter()
+                    .zip(&columns)
+                    .map(|(v, c)| c.save_as(Expr::val(v.clone()))),
+            )
+            .map_err(|e| unsupported(WHAT, e))?;
+        rows.push(model);
+    }
+    if !same(&full, &backend.build(&rebuilt)) {
+        return Err(unsupported(
+            WHAT,
+            "it has more than plain rows (an expression, ON CONFLICT or RETURNING)",
+        ));
+    }
+    Ok(rows)
+}
+
+/// A recovered filter as a condition (none: every row).
+fn condition_of(filter: Option<Expr>) -> Condition {
+    match filter {
+        Some(f) => Condition::all().add(f),
+        None => Condition::all(),
+    }
 }

@@ -27,4 +27,5 @@ pub(crate) mod frame;
 pub mod hooks;
 pub(crate) mod manual;
 pub(crate) mod sink;
+pub(crate) mod statement;
 pub(crate) mod track;
