@@ -644,7 +644,8 @@ async fn the_feed_follows_the_read_policy() {
     let account = team7(
         ActivityEntry::new("User", "updated")
             .with_item_id("2")
-            .with_context(&ActivityContext::for_user(Actor::new("5"))),
+            .with_context(&ActivityContext::for_user(Actor::new("5")))
+            .forced(),
     );
     for e in [login, own_login, account] {
         log_activity(&s.db, e).await.unwrap();
