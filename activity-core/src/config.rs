@@ -30,6 +30,9 @@ pub type Describer = fn(&ActivityEntry) -> Option<String>;
 /// A transaction of up to ~25 small entries still flushes in exactly one statement.
 pub const WIRE_BUDGET: usize = 12 * 1024;
 
+/// The default of [`ActivityConfig::with_value_cap`]: 64 KiB.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
 /// What happens when an entry cannot be written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FailurePolicy {
@@ -76,6 +79,7 @@ pub struct ActivityConfig {
     clock: Arc<dyn Clock>,
     hooks: Arc<dyn ActivityHooks>,
     wire_budget: usize,
+    value_cap: usize,
     erasure_key: Option<Arc<[u8]>>,
     tenancy: Tenancy,
     describers: HashMap<String, Describer>,
@@ -100,6 +104,7 @@ const OUTBOX: u16 = 1 << 7;
 const RETENTION: u16 = 1 << 8;
 const CURSOR_KEY: u16 = 1 << 9;
 const READ_POLICY: u16 = 1 << 10;
+const VALUE_CAP: u16 = 1 << 11;
 
 impl Default for ActivityConfig {
     fn default() -> Self {
@@ -114,6 +119,7 @@ impl fmt::Debug for ActivityConfig {
             .field("clock", &self.clock)
             .field("hooks", &self.hooks)
             .field("wire_budget", &self.wire_budget)
+            .field("value_cap", &self.value_cap)
             .field(
                 "erasure_key",
                 &self.erasure_key.as_ref().map(|_| "<redacted>"),
@@ -141,6 +147,7 @@ impl ActivityConfig {
             clock: Arc::new(SystemClock),
             hooks: Arc::new(NoHooks),
             wire_budget: WIRE_BUDGET,
+            value_cap: MAX_VALUE_BYTES,
             erasure_key: None,
             tenancy: Tenancy::default(),
             describers: HashMap::new(),
@@ -168,6 +175,9 @@ impl ActivityConfig {
         }
         if unset(WIRE) {
             self.wire_budget = base.wire_budget;
+        }
+        if unset(VALUE_CAP) {
+            self.value_cap = base.value_cap;
         }
         if unset(ERASURE_KEY) {
             self.erasure_key = base.erasure_key.clone();
@@ -232,6 +242,23 @@ impl ActivityConfig {
         self.wire_budget = bytes;
         self.set |= WIRE;
         self
+    }
+
+    /// The largest value the log stores whole, in bytes of its JSON (default
+    /// [`MAX_VALUE_BYTES`]). A larger value — a change's before or after, or the whole
+    /// `context` — is stored as `{"truncated": true, "bytes": <its size>, "sha256": "<hex>"}`,
+    /// after masking: one 700 KB text field must not make an entry the stream refuses (NATS
+    /// takes 1 MiB per message by default), nor blow up the table. The digest lets an auditor
+    /// check a value they hold against the one that was written.
+    pub fn with_value_cap(mut self, bytes: usize) -> Self {
+        self.value_cap = bytes;
+        self.set |= VALUE_CAP;
+        self
+    }
+
+    /// See [`with_value_cap`](Self::with_value_cap).
+    pub fn value_cap(&self) -> usize {
+        self.value_cap
     }
 
     /// The secret under which erasure derives pseudonyms (HMAC-SHA256), so a pseudonym cannot

@@ -38,7 +38,9 @@ pub mod value;
 #[cfg(feature = "actix")]
 pub use actix::{ActivityMiddleware, ActivityMiddlewareService};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use config::{ActivityConfig, AlreadyInitialized, FailurePolicy, Tenancy, WIRE_BUDGET, init};
+pub use config::{
+    ActivityConfig, AlreadyInitialized, FailurePolicy, MAX_VALUE_BYTES, Tenancy, WIRE_BUDGET, init,
+};
 pub use context::ActivityContext;
 pub use describe::{Describer, describe};
 pub use diff::{COMMON_EXCLUSIONS, FieldSpec, Masking, ModelActivity, diff};

@@ -4,11 +4,15 @@
 //! scheduled run.
 //!
 //! Windows are in the entries' own time (`created_at`), so a replayed or delayed stream gives
-//! the same breaches as a live one. The de-duplication rule is the database evaluator's: a
-//! (rule, group) that fired is quiet until a whole window has passed since the breach it
-//! reported, so the handler is called once per breach, not once per entry.
+//! the same breaches as a live one: each entry is counted with the entries of its group whose
+//! time falls in the window ending at its own, whatever order they arrived in; a redelivered
+//! entry (same id) counts once; an entry stamped ahead of the wall clock never pushes the
+//! others out of the window; groups with nothing left in their window are forgotten. The
+//! de-duplication rule is the database evaluator's: a (rule, group) that fired is quiet until a
+//! whole window has passed since the breach it reported, so the handler is called once per
+//! breach, not once per entry.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use activity_seaorm::ActivityEntry;
@@ -16,6 +20,7 @@ use activity_seaorm::ops::alerts::{AlertGroup, AlertHandler, AlertRule, Breach};
 use async_nats::jetstream::{self, consumer::pull};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use uuid::Uuid;
 
 use crate::error::{Error, boxed};
 
@@ -23,10 +28,15 @@ use crate::error::{Error, boxed};
 #[derive(Debug)]
 pub struct StreamAlerts {
     rules: Vec<AlertRule>,
-    /// Times of the matching entries still inside each (rule, group)'s window.
-    seen: HashMap<(usize, Option<String>), VecDeque<DateTime<Utc>>>,
+    /// The matching entries (time, id) still inside each (rule, group)'s window.
+    seen: HashMap<(usize, Option<String>), BTreeSet<(DateTime<Utc>, Uuid)>>,
     fired: HashMap<(usize, Option<String>), DateTime<Utc>>,
+    /// Entries observed since groups were last swept for idle ones.
+    since_sweep: usize,
 }
+
+/// How many observed entries between two sweeps of idle groups.
+const SWEEP_EVERY: usize = 1024;
 
 /// A rule the stream cannot evaluate.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +82,14 @@ impl StreamAlerts {
             rules,
             seen: HashMap::new(),
             fired: HashMap::new(),
+            since_sweep: 0,
         })
+    }
+
+    /// The (rule, group) pairs with entries in their window: bounded by what is recent, not by
+    /// every user or tenant ever seen.
+    pub fn tracked_groups(&self) -> usize {
+        self.seen.len()
     }
 
     /// Count `entry` and report each breach it completes (at most one per rule and group per
@@ -83,6 +100,8 @@ impl StreamAlerts {
         handler: &dyn AlertHandler,
     ) -> Vec<Breach> {
         let now = entry.created_at;
+        let wall = activity_seaorm::clock::now();
+        let ahead = chrono::Duration::minutes(1);
         let mut reported = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
             let mut query = rule.query.clone();
@@ -102,13 +121,20 @@ impl StreamAlerts {
             };
             let key = (index, group.clone());
             let times = self.seen.entry(key.clone()).or_default();
-            times.push_back(now);
+            // A redelivery is the same (time, id): counted once.
+            times.insert((now, entry.id));
             let from = now - rule.window;
-            // `(from, now]`, as the database evaluator counts.
-            while times.front().is_some_and(|t| *t <= from) {
-                times.pop_front();
+            // Only an entry not stamped ahead of the wall clock moves the window on: one entry
+            // from a fast clock must not push every other out of it.
+            if now <= wall + ahead {
+                let keep = times.split_off(&(from, Uuid::max()));
+                *times = keep;
             }
-            let count = times.len() as u64;
+            // `(from, now]`, as the database evaluator counts: the entries of the window ending
+            // at this entry's time, whatever order they arrived in.
+            let count = times
+                .range((from, Uuid::max())..=(now, Uuid::max()))
+                .count() as u64;
             if count <= rule.threshold {
                 continue;
             }
@@ -123,7 +149,39 @@ impl StreamAlerts {
             self.fired.insert(key, now);
             reported.push(breach);
         }
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY {
+            self.since_sweep = 0;
+            self.sweep(wall);
+        }
         reported
+    }
+
+    /// Forget groups with nothing left in their window, and breaches whose quiet period is over.
+    fn sweep(&mut self, wall: DateTime<Utc>) {
+        let rules = &self.rules;
+        let newest = self
+            .seen
+            .values()
+            .filter_map(|t| t.last().map(|(at, _)| *at))
+            .filter(|at| *at <= wall)
+            .max();
+        let Some(newest) = newest else {
+            return;
+        };
+        self.seen.retain(|(index, _), times| {
+            let Some(rule) = rules.get(*index) else {
+                return false;
+            };
+            times
+                .last()
+                .is_some_and(|(at, _)| *at > newest - rule.window)
+        });
+        self.fired.retain(|(index, _), fired_at| {
+            rules
+                .get(*index)
+                .is_some_and(|r| newest < *fired_at + r.window)
+        });
     }
 
     /// Evaluate the rules on the stream with a durable consumer (`durable` on `stream`, every

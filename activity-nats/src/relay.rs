@@ -136,6 +136,7 @@ pub struct RelayStats {
     batches: AtomicU64,
     retries: AtomicU64,
     skipped: AtomicU64,
+    shrunk: AtomicU64,
     lag_ms: AtomicU64,
 }
 
@@ -167,6 +168,12 @@ impl RelayStats {
         self.skipped.load(Ordering::Relaxed)
     }
 
+    /// Entries sent shrunk to fit the server's `max_payload` (values as their size and
+    /// SHA-256; see `activity_seaorm::outbox::message_within`).
+    pub fn shrunk(&self) -> u64 {
+        self.shrunk.load(Ordering::Relaxed)
+    }
+
     /// Age of the oldest outbox row of the last batch when it was claimed (or of the row the
     /// relay is waiting on), in milliseconds.
     pub fn lag_ms(&self) -> u64 {
@@ -193,6 +200,7 @@ pub enum Step {
 #[derive(Clone, Debug)]
 pub struct Relay {
     db: DatabaseConnection,
+    client: async_nats::Client,
     js: jetstream::Context,
     config: Arc<RelayConfig>,
     stats: Arc<RelayStats>,
@@ -212,10 +220,11 @@ impl Relay {
         client: async_nats::Client,
         config: RelayConfig,
     ) -> Self {
-        let mut js = jetstream::new(client);
+        let mut js = jetstream::new(client.clone());
         js.set_timeout(config.ack_timeout);
         Self {
             db,
+            client,
             js,
             waiting: Arc::new(tokio::sync::Mutex::new(WaitingRows::new(
                 config.write_grace,
@@ -416,7 +425,13 @@ impl Relay {
         &self,
         entry: &ActivityEntry,
     ) -> Result<jetstream::context::PublishAckFuture, Error> {
-        let payload = serde_json::to_vec(entry)?;
+        // Headers and subject count against the server's limit too: leave them 4 KiB.
+        let limit = self.client.server_info().max_payload.saturating_sub(4096);
+        let (payload, shrunk) = outbox::message_within(entry, limit)?;
+        if shrunk {
+            self.stats.shrunk.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(entry_id = %entry.id, limit, "activity relay: entry larger than the server's max_payload sent with its values shrunk");
+        }
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cap;
 pub mod checked;
 pub mod config;
 mod errors;

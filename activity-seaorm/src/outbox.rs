@@ -373,3 +373,35 @@ fn is_lock_not_available(e: &DbErr) -> bool {
     let _ = e;
     false
 }
+
+/// `entry` as a message of at most `limit` bytes of JSON, for a relay whose broker refuses
+/// larger ones (NATS: `max_payload`, 1 MiB by default). The value cap keeps every value small,
+/// but an entry of many large fields can still outgrow it: such an entry is sent with its
+/// values capped ever lower (16 KiB down to 64 bytes), each as its size and SHA-256; if even
+/// that is too large, with its changes and context replaced by the digest of the whole
+/// `detail`. The log row keeps what was stored; the message says what it left out, never
+/// blocks the entries behind it, and is never refused for its size. Returns the JSON and
+/// whether it had to be shrunk.
+pub fn message_within(
+    entry: &ActivityEntry,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), serde_json::Error> {
+    let json = serde_json::to_vec(entry)?;
+    if json.len() <= limit {
+        return Ok((json, false));
+    }
+    let mut smaller = entry.clone();
+    for cap in [16 * 1024, 4 * 1024, 1024, 256, 64] {
+        crate::cap::cap_entry(&mut smaller, cap);
+        let json = serde_json::to_vec(&smaller)?;
+        if json.len() <= limit {
+            return Ok((json, true));
+        }
+    }
+    let mut detail = serde_json::to_value(&entry.detail)?;
+    crate::cap::cap_value(&mut detail, 0);
+    smaller.detail.changes.clear();
+    smaller.detail.trigger = None;
+    smaller.detail.context = Some(detail);
+    Ok((serde_json::to_vec(&smaller)?, true))
+}

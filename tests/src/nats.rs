@@ -16,21 +16,33 @@ fn binary() -> String {
 pub struct PrivateNats {
     port: u16,
     store: PathBuf,
+    config: Option<PathBuf>,
     child: Option<Child>,
 }
 
 impl PrivateNats {
     /// Start one; panics (loudly) if the binary is missing or the server does not listen.
     pub fn start() -> PrivateNats {
+        Self::start_with_config("")
+    }
+
+    /// Start one with these lines of server configuration (e.g. `max_payload: 32768`).
+    pub fn start_with_config(config: &str) -> PrivateNats {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
         let store = std::env::temp_dir().join(format!("activity-nats-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&store).expect("a store directory");
+        let config = (!config.is_empty()).then(|| {
+            let path = store.join("server.conf");
+            std::fs::write(&path, config).expect("the server's configuration");
+            path
+        });
         let mut nats = PrivateNats {
             port,
             store,
+            config,
             child: None,
         };
         nats.resume();
@@ -55,7 +67,11 @@ impl PrivateNats {
     /// Start it again on the same port and store, and wait until it listens.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new(binary())
+        let mut command = Command::new(binary());
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args([
                 "-js",
                 "-a",

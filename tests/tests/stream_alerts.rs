@@ -90,6 +90,68 @@ async fn once_per_breach_per_organization_not_once_per_entry() {
     assert_eq!(handler.0.lock().unwrap().len(), 2);
 }
 
+/// The stream is not in time order, and it redelivers: an entry stamped ahead (a fast clock)
+/// does not push the others out of the window, a redelivered entry counts once, and an entry
+/// that arrives late still counts in its own window.
+#[tokio::test]
+async fn windows_follow_entry_time_not_arrival() {
+    let mut alerts = StreamAlerts::new(vec![rule()]).unwrap();
+    let handler = Recorder::default();
+    let mut fired = Vec::new();
+    for m in [0, 10, 20] {
+        fired.extend(
+            alerts
+                .observe(&failed_login("acme", at(10, m)), &handler)
+                .await,
+        );
+    }
+    // A fast clock: stamped tomorrow, arrives now.
+    let ahead = failed_login("acme", chrono::Utc::now() + Duration::days(1));
+    fired.extend(alerts.observe(&ahead, &handler).await);
+    // Redelivered twice: one entry.
+    let again = failed_login("acme", at(10, 30));
+    for _ in 0..3 {
+        fired.extend(alerts.observe(&again, &handler).await);
+    }
+    // Late: 10:25 arrives after 10:30.
+    fired.extend(
+        alerts
+            .observe(&failed_login("acme", at(10, 25)), &handler)
+            .await,
+    );
+    assert!(
+        fired.is_empty(),
+        "5 distinct entries in the window: {fired:?}"
+    );
+    fired.extend(
+        alerts
+            .observe(&failed_login("acme", at(10, 35)), &handler)
+            .await,
+    );
+    let seen: Vec<_> = fired.iter().map(|b| (b.count, b.to)).collect();
+    assert_eq!(seen, [(6, at(10, 35))]);
+}
+
+/// A group per user, 5,000 users once each over two days: the groups whose window is over are
+/// forgotten, so memory follows what is recent, not everyone ever seen.
+#[tokio::test]
+async fn idle_groups_are_forgotten() {
+    let per_user = rule().per(AlertGroup::User);
+    let mut alerts = StreamAlerts::new(vec![per_user]).unwrap();
+    let handler = Recorder::default();
+    for i in 0..5_000i64 {
+        let mut e = failed_login("acme", at(0, 0) + Duration::seconds(i * 35));
+        e.user_id = Some(format!("u{i}"));
+        alerts.observe(&e, &handler).await;
+    }
+    // One hour holds about 103 entries at one every 35 s; a sweep runs every 1,024 entries.
+    assert!(
+        alerts.tracked_groups() <= 103 + 1_024,
+        "{} groups tracked",
+        alerts.tracked_groups()
+    );
+}
+
 #[test]
 fn rules_that_need_the_database_are_refused() {
     let search = AlertRule::new(

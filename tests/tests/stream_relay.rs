@@ -340,3 +340,102 @@ async fn relay_publishes_subjects_headers_and_payloads() {
     let _ = activity_outbox::Entity::delete_many().exec(&t.db).await;
     t.cleanup().await;
 }
+
+/// An entry larger than the server's `max_payload` (many fields, each under the value cap) is
+/// sent shrunk, and the entries behind it flow, in order, exactly once: before, it was refused
+/// and retried forever while everything behind it waited.
+async fn oversized_entries_are_shrunk_and_the_rest_flow(backend: Backend) {
+    use activity_nats::{Relay, RelayConfig, Step};
+    use activity_seaorm::entry::{Change, ChangeAction};
+    use activity_seaorm::{ActivityConfig, log_activity};
+    use serde_json::json;
+
+    let nats = PrivateNats::start_with_config("max_payload: 32768\n");
+    let t = TestDb::new(backend).await;
+    ActivityConfig::new()
+        .with_outbox(true)
+        .scope(async {
+            for i in 0..21 {
+                let mut e = ActivityEntry::new("Job", "ran").with_item_id("nightly");
+                e.organization_id = Some("acme".into());
+                if i == 10 {
+                    // Eight fields of 20 KB: each under the 64 KiB cap, 160 KB together.
+                    e.detail.changes = (0..8)
+                        .map(|f| {
+                            Change::new(
+                                "Job",
+                                ChangeAction::Changed,
+                                Some(&format!("field{f}")),
+                                json!(""),
+                                json!(format!("{f}").repeat(20_000)),
+                            )
+                        })
+                        .collect();
+                }
+                e.detail.context = Some(json!({ "run": i }));
+                log_activity(&t.db, e).await.unwrap();
+            }
+        })
+        .await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let relay = Relay::with_config(t.db.clone(), client, RelayConfig::default());
+    relay.ensure_stream().await.unwrap();
+    let started = Instant::now();
+    let mut published = 0;
+    while let Step::Published(n) = relay.relay_batch().await.unwrap() {
+        published += n;
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the relay stalled"
+        );
+    }
+    assert_eq!(published, 21);
+    assert_eq!(relay.stats().shrunk(), 1);
+    let entries = stream_entries(&nats.url()).await;
+    let runs: Vec<i64> = entries
+        .iter()
+        .map(|e| e.detail.context.as_ref().unwrap()["run"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        runs,
+        (0..21).collect::<Vec<_>>(),
+        "every entry once, in order"
+    );
+    let big = &entries[10];
+    assert_eq!(big.detail.changes.len(), 8);
+    for (f, change) in big.detail.changes.iter().enumerate() {
+        assert_eq!(change.after["truncated"], true, "{change:?}");
+        assert_eq!(change.after["bytes"], 20_002, "field{f}");
+    }
+    // The log row keeps what was stored.
+    let stored = t.entries().await;
+    assert_eq!(
+        stored[10].detail.changes[0].after,
+        json!("0".repeat(20_000))
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+async fn sqlite_oversized_entries_are_shrunk_and_the_rest_flow() {
+    oversized_entries_are_shrunk_and_the_rest_flow(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(activity_nats, activity_postgres)),
+    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
+)]
+async fn postgres_oversized_entries_are_shrunk_and_the_rest_flow() {
+    oversized_entries_are_shrunk_and_the_rest_flow(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(activity_nats, activity_mysql)),
+    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_MYSQL_URL is not set"
+)]
+async fn mysql_oversized_entries_are_shrunk_and_the_rest_flow() {
+    oversized_entries_are_shrunk_and_the_rest_flow(Backend::MySql).await;
+}

@@ -82,7 +82,79 @@ async fn autocommit_writes_are_whole_whatever_the_budget(t: &TestDb) {
     assert_eq!(t.entries().await.len(), 40, "half a log was written");
 }
 
+/// A value over the cap is stored as its size and SHA-256 (after masking), inside a
+/// transaction and in autocommit, for hook entries and manual ones alike: an ordinary edit of a
+/// large field can no longer make an entry the stream refuses.
+async fn values_over_the_cap_are_stored_as_size_and_digest(t: &TestDb) {
+    use activity_seaorm::prelude::*;
+    use activity_tests::models::feature_flag;
+    use sea_orm::{ActiveModelTrait, Set};
+    use serde_json::{Value, json};
+    use sha2::{Digest, Sha256};
+    let big = |c: &str| json!({ "rules": c.repeat(2 * 1024 * 1024) });
+    let digest = |v: &Value| {
+        let text = serde_json::to_vec(v).unwrap();
+        json!({"truncated": true, "bytes": text.len(), "sha256": hex::encode(Sha256::digest(&text))})
+    };
+    let flag = ActivityContext::scope(
+        ActivityContext::for_user(Actor::new("u1")),
+        transaction(&t.db, |txn| {
+            async move {
+                let mut am = activity_tests::new_flag("big");
+                am.filters = Set(big("a"));
+                am.webhook_secret = Set("s".repeat(300_000));
+                am.insert(txn).await
+            }
+            .scope_boxed()
+        }),
+    )
+    .await
+    .unwrap();
+    // Autocommit: the hook writes at once.
+    let mut am = activity_tests::flag_by_id(flag.id);
+    am.filters = Set(big("b"));
+    am.webhook_secret = Set("t".repeat(300_000));
+    ActivityContext::scope(
+        ActivityContext::for_user(Actor::new("u1")),
+        am.update(&t.db),
+    )
+    .await
+    .unwrap();
+    // A manual entry's context, under a smaller cap of the application's choosing.
+    let context = json!({ "note": "n".repeat(5000) });
+    let mut job = ActivityEntry::new("Job", "ran");
+    job.detail.context = Some(context.clone());
+    ActivityConfig::new()
+        .with_value_cap(4096)
+        .scope(bulk_log_activity(&t.db, vec![job]))
+        .await
+        .unwrap();
+    let entries = t.entries().await;
+    assert_eq!(entries.len(), 3);
+    let change = |e: &ActivityEntry, field: &str| {
+        e.detail
+            .changes
+            .iter()
+            .find(|c| c.field.as_deref() == Some(field))
+            .cloned()
+            .unwrap_or_else(|| panic!("no change of {field}: {:?}", e.detail.changes))
+    };
+    let created = change(&entries[0], "filters");
+    assert_eq!(created.after, digest(&big("a")));
+    let updated = change(&entries[1], "filters");
+    assert_eq!(
+        (updated.before, updated.after),
+        (digest(&big("a")), digest(&big("b")))
+    );
+    // Masks come first: a masked secret is "masked", whatever its size.
+    assert_eq!(change(&entries[1], "webhook_secret").after, json!("masked"));
+    assert_eq!(entries[2].detail.context, Some(digest(&context)));
+    // Nothing large reached the table.
+    assert!(t.dump().await.len() < 20_000, "the log holds a large value");
+}
+
 backend_tests!(
+    values_over_the_cap_are_stored_as_size_and_digest,
     the_budget_sets_how_many_inserts_a_flush_sends,
     autocommit_writes_are_whole_whatever_the_budget,
 );

@@ -385,6 +385,7 @@ impl Run {
                 stamp(entry, context.as_ref());
             }
             ActivityConfig::with_current(|c| prepare_entries(c.hooks(), entries));
+            crate::cap::cap_entries(entries);
         };
         // `before_append` hooks may read the current context, as they do in the caller's task.
         Run::in_context(&context, || prepare(&mut entries));

@@ -195,6 +195,7 @@ where
         return Ok(value);
     }
     ActivityConfig::with_current(|c| prepare_entries(c.hooks(), &mut entries));
+    crate::cap::cap_entries(&mut entries);
     let written = entries.is_empty()
         || match sink::flush(&txn, &entries).await {
             Ok(written) => written,

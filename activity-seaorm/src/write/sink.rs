@@ -54,6 +54,7 @@ pub(crate) async fn write_now<C: ConnectionTrait>(
         prepare_entries(c.hooks(), &mut entries);
         c.failure_policy()
     });
+    crate::cap::cap_entries(&mut entries);
     if entries.is_empty() {
         return Ok(());
     }
