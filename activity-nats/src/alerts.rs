@@ -29,11 +29,14 @@ use crate::error::{Error, boxed};
 pub struct StreamAlerts {
     rules: Vec<AlertRule>,
     /// The matching entries (time, id) still inside each (rule, group)'s window.
-    seen: HashMap<(usize, Option<String>), BTreeSet<(DateTime<Utc>, Uuid)>>,
-    fired: HashMap<(usize, Option<String>), DateTime<Utc>>,
+    seen: HashMap<GroupKey, BTreeSet<(DateTime<Utc>, Uuid)>>,
+    fired: HashMap<GroupKey, DateTime<Utc>>,
     /// Entries observed since groups were last swept for idle ones.
     since_sweep: usize,
 }
+
+/// A rule (by index) and the group it counts (organization, team or user id).
+type GroupKey = (usize, Option<String>);
 
 /// How many observed entries between two sweeps of idle groups.
 const SWEEP_EVERY: usize = 1024;

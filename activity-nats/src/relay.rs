@@ -425,8 +425,14 @@ impl Relay {
         &self,
         entry: &ActivityEntry,
     ) -> Result<jetstream::context::PublishAckFuture, Error> {
-        // Headers and subject count against the server's limit too: leave them 4 KiB.
-        let limit = self.client.server_info().max_payload.saturating_sub(4096);
+        // Headers and subject count against the server's limit too: leave them 4 KiB. Before
+        // the server's INFO arrives (or between reconnects) the client reports 0: assume the
+        // server's default, 1 MiB.
+        let max_payload = match self.client.server_info().max_payload {
+            0 => 1024 * 1024,
+            n => n,
+        };
+        let limit = max_payload.saturating_sub(4096);
         let (payload, shrunk) = outbox::message_within(entry, limit)?;
         if shrunk {
             self.stats.shrunk.fetch_add(1, Ordering::Relaxed);

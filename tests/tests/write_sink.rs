@@ -87,7 +87,6 @@ async fn autocommit_writes_are_whole_whatever_the_budget(t: &TestDb) {
 /// large field can no longer make an entry the stream refuses.
 async fn values_over_the_cap_are_stored_as_size_and_digest(t: &TestDb) {
     use activity_seaorm::prelude::*;
-    use activity_tests::models::feature_flag;
     use sea_orm::{ActiveModelTrait, Set};
     use serde_json::{Value, json};
     use sha2::{Digest, Sha256};
