@@ -1,4 +1,6 @@
-#![cfg_attr(any(doc, doctest), doc = include_str!("../../README.md"))]
+#![cfg_attr(all(any(doc, doctest), not(docsrs)), doc = include_str!("../../README.md"))]
+// docs.rs builds the packaged crate, where the README sits at the package's root (`readme`).
+#![cfg_attr(docsrs, doc = include_str!("../README.md"))]
 //!
 //! # Layout
 //!
@@ -84,8 +86,8 @@ pub mod prelude {
 ///
 /// Only in documentation and doctests (`cfg(doc)`, `cfg(doctest)`), like the README as the crate
 /// documentation: the chapters are outside the package, so a build of the packaged crate must
-/// not read them.
-#[cfg(any(doc, doctest))]
+/// not read them (docs.rs, `cfg(docsrs)`, builds without the guide).
+#[cfg(all(any(doc, doctest), not(docsrs)))]
 pub mod guide {
     #[doc = include_str!("../../docs/src/introduction.md")]
     pub mod introduction {}

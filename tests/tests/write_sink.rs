@@ -95,31 +95,35 @@ async fn values_over_the_cap_are_stored_as_size_and_digest(t: &TestDb) {
         let text = serde_json::to_vec(v).unwrap();
         json!({"truncated": true, "bytes": text.len(), "sha256": hex::encode(Sha256::digest(&text))})
     };
-    let flag = ActivityContext::scope(
-        ActivityContext::for_user(Actor::new("u1")),
+    let alice = || ActivityContext::for_user(Actor::new("u1"));
+    let flag = ActivityContext::scope(alice(), activity_tests::new_flag("big").insert(&t.db))
+        .await
+        .unwrap();
+    // In a transaction, the default cap (64 KiB).
+    ActivityContext::scope(
+        alice(),
         transaction(&t.db, |txn| {
             async move {
-                let mut am = activity_tests::new_flag("big");
+                let mut am = activity_tests::flag_by_id(flag.id);
                 am.filters = Set(big("a"));
-                am.webhook_secret = Set("s".repeat(300_000));
-                am.insert(txn).await
+                am.update(txn).await
             }
             .scope_boxed()
         }),
     )
     .await
     .unwrap();
-    // Autocommit: the hook writes at once.
+    // Autocommit (the hook writes at once), under a cap of 100 bytes: the secret of 200
+    // characters is masked first, so it is "masked", not a digest.
     let mut am = activity_tests::flag_by_id(flag.id);
     am.filters = Set(big("b"));
-    am.webhook_secret = Set("t".repeat(300_000));
-    ActivityContext::scope(
-        ActivityContext::for_user(Actor::new("u1")),
-        am.update(&t.db),
-    )
-    .await
-    .unwrap();
-    // A manual entry's context, under a smaller cap of the application's choosing.
+    am.webhook_secret = Set("t".repeat(200));
+    ActivityConfig::new()
+        .with_value_cap(100)
+        .scope(ActivityContext::scope(alice(), am.update(&t.db)))
+        .await
+        .unwrap();
+    // A manual entry's context, under a cap of 4 KiB.
     let context = json!({ "note": "n".repeat(5000) });
     let mut job = ActivityEntry::new("Job", "ran");
     job.detail.context = Some(context.clone());
@@ -129,7 +133,7 @@ async fn values_over_the_cap_are_stored_as_size_and_digest(t: &TestDb) {
         .await
         .unwrap();
     let entries = t.entries().await;
-    assert_eq!(entries.len(), 3);
+    assert_eq!(entries.len(), 4);
     let change = |e: &ActivityEntry, field: &str| {
         e.detail
             .changes
@@ -138,16 +142,18 @@ async fn values_over_the_cap_are_stored_as_size_and_digest(t: &TestDb) {
             .cloned()
             .unwrap_or_else(|| panic!("no change of {field}: {:?}", e.detail.changes))
     };
-    let created = change(&entries[0], "filters");
-    assert_eq!(created.after, digest(&big("a")));
-    let updated = change(&entries[1], "filters");
+    let first = change(&entries[1], "filters");
     assert_eq!(
-        (updated.before, updated.after),
+        (first.before, first.after),
+        (json!(null), digest(&big("a")))
+    );
+    let second = change(&entries[2], "filters");
+    assert_eq!(
+        (second.before, second.after),
         (digest(&big("a")), digest(&big("b")))
     );
-    // Masks come first: a masked secret is "masked", whatever its size.
-    assert_eq!(change(&entries[1], "webhook_secret").after, json!("masked"));
-    assert_eq!(entries[2].detail.context, Some(digest(&context)));
+    assert_eq!(change(&entries[2], "webhook_secret").after, json!("masked"));
+    assert_eq!(entries[3].detail.context, Some(digest(&context)));
     // Nothing large reached the table.
     assert!(t.dump().await.len() < 20_000, "the log holds a large value");
 }
