@@ -330,38 +330,79 @@ async fn a_database_error_while_deleting_is_resumed(t: &TestDb) {
 
 /// One run per archive name at a time: while another run holds the name's lock, a run refuses
 /// to start (nothing written, nothing deleted). A run removes its lock however it ends.
+/// One run per archive name, held by an OS lock: while a run in another process holds it, a
+/// second run is refused and deletes nothing; once that process is killed outright (SIGKILL,
+/// mid-run, its temp file left behind), the next run proceeds — before, a killed run's lock file
+/// blocked every later run. Files are private to their owner, and no temp file is left.
 async fn one_run_per_archive_name(t: &TestDb) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
     let seeded = seed_entries("locked", 4, 1);
     insert(t, &seeded).await;
     let dir = fresh_dir();
     let query = ActivityQuery::for_team("locked");
     let opts = ArchiveOptions::new(&dir, "yearly");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(opts.lock_path(), "pid 1").unwrap();
+    let (url, schema) = t.url();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_archive_run"))
+        .args([url, schema.unwrap_or("-")])
+        .arg(&dir)
+        .args(["yearly", "locked"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the archive run");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "written", "the child stopped after writing");
     let err = archive_then_prune(&t.db, &query, cutoff(), &opts)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Archive { .. }), "{err}");
+    assert!(err.to_string().contains("another run"), "{err}");
     assert_eq!(team_count(t, "locked").await, 5, "nothing deleted");
-    assert!(!opts.data_path().exists() && !opts.manifest_path().exists());
-    // The lock is the other run's: left alone.
-    assert!(opts.lock_path().exists());
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
 
-    std::fs::remove_file(opts.lock_path()).unwrap();
-    let failing = opts
-        .clone()
-        .on_step(|_| Err(std::io::Error::other("crash")));
-    assert!(
-        archive_then_prune(&t.db, &query, cutoff(), &failing)
-            .await
-            .is_err()
-    );
-    assert!(!opts.lock_path().exists(), "released after a failure");
     let done = archive_then_prune(&t.db, &query, cutoff(), &opts)
         .await
         .unwrap();
     assert_eq!((done.manifest.count, done.deleted), (4, 4));
-    assert!(!opts.lock_path().exists(), "released after success");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["yearly.jsonl", "yearly.lock", "yearly.manifest.json"],
+        "no temp file left, the killed run's included"
+    );
+    #[cfg(unix)]
+    for name in &names {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name} is {mode:o}");
+    }
+    // A failing run releases the lock too.
+    let other = ActivityQuery::for_team("nobody");
+    let failing =
+        ArchiveOptions::new(&dir, "other").on_step(|_| Err(std::io::Error::other("crash")));
+    assert!(
+        archive_then_prune(&t.db, &other, cutoff(), &failing)
+            .await
+            .is_err()
+    );
+    assert!(
+        archive_then_prune(&t.db, &other, cutoff(), &ArchiveOptions::new(&dir, "other"))
+            .await
+            .is_ok(),
+        "released after a failure"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

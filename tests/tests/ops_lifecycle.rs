@@ -432,7 +432,7 @@ mod erasure {
 }
 
 /// An archive a run of `archive_then_prune` holds (its lock is taken) is not skipped silently:
-/// the report names it, and the next run, once the lock is gone, erases it.
+/// the report names it, and the next run, once the lock is released, erases it.
 async fn a_busy_archive_is_reported_and_erased_on_the_next_run(t: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let opts = ArchiveOptions::new(dir.path(), "org-a-2025");
@@ -449,7 +449,15 @@ async fn a_busy_archive_is_reported_and_erased_on_the_next_run(t: &TestDb) {
             .unwrap();
         })
         .await;
-    std::fs::write(opts.lock_path(), "pid 1").unwrap();
+    // Another run holds the archive's lock (an OS lock: another open file holding it).
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(opts.lock_path())
+        .unwrap();
+    held.lock().unwrap();
     let lifecycle = Lifecycle::new().with_archives(dir.path());
     let report = config()
         .scope(lifecycle.erase_user(&t.db, USER))
@@ -463,7 +471,7 @@ async fn a_busy_archive_is_reported_and_erased_on_the_next_run(t: &TestDb) {
     );
     assert!(file_text(&opts.data_path()).contains(USER));
 
-    std::fs::remove_file(opts.lock_path()).unwrap();
+    drop(held);
     let again = config()
         .scope(lifecycle.erase_user(&t.db, USER))
         .await

@@ -191,22 +191,27 @@ pub struct ArchiveOutcome {
 ///
 /// The steps, and why a crash at any of them loses nothing:
 ///
-/// 1. **Write** every matching entry (ascending, one page at a time) to `<name>.jsonl[.gz].tmp`,
-///    then `fsync` it. A crash leaves a temp file that the next run overwrites; nothing was
-///    deleted.
+/// 1. **Write** every matching entry (ascending, one page at a time) to a temp file beside the
+///    archive (random name `.<file>.<random>.tmp`, created exclusively, mode 0600), then `fsync`
+///    it. A crash leaves a temp file that the next run removes; nothing was deleted.
 /// 2. **Publish**: rename the temp file to `<name>.jsonl[.gz]` and `fsync` the directory. A crash
 ///    leaves a data file without a manifest, which the next run does not trust: it writes the
 ///    archive again from the database, where every row still is.
 /// 3. **Verify**: read the published file back — SHA-256 of its bytes, the entry count, every
 ///    line parses, the ids are the ones written, each is older than the cutoff.
 /// 4. **Manifest** last: `<name>.manifest.json` (count, checksum, time range, cutoff, query),
-///    written to a temp file, synced and renamed. Its presence is the one sign that an archive
+///    written to a temp file like the data, synced and renamed. Its presence is the one sign that an archive
 ///    is complete.
 /// 5. **Delete** the ids read from the verified file, in batches, each batch its own short
 ///    transaction (through the append-only guard's maintenance mode, like
 ///    [`prune`](crate::ops::retention::prune)). A crash between batches leaves some rows archived and not yet
 ///    deleted; the next run finds the manifest, verifies the file again and deletes the rest
 ///    (ids already gone delete nothing).
+///
+/// The files are private to their owner (0600), and every file operation (writes, compression,
+/// `fsync`, renames, the SHA-256 of the whole file) runs on tokio's blocking threads, never on
+/// the runtime's workers. One run per archive name holds an OS lock on `<name>.lock`; it ends
+/// with the run however it ends, a killed process included.
 ///
 /// A re-run with a manifest present never writes the file again: it verifies it against the
 /// manifest and goes on deleting. If the file is missing or does not match its manifest, the run
@@ -240,16 +245,30 @@ pub async fn archive_then_prune<C: ConnectionTrait + TransactionTrait>(
 ) -> Result<ArchiveOutcome, Error> {
     query.check_tenant()?;
     query.check_bounds()?;
-    fs::create_dir_all(&opts.dir)?;
     // One run per archive name at a time: two overlapping runs (a cron job that overlaps
     // itself, two replicas) could otherwise each publish a file, one of them missing what the
     // other had already deleted, and the second overwrite the first.
-    let _lock = RunLock::take(opts.lock_path())?;
     let manifest_path = opts.manifest_path();
-    finish_erasure(&manifest_path)?;
+    let (_lock, existing) = {
+        let (dir, lock_path, manifest_path) =
+            (opts.dir.clone(), opts.lock_path(), manifest_path.clone());
+        let data_name = file_name(&opts.data_path());
+        blocking(move || {
+            fs::create_dir_all(&dir)?;
+            let lock = RunLock::take(lock_path)?;
+            remove_stale_temps(&dir, &[&data_name, &file_name(&manifest_path)])?;
+            finish_erasure(&manifest_path)?;
+            let existing = if manifest_path.exists() {
+                Some(read_manifest(&manifest_path)?)
+            } else {
+                None
+            };
+            Ok((lock, existing))
+        })
+        .await?
+    };
     let query_json = describe_query(query);
-    let (manifest, ids, resumed) = if manifest_path.exists() {
-        let manifest = read_manifest(&manifest_path)?;
+    let (manifest, ids, resumed) = if let Some(manifest) = existing {
         if manifest.before != before || manifest.query != query_json {
             return Err(archive_error(
                 &manifest_path,
@@ -260,7 +279,10 @@ pub async fn archive_then_prune<C: ConnectionTrait + TransactionTrait>(
                 ),
             ));
         }
-        let ids = verify_against(&manifest_path, &manifest)?;
+        let ids = {
+            let (path, manifest) = (manifest_path.clone(), manifest.clone());
+            blocking(move || verify_against(&path, &manifest)).await?
+        };
         tracing::info!(path = %manifest_path.display(), count = manifest.count,
             "archive already complete and verified; resuming deletion");
         (manifest, ids, true)
@@ -391,11 +413,9 @@ pub(crate) fn erase_archive(
     }
 
     let pending_data = erasing_path(&data_path);
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&pending_data)?;
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    let file = private(&mut options).open(&pending_data)?;
     let file = if manifest.compressed {
         let mut gz = GzEncoder::new(file, Compression::default());
         write_lines(&mut gz, &rewritten)?;
@@ -420,7 +440,9 @@ pub(crate) fn erase_archive(
         ..manifest
     };
     let pending_manifest = erasing_path(manifest_path);
-    let mut file = File::create(&pending_manifest)?;
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    let mut file = private(&mut options).open(&pending_manifest)?;
     serde_json::to_writer_pretty(&mut file, &next)?;
     file.write_all(b"\n")?;
     file.sync_all()?;
@@ -472,40 +494,55 @@ async fn write_archive<C: ConnectionTrait>(
     query_json: serde_json::Value,
 ) -> Result<(ArchiveManifest, Vec<Uuid>), Error> {
     let data_path = opts.data_path();
-    let tmp = tmp_path(&data_path);
-    // 1. Write to a temp file. Stored timestamps have microsecond precision, so `< before`
-    //    is `<= before - 1µs` (the query's `to` is inclusive).
+    let dir = opts.dir.clone();
+    // 1. Write to a temp file (private, random name, in the archive's directory so the
+    //    rename is atomic). Stored timestamps have microsecond precision, so `< before` is
+    //    `<= before - 1µs` (the query's `to` is inclusive).
     let mut q = query.clone();
     q.order = Order::Ascending;
     q.cursor = None;
     let last = before - Duration::microseconds(1);
     q.to = Some(q.to.map_or(last, |to| to.min(last)));
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    let mut written = WrittenEntries::default();
-    let file = if opts.compress {
-        let mut gz = GzEncoder::new(file, Compression::default());
-        written.write_all(db, &q, &mut gz).await?;
-        gz.finish()?
-    } else {
-        let mut out = io::BufWriter::new(file);
-        written.write_all(db, &q, &mut out).await?;
-        out.into_inner().map_err(io::IntoInnerError::into_error)?
+    let (tmp, file) = {
+        let (dir, name) = (dir.clone(), file_name(&data_path));
+        blocking(move || {
+            let tmp = private_temp(&dir, &name)?;
+            let file = tmp.as_file().try_clone()?;
+            Ok((tmp, file))
+        })
+        .await?
     };
-    file.sync_all()?;
-    drop(file);
+    let out = if opts.compress {
+        Out::Gz(GzEncoder::new(file, Compression::default()))
+    } else {
+        Out::Plain(io::BufWriter::new(file))
+    };
+    let mut written = WrittenEntries::default();
+    let out = written.write_all(db, &q, out).await?;
+    blocking(move || {
+        let file = out.finish()?;
+        file.sync_all()?;
+        Ok(())
+    })
+    .await?;
     opts.step(ArchiveStep::Written)?;
 
     // 2. Publish under the final name.
-    fs::rename(&tmp, &data_path)?;
-    sync_dir(&opts.dir)?;
+    {
+        let (data_path, dir) = (data_path.clone(), dir.clone());
+        blocking(move || {
+            tmp.persist(&data_path).map_err(|e| e.error)?;
+            sync_dir(&dir)
+        })
+        .await?;
+    }
     opts.step(ArchiveStep::Published)?;
 
     // 3. Read it back.
-    let read = read_data(&data_path, opts.compress)?;
+    let read = {
+        let (data_path, compress) = (data_path.clone(), opts.compress);
+        blocking(move || read_data(&data_path, compress)).await?
+    };
     if read.ids != written.ids {
         return Err(archive_error(
             &data_path,
@@ -526,21 +563,25 @@ async fn write_archive<C: ConnectionTrait>(
         compressed: opts.compress,
         count: read.ids.len() as u64,
         bytes: read.bytes,
-        sha256: read.sha256,
+        sha256: read.sha256.clone(),
         first_created_at: read.first,
         last_created_at: read.last,
         before,
         query: query_json,
     };
-    let manifest_path = opts.manifest_path();
-    let tmp = tmp_path(&manifest_path);
-    let mut file = File::create(&tmp)?;
-    serde_json::to_writer_pretty(&mut file, &manifest)?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, &manifest_path)?;
-    sync_dir(&opts.dir)?;
+    {
+        let (manifest, manifest_path, dir) = (manifest.clone(), opts.manifest_path(), dir.clone());
+        blocking(move || {
+            let tmp = private_temp(&dir, &file_name(&manifest_path))?;
+            let mut file = tmp.as_file();
+            serde_json::to_writer_pretty(&mut file, &manifest)?;
+            file.write_all(b"\n")?;
+            file.sync_all()?;
+            tmp.persist(&manifest_path).map_err(|e| e.error)?;
+            sync_dir(&dir)
+        })
+        .await?;
+    }
     opts.step(ArchiveStep::ManifestWritten)?;
     Ok((manifest, read.ids))
 }
@@ -552,12 +593,14 @@ struct WrittenEntries {
 }
 
 impl WrittenEntries {
-    async fn write_all<C: ConnectionTrait, W: Write>(
+    /// Write every entry of `query` to `out`, a page at a time: each page is serialized here
+    /// and written (and compressed) on a blocking thread. Returns the writer.
+    async fn write_all<C: ConnectionTrait>(
         &mut self,
         db: &C,
         query: &ActivityQuery,
-        out: &mut W,
-    ) -> Result<(), Error> {
+        mut out: Out,
+    ) -> Result<Out, Error> {
         // Everything the range holds goes to the archive, whatever a read policy hides from
         // people: what is pruned must have been archived.
         let mut q = query
@@ -566,19 +609,83 @@ impl WrittenEntries {
             .reader(activity_core::Reader::auditor());
         loop {
             let page = crate::load_activity(db, &q).await?;
+            let mut buf = Vec::new();
             for e in &page.results {
-                serde_json::to_writer(&mut *out, e)?;
-                out.write_all(b"\n")?;
+                serde_json::to_writer(&mut buf, e)?;
+                buf.push(b'\n');
                 self.ids.push(e.id);
             }
+            out = blocking(move || {
+                out.write_all(&buf)?;
+                Ok(out)
+            })
+            .await?;
             match page.next_cursor {
                 Some(cursor) => q.cursor = Some(cursor),
                 None => break,
             }
         }
-        out.flush()?;
-        Ok(())
+        Ok(out)
     }
+}
+
+/// The archive's writer: gzip or plain, over the temp file.
+enum Out {
+    Gz(GzEncoder<File>),
+    Plain(io::BufWriter<File>),
+}
+
+impl Out {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Out::Gz(w) => w.write_all(buf),
+            Out::Plain(w) => w.write_all(buf),
+        }
+    }
+
+    /// Flush everything, and hand back the file.
+    fn finish(self) -> io::Result<File> {
+        match self {
+            Out::Gz(w) => w.finish(),
+            Out::Plain(w) => w.into_inner().map_err(io::IntoInnerError::into_error),
+        }
+    }
+}
+
+/// Run blocking file work (writes, fsync, renames, SHA-256 of a whole file) on tokio's
+/// blocking threads, never on the runtime's workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        Error::from(io::Error::other(format!(
+            "archive work did not finish: {e}"
+        )))
+    })?
+}
+
+/// Remove the temp files a killed run of this archive left (`.<name>.<random>.tmp`), under
+/// the lock: no other run is writing them.
+fn remove_stale_temps(dir: &Path, names: &[&str]) -> Result<(), Error> {
+    for item in fs::read_dir(dir)? {
+        let item = item?;
+        let file = item.file_name();
+        let file = file.to_string_lossy();
+        if file.ends_with(".tmp") && names.iter().any(|n| file.starts_with(&format!(".{n}."))) {
+            tracing::info!(path = %item.path().display(), "archive: removed a killed run's temp file");
+            fs::remove_file(item.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// A new temp file in `dir` for the file `name`: private to its owner (0600), with a random
+/// name (`.<name>.<random>.tmp`), created exclusively, removed if dropped unpersisted.
+fn private_temp(dir: &Path, name: &str) -> io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
 }
 
 /// What reading a data file back found.
@@ -752,12 +859,6 @@ fn describe_query(q: &ActivityQuery) -> serde_json::Value {
     })
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".tmp");
-    PathBuf::from(name)
-}
-
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -774,36 +875,39 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// A run's exclusive claim on its archive name: a file created only if absent, removed when the
-/// run ends however it ends (success, error, panic, a dropped future). A process killed outright
-/// leaves it behind: the next run then refuses to start, naming the file to remove, rather than
-/// guess that nobody else is running.
-struct RunLock(PathBuf);
+/// A run's exclusive claim on its archive name: an OS advisory lock (`flock` on Unix,
+/// `LockFileEx` on Windows) on `<name>.lock`, held as long as the run's file handle is open.
+/// It ends with the run however it ends — success, error, panic, a dropped future, or the
+/// process killed outright (the kernel releases it) — so a killed run never blocks the next.
+/// The file itself stays (removing it while another process opens it would let two runs lock
+/// two different files); it holds the pid of the last run that took it.
+struct RunLock(#[allow(dead_code)] File);
 
 impl RunLock {
     fn take(path: PathBuf) -> Result<RunLock, Error> {
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut file) => {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        let mut file = private(&mut options).open(&path)?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0)?;
                 let _ = writeln!(file, "pid {} since {}", std::process::id(), Utc::now());
-                Ok(RunLock(path))
+                Ok(RunLock(file))
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(archive_error(
+            Err(fs::TryLockError::WouldBlock) => Err(archive_error(
                 &path,
-                "another run of this archive holds its lock; if none is running (a killed \
-                 process left it), remove the file and run again"
-                    .to_owned(),
+                "another run of this archive is running (it holds the lock)".to_owned(),
             )),
-            Err(e) => Err(e.into()),
+            Err(fs::TryLockError::Error(e)) => Err(e.into()),
         }
     }
 }
 
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_file(&self.0) {
-            tracing::warn!(path = %self.0.display(), error = %e, "could not remove the archive lock");
-        }
-    }
+/// Files the archive creates are its owner's only (0600 on Unix).
+fn private(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
+    options
 }
 
 fn archive_error(path: &Path, why: String) -> Error {
