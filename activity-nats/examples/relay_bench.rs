@@ -81,7 +81,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_stream(stream.as_str())
         .with_subject_prefix(prefix.as_str())
         .with_batch_rows(env_or("BENCH_BATCH_ROWS", 200) as u32)
-        .with_idle_poll(Duration::from_millis(env_or("BENCH_IDLE_POLL_MS", 20)));
+        .with_idle_poll(
+            Duration::from_millis(env_or("BENCH_IDLE_POLL_MS", 20)),
+            Duration::from_millis(env_or("BENCH_IDLE_POLL_MAX_MS", 1000)),
+        );
     let relay = Relay::with_config(db.clone(), nats.clone(), config);
     let _ = js.delete_stream(stream.as_str()).await;
     relay.ensure_stream().await?;

@@ -36,15 +36,23 @@ pub struct RelayConfig {
     pub subject_prefix: String,
     /// Outbox rows claimed per batch (default 200; a row holds one transaction's entries).
     pub batch_rows: u32,
-    /// Wait between polls of an empty outbox (default 20 ms).
+    /// First wait between polls of an empty outbox (default 20 ms); it doubles while the
+    /// outbox stays empty, up to [`idle_poll_max`](Self::idle_poll_max), and drops back at the
+    /// first entry.
     pub idle_poll: Duration,
+    /// Longest wait between polls of an empty outbox (default 1 s): an idle relay costs about
+    /// one short transaction a second, and the first entry after a quiet spell waits at most
+    /// this long.
+    pub idle_poll_max: Duration,
     /// First and longest wait after a failed batch (default 100 ms, 5 s; doubling).
     pub backoff: (Duration, Duration),
     /// How long to wait for JetStream's acknowledgement (default 5 s).
     pub ack_timeout: Duration,
-    /// The stream's duplicate window when [`Relay::ensure_stream`] creates it (default 2 min).
-    /// A relay that dies after publishing and before deleting its rows republishes them; they
-    /// are dropped as duplicates as long as a relay runs again within this window.
+    /// The stream's duplicate window when [`Relay::ensure_stream`] creates it (default 1 h,
+    /// never longer than the stream's `max_age`). A relay that dies after publishing and
+    /// before deleting its rows republishes them; they are dropped as duplicates as long as a
+    /// relay runs again within this window. This is the bound of "exactly once": an outage of
+    /// the relay or of NATS longer than the window may deliver a batch twice.
     pub duplicate_window: Duration,
     /// How long an outbox row waits for entries it lists that are not in the log yet, by this
     /// relay's clock (default [`outbox::WRITE_GRACE`], 60 s; see [`outbox::claim`]).
@@ -63,9 +71,10 @@ impl Default for RelayConfig {
             subject_prefix: "activity".to_owned(),
             batch_rows: 200,
             idle_poll: Duration::from_millis(20),
+            idle_poll_max: Duration::from_secs(1),
             backoff: (Duration::from_millis(100), Duration::from_secs(5)),
             ack_timeout: Duration::from_secs(5),
-            duplicate_window: Duration::from_secs(120),
+            duplicate_window: Duration::from_secs(3600),
             write_grace: outbox::WRITE_GRACE,
             max_age: None,
         }
@@ -91,9 +100,10 @@ impl RelayConfig {
         self
     }
 
-    /// Wait between polls of an empty outbox.
-    pub fn with_idle_poll(mut self, wait: Duration) -> Self {
-        self.idle_poll = wait;
+    /// First and longest wait between polls of an empty outbox.
+    pub fn with_idle_poll(mut self, first: Duration, longest: Duration) -> Self {
+        self.idle_poll = first;
+        self.idle_poll_max = longest.max(first);
         self
     }
 
@@ -265,10 +275,16 @@ impl Relay {
                 Ok(())
             }
             Err(_) => {
+                // NATS refuses a duplicate window longer than the stream's `max_age`.
+                let duplicate_window = if max_age.is_zero() {
+                    self.config.duplicate_window
+                } else {
+                    self.config.duplicate_window.min(max_age)
+                };
                 let config = stream::Config {
                     name: self.config.stream.clone(),
                     subjects: vec![format!("{}.>", self.config.subject_prefix)],
-                    duplicate_window: self.config.duplicate_window,
+                    duplicate_window,
                     storage: stream::StorageType::File,
                     max_age,
                     ..Default::default()
@@ -297,12 +313,18 @@ impl Relay {
     pub async fn run(&self) {
         let (first, longest) = self.config.backoff;
         let mut backoff = first;
+        let mut idle = self.config.idle_poll;
         loop {
             match self.relay_batch().await {
-                Ok(Step::Published(_)) => backoff = first,
+                Ok(Step::Published(_)) => {
+                    backoff = first;
+                    idle = self.config.idle_poll;
+                }
                 Ok(Step::Idle | Step::Busy) => {
                     backoff = first;
-                    tokio::time::sleep(self.config.idle_poll).await;
+                    tokio::time::sleep(idle).await;
+                    // Nothing came: ask less often, up to the longest wait.
+                    idle = (idle * 2).min(self.config.idle_poll_max);
                 }
                 Err(e) => {
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);

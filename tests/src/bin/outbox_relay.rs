@@ -20,10 +20,22 @@ async fn main() {
         .connect(nats.as_str())
         .await
         .expect("nats client");
-    let config = RelayConfig::default()
-        .with_batch_rows(20)
-        .with_idle_poll(Duration::from_millis(10))
-        .with_backoff(Duration::from_millis(50), Duration::from_millis(500))
-        .with_ack_timeout(Duration::from_secs(1));
+    // `RELAY_IDLE_MS=first,longest`: the relay's defaults with these idle polls (for measuring
+    // what an idle relay costs); without it, the kill test's quick settings.
+    let config = match std::env::var("RELAY_IDLE_MS") {
+        Ok(idle) => {
+            let ms: Vec<u64> = idle.split(',').filter_map(|v| v.parse().ok()).collect();
+            let [first, longest] = ms[..] else {
+                panic!("RELAY_IDLE_MS=<first>,<longest>");
+            };
+            RelayConfig::default()
+                .with_idle_poll(Duration::from_millis(first), Duration::from_millis(longest))
+        }
+        Err(_) => RelayConfig::default()
+            .with_batch_rows(20)
+            .with_idle_poll(Duration::from_millis(10), Duration::from_millis(100))
+            .with_backoff(Duration::from_millis(50), Duration::from_millis(500))
+            .with_ack_timeout(Duration::from_secs(1)),
+    };
     Relay::with_config(db, client, config).run().await;
 }
