@@ -81,7 +81,7 @@ pub struct Reader {
     pub tenant: Option<Tenant>,
     /// Staff (the application's operators): exempt from the rules that say so.
     pub staff: bool,
-    /// What of an entry's origin the reader sees in a [`FeedEntry`](crate::feed::FeedEntry).
+    /// What of an entry's origin the reader sees in a [`FeedEntry`].
     pub reveal: Reveal,
     auditor: bool,
 }
