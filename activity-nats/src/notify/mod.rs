@@ -277,6 +277,11 @@ pub async fn handle<C: ConnectionTrait, A: Audience, Ch: Channel>(
         .collect();
     let now = chrono::Utc::now();
     let mut marks = Vec::new();
+    // A recipient whose channel fails (a bounced address) never holds up the others: every
+    // recipient is tried, the delivered ones are marked, and the entry fails only for the
+    // ones not served, which its redelivery retries alone.
+    let mut failed: Option<BoxError> = None;
+    let mut not_served = 0usize;
     for reader in recipients {
         let Some(recipient) = reader.user.clone() else {
             continue;
@@ -289,18 +294,26 @@ pub async fn handle<C: ConnectionTrait, A: Audience, Ch: Channel>(
             recipient,
             entry: Arc::new(reader.view(&entry)),
         };
-        if let Err(e) = channel.deliver(&notification).await {
-            // Keep what was delivered; the rest is retried with the message.
-            write_marks(db, marks).await?;
-            return Err(Error::Channel(e));
+        match channel.deliver(&notification).await {
+            Ok(()) => marks.push(vec![
+                entry.id.into(),
+                notification.recipient.into(),
+                now.into(),
+            ]),
+            Err(e) => {
+                tracing::warn!(entry_id = %entry.id, recipient = %notification.recipient,
+                    error = %e, "notification not delivered; retried with the message");
+                not_served += 1;
+                failed.get_or_insert(e);
+            }
         }
-        marks.push(vec![
-            entry.id.into(),
-            notification.recipient.into(),
-            now.into(),
-        ]);
     }
     let delivered = marks.len();
     write_marks(db, marks).await?;
+    if let Some(e) = failed {
+        tracing::warn!(entry_id = %entry.id, delivered, not_served,
+            "notification fan-out incomplete");
+        return Err(Error::Channel(e));
+    }
     Ok(delivered)
 }
