@@ -659,9 +659,10 @@ impl Channel for Flaky {
     }
 }
 
-async fn a_failed_delivery_is_retried_for_those_not_served(t: &TestDb) {
+/// Flag 1 of organization acme, visible to the tenant, with `users` subscribed and granted.
+async fn subscribed(t: &TestDb, users: &[&str]) -> App {
     setup(t).await;
-    for user in ["a", "b", "c"] {
+    for user in users {
         notify::subscribe(
             &t.db,
             &TenantKey::organization("acme"),
@@ -678,8 +679,12 @@ async fn a_failed_delivery_is_retried_for_those_not_served(t: &TestDb) {
         "1".into(),
         ItemAudience::default().with_visibility(Visibility::Tenant),
     );
-    grant(&mut app, &["a", "b", "c"], "1");
-    let router = Router::new(app);
+    grant(&mut app, users, "1");
+    app
+}
+
+async fn a_failed_delivery_is_retried_for_those_not_served(t: &TestDb) {
+    let router = Router::new(subscribed(t, &["a", "b", "c"]).await);
     let channel = Flaky {
         inbox: Inbox::default(),
         fail_for: Mutex::new(Some("b".into())),
@@ -709,26 +714,7 @@ async fn a_failed_delivery_is_retried_for_those_not_served(t: &TestDb) {
 /// A recipient whose channel always fails (a bounced address): everyone else is notified once,
 /// on the first delivery, however often the message comes back for the one who is not.
 async fn a_recipient_who_always_fails_never_holds_up_the_others(t: &TestDb) {
-    setup(t).await;
-    let users = ["a", "b", "c", "d"];
-    for user in users {
-        notify::subscribe(
-            &t.db,
-            &TenantKey::organization("acme"),
-            user,
-            "FeatureFlag",
-            "1",
-            Depth::Resource,
-        )
-        .await
-        .unwrap();
-    }
-    let mut app = App::default();
-    app.items.insert(
-        "1".into(),
-        ItemAudience::default().with_visibility(Visibility::Tenant),
-    );
-    grant(&mut app, &users, "1");
+    let app = subscribed(t, &["a", "b", "c", "d"]).await;
     struct Bounces(Inbox);
     #[async_trait::async_trait]
     impl Channel for Bounces {
