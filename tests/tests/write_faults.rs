@@ -1431,7 +1431,7 @@ async fn in_transaction(db: &sea_orm::DatabaseConnection) -> Result<bool, DbErr>
         .try_get::<bool>("", "open")
 }
 
-/// Known upstream bug (sqlx 0.9.0, transact-rs/sqlx#4385 / #4393, fixed for PostgreSQL by
+/// Known upstream bug (sqlx 0.9.0 and 0.9.1, transact-rs/sqlx#4385 / #4393, fixed for PostgreSQL by
 /// #4394, same code on MySQL): a `transaction` future dropped while its `BEGIN` is in flight
 /// leaves the pooled connection inside a transaction that sqlx does not track. The next
 /// borrower's autocommit statements run in it (stale snapshot on MySQL, held locks) and are
@@ -1481,7 +1481,7 @@ async fn cancelled_begin_leaves_no_open_transaction(t: &TestDb) {
 
 mod upstream {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "upstream sqlx 0.9.0 bug: a BEGIN cancelled in flight leaves the connection in a transaction"]
+    #[ignore = "upstream sqlx bug (0.9.0, still in 0.9.1): a BEGIN cancelled in flight leaves the connection in a transaction"]
     async fn postgres_cancelled_begin() {
         activity_tests::run(
             activity_tests::Backend::Postgres,
@@ -1491,7 +1491,7 @@ mod upstream {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "upstream sqlx 0.9.0 bug: a BEGIN cancelled in flight leaves the connection in a transaction"]
+    #[ignore = "upstream sqlx bug (0.9.0, still in 0.9.1): a BEGIN cancelled in flight leaves the connection in a transaction"]
     async fn mysql_cancelled_begin() {
         activity_tests::run(
             activity_tests::Backend::MySql,
