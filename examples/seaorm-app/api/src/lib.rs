@@ -97,12 +97,56 @@ pub fn app_with_notifications(db: DatabaseConnection, hub: Option<notifications:
         .route("/projects/{id}/flags", post(create_flag))
         .route("/flags/{id}", patch(update_flag).delete(delete_flag))
         .route("/flags/{id}/evaluate", post(evaluate_flag))
+        .route("/session", post(create_session))
         .route("/activity", get(activity))
         .route("/activity/feed", get(feed))
         // The last layer added runs first: authenticate, then build the context from the user.
         .layer(ActivityLayer::new(request_context))
         .layer(middleware::from_fn_with_state(db.clone(), authenticate))
         .with_state(db)
+}
+
+/// Sessions: token → username. In memory, for the example; an application keeps them in its
+/// session store.
+static SESSIONS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The user of the request's `session` cookie, if it names a live session.
+fn session_user(headers: &axum::http::HeaderMap) -> Option<String> {
+    let token = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| kv.trim().strip_prefix("session="))?;
+    SESSIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(token)
+        .cloned()
+}
+
+/// `POST /session`: a session for the authenticated user, as an `HttpOnly`, `SameSite=Strict`
+/// cookie (256 random bits) that the notification page and its stream accept; the token is in
+/// the body too, for clients that set cookies themselves.
+async fn create_session(me: CurrentUser) -> Result<Response, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        tracing::error!(error = %e, "no randomness for a session token");
+        ApiError::Internal
+    })?;
+    let token = hex::encode(bytes);
+    SESSIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(token.clone(), me.username);
+    let cookie = format!("session={token}; HttpOnly; SameSite=Strict; Path=/notifications");
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::SET_COOKIE, cookie)],
+        Json(json!({ "session": token })),
+    )
+        .into_response())
 }
 
 /// The signed-in user of a request.
@@ -129,26 +173,24 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
 }
 
 /// Resolve `x-user` to a [`CurrentUser`] in the request's extensions, or answer 401. A browser's
-/// `EventSource` cannot set headers, so `?user=` stands in for it on the notification page and
-/// stream (a stand-in for a session cookie, as `x-user` is for a token).
+/// `EventSource` cannot set headers, so the notification page and its stream (`GET
+/// /notifications…` only) also take the `session` cookie that `POST /session` hands out (a
+/// stand-in for the application's login, as `x-user` is for a token).
 pub async fn authenticate(
     State(db): State<DatabaseConnection>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let from_query = req.uri().path().starts_with("/notifications").then(|| {
-        req.uri().query().and_then(|q| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix("user="))
-                .map(str::to_owned)
-        })
-    });
+    let from_cookie = (req.method() == axum::http::Method::GET
+        && req.uri().path().starts_with("/notifications"))
+    .then(|| session_user(req.headers()))
+    .flatten();
     let from_header = req
         .headers()
         .get("x-user")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let Some(username) = from_header.or(from_query.flatten()) else {
+    let Some(username) = from_header.or(from_cookie) else {
         return ApiError::Unauthorized.into_response();
     };
     let username = username.as_str();

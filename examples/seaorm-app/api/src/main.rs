@@ -1,7 +1,8 @@
 //! `cargo run -p seaorm-app-api`: migrate (the seed included), then serve on `ADDR`
 //! (default `127.0.0.1:3000`). `DATABASE_URL` defaults to an in-memory SQLite database. With
 //! `NATS_URL` (e.g. `nats://127.0.0.1:4222`), entries also flow through the outbox and the relay
-//! to JetStream, and `/notifications?user=bob` shows bob's notifications as they arrive.
+//! to JetStream, and `/notifications` shows a user's notifications as they arrive (signed in by
+//! the `session` cookie of `POST /session`, which takes `x-user` like every other call).
 //!
 //! ```sh
 //! curl -s -X POST localhost:3000/projects -H 'x-user: alice' -H 'content-type: application/json' \
@@ -43,7 +44,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let hub = seaorm_app_api::notifications::start(db.clone(), nats, names)
                 .await
                 .map_err(|e| e.to_string())?;
-            tracing::info!("notifications: http://{addr}/notifications?user=bob");
+            tracing::info!(
+                "notifications: POST http://{addr}/session with x-user, then open \
+                 http://{addr}/notifications with its cookie"
+            );
             Some(hub)
         }
         None => None,

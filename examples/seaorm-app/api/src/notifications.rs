@@ -235,8 +235,8 @@ const PAGE: &str = r#"<!doctype html>
 <p id="status">connecting…</p>
 <ul id="notifications"></ul>
 <script>
-  const user = new URLSearchParams(location.search).get("user");
-  const events = new EventSource("/notifications/stream?user=" + encodeURIComponent(user));
+  // Same origin: the browser sends the session cookie with the stream's request.
+  const events = new EventSource("/notifications/stream");
   events.addEventListener("ready", () => {
     document.getElementById("status").textContent = "live";
     document.body.dataset.ready = "true";

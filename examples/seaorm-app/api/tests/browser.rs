@@ -153,12 +153,40 @@ async fn the_watcher_sees_the_change_live_and_the_actor_does_not() {
         call(&base, user, reqwest::Method::POST, "/subscriptions", sub).await;
     }
 
+    // The stream takes no user from its URL: only a session.
+    let status = reqwest::get(format!("{base}/notifications/stream?user=bob"))
+        .await
+        .expect("request")
+        .status();
+    assert_eq!(status, 401, "a user named in the URL is not a session");
+
     let (_driver, driver_url) = start_chromedriver();
     let bob = browser(&driver_url).await;
     let alice = browser(&driver_url).await;
     for (client, user) in [(&bob, "bob"), (&alice, "alice")] {
+        // Sign in (the application's login stands in as `POST /session`), give the browser its
+        // session cookie, open the page: the page and its stream authenticate by the cookie.
+        let session = call(&base, user, reqwest::Method::POST, "/session", json!({})).await;
+        let token = session["session"]
+            .as_str()
+            .expect("a session token")
+            .to_owned();
         client
-            .goto(&format!("{base}/notifications?user={user}"))
+            .goto(&format!("{base}/notifications"))
+            .await
+            .expect("open the origin");
+        // What `POST /session`'s Set-Cookie says (WebDriver's default SameSite=None would need
+        // Secure, which plain-HTTP localhost is not).
+        let cookie = fantoccini::cookies::Cookie::parse(format!(
+            "session={token}; Path=/notifications; Domain=127.0.0.1; SameSite=Strict; HttpOnly"
+        ))
+        .expect("a cookie");
+        client
+            .add_cookie(cookie)
+            .await
+            .expect("set the session cookie");
+        client
+            .goto(&format!("{base}/notifications"))
             .await
             .expect("open the page");
         client
