@@ -36,6 +36,9 @@ pub struct RelayConfig {
     pub subject_prefix: String,
     /// Outbox rows claimed per batch (default 200; a row holds one transaction's entries).
     pub batch_rows: u32,
+    /// Entries per batch (default 2,000): rows are claimed while their entries fit, the first
+    /// row always, so a batch of bulk transactions stays bounded in memory.
+    pub batch_entries: usize,
     /// First wait between polls of an empty outbox (default 20 ms); it doubles while the
     /// outbox stays empty, up to [`idle_poll_max`](Self::idle_poll_max), and drops back at the
     /// first entry.
@@ -70,6 +73,7 @@ impl Default for RelayConfig {
             stream: "ACTIVITY".to_owned(),
             subject_prefix: "activity".to_owned(),
             batch_rows: 200,
+            batch_entries: 2_000,
             idle_poll: Duration::from_millis(20),
             idle_poll_max: Duration::from_secs(1),
             backoff: (Duration::from_millis(100), Duration::from_secs(5)),
@@ -343,7 +347,13 @@ impl Relay {
         let txn = outbox::begin(&self.db).await?;
         let claim = {
             let mut waiting = self.waiting.lock().await;
-            outbox::claim(&txn, self.config.batch_rows, &mut waiting).await?
+            outbox::claim(
+                &txn,
+                self.config.batch_rows,
+                self.config.batch_entries,
+                &mut waiting,
+            )
+            .await?
         };
         let claimed = match claim {
             Claim::Batch(claimed) => claimed,

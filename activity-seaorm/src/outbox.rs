@@ -210,7 +210,8 @@ pub async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr
 }
 
 /// Lock up to `max_rows` of the oldest outbox rows in `txn` (see [`begin`]) and load their
-/// entries. Another relay holding them gives [`Claim::Busy`] at once (`NOWAIT`) rather than
+/// entries: rows in order while their entries together stay within `max_entries` (the first row
+/// always, whatever it lists), so one claim never loads 200 bulk transactions at once. Another relay holding them gives [`Claim::Busy`] at once (`NOWAIT`) rather than
 /// waiting or skipping ahead, which would publish out of order.
 ///
 /// A row may list entries the log does not hold yet: outside a transaction on SQLite and MySQL
@@ -224,6 +225,7 @@ pub async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr
 pub async fn claim<C: ConnectionTrait>(
     txn: &C,
     max_rows: u32,
+    max_entries: usize,
     waiting: &mut WaitingRows,
 ) -> Result<Claim, DbErr> {
     let backend = txn.get_database_backend();
@@ -252,6 +254,7 @@ pub async fn claim<C: ConnectionTrait>(
     }
     // Each row's id, time and entry ids, in outbox order.
     let mut listed = Vec::with_capacity(rows.len());
+    let mut listed_entries = 0usize;
     for row in rows {
         let id: i64 = row.try_get("", "id")?;
         let created_at: DateTime<Utc> = row.try_get("", "created_at")?;
@@ -265,6 +268,11 @@ pub async fn claim<C: ConnectionTrait>(
                 }
             }
         }
+        // Within the entry budget, in order; the rest stay for the next claim.
+        if !listed.is_empty() && listed_entries + ids.len() > max_entries {
+            break;
+        }
+        listed_entries += ids.len();
         listed.push((id, created_at, ids));
     }
     let all: Vec<uuid::Uuid> = listed

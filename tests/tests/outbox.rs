@@ -29,7 +29,7 @@ async fn rows(t: &TestDb) -> Vec<activity_outbox::Model> {
 /// Claim everything in the outbox (in a transaction left to roll back) and name the entries.
 async fn claimed_names(t: &TestDb) -> Vec<String> {
     let txn = outbox::begin(&t.db).await.unwrap();
-    let names = match outbox::claim(&txn, 1000, &mut WaitingRows::default())
+    let names = match outbox::claim(&txn, 1000, usize::MAX, &mut WaitingRows::default())
         .await
         .unwrap()
     {
@@ -55,7 +55,7 @@ async fn claimed_names(t: &TestDb) -> Vec<String> {
 
 /// Claim up to ten rows in `txn`.
 async fn claim_ten(txn: &DatabaseTransaction, waiting: &mut WaitingRows) -> Claim {
-    outbox::claim(txn, 10, waiting).await.unwrap()
+    outbox::claim(txn, 10, usize::MAX, waiting).await.unwrap()
 }
 
 async fn transaction_writes_its_entries_and_their_outbox_row(t: &TestDb) {
@@ -182,7 +182,7 @@ async fn claim_complete_and_one_relay_at_a_time(t: &TestDb) {
         })
         .await;
     let first = outbox::begin(&t.db).await.unwrap();
-    let Claim::Batch(claimed) = outbox::claim(&first, 1, &mut WaitingRows::default())
+    let Claim::Batch(claimed) = outbox::claim(&first, 1, usize::MAX, &mut WaitingRows::default())
         .await
         .unwrap()
     else {
@@ -195,7 +195,7 @@ async fn claim_complete_and_one_relay_at_a_time(t: &TestDb) {
         let other = t.another_pool(2).await;
         let second = outbox::begin(&other).await.unwrap();
         assert!(matches!(
-            outbox::claim(&second, 10, &mut WaitingRows::default())
+            outbox::claim(&second, 10, usize::MAX, &mut WaitingRows::default())
                 .await
                 .unwrap(),
             Claim::Busy
@@ -335,7 +335,78 @@ async fn an_id_listed_twice_is_relayed_once(t: &TestDb) {
     );
 }
 
+/// A claim is bounded by entries as well as rows: rows are taken in order while their entries
+/// fit, the first one always.
+async fn a_claim_is_bounded_by_entries(t: &TestDb) {
+    with_outbox()
+        .scope(async {
+            for batch in [300usize, 300, 300, 800] {
+                let entries = (0..batch)
+                    .map(|i| ActivityEntry::new("Job", "ran").with_item_id(format!("{batch}-{i}")))
+                    .collect();
+                // Inside a transaction: one outbox row per batch.
+                transaction(&t.db, |txn| {
+                    async move { activity_seaorm::bulk_log_activity(txn, entries).await }
+                        .scope_boxed()
+                })
+                .await
+                .unwrap();
+            }
+        })
+        .await;
+    let sizes = |claim: Claim| match claim {
+        Claim::Batch(c) => (c.rows.len(), c.entries.len()),
+        other => panic!("unexpected claim {other:?}"),
+    };
+    // How many entries each outbox row lists (a transaction's flush writes one row per INSERT,
+    // so PostgreSQL, whose outbox row rides on each INSERT, has more and smaller rows).
+    let listed = |rows: &[activity_outbox::Model]| -> Vec<usize> {
+        rows.iter()
+            .map(|r| r.entry_ids.split(',').filter(|i| !i.is_empty()).count())
+            .collect()
+    };
+    // The rows a claim with `budget` must take: in order while they fit, the first always.
+    let expected = |counts: &[usize], budget: usize| {
+        let (mut n, mut total) = (0, 0);
+        for c in counts {
+            if n > 0 && total + c > budget {
+                break;
+            }
+            n += 1;
+            total += c;
+        }
+        (n, total)
+    };
+    let all = listed(&rows(t).await);
+    assert_eq!(all.iter().sum::<usize>(), 1_700);
+    let txn = outbox::begin(&t.db).await.unwrap();
+    let claim = outbox::claim(&txn, 1000, 650, &mut WaitingRows::default())
+        .await
+        .unwrap();
+    let (n, total) = expected(&all, 650);
+    assert_eq!(sizes(claim), (n, total));
+    assert!(total <= 650 && total >= 300, "{total}");
+    let done: Vec<i64> = rows(t).await[..n].iter().map(|r| r.id).collect();
+    outbox::complete(&txn, &done).await.unwrap();
+    txn.commit().await.unwrap();
+    // The next claim starts where that one stopped, under the same budget.
+    let rest = listed(&rows(t).await);
+    let txn = outbox::begin(&t.db).await.unwrap();
+    let claim = outbox::claim(&txn, 1000, 650, &mut WaitingRows::default())
+        .await
+        .unwrap();
+    assert_eq!(sizes(claim), expected(&rest, 650));
+    drop(txn);
+    // A first row larger than the budget is still claimed, alone.
+    let txn = outbox::begin(&t.db).await.unwrap();
+    let claim = outbox::claim(&txn, 1000, 1, &mut WaitingRows::default())
+        .await
+        .unwrap();
+    assert_eq!(sizes(claim), (1, rest[0]));
+}
+
 backend_tests!(
+    a_claim_is_bounded_by_entries,
     an_id_listed_twice_is_relayed_once,
     transaction_writes_its_entries_and_their_outbox_row,
     rolled_back_entries_never_reach_the_outbox,
