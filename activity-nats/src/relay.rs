@@ -151,6 +151,8 @@ pub struct RelayStats {
     retries: AtomicU64,
     skipped: AtomicU64,
     shrunk: AtomicU64,
+    busy: AtomicU64,
+    pending: AtomicU64,
     lag_ms: AtomicU64,
 }
 
@@ -186,6 +188,18 @@ impl RelayStats {
     /// SHA-256; see `activity_seaorm::outbox::message_within`).
     pub fn shrunk(&self) -> u64 {
         self.shrunk.load(Ordering::Relaxed)
+    }
+
+    /// Polls that found the oldest rows held by another relay ([`Step::Busy`]): the relay
+    /// waited its turn.
+    pub fn busy(&self) -> u64 {
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Polls that found the oldest row waiting for entries not written yet (the write grace;
+    /// see `activity_seaorm::outbox::claim`): nothing published meanwhile.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Age of the oldest outbox row of the last batch when it was claimed (or of the row the
@@ -363,11 +377,13 @@ impl Relay {
             }
             Claim::Pending { oldest } => {
                 txn.commit().await?;
+                self.stats.pending.fetch_add(1, Ordering::Relaxed);
                 self.record_lag(oldest);
                 return Ok(Step::Idle);
             }
             Claim::Busy => {
                 txn.rollback().await?;
+                self.stats.busy.fetch_add(1, Ordering::Relaxed);
                 return Ok(Step::Busy);
             }
             _ => {

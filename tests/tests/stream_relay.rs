@@ -439,3 +439,68 @@ async fn postgres_oversized_entries_are_shrunk_and_the_rest_flow() {
 async fn mysql_oversized_entries_are_shrunk_and_the_rest_flow() {
     oversized_entries_are_shrunk_and_the_rest_flow(Backend::MySql).await;
 }
+
+/// `RelayStats` says why a relay published nothing: another relay holds the oldest rows
+/// (`busy`), or the oldest row waits for entries not written yet (`pending`).
+async fn busy_and_pending_polls_are_counted(backend: Backend) {
+    use activity_nats::Step;
+    use activity_seaorm::outbox::{self, WaitingRows, activity_outbox};
+    use activity_seaorm::{ActivityConfig, log_activity};
+    use activity_tests::nats::TestStream;
+    use sea_orm::{ActiveModelTrait, Set};
+
+    let nats = TestStream::new("stats").await;
+    let t = TestDb::new(backend).await;
+    ActivityConfig::new()
+        .with_outbox(true)
+        .scope(log_activity(&t.db, ActivityEntry::new("Job", "ran")))
+        .await
+        .unwrap();
+    let relay = nats.relay(&t.db).await;
+    // Another relay's claim holds the oldest row.
+    let other = outbox::begin(&t.db).await.unwrap();
+    assert!(matches!(
+        outbox::claim(&other, 10, usize::MAX, &mut WaitingRows::default())
+            .await
+            .unwrap(),
+        outbox::Claim::Batch(_)
+    ));
+    assert_eq!(relay.relay_batch().await.unwrap(), Step::Busy);
+    other.rollback().await.unwrap();
+    assert_eq!(relay.relay_batch().await.unwrap(), Step::Published(1));
+    // A row naming an entry that is not in the log (yet): the relay waits out the grace.
+    activity_outbox::ActiveModel {
+        created_at: Set(chrono::Utc::now()),
+        entry_ids: Set(uuid::Uuid::now_v7().to_string()),
+        ..Default::default()
+    }
+    .insert(&t.db)
+    .await
+    .unwrap();
+    assert_eq!(relay.relay_batch().await.unwrap(), Step::Idle);
+    let stats = relay.stats();
+    assert_eq!(
+        (stats.busy(), stats.pending(), stats.published()),
+        (1, 1, 1)
+    );
+    nats.delete().await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(activity_nats, activity_postgres)),
+    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
+)]
+async fn postgres_busy_and_pending_polls_are_counted() {
+    busy_and_pending_polls_are_counted(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(activity_nats, activity_mysql)),
+    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_MYSQL_URL is not set"
+)]
+async fn mysql_busy_and_pending_polls_are_counted() {
+    busy_and_pending_polls_are_counted(Backend::MySql).await;
+}
