@@ -385,7 +385,7 @@ async fn a_claim_is_bounded_by_entries(t: &TestDb) {
         .unwrap();
     let (n, total) = expected(&all, 650);
     assert_eq!(sizes(claim), (n, total));
-    assert!(total <= 650 && total >= 300, "{total}");
+    assert!((300..=650).contains(&total), "{total}");
     let done: Vec<i64> = rows(t).await[..n].iter().map(|r| r.id).collect();
     outbox::complete(&txn, &done).await.unwrap();
     txn.commit().await.unwrap();
