@@ -217,7 +217,8 @@ pub async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr
 /// A row may list entries the log does not hold yet: outside a transaction on SQLite and MySQL
 /// the outbox row is written first and its entries right after, and a relay can look in
 /// between. The claim then ends before that row ([`Claim::Pending`] if it is the oldest), so
-/// no later row overtakes it, and `waiting` starts that row's clock. Once the row has waited
+/// no later row overtakes it, and `waiting` starts that row's clock — and the clock of every
+/// incomplete row behind it, so several wait one grace together rather than one after another. Once the row has waited
 /// out the grace, its entries were never written (the write failed or the process died between
 /// the two statements) or have since been pruned: the row is relayed without them, counted in
 /// [`Claimed::missing`]. Either way the stream holds what the log holds. An id listed twice is
@@ -298,6 +299,14 @@ pub async fn claim<C: ConnectionTrait>(
     let mut pending = None;
     for (row, created_at, ids) in listed {
         let absent = ids.iter().filter(|id| !present.contains(id)).count();
+        if pending.is_some() {
+            // Behind a waiting row nothing is claimed (order), but every incomplete row's
+            // clock starts now: ten of them wait one grace together, not ten in a row.
+            if absent > 0 {
+                waiting.waited_out(row, now);
+            }
+            continue;
+        }
         if absent > 0 && !waiting.waited_out(row, now) {
             // Its entries may still be on their way: stop here, in order, and look again later.
             tracing::debug!(
@@ -306,7 +315,7 @@ pub async fn claim<C: ConnectionTrait>(
                 "outbox row's entries not written yet; waiting"
             );
             pending = Some(created_at);
-            break;
+            continue;
         }
         missing += absent;
         // `remove`: an id listed again (in this row or an earlier one) is relayed once.

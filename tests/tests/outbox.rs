@@ -309,6 +309,35 @@ async fn an_outbox_row_waits_for_its_entries_in_order(t: &TestDb) {
     assert_eq!(claimed_names(t).await, ["late ran", "next ran"]);
 }
 
+/// Ten incomplete rows (their entries never written) wait one grace together, not one grace
+/// each in turn: before, the relay started a row's clock only once it was the oldest, so ten
+/// of them held everything behind them for ten graces.
+async fn incomplete_rows_wait_one_grace_together(t: &TestDb) {
+    for _ in 0..10 {
+        activity_outbox::ActiveModel {
+            created_at: Set(chrono::Utc::now()),
+            entry_ids: Set(uuid::Uuid::now_v7().to_string()),
+            ..Default::default()
+        }
+        .insert(&t.db)
+        .await
+        .unwrap();
+    }
+    let mut waiting = WaitingRows::new(Duration::from_millis(300));
+    let txn = outbox::begin(&t.db).await.unwrap();
+    assert!(matches!(
+        claim_ten(&txn, &mut waiting).await,
+        Claim::Pending { .. }
+    ));
+    drop(txn);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let txn = outbox::begin(&t.db).await.unwrap();
+    match claim_ten(&txn, &mut waiting).await {
+        Claim::Batch(c) => assert_eq!((c.rows.len(), c.missing), (10, 10)),
+        other => panic!("unexpected claim {other:?}"),
+    }
+}
+
 /// An entry listed by two outbox rows (an application that wrote the same entry again after
 /// a failed autocommit write) is relayed once, and the second row does not wait for it.
 async fn an_id_listed_twice_is_relayed_once(t: &TestDb) {
@@ -407,6 +436,7 @@ async fn a_claim_is_bounded_by_entries(t: &TestDb) {
 
 backend_tests!(
     a_claim_is_bounded_by_entries,
+    incomplete_rows_wait_one_grace_together,
     an_id_listed_twice_is_relayed_once,
     transaction_writes_its_entries_and_their_outbox_row,
     rolled_back_entries_never_reach_the_outbox,
