@@ -46,8 +46,10 @@ pub(crate) fn cap_value(value: &mut Value, cap: usize) -> bool {
     // takes at most six (`\u001f`), plus the quotes.
     let small = match value {
         Value::Null | Value::Bool(_) => cap >= 5,
+        // A JSON number is at most 24 bytes (`-1.7976931348623157e308`).
+        Value::Number(_) => cap >= 24,
         Value::String(s) => s.len().saturating_mul(6).saturating_add(2) <= cap,
-        Value::Number(_) | Value::Array(_) | Value::Object(_) => false,
+        Value::Array(_) | Value::Object(_) => false,
     };
     if small {
         return false;

@@ -386,3 +386,18 @@ pub fn fingerprint(text: &str) -> u64 {
     text.hash(&mut hasher);
     hasher.finish()
 }
+
+/// An outbox row listing `entry_ids` (comma-separated), as a writer or a crashed relay leaves
+/// one: for the relay's tests.
+pub async fn outbox_row(db: &DatabaseConnection, entry_ids: &str) {
+    use activity_seaorm::outbox::activity_outbox;
+    use sea_orm::{ActiveModelTrait, Set};
+    activity_outbox::ActiveModel {
+        created_at: Set(chrono::Utc::now()),
+        entry_ids: Set(entry_ids.to_owned()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .expect("insert an outbox row");
+}

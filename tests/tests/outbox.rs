@@ -283,14 +283,7 @@ async fn an_autocommit_write_failing_midway_leaves_no_unrelayed_entry(t: &TestDb
 /// write's two statements) waits for them, and does not overtake the row meanwhile.
 async fn an_outbox_row_waits_for_its_entries_in_order(t: &TestDb) {
     let late = ActivityEntry::new("Job", "ran").with_name("late");
-    activity_outbox::ActiveModel {
-        created_at: Set(chrono::Utc::now()),
-        entry_ids: Set(late.id.to_string()),
-        ..Default::default()
-    }
-    .insert(&t.db)
-    .await
-    .unwrap();
+    activity_tests::outbox_row(&t.db, &late.id.to_string()).await;
     with_outbox()
         .scope(activity_seaorm::log_activity(
             &t.db,
@@ -314,14 +307,7 @@ async fn an_outbox_row_waits_for_its_entries_in_order(t: &TestDb) {
 /// of them held everything behind them for ten graces.
 async fn incomplete_rows_wait_one_grace_together(t: &TestDb) {
     for _ in 0..10 {
-        activity_outbox::ActiveModel {
-            created_at: Set(chrono::Utc::now()),
-            entry_ids: Set(uuid::Uuid::now_v7().to_string()),
-            ..Default::default()
-        }
-        .insert(&t.db)
-        .await
-        .unwrap();
+        activity_tests::outbox_row(&t.db, &uuid::Uuid::now_v7().to_string()).await;
     }
     let mut waiting = WaitingRows::new(Duration::from_millis(300));
     let txn = outbox::begin(&t.db).await.unwrap();
@@ -345,14 +331,7 @@ async fn an_id_listed_twice_is_relayed_once(t: &TestDb) {
     let id = entry.id.to_string();
     activity_seaorm::log_activity(&t.db, entry).await.unwrap();
     for _ in 0..2 {
-        activity_outbox::ActiveModel {
-            created_at: Set(chrono::Utc::now()),
-            entry_ids: Set(id.clone()),
-            ..Default::default()
-        }
-        .insert(&t.db)
-        .await
-        .unwrap();
+        activity_tests::outbox_row(&t.db, &id).await;
     }
     let txn = outbox::begin(&t.db).await.unwrap();
     let Claim::Batch(claimed) = claim_ten(&txn, &mut WaitingRows::default()).await else {

@@ -258,7 +258,7 @@ async fn relay_publishes_subjects_headers_and_payloads() {
     use activity_tests::nats::TestStream;
     use async_nats::jetstream::consumer::pull;
     use futures::StreamExt;
-    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    use sea_orm::{ActiveModelTrait, EntityTrait};
 
     let nats = TestStream::new("act").await;
     let t = TestDb::new(Backend::Sqlite).await;
@@ -283,14 +283,7 @@ async fn relay_publishes_subjects_headers_and_payloads() {
 
     // A relay that died after publishing and before deleting its rows republishes them.
     let ids: Vec<String> = log.iter().map(|e| e.id.to_string()).collect();
-    activity_outbox::ActiveModel {
-        created_at: Set(chrono::Utc::now()),
-        entry_ids: Set(ids.join(",")),
-        ..Default::default()
-    }
-    .insert(&t.db)
-    .await
-    .unwrap();
+    activity_tests::outbox_row(&t.db, &ids.join(",")).await;
     assert_eq!(relay.relay_batch().await.unwrap(), Step::Published(2));
     let stats = relay.stats();
     assert_eq!((stats.published(), stats.duplicates()), (4, 2));
@@ -444,10 +437,9 @@ async fn mysql_oversized_entries_are_shrunk_and_the_rest_flow() {
 /// (`busy`), or the oldest row waits for entries not written yet (`pending`).
 async fn busy_and_pending_polls_are_counted(backend: Backend) {
     use activity_nats::Step;
-    use activity_seaorm::outbox::{self, WaitingRows, activity_outbox};
+    use activity_seaorm::outbox::{self, WaitingRows};
     use activity_seaorm::{ActivityConfig, log_activity};
     use activity_tests::nats::TestStream;
-    use sea_orm::{ActiveModelTrait, Set};
 
     let nats = TestStream::new("stats").await;
     let t = TestDb::new(backend).await;
@@ -469,14 +461,7 @@ async fn busy_and_pending_polls_are_counted(backend: Backend) {
     other.rollback().await.unwrap();
     assert_eq!(relay.relay_batch().await.unwrap(), Step::Published(1));
     // A row naming an entry that is not in the log (yet): the relay waits out the grace.
-    activity_outbox::ActiveModel {
-        created_at: Set(chrono::Utc::now()),
-        entry_ids: Set(uuid::Uuid::now_v7().to_string()),
-        ..Default::default()
-    }
-    .insert(&t.db)
-    .await
-    .unwrap();
+    activity_tests::outbox_row(&t.db, &uuid::Uuid::now_v7().to_string()).await;
     assert_eq!(relay.relay_batch().await.unwrap(), Step::Idle);
     let stats = relay.stats();
     assert_eq!(

@@ -881,7 +881,9 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
 /// process killed outright (the kernel releases it) — so a killed run never blocks the next.
 /// The file itself stays (removing it while another process opens it would let two runs lock
 /// two different files); it holds the pid of the last run that took it.
-struct RunLock(#[allow(dead_code)] File);
+struct RunLock {
+    _held: File,
+}
 
 impl RunLock {
     fn take(path: PathBuf) -> Result<RunLock, Error> {
@@ -892,7 +894,7 @@ impl RunLock {
             Ok(()) => {
                 file.set_len(0)?;
                 let _ = writeln!(file, "pid {} since {}", std::process::id(), Utc::now());
-                Ok(RunLock(file))
+                Ok(RunLock { _held: file })
             }
             Err(fs::TryLockError::WouldBlock) => Err(archive_error(
                 &path,

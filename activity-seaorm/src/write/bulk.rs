@@ -630,7 +630,7 @@ fn update_parts<E>(
 where
     E: EntityTrait,
 {
-    use crate::write::statement::{constant, filter_after, same, unsupported};
+    use crate::write::statement::{constant, filter_of, unsupported};
     use sea_orm::sea_query::Query;
     const WHAT: &str = "update_many";
     let query = update.as_query();
@@ -652,25 +652,12 @@ where
     if set.is_empty() {
         return Err(unsupported(WHAT, "it sets nothing"));
     }
-    let table = E::default().table_ref();
     let head = Query::update()
-        .table(table.clone())
+        .table(E::default().table_ref())
         .values(set.iter().map(|(c, e)| (c.clone(), (**e).clone())))
         .to_owned();
-    let full = backend.build(query);
-    let head = backend.build(&head);
-    let filter = filter_after(&full, &head, backend, WHAT)?;
-    let mut rebuilt = Query::update()
-        .table(table)
-        .values(set.iter().map(|(c, e)| (c.clone(), (**e).clone())))
-        .to_owned();
-    if let Some(f) = &filter {
-        rebuilt.and_where(f.clone());
-    }
-    if !same(&full, &backend.build(&rebuilt)) {
-        return Err(unsupported(WHAT, "it has clauses beyond a filter"));
-    }
-    Ok((condition_of(filter), values))
+    let filter = filter_of(&backend.build(query), &head, backend, WHAT)?;
+    Ok((filter, values))
 }
 
 impl<E> ExecLogged for sea_orm::DeleteMany<E>
@@ -693,21 +680,13 @@ fn delete_filter<E: EntityTrait>(
     delete: &sea_orm::DeleteMany<E>,
     backend: DbBackend,
 ) -> Result<Condition, DbErr> {
-    use crate::write::statement::{filter_after, same, unsupported};
+    use crate::write::statement::filter_of;
     use sea_orm::sea_query::Query;
     const WHAT: &str = "delete_many";
-    let table = E::default().table_ref();
-    let full = backend.build(delete.as_query());
-    let head = backend.build(&Query::delete().from_table(table.clone()).to_owned());
-    let filter = filter_after(&full, &head, backend, WHAT)?;
-    let mut rebuilt = Query::delete().from_table(table).to_owned();
-    if let Some(f) = &filter {
-        rebuilt.and_where(f.clone());
-    }
-    if !same(&full, &backend.build(&rebuilt)) {
-        return Err(unsupported(WHAT, "it has clauses beyond a filter"));
-    }
-    Ok(condition_of(filter))
+    let head = Query::delete()
+        .from_table(E::default().table_ref())
+        .to_owned();
+    filter_of(&backend.build(delete.as_query()), &head, backend, WHAT)
 }
 
 impl<E, A> ExecLogged for sea_orm::InsertMany<A>
@@ -775,12 +754,4 @@ fn insert_rows<A: ActiveModelTrait>(
         ));
     }
     Ok(rows)
-}
-
-/// A recovered filter as a condition (none: every row).
-fn condition_of(filter: Option<Expr>) -> Condition {
-    match filter {
-        Some(f) => Condition::all().add(f),
-        None => Condition::all(),
-    }
 }

@@ -9,7 +9,8 @@
 //! BY, a LIMIT, RETURNING, ON CONFLICT, a SET to an expression) is refused with an error that
 //! says why, before anything is written.
 
-use sea_orm::sea_query::Expr;
+use sea_orm::StatementBuilder;
+use sea_orm::sea_query::{Condition, ConditionalStatement, Expr};
 use sea_orm::{DbBackend, DbErr, Statement, Value};
 
 /// The refusal of a statement the log cannot follow.
@@ -29,9 +30,35 @@ pub(crate) fn values(statement: &Statement) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// The filter of `full` (an UPDATE or DELETE rendered for `backend`) as a condition, `head`
+/// being the same statement without it: checked by rebuilding `head` with the filter and
+/// comparing the rendered SQL and parameters with `full`'s.
+pub(crate) fn filter_of<S>(
+    full: &Statement,
+    head: &S,
+    backend: DbBackend,
+    what: &str,
+) -> Result<Condition, DbErr>
+where
+    S: StatementBuilder + ConditionalStatement + Clone,
+{
+    let filter = filter_after(full, &backend.build(head), backend, what)?;
+    let mut rebuilt = head.clone();
+    if let Some(f) = &filter {
+        rebuilt.and_where(f.clone());
+    }
+    if !same(full, &backend.build(&rebuilt)) {
+        return Err(unsupported(what, "it has clauses beyond a filter"));
+    }
+    Ok(match filter {
+        Some(f) => Condition::all().add(f),
+        None => Condition::all(),
+    })
+}
+
 /// The filter of `full`, whose SQL is `head`'s followed by ` WHERE <filter>` (or nothing: every
 /// row), as an expression of its own placeholders and values.
-pub(crate) fn filter_after(
+fn filter_after(
     full: &Statement,
     head: &Statement,
     backend: DbBackend,
