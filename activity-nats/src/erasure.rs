@@ -42,6 +42,7 @@ const IDS_PER_EVENT: usize = 1_000;
 /// each) and must erase their own copies of those entries.
 #[derive(Debug, Clone)]
 pub struct StreamCopy {
+    client: async_nats::Client,
     js: jetstream::Context,
     stream: String,
     subject_prefix: String,
@@ -56,7 +57,8 @@ impl StreamCopy {
         subject_prefix: impl Into<String>,
     ) -> Self {
         StreamCopy {
-            js: jetstream::new(client),
+            js: jetstream::new(client.clone()),
+            client,
             stream: stream.into(),
             subject_prefix: subject_prefix.into(),
         }
@@ -117,8 +119,10 @@ impl CopyEraser for StreamCopy {
                     continue;
                 }
             };
-            let payload = match serde_json::to_vec(&typed) {
-                Ok(payload) => payload,
+            // The relay's size guard: pseudonyms may make the entry longer than it was.
+            let limit = crate::relay::payload_limit(&self.client);
+            let payload = match activity_seaorm::outbox::message_within(&typed, limit) {
+                Ok((payload, _)) => payload,
                 Err(e) => {
                     report.unreachable.push(format!("message {seq}: {e}"));
                     continue;

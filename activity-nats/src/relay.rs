@@ -473,14 +473,7 @@ impl Relay {
         &self,
         entry: &ActivityEntry,
     ) -> Result<jetstream::context::PublishAckFuture, Error> {
-        // Headers and subject count against the server's limit too: leave them 4 KiB. Before
-        // the server's INFO arrives (or between reconnects) the client reports 0: assume the
-        // server's default, 1 MiB.
-        let max_payload = match self.client.server_info().max_payload {
-            0 => 1024 * 1024,
-            n => n,
-        };
-        let limit = max_payload.saturating_sub(4096);
+        let limit = payload_limit(&self.client);
         let (payload, shrunk) = outbox::message_within(entry, limit)?;
         if shrunk {
             self.stats.shrunk.fetch_add(1, Ordering::Relaxed);
@@ -510,4 +503,15 @@ impl Relay {
             .await
             .map_err(|e| Error::Publish(boxed(e)))
     }
+}
+
+/// The largest entry JSON `client`'s server takes in one message. Headers and subject count
+/// against the server's limit too: they are left 4 KiB. Before the server's INFO arrives (or
+/// between reconnects) the client reports 0: the server's default, 1 MiB, is assumed.
+pub(crate) fn payload_limit(client: &async_nats::Client) -> usize {
+    let max_payload = match client.server_info().max_payload {
+        0 => 1024 * 1024,
+        n => n,
+    };
+    max_payload.saturating_sub(4096)
 }
