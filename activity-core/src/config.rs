@@ -374,6 +374,13 @@ impl ActivityConfig {
         &*self.hooks
     }
 
+    /// Whether [`with_hooks`](Self::with_hooks) installed hooks, in this configuration or the
+    /// one it is scoped over. A transaction that writes its entries before COMMIT (past
+    /// `EARLY_FLUSH_ENTRIES` in the writer) keeps them for `after_append` only then.
+    pub fn has_hooks(&self) -> bool {
+        self.set & HOOKS != 0
+    }
+
     /// See [`with_wire_budget`](Self::with_wire_budget).
     pub fn wire_budget(&self) -> usize {
         self.wire_budget

@@ -24,7 +24,8 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::error::{Error, boxed};
 use crate::notify::{
-    activity_notification_delivery, activity_notification_preference, activity_subscription,
+    activity_notification_dead_letter, activity_notification_delivery,
+    activity_notification_preference, activity_subscription,
 };
 use crate::subject::{NO_TENANT, REPUBLISHED, TenantKey, subject};
 
@@ -175,8 +176,8 @@ impl CopyEraser for StreamCopy {
     }
 }
 
-/// The notification store as a copy: the user's subscriptions, preferences and delivery
-/// marks are deleted.
+/// The notification store as a copy: the user's subscriptions, preferences, delivery marks
+/// and dead letters are deleted.
 #[derive(Debug, Clone)]
 pub struct NotificationCopy {
     db: DatabaseConnection,
@@ -210,6 +211,11 @@ impl NotificationCopy {
         if tenant.is_none() {
             changed += activity_notification_delivery::Entity::delete_many()
                 .filter(activity_notification_delivery::Column::Recipient.eq(user))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+            changed += activity_notification_dead_letter::Entity::delete_many()
+                .filter(activity_notification_dead_letter::Column::Recipient.eq(user))
                 .exec(&self.db)
                 .await?
                 .rows_affected;

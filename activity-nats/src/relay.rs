@@ -1,13 +1,14 @@
 //! The relay: outbox rows in, JetStream messages out, rows deleted only after JetStream
 //! acknowledged every message they stand for.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use activity_seaorm::outbox::{self, Claim, WaitingRows};
+use activity_seaorm::outbox::{self, BatchLimit, Claim, DeadLetter, WaitingRows};
 use activity_seaorm::{ActivityConfig, ActivityEntry};
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 use sea_orm::{
@@ -39,6 +40,10 @@ pub struct RelayConfig {
     /// Entries per batch (default 2,000): rows are claimed while their entries fit, the first
     /// row always, so a batch of bulk transactions stays bounded in memory.
     pub batch_entries: usize,
+    /// Bytes of entry details per batch (default 16 MiB), counted as entries are loaded in
+    /// reads of up to 500 (see `activity_seaorm::outbox::BatchLimit`): a batch of large
+    /// entries stays bounded in memory too.
+    pub batch_bytes: usize,
     /// First wait between polls of an empty outbox (default 20 ms); it doubles while the
     /// outbox stays empty, up to [`idle_poll_max`](Self::idle_poll_max), and drops back at the
     /// first entry.
@@ -49,6 +54,12 @@ pub struct RelayConfig {
     pub idle_poll_max: Duration,
     /// First and longest wait after a failed batch (default 100 ms, 5 s; doubling).
     pub backoff: (Duration, Duration),
+    /// How many times JetStream may refuse one entry before the relay gives up on it and
+    /// records it in `activity_dead_letter` (default 5, about 1.5 s of retries at the default
+    /// backoff). Only refusals of that message count (too large for the stream, a header the
+    /// server rejects): an outage, a timeout or a full stream is retried for as long as it
+    /// lasts, and dead-letters nothing.
+    pub max_attempts: u32,
     /// How long to wait for JetStream's acknowledgement (default 5 s).
     pub ack_timeout: Duration,
     /// The stream's duplicate window when [`Relay::ensure_stream`] creates it (default 1 h,
@@ -74,9 +85,11 @@ impl Default for RelayConfig {
             subject_prefix: "activity".to_owned(),
             batch_rows: 200,
             batch_entries: 2_000,
+            batch_bytes: 16 * 1024 * 1024,
             idle_poll: Duration::from_millis(20),
             idle_poll_max: Duration::from_secs(1),
             backoff: (Duration::from_millis(100), Duration::from_secs(5)),
+            max_attempts: 5,
             ack_timeout: Duration::from_secs(5),
             duplicate_window: Duration::from_secs(3600),
             write_grace: outbox::WRITE_GRACE,
@@ -98,6 +111,13 @@ impl RelayConfig {
         self
     }
 
+    /// Entries and bytes of entry details per batch.
+    pub fn with_batch_size(mut self, entries: usize, bytes: usize) -> Self {
+        self.batch_entries = entries.max(1);
+        self.batch_bytes = bytes;
+        self
+    }
+
     /// Outbox rows per batch.
     pub fn with_batch_rows(mut self, rows: u32) -> Self {
         self.batch_rows = rows.max(1);
@@ -114,6 +134,12 @@ impl RelayConfig {
     /// First and longest wait after a failed batch.
     pub fn with_backoff(mut self, first: Duration, longest: Duration) -> Self {
         self.backoff = (first, longest.max(first));
+        self
+    }
+
+    /// Refusals of one entry before it is dead-lettered (at least 1).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
         self
     }
 
@@ -153,6 +179,8 @@ pub struct RelayStats {
     shrunk: AtomicU64,
     busy: AtomicU64,
     pending: AtomicU64,
+    refused: AtomicU64,
+    dead_letters: AtomicU64,
     lag_ms: AtomicU64,
 }
 
@@ -202,6 +230,17 @@ impl RelayStats {
         self.pending.load(Ordering::Relaxed)
     }
 
+    /// Times JetStream refused an entry (each attempt counts).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Entries given up on after [`RelayConfig::max_attempts`] refusals, recorded in
+    /// `activity_dead_letter` (see `activity_seaorm::outbox::dead_letters`).
+    pub fn dead_letters(&self) -> u64 {
+        self.dead_letters.load(Ordering::Relaxed)
+    }
+
     /// Age of the oldest outbox row of the last batch when it was claimed (or of the row the
     /// relay is waiting on), in milliseconds.
     pub fn lag_ms(&self) -> u64 {
@@ -234,6 +273,8 @@ pub struct Relay {
     stats: Arc<RelayStats>,
     /// Rows seen waiting for their entries, and since when; shared by clones.
     waiting: Arc<tokio::sync::Mutex<WaitingRows>>,
+    /// Entries JetStream refused, with how often and its last answer; shared by clones.
+    refusals: Arc<std::sync::Mutex<HashMap<uuid::Uuid, (u32, String)>>>,
 }
 
 impl Relay {
@@ -259,6 +300,7 @@ impl Relay {
             ))),
             config: Arc::new(config),
             stats: Arc::default(),
+            refusals: Arc::default(),
         }
     }
 
@@ -361,13 +403,9 @@ impl Relay {
         let txn = outbox::begin(&self.db).await?;
         let claim = {
             let mut waiting = self.waiting.lock().await;
-            outbox::claim(
-                &txn,
-                self.config.batch_rows,
-                self.config.batch_entries,
-                &mut waiting,
-            )
-            .await?
+            let limit = BatchLimit::new(self.config.batch_rows, self.config.batch_entries)
+                .with_bytes(self.config.batch_bytes);
+            outbox::claim(&txn, limit, &mut waiting).await?
         };
         let claimed = match claim {
             Claim::Batch(claimed) => claimed,
@@ -414,18 +452,33 @@ impl Relay {
             lag_ms = lag.num_milliseconds()
         );
         async {
-            self.publish(&claimed.entries).await?;
+            let dead = self.publish(&claimed.entries).await?;
             let txn = match held {
                 Some(txn) => txn,
                 None => self.db.begin_with_options(IMMEDIATE).await?,
             };
+            if !dead.is_empty() {
+                outbox::dead_letter(&txn, &dead).await?;
+            }
             outbox::complete(&txn, &claimed.rows).await?;
             txn.commit().await?;
+            if !dead.is_empty() {
+                let mut refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+                for letter in &dead {
+                    refusals.remove(&letter.entry_id);
+                    tracing::error!(entry_id = %letter.entry_id, attempts = letter.attempts,
+                        reason = %letter.reason, "activity relay: entry dead-lettered; the others go on");
+                }
+                self.stats
+                    .dead_letters
+                    .fetch_add(dead.len() as u64, Ordering::Relaxed);
+            }
+            let published = claimed.entries.len() - dead.len();
             self.stats
                 .published
-                .fetch_add(claimed.entries.len() as u64, Ordering::Relaxed);
+                .fetch_add(published as u64, Ordering::Relaxed);
             self.stats.batches.fetch_add(1, Ordering::Relaxed);
-            Ok(Step::Published(claimed.entries.len()))
+            Ok(Step::Published(published))
         }
         .instrument(span)
         .await
@@ -444,7 +497,14 @@ impl Relay {
     /// Publish `entries` so that each item's entries are stored in order: in waves holding at
     /// most one entry per item, each wave acknowledged in full before the next is sent. Most
     /// batches touch each item once and go out as one pipelined wave.
-    async fn publish(&self, entries: &[ActivityEntry]) -> Result<(), Error> {
+    ///
+    /// An entry JetStream refuses fails the batch (retried with backoff; what was acknowledged
+    /// is dropped as a duplicate next time) until it has been refused
+    /// [`RelayConfig::max_attempts`] times: then it is returned as a dead letter and the batch
+    /// goes on, so one poisoned entry holds the others back for a few seconds, not forever.
+    /// Its item's later entries still follow it.
+    async fn publish(&self, entries: &[ActivityEntry]) -> Result<Vec<DeadLetter>, Error> {
+        let mut dead = Vec::new();
         let mut remaining: Vec<&ActivityEntry> = entries.iter().collect();
         while !remaining.is_empty() {
             let mut items = HashSet::with_capacity(remaining.len());
@@ -456,23 +516,56 @@ impl Relay {
                 });
             let mut acks = Vec::with_capacity(wave.len());
             for entry in &wave {
-                acks.push(self.send(entry).await?);
+                acks.push((*entry, self.send(entry).await?));
             }
-            for ack in acks {
-                let ack = ack.await.map_err(|e| Error::Publish(boxed(e)))?;
-                if ack.duplicate {
-                    self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            let mut refused = None;
+            for (entry, ack) in acks {
+                let outcome = match ack {
+                    Ok(ack) => ack.await,
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Ok(ack) => {
+                        if ack.duplicate {
+                            self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(e) if is_refusal(&e) => {
+                        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                        let attempts = self.count_refusal(entry.id, &e);
+                        tracing::warn!(entry_id = %entry.id, attempts, error = %e, "activity relay: JetStream refused an entry");
+                        if attempts >= self.config.max_attempts {
+                            dead.push(DeadLetter::new(entry.id, attempts, e.to_string()));
+                        } else {
+                            refused.get_or_insert(e);
+                        }
+                    }
+                    Err(e) => return Err(Error::Publish(boxed(e))),
                 }
+            }
+            if let Some(e) = refused {
+                return Err(Error::Publish(boxed(e)));
             }
             remaining = rest;
         }
-        Ok(())
+        Ok(dead)
     }
 
+    /// One more refusal of entry `id`; how many so far.
+    fn count_refusal(&self, id: uuid::Uuid, error: &PublishError) -> u32 {
+        let mut refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen = refusals.entry(id).or_insert((0, String::new()));
+        seen.0 += 1;
+        seen.1 = error.to_string();
+        seen.0
+    }
+
+    /// Send `entry`; the outer error is the relay's (the entry could not be encoded), the
+    /// inner one the client's or the server's answer to this message.
     async fn send(
         &self,
         entry: &ActivityEntry,
-    ) -> Result<jetstream::context::PublishAckFuture, Error> {
+    ) -> Result<Result<jetstream::context::PublishAckFuture, PublishError>, Error> {
         let limit = payload_limit(&self.client);
         let (payload, shrunk) = outbox::message_within(entry, limit)?;
         if shrunk {
@@ -494,14 +587,47 @@ impl Relay {
         if !tenant.is_none() {
             headers.insert("Activity-Tenant", header_value(tenant.as_str()).as_str());
         }
-        self.js
+        Ok(self
+            .js
             .publish_with_headers(
                 subject(&self.config.subject_prefix, entry),
                 headers,
                 Bytes::from(payload),
             )
-            .await
-            .map_err(|e| Error::Publish(boxed(e)))
+            .await)
+    }
+}
+
+/// Whether JetStream refused this message, as opposed to being unreachable, slow or full:
+/// only a refusal counts toward [`RelayConfig::max_attempts`]. A stream out of storage or
+/// resources, or JetStream unavailable, refuses every message alike; that is an outage, retried
+/// without end, never a reason to give up on an entry.
+fn is_refusal(error: &PublishError) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    match error.kind() {
+        PublishErrorKind::MaxPayloadExceeded
+        | PublishErrorKind::WrongLastMessageId
+        | PublishErrorKind::WrongLastSequence => true,
+        PublishErrorKind::Other => {
+            let code = std::error::Error::source(error)
+                .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>())
+                .map(async_nats::jetstream::Error::error_code);
+            match code {
+                // Not an answer from JetStream (a malformed reply): not about this message.
+                None => false,
+                Some(code) => ![
+                    ErrorCode::ACCOUNT_RESOURCES_EXCEEDED,
+                    ErrorCode::CLUSTER_NOT_AVAILABLE,
+                    ErrorCode::INSUFFICIENT_RESOURCES,
+                    ErrorCode::STORAGE_RESOURCES_EXCEEDED,
+                    ErrorCode::STREAM_STORE_FAILED,
+                    ErrorCode::JETSTREAM_NOT_ENABLED,
+                    ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT,
+                ]
+                .contains(&code),
+            }
+        }
+        _ => false,
     }
 }
 

@@ -41,7 +41,7 @@ use sea_orm::{
     EntityName, EntityTrait, IsolationLevel, QueryFilter, Statement, TransactionTrait,
 };
 
-pub use crate::schema::outbox::activity_outbox;
+pub use crate::schema::outbox::{activity_dead_letter, activity_outbox};
 use crate::schema::table::activity_log;
 
 /// Most entry ids in one outbox row written by a separate statement (SQLite, MySQL): keeps a
@@ -209,10 +209,42 @@ pub async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr
     }
 }
 
-/// Lock up to `max_rows` of the oldest outbox rows in `txn` (see [`begin`]) and load their
-/// entries: rows in order while their entries together stay within `max_entries` (the first row
-/// always, whatever it lists), so one claim never loads 200 bulk transactions at once. Another relay holding them gives [`Claim::Busy`] at once (`NOWAIT`) rather than
-/// waiting or skipping ahead, which would publish out of order.
+/// How much one [`claim`] may take: outbox rows, entries, and bytes of entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchLimit {
+    /// Outbox rows (each lists one flush's entries).
+    pub rows: u32,
+    /// Entries, counted from the rows' lists before any is loaded.
+    pub entries: usize,
+    /// Bytes of the entries' `detail` (their changes and context), counted as they are loaded,
+    /// in reads of up to 500 entries: a claim stops after the read that passes it.
+    pub bytes: usize,
+}
+
+impl BatchLimit {
+    /// At most `rows` rows and `entries` entries; bytes unbounded.
+    pub fn new(rows: u32, entries: usize) -> Self {
+        Self {
+            rows: rows.max(1),
+            entries,
+            bytes: usize::MAX,
+        }
+    }
+
+    /// At most `bytes` bytes of entry details (the first read always).
+    pub fn with_bytes(mut self, bytes: usize) -> Self {
+        self.bytes = bytes;
+        self
+    }
+}
+
+/// Lock up to `limit.rows` of the oldest outbox rows in `txn` (see [`begin`]) and load their
+/// entries: rows in order while their entries together stay within `limit.entries` and
+/// `limit.bytes` (the first row always, whatever it lists), so one claim never loads 200 bulk
+/// transactions, or a few thousand large entries, at once. Another relay holding them gives
+/// [`Claim::Busy`] at once (`NOWAIT`) rather than waiting or skipping ahead, which would
+/// publish out of order.
 ///
 /// A row may list entries the log does not hold yet: outside a transaction on SQLite and MySQL
 /// the outbox row is written first and its entries right after, and a relay can look in
@@ -225,10 +257,10 @@ pub async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr
 /// relayed once.
 pub async fn claim<C: ConnectionTrait>(
     txn: &C,
-    max_rows: u32,
-    max_entries: usize,
+    limit: BatchLimit,
     waiting: &mut WaitingRows,
 ) -> Result<Claim, DbErr> {
+    let (max_rows, max_entries) = (limit.rows, limit.entries);
     let backend = txn.get_database_backend();
     let lock = match backend {
         // One writer at a time: the relay's DELETE serializes with other relays.
@@ -276,24 +308,41 @@ pub async fn claim<C: ConnectionTrait>(
         listed_entries += ids.len();
         listed.push((id, created_at, ids));
     }
-    let all: Vec<uuid::Uuid> = listed
-        .iter()
-        .flat_map(|(_, _, ids)| ids.iter().copied())
-        .collect();
-    let mut found: HashMap<uuid::Uuid, ActivityEntry> = HashMap::with_capacity(all.len());
-    // 500 ids (10 KB of binds) per read: one TCP write, no Nagle stall (see `WIRE_BUDGET`).
-    for chunk in all.chunks(500) {
-        let models = activity_log::Entity::find()
-            .filter(activity_log::Column::Id.is_in(chunk.iter().copied()))
-            .all(txn)
-            .await?;
-        found.extend(models.into_iter().map(|m| (m.id, ActivityEntry::from(m))));
+    // Load the rows' entries in reads of whole rows, up to 500 ids (10 KB of binds: one TCP
+    // write, no Nagle stall; see `WIRE_BUDGET`) unless one row lists more, while the bytes
+    // budget lasts; after the first read, each read takes about as many entries as the rest of
+    // the budget holds at the size seen so far. The rows not read stay for the next claim.
+    let mut found: HashMap<uuid::Uuid, ActivityEntry> = HashMap::new();
+    let mut bytes = 0usize;
+    let mut loaded_rows = 0usize;
+    let mut read_size = 500usize;
+    while loaded_rows < listed.len() && (loaded_rows == 0 || bytes < limit.bytes) {
+        let mut group = Vec::new();
+        while loaded_rows < listed.len()
+            && (group.is_empty() || group.len() + listed[loaded_rows].2.len() <= read_size)
+        {
+            group.extend(listed[loaded_rows].2.iter().copied());
+            loaded_rows += 1;
+        }
+        for chunk in group.chunks(500) {
+            let models = activity_log::Entity::find()
+                .filter(activity_log::Column::Id.is_in(chunk.iter().copied()))
+                .all(txn)
+                .await?;
+            for model in models {
+                bytes += json_len(&model.detail);
+                found.insert(model.id, ActivityEntry::from(model));
+            }
+        }
+        let average = (bytes / found.len().max(1)).max(1);
+        read_size = (limit.bytes.saturating_sub(bytes) / average).clamp(1, 500);
     }
+    listed.truncate(loaded_rows);
     let present: HashSet<uuid::Uuid> = found.keys().copied().collect();
     let first_row = listed.first().map_or(0, |(row, _, _)| *row);
     let now = Instant::now();
     let mut rows = Vec::with_capacity(listed.len());
-    let mut entries = Vec::with_capacity(all.len());
+    let mut entries = Vec::with_capacity(found.len());
     let mut missing = 0;
     let mut oldest: Option<DateTime<Utc>> = None;
     let mut pending = None;
@@ -343,6 +392,24 @@ pub async fn claim<C: ConnectionTrait>(
     }))
 }
 
+/// The length of `value` as JSON, about (strings without escapes), without writing it.
+fn json_len(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::Null => 4,
+        Value::Bool(_) => 5,
+        Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(|v| json_len(v) + 1).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_len(v))
+                .sum::<usize>()
+        }
+    }
+}
+
 /// Delete relayed outbox rows, in the claiming transaction; commit it afterwards.
 pub async fn complete<C: ConnectionTrait>(txn: &C, rows: &[i64]) -> Result<(), DbErr> {
     for chunk in rows.chunks(500) {
@@ -352,6 +419,98 @@ pub async fn complete<C: ConnectionTrait>(txn: &C, rows: &[i64]) -> Result<(), D
             .await?;
     }
     Ok(())
+}
+
+/// An entry a relay gives up on: the broker refused it `attempts` times, last with `reason`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// The entry's id.
+    pub entry_id: uuid::Uuid,
+    /// Attempts refused.
+    pub attempts: u32,
+    /// The broker's last answer.
+    pub reason: String,
+}
+
+impl DeadLetter {
+    /// Entry `entry_id`, refused `attempts` times, last with `reason`.
+    pub fn new(entry_id: uuid::Uuid, attempts: u32, reason: impl Into<String>) -> Self {
+        Self {
+            entry_id,
+            attempts,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Record `letters` in `activity_dead_letter`, in the claiming transaction (with [`complete`]):
+/// the rows that listed them are deleted in the same commit, so an entry is either still in
+/// the outbox or in the dead letters, never lost between them. An entry dead-lettered again
+/// (after a [`requeue_dead_letters`]) replaces its earlier letter.
+pub async fn dead_letter<C: ConnectionTrait>(txn: &C, letters: &[DeadLetter]) -> Result<(), DbErr> {
+    use activity_dead_letter::{ActiveModel, Column, Entity};
+    use sea_orm::ActiveValue::Set;
+    let now = Utc::now();
+    for chunk in letters.chunks(200) {
+        Entity::delete_many()
+            .filter(Column::EntryId.is_in(chunk.iter().map(|l| l.entry_id)))
+            .exec(txn)
+            .await?;
+        Entity::insert_many(chunk.iter().map(|l| ActiveModel {
+            entry_id: Set(l.entry_id),
+            created_at: Set(now),
+            attempts: Set(i32::try_from(l.attempts).unwrap_or(i32::MAX)),
+            reason: Set(l.reason.clone()),
+        }))
+        .exec_without_returning(txn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The dead letters, oldest first.
+pub async fn dead_letters<C: ConnectionTrait>(
+    db: &C,
+) -> Result<Vec<activity_dead_letter::Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    activity_dead_letter::Entity::find()
+        .order_by_asc(activity_dead_letter::Column::CreatedAt)
+        .order_by_asc(activity_dead_letter::Column::EntryId)
+        .all(db)
+        .await
+}
+
+/// Put every dead letter back in the outbox (one new row listing them, oldest first) and
+/// delete the letters, in one transaction: once the cause is fixed (a stream's message size
+/// limit raised, a subject allowed), the relay publishes them after what is already queued.
+/// Returns how many were requeued.
+pub async fn requeue_dead_letters(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    use sea_orm::ActiveValue::{NotSet, Set};
+    let txn = db.begin().await?;
+    let letters = dead_letters(&txn).await?;
+    if letters.is_empty() {
+        txn.commit().await?;
+        return Ok(0);
+    }
+    for chunk in letters.chunks(IDS_PER_ROW) {
+        let ids: Vec<String> = chunk.iter().map(|l| l.entry_id.to_string()).collect();
+        activity_outbox::Entity::insert(activity_outbox::ActiveModel {
+            id: NotSet,
+            created_at: Set(Utc::now()),
+            entry_ids: Set(ids.join(",")),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+    }
+    for chunk in letters.chunks(200) {
+        activity_dead_letter::Entity::delete_many()
+            .filter(activity_dead_letter::Column::EntryId.is_in(chunk.iter().map(|l| l.entry_id)))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(letters.len() as u64)
 }
 
 /// Rows waiting in the outbox (a relay's backlog, in batches of entries).

@@ -29,9 +29,13 @@ async fn rows(t: &TestDb) -> Vec<activity_outbox::Model> {
 /// Claim everything in the outbox (in a transaction left to roll back) and name the entries.
 async fn claimed_names(t: &TestDb) -> Vec<String> {
     let txn = outbox::begin(&t.db).await.unwrap();
-    let names = match outbox::claim(&txn, 1000, usize::MAX, &mut WaitingRows::default())
-        .await
-        .unwrap()
+    let names = match outbox::claim(
+        &txn,
+        outbox::BatchLimit::new(1000, usize::MAX),
+        &mut WaitingRows::default(),
+    )
+    .await
+    .unwrap()
     {
         Claim::Batch(c) => {
             assert_eq!(c.missing, 0);
@@ -55,7 +59,9 @@ async fn claimed_names(t: &TestDb) -> Vec<String> {
 
 /// Claim up to ten rows in `txn`.
 async fn claim_ten(txn: &DatabaseTransaction, waiting: &mut WaitingRows) -> Claim {
-    outbox::claim(txn, 10, usize::MAX, waiting).await.unwrap()
+    outbox::claim(txn, outbox::BatchLimit::new(10, usize::MAX), waiting)
+        .await
+        .unwrap()
 }
 
 async fn transaction_writes_its_entries_and_their_outbox_row(t: &TestDb) {
@@ -182,10 +188,13 @@ async fn claim_complete_and_one_relay_at_a_time(t: &TestDb) {
         })
         .await;
     let first = outbox::begin(&t.db).await.unwrap();
-    let Claim::Batch(claimed) = outbox::claim(&first, 1, usize::MAX, &mut WaitingRows::default())
-        .await
-        .unwrap()
-    else {
+    let Claim::Batch(claimed) = outbox::claim(
+        &first,
+        outbox::BatchLimit::new(1, usize::MAX),
+        &mut WaitingRows::default(),
+    )
+    .await
+    .unwrap() else {
         panic!("expected a batch");
     };
     assert_eq!(claimed.entries.len(), 1);
@@ -195,9 +204,13 @@ async fn claim_complete_and_one_relay_at_a_time(t: &TestDb) {
         let other = t.another_pool(2).await;
         let second = outbox::begin(&other).await.unwrap();
         assert!(matches!(
-            outbox::claim(&second, 10, usize::MAX, &mut WaitingRows::default())
-                .await
-                .unwrap(),
+            outbox::claim(
+                &second,
+                outbox::BatchLimit::new(10, usize::MAX),
+                &mut WaitingRows::default()
+            )
+            .await
+            .unwrap(),
             Claim::Busy
         ));
         second.rollback().await.unwrap();
@@ -388,9 +401,13 @@ async fn a_claim_is_bounded_by_entries(t: &TestDb) {
     let all = listed(&rows(t).await);
     assert_eq!(all.iter().sum::<usize>(), 1_700);
     let txn = outbox::begin(&t.db).await.unwrap();
-    let claim = outbox::claim(&txn, 1000, 650, &mut WaitingRows::default())
-        .await
-        .unwrap();
+    let claim = outbox::claim(
+        &txn,
+        outbox::BatchLimit::new(1000, 650),
+        &mut WaitingRows::default(),
+    )
+    .await
+    .unwrap();
     let (n, total) = expected(&all, 650);
     assert_eq!(sizes(claim), (n, total));
     assert!((300..=650).contains(&total), "{total}");
@@ -400,20 +417,73 @@ async fn a_claim_is_bounded_by_entries(t: &TestDb) {
     // The next claim starts where that one stopped, under the same budget.
     let rest = listed(&rows(t).await);
     let txn = outbox::begin(&t.db).await.unwrap();
-    let claim = outbox::claim(&txn, 1000, 650, &mut WaitingRows::default())
-        .await
-        .unwrap();
+    let claim = outbox::claim(
+        &txn,
+        outbox::BatchLimit::new(1000, 650),
+        &mut WaitingRows::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(sizes(claim), expected(&rest, 650));
     drop(txn);
     // A first row larger than the budget is still claimed, alone.
     let txn = outbox::begin(&t.db).await.unwrap();
-    let claim = outbox::claim(&txn, 1000, 1, &mut WaitingRows::default())
-        .await
-        .unwrap();
+    let claim = outbox::claim(
+        &txn,
+        outbox::BatchLimit::new(1000, 1),
+        &mut WaitingRows::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(sizes(claim), (1, rest[0]));
 }
 
+/// Large entries: a claim stops once their bytes pass the budget, whatever the entry budget.
+async fn a_claim_is_bounded_by_bytes(t: &TestDb) {
+    use activity_seaorm::{ActivityConfig, bulk_log_activity};
+    let entries: Vec<ActivityEntry> = (0..800)
+        .map(|i| {
+            let mut e = ActivityEntry::new("Job", "ran").with_item_id(i.to_string());
+            e.detail.context = Some(serde_json::json!({ "notes": "n".repeat(4_000) }));
+            e
+        })
+        .collect();
+    ActivityConfig::new()
+        .with_outbox(true)
+        .scope(async {
+            for chunk in entries.chunks(10) {
+                bulk_log_activity(&t.db, chunk.to_vec()).await.unwrap();
+            }
+        })
+        .await;
+    let sizes = |claim: Claim| match claim {
+        Claim::Batch(c) => (c.rows.len(), c.entries.len()),
+        other => panic!("{other:?}"),
+    };
+    let claim_with = |bytes: usize| {
+        let db = t.db.clone();
+        async move {
+            let txn = outbox::begin(&db).await.unwrap();
+            let limit = outbox::BatchLimit::new(1000, usize::MAX).with_bytes(bytes);
+            let claim = outbox::claim(&txn, limit, &mut WaitingRows::default())
+                .await
+                .unwrap();
+            txn.rollback().await.unwrap();
+            claim
+        }
+    };
+    // Unbounded: all of them.
+    assert_eq!(sizes(claim_with(usize::MAX).await).1, 800);
+    // 1 MB of 4 KB entries: the first read (500 entries) passes it; nothing more is read.
+    let (_, claimed) = sizes(claim_with(1_000_000).await);
+    assert!((250..=500).contains(&claimed), "{claimed} entries");
+    // 3 MB: reads sized to the rest of the budget, stopping within a row of it.
+    let (_, claimed) = sizes(claim_with(3_000_000).await);
+    assert!((700..=800).contains(&claimed), "{claimed} entries");
+}
+
 backend_tests!(
+    a_claim_is_bounded_by_bytes,
     a_claim_is_bounded_by_entries,
     incomplete_rows_wait_one_grace_together,
     an_id_listed_twice_is_relayed_once,

@@ -912,3 +912,239 @@ async fn the_migration_creates_and_drops_the_tables() {
         "the tables are gone"
     );
 }
+
+/// A channel shared with a running notifier: who got which entry, and when.
+#[derive(Clone, Default)]
+struct SharedInbox {
+    got: std::sync::Arc<Mutex<Vec<(String, String)>>>,
+    /// Recipients whose channel always fails.
+    bounces: std::sync::Arc<HashSet<String>>,
+    /// Time each delivery takes.
+    slow: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl Channel for SharedInbox {
+    async fn deliver(&self, n: &Notification) -> Result<(), BoxError> {
+        tokio::time::sleep(self.slow).await;
+        if self.bounces.contains(&n.recipient) {
+            return Err("550 mailbox unavailable".into());
+        }
+        self.got
+            .lock()
+            .unwrap()
+            .push((n.recipient.clone(), n.entry.id.to_string()));
+        Ok(())
+    }
+}
+
+/// Entries of flag 1 of acme by "x", published straight onto a test stream.
+async fn published(nats: &activity_tests::nats::TestStream, t: &TestDb, n: usize) -> Vec<String> {
+    // The relay creates the stream; the entries go on it as the relay would send them.
+    let _ = nats.relay(&t.db).await;
+    let js = async_nats::jetstream::new(nats.client.clone());
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let e = entry("x", "updated", "1");
+        ids.push(e.id.to_string());
+        js.publish(
+            format!("{}.o.acme.FeatureFlag", nats.prefix),
+            serde_json::to_vec(&e).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    ids
+}
+
+fn notifier_on(
+    nats: &activity_tests::nats::TestStream,
+    t: &TestDb,
+    app: App,
+    channel: SharedInbox,
+) -> activity_nats::notify::Notifier<App, SharedInbox> {
+    use activity_nats::notify::{Notifier, NotifierConfig};
+    use std::time::Duration;
+    Notifier::with_config(
+        t.db.clone(),
+        nats.client.clone(),
+        Router::new(app),
+        channel,
+        NotifierConfig::default()
+            .with_stream(nats.stream.as_str())
+            .with_durable(format!("n_{}", nats.unique))
+            .with_filter_subject(format!("{}.>", nats.prefix))
+            .with_ack_wait(Duration::from_secs(1))
+            .with_max_attempts(3)
+            .with_retry_backoff(Duration::from_millis(50), Duration::from_millis(200)),
+    )
+}
+
+/// Every (recipient, entry) delivered, counted.
+fn deliveries(got: &Mutex<Vec<(String, String)>>) -> HashMap<(String, String), usize> {
+    let mut counts = HashMap::new();
+    for pair in got.lock().unwrap().iter() {
+        *counts.entry(pair.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// On real NATS: a recipient whose channel always fails (a bounced address) is retried on its
+/// own a bounded number of times and then dead-lettered; everyone else gets every entry once,
+/// within seconds. Before, the message came back every second forever.
+async fn a_failing_recipient_is_dead_lettered_and_the_others_notified_once(t: &TestDb) {
+    use std::time::{Duration, Instant};
+    let nats = activity_tests::nats::TestStream::new("bounce").await;
+    let app = subscribed(t, &["a", "bounce", "c"]).await;
+    let ids = published(&nats, t, 3).await;
+    let channel = SharedInbox {
+        bounces: std::sync::Arc::new(HashSet::from(["bounce".to_owned()])),
+        ..SharedInbox::default()
+    };
+    let notifier = notifier_on(&nats, t, app, channel.clone());
+    let running = tokio::spawn(async move { notifier.run().await });
+    let started = Instant::now();
+    loop {
+        let letters = notify::dead_letters(&t.db).await.unwrap();
+        if letters.len() == 3 {
+            for letter in &letters {
+                assert_eq!(letter.recipient, "bounce");
+                assert_eq!(letter.attempts, 3);
+                assert!(letter.reason.contains("550"), "{}", letter.reason);
+            }
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never dead-lettered: {letters:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Nothing comes back once given up on.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.abort();
+    let counts = deliveries(&channel.got);
+    let mut expected = HashMap::new();
+    for id in &ids {
+        for user in ["a", "c"] {
+            expected.insert((user.to_owned(), id.clone()), 1);
+        }
+    }
+    assert_eq!(counts, expected, "each of the others once");
+    nats.delete().await;
+}
+
+/// On real NATS: two notifier instances on one durable consumer, with a fan-out slower than
+/// `ack_wait` (12 recipients × 150 ms against 1 s): progress acks keep each message with the
+/// instance working on it, and nobody is notified twice. Before, the other instance got it
+/// again after `ack_wait` and notified everyone a second time.
+async fn two_notifiers_with_a_slow_fan_out_notify_nobody_twice(t: &TestDb) {
+    use std::time::{Duration, Instant};
+    let nats = activity_tests::nats::TestStream::new("slowfan").await;
+    let users: Vec<String> = (0..12).map(|i| format!("u{i:02}")).collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    let ids = published(&nats, t, 3).await;
+    let channel = SharedInbox {
+        slow: Duration::from_millis(150),
+        ..SharedInbox::default()
+    };
+    let first = notifier_on(&nats, t, subscribed(t, &names).await, channel.clone());
+    let second = notifier_on(&nats, t, subscribed(t, &names).await, channel.clone());
+    let a = tokio::spawn(async move { first.run().await });
+    let b = tokio::spawn(async move { second.run().await });
+    let started = Instant::now();
+    while channel.got.lock().unwrap().len() < ids.len() * users.len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "fan-out stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Longer than ack_wait again: a redelivery would show now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    a.abort();
+    b.abort();
+    let counts = deliveries(&channel.got);
+    assert_eq!(counts.len(), ids.len() * users.len());
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "notified twice: {twice:?}");
+    nats.delete().await;
+}
+
+mod on_nats {
+    use activity_tests::{Backend, run};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+    async fn sqlite_failing_recipient_dead_lettered() {
+        run(
+            Backend::Sqlite,
+            super::a_failing_recipient_is_dead_lettered_and_the_others_notified_once,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(all(activity_nats, activity_postgres)),
+        ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
+    )]
+    async fn postgres_failing_recipient_dead_lettered() {
+        run(
+            Backend::Postgres,
+            super::a_failing_recipient_is_dead_lettered_and_the_others_notified_once,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(all(activity_nats, activity_mysql)),
+        ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_MYSQL_URL is not set"
+    )]
+    async fn mysql_failing_recipient_dead_lettered() {
+        run(
+            Backend::MySql,
+            super::a_failing_recipient_is_dead_lettered_and_the_others_notified_once,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+    async fn sqlite_two_notifiers_slow_fan_out() {
+        run(
+            Backend::Sqlite,
+            super::two_notifiers_with_a_slow_fan_out_notify_nobody_twice,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(all(activity_nats, activity_postgres)),
+        ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
+    )]
+    async fn postgres_two_notifiers_slow_fan_out() {
+        run(
+            Backend::Postgres,
+            super::two_notifiers_with_a_slow_fan_out_notify_nobody_twice,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(all(activity_nats, activity_mysql)),
+        ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_MYSQL_URL is not set"
+    )]
+    async fn mysql_two_notifiers_slow_fan_out() {
+        run(
+            Backend::MySql,
+            super::two_notifiers_with_a_slow_fan_out_notify_nobody_twice,
+        )
+        .await;
+    }
+}

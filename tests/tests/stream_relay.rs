@@ -452,9 +452,13 @@ async fn busy_and_pending_polls_are_counted(backend: Backend) {
     // Another relay's claim holds the oldest row.
     let other = outbox::begin(&t.db).await.unwrap();
     assert!(matches!(
-        outbox::claim(&other, 10, usize::MAX, &mut WaitingRows::default())
-            .await
-            .unwrap(),
+        outbox::claim(
+            &other,
+            outbox::BatchLimit::new(10, usize::MAX),
+            &mut WaitingRows::default()
+        )
+        .await
+        .unwrap(),
         outbox::Claim::Batch(_)
     ));
     assert_eq!(relay.relay_batch().await.unwrap(), Step::Busy);
@@ -488,4 +492,129 @@ async fn postgres_busy_and_pending_polls_are_counted() {
 )]
 async fn mysql_busy_and_pending_polls_are_counted() {
     busy_and_pending_polls_are_counted(Backend::MySql).await;
+}
+
+/// An entry the stream refuses for a reason of its own (here its `max_message_size`, below the
+/// server's `max_payload`) is retried a bounded number of times, then recorded in
+/// `activity_dead_letter` with the reason; every other entry flows, exactly once and in order.
+/// Once the cause is fixed, `requeue_dead_letters` publishes it. Before, it was retried every
+/// 5 s forever and everything behind it waited.
+async fn refused_entries_are_dead_lettered_and_the_rest_flow(backend: Backend) {
+    use activity_nats::{Relay, RelayConfig};
+    use activity_seaorm::outbox::{self, activity_outbox};
+    use activity_seaorm::{ActivityConfig, log_activity};
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    use serde_json::json;
+
+    let nats = PrivateNats::start();
+    let t = TestDb::new(backend).await;
+    ActivityConfig::new()
+        .with_outbox(true)
+        .scope(async {
+            for i in 0..21 {
+                let mut e = ActivityEntry::new("Job", "ran").with_item_id("nightly");
+                e.organization_id = Some("acme".into());
+                let mut context = json!({ "run": i });
+                if i == 10 {
+                    // 10 KB: under the value cap and the server's limit, over the stream's.
+                    context["notes"] = json!("n".repeat(10_000));
+                }
+                e.detail.context = Some(context);
+                log_activity(&t.db, e).await.unwrap();
+            }
+        })
+        .await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let mut stream_config = async_nats::jetstream::stream::Config {
+        name: "ACTIVITY".into(),
+        subjects: vec!["activity.>".into()],
+        max_message_size: 4096,
+        duplicate_window: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    js.create_stream(stream_config.clone()).await.unwrap();
+    let relay = Relay::with_config(
+        t.db.clone(),
+        client,
+        RelayConfig::default().with_backoff(Duration::from_millis(20), Duration::from_millis(200)),
+    );
+    let running = tokio::spawn({
+        let relay = relay.clone();
+        async move { relay.run().await }
+    });
+    let stats = relay.stats();
+    let started = Instant::now();
+    while stats.published() < 20 || stats.dead_letters() < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the relay stalled: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let runs = |entries: &[ActivityEntry]| -> Vec<i64> {
+        entries
+            .iter()
+            .map(|e| e.detail.context.as_ref().unwrap()["run"].as_i64().unwrap())
+            .collect()
+    };
+    let entries = stream_entries(&nats.url()).await;
+    let mut expected: Vec<i64> = (0..21).filter(|i| *i != 10).collect();
+    assert_eq!(runs(&entries), expected, "every other entry once, in order");
+    assert_eq!(stats.dead_letters(), 1);
+    assert_eq!(stats.refused(), 5, "refused max_attempts times");
+    let stored = t.entries().await;
+    let letters = outbox::dead_letters(&t.db).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].entry_id, stored[10].id);
+    assert_eq!(letters[0].attempts, 5);
+    assert!(
+        letters[0].reason.contains("maximum"),
+        "the broker's reason: {}",
+        letters[0].reason
+    );
+    assert_eq!(
+        activity_outbox::Entity::find().count(&t.db).await.unwrap(),
+        0,
+        "the outbox is drained"
+    );
+
+    // The stream's limit raised, the letter requeued: it arrives, once.
+    stream_config.max_message_size = 64 * 1024;
+    js.update_stream(stream_config).await.unwrap();
+    assert_eq!(outbox::requeue_dead_letters(&t.db).await.unwrap(), 1);
+    let started = Instant::now();
+    while stats.published() < 21 {
+        assert!(started.elapsed() < Duration::from_secs(30), "not requeued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.abort();
+    expected.push(10);
+    assert_eq!(runs(&stream_entries(&nats.url()).await), expected);
+    assert!(outbox::dead_letters(&t.db).await.unwrap().is_empty());
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+async fn sqlite_refused_entries_are_dead_lettered_and_the_rest_flow() {
+    refused_entries_are_dead_lettered_and_the_rest_flow(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(activity_nats, activity_postgres)),
+    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
+)]
+async fn postgres_refused_entries_are_dead_lettered_and_the_rest_flow() {
+    refused_entries_are_dead_lettered_and_the_rest_flow(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(activity_nats, activity_mysql)),
+    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_MYSQL_URL is not set"
+)]
+async fn mysql_refused_entries_are_dead_lettered_and_the_rest_flow() {
+    refused_entries_are_dead_lettered_and_the_rest_flow(Backend::MySql).await;
 }

@@ -99,6 +99,38 @@ pub mod activity_notification_delivery {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// `activity_notification_dead_letter`: recipients the notifier gave up on for an entry, after
+/// their channel failed on every one of its bounded attempts (a bounced address), with the last
+/// error. The others were notified; an operator can see who was not, and why.
+pub mod activity_notification_dead_letter {
+    use sea_orm::entity::prelude::*;
+
+    /// One recipient not notified of one entry.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "activity_notification_dead_letter")]
+    pub struct Model {
+        /// The entry.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub entry_id: Uuid,
+        /// The recipient.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub recipient: String,
+        /// Attempts that failed.
+        pub attempts: i32,
+        /// The channel's last error.
+        #[sea_orm(column_type = "Text")]
+        pub reason: String,
+        /// When the notifier gave up.
+        pub created_at: DateTimeUtc,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 /// How far a subscription reaches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -118,7 +150,8 @@ impl Depth {
     }
 }
 
-/// Create the three tables (idempotent; safe at every start-up).
+/// Create the notification tables (idempotent; safe at every start-up): subscriptions,
+/// preferences, delivery marks and dead letters.
 pub async fn create_tables<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let schema = Schema::new(backend);
@@ -132,6 +165,7 @@ pub async fn create_tables<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         schema.create_table_from_entity(activity_subscription::Entity),
         schema.create_table_from_entity(activity_notification_preference::Entity),
         schema.create_table_from_entity(activity_notification_delivery::Entity),
+        schema.create_table_from_entity(activity_notification_dead_letter::Entity),
     ] {
         if let Some(collation) = &collation {
             table.character_set("utf8mb4").collate(collation.as_str());
@@ -354,18 +388,35 @@ pub async fn preference<C: ConnectionTrait>(
     Ok(row.map_or(Preference::Mutations, |r| stored(&r)))
 }
 
-/// Delete the delivery marks of entries delivered before `older_than`, and return how many.
-/// Marks are a copy of which entries existed: call it with the cutoff you prune the log at
-/// (`ops::retention::prune`), so no mark outlives its entry's retention.
+/// Delete the delivery marks of entries delivered before `older_than`, and the dead letters
+/// given up on before it, and return how many. Both are a copy of which entries existed: call
+/// it with the cutoff you prune the log at (`ops::retention::prune`), so none outlives its
+/// entry's retention.
 pub async fn prune_deliveries<C: ConnectionTrait>(
     db: &C,
     older_than: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, DbErr> {
-    let result = activity_notification_delivery::Entity::delete_many()
+    let marks = activity_notification_delivery::Entity::delete_many()
         .filter(activity_notification_delivery::Column::DeliveredAt.lt(older_than))
         .exec(db)
         .await?;
-    Ok(result.rows_affected)
+    let letters = activity_notification_dead_letter::Entity::delete_many()
+        .filter(activity_notification_dead_letter::Column::CreatedAt.lt(older_than))
+        .exec(db)
+        .await?;
+    Ok(marks.rows_affected + letters.rows_affected)
+}
+
+/// The recipients the notifier gave up on, oldest first.
+pub async fn dead_letters<C: ConnectionTrait>(
+    db: &C,
+) -> Result<Vec<activity_notification_dead_letter::Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    activity_notification_dead_letter::Entity::find()
+        .order_by_asc(activity_notification_dead_letter::Column::CreatedAt)
+        .order_by_asc(activity_notification_dead_letter::Column::EntryId)
+        .all(db)
+        .await
 }
 
 pub(crate) fn stored(row: &activity_notification_preference::Model) -> Preference {
@@ -469,8 +520,9 @@ pub(crate) fn upsert(
 pub mod migration {
     use sea_orm_migration::prelude::*;
 
-    /// Creates `activity_subscription`, `activity_notification_preference` and
-    /// `activity_notification_delivery` (idempotent); drops them on `down`.
+    /// Creates `activity_subscription`, `activity_notification_preference`,
+    /// `activity_notification_delivery` and `activity_notification_dead_letter` (idempotent);
+    /// drops them on `down`.
     #[derive(Debug, Default)]
     pub struct Migration;
 
@@ -513,6 +565,7 @@ pub mod migration {
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             for table in [
+                "activity_notification_dead_letter",
                 "activity_notification_delivery",
                 "activity_notification_preference",
                 "activity_subscription",

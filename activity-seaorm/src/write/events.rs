@@ -32,6 +32,11 @@ pub fn subscribe() -> broadcast::Receiver<ActivityRecorded> {
     events().subscribe()
 }
 
+/// Whether committed entries have anyone to go to: `after_append` hooks or a subscriber.
+pub(crate) fn listening() -> bool {
+    events().receiver_count() > 0 || ActivityConfig::with_current(ActivityConfig::has_hooks)
+}
+
 /// Run `after_append` and broadcast, for committed entries only.
 pub(crate) fn publish(entries: Vec<ActivityEntry>) {
     if entries.is_empty() {

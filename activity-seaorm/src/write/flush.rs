@@ -184,6 +184,11 @@ where
         Ok(value) => value,
         Err(e) => return Err(rollback(txn, e, "an error").await),
     };
+    if let Some(e) = frame.failure() {
+        // The closure went on after an early write of its entries failed: fail-closed, the
+        // change does not commit without them.
+        return Err(rollback(txn, e.into(), "a failed early activity write").await);
+    }
     let mut entries = frame.take_entries();
     match settle_unconfirmed(&txn, &frame).await {
         Ok(settled) => entries.extend(settled),
@@ -192,6 +197,7 @@ where
     if let Some(parent) = savepoint_of {
         txn.commit().await?;
         parent.extend(entries);
+        parent.keep_written(frame.take_written());
         return Ok(value);
     }
     ActivityConfig::with_current(|c| prepare_entries(c.hooks(), &mut entries));
@@ -202,10 +208,41 @@ where
             Err(e) => return Err(rollback(txn, e.into(), "a failed activity flush").await),
         };
     txn.commit().await?;
+    let mut committed = frame.take_written();
     if written {
-        events::publish(entries);
+        committed.extend(entries);
     }
+    events::publish(committed);
     Ok(value)
+}
+
+/// Write the entries `frame` buffered, inside its transaction through `db`, once there are
+/// [`EARLY_FLUSH_ENTRIES`](frame::EARLY_FLUSH_ENTRIES) of them: a long job in one transaction
+/// keeps its memory flat, and its entries still commit or roll back with it (a savepoint's
+/// rolled-back rows go with the savepoint). `db` must be the connection `frame` records for.
+/// A failed write fails the statement that triggered it and the transaction as a whole.
+pub(crate) async fn flush_if_full<C: ConnectionTrait>(db: &C, frame: &Frame) -> Result<(), DbErr> {
+    if !frame.is_full() {
+        return Ok(());
+    }
+    let mut entries = frame.take_entries();
+    ActivityConfig::with_current(|c| prepare_entries(c.hooks(), &mut entries));
+    crate::cap::cap_entries(&mut entries);
+    if entries.is_empty() {
+        return Ok(());
+    }
+    match sink::flush(db, &entries).await {
+        Ok(written) => {
+            if written && events::listening() {
+                frame.keep_written(entries);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            frame.fail(e.clone());
+            Err(e)
+        }
+    }
 }
 
 async fn rollback<T: TransactionSession, E>(txn: T, error: E, after: &str) -> E {

@@ -44,6 +44,12 @@ pub(crate) struct Frame {
 #[derive(Default)]
 struct State {
     entries: Vec<ActivityEntry>,
+    /// Entries already written inside the transaction ([`EARLY_FLUSH_ENTRIES`]), kept for the
+    /// events published after COMMIT only while someone listens.
+    written: Vec<ActivityEntry>,
+    /// An early write failed: the transaction must not commit (fail-closed), even if the
+    /// closure went on after the error.
+    failed: Option<sea_orm::DbErr>,
     pending: HashMap<PendingKey, Pending, foldhash::fast::RandomState>,
     seq: u64,
 }
@@ -56,6 +62,12 @@ impl std::fmt::Debug for State {
             .finish()
     }
 }
+
+/// Entries a transaction buffers before it writes them inside the transaction, ahead of
+/// COMMIT: a job of a million logged rows in one transaction holds at most this many entries
+/// (about 1 MB) instead of all of them, and stays atomic (the rows are written through the
+/// transaction; a rollback takes them back).
+pub(crate) const EARLY_FLUSH_ENTRIES: usize = 1_000;
 
 /// A pending state's key within one frame: the model type and the item id.
 type PendingKey = (TypeId, String);
@@ -113,6 +125,31 @@ impl Frame {
     /// The buffered entries, leaving the frame empty.
     pub(crate) fn take_entries(&self) -> Vec<ActivityEntry> {
         std::mem::take(&mut self.state().entries)
+    }
+
+    /// Whether the buffer has grown to [`EARLY_FLUSH_ENTRIES`]: time to write it.
+    pub(crate) fn is_full(&self) -> bool {
+        self.state().entries.len() >= EARLY_FLUSH_ENTRIES
+    }
+
+    /// Keep entries written early for the events published after COMMIT.
+    pub(crate) fn keep_written(&self, entries: Vec<ActivityEntry>) {
+        self.state().written.extend(entries);
+    }
+
+    /// The entries written early and kept for events, leaving none.
+    pub(crate) fn take_written(&self) -> Vec<ActivityEntry> {
+        std::mem::take(&mut self.state().written)
+    }
+
+    /// Remember that an early write failed: the transaction ends in that error.
+    pub(crate) fn fail(&self, error: sea_orm::DbErr) {
+        self.state().failed.get_or_insert(error);
+    }
+
+    /// The error of a failed early write, if one failed.
+    pub(crate) fn failure(&self) -> Option<sea_orm::DbErr> {
+        self.state().failed.clone()
     }
 
     /// Leave a before-state for the after-hook of the statement about to run.
@@ -399,7 +436,7 @@ pub(crate) async fn record<C: sea_orm::ConnectionTrait>(
     match frame_for(crate::keys::conn_key(db)) {
         Some(frame) => {
             frame.push(entry);
-            Ok(())
+            crate::write::flush::flush_if_full(db, &frame).await
         }
         None => crate::write::sink::write_now(db, vec![entry]).await,
     }

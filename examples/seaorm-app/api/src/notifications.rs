@@ -15,7 +15,6 @@
 //! its flags.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use activity_nats::notify::{
     self, Audience, BoxError, Channel, Depth, ItemAudience, Notification, Notifier, NotifierConfig,
@@ -159,16 +158,8 @@ pub async fn start(
             .with_durable(names.durable)
             .with_filter_subject(format!("{}.>", names.prefix)),
     );
-    tokio::spawn(async move {
-        // The consumer resumes where it stopped: restart it whatever ended it.
-        loop {
-            match notifier.run().await {
-                Ok(()) => tracing::warn!("notifier's consumer ended; restarting"),
-                Err(e) => tracing::warn!(error = %e, "notifier stopped; restarting"),
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
+    // It resumes where the durable consumer stopped, through NATS outages, by itself.
+    tokio::spawn(async move { notifier.run().await });
     Ok(hub)
 }
 
