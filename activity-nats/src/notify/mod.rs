@@ -266,7 +266,12 @@ impl<A: Audience, Ch: Channel> Notifier<A, Ch> {
             )
             .await
             .map_err(|e| Error::Consumer(boxed(e)))?;
+        // One message at a time: a message prefetched into this client's buffer would sit
+        // there with its `ack_wait` running while the one before it fans out, and go to a
+        // second instance meanwhile, which would notify everyone again.
         let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(1)
             .messages()
             .await
             .map_err(|e| Error::Consumer(boxed(e)))?;
