@@ -7,6 +7,9 @@
 //! BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
 //!   cargo run --release -p activity-nats --example notify_bench
 //! ```
+//!
+//! `BENCH_ITEMS=1`: all 1,000 watchers on one item, so every entry fans out to 1,000
+//! recipients (`BENCH_ENTRIES`, default 2,000, entries in all).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -17,7 +20,6 @@ use activity_nats::notify::{
 use activity_seaorm::ActivityEntry;
 use sea_orm::ConnectionTrait;
 
-const ITEMS: u64 = 100;
 const WATCHERS: u64 = 1_000;
 
 struct Everyone;
@@ -52,6 +54,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000);
+    let items: u64 = std::env::var("BENCH_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100)
+        .max(1);
     let mut options = sea_orm::ConnectOptions::new(url);
     options.max_connections(4).sqlx_logging(false);
     let db = sea_orm::Database::connect(options).await?;
@@ -59,13 +66,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "activity_subscription",
         "activity_notification_preference",
         "activity_notification_delivery",
+        "activity_notification_dead_letter",
     ] {
         db.execute_unprepared(&format!("DROP TABLE IF EXISTS {table}"))
             .await?;
     }
     notify::create_tables(&db).await?;
     for user in 0..WATCHERS {
-        let item = (user % ITEMS).to_string();
+        let item = (user % items).to_string();
         notify::subscribe(
             &db,
             &notify::TenantKey::organization("acme"),
@@ -81,7 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     for n in 0..entries {
         let mut entry = ActivityEntry::new("FeatureFlag", "updated")
-            .with_item_id((fastrand::u64(..ITEMS)).to_string());
+            .with_item_id((fastrand::u64(..items)).to_string());
         entry.organization_id = Some("acme".into());
         // The actor is one of the watchers now and then: never notified.
         entry.user_id = Some(format!("u{}", n % WATCHERS));
@@ -91,7 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let delivered = channel.0.load(Ordering::Relaxed);
     println!(
         "backend {:?}: {entries} entries, {delivered} notifications in {elapsed:.2?}: \
-         {:.0} entries/s, {:.0} notifications/s ({WATCHERS} watchers over {ITEMS} items)",
+         {:.0} entries/s, {:.0} notifications/s ({WATCHERS} watchers over {items} items)",
         db.get_database_backend(),
         entries as f64 / elapsed.as_secs_f64(),
         delivered as f64 / elapsed.as_secs_f64(),

@@ -10,6 +10,8 @@
 //!    with the outbox on, then one relay drains the outbox into a fresh stream; entries/s is
 //!    counted from the first claim to the last acknowledged batch.
 //!    `BENCH_BATCH_ROWS` sets the relay's outbox rows per batch (default 200).
+//!    `BENCH_POISON_EVERY=n` makes every n-th entry one the stream refuses (6 KB, the stream's
+//!    `max_message_size` set to 4 KiB): it is dead-lettered and the throughput counts it.
 //! 2. Latency: a writer commits 100 transactions of 10 entries per second for
 //!    `BENCH_SECONDS` (default 10) while the relay runs; a consumer receives every message and
 //!    measures from the writer's commit returning to the message's arrival. The relay polls an
@@ -36,15 +38,25 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 /// Ten entries in one transaction, all named `key` (the latency run finds the commit by it).
-async fn commit_batch(db: &DatabaseConnection, n: u64, key: String) -> Result<(), DbErr> {
+/// With `poison_every` > 0, every `poison_every`-th entry is too large for the stream.
+async fn commit_batch(
+    db: &DatabaseConnection,
+    n: u64,
+    key: String,
+    poison_every: u64,
+) -> Result<(), DbErr> {
     transaction(db, |txn| {
         async move {
             let entries: Vec<ActivityEntry> = (0..PER_TXN as u64)
                 .map(|i| {
+                    let index = n * PER_TXN as u64 + i;
                     let mut e = ActivityEntry::new("Flag", "evaluated")
-                        .with_item_id(((n * PER_TXN as u64 + i) % 1000).to_string())
+                        .with_item_id((index % 1000).to_string())
                         .with_name(key.as_str());
                     e.organization_id = Some("acme".into());
+                    if poison_every > 0 && index % poison_every == poison_every - 1 {
+                        e.detail.context = Some(serde_json::json!({ "notes": "p".repeat(6_000) }));
+                    }
                     e
                 })
                 .collect();
@@ -66,6 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let nats_url =
         std::env::var("BENCH_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let entries = env_or("BENCH_ENTRIES", 50_000);
+    let poison_every = env_or("BENCH_POISON_EVERY", 0);
     let seconds = env_or("BENCH_SECONDS", 10);
     activity_seaorm::init(ActivityConfig::new().with_outbox(true))?;
     let mut options = sea_orm::ConnectOptions::new(url.clone());
@@ -88,12 +101,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let relay = Relay::with_config(db.clone(), nats.clone(), config);
     let _ = js.delete_stream(stream.as_str()).await;
     relay.ensure_stream().await?;
+    if poison_every > 0 {
+        let mut created = js.get_stream(stream.as_str()).await?;
+        let mut config = created.info().await?.config.clone();
+        config.max_message_size = 4096;
+        js.update_stream(config).await?;
+    }
     println!("backend: {:?}; NATS {nats_url}", db.get_database_backend());
 
     // 1. Throughput.
     let fill = Instant::now();
     for n in 0..entries / PER_TXN as u64 {
-        commit_batch(&db, n, format!("fill-{n}")).await?;
+        commit_batch(&db, n, format!("fill-{n}"), poison_every).await?;
     }
     println!(
         "filled {entries} entries in {} transactions in {:.1?}",
@@ -101,14 +120,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         fill.elapsed()
     );
     let start = Instant::now();
-    let mut published = 0;
-    while let Step::Published(n) = relay.relay_batch().await? {
-        published += n;
-    }
+    while let Step::Published(_) = relay.relay_batch().await? {}
     let elapsed = start.elapsed();
+    let stats = relay.stats();
+    let relayed = stats.published() + stats.dead_letters();
     println!(
-        "throughput: {published} entries relayed in {elapsed:.2?} = {:.0} entries/s",
-        published as f64 / elapsed.as_secs_f64()
+        "throughput: {relayed} entries relayed ({} dead-lettered) in {elapsed:.2?} = {:.0} entries/s",
+        stats.dead_letters(),
+        relayed as f64 / elapsed.as_secs_f64()
     );
 
     // 2. Latency at 1,000 entries/s.
@@ -157,7 +176,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for n in 0..seconds * 100 {
         tick.tick().await;
         let key = format!("lat-{n}");
-        commit_batch(&db, n, key.clone()).await?;
+        commit_batch(&db, n, key.clone(), 0).await?;
         committed.lock().expect("lock").insert(key, Instant::now());
     }
     let mut latencies = match tokio::time::timeout(Duration::from_secs(30), receiver).await {

@@ -1,9 +1,9 @@
 //! The relay: outbox rows in, JetStream messages out, rows deleted only after JetStream
 //! acknowledged every message they stand for.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use activity_seaorm::outbox::{self, BatchLimit, Claim, DeadLetter, WaitingRows};
@@ -54,9 +54,9 @@ pub struct RelayConfig {
     pub idle_poll_max: Duration,
     /// First and longest wait after a failed batch (default 100 ms, 5 s; doubling).
     pub backoff: (Duration, Duration),
-    /// How many times JetStream may refuse one entry before the relay gives up on it and
-    /// records it in `activity_dead_letter` (default 5, about 1.5 s of retries at the default
-    /// backoff). Only refusals of that message count (too large for the stream, a header the
+    /// How many times JetStream may refuse one entry, sent again at once each time, before
+    /// the relay gives up on it and records it in `activity_dead_letter` (default 5). Only
+    /// refusals of that message count (too large for the stream, a header the
     /// server rejects): an outage, a timeout or a full stream is retried for as long as it
     /// lasts, and dead-letters nothing.
     pub max_attempts: u32,
@@ -273,8 +273,6 @@ pub struct Relay {
     stats: Arc<RelayStats>,
     /// Rows seen waiting for their entries, and since when; shared by clones.
     waiting: Arc<tokio::sync::Mutex<WaitingRows>>,
-    /// Entries JetStream refused, with how often and its last answer; shared by clones.
-    refusals: Arc<std::sync::Mutex<HashMap<uuid::Uuid, (u32, String)>>>,
 }
 
 impl Relay {
@@ -300,7 +298,6 @@ impl Relay {
             ))),
             config: Arc::new(config),
             stats: Arc::default(),
-            refusals: Arc::default(),
         }
     }
 
@@ -463,9 +460,7 @@ impl Relay {
             outbox::complete(&txn, &claimed.rows).await?;
             txn.commit().await?;
             if !dead.is_empty() {
-                let mut refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
                 for letter in &dead {
-                    refusals.remove(&letter.entry_id);
                     tracing::error!(entry_id = %letter.entry_id, attempts = letter.attempts,
                         reason = %letter.reason, "activity relay: entry dead-lettered; the others go on");
                 }
@@ -498,11 +493,11 @@ impl Relay {
     /// most one entry per item, each wave acknowledged in full before the next is sent. Most
     /// batches touch each item once and go out as one pipelined wave.
     ///
-    /// An entry JetStream refuses fails the batch (retried with backoff; what was acknowledged
-    /// is dropped as a duplicate next time) until it has been refused
-    /// [`RelayConfig::max_attempts`] times: then it is returned as a dead letter and the batch
-    /// goes on, so one poisoned entry holds the others back for a few seconds, not forever.
-    /// Its item's later entries still follow it.
+    /// An entry JetStream refuses is sent again at once, alone, up to
+    /// [`RelayConfig::max_attempts`] times in all; then it is returned as a dead letter and the
+    /// batch goes on. A refusal is about the message (its size, a header), so retrying later
+    /// would change nothing: one poisoned entry costs a few round trips, holds back only its
+    /// wave, and its item's later entries still follow it.
     async fn publish(&self, entries: &[ActivityEntry]) -> Result<Vec<DeadLetter>, Error> {
         let mut dead = Vec::new();
         let mut remaining: Vec<&ActivityEntry> = entries.iter().collect();
@@ -518,46 +513,53 @@ impl Relay {
             for entry in &wave {
                 acks.push((*entry, self.send(entry).await?));
             }
-            let mut refused = None;
+            let mut refused = Vec::new();
             for (entry, ack) in acks {
-                let outcome = match ack {
-                    Ok(ack) => ack.await,
-                    Err(e) => Err(e),
-                };
-                match outcome {
-                    Ok(ack) => {
-                        if ack.duplicate {
-                            self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Err(e) if is_refusal(&e) => {
-                        self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                        let attempts = self.count_refusal(entry.id, &e);
-                        tracing::warn!(entry_id = %entry.id, attempts, error = %e, "activity relay: JetStream refused an entry");
-                        if attempts >= self.config.max_attempts {
-                            dead.push(DeadLetter::new(entry.id, attempts, e.to_string()));
-                        } else {
-                            refused.get_or_insert(e);
-                        }
-                    }
-                    Err(e) => return Err(Error::Publish(boxed(e))),
+                if let Err(e) = self.acknowledged(ack).await? {
+                    refused.push((entry, e));
                 }
             }
-            if let Some(e) = refused {
-                return Err(Error::Publish(boxed(e)));
+            for (entry, mut error) in refused {
+                let mut attempts = 1;
+                loop {
+                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(entry_id = %entry.id, attempts, error = %error, "activity relay: JetStream refused an entry");
+                    if attempts >= self.config.max_attempts {
+                        dead.push(DeadLetter::new(entry.id, attempts, error.to_string()));
+                        break;
+                    }
+                    attempts += 1;
+                    match self.acknowledged(self.send(entry).await?).await? {
+                        Ok(()) => break,
+                        Err(e) => error = e,
+                    }
+                }
             }
             remaining = rest;
         }
         Ok(dead)
     }
 
-    /// One more refusal of entry `id`; how many so far.
-    fn count_refusal(&self, id: uuid::Uuid, error: &PublishError) -> u32 {
-        let mut refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
-        let seen = refusals.entry(id).or_insert((0, String::new()));
-        seen.0 += 1;
-        seen.1 = error.to_string();
-        seen.0
+    /// Wait for a message's acknowledgement: `Ok(Ok(()))` stored (or dropped as a duplicate),
+    /// `Ok(Err(refusal))` refused for what it is, `Err` anything else (the batch fails).
+    async fn acknowledged(
+        &self,
+        sent: Result<jetstream::context::PublishAckFuture, PublishError>,
+    ) -> Result<Result<(), PublishError>, Error> {
+        let outcome = match sent {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(ack) => {
+                if ack.duplicate {
+                    self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Ok(()))
+            }
+            Err(e) if is_refusal(&e) => Ok(Err(e)),
+            Err(e) => Err(Error::Publish(boxed(e))),
+        }
     }
 
     /// Send `entry`; the outer error is the relay's (the entry could not be encoded), the

@@ -365,6 +365,16 @@ async fn oversized_entries_are_shrunk_and_the_rest_flow(backend: Backend) {
                         })
                         .collect();
                 }
+                if i == 15 {
+                    // One 2 MiB value: capped when written (64 KiB), so it never reaches NATS.
+                    e.detail.changes = vec![Change::new(
+                        "Job",
+                        ChangeAction::Changed,
+                        Some("log"),
+                        json!(""),
+                        json!("x".repeat(2 * 1024 * 1024)),
+                    )];
+                }
                 e.detail.context = Some(json!({ "run": i }));
                 log_activity(&t.db, e).await.unwrap();
             }
@@ -394,6 +404,9 @@ async fn oversized_entries_are_shrunk_and_the_rest_flow(backend: Backend) {
         (0..21).collect::<Vec<_>>(),
         "every entry once, in order"
     );
+    let huge = &entries[15].detail.changes[0].after;
+    assert_eq!(huge["truncated"], true, "{huge}");
+    assert_eq!(huge["bytes"], 2 * 1024 * 1024 + 2);
     let big = &entries[10];
     assert_eq!(big.detail.changes.len(), 8);
     for (f, change) in big.detail.changes.iter().enumerate() {
@@ -617,4 +630,166 @@ async fn postgres_refused_entries_are_dead_lettered_and_the_rest_flow() {
 )]
 async fn mysql_refused_entries_are_dead_lettered_and_the_rest_flow() {
     refused_entries_are_dead_lettered_and_the_rest_flow(Backend::MySql).await;
+}
+
+/// Ten writers each leave an outbox row whose entries never come (a process killed between its
+/// two autocommit statements), among their ordinary writes: the relay waits out one grace for
+/// all ten together, then publishes everything else. Before, it waited one grace per row, in
+/// turn, publishing nothing meanwhile.
+async fn incomplete_rows_from_ten_writers_stall_for_one_grace(backend: Backend) {
+    use activity_nats::{Relay, RelayConfig};
+    use activity_seaorm::{ActivityConfig, log_activity};
+
+    const GRACE: Duration = Duration::from_secs(2);
+    let nats = PrivateNats::start();
+    let t = TestDb::new(backend).await;
+    let writers: Vec<_> = (0..10)
+        .map(|w| {
+            let db = t.db.clone();
+            tokio::spawn(ActivityConfig::new().with_outbox(true).scope(async move {
+                for i in 0..5 {
+                    if i == 2 {
+                        activity_tests::outbox_row(&db, &uuid::Uuid::now_v7().to_string()).await;
+                    }
+                    let e = ActivityEntry::new("Job", "ran").with_item_id(format!("w{w}-{i}"));
+                    log_activity(&db, e).await.unwrap();
+                }
+            }))
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let relay = Relay::with_config(
+        t.db.clone(),
+        client,
+        RelayConfig::default().with_write_grace(GRACE),
+    );
+    relay.ensure_stream().await.unwrap();
+    let stats = relay.stats();
+    let started = Instant::now();
+    let running = tokio::spawn({
+        let relay = relay.clone();
+        async move { relay.run().await }
+    });
+    while stats.published() < 50 {
+        assert!(
+            started.elapsed() < GRACE * 3,
+            "publication stalled past one grace: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.abort();
+    assert_eq!(stats.skipped(), 10, "the ten missing entries skipped");
+    let entries = stream_entries(&nats.url()).await;
+    let ids: HashSet<_> = entries.iter().map(|e| e.id).collect();
+    assert_eq!((entries.len(), ids.len()), (50, 50), "each entry once");
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+async fn sqlite_incomplete_rows_from_ten_writers_stall_for_one_grace() {
+    incomplete_rows_from_ten_writers_stall_for_one_grace(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(activity_nats, activity_postgres)),
+    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
+)]
+async fn postgres_incomplete_rows_from_ten_writers_stall_for_one_grace() {
+    incomplete_rows_from_ten_writers_stall_for_one_grace(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(activity_nats, activity_mysql)),
+    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_MYSQL_URL is not set"
+)]
+async fn mysql_incomplete_rows_from_ten_writers_stall_for_one_grace() {
+    incomplete_rows_from_ten_writers_stall_for_one_grace(Backend::MySql).await;
+}
+
+/// A relay that published a batch and died before deleting its rows, then NATS down for
+/// longer than the old two-minute duplicate window: when both are back, the batch is
+/// republished and JetStream drops every message as a duplicate (the window is an hour now).
+/// Before, the stream stored the batch twice.
+async fn an_outage_longer_than_two_minutes_stores_nothing_twice(backend: Backend) {
+    use activity_nats::Relay;
+    use activity_seaorm::{ActivityConfig, log_activity};
+    use sea_orm::EntityTrait;
+
+    let mut nats = PrivateNats::start();
+    let t = TestDb::new(backend).await;
+    ActivityConfig::new()
+        .with_outbox(true)
+        .scope(async {
+            for i in 0..20 {
+                let e = ActivityEntry::new("Job", "ran").with_item_id(format!("item-{}", i % 4));
+                log_activity(&t.db, e).await.unwrap();
+            }
+        })
+        .await;
+    let rows = activity_seaorm::outbox::activity_outbox::Entity::find()
+        .all(&t.db)
+        .await
+        .unwrap();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let relay = Relay::new(t.db.clone(), client);
+    relay.ensure_stream().await.unwrap();
+    while let activity_nats::Step::Published(_) = relay.relay_batch().await.unwrap() {}
+    // The crash: published, rows not deleted.
+    for row in &rows {
+        activity_tests::outbox_row(&t.db, &row.entry_ids).await;
+    }
+    nats.stop();
+    tokio::time::sleep(Duration::from_secs(125)).await;
+    nats.resume();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let relay = Relay::new(t.db.clone(), client);
+    let started = Instant::now();
+    loop {
+        match relay.relay_batch().await {
+            Ok(activity_nats::Step::Published(_)) => continue,
+            Ok(_) => break,
+            Err(e) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "relay after the outage: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    assert_eq!(
+        relay.stats().duplicates(),
+        20,
+        "every republished message dropped"
+    );
+    let entries = stream_entries(&nats.url()).await;
+    let ids: HashSet<_> = entries.iter().map(|e| e.id).collect();
+    assert_eq!((entries.len(), ids.len()), (20, 20), "each entry once");
+    t.cleanup().await;
+}
+
+/// One test for every configured backend, run at once: the outage is the same two minutes for
+/// all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+async fn an_outage_longer_than_two_minutes_stores_nothing_twice_on_every_backend() {
+    let mut backends = vec![Backend::Sqlite];
+    if cfg!(activity_postgres) {
+        backends.push(Backend::Postgres);
+    }
+    if cfg!(activity_mysql) {
+        backends.push(Backend::MySql);
+    }
+    futures::future::join_all(
+        backends
+            .into_iter()
+            .map(an_outage_longer_than_two_minutes_stores_nothing_twice),
+    )
+    .await;
 }
