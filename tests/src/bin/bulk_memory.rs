@@ -3,7 +3,8 @@
 //! bulk inside one `activity_seaorm::transaction`, and prints the process's peak resident
 //! memory before and after (Linux `VmHWM`), the entries written and the time taken.
 //!
-//! `bulk_memory <database-url> <schema or -> <rows>`
+//! `bulk_memory <database-url> <schema or -> <rows>` (on an empty database: it creates the
+//! tables).
 //!
 //! Output, one line: `rows=<n> entries=<n> seeded_hwm_kb=<kb> peak_hwm_kb=<kb> secs=<s>`.
 
@@ -37,6 +38,11 @@ async fn main() {
     let schema = (schema != "-").then_some(schema.as_str());
     let db = activity_tests::connect_sized(url, schema, 2).await;
     let backend = db.get_database_backend();
+    // Idempotent: the test's database has them already; a fresh one for a manual run has not.
+    activity_seaorm::schema::create_table(&db)
+        .await
+        .expect("create activity_log");
+    activity_tests::models::create_tables(&db).await;
 
     // Seed without the log: plain multi-row INSERTs.
     let mut next = 0usize;
