@@ -121,6 +121,51 @@ pub trait ModelActivity {
         }
     }
 
+    /// The raw (unmasked) encoded value of column field `index` of `FIELDS`, as `encode` writes
+    /// it; `None` when `index` is not a field.
+    ///
+    /// History (as-of reads, revert) compares a model's live values with logged ones, so every
+    /// column answers, excluded and masked ones included: the log may hold no value for them,
+    /// but the model does. The derive also answers `None` for a field whose type has no
+    /// `ActivityValue` impl (possible only for an excluded field, or one whose type is a type
+    /// parameter without the bound), and, for a field encoded `with` a function, gives that
+    /// function's output when the field is recorded (`None` when it is excluded).
+    ///
+    /// ```
+    /// use activity_core::prelude::*;
+    /// use serde_json::json;
+    ///
+    /// #[derive(ModelActivity)]
+    /// #[activity(crate = "activity_core", scope = "Flag")]
+    /// struct Flag { id: i32, #[activity(mask)] secret: String }
+    ///
+    /// let mut flag = Flag { id: 1, secret: "s".into() };
+    /// assert_eq!(flag.activity_field_json(1), Some(json!("s")));
+    /// assert!(flag.activity_set_field_json(1, &json!("t")));
+    /// assert!(!flag.activity_set_field_json(1, &json!(7)));
+    /// assert_eq!(flag.secret, "t");
+    /// assert_eq!(flag.activity_field_json(2), None);
+    /// ```
+    fn activity_field_json(&self, index: usize) -> Option<Value> {
+        let _ = index;
+        None
+    }
+
+    /// Set column field `index` of `FIELDS` from `value` (`ActivityValue::decode`); false when
+    /// `index` is not a field or the value cannot be decoded into its type (then the model is
+    /// unchanged).
+    ///
+    /// Revert writes logged values back through this, field by field, and must never write a
+    /// value other than the one logged: so a value `decode` refuses leaves the field as it was.
+    /// The derive answers `false` for every value of a field whose type cannot be read back:
+    /// the default `decode` (references, types without a decoder), no `ActivityValue` impl
+    /// (see [`activity_field_json`](Self::activity_field_json)), or encoded `with` a function
+    /// (which has no inverse).
+    fn activity_set_field_json(&mut self, index: usize, value: &Value) -> bool {
+        let _ = (index, value);
+        false
+    }
+
     /// `detail.name` (masked fields give `"masked"`).
     fn activity_name(&self) -> Option<String> {
         None

@@ -415,6 +415,7 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
     let org_index = index_of(&c.organization);
     let team_fn = text_fn(&c.team, "activity_team_id");
     let org_fn = text_fn(&c.organization, "activity_organization_id");
+    let field_json_fns = field_json(c, &fields);
 
     model_activity_impl(
         ident,
@@ -441,8 +442,132 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
             #short_id_fn
             #team_fn
             #org_fn
+            #field_json_fns
         },
     )
+}
+
+/// `activity_field_json` and `activity_set_field_json`, one arm per column (`fields` is the
+/// column list, so arm `i` is `FIELDS[i]`); nothing when no arm is needed (the defaults apply).
+///
+/// Every column of a model is read, excluded ones too, yet the derive must not require
+/// `ActivityValue` of a type it did not require it of before (an excluded field's, one of a type
+/// parameter without the bound). So each arm picks its implementation by autoref
+/// specialization: method lookup on `Field(&x)` first tries the by-value receiver, where only
+/// the trait implemented for `T: ActivityValue` applies, then `&Field(&x)`, where the fallback
+/// (`None`, `false`) always does. The helpers are items of the method bodies, named `__Activity*`,
+/// so they can neither clash with nor be seen by the user's code. A field encoded `with` a
+/// function reads as that function's output when the diff already calls it, and is never set
+/// (the function has no inverse).
+fn field_json(c: &Container, fields: &[&Field<'_>]) -> TokenStream {
+    let p = quote!(_activity::__private);
+    let named = [&c.name, &c.short_id, &c.team, &c.organization].map(|slot| slot.get());
+    let mut get_arms = Vec::new();
+    let mut set_arms = Vec::new();
+    let (mut probe_get, mut probe_set) = (false, false);
+    for (i, f) in fields.iter().enumerate() {
+        let member = f.ident;
+        match f.attrs.with.get() {
+            Some(path) => {
+                let used = !f.excluded || named.iter().flatten().any(|n| *n == f.ident);
+                if used {
+                    get_arms.push(quote! {
+                        #i => #p::Option::Some(#path(&self.#member)),
+                    });
+                }
+            }
+            None => {
+                probe_get = true;
+                probe_set = true;
+                get_arms.push(quote! {
+                    #i => __ActivityField(&self.#member).__activity_json(),
+                });
+                set_arms.push(quote! {
+                    #i => __ActivityFieldMut(&mut self.#member).__activity_set(value),
+                });
+            }
+        }
+    }
+    let json = quote!(#p::serde_json::Value);
+    let sized = quote!(::core::marker::Sized);
+    let get_support = probe_get.then(|| {
+        quote! {
+            struct __ActivityField<'a, T: ?#sized>(&'a T);
+            trait __ActivityEncoded {
+                fn __activity_json(self) -> #p::Option<#json>;
+            }
+            impl<T: #p::ActivityValue + ?#sized> __ActivityEncoded for __ActivityField<'_, T> {
+                fn __activity_json(self) -> #p::Option<#json> {
+                    #p::Option::Some(#p::ActivityValue::encode(self.0))
+                }
+            }
+            trait __ActivityNotEncoded {
+                fn __activity_json(self) -> #p::Option<#json>;
+            }
+            impl<T: ?#sized> __ActivityNotEncoded for &__ActivityField<'_, T> {
+                fn __activity_json(self) -> #p::Option<#json> {
+                    #p::Option::None
+                }
+            }
+        }
+    });
+    let set_support = probe_set.then(|| {
+        quote! {
+            struct __ActivityFieldMut<'a, T: ?#sized>(&'a mut T);
+            trait __ActivityDecoded {
+                fn __activity_set(self, value: &#json) -> #p::bool;
+            }
+            impl<T: #p::ActivityValue> __ActivityDecoded for __ActivityFieldMut<'_, T> {
+                fn __activity_set(self, value: &#json) -> #p::bool {
+                    match <T as #p::ActivityValue>::decode(value) {
+                        #p::Option::Some(decoded) => {
+                            *self.0 = decoded;
+                            true
+                        }
+                        #p::Option::None => false,
+                    }
+                }
+            }
+            trait __ActivityNotDecoded {
+                fn __activity_set(self, value: &#json) -> #p::bool;
+            }
+            impl<T: ?#sized> __ActivityNotDecoded for &__ActivityFieldMut<'_, T> {
+                fn __activity_set(self, _: &#json) -> #p::bool {
+                    false
+                }
+            }
+        }
+    });
+    let get_fn = (!get_arms.is_empty()).then(|| {
+        quote! {
+            fn activity_field_json(
+                &self,
+                index: ::core::primitive::usize,
+            ) -> #p::Option<#json> {
+                #get_support
+                match index {
+                    #(#get_arms)*
+                    _ => #p::Option::None,
+                }
+            }
+        }
+    });
+    let set_fn = (!set_arms.is_empty()).then(|| {
+        quote! {
+            fn activity_set_field_json(
+                &mut self,
+                index: ::core::primitive::usize,
+                value: &#json,
+            ) -> #p::bool {
+                #set_support
+                match index {
+                    #(#set_arms)*
+                    _ => false,
+                }
+            }
+        }
+    });
+    quote!(#get_fn #set_fn)
 }
 
 /// A reference to the field's value as the diff reads it: `&owner.field`, or, for a field

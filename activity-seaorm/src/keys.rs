@@ -110,6 +110,12 @@ pub(crate) fn model_item_id<M: ModelTrait>(model: &M) -> Option<String> {
     )
 }
 
+/// The item id of a primary key's values (`None` if one is `NULL`).
+#[cfg(feature = "read")]
+pub(crate) fn item_id_of_values(values: &[Value]) -> Option<String> {
+    join(values.iter().map(value_text).collect())
+}
+
 /// The item id of an active model, if its whole primary key is set.
 pub(crate) fn active_item_id<A: ActiveModelTrait>(am: &A) -> Option<String> {
     join(
