@@ -81,6 +81,9 @@ pub mod __private {
     pub use std::string::String;
     pub use std::vec::Vec;
 
+    /// The derive's registration of a SeaORM entity for `history`: nothing here (this crate
+    /// knows no ORM); `activity_seaorm::__private` has the one that registers.
+    pub use crate::__activity_register_history as register_history;
     pub use crate::audited::AuditedTable;
     /// `inventory::submit!` for the derive's table registration.
     pub use inventory;
@@ -89,4 +92,11 @@ pub mod __private {
     pub fn assert_keyed<T: KeyedValue + ?Sized>(_: &T) {}
     /// Fails to compile unless `T` can be recorded.
     pub fn assert_value<T: ActivityValue + ?Sized>(_: &T) {}
+}
+
+/// See `__private::register_history`: the ORM-free crate registers nothing.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __activity_register_history {
+    ($($tokens:tt)*) => {};
 }

@@ -214,7 +214,8 @@ impl ActivityValue for f64 {
     fn encode(&self) -> Value {
         encode_f64(*self)
     }
-    /// An integer beyond 2^53 that no `f64` holds exactly is refused.
+    /// An integer beyond 2^53 that no `f64` holds exactly is refused: read as a float, it would
+    /// be another number.
     fn decode(value: &Value) -> Option<Self> {
         decode_f64(value).and_then(|f| written(value, f))
     }
@@ -318,11 +319,9 @@ macro_rules! box_impl {
         }
     };
 }
-box_impl!([T] T, |value| T::decode(value).map(Box::new));
-box_impl!([] str, |value| String::decode(value)
-    .map(String::into_boxed_str));
-box_impl!([][u8], |value| decode_bytes(value)
-    .map(Vec::into_boxed_slice));
+box_impl! { [T] T, |value| T::decode(value).map(Box::new) }
+box_impl! { [] str, |value| String::decode(value).map(String::into_boxed_str) }
+box_impl! { [] [u8], |value| decode_bytes(value).map(Vec::into_boxed_slice) }
 
 impl<T: ActivityValue> ActivityValue for Option<T> {
     fn is_empty_value(&self) -> bool {
@@ -623,6 +622,9 @@ mod chrono_impls {
         }
         /// The instant, in `Tz`: a `Local` date-time logged under another offset (another
         /// machine, a time-zone change) reads back as the same instant, as `same_value` compares.
+        /// Lossy for an offset with seconds (local mean time): RFC 3339 has none, so `encode`
+        /// wrote it rounded to the minute beside the unrounded local time, an instant up to 30
+        /// seconds off, which is what reads back.
         fn decode(value: &Value) -> Option<Self> {
             let text = value.as_str()?;
             // The exactness check on the offset written, which `Tz` may not keep.
@@ -711,7 +713,8 @@ impl ActivityValue for rust_decimal::Decimal {
 /// `serde::de::DeserializeOwned`, and is `None` otherwise: one macro for both, so a type that
 /// gains `Deserialize` becomes readable by history without a change here, and one without it
 /// still compiles. The type's `Deserialize` decides what reads back (its aliases included);
-/// past [`MAX_JSON_DEPTH`](crate::value::MAX_JSON_DEPTH) the encoding is JSON text, which does not deserialize.
+/// past [`MAX_JSON_DEPTH`](crate::value::MAX_JSON_DEPTH) the encoding is JSON text, which does
+/// not deserialize.
 ///
 /// ```
 /// #[derive(PartialEq, Debug, serde::Serialize, serde::Deserialize)]
@@ -747,8 +750,8 @@ macro_rules! impl_activity_value_with_serde {
 /// not otherwise, without a bound its users' types might not meet. Not public API.
 ///
 /// The macro calls `(&Probe::<T>::new()).decode_value(v)` with both traits in scope. Method
-/// lookup tries the receiver `&Probe<T>` first, where only [`Deserializable`] applies (if
-/// `T: DeserializeOwned`), then `&&Probe<T>`, where [`NotDeserializable`] always does. This
+/// lookup tries the receiver `&Probe<T>` first, where only `Deserializable` applies (if
+/// `T: DeserializeOwned`), then `&&Probe<T>`, where `NotDeserializable` always does. This
 /// works because the macro names a concrete type; in generic code it would always pick the
 /// fallback.
 #[doc(hidden)]

@@ -131,7 +131,8 @@ fn behavior(c: &Container) -> TokenStream {
 
 /// Registers the model's table for checked mode (`activity_seaorm::checked`): an
 /// `inventory::submit!` of the name in `#[sea_orm(table_name = "...")]`, read from the attribute
-/// so the generated code stays ORM-free. Nothing for a model without the attribute, or a
+/// so the generated code stays ORM-free; and its `Entity` for `history`, through the crate
+/// path's `register_history!` (a no-op in activity-core, which knows no ORM). Nothing for a model without the attribute, or a
 /// generic one (a static cannot name its parameters; SeaORM models are never generic).
 fn register_table(input: &DeriveInput, c: &Container, sea: &SeaOrmContainer) -> TokenStream {
     let Some(table) = &sea.table_name else {
@@ -160,6 +161,8 @@ fn register_table(input: &DeriveInput, c: &Container, sea: &SeaOrmContainer) -> 
             #p::inventory::submit! {
                 #p::AuditedTable { table: #table, schema: #schema, scope: #scope }
             }
+            // `DeriveEntityModel` (either format) defines `Entity` next to the model.
+            #p::register_history! { Entity, #scope }
         };
     }
 }
@@ -455,10 +458,11 @@ fn generate(input: &DeriveInput, c: &Container, fields: &[Field<'_>]) -> TokenSt
 /// parameter without the bound). So each arm picks its implementation by autoref
 /// specialization: method lookup on `Field(&x)` first tries the by-value receiver, where only
 /// the trait implemented for `T: ActivityValue` applies, then `&Field(&x)`, where the fallback
-/// (`None`, `false`) always does. The helpers are items of the method bodies, named `__Activity*`,
-/// so they can neither clash with nor be seen by the user's code. A field encoded `with` a
-/// function reads as that function's output when the diff already calls it, and is never set
-/// (the function has no inverse).
+/// (`None`, `false`) always does. The helpers are items of the method bodies, out of the user's
+/// namespace, and named `__Activity*` to stay out of the way of the only user tokens there (field
+/// names, `with` paths). A field encoded `with` a function reads as that function's output when
+/// the generated code already calls it (a recorded or named field: no new requirement on the
+/// path), and is never set (the function has no inverse).
 fn field_json(c: &Container, fields: &[&Field<'_>]) -> TokenStream {
     let p = quote!(_activity::__private);
     let named = [&c.name, &c.short_id, &c.team, &c.organization].map(|slot| slot.get());

@@ -26,6 +26,8 @@ mod cap;
 pub mod checked;
 pub mod config;
 mod errors;
+#[cfg(feature = "read")]
+pub mod history;
 mod keys;
 #[cfg(feature = "ops")]
 pub mod ops;
@@ -122,6 +124,30 @@ pub mod guide {
 pub mod __private {
     pub use activity_core::__private::*;
     pub use sea_orm::{ActiveModelBehavior, ConnectionTrait, DbErr, EntityTrait};
+
+    /// The derive's registration of a model's `Entity` for its scope, so `history::revert`
+    /// finds the entity an entry names (replaces activity-core's, which registers nothing).
+    pub use crate::__activity_seaorm_register_history as register_history;
+}
+
+/// See `__private::register_history`.
+#[cfg(feature = "read")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __activity_seaorm_register_history {
+    ($entity:ty, $scope:expr) => {
+        $crate::__private::inventory::submit! {
+            $crate::history::Registration::new::<$entity>($scope)
+        }
+    };
+}
+
+/// See `__private::register_history`: without the `read` feature there is no history.
+#[cfg(not(feature = "read"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __activity_seaorm_register_history {
+    ($($tokens:tt)*) => {};
 }
 
 /// Expands to the four `ActiveModelBehavior` hook methods that write activity entries.

@@ -42,8 +42,8 @@ pub(crate) fn model_entry<M: ModelActivity>(
     entry
 }
 
-/// A `created` or `deleted` entry for `model`, with every tracked field when the model asks for
-/// snapshots (`#[activity(snapshot)]`).
+/// A `created` or `deleted` entry for `model`: a deletion with every tracked field (masked ones
+/// masked), a creation too when the model asks for snapshots (`#[activity(snapshot)]`).
 pub(crate) fn lifecycle_entry<M: ModelActivity + sea_orm::ModelTrait>(
     model: &M,
     item_id: Option<String>,
@@ -54,7 +54,9 @@ pub(crate) fn lifecycle_entry<M: ModelActivity + sea_orm::ModelTrait>(
         _ => activity::CREATED,
     };
     let mut entry = model_entry(model, item_id, verb);
-    if M::SNAPSHOT {
+    // A deletion records every tracked field whatever the model says: the row is gone, and
+    // this is all that can read it back or restore it (`history`).
+    if M::SNAPSHOT || action == ChangeAction::Deleted {
         model.activity_snapshot(action, &mut entry.detail.changes);
     }
     entry
