@@ -107,6 +107,8 @@ pub mod guide {
     pub mod failures {}
     #[doc = include_str!("../../docs/src/reading.md")]
     pub mod reading {}
+    #[doc = include_str!("../../docs/src/history.md")]
+    pub mod history {}
     #[doc = include_str!("../../docs/src/operations.md")]
     pub mod operations {}
     #[doc = include_str!("../../docs/src/stream.md")]

@@ -53,7 +53,7 @@ async fn claimed_names(t: &TestDb) -> Vec<String> {
         Claim::Empty => Vec::new(),
         other => panic!("unexpected claim {other:?}"),
     };
-    drop(txn);
+    txn.rollback().await.unwrap();
     names
 }
 
@@ -309,7 +309,7 @@ async fn an_outbox_row_waits_for_its_entries_in_order(t: &TestDb) {
         claim_ten(&txn, &mut WaitingRows::default()).await,
         Claim::Pending { .. }
     ));
-    drop(txn);
+    txn.rollback().await.unwrap();
     // The entry arrives (its row is already there: written without a second one).
     activity_seaorm::log_activity(&t.db, late).await.unwrap();
     assert_eq!(claimed_names(t).await, ["late ran", "next ran"]);
@@ -328,7 +328,7 @@ async fn incomplete_rows_wait_one_grace_together(t: &TestDb) {
         claim_ten(&txn, &mut waiting).await,
         Claim::Pending { .. }
     ));
-    drop(txn);
+    txn.rollback().await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let txn = outbox::begin(&t.db).await.unwrap();
     match claim_ten(&txn, &mut waiting).await {
@@ -425,7 +425,9 @@ async fn a_claim_is_bounded_by_entries(t: &TestDb) {
     .await
     .unwrap();
     assert_eq!(sizes(claim), expected(&rest, 650));
-    drop(txn);
+    // Rolled back before the next claim: a dropped transaction rolls back in the background,
+    // and its row locks could still be held when the next claim asks (`Busy`).
+    txn.rollback().await.unwrap();
     // A first row larger than the budget is still claimed, alone.
     let txn = outbox::begin(&t.db).await.unwrap();
     let claim = outbox::claim(

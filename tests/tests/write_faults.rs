@@ -464,6 +464,7 @@ async fn delete_flag(txn: &DatabaseTransaction, run: &mut Run, w: &mut World) ->
         return insert_flag(txn, run, w).await;
     };
     let model = w.flags.remove(&id).expect("picked");
+    let recorded = recorded_fields(&model);
     let result = if run.rng.chance(50) {
         model.delete(txn).await?
     } else {
@@ -476,7 +477,8 @@ async fn delete_flag(txn: &DatabaseTransaction, run: &mut Run, w: &mut World) ->
         .await?
     };
     assert_eq!(result.rows_affected, 1);
-    w.expect("FeatureFlag", id.to_string(), "deleted", &[]);
+    let recorded: Vec<&str> = recorded.iter().map(String::as_str).collect();
+    w.expect("FeatureFlag", id.to_string(), "deleted", &recorded);
     Ok(())
 }
 
@@ -549,10 +551,19 @@ async fn delete_setting(
         return insert_setting(txn, run, w).await;
     };
     let model = w.settings.remove(&key).expect("picked");
+    let recorded = recorded_fields(&model);
     let result = model.delete(txn).await?;
     assert_eq!(result.rows_affected, 1);
-    w.expect("Setting", key, "deleted", &[]);
+    let recorded: Vec<&str> = recorded.iter().map(String::as_str).collect();
+    w.expect("Setting", key, "deleted", &recorded);
     Ok(())
+}
+
+/// The fields a `deleted` entry records: every tracked field that is not empty.
+fn recorded_fields<M: activity_seaorm::ModelActivity>(model: &M) -> Vec<String> {
+    let mut changes = Vec::new();
+    model.activity_snapshot(activity_seaorm::entry::ChangeAction::Deleted, &mut changes);
+    changes.into_iter().filter_map(|c| c.field).collect()
 }
 
 async fn manual(txn: &DatabaseTransaction, run: &mut Run, w: &mut World) -> Result<(), DbErr> {

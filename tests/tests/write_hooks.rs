@@ -135,7 +135,33 @@ async fn create_update_delete_with_actor(t: &TestDb) {
             ),
         ]
     );
-    assert_eq!(entries[2].detail.changes, vec![]);
+    // A deletion records every tracked field that is not empty (masked ones masked), so the
+    // item can be read back and restored.
+    let recorded: Vec<(&str, &Value)> = entries[2]
+        .detail
+        .changes
+        .iter()
+        .map(|c| (c.field.as_deref().unwrap(), &c.before))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            ("team_id", &json!(7)),
+            ("key", &json!("beta-checkout")),
+            ("enabled", &json!(true)),
+            ("filters", &json!({"groups": [{"rollout": 10}]})),
+            ("webhook_secret", &json!("masked")),
+            ("config", &json!({"token": "masked", "url": "masked"})),
+            ("description", &json!("checkout v2")),
+        ]
+    );
+    assert!(
+        entries[2]
+            .detail
+            .changes
+            .iter()
+            .all(|c| c.action == ChangeAction::Deleted && c.after.is_null())
+    );
 }
 
 async fn impersonation_and_system(t: &TestDb) {

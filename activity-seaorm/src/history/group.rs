@@ -1,18 +1,16 @@
 //! Undoing a whole transaction or request: the net change per item, each item's
 //! compare-and-set, newest item first, all in one transaction; and the dry run.
 
-use activity_core::{ActivityEntry, ModelActivity};
+use activity_core::ActivityEntry;
 use scoped_futures::ScopedFutureExt;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
-use serde_json::Value;
 use uuid::Uuid;
 
-use crate::history::apply::{field_index, is_plain, row_of};
-use crate::history::revert::{Expect, IMMEDIATE, ItemChange, Mode, Reverted, Target, check};
-use crate::history::{Conflict, HistoryError, registry};
+use crate::history::item::{ItemChange, ItemPlan, Mode, Reverted};
+use crate::history::revert::IMMEDIATE;
+use crate::history::{HistoryError, registry};
 use crate::schema::activity_log;
 
 /// Which entries a group revert undoes.
@@ -23,25 +21,6 @@ pub enum Group {
     Correlation(String),
     /// Every entry of one request (`request_id`).
     Request(String),
-}
-
-/// What a group revert would do to one item (see [`plan`]).
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct ItemPlan {
-    /// The item's scope.
-    pub scope: String,
-    /// The item id.
-    pub item_id: String,
-    /// `"update"`, `"delete"`, `"insert"`, or `"none"` (created and deleted within the group).
-    pub action: &'static str,
-    /// Per field: its name in the log, what it holds now (`None`: no row, or a value the log
-    /// never holds) and what it would go back to (`None`: unknown, left as it is).
-    pub fields: Vec<(String, Option<Value>, Option<Value>)>,
-    /// Fields (or the row) changed since the group: what [`Mode`] decides about.
-    pub conflicts: Vec<Conflict>,
-    /// Fields the log never held the value of (masked, excluded): left as they are.
-    pub unknown: Vec<String>,
 }
 
 /// The dry run of [`revert_group`].
@@ -182,64 +161,5 @@ pub async fn plan(db: &DatabaseConnection, group: Group) -> Result<Plan, History
     Ok(Plan {
         items,
         not_revertible,
-    })
-}
-
-/// One item's plan, for entity `E` (the registry's entry point).
-pub(crate) async fn plan_item<E>(
-    txn: &DatabaseTransaction,
-    change: ItemChange,
-) -> Result<ItemPlan, HistoryError>
-where
-    E: EntityTrait,
-    E::Model: ModelActivity,
-{
-    let row = row_of::<E, _>(txn, &change.item_id, false).await?;
-    let conflicts = check::<E>(txn, &change, row.as_ref()).await?;
-    let fields_spec = <E::Model as ModelActivity>::FIELDS;
-    let now = |display: &str| -> Option<Value> {
-        let index = field_index::<E::Model>(display)?;
-        if !is_plain(&fields_spec[index]) {
-            return None;
-        }
-        row.as_ref().and_then(|r| r.activity_field_json(index))
-    };
-    let mut unknown = Vec::new();
-    let mut plan_fields =
-        |targets: &[(String, Value)]| -> Vec<(String, Option<Value>, Option<Value>)> {
-            targets
-                .iter()
-                .map(|(field, target)| {
-                    let plain =
-                        field_index::<E::Model>(field).is_some_and(|i| is_plain(&fields_spec[i]));
-                    if !plain {
-                        unknown.push(field.clone());
-                    }
-                    (field.clone(), now(field), plain.then(|| target.clone()))
-                })
-                .collect()
-        };
-    let (action, fields) = match &change.target {
-        Target::Fields(targets) => ("update", plan_fields(targets)),
-        Target::Insert(targets) => ("insert", plan_fields(targets)),
-        Target::Delete => {
-            let current = match &change.expect {
-                Expect::Row(fields) => fields
-                    .iter()
-                    .map(|(f, _)| (f.clone(), now(f), None))
-                    .collect(),
-                Expect::NoRow => Vec::new(),
-            };
-            ("delete", current)
-        }
-        Target::Nothing => ("none", Vec::new()),
-    };
-    Ok(ItemPlan {
-        scope: change.scope,
-        item_id: change.item_id,
-        action,
-        fields,
-        conflicts,
-        unknown,
     })
 }

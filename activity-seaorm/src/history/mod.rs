@@ -35,6 +35,7 @@
 mod apply;
 mod as_of;
 mod group;
+mod item;
 mod registry;
 mod revert;
 
@@ -43,10 +44,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use as_of::{FieldValue, Version, as_of};
-pub use group::{Group, ItemPlan, Plan, plan, revert_group};
+pub use group::{Group, Plan, plan, revert_group};
+pub use item::{ItemPlan, Mode, Reverted};
 #[doc(hidden)]
 pub use registry::Registration;
-pub use revert::{Mode, Reverted, revert};
+pub use revert::revert;
 
 /// The activity of an entry written by [`revert`] and [`revert_group`].
 pub const REVERTED: &str = "reverted";

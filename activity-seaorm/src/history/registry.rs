@@ -12,8 +12,7 @@ use sea_orm::{
 };
 
 use crate::history::HistoryError;
-use crate::history::group::{ItemPlan, plan_item};
-use crate::history::revert::{ItemChange, Mode, Reverted, apply};
+use crate::history::item::{ItemChange, ItemPlan, Mode, Reverted, apply, plan_item};
 
 /// The future of one item's revert.
 pub(crate) type ApplyFuture<'a> =

@@ -308,3 +308,19 @@ async fn settle<C: ConnectionTrait>(
     }
     Ok(settled)
 }
+
+/// Record `entry` for the statement just run on `db`: buffered in `db`'s frame, written at its
+/// commit; outside any frame, written now through `db`.
+pub(crate) async fn record<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    mut entry: ActivityEntry,
+) -> Result<(), sea_orm::DbErr> {
+    frame::stamp(&mut entry, None);
+    match frame::frame_for(conn_key(db)) {
+        Some(frame) => {
+            frame.push(entry);
+            flush_if_full(db, &frame).await
+        }
+        None => crate::write::sink::write_now(db, vec![entry]).await,
+    }
+}

@@ -425,19 +425,3 @@ pub(crate) fn stamp(entry: &mut ActivityEntry, context: Option<&ActivityContext>
         },
     }
 }
-
-/// Record `entry` for the statement just run on `db`: buffered in `db`'s frame, written at its
-/// commit; outside any frame, written now through `db`.
-pub(crate) async fn record<C: sea_orm::ConnectionTrait>(
-    db: &C,
-    mut entry: ActivityEntry,
-) -> Result<(), sea_orm::DbErr> {
-    stamp(&mut entry, None);
-    match frame_for(crate::keys::conn_key(db)) {
-        Some(frame) => {
-            frame.push(entry);
-            crate::write::flush::flush_if_full(db, &frame).await
-        }
-        None => crate::write::sink::write_now(db, vec![entry]).await,
-    }
-}

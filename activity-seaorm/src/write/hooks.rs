@@ -26,7 +26,8 @@ use sea_orm::{
 use crate::keys::{active_item_id, conn_key, model_item_id};
 pub use crate::write::before::{ActiveModelOf, ModelOf};
 use crate::write::before::{Origin, UpdateBefore, key_query, lifecycle_entry, now};
-use crate::write::frame::{self, Frame, PendingState, record};
+use crate::write::flush::record;
+use crate::write::frame::{self, Frame, PendingState};
 
 /// `before_save`: on update, capture the before-state for `after_save`. Announces the write
 /// to [`checked`](crate::checked) mode (muted or not: muting is an explicit skip).

@@ -506,7 +506,23 @@ async fn create_update_noop_delete(app: &App) {
     );
     assert_eq!(flag_entries[2]["user_id"], json!(alice));
     assert_eq!(flag_entries[2]["item_id"], json!(fid.to_string()));
-    assert_eq!(flag_entries[2]["detail"]["changes"], json!([]));
+    // The deletion records the flag's fields, so it can be read back and restored.
+    let recorded: Vec<&str> = flag_entries[2]["detail"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            "organization_id",
+            "project_id",
+            "key",
+            "enabled",
+            "rollout_percentage"
+        ]
+    );
 
     // Who is not signed in writes nothing and reads nothing.
     let (status, _) = app.send(app.req(Method::GET, "/activity", None)).await;
