@@ -24,6 +24,7 @@
 //! | `DELETE /flags/{id}` | delete a flag |
 //! | `GET /activity` | the feed as JSON: `results` ([`FeedEntry`]: no colleague's IP address, browser or impersonator) and `next_cursor`, filters in the query |
 //! | `GET /activity/feed` | the feed as sentences ([`describe()`]) |
+//! | `GET /history`, `POST /history/…/revert` | the [`history`] page: undo an entry or a request, conflicts shown |
 //!
 //! With NATS (`NATS_URL`), [`notifications`] adds a live notification page, its
 //! server-sent-events stream and a subscription API.
@@ -76,6 +77,7 @@ const WRITE: TransactionOptions = TransactionOptions {
     sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
 };
 
+pub mod history;
 pub mod notifications;
 
 /// The router. Serve it with `axum::serve(listener, app(db))`.
@@ -91,6 +93,7 @@ pub fn app_with_notifications(db: DatabaseConnection, hub: Option<notifications:
         routes = routes.merge(notifications::routes(hub));
     }
     routes
+        .merge(history::routes())
         .route("/projects", post(create_project))
         .route("/projects/{id}", get(get_project).patch(update_project))
         .route("/projects/{id}/settings", patch(update_settings))
@@ -127,8 +130,8 @@ fn session_user(headers: &axum::http::HeaderMap) -> Option<String> {
 }
 
 /// `POST /session`: a session for the authenticated user, as an `HttpOnly`, `SameSite=Strict`
-/// cookie (256 random bits) that the notification page and its stream accept; the token is in
-/// the body too, for clients that set cookies themselves.
+/// cookie (256 random bits) that the notification page and its stream, and the history page and
+/// its undo buttons, accept; the token is in the body too, for clients that set cookies themselves.
 async fn create_session(me: CurrentUser) -> Result<Response, ApiError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| {
@@ -140,7 +143,7 @@ async fn create_session(me: CurrentUser) -> Result<Response, ApiError> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .insert(token.clone(), me.username);
-    let cookie = format!("session={token}; HttpOnly; SameSite=Strict; Path=/notifications");
+    let cookie = format!("session={token}; HttpOnly; SameSite=Strict; Path=/");
     Ok((
         StatusCode::CREATED,
         [(axum::http::header::SET_COOKIE, cookie)],
@@ -175,14 +178,19 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
 /// Resolve `x-user` to a [`CurrentUser`] in the request's extensions, or answer 401. A browser's
 /// `EventSource` cannot set headers, so the notification page and its stream (`GET
 /// /notifications…` only) also take the `session` cookie that `POST /session` hands out (a
-/// stand-in for the application's login, as `x-user` is for a token).
+/// stand-in for the application's login, as `x-user` is for a token); so do the history page
+/// and its undo buttons (`/history…`; the cookie is `SameSite=Strict`, so another site's form
+/// cannot post with it).
 pub async fn authenticate(
     State(db): State<DatabaseConnection>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let from_cookie = (req.method() == axum::http::Method::GET
-        && req.uri().path().starts_with("/notifications"))
+    let path = req.uri().path();
+    let from_cookie = ((req.method() == axum::http::Method::GET
+        && path.starts_with("/notifications"))
+        || path == "/history"
+        || path.starts_with("/history/"))
     .then(|| session_user(req.headers()))
     .flatten();
     let from_header = req

@@ -7,78 +7,15 @@
 //! `apt-get install chromium chromium-driver`, or `CHROMEDRIVER`). A screenshot of Bob's page
 //! is written to `target/screenshots/notifications-bob.png` for a person to look at.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use common::{browser, call, sign_in, start_chromedriver};
+use fantoccini::{Client, Locator};
 use migration::{Migrator, MigratorTrait};
 use seaorm_app_api::notifications::{self, StreamNames};
-use serde_json::{Value, json};
-
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn start_chromedriver() -> (Driver, String) {
-    let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-    let port = free_port();
-    let child = Command::new(&binary)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start {binary}: {e} (apt-get install chromium chromium-driver)")
-        });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Driver(child), format!("http://127.0.0.1:{port}"))
-}
-
-async fn browser(driver: &str) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,500"]}),
-    );
-    ClientBuilder::rustls()
-        .expect("rustls")
-        .capabilities(caps)
-        .connect(driver)
-        .await
-        .expect("a browser session")
-}
-
-async fn call(base: &str, user: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
-        .request(method, format!("{base}{path}"))
-        .header("x-user", user)
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    assert!(
-        response.status().is_success(),
-        "{path}: {}",
-        response.status()
-    );
-    response.json().await.expect("json")
-}
+use serde_json::json;
 
 async fn texts(client: &Client) -> Vec<String> {
     let mut out = Vec::new();
@@ -166,29 +103,7 @@ async fn the_watcher_sees_the_change_live_and_the_actor_does_not() {
     for (client, user) in [(&bob, "bob"), (&alice, "alice")] {
         // Sign in (the application's login stands in as `POST /session`), give the browser its
         // session cookie, open the page: the page and its stream authenticate by the cookie.
-        let session = call(&base, user, reqwest::Method::POST, "/session", json!({})).await;
-        let token = session["session"]
-            .as_str()
-            .expect("a session token")
-            .to_owned();
-        client
-            .goto(&format!("{base}/notifications"))
-            .await
-            .expect("open the origin");
-        // What `POST /session`'s Set-Cookie says (WebDriver's default SameSite=None would need
-        // Secure, which plain-HTTP localhost is not).
-        let cookie = fantoccini::cookies::Cookie::parse(format!(
-            "session={token}; Path=/notifications; Domain=127.0.0.1; SameSite=Strict; HttpOnly"
-        ))
-        .expect("a cookie");
-        client
-            .add_cookie(cookie)
-            .await
-            .expect("set the session cookie");
-        client
-            .goto(&format!("{base}/notifications"))
-            .await
-            .expect("open the page");
+        sign_in(client, &base, user, "/notifications").await;
         client
             .wait()
             .at_most(Duration::from_secs(20))
