@@ -510,7 +510,7 @@ async fn group_revert_restores_the_state_before_the_request(t: &TestDb) {
     let before_projects = projects(&t.db).await;
     let before_tasks = task::Entity::find().all(&t.db).await.unwrap();
 
-    let correlation = activity_seaorm::transaction(&t.db, |txn| {
+    let written: Result<(), DbErr> = activity_seaorm::transaction(&t.db, |txn| {
         async move {
             new_project(2, "new", 5).insert(txn).await?;
             for id in [20, 21] {
@@ -539,9 +539,8 @@ async fn group_revert_restores_the_state_before_the_request(t: &TestDb) {
         }
         .scope_boxed()
     })
-    .await
-    .map(|()| ());
-    correlation.unwrap();
+    .await;
+    written.unwrap();
     let group = Group::Correlation(
         t.entries()
             .await

@@ -207,7 +207,7 @@ impl<A: Audience, Ch: Channel> Notifier<A, Ch> {
     }
 
     /// Notify the recipients of `entry` who have not been notified of it yet; how many were.
-    /// Deliveries are recorded as they happen (every [`MARKS_PER_WRITE`] recipients and at the
+    /// Deliveries are recorded as they happen (every 100 recipients and at the
     /// end, also when some fail), so a crash re-notifies only the last few, with the same
     /// [`Notification::id`]. An error means some recipients were not served; trying again
     /// tries only them.

@@ -69,14 +69,12 @@ async fn entries_of_group<C: sea_orm::ConnectionTrait>(
         .collect())
 }
 
+/// One item's change and the entity that applies it.
+type Undo = (ItemChange, &'static registry::Registration);
+
 /// Each item's change, newest first (children created last are deleted first; parents deleted
 /// last are inserted first), and the entries that cannot be reverted.
-fn item_changes(
-    entries: &[ActivityEntry],
-) -> (
-    Vec<(ItemChange, &'static registry::Registration)>,
-    Vec<(Uuid, String)>,
-) {
+fn item_changes(entries: &[ActivityEntry]) -> (Vec<Undo>, Vec<(Uuid, String)>) {
     let mut items: Vec<((String, String), Vec<&ActivityEntry>)> = Vec::new();
     let mut not_revertible = Vec::new();
     for entry in entries {
@@ -108,7 +106,7 @@ fn item_changes(
             Err(e) => not_revertible.extend(list.iter().map(|e2| (e2.id, e.to_string()))),
         }
     }
-    changes.sort_by(|(a, _), (b, _)| b.last.cmp(&a.last));
+    changes.sort_by_key(|(change, _)| std::cmp::Reverse(change.last));
     (changes, not_revertible)
 }
 
