@@ -237,6 +237,55 @@ macro_rules! backend_tests {
     };
 }
 
+/// One `#[tokio::test]` per backend for each test that also needs NATS, in modules `on_sqlite`,
+/// `on_postgres` and `on_mysql`: ignored (not passed) unless `ACTIVITY_TEST_NATS_URL` and the
+/// backend's URL are set. `nats_backend_tests!(a, b)` for `async fn a(backend: Backend)`;
+/// `nats_backend_tests!(db: a, b)` for `async fn a(t: &TestDb)` on a fresh database.
+#[macro_export]
+macro_rules! nats_backend_tests {
+    (db: $($name:ident),* $(,)?) => {
+        $crate::nats_backend_tests!(@with run_db; $($name),*);
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::nats_backend_tests!(@with run_backend; $($name),*);
+    };
+    (@with $how:ident; $($name:ident),*) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+                async fn $name() { $crate::nats_backend_tests!(@$how Sqlite, $name) }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(all(activity_nats, activity_postgres)),
+                    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
+                )]
+                async fn $name() { $crate::nats_backend_tests!(@$how Postgres, $name) }
+            )*
+        }
+        mod on_mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(all(activity_nats, activity_mysql)),
+                    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_MYSQL_URL is not set"
+                )]
+                async fn $name() { $crate::nats_backend_tests!(@$how MySql, $name) }
+            )*
+        }
+    };
+    (@run_db $backend:ident, $name:ident) => {
+        $crate::run($crate::Backend::$backend, super::$name).await
+    };
+    (@run_backend $backend:ident, $name:ident) => {
+        super::$name($crate::Backend::$backend).await
+    };
+}
+
 /// A module of `#[tokio::test]`s running one `async fn name(t: &TestDb)` on some backends only:
 /// `tests_on!(lost_answer: a_lost_answer_is_retried on postgres, mysql);`
 #[macro_export]

@@ -273,7 +273,7 @@ async fn as_of_equals_the_snapshot_at_every_step(t: &TestDb) {
         for (at, snapshot) in &snapshots {
             for id in &all_ids {
                 let what = format!("seed {seed}, project {id} at {at}");
-                let got = history::as_of::<project::Entity, _>(&t.db, *id, *at).await;
+                let got = history::as_of::<project::Entity>(&t.db, *id, *at).await;
                 // Every read back through the raw write must find it; reads of that item at
                 // or after it may too (the log cannot vouch for its value), but none may give
                 // a value the item never had.
@@ -310,7 +310,7 @@ async fn masked_and_excluded_fields_are_unknown(t: &TestDb) {
     am.active = Set(true);
     am.update(&t.db).await.unwrap();
     let version =
-        history::as_of::<activity_tests::models::feature_flag::Entity, _>(&t.db, flag.id, before)
+        history::as_of::<activity_tests::models::feature_flag::Entity>(&t.db, flag.id, before)
             .await
             .unwrap()
             .unwrap();
@@ -592,7 +592,47 @@ async fn group_revert_restores_the_state_before_the_request(t: &TestDb) {
     assert_eq!(task::Entity::find().all(&t.db).await.unwrap(), before_tasks);
 }
 
+/// A request is every transaction it ran: `Group::Request` undoes them all, and nothing of
+/// another request.
+async fn a_request_of_two_transactions_is_undone_whole(t: &TestDb) {
+    setup(t).await;
+    new_project(1, "alpha", 10).insert(&t.db).await.unwrap();
+    let before = projects(&t.db).await;
+    let request = activity_seaorm::ActivityContext::for_user(activity_seaorm::Actor::new("alice"))
+        .with_request_id("req-42");
+    activity_seaorm::ActivityContext::scope(request, async {
+        for budget in [20, 30] {
+            // Two transactions of one request: two correlation ids, one request id.
+            let written: Result<(), DbErr> = activity_seaorm::transaction(&t.db, |txn| {
+                async move {
+                    let p = project::Entity::find_by_id(1).one(txn).await?.unwrap();
+                    let mut am = p.into_active_model();
+                    am.budget = Set(budget);
+                    am.update(txn).await?;
+                    Ok(())
+                }
+                .scope_boxed()
+            })
+            .await;
+            written.unwrap();
+        }
+        new_project(2, "beta", 5).insert(&t.db).await.unwrap();
+    })
+    .await;
+    // Another request, on another item: left alone.
+    new_project(3, "gamma", 1).insert(&t.db).await.unwrap();
+    let done = history::revert_group(&t.db, Group::Request("req-42".into()), Mode::Strict)
+        .await
+        .unwrap();
+    assert_eq!(done.entries.len(), 2, "one reverted entry per item");
+    let now = projects(&t.db).await;
+    assert_eq!(now.get(&1), before.get(&1), "both budget changes undone");
+    assert!(!now.contains_key(&2), "the request's creation undone");
+    assert!(now.contains_key(&3), "another request's row stays");
+}
+
 backend_tests!(
+    a_request_of_two_transactions_is_undone_whole,
     as_of_equals_the_snapshot_at_every_step,
     masked_and_excluded_fields_are_unknown,
     revert_is_a_compare_and_set,

@@ -422,30 +422,6 @@ async fn oversized_entries_are_shrunk_and_the_rest_flow(backend: Backend) {
     t.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
-async fn sqlite_oversized_entries_are_shrunk_and_the_rest_flow() {
-    oversized_entries_are_shrunk_and_the_rest_flow(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(all(activity_nats, activity_postgres)),
-    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
-)]
-async fn postgres_oversized_entries_are_shrunk_and_the_rest_flow() {
-    oversized_entries_are_shrunk_and_the_rest_flow(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(all(activity_nats, activity_mysql)),
-    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_MYSQL_URL is not set"
-)]
-async fn mysql_oversized_entries_are_shrunk_and_the_rest_flow() {
-    oversized_entries_are_shrunk_and_the_rest_flow(Backend::MySql).await;
-}
-
 /// `RelayStats` says why a relay published nothing: another relay holds the oldest rows
 /// (`busy`), or the oldest row waits for entries not written yet (`pending`).
 async fn busy_and_pending_polls_are_counted(backend: Backend) {
@@ -608,30 +584,6 @@ async fn refused_entries_are_dead_lettered_and_the_rest_flow(backend: Backend) {
     t.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
-async fn sqlite_refused_entries_are_dead_lettered_and_the_rest_flow() {
-    refused_entries_are_dead_lettered_and_the_rest_flow(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(all(activity_nats, activity_postgres)),
-    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
-)]
-async fn postgres_refused_entries_are_dead_lettered_and_the_rest_flow() {
-    refused_entries_are_dead_lettered_and_the_rest_flow(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(all(activity_nats, activity_mysql)),
-    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_MYSQL_URL is not set"
-)]
-async fn mysql_refused_entries_are_dead_lettered_and_the_rest_flow() {
-    refused_entries_are_dead_lettered_and_the_rest_flow(Backend::MySql).await;
-}
-
 /// Ten writers each leave an outbox row whose entries never come (a process killed between its
 /// two autocommit statements), among their ordinary writes: the relay waits out one grace for
 /// all ten together, then publishes everything else. Before, it waited one grace per row, in
@@ -686,30 +638,6 @@ async fn incomplete_rows_from_ten_writers_stall_for_one_grace(backend: Backend) 
     let ids: HashSet<_> = entries.iter().map(|e| e.id).collect();
     assert_eq!((entries.len(), ids.len()), (50, 50), "each entry once");
     t.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
-async fn sqlite_incomplete_rows_from_ten_writers_stall_for_one_grace() {
-    incomplete_rows_from_ten_writers_stall_for_one_grace(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(all(activity_nats, activity_postgres)),
-    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
-)]
-async fn postgres_incomplete_rows_from_ten_writers_stall_for_one_grace() {
-    incomplete_rows_from_ten_writers_stall_for_one_grace(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(all(activity_nats, activity_mysql)),
-    ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_MYSQL_URL is not set"
-)]
-async fn mysql_incomplete_rows_from_ten_writers_stall_for_one_grace() {
-    incomplete_rows_from_ten_writers_stall_for_one_grace(Backend::MySql).await;
 }
 
 /// A relay that published a batch and died before deleting its rows, then NATS down for
@@ -793,3 +721,9 @@ async fn an_outage_longer_than_two_minutes_stores_nothing_twice_on_every_backend
     )
     .await;
 }
+
+activity_tests::nats_backend_tests!(
+    oversized_entries_are_shrunk_and_the_rest_flow,
+    refused_entries_are_dead_lettered_and_the_rest_flow,
+    incomplete_rows_from_ten_writers_stall_for_one_grace,
+);

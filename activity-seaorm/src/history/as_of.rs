@@ -113,23 +113,22 @@ pub(crate) fn unknown(spec: &FieldSpec) -> Option<FieldValue> {
 /// [`FieldValue::Excluded`].
 ///
 /// ```ignore
-/// let then = history::as_of::<feature_flag::Entity, _>(&db, 7, last_tuesday).await?;
+/// let then = history::as_of::<feature_flag::Entity>(&db, 7, last_tuesday).await?;
 /// if let Some(version) = then {
 ///     println!("enabled then: {:?}", version.field("enabled"));
 /// }
 /// ```
-pub async fn as_of<E, C>(
-    db: &C,
+pub async fn as_of<E>(
+    db: &impl ConnectionTrait,
     id: impl Into<<E::PrimaryKey as PrimaryKeyTrait>::ValueType>,
     at: DateTime<Utc>,
 ) -> Result<Option<Version<E::Model>>, HistoryError>
 where
     E: EntityTrait,
     E::Model: ModelActivity,
-    C: ConnectionTrait,
 {
     let item_id = item_id_of::<E>(id)?;
-    let live = row_of::<E, C>(db, &item_id, false).await?;
+    let live = row_of::<E, _>(db, &item_id, false).await?;
     let entries = entries_of(db, <E::Model as ModelActivity>::SCOPE, &item_id, None).await?;
     let split = entries.partition_point(|e| e.created_at <= at);
     let (earlier, later) = entries.split_at(split);

@@ -11,9 +11,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{browser, call, sign_in, start_chromedriver};
+use common::{browser, call, migrated_sqlite, serve, sign_in, start_chromedriver};
 use fantoccini::{Client, Locator};
-use migration::{Migrator, MigratorTrait};
 use seaorm_app_api::notifications::{self, StreamNames};
 use serde_json::json;
 
@@ -41,12 +40,7 @@ async fn the_watcher_sees_the_change_live_and_the_actor_does_not() {
             .with_read_policy(seaorm_app_api::read_policy()),
     )
     .expect("the only configuration of this test binary");
-    let path = std::env::temp_dir().join(format!("browser_{}.db", uuid::Uuid::now_v7().simple()));
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    let db = sea_orm::Database::connect(seaorm_app_api::connect_options(&url))
-        .await
-        .expect("sqlite");
-    Migrator::up(&db, None).await.expect("migrate");
+    let (db, path) = migrated_sqlite("browser").await;
     let nats = async_nats::connect(nats_url.as_str())
         .await
         .unwrap_or_else(|e| panic!("NATS at {nats_url} is unreachable: {e}"));
@@ -59,12 +53,11 @@ async fn the_watcher_sees_the_change_live_and_the_actor_does_not() {
     let hub = notifications::start(db.clone(), nats.clone(), names.clone())
         .await
         .expect("relay and notifier");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = seaorm_app_api::app_with_notifications(db.clone(), Some(hub));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = serve(seaorm_app_api::app_with_notifications(
+        db.clone(),
+        Some(hub),
+    ))
+    .await;
 
     // Alice creates a flag; Bob and Alice both watch it.
     let project = call(

@@ -11,9 +11,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{browser, call, sign_in, start_chromedriver};
+use common::{browser, call, migrated_sqlite, serve, sign_in, start_chromedriver};
 use fantoccini::{Client, Locator};
-use migration::{Migrator, MigratorTrait};
 use serde_json::{Value, json};
 
 /// Click the `button` of the newest entry whose text is `text`, and wait for the answer; the
@@ -95,18 +94,8 @@ async fn undo_from_the_history_page_with_conflicts_shown() {
         activity_seaorm::ActivityConfig::new().with_read_policy(seaorm_app_api::read_policy()),
     )
     .expect("the only configuration of this test binary");
-    let path = std::env::temp_dir().join(format!("history_{}.db", uuid::Uuid::now_v7().simple()));
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    let db = sea_orm::Database::connect(seaorm_app_api::connect_options(&url))
-        .await
-        .expect("sqlite");
-    Migrator::up(&db, None).await.expect("migrate");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = seaorm_app_api::app(db.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (db, path) = migrated_sqlite("history").await;
+    let base = serve(seaorm_app_api::app(db.clone())).await;
 
     let project = call(
         &base,

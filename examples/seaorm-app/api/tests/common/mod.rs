@@ -108,3 +108,26 @@ pub async fn sign_in(client: &Client, base: &str, user: &str, page: &str) {
         .await
         .expect("open the page");
 }
+
+/// A fresh SQLite database with the app's migrations, in the temp directory: its connection and
+/// its file (remove it when done).
+pub async fn migrated_sqlite(tag: &str) -> (sea_orm::DatabaseConnection, std::path::PathBuf) {
+    use migration::{Migrator, MigratorTrait};
+    let path = std::env::temp_dir().join(format!("{tag}_{}.db", uuid::Uuid::now_v7().simple()));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let db = sea_orm::Database::connect(seaorm_app_api::connect_options(&url))
+        .await
+        .expect("sqlite");
+    Migrator::up(&db, None).await.expect("migrate");
+    (db, path)
+}
+
+/// Serve `app` on a free port; its base URL.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
