@@ -631,7 +631,43 @@ async fn a_request_of_two_transactions_is_undone_whole(t: &TestDb) {
     assert!(now.contains_key(&3), "another request's row stays");
 }
 
+/// A group with an entry that names no item (a manual entry): `Strict` refuses the whole group
+/// and changes nothing; `SkipConflicting` undoes the rest and says what it left.
+async fn a_manual_entry_in_a_group_is_reported(t: &TestDb) {
+    setup(t).await;
+    new_project(1, "alpha", 10).insert(&t.db).await.unwrap();
+    let written: Result<(), DbErr> = activity_seaorm::transaction(&t.db, |txn| {
+        async move {
+            let p = project::Entity::find_by_id(1).one(txn).await?.unwrap();
+            let mut am = p.into_active_model();
+            am.budget = Set(20);
+            am.update(txn).await?;
+            let mut note = ActivityEntry::new("Report", "exported");
+            note.team_id = Some("7".into());
+            activity_seaorm::log_activity(txn, note).await
+        }
+        .scope_boxed()
+    })
+    .await;
+    written.unwrap();
+    let entries = t.entries().await;
+    let manual = entries.iter().find(|e| e.scope == "Report").unwrap().id;
+    let group = Group::Correlation(entries.last().unwrap().correlation_id.clone().unwrap());
+    match history::revert_group(&t.db, group.clone(), Mode::Strict).await {
+        Err(HistoryError::NotRevertible { entry, .. }) => assert_eq!(entry, manual),
+        other => panic!("a manual entry in a Strict group: {other:?}"),
+    }
+    assert_eq!(projects(&t.db).await[&1].budget, 20, "nothing changed");
+    let done = history::revert_group(&t.db, group, Mode::SkipConflicting)
+        .await
+        .unwrap();
+    assert_eq!(projects(&t.db).await[&1].budget, 10);
+    assert_eq!(done.not_revertible.len(), 1);
+    assert_eq!(done.not_revertible[0].0, manual);
+}
+
 backend_tests!(
+    a_manual_entry_in_a_group_is_reported,
     a_request_of_two_transactions_is_undone_whole,
     as_of_equals_the_snapshot_at_every_step,
     masked_and_excluded_fields_are_unknown,

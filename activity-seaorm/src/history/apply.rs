@@ -116,6 +116,15 @@ pub(crate) async fn entries_of<C: ConnectionTrait>(
             ),
         );
     }
+    oldest_first(db, select).await
+}
+
+/// The entries `select` finds, oldest first (by `created_at`, then id).
+pub(crate) async fn oldest_first<C: ConnectionTrait>(
+    db: &C,
+    select: sea_orm::Select<activity_log::Entity>,
+) -> Result<Vec<ActivityEntry>, DbErr> {
+    use activity_log::Column;
     Ok(select
         .order_by_asc(Column::CreatedAt)
         .order_by_asc(Column::Id)

@@ -3,11 +3,10 @@
 
 use activity_core::ActivityEntry;
 use scoped_futures::ScopedFutureExt;
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
 use uuid::Uuid;
 
+use crate::history::apply::oldest_first;
 use crate::history::item::{ItemChange, ItemPlan, Mode, Reverted};
 use crate::history::revert::IMMEDIATE;
 use crate::history::{HistoryError, registry};
@@ -59,14 +58,7 @@ async fn entries_of_group<C: sea_orm::ConnectionTrait>(
             activity_log::Entity::find().filter(Column::RequestId.eq(id.as_str()))
         }
     };
-    Ok(select
-        .order_by_asc(Column::CreatedAt)
-        .order_by_asc(Column::Id)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(ActivityEntry::from)
-        .collect())
+    Ok(oldest_first(db, select).await?)
 }
 
 /// One item's change and the entity that applies it.
@@ -133,7 +125,10 @@ pub async fn revert_group(
     }
     crate::transaction_with_options(db, IMMEDIATE, |txn| {
         async move {
-            let mut done = Reverted::default();
+            let mut done = Reverted {
+                not_revertible,
+                ..Reverted::default()
+            };
             for (change, registration) in changes {
                 done.absorb((registration.apply)(txn, change, mode).await?);
             }

@@ -54,6 +54,9 @@ pub struct Reverted {
     /// Fields whose value to go back to the log never held (masked, or of a type that cannot be
     /// read back), as `(scope, item id, field)`: left as they are.
     pub unknown: Vec<(String, String, String)>,
+    /// Entries of a group left as they are, and why (manual or summary entries, scopes without
+    /// a registered entity): only outside [`Mode::Strict`], which refuses the group instead.
+    pub not_revertible: Vec<(uuid::Uuid, String)>,
 }
 
 impl Reverted {
@@ -62,6 +65,7 @@ impl Reverted {
         self.skipped.extend(other.skipped);
         self.forced.extend(other.forced);
         self.unknown.extend(other.unknown);
+        self.not_revertible.extend(other.not_revertible);
     }
 }
 

@@ -27,6 +27,11 @@
 //! **Entities by scope.** An entry names its scope; `#[derive(ModelActivity)]` on a SeaORM model
 //! registers the entity for its scope at link time, so [`revert`] needs only the entry's id.
 //!
+//! **Who may undo what is the application's call.** [`revert`] and [`revert_group`] undo any
+//! entry they are given: check first that the user may (the example application reverts only
+//! entries of the user's organization, and a request only if every entry of it is). The revert
+//! itself is logged with the current context's actor, like any write.
+//!
 //! `deleted` entries record every tracked field (masked ones as `"masked"`), so a deleted item
 //! can be read back and restored. Entries written before that was the default, of models
 //! without `#[activity(snapshot)]`, hold no fields: such an item cannot be reconstructed from
