@@ -63,6 +63,9 @@ pub use store::{
     unsubscribe,
 };
 
+/// How long one pull request waits for a message when the stream is idle.
+const PULL_WAIT: Duration = Duration::from_secs(5);
+
 /// Deliveries recorded per statement during a fan-out: a crash re-notifies at most this many
 /// recipients (delivery is at least once), and 1,000 watchers cost ten statements, not 1,000.
 const MARKS_PER_WRITE: usize = 100;
@@ -266,27 +269,31 @@ impl<A: Audience, Ch: Channel> Notifier<A, Ch> {
             )
             .await
             .map_err(|e| Error::Consumer(boxed(e)))?;
-        // One message at a time: a message prefetched into this client's buffer would sit
-        // there with its `ack_wait` running while the one before it fans out, and go to a
-        // second instance meanwhile, which would notify everyone again.
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(1)
-            .messages()
-            .await
-            .map_err(|e| Error::Consumer(boxed(e)))?;
         *backoff = self.config.backoff.0;
-        while let Some(message) = messages.next().await {
-            let message = match message {
-                Ok(message) => message,
-                Err(e) => {
-                    tracing::warn!(error = %e, "notifications: consumer hiccup");
-                    continue;
-                }
-            };
-            self.process(&message).await?;
+        // One message per pull request: a message prefetched into this client's buffer would
+        // sit there with its `ack_wait` running while the one before it fans out, and go to a
+        // second instance meanwhile, which would notify everyone again. (The continuous pull
+        // stream with a batch of one can also stall until its request expires, 30 s, when a
+        // message arrives before the request's own answer.)
+        loop {
+            let mut batch = consumer
+                .batch()
+                .max_messages(1)
+                .expires(PULL_WAIT)
+                .messages()
+                .await
+                .map_err(|e| Error::Consumer(boxed(e)))?;
+            while let Some(message) = batch.next().await {
+                let message = match message {
+                    Ok(message) => message,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "notifications: consumer hiccup");
+                        continue;
+                    }
+                };
+                self.process(&message).await?;
+            }
         }
-        Ok(())
     }
 
     /// Route, deliver and acknowledge one message.
