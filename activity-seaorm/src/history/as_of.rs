@@ -167,27 +167,13 @@ fn verify<M: ModelActivity>(
         .rev()
         .find(|e| matches!(effect(e), Effect::Created | Effect::Deleted));
     match (state, last_lifecycle) {
+        // Created, and (it is the last lifecycle entry) not deleted since: the row should be there.
         (None, Some(e)) if effect(e) == Effect::Created => {
-            // Created and never deleted since, by the log: the row should be there.
-            let deleted_later = earlier.iter().any(|x| {
-                (x.created_at, x.id) > (e.created_at, e.id) && effect(x) == Effect::Deleted
-            });
-            if !deleted_later {
-                return Err(HistoryError::Gap(Gap {
-                    entry: e.id,
-                    field: None,
-                    expected: Value::Bool(true),
-                    found: Value::Bool(false),
-                }));
-            }
-            Ok(())
+            Err(HistoryError::Gap(Gap::in_row(e.id, false)))
         }
-        (Some(_), Some(e)) if effect(e) == Effect::Deleted => Err(HistoryError::Gap(Gap {
-            entry: e.id,
-            field: None,
-            expected: Value::Bool(false),
-            found: Value::Bool(true),
-        })),
+        (Some(_), Some(e)) if effect(e) == Effect::Deleted => {
+            Err(HistoryError::Gap(Gap::in_row(e.id, true)))
+        }
         (None, _) => Ok(()),
         (Some(st), _) => {
             for (index, value) in st.values.iter().enumerate() {
@@ -209,12 +195,7 @@ fn verify<M: ModelActivity>(
                 if let Some((entry, change)) = recorded
                     && !same(now, &change.after)
                 {
-                    return Err(HistoryError::Gap(Gap {
-                        entry: entry.id,
-                        field: change.field.clone(),
-                        expected: change.after.clone(),
-                        found: now.clone(),
-                    }));
+                    return Err(HistoryError::Gap(Gap::in_field(entry.id, change, now)));
                 }
             }
             Ok(())
@@ -243,12 +224,7 @@ fn undo<M: ModelActivity>(
     state: Option<State<M>>,
     entry: &activity_core::ActivityEntry,
 ) -> Result<Option<State<M>>, HistoryError> {
-    let exists = |found: bool| Gap {
-        entry: entry.id,
-        field: None,
-        expected: Value::Bool(!found),
-        found: Value::Bool(found),
-    };
+    let exists = |found: bool| Gap::in_row(entry.id, found);
     match effect(entry) {
         Effect::Other => Ok(state),
         Effect::Updated => {
@@ -263,12 +239,7 @@ fn undo<M: ModelActivity>(
                     continue;
                 };
                 if !same(now, &change.after) {
-                    return Err(HistoryError::Gap(Gap {
-                        entry: entry.id,
-                        field: change.field.clone(),
-                        expected: change.after.clone(),
-                        found: now.clone(),
-                    }));
+                    return Err(HistoryError::Gap(Gap::in_field(entry.id, change, now)));
                 }
                 st.values[index] = FieldValue::Known(change.before.clone());
                 if let Some(model) = st.model.as_mut()
@@ -291,12 +262,7 @@ fn undo<M: ModelActivity>(
                 if let FieldValue::Known(now) = &st.values[index]
                     && !same(now, &change.after)
                 {
-                    return Err(HistoryError::Gap(Gap {
-                        entry: entry.id,
-                        field: change.field.clone(),
-                        expected: change.after.clone(),
-                        found: now.clone(),
-                    }));
+                    return Err(HistoryError::Gap(Gap::in_field(entry.id, change, now)));
                 }
             }
             Ok(None)

@@ -93,6 +93,32 @@ pub struct Gap {
     pub found: Value,
 }
 
+impl Gap {
+    /// `change` of `entry` says the field held its `after`; it held `found`.
+    pub(crate) fn in_field(
+        entry: uuid::Uuid,
+        change: &activity_core::Change,
+        found: &Value,
+    ) -> Self {
+        Gap {
+            entry,
+            field: change.field.clone(),
+            expected: change.after.clone(),
+            found: found.clone(),
+        }
+    }
+
+    /// The row exists (`found`) where `entry` says it did not, or the reverse.
+    pub(crate) fn in_row(entry: uuid::Uuid, found: bool) -> Self {
+        Gap {
+            entry,
+            field: None,
+            expected: Value::Bool(!found),
+            found: Value::Bool(found),
+        }
+    }
+}
+
 /// Why history could not be read or undone.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

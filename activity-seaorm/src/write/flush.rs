@@ -216,15 +216,12 @@ where
     Ok(value)
 }
 
-/// Write the entries `frame` buffered, inside its transaction through `db`, once there are
+/// Write the entries `frame` buffered, inside its transaction through `db`, now that there are
 /// [`EARLY_FLUSH_ENTRIES`](frame::EARLY_FLUSH_ENTRIES) of them: a long job in one transaction
 /// keeps its memory flat, and its entries still commit or roll back with it (a savepoint's
 /// rolled-back rows go with the savepoint). `db` must be the connection `frame` records for.
 /// A failed write fails the statement that triggered it and the transaction as a whole.
-pub(crate) async fn flush_if_full<C: ConnectionTrait>(db: &C, frame: &Frame) -> Result<(), DbErr> {
-    if !frame.is_full() {
-        return Ok(());
-    }
+pub(crate) async fn flush_early<C: ConnectionTrait>(db: &C, frame: &Frame) -> Result<(), DbErr> {
     let mut entries = frame.take_entries();
     ActivityConfig::with_current(|c| prepare_entries(c.hooks(), &mut entries));
     crate::cap::cap_entries(&mut entries);
@@ -318,8 +315,10 @@ pub(crate) async fn record<C: sea_orm::ConnectionTrait>(
     frame::stamp(&mut entry, None);
     match frame::frame_for(conn_key(db)) {
         Some(frame) => {
-            frame.push(entry);
-            flush_if_full(db, &frame).await
+            if frame.push(entry) {
+                flush_early(db, &frame).await?;
+            }
+            Ok(())
         }
         None => crate::write::sink::write_now(db, vec![entry]).await,
     }

@@ -111,10 +111,13 @@ impl Frame {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Buffer a stamped entry for this transaction's flush.
-    pub(crate) fn push(&self, mut entry: ActivityEntry) {
+    /// Buffer a stamped entry for this transaction's flush; whether the buffer has grown to
+    /// [`EARLY_FLUSH_ENTRIES`] (time to write it: `flush::flush_early`).
+    pub(crate) fn push(&self, mut entry: ActivityEntry) -> bool {
         entry.correlation_id = Some(self.correlation_id.clone());
-        self.state().entries.push(entry);
+        let mut state = self.state();
+        state.entries.push(entry);
+        state.entries.len() >= EARLY_FLUSH_ENTRIES
     }
 
     /// Append entries released by a savepoint of this frame.
@@ -125,11 +128,6 @@ impl Frame {
     /// The buffered entries, leaving the frame empty.
     pub(crate) fn take_entries(&self) -> Vec<ActivityEntry> {
         std::mem::take(&mut self.state().entries)
-    }
-
-    /// Whether the buffer has grown to [`EARLY_FLUSH_ENTRIES`]: time to write it.
-    pub(crate) fn is_full(&self) -> bool {
-        self.state().entries.len() >= EARLY_FLUSH_ENTRIES
     }
 
     /// Keep entries written early for the events published after COMMIT.

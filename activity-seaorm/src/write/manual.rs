@@ -39,8 +39,9 @@ pub async fn bulk_log_activity<C: ConnectionTrait>(
         stamp(&mut entry, None);
         match &frame {
             Some(frame) => {
-                frame.push(entry);
-                crate::write::flush::flush_if_full(db, frame).await?;
+                if frame.push(entry) {
+                    crate::write::flush::flush_early(db, frame).await?;
+                }
             }
             None => now.push(entry),
         }
