@@ -58,6 +58,13 @@ impl std::fmt::Debug for TestDb {
     }
 }
 
+/// Whether the PostgreSQL suite runs on the partitioned layout
+/// (`ACTIVITY_TEST_POSTGRES_LAYOUT=partitioned`): every test's `activity_log` is converted by
+/// `schema::partition::partition_by_month` before the test. CI runs the suite on both layouts.
+pub fn postgres_partitioned() -> bool {
+    std::env::var("ACTIVITY_TEST_POSTGRES_LAYOUT").is_ok_and(|v| v == "partitioned")
+}
+
 fn unique_name() -> String {
     format!("act_{}", uuid::Uuid::now_v7().simple())
 }
@@ -107,6 +114,12 @@ impl TestDb {
         activity_seaorm::schema::create_table(&db)
             .await
             .expect("create activity_log");
+        if backend == Backend::Postgres && postgres_partitioned() {
+            let through = chrono::Utc::now() + chrono::Duration::days(92);
+            activity_seaorm::schema::partition::partition_by_month(&db, through)
+                .await
+                .expect("partition activity_log");
+        }
         models::create_tables(&db).await;
         TestDb {
             db,

@@ -94,6 +94,17 @@ impl ArchiveOptions {
         }
     }
 
+    /// The same options for the archive called `name`.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The directory the archive is written to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Gzip the JSON-lines file (`.jsonl.gz`); the checksum is of the compressed bytes.
     pub fn compressed(mut self, compress: bool) -> Self {
         self.compress = compress;
@@ -243,13 +254,56 @@ pub async fn archive_then_prune<C: ConnectionTrait + TransactionTrait>(
     before: DateTime<Utc>,
     opts: &ArchiveOptions,
 ) -> Result<ArchiveOutcome, Error> {
+    let Archived {
+        manifest,
+        ids,
+        resumed,
+        manifest_path,
+        lock: _lock,
+    } = archive(db, query, before, opts).await?;
+    let mut deleted = 0u64;
+    for chunk in ids.chunks(opts.delete_batch) {
+        deleted += delete_ids(db, chunk).await?;
+        opts.step(ArchiveStep::BatchDeleted { deleted })?;
+    }
+    // The manifest names the file (a resumed run may have been asked for another extension).
+    let data_path = opts.dir.join(&manifest.file);
+    tracing::info!(count = manifest.count, deleted, resumed, path = %data_path.display(),
+        "archived and pruned activity log entries");
+    Ok(ArchiveOutcome {
+        manifest,
+        data_path,
+        manifest_path,
+        resumed,
+        deleted,
+    })
+}
+
+/// A verified archive on disk, its ids, and the run's lock (held until the caller has removed
+/// the rows it archived).
+pub(crate) struct Archived {
+    pub(crate) manifest: ArchiveManifest,
+    pub(crate) ids: Vec<Uuid>,
+    pub(crate) resumed: bool,
+    pub(crate) manifest_path: PathBuf,
+    pub(crate) lock: RunLock,
+}
+
+/// Steps 1–4 of [`archive_then_prune`] under the archive's lock, or the verification of the
+/// archive an earlier run completed: after it, every id returned is in a verified file.
+pub(crate) async fn archive<C: ConnectionTrait>(
+    db: &C,
+    query: &ActivityQuery,
+    before: DateTime<Utc>,
+    opts: &ArchiveOptions,
+) -> Result<Archived, Error> {
     query.check_tenant()?;
     query.check_bounds()?;
     // One run per archive name at a time: two overlapping runs (a cron job that overlaps
     // itself, two replicas) could otherwise each publish a file, one of them missing what the
     // other had already deleted, and the second overwrite the first.
     let manifest_path = opts.manifest_path();
-    let (_lock, existing) = {
+    let (lock, existing) = {
         let (dir, lock_path, manifest_path) =
             (opts.dir.clone(), opts.lock_path(), manifest_path.clone());
         let data_name = file_name(&opts.data_path());
@@ -291,21 +345,12 @@ pub async fn archive_then_prune<C: ConnectionTrait + TransactionTrait>(
         (manifest, ids, false)
     };
 
-    let mut deleted = 0u64;
-    for chunk in ids.chunks(opts.delete_batch) {
-        deleted += delete_ids(db, chunk).await?;
-        opts.step(ArchiveStep::BatchDeleted { deleted })?;
-    }
-    // The manifest names the file (a resumed run may have been asked for another extension).
-    let data_path = opts.dir.join(&manifest.file);
-    tracing::info!(count = manifest.count, deleted, resumed, path = %data_path.display(),
-        "archived and pruned activity log entries");
-    Ok(ArchiveOutcome {
+    Ok(Archived {
         manifest,
-        data_path,
-        manifest_path,
+        ids,
         resumed,
-        deleted,
+        manifest_path,
+        lock,
     })
 }
 
@@ -881,7 +926,7 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
 /// process killed outright (the kernel releases it) — so a killed run never blocks the next.
 /// The file itself stays (removing it while another process opens it would let two runs lock
 /// two different files); it holds the pid of the last run that took it.
-struct RunLock {
+pub(crate) struct RunLock {
     _held: File,
 }
 

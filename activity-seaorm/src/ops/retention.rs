@@ -7,6 +7,8 @@ use sea_orm::{
 };
 
 use crate::errors::Error;
+use crate::ops::archive::{ArchiveOptions, ArchiveOutcome, Archived, archive};
+use crate::schema::partition::{self, Partition};
 use crate::schema::table::activity_log::{Column, Entity};
 
 /// Rows deleted per statement by [`prune`]: short statements, short locks.
@@ -78,4 +80,168 @@ async fn delete_batch<C: ConnectionTrait>(
             .await?
             .rows_affected,
     ))
+}
+
+/// A month partition [`archive_then_drop_partitions`] archived and dropped.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DroppedPartition {
+    /// The partition (table) dropped.
+    pub partition: Partition,
+    /// Its verified archive (the manifest's `count` is the number of entries dropped).
+    pub archive: ArchiveOutcome,
+}
+
+/// PostgreSQL, partitioned log ([`schema::partition`](crate::schema::partition)): retention a
+/// month at a time. Every partition that ends at or before `before` (oldest first; the legacy
+/// partition of a converted log once all of it is that old) is
+///
+/// 1. **archived** with `archive_to`'s directory, compression and step hook, under the
+///    partition's name (`<dir>/<partition>.jsonl[.gz]`, the name given is not used) with its manifest and verified, exactly as
+///    [`archive_then_prune`](crate::ops::archive::archive_then_prune) does (resumed from a
+///    complete archive of an earlier, interrupted run);
+/// 2. **checked, detached and dropped in one transaction**: the partition is locked against
+///    writes (`SHARE`: only writes into that month wait; the current month's go on), it must
+///    hold exactly the archived ids, then it is detached (a brief exclusive lock on the log,
+///    under a lock timeout, retried) and dropped. No row-by-row `DELETE`, no dead tuples for
+///    `VACUUM`, a few kilobytes of WAL. A crash anywhere leaves the partition attached, and the
+///    next run resumes from the verified archive. A partition holding anything else (an entry
+///    written into the month after the archive was made) is left as it was, its archive is
+///    removed (every entry is still in the log) and the call fails with [`Error::Archive`]:
+///    the next run archives the month again. Nothing unarchived is ever dropped.
+///
+/// Entries of the default partition (dates no month held) are left to [`prune`]. On a log that
+/// is not partitioned, or on SQLite and MySQL, it drops nothing and returns an empty list (use
+/// [`archive_then_prune`](crate::ops::archive::archive_then_prune) there).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), activity_seaorm::Error> {
+/// use activity_seaorm::ops::{archive::ArchiveOptions, retention::archive_then_drop_partitions};
+/// let db = sea_orm::Database::connect("postgres://app@localhost/app").await?;
+/// let cutoff = chrono::Utc::now() - chrono::Duration::days(365);
+/// let to = ArchiveOptions::new("/var/archive/activity", "unused").compressed(true);
+/// for dropped in archive_then_drop_partitions(&db, cutoff, &to).await? {
+///     println!("{}: {} entries archived and dropped", dropped.partition.name,
+///         dropped.archive.manifest.count);
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn archive_then_drop_partitions<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    before: DateTime<Utc>,
+    archive_to: &ArchiveOptions,
+) -> Result<Vec<DroppedPartition>, Error> {
+    let dir = archive_to.dir().to_path_buf();
+    let mut dropped = Vec::new();
+    for partition in partition::partitions(db).await? {
+        let Some(to) = partition.to else { continue };
+        if to > before {
+            continue;
+        }
+        let opts = archive_to.clone().named(partition.name.clone());
+        let query = activity_core::ActivityQuery::unscoped().between(partition.from, None);
+        let Archived {
+            manifest,
+            ids,
+            resumed,
+            manifest_path,
+            lock: _lock,
+        } = archive(db, &query, to, &opts).await?;
+        if let Err(e) = drop_partition(db, &partition.name, &ids).await {
+            if matches!(e, Error::Archive { .. }) {
+                let (data, manifest_file) = (dir.join(&manifest.file), manifest_path.clone());
+                for file in [manifest_file, data] {
+                    if let Err(remove) = std::fs::remove_file(&file) {
+                        tracing::warn!(path = %file.display(), %remove, "could not remove a stale archive");
+                    }
+                }
+            }
+            return Err(e);
+        }
+        tracing::info!(
+            partition = partition.name,
+            entries = manifest.count,
+            "activity_log: archived and dropped a partition"
+        );
+        let data_path = dir.join(&manifest.file);
+        dropped.push(DroppedPartition {
+            partition,
+            archive: ArchiveOutcome {
+                deleted: manifest.count,
+                manifest,
+                data_path,
+                manifest_path,
+                resumed,
+            },
+        });
+    }
+    Ok(dropped)
+}
+
+/// In one transaction: lock `table` against writes, check it holds exactly `ids`, detach it and
+/// drop it. The exclusive lock on the log (detach) is requested last, under a lock timeout, and
+/// the whole is retried while it is not granted.
+async fn drop_partition<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    table: &str,
+    ids: &[uuid::Uuid],
+) -> Result<(), Error> {
+    let mut archived = ids.to_vec();
+    archived.sort_unstable();
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let txn = db.begin().await?;
+        let step = async {
+            txn.execute_unprepared(&format!("LOCK TABLE \"{table}\" IN SHARE MODE"))
+                .await?;
+            let mut stored: Vec<uuid::Uuid> = txn
+                .query_all_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    format!("SELECT id FROM \"{table}\""),
+                ))
+                .await?
+                .into_iter()
+                .map(|row| row.try_get::<uuid::Uuid>("", "id"))
+                .collect::<Result<_, _>>()?;
+            stored.sort_unstable();
+            if stored != archived {
+                return Err(Error::Archive {
+                    path: table.into(),
+                    why: format!(
+                        "the partition holds {} entries, its archive {} (or other ids): entries \
+                         were written into the month after it was archived; it was left in the \
+                         log, run again to archive it anew",
+                        stored.len(),
+                        archived.len()
+                    ),
+                });
+            }
+            txn.execute_unprepared("SET LOCAL lock_timeout = '500ms'")
+                .await?;
+            txn.execute_unprepared(&format!(
+                "ALTER TABLE activity_log DETACH PARTITION \"{table}\""
+            ))
+            .await?;
+            txn.execute_unprepared(&format!("DROP TABLE \"{table}\""))
+                .await?;
+            Ok(())
+        }
+        .await;
+        match step {
+            Ok(()) => {
+                txn.commit().await?;
+                return Ok(());
+            }
+            Err(e) => {
+                txn.rollback().await?;
+                let busy = matches!(&e, Error::Db(db) if db.to_string().contains("lock timeout"));
+                if !busy || attempt >= 20 {
+                    return Err(e);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)))
+                    .await;
+            }
+        }
+    }
 }

@@ -24,12 +24,14 @@
 
 pub mod guard;
 pub mod outbox;
+pub mod partition;
 pub mod table;
 
 pub use table::activity_log;
 
 use sea_orm::sea_query::{
     ColumnDef, ConditionalStatement, Index, IndexCreateStatement, IndexOrder, Table,
+    TableCreateStatement,
 };
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, Iden, IdenStatic, Statement};
 
@@ -66,38 +68,8 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         crate::schema::outbox::create_table(db).await?;
         return Ok(());
     }
-    let mut table = Table::create();
-    table
-        .table(Entity)
-        .if_not_exists()
-        .col(ColumnDef::new(Column::Id).uuid().not_null().primary_key())
-        .col(created_at_column(backend))
-        .col(text(Column::OrganizationId))
-        .col(text(Column::TeamId))
-        .col(text(Column::UserId))
-        .col(text(Column::UserName))
-        .col(text(Column::ImpersonatedBy))
-        .col(
-            ColumnDef::new(Column::WasImpersonated)
-                .boolean()
-                .not_null()
-                .default(false),
-        )
-        .col(
-            ColumnDef::new(Column::IsSystem)
-                .boolean()
-                .not_null()
-                .default(false),
-        )
-        .col(text(Column::Scope).not_null())
-        .col(text(Column::ItemId))
-        .col(text(Column::Activity).not_null())
-        .col(ColumnDef::new(Column::Detail).json_binary().not_null())
-        .col(text(Column::RequestId))
-        .col(text(Column::CorrelationId))
-        .col(text(Column::IpAddress))
-        .col(text(Column::UserAgent))
-        .col(text(Column::Client));
+    let mut table = table_definition(backend, true);
+    table.if_not_exists();
     if backend == DbBackend::MySql {
         // Ids and scopes compare byte for byte, as on the other backends: under the server's
         // default `utf8mb4_general_ci`, `team_id = 'acme'` would also match `ACME` and `acme `,
@@ -128,11 +100,54 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// `activity_log`'s columns. `id_is_key`: `id` is the primary key (a partitioned table's key
+/// must hold the partition column too, so [`partition`] declares `(id, created_at)` itself).
+pub(crate) fn table_definition(backend: DbBackend, id_is_key: bool) -> TableCreateStatement {
+    let mut id = ColumnDef::new(Column::Id);
+    id.uuid().not_null();
+    if id_is_key {
+        id.primary_key();
+    }
+    let mut table = Table::create();
+    table
+        .table(Entity)
+        .col(id)
+        .col(created_at_column(backend))
+        .col(text(Column::OrganizationId))
+        .col(text(Column::TeamId))
+        .col(text(Column::UserId))
+        .col(text(Column::UserName))
+        .col(text(Column::ImpersonatedBy))
+        .col(
+            ColumnDef::new(Column::WasImpersonated)
+                .boolean()
+                .not_null()
+                .default(false),
+        )
+        .col(
+            ColumnDef::new(Column::IsSystem)
+                .boolean()
+                .not_null()
+                .default(false),
+        )
+        .col(text(Column::Scope).not_null())
+        .col(text(Column::ItemId))
+        .col(text(Column::Activity).not_null())
+        .col(ColumnDef::new(Column::Detail).json_binary().not_null())
+        .col(text(Column::RequestId))
+        .col(text(Column::CorrelationId))
+        .col(text(Column::IpAddress))
+        .col(text(Column::UserAgent))
+        .col(text(Column::Client));
+    table
+}
+
 /// The PostgreSQL index on `detail` (after `CREATE INDEX [CONCURRENTLY] IF NOT EXISTS`).
-const GIN_INDEX: &str = "activity_log_detail_gin ON activity_log USING GIN (detail jsonb_path_ops)";
+pub(crate) const GIN_INDEX: &str =
+    "activity_log_detail_gin ON activity_log USING GIN (detail jsonb_path_ops)";
 
 /// Whether `activity_log` exists (in the current schema or database).
-async fn table_exists<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
+pub(crate) async fn table_exists<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Sqlite => {
@@ -461,7 +476,7 @@ impl Iden for Alias {
 /// entries, a transaction's entries). Where the backend allows, the organization, user and correlation
 /// indexes are partial (`IS NOT NULL`): system entries and tenants without an organization cost
 /// no index space there.
-fn indexes(backend: DbBackend) -> Vec<IndexCreateStatement> {
+pub(crate) fn indexes(backend: DbBackend) -> Vec<IndexCreateStatement> {
     let desc = |name: &str| {
         let mut i = Index::create();
         i.name(name).table(Entity);
@@ -541,6 +556,43 @@ pub mod migration {
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             crate::schema::outbox::drop_table(manager.get_connection()).await
+        }
+    }
+
+    /// PostgreSQL: partitions `activity_log` by month (see [`partition`](super::partition)): a
+    /// new log is created partitioned, an existing one becomes its legacy partition without
+    /// being copied, and the months through three months ahead are created. On SQLite and
+    /// MySQL it changes nothing (they keep the plain table). It runs outside a transaction (an
+    /// index is built concurrently). `down` keeps the partitions: un-partitioning a large log
+    /// is a copy, for an operator to plan.
+    #[derive(Debug, Default)]
+    pub struct PartitionByMonth;
+
+    impl MigrationName for PartitionByMonth {
+        fn name(&self) -> &str {
+            "m20261206_000001_partition_activity_log_by_month"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for PartitionByMonth {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+                return Ok(());
+            }
+            let through = chrono::Utc::now() + chrono::Duration::days(92);
+            super::partition::partition_by_month(db, through)
+                .await
+                .map(drop)
+        }
+
+        fn use_transaction(&self) -> Option<bool> {
+            Some(false)
+        }
+
+        async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+            Ok(())
         }
     }
 
