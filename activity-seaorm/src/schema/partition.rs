@@ -431,19 +431,49 @@ pub async fn ensure_partitions<C: ConnectionTrait + TransactionTrait>(
 ) -> Result<Vec<String>, DbErr> {
     postgres_only(db, "ensure_partitions")?;
     let existing = partitions(db).await?;
+    let newest = existing.iter().filter_map(|p| p.to).max();
+    let from = newest.unwrap_or_else(|| month_start(Utc::now()));
+    create_months(db, &existing, from, through).await
+}
+
+/// Create the month partitions from the month of `from` through the month of `through` that
+/// no partition holds yet (a backfill of older months, before importing old entries); returns
+/// the names created. Entries already in the default partition move as in
+/// [`ensure_partitions`].
+pub async fn create_partitions<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    from: DateTime<Utc>,
+    through: DateTime<Utc>,
+) -> Result<Vec<String>, DbErr> {
+    postgres_only(db, "create_partitions")?;
+    let existing = partitions(db).await?;
+    create_months(db, &existing, month_start(from), through).await
+}
+
+async fn create_months<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    existing: &[Partition],
+    from: DateTime<Utc>,
+    through: DateTime<Utc>,
+) -> Result<Vec<String>, DbErr> {
     if existing.is_empty() {
         return Err(DbErr::Custom(
-            "ensure_partitions: activity_log is not partitioned (schema::partition::partition_by_month)"
-                .into(),
+            "activity_log is not partitioned (schema::partition::partition_by_month)".into(),
         ));
     }
-    let newest = existing.iter().filter_map(|p| p.to).max();
-    let mut from = newest.unwrap_or_else(|| month_start(Utc::now()));
+    let mut from = from;
     let has_default = existing.iter().any(|p| p.is_default);
     let mut created = Vec::new();
     while from <= through {
         let to = next_month(from);
         let name = month_partition_name(from);
+        let taken = existing
+            .iter()
+            .any(|p| p.to.is_some_and(|end| end > from) && p.from.is_none_or(|start| start < to));
+        if taken {
+            from = to;
+            continue;
+        }
         let bounds = format!("FROM ({}) TO ({})", literal(from), literal(to));
         let waiting = has_default
             && db
