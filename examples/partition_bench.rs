@@ -101,6 +101,10 @@ async fn main() -> Res<()> {
     let url = std::env::var("BENCH_DATABASE_URL")
         .map_err(|_| "set BENCH_DATABASE_URL to a PostgreSQL URL (postgres://…)")?;
     let rows = env_num("BENCH_ROWS", 1_000_000);
+    // The retention's own split of the drop (check; detach and drop), at debug level.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .init();
     let admin = Database::connect(&url).await?;
     if admin.get_database_backend() != DbBackend::Postgres {
         return Err("partition_bench needs PostgreSQL".into());

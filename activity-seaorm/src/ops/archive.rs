@@ -260,7 +260,7 @@ pub async fn archive_then_prune<C: ConnectionTrait + TransactionTrait>(
         resumed,
         manifest_path,
         lock: _lock,
-    } = archive(db, query, before, opts).await?;
+    } = archive(db, query, None, before, opts).await?;
     let mut deleted = 0u64;
     for chunk in ids.chunks(opts.delete_batch) {
         deleted += delete_ids(db, chunk).await?;
@@ -291,9 +291,12 @@ pub(crate) struct Archived {
 
 /// Steps 1–4 of [`archive_then_prune`] under the archive's lock, or the verification of the
 /// archive an earlier run completed: after it, every id returned is in a verified file.
+/// `partition`: the entries are the whole of that partition table (PostgreSQL), read in
+/// primary-key order; `query` only describes them.
 pub(crate) async fn archive<C: ConnectionTrait>(
     db: &C,
     query: &ActivityQuery,
+    partition: Option<&str>,
     before: DateTime<Utc>,
     opts: &ArchiveOptions,
 ) -> Result<Archived, Error> {
@@ -321,7 +324,10 @@ pub(crate) async fn archive<C: ConnectionTrait>(
         })
         .await?
     };
-    let query_json = describe_query(query);
+    let mut query_json = describe_query(query);
+    if let (Some(table), Some(map)) = (partition, query_json.as_object_mut()) {
+        map.insert("partition".into(), table.into());
+    }
     let (manifest, ids, resumed) = if let Some(manifest) = existing {
         if manifest.before != before || manifest.query != query_json {
             return Err(archive_error(
@@ -341,7 +347,7 @@ pub(crate) async fn archive<C: ConnectionTrait>(
             "archive already complete and verified; resuming deletion");
         (manifest, ids, true)
     } else {
-        let (manifest, ids) = write_archive(db, query, before, opts, query_json).await?;
+        let (manifest, ids) = write_archive(db, query, partition, before, opts, query_json).await?;
         (manifest, ids, false)
     };
 
@@ -534,6 +540,7 @@ pub fn verify_archive(manifest_path: impl AsRef<Path>) -> Result<ArchiveManifest
 async fn write_archive<C: ConnectionTrait>(
     db: &C,
     query: &ActivityQuery,
+    partition: Option<&str>,
     before: DateTime<Utc>,
     opts: &ArchiveOptions,
     query_json: serde_json::Value,
@@ -563,7 +570,10 @@ async fn write_archive<C: ConnectionTrait>(
         Out::Plain(io::BufWriter::new(file))
     };
     let mut written = WrittenEntries::default();
-    let out = written.write_all(db, &q, out).await?;
+    let out = match partition {
+        Some(table) => written.write_table(db, table, out).await?,
+        None => written.write_all(db, &q, out).await?,
+    };
     blocking(move || {
         let file = out.finish()?;
         file.sync_all()?;
@@ -671,6 +681,58 @@ impl WrittenEntries {
             }
         }
         Ok(out)
+    }
+}
+
+impl WrittenEntries {
+    /// Write every entry of the partition `table` to `out`, in primary-key order, a keyset page
+    /// at a time: each page is one range scan of the partition's key, where the time order a
+    /// query reads in would sort the whole month for every page.
+    async fn write_table<C: ConnectionTrait>(
+        &mut self,
+        db: &C,
+        table: &str,
+        mut out: Out,
+    ) -> Result<Out, Error> {
+        use sea_orm::FromQueryResult;
+        let page = activity_core::query::MAX_PAGE_SIZE;
+        let mut after: Option<Uuid> = None;
+        loop {
+            let (sql, values): (String, Vec<sea_orm::Value>) = match after {
+                None => (
+                    format!("SELECT * FROM \"{table}\" ORDER BY id LIMIT {page}"),
+                    Vec::new(),
+                ),
+                Some(id) => (
+                    format!("SELECT * FROM \"{table}\" WHERE id > $1 ORDER BY id LIMIT {page}"),
+                    vec![id.into()],
+                ),
+            };
+            let rows = db
+                .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Postgres,
+                    sql,
+                    values,
+                ))
+                .await?;
+            let mut buf = Vec::new();
+            for row in &rows {
+                let entry: ActivityEntry =
+                    crate::schema::activity_log::Model::from_query_result(row, "")?.into();
+                serde_json::to_writer(&mut buf, &entry)?;
+                buf.push(b'\n');
+                self.ids.push(entry.id);
+                after = Some(entry.id);
+            }
+            out = blocking(move || {
+                out.write_all(&buf)?;
+                Ok(out)
+            })
+            .await?;
+            if rows.len() < page {
+                return Ok(out);
+            }
+        }
     }
 }
 

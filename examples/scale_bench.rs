@@ -1,0 +1,228 @@
+//! The scale harness: the reads users make, timed on a PostgreSQL log of `BENCH_ROWS` entries,
+//! plain or partitioned by month, for the curves at 1M, 10M, … entries.
+//!
+//! ```sh
+//! BENCH_ROWS=1000000 BENCH_LAYOUT=partitioned BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+//!   cargo run --release -p activity-examples --example scale_bench
+//! ```
+//!
+//! In the schema `scale_bench` (dropped first, and at the end unless `BENCH_KEEP=1`) it
+//! generates the rows with the read benchmark's generator (`examples/sql/seed_activity_log.sql`:
+//! 2025, 200 teams in 40 organizations, 2,000 users, one hot item of `BENCH_HOT_ROWS` entries,
+//! default 200,000), in one statement with every index in place, then `VACUUM ANALYZE`.
+//! `BENCH_LAYOUT=partitioned` partitions the empty log by month first
+//! (`schema::partition::partition_by_month`, then `create_partitions` for 2025).
+//! Each figure is the median of `BENCH_REPS` (default 50) runs after 3 warm-up runs, client
+//! wall time, through the library (`load_activity`, `activity_report`).
+
+use std::error::Error;
+use std::time::{Duration, Instant};
+
+use activity_seaorm::ops::report::{ReportDimension, activity_report};
+use activity_seaorm::query::{FilterOp, Page};
+use activity_seaorm::schema::partition;
+use activity_seaorm::{ActivityQuery, load_activity};
+use chrono::{TimeZone, Utc};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+};
+
+const SCHEMA: &str = "scale_bench";
+
+type Res<T> = Result<T, Box<dyn Error>>;
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+async fn median<F, Fut, T>(reps: usize, mut f: F) -> Res<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Res<T>>,
+{
+    for _ in 0..3 {
+        std::hint::black_box(f().await?);
+    }
+    let mut samples = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        std::hint::black_box(f().await?);
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    Ok(samples[samples.len() / 2])
+}
+
+async fn page(db: &DatabaseConnection, q: &ActivityQuery) -> Res<Page> {
+    Ok(load_activity(db, q).await?)
+}
+
+async fn scalar(db: &DatabaseConnection, sql: &str) -> Res<f64> {
+    let row = db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
+        .await?
+        .ok_or("no row")?;
+    Ok(row.try_get_by_index::<f64>(0)?)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Res<()> {
+    let url = std::env::var("BENCH_DATABASE_URL")
+        .map_err(|_| "set BENCH_DATABASE_URL to a PostgreSQL URL (postgres://…)")?;
+    let rows = env_num("BENCH_ROWS", 1_000_000);
+    let hot = env_num("BENCH_HOT_ROWS", 200_000).min(rows);
+    let reps = env_num("BENCH_REPS", 50).max(1);
+    let partitioned = std::env::var("BENCH_LAYOUT").is_ok_and(|v| v == "partitioned");
+    if hot <= 99_900 {
+        return Err("BENCH_HOT_ROWS must be > 99,900 for page 1000".into());
+    }
+    let admin = Database::connect(&url).await?;
+    if admin.get_database_backend() != DbBackend::Postgres {
+        return Err("scale_bench needs PostgreSQL".into());
+    }
+    admin
+        .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        .await?;
+    admin
+        .execute_unprepared(&format!("CREATE SCHEMA {SCHEMA}"))
+        .await?;
+    let mut opts = ConnectOptions::new(url.clone());
+    opts.max_connections(1)
+        .min_connections(1)
+        .sqlx_logging(false)
+        .set_schema_search_path(SCHEMA.to_owned());
+    let db = Database::connect(opts).await?;
+    let result = run(&db, rows, hot, reps, partitioned).await;
+    if std::env::var_os("BENCH_KEEP").is_none() {
+        admin
+            .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+            .await?;
+    }
+    result
+}
+
+async fn run(
+    db: &DatabaseConnection,
+    rows: usize,
+    hot: usize,
+    reps: usize,
+    partitioned: bool,
+) -> Res<()> {
+    let date = |y, m, d| {
+        Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)
+            .single()
+            .ok_or("date")
+    };
+    let t = Instant::now();
+    if partitioned {
+        partition::partition_by_month(db, Utc::now()).await?;
+        partition::create_partitions(db, date(2025, 1, 1)?, date(2025, 12, 1)?).await?;
+    } else {
+        activity_seaorm::schema::create_table(db).await?;
+    }
+    let seed = include_str!("sql/seed_activity_log.sql")
+        .replace("{rows}", &rows.to_string())
+        .replace("{hot}", &hot.to_string());
+    db.execute_unprepared(&seed).await?;
+    let load = t.elapsed();
+    let t = Instant::now();
+    db.execute_unprepared("VACUUM ANALYZE activity_log").await?;
+    let layout = if partitioned {
+        "partitioned by month"
+    } else {
+        "plain"
+    };
+    println!(
+        "{rows} entries, {layout}: generated in {:.0} s, VACUUM ANALYZE {:.0} s",
+        load.as_secs_f64(),
+        t.elapsed().as_secs_f64()
+    );
+    // A partitioned table's size is its partitions'.
+    let relations = "(SELECT 'activity_log'::regclass AS r UNION ALL \
+         SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'activity_log'::regclass)";
+    let total = scalar(
+        db,
+        &format!("SELECT sum(pg_total_relation_size(r))::float8 FROM {relations} AS x"),
+    )
+    .await?;
+    let indexes = scalar(
+        db,
+        &format!("SELECT sum(pg_indexes_size(r))::float8 FROM {relations} AS x"),
+    )
+    .await?;
+    println!(
+        "storage: {:.2} GB, {:.0} bytes per entry ({:.0} in indexes)",
+        total / 1e9,
+        total / rows as f64,
+        indexes / rows as f64
+    );
+
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mut figures: Vec<(String, Duration)> = Vec::new();
+
+    let item = ActivityQuery::for_team("team-7")
+        .item("Scope3", "hot")
+        .limit(100);
+    figures.push((
+        format!("item page 1 ({hot} entries)"),
+        median(reps, || page(db, &item)).await?,
+    ));
+    let mut deep = item.clone();
+    for n in 1..1000 {
+        let next = page(db, &deep)
+            .await?
+            .next_cursor
+            .ok_or_else(|| format!("the item's history ended at page {n}"))?;
+        deep = item.clone().after(next);
+    }
+    figures.push((
+        "item page 1000 (by cursor)".into(),
+        median(reps, || page(db, &deep)).await?,
+    ));
+    let team = ActivityQuery::for_team("team-42").limit(100);
+    figures.push((
+        "team feed page 1".into(),
+        median(reps, || page(db, &team)).await?,
+    ));
+    let org = ActivityQuery::for_organization("org-12").limit(100);
+    figures.push((
+        "organization feed page 1".into(),
+        median(reps, || page(db, &org)).await?,
+    ));
+    let actor = ActivityQuery::for_organization("org-12")
+        .users(["user-17"])
+        .limit(100);
+    figures.push((
+        "actor filter (one user in an organization) page 1".into(),
+        median(reps, || page(db, &actor)).await?,
+    ));
+    let detail = ActivityQuery::for_team("team-42")
+        .detail_filter("changes[].field", FilterOp::Exact("enabled".into()))
+        .limit(100);
+    figures.push((
+        "detail filter (`changes[].field = enabled`, a team) page 1".into(),
+        median(reps, || page(db, &detail)).await?,
+    ));
+    let march = ActivityQuery::for_organization("org-12").between(
+        Some(date(2025, 3, 1)?),
+        Some(date(2025, 4, 1)? - chrono::Duration::microseconds(1)),
+    );
+    let dims = [ReportDimension::Day, ReportDimension::Activity];
+    figures.push((
+        "`activity_report`, one organization's month by day and activity".into(),
+        median(reps, || async {
+            Ok::<_, Box<dyn Error>>(activity_report(db, &march, &dims).await?)
+        })
+        .await?,
+    ));
+
+    println!("\n| read ({rows} entries, {layout}) | median |");
+    println!("|---|---:|");
+    for (label, d) in figures {
+        println!("| {label} | {:.2} ms |", ms(d));
+    }
+    Ok(())
+}
