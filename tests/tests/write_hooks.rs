@@ -727,6 +727,104 @@ async fn tracked_updates_need_no_read(t: &TestDb) {
     assert_eq!(updated, 10);
 }
 
+/// The `deleted` entries of the log: (name, `enabled` before).
+async fn deletions(t: &TestDb) -> Vec<(Option<String>, Value)> {
+    t.entries()
+        .await
+        .into_iter()
+        .filter(|e| e.activity == "deleted")
+        .map(|e| {
+            let enabled = e
+                .detail
+                .changes
+                .iter()
+                .find(|c| c.field.as_deref() == Some("enabled"))
+                .map(|c| c.before.clone())
+                .unwrap_or(Value::Null);
+            (e.detail.name.clone(), enabled)
+        })
+        .collect()
+}
+
+/// `Tracked::delete` of an unchanged row sends the DELETE and the log INSERT only (PostgreSQL,
+/// SQLite; MySQL reads as the hook path does), and the entry records the row; of a row changed
+/// since it was loaded, the entry records the row as deleted, never the stale model; of a row
+/// already gone, nothing is deleted and nothing logged.
+async fn tracked_deletes_record_the_row_deleted(t: &TestDb) {
+    let flag = new_flag("loaded").insert(&t.db).await.unwrap();
+    t.take_statements();
+    let done = transaction(&t.db, |txn| {
+        async move { track(flag).delete(txn).await }.scope_boxed()
+    })
+    .await
+    .unwrap();
+    assert_eq!(done.rows_affected, 1);
+    let statements = t.take_statements();
+    let reads = statements
+        .iter()
+        .filter(|s| s.trim_start().starts_with("SELECT"))
+        .count();
+    let expected_reads = usize::from(t.db_backend() == sea_orm::DbBackend::MySql);
+    assert_eq!(reads, expected_reads, "{statements:#?}");
+    assert_eq!(deletions(t).await, [(Some("loaded".into()), json!(false))]);
+
+    // Changed behind the model's back (another writer, unlogged): the row as deleted is logged.
+    let stale = new_flag("stale").insert(&t.db).await.unwrap();
+    let table = if t.db_backend() == sea_orm::DbBackend::MySql {
+        "`feature_flag`"
+    } else {
+        "\"feature_flag\""
+    };
+    t.db.execute_unprepared(&format!(
+        "UPDATE {table} SET active = true, {} = 'renamed' WHERE id = {}",
+        if t.db_backend() == sea_orm::DbBackend::MySql {
+            "`key`"
+        } else {
+            "\"key\""
+        },
+        stale.id
+    ))
+    .await
+    .unwrap();
+    let done = track(stale).delete(&t.db).await.unwrap();
+    assert_eq!(done.rows_affected, 1);
+    assert_eq!(
+        deletions(t).await[1..],
+        [(Some("renamed".into()), json!(true))],
+        "the stale model was logged instead of the row deleted"
+    );
+
+    // Gone already: nothing deleted, nothing logged.
+    let gone = new_flag("gone").insert(&t.db).await.unwrap();
+    t.db.execute_unprepared(&format!("DELETE FROM {table} WHERE id = {}", gone.id))
+        .await
+        .unwrap();
+    let done = track(gone).delete(&t.db).await.unwrap();
+    assert_eq!(done.rows_affected, 0);
+    assert_eq!(deletions(t).await.len(), 2);
+
+    // Rolled back: the row and no entry.
+    let kept = new_flag("kept").insert(&t.db).await.unwrap();
+    let kept_id = kept.id;
+    let failed = transaction(&t.db, |txn| {
+        async move {
+            track(kept).delete(txn).await?;
+            Err::<(), DbErr>(DbErr::Custom("changed my mind".into()))
+        }
+        .scope_boxed()
+    })
+    .await;
+    assert!(failed.is_err());
+    assert!(
+        feature_flag::Entity::find_by_id(kept_id)
+            .one(&t.db)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(deletions(t).await.len(), 2);
+}
+
 async fn hook_path_reads_once_per_update(t: &TestDb) {
     let flag = new_flag("hook-path").insert(&t.db).await.unwrap();
     t.take_statements();
@@ -1089,6 +1187,7 @@ async fn schema_is_idempotent(t: &TestDb) {
 }
 
 backend_tests!(
+    tracked_deletes_record_the_row_deleted,
     create_update_delete_with_actor,
     impersonation_and_system,
     masks_never_leak,

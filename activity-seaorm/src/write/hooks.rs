@@ -224,8 +224,14 @@ where
     if is_muted(<ModelOf<A>>::SCOPE) {
         return Ok(am);
     }
-    let Some(row) = read_row(&am, db, Intent::Delete).await? else {
-        return Ok(am);
+    // `Tracked::delete` supplies the row as loaded and deletes it only if it still is that row
+    // (its DELETE names every column's value), so the entry is exact without a read.
+    let row = match frame::take_supplied::<ModelOf<A>>(&item_id) {
+        Some(original) => original,
+        None => match read_row(&am, db, Intent::Delete).await? {
+            Some(row) => row,
+            None => return Ok(am),
+        },
     };
     let complete = is_complete(&am);
     let state = PendingState::Delete(Box::new(row.clone()));
@@ -269,6 +275,34 @@ where
     )
     .await?;
     Ok(am)
+}
+
+/// The row `Tracked::delete` supplied turned out changed or gone: the state its entry will
+/// record is the row as it is now, read and locked as the hook path reads it (none: nothing to
+/// log).
+pub(crate) async fn reread_before_delete<A, C>(am: &A, db: &C, item_id: &str) -> Result<(), DbErr>
+where
+    A: ActiveModelTrait,
+    ModelOf<A>: ModelActivity + Send + Sync + 'static,
+    C: ConnectionTrait,
+{
+    let frame = frame::frame_for(conn_key(db));
+    match read_row(am, db, Intent::Delete).await? {
+        Some(row) => {
+            let state = PendingState::Delete(Box::new(row));
+            match frame {
+                Some(frame) => frame.put_pending::<ModelOf<A>>(item_id.to_owned(), state),
+                None => frame::put_loose::<ModelOf<A>>(item_id.to_owned(), state),
+            }
+        }
+        None => {
+            drop(match frame {
+                Some(frame) => frame.take_pending::<ModelOf<A>>(item_id),
+                None => frame::take_loose::<ModelOf<A>>(item_id),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn is_complete<A: ActiveModelTrait>(am: &A) -> bool {
