@@ -319,6 +319,68 @@ async fn a_month_written_after_its_archive_is_kept(t: &TestDb) {
     assert_eq!(count(t, "activity_log").await, 0);
 }
 
+/// The opt-in GIN index over `detail`: built concurrently on a plain log, per partition on a
+/// partitioned one (and a month created afterwards gets it from the parent); idempotent.
+async fn the_detail_index_is_opt_in(t: &TestDb) {
+    let gin = |t: &TestDb| {
+        let db = t.db.clone();
+        async move {
+            db.query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT c.relname::text AS name FROM pg_index i \
+                 JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE a.amname = 'gin' AND i.indisvalid AND n.nspname = current_schema() \
+                 ORDER BY 1",
+            ))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.try_get::<String>("", "name").unwrap())
+            .collect::<Vec<_>>()
+        }
+    };
+    drop_table(&t.db).await.unwrap();
+    activity_seaorm::schema::create_table(&t.db).await.unwrap();
+    assert!(gin(t).await.is_empty(), "created without being asked for");
+    activity_seaorm::schema::create_detail_index(&t.db)
+        .await
+        .unwrap();
+    activity_seaorm::schema::create_detail_index(&t.db)
+        .await
+        .unwrap();
+    assert_eq!(gin(t).await, ["activity_log_detail_gin"]);
+
+    drop_table(&t.db).await.unwrap();
+    let this = month_start(Utc::now());
+    partition::partition_by_month(&t.db, this).await.unwrap();
+    activity_seaorm::schema::create_detail_index(&t.db)
+        .await
+        .unwrap();
+    activity_seaorm::schema::create_detail_index(&t.db)
+        .await
+        .unwrap();
+    let later = partition::ensure_partitions(&t.db, next_month(this))
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 1);
+    let names = gin(t).await;
+    assert!(
+        names.contains(&"activity_log_detail_gin".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&format!("{}_detail_gin", month_partition_name(this))),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&format!("{DEFAULT_PARTITION}_detail_gin")),
+        "{names:?}"
+    );
+    // The month created afterwards got one from the parent (named by PostgreSQL).
+    assert_eq!(names.len(), 4, "{names:?}");
+}
+
 /// SQLite and MariaDB keep the plain table: partitioning is refused with a reason, and the
 /// partition retention drops nothing.
 async fn other_backends_keep_the_plain_table(t: &TestDb) {
@@ -344,4 +406,5 @@ tests_on!(convert: converting_a_live_log_loses_nothing on postgres);
 tests_on!(late_month: a_late_month_takes_its_entries_from_the_default_partition on postgres);
 tests_on!(retention: retention_archives_and_drops_whole_months on postgres);
 tests_on!(written_after_archive: a_month_written_after_its_archive_is_kept on postgres);
+tests_on!(detail_index: the_detail_index_is_opt_in on postgres);
 tests_on!(plain: other_backends_keep_the_plain_table on sqlite, mysql);

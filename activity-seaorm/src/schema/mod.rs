@@ -92,10 +92,6 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
             }
         }
     }
-    if backend == DbBackend::Postgres {
-        db.execute_unprepared(&format!("CREATE INDEX IF NOT EXISTS {GIN_INDEX}"))
-            .await?;
-    }
     crate::schema::outbox::create_table(db).await?;
     Ok(())
 }
@@ -142,9 +138,66 @@ pub(crate) fn table_definition(backend: DbBackend, id_is_key: bool) -> TableCrea
     table
 }
 
-/// The PostgreSQL index on `detail` (after `CREATE INDEX [CONCURRENTLY] IF NOT EXISTS`).
-pub(crate) const GIN_INDEX: &str =
-    "activity_log_detail_gin ON activity_log USING GIN (detail jsonb_path_ops)";
+/// The opt-in PostgreSQL index on `detail`.
+const GIN_NAME: &str = "activity_log_detail_gin";
+
+/// PostgreSQL, opt-in: a GIN index over `detail` (`jsonb_path_ops`), for queries of your own
+/// that use the containment and path operators (`detail @> '{"trigger": {"job_type": "sync"}}'`).
+/// The library's reads do not use it: its detail filters and text search are tenant- or
+/// item-bounded and call `jsonb_path_query*`, which no index serves. So it is not created by
+/// default (it cost ~37 bytes and a GIN update per entry); tables from earlier versions keep
+/// theirs (drop it with `DROP INDEX CONCURRENTLY activity_log_detail_gin` to reclaim the space).
+///
+/// Built without blocking writes: `CREATE INDEX CONCURRENTLY` (outside a transaction); on a
+/// partitioned log, on each partition concurrently, then attached to an index of the parent
+/// (partitions created later get it from the parent). Idempotent. On SQLite and MySQL it does
+/// nothing.
+pub async fn create_detail_index<C: ConnectionTrait + sea_orm::TransactionTrait>(
+    db: &C,
+) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let using = "USING GIN (detail jsonb_path_ops)";
+    if !partition::is_partitioned(db).await? {
+        return db
+            .execute_unprepared(&format!(
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS {GIN_NAME} ON activity_log {using}"
+            ))
+            .await
+            .map(drop);
+    }
+    db.execute_unprepared(&format!(
+        "CREATE INDEX IF NOT EXISTS {GIN_NAME} ON ONLY activity_log {using}"
+    ))
+    .await?;
+    for p in partition::partitions(db).await? {
+        let name = format!("{}_detail_gin", p.name);
+        db.execute_unprepared(&format!(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS \"{name}\" ON \"{}\" {using}",
+            p.name
+        ))
+        .await?;
+        let attached = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!(
+                    "SELECT 1 AS one FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE c.relname = '{name}' AND n.nspname = current_schema()"
+                ),
+            ))
+            .await?
+            .is_some();
+        if !attached {
+            db.execute_unprepared(&format!(
+                "ALTER INDEX {GIN_NAME} ATTACH PARTITION \"{name}\""
+            ))
+            .await?;
+        }
+    }
+    Ok(())
+}
 
 /// Whether `activity_log` exists (in the current schema or database).
 pub(crate) async fn table_exists<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
@@ -190,16 +243,12 @@ impl UpgradePlan {
     }
 }
 
-/// The names of this version's indexes, the GIN one on PostgreSQL included.
+/// The names of this version's indexes (the opt-in GIN one is not required).
 fn index_names(backend: DbBackend) -> Vec<String> {
-    let mut names: Vec<String> = indexes(backend)
+    indexes(backend)
         .iter()
         .filter_map(|i| i.get_index_spec().get_name().map(str::to_owned))
-        .collect();
-    if backend == DbBackend::Postgres {
-        names.push("activity_log_detail_gin".to_owned());
-    }
-    names
+        .collect()
 }
 
 /// The indexes `activity_log` has now: valid ones, and (PostgreSQL) invalid ones.
@@ -313,17 +362,6 @@ pub async fn upgrade<C: ConnectionTrait>(db: &C) -> Result<Vec<&'static str>, Db
         };
         db.execute_unprepared(&sql).await?;
         tracing::info!(index = name, "activity_log: built a missing index");
-    }
-    if backend == DbBackend::Postgres
-        && plan
-            .missing_indexes
-            .iter()
-            .any(|n| n == "activity_log_detail_gin")
-    {
-        db.execute_unprepared(&format!(
-            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {GIN_INDEX}"
-        ))
-        .await?;
     }
     Ok(plan.widened)
 }

@@ -36,7 +36,7 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sea_orm::sea_query::PostgresQueryBuilder;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionSession, TransactionTrait};
 
-use crate::schema::{GIN_INDEX, guard, indexes, table_definition, table_exists};
+use crate::schema::{guard, indexes, table_definition, table_exists};
 
 /// The partition that holds every entry no month partition holds.
 pub const DEFAULT_PARTITION: &str = "activity_log_default";
@@ -261,7 +261,6 @@ fn parent_statements() -> Vec<String> {
     for index in indexes(DbBackend::Postgres) {
         out.push(index.to_string(PostgresQueryBuilder));
     }
-    out.push(format!("CREATE INDEX {GIN_INDEX}"));
     out
 }
 
