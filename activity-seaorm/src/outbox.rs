@@ -308,10 +308,9 @@ pub async fn claim<C: ConnectionTrait>(
         listed_entries += ids.len();
         listed.push((id, created_at, ids));
     }
-    // Load the rows' entries in reads of whole rows, up to 500 ids (10 KB of binds: one TCP
-    // write, no Nagle stall; see `WIRE_BUDGET`) unless one row lists more, while the bytes
-    // budget lasts; after the first read, each read takes about as many entries as the rest of
-    // the budget holds at the size seen so far. The rows not read stay for the next claim.
+    // Load the rows' entries in reads of whole rows, up to 500 ids (10 KB of binds) unless one
+    // row lists more, while the bytes budget lasts; after the first read, each read takes about
+    // as many entries as the rest of the budget holds at the size seen so far. The rows not read stay for the next claim.
     let mut found: HashMap<uuid::Uuid, ActivityEntry> = HashMap::new();
     let mut bytes = 0usize;
     let mut loaded_rows = 0usize;
