@@ -103,7 +103,7 @@ async fn start_up_leaves_an_old_log_as_it_is_and_upgrade_completes_it(t: &TestDb
 
     let widened = upgrade(&t.db).await.unwrap();
     let (widths, indexes) = shape(t).await;
-    let mut expected: Vec<String> = ALL_INDEXES.iter().map(|s| (*s).to_owned()).collect();
+    let expected: Vec<String> = ALL_INDEXES.iter().map(|s| (*s).to_owned()).collect();
     match t.backend {
         Backend::Sqlite => assert!(widened.is_empty()),
         _ => {
