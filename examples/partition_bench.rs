@@ -24,24 +24,16 @@ use std::error::Error;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use activity_examples::bench::{drop_schema, env_num, postgres_schema};
 use activity_seaorm::ops::archive::{ArchiveOptions, ArchiveStep};
 use activity_seaorm::ops::retention::{archive_then_drop_partitions, prune};
 use activity_seaorm::schema::partition;
 use chrono::{TimeZone, Utc};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 const SCHEMA: &str = "partition_bench";
 
 type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
 
 /// `rows` entries spread over the month starting at `month` (a `timestamptz` literal).
 fn seed(rows: usize, month: &str, offset: usize) -> String {
@@ -98,29 +90,12 @@ fn secs(d: Duration) -> String {
 
 #[tokio::main]
 async fn main() -> Res<()> {
-    let url = std::env::var("BENCH_DATABASE_URL")
-        .map_err(|_| "set BENCH_DATABASE_URL to a PostgreSQL URL (postgres://…)")?;
     let rows = env_num("BENCH_ROWS", 1_000_000);
     // The retention's own split of the drop (check; detach and drop), at debug level.
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
         .init();
-    let admin = Database::connect(&url).await?;
-    if admin.get_database_backend() != DbBackend::Postgres {
-        return Err("partition_bench needs PostgreSQL".into());
-    }
-    admin
-        .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        .await?;
-    admin
-        .execute_unprepared(&format!("CREATE SCHEMA {SCHEMA}"))
-        .await?;
-    let mut opts = ConnectOptions::new(url.clone());
-    opts.max_connections(2)
-        .min_connections(1)
-        .sqlx_logging(false)
-        .set_schema_search_path(SCHEMA.to_owned());
-    let db = Database::connect(opts).await?;
+    let (admin, db) = postgres_schema("partition_bench", SCHEMA, 2).await?;
     let february = Utc
         .with_ymd_and_hms(2025, 2, 1, 0, 0, 0)
         .single()
@@ -222,10 +197,6 @@ async fn main() -> Res<()> {
     );
 
     std::fs::remove_dir_all(&dir).ok();
-    if std::env::var_os("BENCH_KEEP").is_none() {
-        admin
-            .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-            .await?;
-    }
+    drop_schema(&admin, SCHEMA).await?;
     Ok(())
 }

@@ -22,19 +22,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use activity_examples::bench::env_num;
 use activity_seaorm::{ActivityEntry, log_activity};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 
 const SCHEMA: &str = "rolling_deploy";
 
 type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
 
 /// The table and indexes of an earlier version, and the statement that fills it with `rows`
 /// entries (ids in UUID v7 layout, a year of timestamps, 200 teams, 2,000 users).

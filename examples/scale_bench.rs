@@ -18,25 +18,17 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
+use activity_examples::bench::{drop_schema, env_num, postgres_schema};
 use activity_seaorm::ops::report::{ReportDimension, activity_report};
 use activity_seaorm::query::{FilterOp, Page};
 use activity_seaorm::schema::partition;
 use activity_seaorm::{ActivityQuery, load_activity};
 use chrono::{TimeZone, Utc};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 const SCHEMA: &str = "scale_bench";
 
 type Res<T> = Result<T, Box<dyn Error>>;
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
 
 async fn median<F, Fut, T>(reps: usize, mut f: F) -> Res<Duration>
 where
@@ -70,8 +62,6 @@ async fn scalar(db: &DatabaseConnection, sql: &str) -> Res<f64> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Res<()> {
-    let url = std::env::var("BENCH_DATABASE_URL")
-        .map_err(|_| "set BENCH_DATABASE_URL to a PostgreSQL URL (postgres://…)")?;
     let rows = env_num("BENCH_ROWS", 1_000_000);
     let hot = env_num("BENCH_HOT_ROWS", 200_000).min(rows);
     let reps = env_num("BENCH_REPS", 50).max(1);
@@ -79,28 +69,11 @@ async fn main() -> Res<()> {
     if hot <= 99_900 {
         return Err("BENCH_HOT_ROWS must be > 99,900 for page 1000".into());
     }
-    let admin = Database::connect(&url).await?;
-    if admin.get_database_backend() != DbBackend::Postgres {
-        return Err("scale_bench needs PostgreSQL".into());
-    }
-    admin
-        .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        .await?;
-    admin
-        .execute_unprepared(&format!("CREATE SCHEMA {SCHEMA}"))
-        .await?;
-    let mut opts = ConnectOptions::new(url.clone());
-    opts.max_connections(1)
-        .min_connections(1)
-        .sqlx_logging(false)
-        .set_schema_search_path(SCHEMA.to_owned());
-    let db = Database::connect(opts).await?;
+    let (admin, db) = postgres_schema("scale_bench", SCHEMA, 1)
+        .await
+        .map_err(|e| e.to_string())?;
     let result = run(&db, rows, hot, reps, partitioned).await;
-    if std::env::var_os("BENCH_KEEP").is_none() {
-        admin
-            .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-            .await?;
-    }
+    drop_schema(&admin, SCHEMA).await?;
     result
 }
 

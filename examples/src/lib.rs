@@ -74,6 +74,7 @@ pub mod dashboard {
     }
 }
 
+pub mod bench;
 pub mod service;
 
 /// Create the example tables (and `activity_log`) if they do not exist.

@@ -490,8 +490,11 @@ async fn create_months<C: ConnectionTrait + TransactionTrait>(
         if waiting {
             // Its entries are in the default partition: take them over in one transaction
             // (the attach checks the default partition holds none of the month any more).
+            // The move deletes from the default partition: through the append-only guard's
+            // maintenance, which `SET LOCAL` ends with this transaction.
             let txn = db.begin().await?;
-            let moved = guard::maintenance(&txn, async {
+            let moved = async {
+                guard::enter_maintenance(&txn).await?;
                 for sql in [
                     format!(
                         "CREATE TABLE {name} (LIKE activity_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
@@ -512,7 +515,7 @@ async fn create_months<C: ConnectionTrait + TransactionTrait>(
                     txn.execute_unprepared(&sql).await?;
                 }
                 Ok::<_, DbErr>(())
-            })
+            }
             .await;
             match moved {
                 Ok(()) => txn.commit().await?,

@@ -1,0 +1,51 @@
+//! What the benchmark programs share: their settings from the environment and a PostgreSQL
+//! schema of their own.
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+
+/// The number in the environment variable `name` (`_` separators allowed), or `default`.
+pub fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// A benchmark's own PostgreSQL schema: `schema` on the server of `BENCH_DATABASE_URL`, dropped
+/// first if it exists. Returns a connection to the server and a pool of `connections` whose
+/// search path is the schema; [`drop_schema`] removes it again.
+pub async fn postgres_schema(
+    program: &str,
+    schema: &str,
+    connections: u32,
+) -> Result<(DatabaseConnection, DatabaseConnection), Box<dyn std::error::Error + Send + Sync>> {
+    let url = std::env::var("BENCH_DATABASE_URL")
+        .map_err(|_| "set BENCH_DATABASE_URL to a PostgreSQL URL (postgres://…)")?;
+    let admin = Database::connect(&url).await?;
+    if admin.get_database_backend() != DbBackend::Postgres {
+        return Err(format!("{program} needs PostgreSQL").into());
+    }
+    admin
+        .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await?;
+    admin
+        .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+        .await?;
+    let mut opts = ConnectOptions::new(url);
+    opts.max_connections(connections)
+        .min_connections(1)
+        .sqlx_logging(false)
+        .set_schema_search_path(schema.to_owned());
+    let db = Database::connect(opts).await?;
+    Ok((admin, db))
+}
+
+/// Drop the schema of [`postgres_schema`], unless `BENCH_KEEP` is set.
+pub async fn drop_schema(admin: &DatabaseConnection, schema: &str) -> Result<(), DbErr> {
+    if std::env::var_os("BENCH_KEEP").is_none() {
+        admin
+            .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await?;
+    }
+    Ok(())
+}
