@@ -1,19 +1,20 @@
-//! An update's before-state, typed: what `before_save` leaves for `after_save`, and how an
-//! update SeaORM never confirmed is settled from the database at flush.
+//! An update's before-state, typed: what `before_save` leaves for `after_save`, how it is read
+//! (locked) from the database, and how an update SeaORM never confirmed is settled at flush.
 
 use std::any::Any;
 
 use activity_core::entry::activity;
 use activity_core::{ActivityConfig, ActivityContext, ActivityEntry, ChangeAction, ModelActivity};
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::LockType;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, DbBackend, EntityTrait, FromQueryResult,
-    IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryFilter, QueryResult, QueryTrait, Select,
-    Statement, TryIntoModel,
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    FromQueryResult, IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryFilter, QueryResult,
+    QuerySelect, QueryTrait, Select, Statement, TryIntoModel,
 };
 
-use crate::keys::model_item_id;
-use crate::write::frame::{UnconfirmedUpdate, stamp};
+use crate::keys::{conn_key, model_item_id};
+use crate::write::frame::{self, PendingState, UnconfirmedUpdate, stamp};
 
 /// The model type of an active model.
 pub type ModelOf<A> = <<A as ActiveModelTrait>::Entity as EntityTrait>::Model;
@@ -182,4 +183,69 @@ where
 /// only at flush, the time of the update itself; see [`Origin::Read`]).
 pub(crate) fn now() -> DateTime<Utc> {
     ActivityConfig::with_current(|c| c.clock().now())
+}
+
+/// What the read row is about to undergo, which decides the lock taken on it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intent {
+    /// An UPDATE: on PostgreSQL `FOR NO KEY UPDATE`, the lock the UPDATE itself takes when it
+    /// leaves the key alone, so inserts of rows referencing this one (foreign-key checks take
+    /// `KEY SHARE`) are not blocked; `FOR UPDATE` if the key changes.
+    Update,
+    /// A DELETE: `FOR UPDATE`.
+    Delete,
+}
+
+/// The current row for `am`'s primary key, locked for the rest of the transaction where the
+/// backend can.
+pub(crate) async fn read_row<A, C>(
+    am: &A,
+    db: &C,
+    intent: Intent,
+) -> Result<Option<ModelOf<A>>, DbErr>
+where
+    A: ActiveModelTrait,
+    C: ConnectionTrait,
+{
+    let Some(query) = key_query(am) else {
+        return Ok(None);
+    };
+    let sets_key = <<A::Entity as EntityTrait>::PrimaryKey as Iterable>::iter()
+        .any(|pk| matches!(am.get(pk.into_column()), ActiveValue::Set(_)));
+    let query = match db.get_database_backend() {
+        DbBackend::Sqlite => query,
+        DbBackend::Postgres if intent == Intent::Update && !sets_key => {
+            query.lock(LockType::NoKeyUpdate)
+        }
+        _ => query.lock_exclusive(),
+    };
+    query.one(db).await
+}
+
+/// The row `Tracked::delete` supplied turned out changed or gone: the state its entry will
+/// record is the row as it is now, read and locked as the hook path reads it (none: nothing to
+/// log).
+pub(crate) async fn reread_before_delete<A, C>(am: &A, db: &C, item_id: &str) -> Result<(), DbErr>
+where
+    A: ActiveModelTrait,
+    ModelOf<A>: ModelActivity + Send + Sync + 'static,
+    C: ConnectionTrait,
+{
+    let frame = frame::frame_for(conn_key(db));
+    match read_row(am, db, Intent::Delete).await? {
+        Some(row) => {
+            let state = PendingState::Delete(Box::new(row));
+            match frame {
+                Some(frame) => frame.put_pending::<ModelOf<A>>(item_id.to_owned(), state),
+                None => frame::put_loose::<ModelOf<A>>(item_id.to_owned(), state),
+            }
+        }
+        None => {
+            drop(match frame {
+                Some(frame) => frame.take_pending::<ModelOf<A>>(item_id),
+                None => frame::take_loose::<ModelOf<A>>(item_id),
+            });
+        }
+    }
+    Ok(())
 }

@@ -17,15 +17,14 @@
 //! Use the four hooks together: each after-hook logs only what its before-hook prepared.
 
 use activity_core::{ChangeAction, FieldSpec, ModelActivity, is_muted};
-use sea_orm::sea_query::LockType;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic,
-    IntoActiveModel, Iterable, PrimaryKeyToColumn, QuerySelect, TryIntoModel,
+    ActiveModelTrait, ActiveValue, ConnectionTrait, DbErr, EntityTrait, IdenStatic,
+    IntoActiveModel, Iterable, TryIntoModel,
 };
 
 use crate::keys::{active_item_id, conn_key, model_item_id};
 pub use crate::write::before::{ActiveModelOf, ModelOf};
-use crate::write::before::{Origin, UpdateBefore, key_query, lifecycle_entry, now};
+use crate::write::before::{Intent, Origin, UpdateBefore, lifecycle_entry, now, read_row};
 use crate::write::flush::record;
 use crate::write::frame::{self, Frame, PendingState};
 
@@ -277,34 +276,6 @@ where
     Ok(am)
 }
 
-/// The row `Tracked::delete` supplied turned out changed or gone: the state its entry will
-/// record is the row as it is now, read and locked as the hook path reads it (none: nothing to
-/// log).
-pub(crate) async fn reread_before_delete<A, C>(am: &A, db: &C, item_id: &str) -> Result<(), DbErr>
-where
-    A: ActiveModelTrait,
-    ModelOf<A>: ModelActivity + Send + Sync + 'static,
-    C: ConnectionTrait,
-{
-    let frame = frame::frame_for(conn_key(db));
-    match read_row(am, db, Intent::Delete).await? {
-        Some(row) => {
-            let state = PendingState::Delete(Box::new(row));
-            match frame {
-                Some(frame) => frame.put_pending::<ModelOf<A>>(item_id.to_owned(), state),
-                None => frame::put_loose::<ModelOf<A>>(item_id.to_owned(), state),
-            }
-        }
-        None => {
-            drop(match frame {
-                Some(frame) => frame.take_pending::<ModelOf<A>>(item_id),
-                None => frame::take_loose::<ModelOf<A>>(item_id),
-            });
-        }
-    }
-    Ok(())
-}
-
 fn is_complete<A: ActiveModelTrait>(am: &A) -> bool {
     <A::Entity as EntityTrait>::Column::iter().all(|c| !matches!(am.get(c), ActiveValue::NotSet))
 }
@@ -324,37 +295,4 @@ where
                 && <ModelOf<A>>::field_for_column_at(i, IdenStatic::as_str(&c))
                     .is_none_or(FieldSpec::signals)
         })
-}
-
-/// What the read row is about to undergo, which decides the lock taken on it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Intent {
-    /// An UPDATE: on PostgreSQL `FOR NO KEY UPDATE`, the lock the UPDATE itself takes when it
-    /// leaves the key alone, so inserts of rows referencing this one (foreign-key checks take
-    /// `KEY SHARE`) are not blocked; `FOR UPDATE` if the key changes.
-    Update,
-    /// A DELETE: `FOR UPDATE`.
-    Delete,
-}
-
-/// The current row for `am`'s primary key, locked for the rest of the transaction where the
-/// backend can.
-async fn read_row<A, C>(am: &A, db: &C, intent: Intent) -> Result<Option<ModelOf<A>>, DbErr>
-where
-    A: ActiveModelTrait,
-    C: ConnectionTrait,
-{
-    let Some(query) = key_query(am) else {
-        return Ok(None);
-    };
-    let sets_key = <<A::Entity as EntityTrait>::PrimaryKey as Iterable>::iter()
-        .any(|pk| matches!(am.get(pk.into_column()), ActiveValue::Set(_)));
-    let query = match db.get_database_backend() {
-        DbBackend::Sqlite => query,
-        DbBackend::Postgres if intent == Intent::Update && !sets_key => {
-            query.lock(LockType::NoKeyUpdate)
-        }
-        _ => query.lock_exclusive(),
-    };
-    query.one(db).await
 }

@@ -121,7 +121,7 @@ where
             .exec(db)
             .await?;
         if deleted.rows_affected == 0 {
-            crate::write::hooks::reread_before_delete(&am, db, &item_id).await?;
+            crate::write::before::reread_before_delete(&am, db, &item_id).await?;
             crate::checked::announce::<A::Entity>(crate::checked::Verb::Delete);
             let deleted = <A::Entity as EntityTrait>::delete(am).exec(db).await?;
             A::after_delete(after, db).await?;
