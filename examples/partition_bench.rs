@@ -18,7 +18,8 @@
 //!   and verified, gzip) and the drop (the partition locked, its ids checked against the
 //!   archive, detached and dropped in one transaction).
 //!
-//! WAL bytes are `pg_current_wal_lsn()` differences around each step.
+//! WAL bytes are `pg_current_wal_lsn()` differences around each step. `BENCH_KEEP=1` keeps the
+//! schema and the archive.
 
 use std::error::Error;
 use std::sync::{Arc, Mutex};
@@ -44,8 +45,10 @@ fn seed(rows: usize, month: &str, offset: usize) -> String {
              || substr(md5((g + {offset})::text), 1, 19))::uuid, at, \
          'org-' || (g % 40), 'team-' || (g % 200), 'user-' || (g % 2000), \
          'User ' || (g % 2000), 'Setting', (g % 5000)::text, 'updated', \
-         jsonb_build_object('name', 'setting', 'changes', jsonb_build_array( \
-             jsonb_build_object('field', 'enabled', 'before', false, 'after', true))), \
+         jsonb_build_object('name', 'setting ' || (g % 5000), 'short_id', NULL, 'type', NULL, \
+             'changes', jsonb_build_array(jsonb_build_object('type', 'Setting', \
+                 'action', 'changed', 'field', 'enabled', 'before', false, 'after', true)), \
+             'trigger', NULL, 'context', NULL), \
          'req-' || g, '10.0.0.' || (g % 256) \
          FROM (SELECT g, timestamptz '{month}' + (g::float8 / {rows} * 27 * 86400) \
              * interval '1 second' AS at FROM generate_series(1, {rows}) AS g) AS s"
@@ -196,7 +199,11 @@ async fn main() -> Res<()> {
         bytes as f64 / archived.max(1) as f64
     );
 
-    std::fs::remove_dir_all(&dir).ok();
+    if std::env::var_os("BENCH_KEEP").is_none() {
+        std::fs::remove_dir_all(&dir).ok();
+    } else {
+        println!("archive kept in {}", dir.display());
+    }
     drop_schema(&admin, SCHEMA).await?;
     Ok(())
 }
