@@ -251,7 +251,10 @@ fn index_names(backend: DbBackend) -> Vec<String> {
         .collect()
 }
 
-/// The indexes `activity_log` has now: valid ones, and (PostgreSQL) invalid ones.
+/// The indexes `activity_log` has now: valid ones, and (PostgreSQL) invalid ones. A partitioned
+/// log's own index is counted valid: it is invalid only until every partition has its part
+/// (`create_detail_index` interrupted), cannot be dropped concurrently, and is completed by
+/// running that again.
 async fn existing_indexes<C: ConnectionTrait>(db: &C) -> Result<(Vec<String>, Vec<String>), DbErr> {
     let backend = db.get_database_backend();
     let sql = match backend {
@@ -260,7 +263,8 @@ async fn existing_indexes<C: ConnectionTrait>(db: &C) -> Result<(Vec<String>, Ve
              WHERE type = 'index' AND tbl_name = 'activity_log' AND name IS NOT NULL"
         }
         DbBackend::Postgres => {
-            "SELECT c.relname::text AS name, CASE WHEN i.indisvalid THEN 1 ELSE 0 END AS valid \
+            "SELECT c.relname::text AS name, \
+             CASE WHEN i.indisvalid OR c.relkind = 'I' THEN 1 ELSE 0 END AS valid \
              FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
              JOIN pg_class t ON t.oid = i.indrelid \
              JOIN pg_namespace n ON n.oid = t.relnamespace \
