@@ -13,4 +13,7 @@ pub enum ActivityError {
     /// A query was malformed (page size, cursor, path syntax...).
     #[error("invalid activity query: {0}")]
     InvalidQuery(String),
+    /// A sealed history, checkpoint or proof is malformed or does not check out.
+    #[error("activity log integrity: {0}")]
+    Integrity(String),
 }

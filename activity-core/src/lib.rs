@@ -32,6 +32,8 @@ pub mod mute;
 pub mod path;
 pub mod policy;
 pub mod query;
+#[cfg(feature = "seal")]
+pub mod seal;
 pub mod store;
 pub mod value;
 

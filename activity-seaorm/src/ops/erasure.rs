@@ -37,7 +37,7 @@ const PSEUDONYM_CONTEXT: &[u8] = b"activity-seaorm erasure pseudonym v1\0";
 /// HMAC-SHA256(erasure key, `user_id`) in hex. Stable for one key (a user erased twice gets
 /// the same one, so their history stays linked), and it cannot be recomputed from the id by
 /// anyone without the key (an unkeyed hash of a small integer id can be reversed by trying
-/// them all).
+/// them all). A value that already is a pseudonym is its own.
 ///
 /// Fails with [`Error::ErasureKey`] when [`ActivityConfig::with_erasure_key`] was not given a
 /// key of at least [`MIN_ERASURE_KEY`] bytes.
@@ -53,27 +53,63 @@ const PSEUDONYM_CONTEXT: &[u8] = b"activity-seaorm erasure pseudonym v1\0";
 /// # }
 /// ```
 pub fn pseudonym(user_id: &str) -> Result<String, Error> {
-    ActivityConfig::with_current(|config| {
-        let key = config.erasure_key().ok_or(Error::ErasureKey {
-            why: "no key is configured",
-            min: MIN_ERASURE_KEY,
-        })?;
-        if key.len() < MIN_ERASURE_KEY {
-            return Err(Error::ErasureKey {
-                why: "the configured key is too short",
-                min: MIN_ERASURE_KEY,
-            });
-        }
-        let mut mac =
-            <Hmac<Sha256> as KeyInit>::new_from_slice(key).map_err(|_| Error::ErasureKey {
-                why: "the configured key was refused by HMAC",
+    Ok(Pseudonymizer::current()?.alias(user_id))
+}
+
+/// The keyed pseudonyms of the configured erasure key, for many values: erasure writes them
+/// into every personal field it rewrites (each value its own: a name becomes the name's
+/// pseudonym, an address the address's), and the [sealed](crate::ops::seal) canonical form
+/// hashes the same ones, so an erased entry hashes as it did before.
+#[derive(Clone)]
+pub struct Pseudonymizer {
+    mac: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for Pseudonymizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pseudonymizer { key: <redacted> }")
+    }
+}
+
+impl Pseudonymizer {
+    /// Under the configured [`ActivityConfig::with_erasure_key`]; fails with
+    /// [`Error::ErasureKey`] without one of at least [`MIN_ERASURE_KEY`] bytes.
+    pub fn current() -> Result<Self, Error> {
+        ActivityConfig::with_current(|config| {
+            let key = config.erasure_key().ok_or(Error::ErasureKey {
+                why: "no key is configured",
                 min: MIN_ERASURE_KEY,
             })?;
-        mac.update(PSEUDONYM_CONTEXT);
-        mac.update(user_id.as_bytes());
+            if key.len() < MIN_ERASURE_KEY {
+                return Err(Error::ErasureKey {
+                    why: "the configured key is too short",
+                    min: MIN_ERASURE_KEY,
+                });
+            }
+            let mut mac =
+                <Hmac<Sha256> as KeyInit>::new_from_slice(key).map_err(|_| Error::ErasureKey {
+                    why: "the configured key was refused by HMAC",
+                    min: MIN_ERASURE_KEY,
+                })?;
+            mac.update(PSEUDONYM_CONTEXT);
+            Ok(Pseudonymizer { mac })
+        })
+    }
+
+    /// The pseudonym of `value` (itself when it already is one).
+    pub fn alias(&self, value: &str) -> String {
+        if activity_core::seal::is_pseudonym(value) {
+            return value.to_owned();
+        }
+        let mut mac = self.mac.clone();
+        mac.update(value.as_bytes());
         let digest = mac.finalize().into_bytes();
-        Ok(format!("anon-{}", hex::encode(&digest[..16])))
-    })
+        format!(
+            "{}{}",
+            activity_core::seal::PSEUDONYM_PREFIX,
+            hex::encode(&digest[..16])
+        )
+    }
 }
 
 /// Answer an erasure request: replace `user_id`'s identity in the log by its [`pseudonym`].
@@ -83,13 +119,15 @@ pub fn pseudonym(user_id: &str) -> Result<String, Error> {
 /// the user made are touched. What is touched, and nothing else:
 ///
 /// - entries **by** the user (`user_id` or `impersonated_by` equal to `user_id`): the actor
-///   columns that hold the user (`user_id` with its `user_name`, `impersonated_by`) become the
-///   pseudonym, and the request's `ip_address` and `user_agent` (theirs, and enough to link the
-///   pseudonym back to them) are cleared; the rest of the entry — what they did, to which item,
-///   the request id and client — stays as it is;
+///   columns that hold the user (`user_id`, `impersonated_by`) become the pseudonym, and their
+///   `user_name` and the request's `ip_address` and `user_agent` (theirs, and enough to link
+///   the pseudonym back to them) become each its own pseudonym (see [`Pseudonymizer`]: the
+///   sealed history hashes these, so erasure leaves every proof valid); the rest of the entry —
+///   what they did, to which item, the request id and client — stays as it is;
 /// - entries **about** the user (scope among the user scopes, `item_id == user_id`): `item_id`,
 ///   and `detail.name`, `detail.short_id` and each change's `before`/`after` that are a JSON
-///   string *exactly equal* to one of the user's known values, become the pseudonym. The known
+///   string *exactly equal* to one of the user's known values, become that value's pseudonym
+///   (the id's is the pseudonym). The known
 ///   values are the id, every `user_name` recorded with it as actor, and every `detail.name`
 ///   of the entries about the user. Other personal fields of the user's record (an email that
 ///   is not its name) are not known here: declare them `#[activity(mask)]` so they are never
@@ -172,7 +210,8 @@ where
         .into());
     }
     // Derive the pseudonym first: without a key, fail before anything is changed.
-    let alias = pseudonym(user_id)?;
+    let aliases = Pseudonymizer::current()?;
+    let alias = aliases.alias(user_id);
     let user = user_id.to_owned();
     let scopes: Vec<String> = ActivityConfig::with_current(|c| c.user_scopes().to_vec());
     let operator_is_user = ActivityContext::current().is_some_and(|ctx| {
@@ -184,6 +223,7 @@ where
             let target = Target {
                 user: &user,
                 alias: &alias,
+                aliases: &aliases,
                 scopes: &scopes,
                 tenant,
             };
@@ -217,6 +257,8 @@ pub struct ErasureRequest {
     pub entry_ids: Vec<uuid::Uuid>,
     /// The one tenant the erasure stays in, if any: copies touch only its entries.
     pub tenant: Option<ErasureTenant>,
+    /// The key's pseudonyms, for the values a copy holds.
+    pub(crate) aliases: Pseudonymizer,
 }
 
 impl ErasureRequest {
@@ -280,29 +322,30 @@ impl ErasureRequest {
         let about = self.about(entry);
         let before = entry.clone();
         let alias = serde_json::Value::String(self.pseudonym.clone());
+        let aliases = &self.aliases;
         let Some(map) = entry.as_object_mut() else {
             return false;
         };
+        let own_alias = |map: &mut serde_json::Map<String, serde_json::Value>, key: &str| {
+            if let Some(serde_json::Value::String(v)) = map.get_mut(key) {
+                *v = aliases.alias(v);
+            }
+        };
         if by_user {
             map.insert("user_id".into(), alias.clone());
-            if map.get("user_name").is_some_and(|n| !n.is_null()) {
-                map.insert("user_name".into(), alias.clone());
-            }
+            own_alias(map, "user_name");
         }
         if impersonator {
             map.insert("impersonated_by".into(), alias.clone());
         }
         if by_user || impersonator {
-            for key in ["ip_address", "user_agent"] {
-                if map.get(key).is_some_and(|v| !v.is_null()) {
-                    map.insert(key.into(), serde_json::Value::Null);
-                }
-            }
+            own_alias(map, "ip_address");
+            own_alias(map, "user_agent");
         }
         if about {
             map.insert("item_id".into(), alias);
             if let Some(detail) = map.get_mut("detail") {
-                replace_known(detail, &self.known_values, &self.pseudonym);
+                replace_known(detail, &self.known_values, aliases);
             }
         }
         *entry != before
@@ -313,6 +356,7 @@ impl ErasureRequest {
 struct Target<'a> {
     user: &'a str,
     alias: &'a str,
+    aliases: &'a Pseudonymizer,
     scopes: &'a [String],
     tenant: Option<&'a ErasureTenant>,
 }
@@ -394,6 +438,7 @@ async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<Erasu
         known_values: known,
         entry_ids,
         tenant: target.tenant.cloned(),
+        aliases: target.aliases.clone(),
     })
 }
 
@@ -471,10 +516,11 @@ async fn rewrite<C: ConnectionTrait>(
     let about = target.is_about(&row);
     let by_user = row.user_id.as_deref() == Some(target.user);
     let mut am = row.clone().into_active_model();
+    let alias = |v: &Option<String>| v.as_deref().map(|v| target.aliases.alias(v));
     if by_user {
         am.user_id = Set(Some(target.alias.to_owned()));
         if row.user_name.is_some() {
-            am.user_name = Set(Some(target.alias.to_owned()));
+            am.user_name = Set(alias(&row.user_name));
         }
     }
     let impersonator = row.impersonated_by.as_deref() == Some(target.user);
@@ -482,19 +528,20 @@ async fn rewrite<C: ConnectionTrait>(
         am.impersonated_by = Set(Some(target.alias.to_owned()));
     }
     // The request came from the user (or from the user impersonating someone): its address
-    // and browser string are theirs, and would link the pseudonym back to them.
+    // and browser string are theirs, and would link the pseudonym back to them. Each becomes
+    // its own pseudonym (what the sealed canonical form hashes), never the value.
     if by_user || impersonator {
         if row.ip_address.is_some() {
-            am.ip_address = Set(None);
+            am.ip_address = Set(alias(&row.ip_address));
         }
         if row.user_agent.is_some() {
-            am.user_agent = Set(None);
+            am.user_agent = Set(alias(&row.user_agent));
         }
     }
     if about {
         am.item_id = Set(Some(target.alias.to_owned()));
         let mut detail = row.detail.clone();
-        replace_known(&mut detail, known, target.alias);
+        replace_known(&mut detail, known, target.aliases);
         if detail != row.detail {
             am.detail = Set(detail);
         }
@@ -507,32 +554,15 @@ async fn rewrite<C: ConnectionTrait>(
 }
 
 /// In a `detail` about the user: `name`, `short_id`, and each change's `before`/`after` that
-/// equal a known value exactly.
-fn replace_known(detail: &mut serde_json::Value, known: &[String], alias: &str) {
-    let swap = |v: &mut serde_json::Value| {
-        if let serde_json::Value::String(s) = v
-            && known.binary_search(s).is_ok()
-        {
-            *s = alias.to_owned();
+/// equal a known value exactly become that value's pseudonym.
+fn replace_known(detail: &mut serde_json::Value, known: &[String], aliases: &Pseudonymizer) {
+    activity_core::seal::pseudonymize_detail(detail, &mut |s| {
+        if known.binary_search_by(|k| k.as_str().cmp(s)).is_ok() {
+            aliases.alias(s)
+        } else {
+            s.to_owned()
         }
-    };
-    let Some(map) = detail.as_object_mut() else {
-        return;
-    };
-    for key in ["name", "short_id"] {
-        if let Some(v) = map.get_mut(key) {
-            swap(v);
-        }
-    }
-    if let Some(serde_json::Value::Array(changes)) = map.get_mut("changes") {
-        for change in changes.iter_mut().filter_map(|c| c.as_object_mut()) {
-            for key in ["before", "after"] {
-                if let Some(v) = change.get_mut(key) {
-                    swap(v);
-                }
-            }
-        }
-    }
+    });
 }
 
 /// Whether the erasure of the user with this pseudonym was already recorded.

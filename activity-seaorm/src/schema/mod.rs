@@ -25,6 +25,7 @@
 pub mod guard;
 pub mod outbox;
 pub mod partition;
+pub mod seal;
 pub mod table;
 
 pub use table::activity_log;
@@ -66,6 +67,7 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
             );
         }
         crate::schema::outbox::create_table(db).await?;
+        crate::schema::seal::create_table(db).await?;
         return Ok(());
     }
     let mut table = table_definition(backend, true);
@@ -93,6 +95,7 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         }
     }
     crate::schema::outbox::create_table(db).await?;
+    crate::schema::seal::create_table(db).await?;
     Ok(())
 }
 
@@ -492,6 +495,7 @@ pub async fn mysql_exact_collation<C: ConnectionTrait>(db: &C) -> Result<String,
 pub async fn drop_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     db.execute(Table::drop().table(Entity).if_exists()).await?;
     crate::schema::outbox::drop_table(db).await?;
+    crate::schema::seal::drop_table(db).await?;
     Ok(())
 }
 
@@ -598,6 +602,29 @@ pub mod migration {
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             crate::schema::outbox::drop_table(manager.get_connection()).await
+        }
+    }
+
+    /// Creates `activity_block` (the [sealer](crate::ops::seal)'s blocks) for applications
+    /// whose [`Migration`] ran before sealing existed; on a database [`Migration`] just set up
+    /// it changes nothing. List it after [`Migration`].
+    #[derive(Debug, Default)]
+    pub struct CreateBlocks;
+
+    impl MigrationName for CreateBlocks {
+        fn name(&self) -> &str {
+            "m20261207_000001_create_activity_block"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for CreateBlocks {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            crate::schema::seal::create_table(manager.get_connection()).await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            crate::schema::seal::drop_table(manager.get_connection()).await
         }
     }
 

@@ -1,0 +1,805 @@
+//! Sealed history, the part that needs no database: the canonical bytes of an entry, RFC 6962
+//! Merkle hashing, signed block checkpoints, inclusion proofs, and the offline check of an
+//! export against its checkpoints (the `activity-verify` binary).
+//!
+//! A *block* seals a run of one tenant's entries: its header names the tenant, its sequence
+//! number, the window of entry keys it covers (after the previous block's last entry, up to and
+//! including its own last), how many entries that window holds, the Merkle root over their
+//! canonical bytes and the previous block's head. The header signed with the application's
+//! ed25519 key is a [`Checkpoint`]. Whoever holds the public key and the checkpoints can tell
+//! an altered, deleted, inserted or truncated entry from an intact history, with no database
+//! and no secret: every personal field enters the canonical bytes as its keyed pseudonym (see
+//! [`canonical_entry`]), which is exactly what erasure leaves in the row, so erasing a user
+//! changes no hash.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::entry::ActivityEntry;
+use crate::error::ActivityError;
+
+/// A SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// Version of the canonical form and of the block header; part of every signed header.
+pub const FORMAT: u32 = 1;
+
+/// Most entries in one block: an inclusion proof holds at most `log2` of it (10) hashes.
+pub const MAX_BLOCK: usize = 1024;
+
+/// Prefix of every signed message: a signature over a checkpoint is never valid for anything
+/// else the same key signs.
+const SIGNING_CONTEXT: &[u8] = b"activity-seaorm checkpoint v1\0";
+
+/// Prefix of a pseudonym (`anon-` and 32 lowercase hex digits).
+pub const PSEUDONYM_PREFIX: &str = "anon-";
+
+/// RFC 6962 leaf hash: `SHA-256(0x00 || bytes)`.
+pub fn leaf_hash(bytes: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(bytes);
+    h.finalize().into()
+}
+
+/// RFC 6962 interior node hash: `SHA-256(0x01 || left || right)`.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// The largest power of two strictly below `n` (`n > 1`).
+fn split(n: usize) -> usize {
+    let mut k = 1;
+    while k << 1 < n {
+        k <<= 1;
+    }
+    k
+}
+
+/// The Merkle tree hash of `leaves` (RFC 6962 §2.1; the empty tree hashes to `SHA-256("")`).
+pub fn merkle_root(leaves: &[Hash]) -> Hash {
+    match leaves.len() {
+        0 => Sha256::digest([]).into(),
+        1 => leaves[0],
+        n => {
+            let k = split(n);
+            node_hash(&merkle_root(&leaves[..k]), &merkle_root(&leaves[k..]))
+        }
+    }
+}
+
+/// The audit path of leaf `index` (RFC 6962 §2.1.1), leaf side first; empty when `index` is
+/// out of range.
+pub fn inclusion_path(leaves: &[Hash], index: usize) -> Vec<Hash> {
+    if index >= leaves.len() || leaves.len() < 2 {
+        return Vec::new();
+    }
+    let k = split(leaves.len());
+    let (mut path, sibling) = if index < k {
+        (inclusion_path(&leaves[..k], index), merkle_root(&leaves[k..]))
+    } else {
+        (
+            inclusion_path(&leaves[k..], index - k),
+            merkle_root(&leaves[..k]),
+        )
+    };
+    path.push(sibling);
+    path
+}
+
+/// The root that `leaf` at `index` of a tree of `size` leaves and its audit `path` imply
+/// (RFC 9162 §2.1.3.2); `None` when the path cannot belong to such a tree.
+pub fn root_from_inclusion(leaf: Hash, index: u64, size: u64, path: &[Hash]) -> Option<Hash> {
+    if index >= size {
+        return None;
+    }
+    let (mut f, mut s) = (index, size - 1);
+    let mut r = leaf;
+    for p in path {
+        if s == 0 {
+            return None;
+        }
+        if f & 1 == 1 || f == s {
+            r = node_hash(p, &r);
+            while f & 1 == 0 && f != 0 {
+                f >>= 1;
+                s >>= 1;
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    (s == 0).then_some(r)
+}
+
+/// `value` as bytes that do not depend on how it was stored: object keys sorted, no
+/// whitespace, serde_json's escaping and number formatting. PostgreSQL's `jsonb`, MySQL's
+/// `JSON` and SQLite's text hand back the same value in different key orders; all three give
+/// these bytes.
+pub fn canonical_json(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(k, out);
+                out.push(b':');
+                if let Some(v) = map.get(k) {
+                    write_canonical(v, out);
+                }
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(b']');
+        }
+        Value::String(s) => write_string(s, out),
+        other => out.extend_from_slice(other.to_string().as_bytes()),
+    }
+}
+
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    // serde_json's escaping of a string cannot fail.
+    out.extend_from_slice(Value::String(s.to_owned()).to_string().as_bytes());
+}
+
+/// Whether `s` is already a pseudonym (`anon-` and 32 lowercase hex digits): the canonical form
+/// and erasure leave such a value as it is, so pseudonymizing twice changes nothing.
+pub fn is_pseudonym(s: &str) -> bool {
+    s.strip_prefix(PSEUDONYM_PREFIX).is_some_and(|h| {
+        h.len() == 32 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// A time as the canonical form and block headers write it: RFC 3339, UTC, microseconds (the
+/// precision every backend stores).
+pub fn canonical_time(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The tenant key of a block: `o:<organization>`, else `t:<team>`, else empty (entries of no
+/// tenant). Organization `5` and team `5` are two tenants.
+pub fn tenant_key(organization_id: Option<&str>, team_id: Option<&str>) -> String {
+    match (organization_id, team_id) {
+        (Some(org), _) => format!("o:{org}"),
+        (None, Some(team)) => format!("t:{team}"),
+        (None, None) => String::new(),
+    }
+}
+
+/// The canonical form of `entry`: what its leaf hash covers.
+///
+/// Every column of the entry is in it (`trace_id`/`span_id` aside: tracing is never part of
+/// the audit record). The personal ones enter as keyed pseudonyms (`alias`, HMAC under the
+/// application's erasure key): `user_id`, `user_name`, `impersonated_by`, `ip_address`,
+/// `user_agent`, and, for an entry whose scope is one of `user_scopes` (its item is a person),
+/// `item_id` and every string in `detail.name`, `detail.short_id` and the changes' `before`
+/// and `after`. Erasure writes exactly these pseudonyms into the row, so the canonical form
+/// (and every hash over it) is the same before and after a user is erased, while changing any
+/// of these fields before erasure still changes it.
+pub fn canonical_entry(
+    entry: &ActivityEntry,
+    user_scopes: &[String],
+    alias: &mut dyn FnMut(&str) -> String,
+) -> Value {
+    let mut p = |v: &Option<String>| match v {
+        Some(s) if is_pseudonym(s) => Value::String(s.clone()),
+        Some(s) => Value::String(alias(s)),
+        None => Value::Null,
+    };
+    let person_item = user_scopes.iter().any(|s| s == &entry.scope);
+    let user_id = p(&entry.user_id);
+    let user_name = p(&entry.user_name);
+    let impersonated_by = p(&entry.impersonated_by);
+    let ip_address = p(&entry.ip_address);
+    let user_agent = p(&entry.user_agent);
+    let item_id = if person_item {
+        p(&entry.item_id)
+    } else {
+        text(&entry.item_id)
+    };
+    let mut detail = serde_json::to_value(&entry.detail).unwrap_or(Value::Null);
+    if person_item {
+        pseudonymize_detail(&mut detail, &mut |s| {
+            if is_pseudonym(s) {
+                s.to_owned()
+            } else {
+                alias(s)
+            }
+        });
+    }
+    let mut map = serde_json::Map::new();
+    let mut put = |k: &str, v: Value| {
+        map.insert(k.to_owned(), v);
+    };
+    put("v", Value::from(FORMAT));
+    put("id", Value::String(entry.id.hyphenated().to_string()));
+    put("created_at", Value::String(canonical_time(&entry.created_at)));
+    put("organization_id", text(&entry.organization_id));
+    put("team_id", text(&entry.team_id));
+    put("user_id", user_id);
+    put("user_name", user_name);
+    put("impersonated_by", impersonated_by);
+    put("was_impersonated", Value::Bool(entry.was_impersonated));
+    put("is_system", Value::Bool(entry.is_system));
+    put("scope", Value::String(entry.scope.clone()));
+    put("item_id", item_id);
+    put("activity", Value::String(entry.activity.clone()));
+    put("detail", detail);
+    put("request_id", text(&entry.request_id));
+    put("correlation_id", text(&entry.correlation_id));
+    put("ip_address", ip_address);
+    put("user_agent", user_agent);
+    put("client", text(&entry.client));
+    Value::Object(map)
+}
+
+fn text(v: &Option<String>) -> Value {
+    v.clone().map_or(Value::Null, Value::String)
+}
+
+/// Every string in `detail.name`, `detail.short_id` and the changes' `before`/`after`, through
+/// `f` (the places erasure rewrites in an entry about a person).
+pub fn pseudonymize_detail(detail: &mut Value, f: &mut dyn FnMut(&str) -> String) {
+    let Some(map) = detail.as_object_mut() else {
+        return;
+    };
+    let mut swap = |v: &mut Value| {
+        if let Value::String(s) = v {
+            *s = f(s);
+        }
+    };
+    for key in ["name", "short_id"] {
+        if let Some(v) = map.get_mut(key) {
+            swap(v);
+        }
+    }
+    if let Some(Value::Array(changes)) = map.get_mut("changes") {
+        for change in changes.iter_mut().filter_map(Value::as_object_mut) {
+            for key in ["before", "after"] {
+                if let Some(v) = change.get_mut(key) {
+                    swap(v);
+                }
+            }
+        }
+    }
+}
+
+/// Where an entry sits in the log's order: `(created_at, id)`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EntryKey {
+    /// The entry's time.
+    #[serde(with = "micros")]
+    pub created_at: DateTime<Utc>,
+    /// The entry's id.
+    pub id: Uuid,
+}
+
+impl EntryKey {
+    /// The key of a canonical entry (see [`canonical_entry`]).
+    pub fn of_canonical(entry: &Value) -> Option<Self> {
+        let at = entry.get("created_at")?.as_str()?;
+        let id = entry.get("id")?.as_str()?;
+        Some(EntryKey {
+            created_at: DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
+            id: Uuid::parse_str(id).ok()?,
+        })
+    }
+}
+
+/// Times in headers as [`canonical_time`] writes them.
+mod micros {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::canonical_time(at))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a block seals; signed, it is a [`Checkpoint`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BlockHeader {
+    /// [`FORMAT`].
+    pub v: u32,
+    /// The tenant key ([`tenant_key`]).
+    pub tenant: String,
+    /// 1 for the tenant's first block, then one more per block.
+    pub seq: u64,
+    /// The window starts after this entry (the previous block's last); `None` for the first.
+    pub after: Option<EntryKey>,
+    /// The window ends with this entry, the block's last.
+    pub last: EntryKey,
+    /// How many of the tenant's entries the window holds.
+    pub entries: u64,
+    /// Merkle root over their canonical bytes, in key order (hex).
+    pub root: String,
+    /// The previous block's [`head`](Self::head) (hex; 64 zeros for the first).
+    pub prev: String,
+    /// Every entry up to this time had been sealed when the block was made (the sealer's
+    /// horizon): a tenant's entry at or before it that no block covers was not there then.
+    #[serde(with = "micros")]
+    pub sealed_through: DateTime<Utc>,
+    /// The scopes whose items were people when the block was sealed (their item ids and
+    /// values entered as pseudonyms).
+    pub user_scopes: Vec<String>,
+    /// First 8 bytes of SHA-256 of the signing key's public half (hex): which key to check.
+    pub key_id: String,
+}
+
+impl BlockHeader {
+    /// A header; `prev` is the previous block's header, if any.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        tenant: String,
+        prev: Option<&BlockHeader>,
+        last: EntryKey,
+        entries: u64,
+        root: Hash,
+        sealed_through: DateTime<Utc>,
+        user_scopes: Vec<String>,
+        key: &VerifyingKey,
+    ) -> Self {
+        BlockHeader {
+            v: FORMAT,
+            tenant,
+            seq: prev.map_or(1, |p| p.seq + 1),
+            after: prev.map(|p| p.last.clone()),
+            last,
+            entries,
+            root: hex::encode(root),
+            prev: prev.map_or_else(|| hex::encode([0u8; 32]), |p| hex::encode(p.head())),
+            sealed_through,
+            user_scopes,
+            key_id: key_id(key),
+        }
+    }
+
+    /// The bytes signed and hashed: the header's [`canonical_json`].
+    pub fn to_bytes(&self) -> Vec<u8> {
+        canonical_json(&serde_json::to_value(self).unwrap_or(Value::Null))
+    }
+
+    /// `SHA-256` of [`to_bytes`](Self::to_bytes): what the next block names as `prev`.
+    pub fn head(&self) -> Hash {
+        Sha256::digest(self.to_bytes()).into()
+    }
+
+    /// Whether an entry at `key` falls in this block's window.
+    pub fn covers(&self, key: &EntryKey) -> bool {
+        self.after.as_ref().is_none_or(|a| key > a) && key <= &self.last
+    }
+}
+
+/// The id of a verifying key as headers name it.
+pub fn key_id(key: &VerifyingKey) -> String {
+    hex::encode(&Sha256::digest(key.as_bytes())[..8])
+}
+
+/// A signed [`BlockHeader`]: stored beside the log and published outside it (the stream), so
+/// deleting the newest entries together with their blocks is still seen by whoever kept it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// What is signed.
+    pub header: BlockHeader,
+    /// Ed25519 signature over the header's bytes (hex).
+    pub signature: String,
+}
+
+impl Checkpoint {
+    /// Sign `header` with the application's key.
+    pub fn sign(header: BlockHeader, key: &SigningKey) -> Self {
+        let mut message = SIGNING_CONTEXT.to_vec();
+        message.extend_from_slice(&header.to_bytes());
+        let signature = key.sign(&message);
+        Checkpoint {
+            header,
+            signature: hex::encode(signature.to_bytes()),
+        }
+    }
+
+    /// Whether the signature is `key`'s over exactly this header.
+    pub fn verify_signature(&self, key: &VerifyingKey) -> bool {
+        let Ok(bytes) = hex::decode(&self.signature) else {
+            return false;
+        };
+        let Ok(bytes) = <[u8; 64]>::try_from(bytes.as_slice()) else {
+            return false;
+        };
+        let mut message = SIGNING_CONTEXT.to_vec();
+        message.extend_from_slice(&self.header.to_bytes());
+        self.header.key_id == key_id(key)
+            && key
+                .verify(&message, &Signature::from_bytes(&bytes))
+                .is_ok()
+    }
+}
+
+/// Proof that one entry is in a signed block: its leaf's audit path and the block's
+/// checkpoint. [`verify`](Self::verify) needs only the entry's canonical form and the public key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InclusionProof {
+    /// The entry's position in its block.
+    pub index: u64,
+    /// Sibling hashes from the leaf up (hex).
+    pub path: Vec<String>,
+    /// The block's signed header.
+    pub checkpoint: Checkpoint,
+}
+
+impl InclusionProof {
+    /// Check that `entry` (its [`canonical_entry`]) is in the block and the block is `key`'s.
+    pub fn verify(&self, entry: &Value, key: &VerifyingKey) -> Result<(), ActivityError> {
+        let fail = |why: &str| Err(ActivityError::Integrity(why.to_owned()));
+        if !self.checkpoint.verify_signature(key) {
+            return fail("the checkpoint's signature is not the key's");
+        }
+        let header = &self.checkpoint.header;
+        let Some(at) = EntryKey::of_canonical(entry) else {
+            return fail("the entry has no id or time");
+        };
+        if !header.covers(&at) {
+            return fail("the entry is outside the block's window");
+        }
+        let mut path = Vec::with_capacity(self.path.len());
+        for p in &self.path {
+            let Some(h) = decode_hash(p) else {
+                return fail("a path hash is not 32 bytes of hex");
+            };
+            path.push(h);
+        }
+        let leaf = leaf_hash(&canonical_json(entry));
+        match root_from_inclusion(leaf, self.index, header.entries, &path) {
+            Some(root) if hex::encode(root) == header.root => Ok(()),
+            _ => fail("the entry's path does not lead to the block's root"),
+        }
+    }
+
+    /// Size in binary form: index and size (8 bytes each), the path, the signature and the
+    /// header's bytes. The entry itself is not part of it.
+    pub fn encoded_len(&self) -> usize {
+        16 + 32 * self.path.len() + 64 + self.checkpoint.header.to_bytes().len()
+    }
+}
+
+/// A 32-byte hash from hex.
+pub fn decode_hash(text: &str) -> Option<Hash> {
+    hex::decode(text).ok()?.try_into().ok()
+}
+
+/// One thing wrong with a sealed history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum Problem {
+    /// A checkpoint's signature is not the key's (forged or altered header).
+    BadSignature {
+        /// Tenant key.
+        tenant: String,
+        /// Block.
+        seq: u64,
+    },
+    /// A block does not follow the one before it (a block deleted, reordered or replaced).
+    BrokenChain {
+        /// Tenant key.
+        tenant: String,
+        /// The block whose `prev`, `seq` or window does not match its predecessor.
+        seq: u64,
+    },
+    /// The entries in a block's window are not the ones sealed: one altered, deleted or
+    /// inserted.
+    Mismatch {
+        /// Tenant key.
+        tenant: String,
+        /// Block.
+        seq: u64,
+        /// Entries sealed.
+        sealed: u64,
+        /// Entries found in its window now.
+        found: u64,
+    },
+    /// A trusted checkpoint (kept outside the database) is missing or different here: the
+    /// newest blocks were deleted or rewritten.
+    Truncated {
+        /// Tenant key.
+        tenant: String,
+        /// The checkpoint's block.
+        seq: u64,
+    },
+    /// An entry at or before the newest horizon that no block covers: written after its time
+    /// was sealed (forged, or a transaction that outlived the sealer's grace).
+    Unsealed {
+        /// Tenant key.
+        tenant: String,
+        /// The entry.
+        id: Uuid,
+        /// Its time.
+        created_at: DateTime<Utc>,
+    },
+}
+
+/// What a check found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Verification {
+    /// Blocks whose signature, chain and entries were checked.
+    pub blocks: u64,
+    /// Entries hashed.
+    pub entries: u64,
+    /// Everything wrong; empty when the history is intact.
+    pub problems: Vec<Problem>,
+}
+
+impl Verification {
+    /// No problem found.
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Where a checked chain may start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainStart {
+    /// At the tenant's first block (or right after the `before` block given).
+    First,
+    /// At any block: an export of a later range (its first block's predecessor is not there).
+    Anywhere,
+}
+
+/// Check one tenant's chain of checkpoints (sorted by `seq`): signatures, consecutive numbers,
+/// each `prev` the head of the one before, each window starting where the last ended. `before`
+/// is the block just before the first, when the check starts mid-chain.
+pub fn check_chain(
+    checkpoints: &[Checkpoint],
+    before: Option<&BlockHeader>,
+    start: ChainStart,
+    key: &VerifyingKey,
+    out: &mut Verification,
+) {
+    let mut prev = before.cloned();
+    for (i, cp) in checkpoints.iter().enumerate() {
+        if i == 0 && prev.is_none() && start == ChainStart::Anywhere {
+            if !cp.verify_signature(key) {
+                out.problems.push(Problem::BadSignature {
+                    tenant: cp.header.tenant.clone(),
+                    seq: cp.header.seq,
+                });
+            }
+            prev = Some(cp.header.clone());
+            continue;
+        }
+        let h = &cp.header;
+        if !cp.verify_signature(key) {
+            out.problems.push(Problem::BadSignature {
+                tenant: h.tenant.clone(),
+                seq: h.seq,
+            });
+        }
+        let links = match &prev {
+            Some(p) => {
+                h.seq == p.seq + 1
+                    && h.prev == hex::encode(p.head())
+                    && h.after.as_ref() == Some(&p.last)
+                    && h.tenant == p.tenant
+            }
+            None => h.seq == 1 && h.after.is_none() && h.prev == hex::encode([0u8; 32]),
+        };
+        if !links {
+            out.problems.push(Problem::BrokenChain {
+                tenant: h.tenant.clone(),
+                seq: h.seq,
+            });
+        }
+        prev = Some(h.clone());
+    }
+}
+
+/// Check one block against the leaves found in its window now (in key order).
+pub fn check_block(header: &BlockHeader, leaves: &[Hash], out: &mut Verification) {
+    out.blocks += 1;
+    out.entries += leaves.len() as u64;
+    if leaves.len() as u64 != header.entries || hex::encode(merkle_root(leaves)) != header.root {
+        out.problems.push(Problem::Mismatch {
+            tenant: header.tenant.clone(),
+            seq: header.seq,
+            sealed: header.entries,
+            found: leaves.len() as u64,
+        });
+    }
+}
+
+/// Check an export (canonical entries, any order) against checkpoints (any order), with no
+/// database: each tenant's checkpoints form one unbroken chain (from the tenant's first block,
+/// or from the first one given for an export of a later range), every block's window holds
+/// exactly the entries sealed in it, and every exported entry is in some block. The
+/// checkpoints say what the export must hold: take them from where the application keeps
+/// them outside the database (the stream), and an export missing its newest entries or
+/// blocks fails.
+pub fn verify_export(
+    entries: impl IntoIterator<Item = Value>,
+    checkpoints: &[Checkpoint],
+    key: &VerifyingKey,
+) -> Result<Verification, ActivityError> {
+    let mut out = Verification::default();
+    let mut by_tenant: BTreeMap<String, Vec<(EntryKey, Hash)>> = BTreeMap::new();
+    for entry in entries {
+        let key_of = EntryKey::of_canonical(&entry).ok_or_else(|| {
+            ActivityError::Integrity("an exported entry has no id or time".into())
+        })?;
+        let tenant = tenant_key(
+            entry.get("organization_id").and_then(Value::as_str),
+            entry.get("team_id").and_then(Value::as_str),
+        );
+        by_tenant
+            .entry(tenant)
+            .or_default()
+            .push((key_of, leaf_hash(&canonical_json(&entry))));
+    }
+    let mut chains: BTreeMap<String, Vec<Checkpoint>> = BTreeMap::new();
+    for cp in checkpoints {
+        chains
+            .entry(cp.header.tenant.clone())
+            .or_default()
+            .push(cp.clone());
+    }
+    let horizon = checkpoints
+        .iter()
+        .map(|c| c.header.sealed_through)
+        .max();
+    for (tenant, chain) in &mut chains {
+        chain.sort_by_key(|c| c.header.seq);
+        chain.dedup_by(|a, b| a == b);
+        check_chain(chain, None, ChainStart::Anywhere, key, &mut out);
+        let leaves = by_tenant.remove(tenant).unwrap_or_default();
+        let mut leaves = leaves;
+        leaves.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut rest = leaves.as_slice();
+        for cp in chain.iter() {
+            let h = &cp.header;
+            // Entries before this block's window that no earlier block took.
+            let start = rest
+                .iter()
+                .position(|(k, _)| h.after.as_ref().is_none_or(|a| k > a))
+                .unwrap_or(rest.len());
+            for (k, _) in &rest[..start] {
+                unsealed(&mut out, tenant, k);
+            }
+            rest = &rest[start..];
+            let end = rest
+                .iter()
+                .position(|(k, _)| k > &h.last)
+                .unwrap_or(rest.len());
+            let window: Vec<Hash> = rest[..end].iter().map(|(_, l)| *l).collect();
+            rest = &rest[end..];
+            check_block(h, &window, &mut out);
+        }
+        for (k, _) in rest {
+            if horizon.is_some_and(|t| k.created_at <= t) {
+                unsealed(&mut out, tenant, k);
+            }
+        }
+    }
+    // Tenants with entries and no checkpoint at all.
+    for (tenant, leaves) in by_tenant {
+        for (k, _) in leaves {
+            if horizon.is_some_and(|t| k.created_at <= t) {
+                unsealed(&mut out, &tenant, &k);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn unsealed(out: &mut Verification, tenant: &str, k: &EntryKey) {
+    out.problems.push(Problem::Unsealed {
+        tenant: tenant.to_owned(),
+        id: k.id,
+        created_at: k.created_at,
+    });
+}
+
+/// A verifying key from 32 bytes of hex.
+pub fn verifying_key_from_hex(text: &str) -> Result<VerifyingKey, ActivityError> {
+    let bytes: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ActivityError::Integrity("a public key is 32 bytes of hex".into()))?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| ActivityError::Integrity("not an ed25519 public key".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaves(n: usize) -> Vec<Hash> {
+        (0..n).map(|i| leaf_hash(&i.to_le_bytes())).collect()
+    }
+
+    #[test]
+    fn every_inclusion_path_leads_to_the_root() {
+        for n in 1..40 {
+            let ls = leaves(n);
+            let root = merkle_root(&ls);
+            for i in 0..n {
+                let path = inclusion_path(&ls, i);
+                assert_eq!(
+                    root_from_inclusion(ls[i], i as u64, n as u64, &path),
+                    Some(root),
+                    "{i} of {n}"
+                );
+                if n > 1 {
+                    let other = (i + 1) % n;
+                    assert_ne!(
+                        root_from_inclusion(ls[other], i as u64, n as u64, &path),
+                        Some(root)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rfc6962_empty_and_pair() {
+        assert_eq!(
+            hex::encode(merkle_root(&[])),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        let l = leaves(2);
+        assert_eq!(merkle_root(&l), node_hash(&l[0], &l[1]));
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"d":[1,{"z":0,"y":"é"}],"c":null}}"#)
+            .unwrap_or(Value::Null);
+        assert_eq!(
+            String::from_utf8(canonical_json(&a)).unwrap_or_default(),
+            r#"{"a":{"c":null,"d":[1,{"y":"é","z":0}]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn pseudonyms_are_recognized_exactly() {
+        assert!(is_pseudonym("anon-0123456789abcdef0123456789abcdef"));
+        assert!(!is_pseudonym("anon-0123456789ABCDEF0123456789abcdef"));
+        assert!(!is_pseudonym("anon-0123"));
+        assert!(!is_pseudonym("alice"));
+    }
+}

@@ -1,0 +1,664 @@
+//! Sealed history: tamper evidence anyone holding the public key can check, which erasure
+//! does not break.
+//!
+//! A [`Sealer`] follows committed entries (as the relay does, from behind a grace period) and
+//! seals each tenant's new entries into blocks of at most [`MAX_BLOCK`]: a Merkle root (RFC
+//! 6962) over the entries' canonical bytes, chained to the tenant's previous block, signed
+//! with the application's ed25519 key. The signed header — a [`Checkpoint`] — is stored in
+//! `activity_block` and meant to be published outside the database too
+//! (`activity_nats::seal` sends every new one to JetStream): a checkpoint kept elsewhere is
+//! what shows that the newest entries were deleted together with their blocks.
+//!
+//! - [`verify`] recomputes a tenant's blocks over a time range and reports every
+//!   [`Problem`]: an entry altered, deleted or inserted into a sealed window
+//!   ([`Problem::Mismatch`]), a block deleted or rewritten ([`Problem::BrokenChain`],
+//!   [`Problem::BadSignature`]), newest blocks missing against a trusted checkpoint
+//!   ([`Problem::Truncated`], with [`verify_trusting`]), an entry no block covers although its
+//!   time was sealed ([`Problem::Unsealed`]).
+//! - [`prove`] returns one entry's inclusion proof (well under 1 KiB); it verifies with the
+//!   public key alone ([`InclusionProof::verify`]).
+//! - [`export_sealed`] writes a tenant's sealed entries in canonical form and their
+//!   checkpoints, which the `activity-verify` binary checks with no database.
+//!
+//! **Erasure keeps every proof valid.** Personal fields — actor id and name, impersonator,
+//! IP address, user agent, and for entries about a person (the configured user scopes) the
+//! item id and the detail's strings — enter the hash as their keyed pseudonyms (HMAC under the
+//! [erasure key](crate::ActivityConfig::with_erasure_key)), and
+//! [`anonymize_user`](crate::ops::erasure::anonymize_user) writes exactly those pseudonyms.
+//! So the sealer needs the erasure key, and exports for auditors carry pseudonyms, never the
+//! personal values.
+//!
+//! **The grace period.** An entry is stamped when its change is made and committed later. The
+//! sealer only seals entries older than its grace (default 60 s); an entry that commits later
+//! than that behind a sealed horizon is reported as [`Problem::Unsealed`] — the same report a
+//! forged insert gets. Give the sealer a grace longer than the longest logged transaction.
+//! Run one sealer at a time: a second one's round fails on the block key and changes nothing.
+
+use std::collections::HashMap;
+use std::ops::{Bound, RangeBounds};
+use std::time::Duration;
+
+pub use activity_core::seal::{
+    BlockHeader, Checkpoint, EntryKey, InclusionProof, MAX_BLOCK, Problem, Verification,
+    verify_export,
+};
+use activity_core::seal::{
+    ChainStart, Hash, canonical_entry, canonical_json, check_block, check_chain, inclusion_path,
+    leaf_hash, merkle_root, tenant_key,
+};
+use activity_core::{ActivityEntry, ActivityError};
+use chrono::{DateTime, SubsecRound, Utc};
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionSession, TransactionTrait,
+};
+
+use crate::config::ActivityConfig;
+use crate::errors::Error;
+use crate::ops::erasure::Pseudonymizer;
+use crate::schema::seal::activity_block;
+use crate::schema::table::activity_log::{Column, Entity, Model};
+
+/// Entries read per query while sealing or verifying.
+const PAGE: u64 = 5_000;
+
+/// Seals committed entries into signed blocks; see the [module docs](self).
+#[derive(Clone)]
+pub struct Sealer {
+    key: SigningKey,
+    grace: Duration,
+    block: usize,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("key", &activity_core::seal::key_id(&self.key.verifying_key()))
+            .field("grace", &self.grace)
+            .field("block", &self.block)
+            .finish()
+    }
+}
+
+/// What one [`Sealer::seal`] round did.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct SealReport {
+    /// The blocks made, in the order they were stored: publish these.
+    pub checkpoints: Vec<Checkpoint>,
+    /// Entries sealed.
+    pub entries: u64,
+}
+
+impl Sealer {
+    /// A sealer signing with `key` (the application's; keep it out of the database), a grace
+    /// of 60 seconds and blocks of [`MAX_BLOCK`] entries.
+    pub fn new(key: SigningKey) -> Self {
+        Sealer {
+            key,
+            grace: Duration::from_secs(60),
+            block: MAX_BLOCK,
+        }
+    }
+
+    /// Seal only entries older than `grace` (see the [module docs](self)).
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// At most `entries` per block (1 to [`MAX_BLOCK`]).
+    pub fn with_block_size(mut self, entries: usize) -> Self {
+        self.block = entries.clamp(1, MAX_BLOCK);
+        self
+    }
+
+    /// The public key that checks this sealer's checkpoints.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// One round: seal every entry committed since the last round's horizon and older than
+    /// the grace, each tenant's into new blocks chained to its last, in one transaction.
+    /// Needs the erasure key ([`Pseudonymizer`]).
+    pub async fn seal<C>(&self, db: &C) -> Result<SealReport, Error>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let aliases = Aliases::new(Pseudonymizer::current()?);
+        let mut scopes: Vec<String> = ActivityConfig::with_current(|c| c.user_scopes().to_vec());
+        scopes.sort();
+        scopes.dedup();
+        let grace = chrono::Duration::from_std(self.grace).unwrap_or(chrono::Duration::MAX);
+        let horizon = crate::write::before::now()
+            .checked_sub_signed(grace)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+            .trunc_subsecs(6);
+        let txn = db.begin().await?;
+        let cursor = horizon_of(&txn).await?;
+        if cursor.is_some_and(|c| c >= horizon) {
+            txn.commit().await?;
+            return Ok(SealReport::default());
+        }
+        let mut round = Round {
+            sealer: self,
+            aliases,
+            scopes,
+            horizon,
+            pending: HashMap::new(),
+            last: HashMap::new(),
+            report: SealReport::default(),
+            rows: Vec::new(),
+        };
+        let mut after: Option<(DateTime<Utc>, uuid::Uuid)> = None;
+        loop {
+            let mut cond = Condition::all().add(Column::CreatedAt.lte(horizon));
+            if let Some(c) = cursor {
+                cond = cond.add(Column::CreatedAt.gt(c));
+            }
+            let rows = page(&txn, cond, after).await?;
+            let full = rows.len() as u64 == PAGE;
+            if let Some(last) = rows.last() {
+                after = Some((last.created_at, last.id));
+            }
+            for row in rows {
+                round.add(&txn, row).await?;
+            }
+            round.store(&txn).await?;
+            if !full {
+                break;
+            }
+        }
+        let tenants: Vec<String> = round.pending.keys().cloned().collect();
+        for tenant in tenants {
+            round.close(&txn, &tenant).await?;
+        }
+        round.store(&txn).await?;
+        txn.commit().await?;
+        tracing::debug!(
+            blocks = round.report.checkpoints.len(),
+            entries = round.report.entries,
+            horizon = %horizon,
+            "sealed"
+        );
+        Ok(round.report)
+    }
+
+    /// Seal a round every `every` until `stop` resolves, handing each round's checkpoints to
+    /// `publish` (e.g. to the stream) after they are stored. A failed round is logged and
+    /// retried at the next tick.
+    pub async fn run<C, F, P>(&self, db: &C, every: Duration, stop: F, mut publish: P)
+    where
+        C: ConnectionTrait + TransactionTrait,
+        F: std::future::Future<Output = ()>,
+        P: FnMut(Vec<Checkpoint>),
+    {
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            match self.seal(db).await {
+                Ok(report) if !report.checkpoints.is_empty() => publish(report.checkpoints),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "sealing round failed; retrying"),
+            }
+            if tokio::time::timeout(every, &mut stop).await.is_ok() {
+                return;
+            }
+        }
+    }
+}
+
+/// Pseudonyms of one round, each value's computed once.
+struct Aliases {
+    with: Pseudonymizer,
+    seen: HashMap<String, String>,
+}
+
+impl Aliases {
+    fn new(with: Pseudonymizer) -> Self {
+        Aliases {
+            with,
+            seen: HashMap::new(),
+        }
+    }
+
+    fn canonical(&mut self, entry: &ActivityEntry, scopes: &[String]) -> serde_json::Value {
+        let Aliases { with, seen } = self;
+        canonical_entry(entry, scopes, &mut |v: &str| {
+            if let Some(a) = seen.get(v) {
+                return a.clone();
+            }
+            let a = with.alias(v);
+            if seen.len() < 100_000 {
+                seen.insert(v.to_owned(), a.clone());
+            }
+            a
+        })
+    }
+
+    fn leaf(&mut self, entry: &ActivityEntry, scopes: &[String]) -> Hash {
+        leaf_hash(&canonical_json(&self.canonical(entry, scopes)))
+    }
+}
+
+/// One sealing round's state.
+struct Round<'a> {
+    sealer: &'a Sealer,
+    aliases: Aliases,
+    scopes: Vec<String>,
+    horizon: DateTime<Utc>,
+    /// Per tenant, the entries not yet in a block.
+    pending: HashMap<String, Vec<(EntryKey, Hash)>>,
+    /// Per tenant, its newest block (looked up once).
+    last: HashMap<String, Option<BlockHeader>>,
+    report: SealReport,
+    rows: Vec<activity_block::ActiveModel>,
+}
+
+impl Round<'_> {
+    async fn add<C: ConnectionTrait>(&mut self, txn: &C, row: Model) -> Result<(), Error> {
+        let entry = ActivityEntry::from(row);
+        let tenant = tenant_key(entry.organization_id.as_deref(), entry.team_id.as_deref());
+        let leaf = self.aliases.leaf(&entry, &self.scopes);
+        let key = EntryKey {
+            created_at: entry.created_at,
+            id: entry.id,
+        };
+        let pending = self.pending.entry(tenant.clone()).or_default();
+        pending.push((key, leaf));
+        if pending.len() >= self.sealer.block {
+            self.close(txn, &tenant).await?;
+        }
+        Ok(())
+    }
+
+    /// Make a block of `tenant`'s pending entries.
+    async fn close<C: ConnectionTrait>(&mut self, txn: &C, tenant: &str) -> Result<(), Error> {
+        let Some(entries) = self.pending.remove(tenant) else {
+            return Ok(());
+        };
+        let Some((last_key, _)) = entries.last() else {
+            return Ok(());
+        };
+        if !self.last.contains_key(tenant) {
+            let found = last_block(txn, tenant).await?;
+            self.last.insert(tenant.to_owned(), found);
+        }
+        let prev = self.last.get(tenant).and_then(Option::as_ref);
+        let leaves: Vec<Hash> = entries.iter().map(|(_, l)| *l).collect();
+        let header = BlockHeader::new(
+            tenant.to_owned(),
+            prev,
+            last_key.clone(),
+            leaves.len() as u64,
+            merkle_root(&leaves),
+            self.horizon,
+            self.scopes.clone(),
+            &self.sealer.key.verifying_key(),
+        );
+        let checkpoint = Checkpoint::sign(header.clone(), &self.sealer.key);
+        self.rows.push(activity_block::ActiveModel {
+            tenant: Set(tenant.to_owned()),
+            seq: Set(i64::try_from(header.seq).unwrap_or(i64::MAX)),
+            last_at: Set(header.last.created_at),
+            sealed_through: Set(self.horizon),
+            checkpoint: Set(serde_json::to_string(&checkpoint)?),
+        });
+        self.report.entries += header.entries;
+        self.report.checkpoints.push(checkpoint);
+        self.last.insert(tenant.to_owned(), Some(header));
+        Ok(())
+    }
+
+    async fn store<C: ConnectionTrait>(&mut self, txn: &C) -> Result<(), Error> {
+        for chunk in std::mem::take(&mut self.rows).chunks(200) {
+            activity_block::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(txn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The newest horizon any block was sealed through.
+async fn horizon_of<C: ConnectionTrait>(db: &C) -> Result<Option<DateTime<Utc>>, Error> {
+    let newest: Option<Option<DateTime<Utc>>> = activity_block::Entity::find()
+        .select_only()
+        .column_as(
+            Expr::col(activity_block::Column::SealedThrough).max(),
+            "newest",
+        )
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(newest.flatten())
+}
+
+fn parse(row: &activity_block::Model) -> Result<Checkpoint, Error> {
+    serde_json::from_str(&row.checkpoint).map_err(|e| {
+        Error::Activity(ActivityError::Integrity(format!(
+            "block {} of tenant {:?} is not a checkpoint: {e}",
+            row.seq, row.tenant
+        )))
+    })
+}
+
+async fn last_block<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+) -> Result<Option<BlockHeader>, Error> {
+    let row = activity_block::Entity::find()
+        .filter(activity_block::Column::Tenant.eq(tenant))
+        .order_by_desc(activity_block::Column::Seq)
+        .one(db)
+        .await?;
+    row.map(|r| parse(&r).map(|c| c.header)).transpose()
+}
+
+/// A tenant's stored checkpoints, by `seq`.
+pub async fn checkpoints<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+) -> Result<Vec<Checkpoint>, Error> {
+    let rows = activity_block::Entity::find()
+        .filter(activity_block::Column::Tenant.eq(tenant))
+        .order_by_asc(activity_block::Column::Seq)
+        .all(db)
+        .await?;
+    rows.iter().map(parse).collect()
+}
+
+/// Every tenant that has a block.
+pub async fn tenants<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, Error> {
+    Ok(activity_block::Entity::find()
+        .select_only()
+        .column(activity_block::Column::Tenant)
+        .distinct()
+        .order_by_asc(activity_block::Column::Tenant)
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+/// The entries of `tenant` (a [`tenant_key`]).
+fn of_tenant(tenant: &str) -> Condition {
+    if let Some(org) = tenant.strip_prefix("o:") {
+        Condition::all().add(Column::OrganizationId.eq(org))
+    } else if let Some(team) = tenant.strip_prefix("t:") {
+        Condition::all()
+            .add(Column::OrganizationId.is_null())
+            .add(Column::TeamId.eq(team))
+    } else {
+        Condition::all()
+            .add(Column::OrganizationId.is_null())
+            .add(Column::TeamId.is_null())
+    }
+}
+
+/// Entries strictly after `key`.
+fn after_key(key: &EntryKey) -> Condition {
+    Condition::any()
+        .add(Column::CreatedAt.gt(key.created_at))
+        .add(
+            Condition::all()
+                .add(Column::CreatedAt.eq(key.created_at))
+                .add(Column::Id.gt(key.id)),
+        )
+}
+
+/// Entries up to and including `key`.
+fn through_key(key: &EntryKey) -> Condition {
+    Condition::any()
+        .add(Column::CreatedAt.lt(key.created_at))
+        .add(
+            Condition::all()
+                .add(Column::CreatedAt.eq(key.created_at))
+                .add(Column::Id.lte(key.id)),
+        )
+}
+
+async fn page<C: ConnectionTrait>(
+    db: &C,
+    cond: Condition,
+    after: Option<(DateTime<Utc>, uuid::Uuid)>,
+) -> Result<Vec<Model>, Error> {
+    let mut cond = cond;
+    if let Some((created_at, id)) = after {
+        cond = cond.add(after_key(&EntryKey { created_at, id }));
+    }
+    Ok(Entity::find()
+        .filter(cond)
+        .order_by_asc(Column::CreatedAt)
+        .order_by_asc(Column::Id)
+        .limit(PAGE)
+        .all(db)
+        .await?)
+}
+
+/// Every entry of `tenant` in `(after, through]` (either end open when `None`), in key order,
+/// read a page at a time and handed to `each`.
+async fn walk<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    after: Option<&EntryKey>,
+    through: Option<&EntryKey>,
+    mut each: impl FnMut(ActivityEntry) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut cond = of_tenant(tenant);
+    if let Some(a) = after {
+        cond = cond.add(after_key(a));
+    }
+    if let Some(t) = through {
+        cond = cond.add(through_key(t));
+    }
+    let mut at: Option<(DateTime<Utc>, uuid::Uuid)> = None;
+    loop {
+        let rows = page(db, cond.clone(), at).await?;
+        let full = rows.len() as u64 == PAGE;
+        if let Some(last) = rows.last() {
+            at = Some((last.created_at, last.id));
+        }
+        for row in rows {
+            each(ActivityEntry::from(row))?;
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+fn in_range(range: &impl RangeBounds<DateTime<Utc>>, at: Option<&DateTime<Utc>>) -> bool {
+    let Some(at) = at else {
+        return matches!(range.start_bound(), Bound::Unbounded);
+    };
+    range.contains(at)
+}
+
+/// Check `tenant`'s sealed history over `range` (of entry times) with `key`: the whole chain
+/// of its blocks (signatures, order, links), then every block whose window lies in `range`
+/// against the entries stored in it now, then the entries after its last block that a newer
+/// horizon has passed. Needs the erasure key. Use `..` for everything; an archived and dropped
+/// stretch is left out by starting `range` after it.
+pub async fn verify<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    range: impl RangeBounds<DateTime<Utc>>,
+    key: &VerifyingKey,
+) -> Result<Verification, Error> {
+    verify_trusting(db, tenant, range, key, &[]).await
+}
+
+/// [`verify`], and check that the database still holds each of `trusted` — checkpoints kept
+/// outside it, e.g. read back from the stream — exactly ([`Problem::Truncated`] if not).
+pub async fn verify_trusting<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    range: impl RangeBounds<DateTime<Utc>>,
+    key: &VerifyingKey,
+    trusted: &[Checkpoint],
+) -> Result<Verification, Error> {
+    let mut aliases = Aliases::new(Pseudonymizer::current()?);
+    let chain = checkpoints(db, tenant).await?;
+    let mut out = Verification::default();
+    check_chain(&chain, None, ChainStart::First, key, &mut out);
+    for t in trusted.iter().filter(|t| t.header.tenant == tenant) {
+        if !chain.iter().any(|c| c == t) {
+            out.problems.push(Problem::Truncated {
+                tenant: tenant.to_owned(),
+                seq: t.header.seq,
+            });
+        }
+    }
+    for cp in &chain {
+        let h = &cp.header;
+        if !(in_range(&range, h.after.as_ref().map(|a| &a.created_at))
+            && range.contains(&h.last.created_at))
+        {
+            continue;
+        }
+        let mut leaves = Vec::with_capacity(h.entries as usize);
+        walk(db, tenant, h.after.as_ref(), Some(&h.last), |e| {
+            leaves.push(aliases.leaf(&e, &h.user_scopes));
+            Ok(())
+        })
+        .await?;
+        check_block(h, &leaves, &mut out);
+    }
+    let horizon = horizon_of(db).await?;
+    if let Some(horizon) = horizon {
+        let last = chain.last().map(|c| &c.header.last);
+        let mut found = Vec::new();
+        walk(db, tenant, last, None, |e| {
+            if e.created_at <= horizon && range.contains(&e.created_at) {
+                found.push(Problem::Unsealed {
+                    tenant: tenant.to_owned(),
+                    id: e.id,
+                    created_at: e.created_at,
+                });
+            }
+            Ok(())
+        })
+        .await?;
+        out.problems.extend(found);
+    }
+    Ok(out)
+}
+
+/// An entry in canonical form (what its hash covers: personal fields as pseudonyms) with the
+/// proof that it is in a signed block.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Proven {
+    /// The entry's canonical form.
+    pub entry: serde_json::Value,
+    /// Its inclusion proof.
+    pub proof: InclusionProof,
+}
+
+/// The inclusion proof of entry `id`: `None` when no such entry exists or it is not sealed
+/// yet. Needs the erasure key.
+pub async fn prove<C: ConnectionTrait>(db: &C, id: uuid::Uuid) -> Result<Option<Proven>, Error> {
+    let Some(row) = Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    let mut aliases = Aliases::new(Pseudonymizer::current()?);
+    let entry = ActivityEntry::from(row);
+    let tenant = tenant_key(entry.organization_id.as_deref(), entry.team_id.as_deref());
+    let key = EntryKey {
+        created_at: entry.created_at,
+        id: entry.id,
+    };
+    let candidates = activity_block::Entity::find()
+        .filter(activity_block::Column::Tenant.eq(tenant.as_str()))
+        .filter(activity_block::Column::LastAt.gte(entry.created_at))
+        .order_by_asc(activity_block::Column::Seq)
+        .limit(2)
+        .all(db)
+        .await?;
+    let mut block = None;
+    for row in &candidates {
+        let cp = parse(row)?;
+        if cp.header.covers(&key) {
+            block = Some(cp);
+            break;
+        }
+    }
+    let Some(checkpoint) = block else {
+        return Ok(None);
+    };
+    let h = &checkpoint.header;
+    let mut leaves = Vec::with_capacity(h.entries as usize);
+    let mut index = None;
+    walk(db, &tenant, h.after.as_ref(), Some(&h.last), |e| {
+        if e.id == id {
+            index = Some(leaves.len());
+        }
+        leaves.push(aliases.leaf(&e, &h.user_scopes));
+        Ok(())
+    })
+    .await?;
+    let Some(index) = index else {
+        return Ok(None);
+    };
+    let path = inclusion_path(&leaves, index)
+        .iter()
+        .map(hex::encode)
+        .collect();
+    let canonical = aliases.canonical(&entry, &h.user_scopes);
+    Ok(Some(Proven {
+        entry: canonical,
+        proof: InclusionProof {
+            index: index as u64,
+            path,
+            checkpoint,
+        },
+    }))
+}
+
+/// What [`export_sealed`] wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SealedExport {
+    /// Blocks (checkpoint lines).
+    pub blocks: u64,
+    /// Entries (canonical lines).
+    pub entries: u64,
+}
+
+/// Write `tenant`'s sealed entries over `range` for an auditor: to `entries`, one canonical
+/// entry per line (personal fields as pseudonyms), every entry of each whole block whose window
+/// lies in `range`; to `checkpoints`, those blocks' checkpoints. The `activity-verify` binary
+/// checks the pair with the public key alone. Needs the erasure key.
+pub async fn export_sealed<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    range: impl RangeBounds<DateTime<Utc>>,
+    entries: &mut impl std::io::Write,
+    checkpoints_out: &mut impl std::io::Write,
+) -> Result<SealedExport, Error> {
+    let mut aliases = Aliases::new(Pseudonymizer::current()?);
+    let mut done = SealedExport::default();
+    for cp in checkpoints(db, tenant).await? {
+        let h = &cp.header;
+        if !(in_range(&range, h.after.as_ref().map(|a| &a.created_at))
+            && range.contains(&h.last.created_at))
+        {
+            continue;
+        }
+        walk(db, tenant, h.after.as_ref(), Some(&h.last), |e| {
+            let line = canonical_json(&aliases.canonical(&e, &h.user_scopes));
+            entries.write_all(&line)?;
+            entries.write_all(b"\n")?;
+            done.entries += 1;
+            Ok(())
+        })
+        .await?;
+        serde_json::to_writer(&mut *checkpoints_out, &cp)?;
+        checkpoints_out.write_all(b"\n")?;
+        done.blocks += 1;
+    }
+    entries.flush()?;
+    checkpoints_out.flush()?;
+    Ok(done)
+}

@@ -1,0 +1,434 @@
+//! Sealed history on every backend: a sealed log verifies; altering one value, deleting one
+//! entry, inserting a forged one, deleting the newest entries (with their blocks) and
+//! recomputing every hash without the signing key are each detected, by `verify` and by the
+//! offline check of an export; erasing a user leaves every block and proof valid.
+
+use activity_seaorm::ops::erasure::anonymize_user;
+use activity_seaorm::ops::seal::{
+    self, Checkpoint, Problem, Sealer, SigningKey, VerifyingKey, export_sealed, prove, verify,
+    verify_export, verify_trusting,
+};
+use activity_seaorm::prelude::*;
+use activity_seaorm::{ActivityEntry, activity_log};
+use activity_tests::{TestDb, backend_tests};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
+
+const KEY: &[u8; 32] = b"erasure test key: 32 bytes long!";
+const ACME: &str = "o:acme";
+
+fn config() -> ActivityConfig {
+    ActivityConfig::new()
+        .with_erasure_key(KEY)
+        .with_user_scopes(["User"])
+}
+
+fn signing() -> SigningKey {
+    SigningKey::from_bytes(&[7u8; 32])
+}
+
+fn at(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap() + Duration::minutes(minute)
+}
+
+/// 30 entries of organization `acme` by alice and bob (with address and browser), some about
+/// the user alice herself; three of team `5`; two of no tenant.
+async fn seed(t: &TestDb) -> Vec<ActivityEntry> {
+    let mut written = Vec::new();
+    for i in 0..35i64 {
+        let mut e = if i % 7 == 3 {
+            ActivityEntry::new("User", "updated")
+                .with_item_id("alice")
+                .with_name("Alice Liddell")
+        } else {
+            ActivityEntry::new("FeatureFlag", "updated")
+                .with_item_id(format!("flag-{i}"))
+                .with_name(format!("flag {i}"))
+        }
+        .forced();
+        e.detail.changes.push(Change::new(
+            "FeatureFlag",
+            ChangeAction::Changed,
+            Some("enabled"),
+            serde_json::json!(i % 2 == 0),
+            serde_json::json!(i % 2 == 1),
+        ));
+        if i % 7 == 3 {
+            e.detail.changes.push(Change::new(
+                "User",
+                ChangeAction::Changed,
+                Some("display_name"),
+                serde_json::json!("Alice Liddell"),
+                serde_json::json!("Alice L."),
+            ));
+        }
+        e.created_at = at(i);
+        match i {
+            30..=32 => e.team_id = Some("5".into()),
+            33.. => {}
+            _ => e.organization_id = Some("acme".into()),
+        }
+        let (user, name) = if i % 3 == 0 {
+            ("bob", "Bob")
+        } else {
+            ("alice", "Alice Liddell")
+        };
+        e.user_id = Some(user.into());
+        e.user_name = Some(name.into());
+        e.is_system = false;
+        e.ip_address = Some(format!("10.1.0.{i}"));
+        e.user_agent = Some(format!("Browser/{i}"));
+        written.push(e.clone());
+        log_activity(&t.db, e).await.unwrap();
+    }
+    written
+}
+
+async fn verify_all(t: &TestDb, key: &VerifyingKey) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for tenant in [ACME, "t:5", ""] {
+        let report = verify(&t.db, tenant, .., key).await.unwrap();
+        problems.extend(report.problems);
+    }
+    problems
+}
+
+/// The export of `tenant` and its checkpoints, checked offline.
+async fn offline(t: &TestDb, tenant: &str, key: &VerifyingKey) -> Vec<Problem> {
+    let (mut entries, mut checkpoints) = (Vec::new(), Vec::new());
+    export_sealed(&t.db, tenant, .., &mut entries, &mut checkpoints)
+        .await
+        .unwrap();
+    offline_lines(&entries, &checkpoints, key)
+}
+
+fn offline_lines(entries: &[u8], checkpoints: &[u8], key: &VerifyingKey) -> Vec<Problem> {
+    let entries = String::from_utf8(entries.to_vec()).unwrap();
+    let checkpoints = String::from_utf8(checkpoints.to_vec()).unwrap();
+    let entries = entries
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect::<Vec<serde_json::Value>>();
+    let checkpoints = checkpoints
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect::<Vec<Checkpoint>>();
+    verify_export(entries, &checkpoints, key).unwrap().problems
+}
+
+fn is_mismatch(problems: &[Problem], tenant: &str) -> bool {
+    problems
+        .iter()
+        .any(|p| matches!(p, Problem::Mismatch { tenant: t, .. } if t == tenant))
+}
+
+async fn sealed(t: &TestDb) -> (Vec<ActivityEntry>, Vec<Checkpoint>) {
+    let written = seed(t).await;
+    let sealer = Sealer::new(signing())
+        .with_grace(std::time::Duration::ZERO)
+        .with_block_size(8);
+    let report = sealer.seal(&t.db).await.unwrap();
+    assert_eq!(report.entries, 35);
+    // acme: 30 entries in blocks of 8 (8, 8, 8, 6); team 5: 3; no tenant: 2.
+    let mut per_tenant = std::collections::BTreeMap::<String, Vec<u64>>::new();
+    for cp in &report.checkpoints {
+        per_tenant
+            .entry(cp.header.tenant.clone())
+            .or_default()
+            .push(cp.header.entries);
+    }
+    assert_eq!(per_tenant[ACME], [8, 8, 8, 6]);
+    assert_eq!(per_tenant["t:5"], [3]);
+    assert_eq!(per_tenant[""], [2]);
+    // A second round finds nothing new.
+    let again = sealer.seal(&t.db).await.unwrap();
+    assert!(again.checkpoints.is_empty(), "{again:?}");
+    (written, report.checkpoints)
+}
+
+async fn a_sealed_log_verifies_and_proves_each_entry(t: &TestDb) {
+    config()
+        .scope(async {
+            let (written, _) = sealed(t).await;
+            let key = signing().verifying_key();
+            assert_eq!(verify_all(t, &key).await, []);
+            let report = verify(&t.db, ACME, .., &key).await.unwrap();
+            assert_eq!((report.blocks, report.entries), (4, 30));
+            for tenant in [ACME, "t:5", ""] {
+                assert_eq!(offline(t, tenant, &key).await, [], "{tenant}");
+            }
+            // Every entry has a proof under 1 KiB that checks with the public key alone, and
+            // the canonical entry it proves names nobody.
+            let mut largest = 0;
+            for e in &written {
+                let proven = prove(&t.db, e.id).await.unwrap().expect("sealed");
+                proven.proof.verify(&proven.entry, &key).unwrap();
+                largest = largest.max(proven.proof.encoded_len());
+                let text = proven.entry.to_string();
+                for personal in ["alice", "Alice", "bob", "Bob", "10.1.0.", "Browser/"] {
+                    assert!(!text.contains(personal), "{personal} in {text}");
+                }
+                let mut forged = proven.entry.clone();
+                forged["activity"] = "deleted".into();
+                assert!(proven.proof.verify(&forged, &key).is_err());
+                let other = SigningKey::from_bytes(&[8u8; 32]).verifying_key();
+                assert!(proven.proof.verify(&proven.entry, &other).is_err());
+            }
+            assert!(largest <= 1024, "largest proof {largest} bytes");
+            assert!(prove(&t.db, uuid::Uuid::now_v7()).await.unwrap().is_none());
+        })
+        .await;
+}
+
+async fn erasure_keeps_every_block_valid(t: &TestDb) {
+    config()
+        .scope(async {
+            let (written, trusted) = sealed(t).await;
+            let key = signing().verifying_key();
+            let before = prove(&t.db, written[3].id).await.unwrap().unwrap();
+            let n = anonymize_user(&t.db, "alice").await.unwrap();
+            assert!(n > 10, "{n}");
+            let dump = t.dump().await;
+            for personal in ["alice", "Alice Liddell", "10.1.0.1\"", "Browser/1\""] {
+                assert!(!dump.contains(personal), "{personal} left: {dump}");
+            }
+            assert_eq!(verify_all(t, &key).await, []);
+            for tenant in [ACME, "t:5", ""] {
+                let report = verify_trusting(&t.db, tenant, .., &key, &trusted)
+                    .await
+                    .unwrap();
+                assert_eq!(report.problems, [], "{tenant}");
+                assert_eq!(offline(t, tenant, &key).await, [], "{tenant}");
+            }
+            // The proof made before the erasure still holds, for the same canonical entry.
+            let after = prove(&t.db, written[3].id).await.unwrap().unwrap();
+            assert_eq!(after.entry, before.entry);
+            before.proof.verify(&after.entry, &key).unwrap();
+            // The erasure's own record is sealed by the next round like any entry.
+            Sealer::new(signing())
+                .with_grace(std::time::Duration::ZERO)
+                .seal(&t.db)
+                .await
+                .unwrap();
+            assert_eq!(verify_all(t, &key).await, []);
+        })
+        .await;
+}
+
+async fn every_tampering_is_detected(t: &TestDb) {
+    config()
+        .scope(async {
+            let (written, trusted) = sealed(t).await;
+            let key = signing().verifying_key();
+            let row = |id| async move {
+                activity_log::Entity::find_by_id(id)
+                    .one(&t.db)
+                    .await
+                    .unwrap()
+                    .unwrap()
+            };
+
+            // Altering one value (the browser of an entry, before any erasure).
+            let victim = row(written[5].id).await;
+            let mut am = victim.clone().into_active_model();
+            am.user_agent = Set(Some("Browser/evil".into()));
+            am.update(&t.db).await.unwrap();
+            let problems = verify_all(t, &key).await;
+            assert!(is_mismatch(&problems, ACME), "{problems:?}");
+            assert!(is_mismatch(&offline(t, ACME, &key).await, ACME));
+            let mut am = victim.clone().into_active_model();
+            am.user_agent = Set(victim.user_agent.clone());
+            am.update(&t.db).await.unwrap();
+            assert_eq!(verify_all(t, &key).await, [], "restored");
+
+            // Deleting one entry.
+            let gone = row(written[12].id).await;
+            activity_log::Entity::delete_by_id(gone.id)
+                .exec(&t.db)
+                .await
+                .unwrap();
+            let problems = verify_all(t, &key).await;
+            assert!(
+                problems.contains(&Problem::Mismatch {
+                    tenant: ACME.into(),
+                    seq: 2,
+                    sealed: 8,
+                    found: 7
+                }),
+                "{problems:?}"
+            );
+            assert!(is_mismatch(&offline(t, ACME, &key).await, ACME));
+            activity_log::Entity::insert(gone.clone().into_active_model())
+                .exec_without_returning(&t.db)
+                .await
+                .unwrap();
+            assert_eq!(verify_all(t, &key).await, [], "restored");
+
+            // A forged entry inside a sealed window, and one after the last block of its
+            // tenant but before the horizon.
+            let mut forged = row(written[20].id).await;
+            forged.id = uuid::Uuid::now_v7();
+            forged.created_at = at(20) + Duration::seconds(1);
+            activity_log::Entity::insert(forged.clone().into_active_model())
+                .exec_without_returning(&t.db)
+                .await
+                .unwrap();
+            let problems = verify_all(t, &key).await;
+            assert!(is_mismatch(&problems, ACME), "{problems:?}");
+            activity_log::Entity::delete_by_id(forged.id)
+                .exec(&t.db)
+                .await
+                .unwrap();
+            let mut late = row(written[31].id).await;
+            late.id = uuid::Uuid::now_v7();
+            late.created_at = at(32) + Duration::seconds(30);
+            activity_log::Entity::insert(late.clone().into_active_model())
+                .exec_without_returning(&t.db)
+                .await
+                .unwrap();
+            let problems = verify(&t.db, "t:5", .., &key).await.unwrap().problems;
+            assert_eq!(
+                problems,
+                [Problem::Unsealed {
+                    tenant: "t:5".into(),
+                    id: late.id,
+                    created_at: late.created_at
+                }]
+            );
+            activity_log::Entity::delete_by_id(late.id)
+                .exec(&t.db)
+                .await
+                .unwrap();
+            assert_eq!(verify_all(t, &key).await, [], "restored");
+
+            // Recomputing every stored hash without the signing key: alter an entry, then
+            // re-seal the whole history with another key (blocks, roots, chain all
+            // consistent).
+            let victim = row(written[1].id).await;
+            let mut am = victim.clone().into_active_model();
+            am.activity = Set("deleted".into());
+            am.update(&t.db).await.unwrap();
+            let saved = seal_rows(t).await;
+            activity_seaorm::schema::seal::activity_block::Entity::delete_many()
+                .exec(&t.db)
+                .await
+                .unwrap();
+            Sealer::new(SigningKey::from_bytes(&[9u8; 32]))
+                .with_grace(std::time::Duration::ZERO)
+                .with_block_size(8)
+                .seal(&t.db)
+                .await
+                .unwrap();
+            let problems = verify_all(t, &key).await;
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| matches!(p, Problem::BadSignature { .. })),
+                "{problems:?}"
+            );
+            assert!(
+                offline(t, ACME, &key)
+                    .await
+                    .iter()
+                    .any(|p| matches!(p, Problem::BadSignature { .. }))
+            );
+            restore_seal_rows(t, saved).await;
+            let mut am = victim.clone().into_active_model();
+            am.activity = Set(victim.activity.clone());
+            am.update(&t.db).await.unwrap();
+            assert_eq!(verify_all(t, &key).await, [], "restored");
+
+            // Deleting the newest entries: seen by their block; deleting their block too is
+            // seen against a checkpoint kept outside the database.
+            let newest: Vec<_> = written[24..30].iter().map(|e| e.id).collect();
+            activity_log::Entity::delete_many()
+                .filter(activity_log::Column::Id.is_in(newest.clone()))
+                .exec(&t.db)
+                .await
+                .unwrap();
+            let problems = verify(&t.db, ACME, .., &key).await.unwrap().problems;
+            assert!(
+                problems.contains(&Problem::Mismatch {
+                    tenant: ACME.into(),
+                    seq: 4,
+                    sealed: 6,
+                    found: 0
+                }),
+                "{problems:?}"
+            );
+            activity_seaorm::schema::seal::activity_block::Entity::delete_many()
+                .filter(activity_seaorm::schema::seal::activity_block::Column::Tenant.eq(ACME))
+                .filter(activity_seaorm::schema::seal::activity_block::Column::Seq.eq(4))
+                .exec(&t.db)
+                .await
+                .unwrap();
+            let report = verify_trusting(&t.db, ACME, .., &key, &trusted)
+                .await
+                .unwrap();
+            assert_eq!(
+                report.problems,
+                [Problem::Truncated {
+                    tenant: ACME.into(),
+                    seq: 4
+                }]
+            );
+            // Offline: the trusted checkpoints say what the export must hold.
+            let (mut entries, mut ignored) = (Vec::new(), Vec::new());
+            export_sealed(&t.db, ACME, .., &mut entries, &mut ignored)
+                .await
+                .unwrap();
+            let mut kept = Vec::new();
+            for cp in trusted.iter().filter(|c| c.header.tenant == ACME) {
+                serde_json::to_writer(&mut kept, cp).unwrap();
+                kept.push(b'\n');
+            }
+            let problems = offline_lines(&entries, &kept, &key);
+            assert!(
+                problems.contains(&Problem::Mismatch {
+                    tenant: ACME.into(),
+                    seq: 4,
+                    sealed: 6,
+                    found: 0
+                }),
+                "{problems:?}"
+            );
+        })
+        .await;
+}
+
+async fn seal_rows(t: &TestDb) -> Vec<seal_row::Model> {
+    seal_row::Entity::find().all(&t.db).await.unwrap()
+}
+
+async fn restore_seal_rows(t: &TestDb, rows: Vec<seal_row::Model>) {
+    seal_row::Entity::delete_many().exec(&t.db).await.unwrap();
+    for row in rows {
+        seal_row::Entity::insert(row.into_active_model())
+            .exec_without_returning(&t.db)
+            .await
+            .unwrap();
+    }
+}
+
+use activity_seaorm::schema::seal::activity_block as seal_row;
+
+/// The sealer's horizon and tenants read back as stored.
+async fn tenants_are_listed(t: &TestDb) {
+    config()
+        .scope(async {
+            sealed(t).await;
+            assert_eq!(
+                seal::tenants(&t.db).await.unwrap(),
+                ["", "o:acme", "t:5"]
+            );
+            assert_eq!(seal::checkpoints(&t.db, ACME).await.unwrap().len(), 4);
+        })
+        .await;
+}
+
+backend_tests!(
+    a_sealed_log_verifies_and_proves_each_entry,
+    erasure_keeps_every_block_valid,
+    every_tampering_is_detected,
+    tenants_are_listed,
+);
