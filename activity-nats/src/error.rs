@@ -12,6 +12,9 @@ pub enum Error {
     /// The database failed (outbox rows, the notification store, a commit).
     #[error("activity stream: database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// The activity log refused an operation (e.g. reading sealed blocks).
+    #[error("activity stream: log: {0}")]
+    Log(#[from] activity_seaorm::Error),
     /// JetStream did not take or acknowledge a message.
     #[error("activity stream: publish: {0}")]
     Publish(#[source] BoxError),

@@ -24,6 +24,7 @@ pub mod erasure;
 mod error;
 pub mod notify;
 mod relay;
+pub mod seal;
 pub mod subject;
 
 pub use alerts::{StreamAlerts, UnsupportedRule};

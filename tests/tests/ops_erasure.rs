@@ -262,23 +262,40 @@ async fn erasure_touches_only_the_user(t: &TestDb) {
     let old = |label: &str| before[&seeded[label].id].0.clone();
     let a = Some(alias.clone());
 
+    // Every value the erasure may turn into its own pseudonym (names, addresses, browsers).
+    let values: Vec<String> = before
+        .values()
+        .flat_map(|(m, _)| [&m.user_name, &m.ip_address, &m.user_agent])
+        .flatten()
+        .cloned()
+        .chain(["Al".to_owned()])
+        .collect();
+    let aliases: BTreeMap<String, String> = ActivityConfig::scope(keyed(), async {
+        values
+            .iter()
+            .map(|v| (v.clone(), pseudonym(v).unwrap()))
+            .collect()
+    })
+    .await;
+    let own = |v: &Option<String>| v.as_ref().map(|v| aliases[v].clone());
     // Entries by user 1: actor columns only; the detail is another item's and stays exact.
-    // Their request's address and browser go too; its id and client stay.
+    // Their request's address and browser become their own pseudonyms (what the sealed
+    // history hashes); its id and client stay.
     let unlinked = |mut m: activity_log::Model| {
-        m.ip_address = None;
-        m.user_agent = None;
+        m.ip_address = own(&m.ip_address);
+        m.user_agent = own(&m.user_agent);
         m
     };
     for label in ["by_1", "by_1_t2", "about_11"] {
         let mut expect = unlinked(old(label));
         expect.user_id = a.clone();
-        expect.user_name = a.clone();
+        expect.user_name = own(&expect.user_name);
         assert_eq!(get(label), expect, "{label}");
         assert_eq!(after[&seeded[label].id].1, before[&seeded[label].id].1);
     }
     let mut expect = unlinked(old("1_by_11"));
     expect.user_id = a.clone();
-    expect.user_name = a.clone();
+    expect.user_name = own(&expect.user_name);
     assert_eq!(get("1_by_11"), expect, "impersonator 11 stays");
     let mut expect = unlinked(old("21_as_1"));
     expect.impersonated_by = a.clone();
@@ -293,10 +310,11 @@ async fn erasure_touches_only_the_user(t: &TestDb) {
         about, expect,
         "only item_id and detail change, actor 11 stays"
     );
-    assert_eq!(about.detail["name"], json!(alias));
+    let al = &aliases["Al"];
+    assert_eq!(about.detail["name"], json!(al), "a known name: its own pseudonym");
     let changes = about.detail["changes"].as_array().unwrap();
-    assert_eq!(changes[0]["after"], json!(alias), "name Al");
-    assert_eq!(changes[1]["before"], json!(alias), "display Al");
+    assert_eq!(changes[0]["after"], json!(al), "name Al");
+    assert_eq!(changes[1]["before"], json!(al), "display Al");
     assert_eq!(changes[1]["after"], json!("Al (ops)"), "no substrings");
     assert_eq!(changes[2]["before"], json!("11"), "manager 11 is not 1");
     assert_eq!(changes[2]["after"], json!("21"));
@@ -312,7 +330,7 @@ async fn erasure_touches_only_the_user(t: &TestDb) {
         let (o, o_text) = &before[&e.id];
         let mut expect = unlinked(o.clone());
         expect.user_id = a.clone();
-        expect.user_name = a.clone();
+        expect.user_name = own(&expect.user_name);
         assert_eq!(m, &expect);
         assert_eq!(text, o_text);
     }

@@ -9,7 +9,7 @@ use activity_seaorm::ops::seal::{
     verify_export, verify_trusting,
 };
 use activity_seaorm::prelude::*;
-use activity_seaorm::{ActivityEntry, activity_log};
+use activity_seaorm::{ActivityEntry, activity_log, log_activity};
 use activity_tests::{TestDb, backend_tests};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};

@@ -40,7 +40,7 @@ use std::time::Duration;
 
 pub use activity_core::seal::{
     BlockHeader, Checkpoint, EntryKey, InclusionProof, MAX_BLOCK, Problem, Verification,
-    verify_export,
+    is_pseudonym, verify_export,
 };
 use activity_core::seal::{
     ChainStart, Hash, canonical_entry, canonical_json, check_block, check_chain, inclusion_path,
