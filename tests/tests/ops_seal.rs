@@ -432,3 +432,69 @@ backend_tests!(
     every_tampering_is_detected,
     tenants_are_listed,
 );
+
+/// Checkpoints reach JetStream (a stream of their own), a failed publication is caught up
+/// later, and the stream's newest checkpoint is what shows the deletion of the newest entries
+/// together with their block.
+async fn checkpoints_leave_the_database(t: &TestDb) {
+    use activity_nats::seal::Checkpoints;
+    let s = activity_tests::nats::TestStream::new("seal").await;
+    let cps = Checkpoints::new(s.client.clone())
+        .with_stream(s.stream.clone(), s.prefix.clone());
+    cps.ensure_stream().await.unwrap();
+    config()
+        .scope(async {
+            // Sealed while the stream was not being published to.
+            let (written, stored) = sealed(t).await;
+            assert_eq!(cps.latest(ACME).await.unwrap(), None);
+            assert_eq!(cps.catch_up(&t.db).await.unwrap(), stored.len() as u64);
+            assert_eq!(cps.catch_up(&t.db).await.unwrap(), 0, "nothing left");
+            let newest = cps.latest(ACME).await.unwrap().unwrap();
+            assert_eq!(newest.header.seq, 4);
+            assert_eq!(
+                Some(&newest),
+                stored.iter().rfind(|c| c.header.tenant == ACME)
+            );
+            // More entries, sealed and published by the running loop.
+            // (Stamped now: an entry stamped behind the last round's horizon would be
+            // reported unsealed, as a forged one is.)
+            let mut e = written[0].clone();
+            e.id = uuid::Uuid::now_v7();
+            e.created_at = Utc::now();
+            let new_id = e.id;
+            log_activity(&t.db, e).await.unwrap();
+            let sealer = Sealer::new(signing()).with_grace(std::time::Duration::ZERO);
+            cps.run(&t.db, &sealer, std::time::Duration::from_millis(10), async {})
+                .await;
+            let newest = cps.latest(ACME).await.unwrap().unwrap();
+            assert_eq!((newest.header.seq, newest.header.entries), (5, 1));
+            // The newest entry and its block deleted: the database alone cannot tell, the
+            // stream's checkpoint does.
+            let key = signing().verifying_key();
+            activity_log::Entity::delete_many()
+                .filter(activity_log::Column::Id.eq(new_id))
+                .exec(&t.db)
+                .await
+                .unwrap();
+            seal_row::Entity::delete_many()
+                .filter(seal_row::Column::Seq.eq(5))
+                .exec(&t.db)
+                .await
+                .unwrap();
+            assert_eq!(verify(&t.db, ACME, .., &key).await.unwrap().problems, []);
+            let report = verify_trusting(&t.db, ACME, .., &key, &[newest])
+                .await
+                .unwrap();
+            assert_eq!(
+                report.problems,
+                [Problem::Truncated {
+                    tenant: ACME.into(),
+                    seq: 5
+                }]
+            );
+        })
+        .await;
+    s.delete().await;
+}
+
+activity_tests::nats_backend_tests!(db: checkpoints_leave_the_database);

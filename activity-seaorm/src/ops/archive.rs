@@ -176,6 +176,12 @@ pub struct ArchiveManifest {
     pub before: DateTime<Utc>,
     /// The query's filters, for the reader of the manifest.
     pub query: serde_json::Value,
+    /// The [sealed history](crate::ops::seal) this archive ends in: per tenant, the newest
+    /// checkpoint whose block ended before the cutoff. Once the archived entries are dropped,
+    /// the chain still runs through these (signed) blocks, and the archive's entries can be
+    /// checked against them offline. Empty when nothing is sealed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed: Vec<crate::ops::seal::Checkpoint>,
 }
 
 /// What [`archive_then_prune`] did.
@@ -623,6 +629,7 @@ async fn write_archive<C: ConnectionTrait>(
         last_created_at: read.last,
         before,
         query: query_json,
+        sealed: crate::ops::seal::ending_before(db, before).await?,
     };
     {
         let (manifest, manifest_path, dir) = (manifest.clone(), opts.manifest_path(), dir.clone());

@@ -381,6 +381,30 @@ pub async fn tenants<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, Error> {
         .await?)
 }
 
+/// Per tenant, the newest checkpoint whose block ends before `before` (what an archive of the
+/// entries before `before` ends in); none when the blocks table does not exist.
+pub(crate) async fn ending_before<C: ConnectionTrait>(
+    db: &C,
+    before: DateTime<Utc>,
+) -> Result<Vec<Checkpoint>, Error> {
+    if !crate::schema::named_table_exists(db, "activity_block").await? {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for tenant in tenants(db).await? {
+        let row = activity_block::Entity::find()
+            .filter(activity_block::Column::Tenant.eq(tenant.as_str()))
+            .filter(activity_block::Column::LastAt.lt(before))
+            .order_by_desc(activity_block::Column::Seq)
+            .one(db)
+            .await?;
+        if let Some(row) = row {
+            out.push(parse(&row)?);
+        }
+    }
+    Ok(out)
+}
+
 /// The entries of `tenant` (a [`tenant_key`]).
 fn of_tenant(tenant: &str) -> Condition {
     if let Some(org) = tenant.strip_prefix("o:") {

@@ -204,22 +204,30 @@ pub async fn create_detail_index<C: ConnectionTrait + sea_orm::TransactionTrait>
 
 /// Whether `activity_log` exists (in the current schema or database).
 pub(crate) async fn table_exists<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
+    named_table_exists(db, "activity_log").await
+}
+
+/// Whether the table `name` (one of the library's, a plain identifier) exists.
+pub(crate) async fn named_table_exists<C: ConnectionTrait>(
+    db: &C,
+    name: &str,
+) -> Result<bool, DbErr> {
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Sqlite => {
-            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'activity_log'"
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = $1"
         }
         DbBackend::Postgres => {
             "SELECT COUNT(*) AS n FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_name = 'activity_log'"
+             WHERE table_schema = current_schema() AND table_name = $1"
         }
         _ => {
             "SELECT COUNT(*) AS n FROM information_schema.TABLES \
-             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'activity_log'"
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
         }
     };
     let row = db
-        .query_one_raw(Statement::from_string(backend, sql))
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, [name.into()]))
         .await?;
     Ok(row
         .and_then(|r| r.try_get::<i64>("", "n").ok())
