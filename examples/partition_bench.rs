@@ -25,7 +25,7 @@ use std::error::Error;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use activity_examples::bench::{drop_schema, env_num, postgres_schema};
+use activity_examples::bench::{drop_schema, env_num, generated_entries, postgres_schema};
 use activity_seaorm::ops::archive::{ArchiveOptions, ArchiveStep};
 use activity_seaorm::ops::retention::{archive_then_drop_partitions, prune};
 use activity_seaorm::schema::partition;
@@ -35,25 +35,6 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 const SCHEMA: &str = "partition_bench";
 
 type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
-
-/// `rows` entries spread over the month starting at `month` (a `timestamptz` literal).
-fn seed(rows: usize, month: &str, offset: usize) -> String {
-    format!(
-        "INSERT INTO activity_log (id, created_at, organization_id, team_id, user_id, \
-         user_name, scope, item_id, activity, detail, request_id, ip_address) \
-         SELECT (lpad(to_hex((extract(epoch FROM at) * 1000)::bigint), 12, '0') || '7' \
-             || substr(md5((g + {offset})::text), 1, 19))::uuid, at, \
-         'org-' || (g % 40), 'team-' || (g % 200), 'user-' || (g % 2000), \
-         'User ' || (g % 2000), 'Setting', (g % 5000)::text, 'updated', \
-         jsonb_build_object('name', 'setting ' || (g % 5000), 'short_id', NULL, 'type', NULL, \
-             'changes', jsonb_build_array(jsonb_build_object('type', 'Setting', \
-                 'action', 'changed', 'field', 'enabled', 'before', false, 'after', true)), \
-             'trigger', NULL, 'context', NULL), \
-         'req-' || g, '10.0.0.' || (g % 256) \
-         FROM (SELECT g, timestamptz '{month}' + (g::float8 / {rows} * 27 * 86400) \
-             * interval '1 second' AS at FROM generate_series(1, {rows}) AS g) AS s"
-    )
-}
 
 async fn lsn(db: &DatabaseConnection) -> Res<String> {
     let row = db
@@ -78,9 +59,9 @@ async fn wal_since(db: &DatabaseConnection, from: &str) -> Res<f64> {
 }
 
 async fn fill(db: &DatabaseConnection, rows: usize) -> Res<()> {
-    db.execute_unprepared(&seed(rows, "2025-01-01 00:00:00+00", 0))
+    db.execute_unprepared(&generated_entries(rows, "2025-01-01 00:00:00+00", 0))
         .await?;
-    db.execute_unprepared(&seed(rows / 10, "2025-02-01 00:00:00+00", rows))
+    db.execute_unprepared(&generated_entries(rows / 10, "2025-02-01 00:00:00+00", rows))
         .await?;
     db.execute_unprepared("VACUUM ANALYZE activity_log").await?;
     db.execute_unprepared("CHECKPOINT").await?;

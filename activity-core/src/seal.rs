@@ -163,13 +163,15 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             out.push(b']');
         }
         Value::String(s) => write_string(s, out),
-        other => out.extend_from_slice(other.to_string().as_bytes()),
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
     }
 }
 
 fn write_string(s: &str, out: &mut Vec<u8>) {
-    // serde_json's escaping of a string cannot fail.
-    out.extend_from_slice(Value::String(s.to_owned()).to_string().as_bytes());
+    // serde_json's escaping into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// Whether `s` is already a pseudonym (`anon-` and 32 lowercase hex digits): the canonical form

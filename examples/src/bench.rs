@@ -49,3 +49,23 @@ pub async fn drop_schema(admin: &DatabaseConnection, schema: &str) -> Result<(),
     }
     Ok(())
 }
+
+/// SQL that inserts `rows` generated entries (40 organizations, 200 teams, 2,000 users, one
+/// change each, the API shape) spread over the month starting at `month` (a `timestamptz` literal).
+pub fn generated_entries(rows: usize, month: &str, offset: usize) -> String {
+    format!(
+        "INSERT INTO activity_log (id, created_at, organization_id, team_id, user_id, \
+         user_name, scope, item_id, activity, detail, request_id, ip_address) \
+         SELECT (lpad(to_hex((extract(epoch FROM at) * 1000)::bigint), 12, '0') || '7' \
+             || substr(md5((g + {offset})::text), 1, 19))::uuid, at, \
+         'org-' || (g % 40), 'team-' || (g % 200), 'user-' || (g % 2000), \
+         'User ' || (g % 2000), 'Setting', (g % 5000)::text, 'updated', \
+         jsonb_build_object('name', 'setting ' || (g % 5000), 'short_id', NULL, 'type', NULL, \
+             'changes', jsonb_build_array(jsonb_build_object('type', 'Setting', \
+                 'action', 'changed', 'field', 'enabled', 'before', false, 'after', true)), \
+             'trigger', NULL, 'context', NULL), \
+         'req-' || g, '10.0.0.' || (g % 256) \
+         FROM (SELECT g, timestamptz '{month}' + (g::float8 / {rows} * 27 * 86400) \
+             * interval '1 second' AS at FROM generate_series(1, {rows}) AS g) AS s"
+    )
+}

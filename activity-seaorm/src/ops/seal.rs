@@ -61,8 +61,11 @@ use crate::ops::erasure::Pseudonymizer;
 use crate::schema::seal::activity_block;
 use crate::schema::table::activity_log::{Column, Entity, Model};
 
-/// Entries read per query while sealing or verifying.
+/// Entries read per query while verifying.
 const PAGE: u64 = 5_000;
+
+/// Entries a sealing round aims to read per time slice.
+const SLICE: usize = 10_000;
 
 /// Seals committed entries into signed blocks; see the [module docs](self).
 #[derive(Clone)]
@@ -152,28 +155,47 @@ impl Sealer {
             report: SealReport::default(),
             rows: Vec::new(),
         };
-        let mut after: Option<(DateTime<Utc>, uuid::Uuid)> = None;
-        loop {
-            let mut cond = Condition::all().add(Column::CreatedAt.lte(horizon));
-            if let Some(c) = cursor {
-                cond = cond.add(Column::CreatedAt.gt(c));
-            }
-            let rows = page(&txn, cond, after).await?;
-            let full = rows.len() as u64 == PAGE;
-            if let Some(last) = rows.last() {
-                after = Some((last.created_at, last.id));
-            }
+        // Every tenant's newest block, then the round's entries as one ordered stream (one
+        // sort, however many entries a first round finds).
+        for tenant in tenants(&txn).await? {
+            let found = last_block(&txn, &tenant).await?;
+            round.last.insert(tenant, found);
+        }
+        // The round's entries in consecutive time slices, each read whole in key order: one
+        // index range per slice (a LIMIT page would re-read the rest of the round each time).
+        // A slice grows while it finds few entries and shrinks when it finds many.
+        let mut lo = match cursor {
+            Some(c) => c,
+            None => match oldest(&txn).await? {
+                Some(first) => first - chrono::Duration::microseconds(1),
+                None => horizon,
+            },
+        };
+        let mut step = chrono::Duration::minutes(1);
+        while lo < horizon {
+            let hi = lo.checked_add_signed(step).map_or(horizon, |t| Ord::min(t, horizon));
+            let rows = Entity::find()
+                .filter(Column::CreatedAt.gt(lo))
+                .filter(Column::CreatedAt.lte(hi))
+                .order_by_asc(Column::CreatedAt)
+                .order_by_asc(Column::Id)
+                .all(&txn)
+                .await?;
+            let found = rows.len();
             for row in rows {
-                round.add(&txn, row).await?;
+                round.add(row)?;
             }
             round.store(&txn).await?;
-            if !full {
-                break;
+            lo = hi;
+            if found < SLICE / 4 {
+                step = step * 2;
+            } else if found > SLICE && step > chrono::Duration::milliseconds(2) {
+                step = step / 2;
             }
         }
         let tenants: Vec<String> = round.pending.keys().cloned().collect();
         for tenant in tenants {
-            round.close(&txn, &tenant).await?;
+            round.close(&tenant)?;
         }
         round.store(&txn).await?;
         txn.commit().await?;
@@ -250,14 +272,14 @@ struct Round<'a> {
     horizon: DateTime<Utc>,
     /// Per tenant, the entries not yet in a block.
     pending: HashMap<String, Vec<(EntryKey, Hash)>>,
-    /// Per tenant, its newest block (looked up once).
+    /// Per tenant, its newest block (a tenant without one is absent).
     last: HashMap<String, Option<BlockHeader>>,
     report: SealReport,
     rows: Vec<activity_block::ActiveModel>,
 }
 
 impl Round<'_> {
-    async fn add<C: ConnectionTrait>(&mut self, txn: &C, row: Model) -> Result<(), Error> {
+    fn add(&mut self, row: Model) -> Result<(), Error> {
         let entry = ActivityEntry::from(row);
         let tenant = tenant_key(entry.organization_id.as_deref(), entry.team_id.as_deref());
         let leaf = self.aliases.leaf(&entry, &self.scopes);
@@ -268,23 +290,19 @@ impl Round<'_> {
         let pending = self.pending.entry(tenant.clone()).or_default();
         pending.push((key, leaf));
         if pending.len() >= self.sealer.block {
-            self.close(txn, &tenant).await?;
+            self.close(&tenant)?;
         }
         Ok(())
     }
 
-    /// Make a block of `tenant`'s pending entries.
-    async fn close<C: ConnectionTrait>(&mut self, txn: &C, tenant: &str) -> Result<(), Error> {
+    /// Make a block of `tenant`'s pending entries (its newest block was looked up before).
+    fn close(&mut self, tenant: &str) -> Result<(), Error> {
         let Some(entries) = self.pending.remove(tenant) else {
             return Ok(());
         };
         let Some((last_key, _)) = entries.last() else {
             return Ok(());
         };
-        if !self.last.contains_key(tenant) {
-            let found = last_block(txn, tenant).await?;
-            self.last.insert(tenant.to_owned(), found);
-        }
         let prev = self.last.get(tenant).and_then(Option::as_ref);
         let leaves: Vec<Hash> = entries.iter().map(|(_, l)| *l).collect();
         let header = BlockHeader::new(
@@ -319,6 +337,17 @@ impl Round<'_> {
         }
         Ok(())
     }
+}
+
+/// The oldest entry's time.
+async fn oldest<C: ConnectionTrait>(db: &C) -> Result<Option<DateTime<Utc>>, Error> {
+    let first: Option<Option<DateTime<Utc>>> = Entity::find()
+        .select_only()
+        .column_as(Expr::col(Column::CreatedAt).min(), "first")
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(first.flatten())
 }
 
 /// The newest horizon any block was sealed through.
@@ -420,26 +449,24 @@ fn of_tenant(tenant: &str) -> Condition {
     }
 }
 
+/// `(created_at, id)` as one row value: PostgreSQL serves a row comparison from the tenant
+/// feed indexes' `(…, created_at, id)` columns as one index range.
+fn key_tuple() -> Expr {
+    Expr::tuple([Expr::col(Column::CreatedAt), Expr::col(Column::Id)])
+}
+
+fn key_value(key: &EntryKey) -> Expr {
+    Expr::tuple([Expr::value(key.created_at), Expr::value(key.id)])
+}
+
 /// Entries strictly after `key`.
 fn after_key(key: &EntryKey) -> Condition {
-    Condition::any()
-        .add(Column::CreatedAt.gt(key.created_at))
-        .add(
-            Condition::all()
-                .add(Column::CreatedAt.eq(key.created_at))
-                .add(Column::Id.gt(key.id)),
-        )
+    Condition::all().add(key_tuple().gt(key_value(key)))
 }
 
 /// Entries up to and including `key`.
 fn through_key(key: &EntryKey) -> Condition {
-    Condition::any()
-        .add(Column::CreatedAt.lt(key.created_at))
-        .add(
-            Condition::all()
-                .add(Column::CreatedAt.eq(key.created_at))
-                .add(Column::Id.lte(key.id)),
-        )
+    Condition::all().add(key_tuple().lte(key_value(key)))
 }
 
 async fn page<C: ConnectionTrait>(
@@ -534,20 +561,43 @@ pub async fn verify_trusting<C: ConnectionTrait>(
             });
         }
     }
-    for cp in &chain {
-        let h = &cp.header;
-        if !(in_range(&range, h.after.as_ref().map(|a| &a.created_at))
-            && range.contains(&h.last.created_at))
-        {
-            continue;
-        }
-        let mut leaves = Vec::with_capacity(h.entries as usize);
-        walk(db, tenant, h.after.as_ref(), Some(&h.last), |e| {
-            leaves.push(aliases.leaf(&e, &h.user_scopes));
+    // One walk over the checked blocks' entries, each handed to the block whose window holds
+    // it (the windows are consecutive in an unbroken chain).
+    let checked: Vec<&BlockHeader> = chain
+        .iter()
+        .map(|c| &c.header)
+        .filter(|h| {
+            in_range(&range, h.after.as_ref().map(|a| &a.created_at))
+                && range.contains(&h.last.created_at)
+        })
+        .collect();
+    if let (Some(first), Some(last)) = (checked.first(), checked.last()) {
+        let mut at = 0;
+        let mut leaves = Vec::new();
+        walk(db, tenant, first.after.as_ref(), Some(&last.last), |e| {
+            let key = EntryKey {
+                created_at: e.created_at,
+                id: e.id,
+            };
+            while let Some(h) = checked.get(at)
+                && key > h.last
+            {
+                check_block(h, &leaves, &mut out);
+                leaves.clear();
+                at += 1;
+            }
+            if let Some(h) = checked.get(at)
+                && h.covers(&key)
+            {
+                leaves.push(aliases.leaf(&e, &h.user_scopes));
+            }
             Ok(())
         })
         .await?;
-        check_block(h, &leaves, &mut out);
+        for h in checked.get(at..).unwrap_or_default() {
+            check_block(h, &leaves, &mut out);
+            leaves.clear();
+        }
     }
     let horizon = horizon_of(db).await?;
     if let Some(horizon) = horizon {

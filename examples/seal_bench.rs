@@ -1,0 +1,222 @@
+//! The sealing benchmark on PostgreSQL: sealer throughput, verification of every block, proof
+//! size, the offline check of an export, and what a running sealer costs the write path.
+//!
+//! ```sh
+//! BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+//!   cargo run --release -p activity-examples --example seal_bench
+//! ```
+//!
+//! In a schema of its own (`seal_bench`, dropped at the end unless `BENCH_KEEP=1`):
+//!
+//! 1. `BENCH_ROWS` generated entries (default 1,000,000; 40 organizations) in January 2025,
+//!    sealed by one `Sealer::seal` round (blocks of 1,024);
+//! 2. `verify` of every tenant over all of them, then `verify_export` of one tenant's export
+//!    (the `activity-verify` check, in process);
+//! 3. one entry's proof: its binary size and its JSON size;
+//! 4. the write path: `BENCH_WRITERS` tasks (default 4) each logging single-entry
+//!    transactions for `BENCH_SECONDS` (default 5) per phase, alternating phases without and
+//!    with a sealer sealing every `BENCH_SEAL_MS` (default 1000) ms, `BENCH_REPS` (default 3)
+//!    pairs; throughput of each and the ratio.
+
+use std::error::Error;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use activity_examples::bench::{drop_schema, env_num, generated_entries, postgres_schema};
+use activity_seaorm::ops::seal::{
+    Checkpoint, Sealer, SigningKey, export_sealed, prove, tenants, verify, verify_export,
+};
+use activity_seaorm::prelude::*;
+use activity_seaorm::{ActivityEntry, log_activity};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+const SCHEMA: &str = "seal_bench";
+
+type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+fn config() -> ActivityConfig {
+    ActivityConfig::new()
+        .with_erasure_key(b"seal bench erasure key, 32 bytes")
+        .with_user_scopes(["User"])
+}
+
+#[tokio::main]
+async fn main() -> Res<()> {
+    let rows = env_num("BENCH_ROWS", 1_000_000);
+    let writers = env_num("BENCH_WRITERS", 4);
+    let seconds = env_num("BENCH_SECONDS", 5) as u64;
+    let reps = env_num("BENCH_REPS", 3);
+    let (admin, db) = postgres_schema("seal_bench", SCHEMA, (writers + 2) as u32).await?;
+    let result = ActivityConfig::scope(config(), run(&db, rows, writers, seconds, reps)).await;
+    drop_schema(&admin, SCHEMA).await?;
+    result
+}
+
+async fn run(
+    db: &DatabaseConnection,
+    rows: usize,
+    writers: usize,
+    seconds: u64,
+    reps: usize,
+) -> Res<()> {
+    activity_seaorm::schema::create_table(db).await?;
+    let started = Instant::now();
+    db.execute_unprepared(&generated_entries(rows, "2025-01-01 00:00:00+00", 0))
+        .await?;
+    db.execute_unprepared("ANALYZE activity_log").await?;
+    // What a sealer follows new entries by (a BRIN index on PostgreSQL).
+    activity_seaorm::schema::create_seal_index(db).await?;
+    println!(
+        "generated {rows} entries in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let key = SigningKey::from_bytes(&[42; 32]);
+    let public = key.verifying_key();
+    let sealer = Sealer::new(key).with_grace(Duration::ZERO);
+    let started = Instant::now();
+    let report = sealer.seal(db).await?;
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "sealer: {} entries in {} blocks, {took:.2} s ({:.0} entries/s)",
+        report.entries,
+        report.checkpoints.len(),
+        report.entries as f64 / took
+    );
+
+    let started = Instant::now();
+    let (mut blocks, mut entries, mut problems) = (0, 0, 0);
+    let all = tenants(db).await?;
+    for tenant in &all {
+        let v = verify(db, tenant, .., &public).await?;
+        blocks += v.blocks;
+        entries += v.entries;
+        problems += v.problems.len();
+    }
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "verify: {entries} entries in {blocks} blocks of {} tenants, {took:.2} s ({:.0} entries/s), {problems} problems",
+        all.len(),
+        entries as f64 / took
+    );
+
+    let tenant = all.first().ok_or("no tenant")?;
+    let (mut lines, mut cps) = (Vec::new(), Vec::new());
+    let started = Instant::now();
+    let exported = export_sealed(db, tenant, .., &mut lines, &mut cps).await?;
+    let export_took = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let values: Vec<serde_json::Value> = String::from_utf8(lines)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let checkpoints: Vec<Checkpoint> = String::from_utf8(cps)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let offline = verify_export(values, &checkpoints, &public)?;
+    println!(
+        "export of {tenant}: {} entries, {} blocks in {export_took:.2} s; offline check {:.2} s, intact: {}",
+        exported.entries,
+        exported.blocks,
+        started.elapsed().as_secs_f64(),
+        offline.is_intact()
+    );
+
+    let any: sea_orm::prelude::Uuid = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT id FROM activity_log ORDER BY created_at DESC LIMIT 1 OFFSET 500",
+        ))
+        .await?
+        .ok_or("no entry")?
+        .try_get("", "id")?;
+    let started = Instant::now();
+    let proven = prove(db, any).await?.ok_or("not sealed")?;
+    let took = started.elapsed().as_secs_f64() * 1e3;
+    proven.proof.verify(&proven.entry, &public)?;
+    println!(
+        "proof: {} bytes binary ({} hashes), {} bytes as JSON, made in {took:.1} ms",
+        proven.proof.encoded_len(),
+        proven.proof.path.len(),
+        serde_json::to_vec(&proven.proof)?.len()
+    );
+
+    // The write path, with and without a sealer running beside it.
+    let mut ratios = Vec::new();
+    for rep in 0..reps {
+        let plain = writes(db, writers, seconds, None).await?;
+        let sealed = writes(db, writers, seconds, Some(&sealer.clone().with_grace(Duration::from_secs(1)))).await?;
+        println!(
+            "writes rep {rep}: {plain:.0}/s without the sealer, {sealed:.0}/s with it ({:.3}x)",
+            plain / sealed
+        );
+        ratios.push(plain / sealed);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "write-path cost of a running sealer: median {:.1}% (ratios {ratios:.3?})",
+        (ratios[ratios.len() / 2] - 1.0) * 100.0
+    );
+    Ok(())
+}
+
+/// Logged single-entry transactions per second by `writers` tasks for `seconds`, with
+/// `sealer` sealing every `BENCH_SEAL_MS` meanwhile if given.
+async fn writes(
+    db: &DatabaseConnection,
+    writers: usize,
+    seconds: u64,
+    sealer: Option<&Sealer>,
+) -> Res<f64> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (db, stop, done) = (db.clone(), stop.clone(), done.clone());
+        let cfg = config();
+        tasks.push(tokio::spawn(ActivityConfig::scope(cfg, async move {
+            let actor = ActivityContext::for_user(Actor::new(format!("writer-{w}")));
+            ActivityContext::scope(actor, async move {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut entry = ActivityEntry::new("Setting", "updated")
+                        .with_item_id(format!("{w}-{i}"))
+                        .forced();
+                    entry.organization_id = Some(format!("org-{}", w % 4));
+                    if log_activity(&db, entry).await.is_ok() {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += 1;
+                }
+            })
+            .await
+        })));
+    }
+    let seal_stop = Arc::new(AtomicBool::new(false));
+    let sealing = sealer.map(|s| {
+        let (s, db, seal_stop) = (s.clone(), db.clone(), seal_stop.clone());
+        let every = env_num("BENCH_SEAL_MS", 1000) as u64;
+        tokio::spawn(ActivityConfig::scope(config(), async move {
+            while !seal_stop.load(Ordering::Relaxed) {
+                if let Err(e) = s.seal(&db).await {
+                    eprintln!("seal: {e}");
+                }
+                tokio::time::sleep(Duration::from_millis(every)).await;
+            }
+        }))
+    });
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await?;
+    }
+    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    seal_stop.store(true, Ordering::Relaxed);
+    if let Some(t) = sealing {
+        t.await?;
+    }
+    Ok(rate)
+}
