@@ -61,8 +61,12 @@ async fn wal_since(db: &DatabaseConnection, from: &str) -> Res<f64> {
 async fn fill(db: &DatabaseConnection, rows: usize) -> Res<()> {
     db.execute_unprepared(&generated_entries(rows, "2025-01-01 00:00:00+00", 0))
         .await?;
-    db.execute_unprepared(&generated_entries(rows / 10, "2025-02-01 00:00:00+00", rows))
-        .await?;
+    db.execute_unprepared(&generated_entries(
+        rows / 10,
+        "2025-02-01 00:00:00+00",
+        rows,
+    ))
+    .await?;
     db.execute_unprepared("VACUUM ANALYZE activity_log").await?;
     db.execute_unprepared("CHECKPOINT").await?;
     Ok(())

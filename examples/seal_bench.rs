@@ -147,7 +147,13 @@ async fn run(
     let mut ratios = Vec::new();
     for rep in 0..reps {
         let plain = writes(db, writers, seconds, None).await?;
-        let sealed = writes(db, writers, seconds, Some(&sealer.clone().with_grace(Duration::from_secs(1)))).await?;
+        let sealed = writes(
+            db,
+            writers,
+            seconds,
+            Some(&sealer.clone().with_grace(Duration::from_secs(1))),
+        )
+        .await?;
         println!(
             "writes rep {rep}: {plain:.0}/s without the sealer, {sealed:.0}/s with it ({:.3}x)",
             plain / sealed

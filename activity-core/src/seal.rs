@@ -86,7 +86,10 @@ pub fn inclusion_path(leaves: &[Hash], index: usize) -> Vec<Hash> {
     }
     let k = split(leaves.len());
     let (mut path, sibling) = if index < k {
-        (inclusion_path(&leaves[..k], index), merkle_root(&leaves[k..]))
+        (
+            inclusion_path(&leaves[..k], index),
+            merkle_root(&leaves[k..]),
+        )
     } else {
         (
             inclusion_path(&leaves[k..], index - k),
@@ -178,7 +181,9 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
 /// and erasure leave such a value as it is, so pseudonymizing twice changes nothing.
 pub fn is_pseudonym(s: &str) -> bool {
     s.strip_prefix(PSEUDONYM_PREFIX).is_some_and(|h| {
-        h.len() == 32 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        h.len() == 32
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -245,7 +250,10 @@ pub fn canonical_entry(
     };
     put("v", Value::from(FORMAT));
     put("id", Value::String(entry.id.hyphenated().to_string()));
-    put("created_at", Value::String(canonical_time(&entry.created_at)));
+    put(
+        "created_at",
+        Value::String(canonical_time(&entry.created_at)),
+    );
     put("organization_id", text(&entry.organization_id));
     put("team_id", text(&entry.team_id));
     put("user_id", user_id);
@@ -448,9 +456,7 @@ impl Checkpoint {
         let mut message = SIGNING_CONTEXT.to_vec();
         message.extend_from_slice(&self.header.to_bytes());
         self.header.key_id == key_id(key)
-            && key
-                .verify(&message, &Signature::from_bytes(&bytes))
-                .is_ok()
+            && key.verify(&message, &Signature::from_bytes(&bytes)).is_ok()
     }
 }
 
@@ -680,10 +686,7 @@ pub fn verify_export(
             .or_default()
             .push(cp.clone());
     }
-    let horizon = checkpoints
-        .iter()
-        .map(|c| c.header.sealed_through)
-        .max();
+    let horizon = checkpoints.iter().map(|c| c.header.sealed_through).max();
     for (tenant, chain) in &mut chains {
         chain.sort_by_key(|c| c.header.seq);
         chain.dedup_by(|a, b| a == b);

@@ -47,7 +47,10 @@ fn history(key: &SigningKey) -> (Vec<Value>, Vec<Checkpoint>) {
 fn seal(entries: &[Value], key: &SigningKey) -> Vec<Checkpoint> {
     let mut out: Vec<Checkpoint> = Vec::new();
     for chunk in entries.chunks(8) {
-        let leaves: Vec<_> = chunk.iter().map(|e| leaf_hash(&canonical_json(e))).collect();
+        let leaves: Vec<_> = chunk
+            .iter()
+            .map(|e| leaf_hash(&canonical_json(e)))
+            .collect();
         let last = EntryKey::of_canonical(chunk.last().unwrap()).unwrap();
         let header = BlockHeader::new(
             tenant_key(Some("acme"), None),
@@ -89,8 +92,7 @@ fn check(entries: &[Value], checkpoints: &[Checkpoint], key: &SigningKey) -> (i3
         .unwrap();
     (
         out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
 }
 
@@ -100,7 +102,10 @@ fn an_intact_export_passes() {
     let (entries, checkpoints) = history(&key);
     let (code, out) = check(&entries, &checkpoints, &key);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("\"blocks\": 3") && out.contains("\"entries\": 20"), "{out}");
+    assert!(
+        out.contains("\"blocks\": 3") && out.contains("\"entries\": 20"),
+        "{out}"
+    );
     // Any order: the verifier sorts.
     let mut shuffled = entries.clone();
     shuffled.reverse();
@@ -114,7 +119,10 @@ fn altering_one_value_fails() {
     entries[9]["activity"] = "deleted".into();
     let (code, out) = check(&entries, &checkpoints, &key);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("Mismatch") && out.contains("\"seq\": 2"), "{out}");
+    assert!(
+        out.contains("Mismatch") && out.contains("\"seq\": 2"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -134,7 +142,10 @@ fn deleting_the_newest_entries_fails() {
     entries.truncate(16);
     let (code, out) = check(&entries, &checkpoints, &key);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("\"seq\": 3") && out.contains("\"found\": 0"), "{out}");
+    assert!(
+        out.contains("\"seq\": 3") && out.contains("\"found\": 0"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -180,7 +191,14 @@ fn recomputing_every_hash_without_the_key_fails() {
 fn unreadable_input_exits_2() {
     let key = SigningKey::from_bytes(&[1; 32]);
     let out = Command::new(env!("CARGO_BIN_EXE_activity-verify"))
-        .args(["--key", "zz", "--checkpoints", "/nonexistent", "--export", "/x"])
+        .args([
+            "--key",
+            "zz",
+            "--checkpoints",
+            "/nonexistent",
+            "--export",
+            "/x",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -113,6 +113,8 @@ pub mod guide {
     pub mod operations {}
     #[doc = include_str!("../../docs/src/stream.md")]
     pub mod stream {}
+    #[doc = include_str!("../../docs/src/integrity.md")]
+    pub mod integrity {}
     #[doc = include_str!("../../docs/src/schema.md")]
     pub mod schema {}
     #[doc = include_str!("../../docs/src/example-app.md")]

@@ -311,7 +311,11 @@ async fn erasure_touches_only_the_user(t: &TestDb) {
         "only item_id and detail change, actor 11 stays"
     );
     let al = &aliases["Al"];
-    assert_eq!(about.detail["name"], json!(al), "a known name: its own pseudonym");
+    assert_eq!(
+        about.detail["name"],
+        json!(al),
+        "a known name: its own pseudonym"
+    );
     let changes = about.detail["changes"].as_array().unwrap();
     assert_eq!(changes[0]["after"], json!(al), "name Al");
     assert_eq!(changes[1]["before"], json!(al), "display Al");

@@ -412,15 +412,19 @@ async fn restore_seal_rows(t: &TestDb, rows: Vec<seal_row::Model>) {
 
 use activity_seaorm::schema::seal::activity_block as seal_row;
 
-/// The sealer's horizon and tenants read back as stored.
+/// Tenants and checkpoints read back as stored, with the sealer's index in place.
 async fn tenants_are_listed(t: &TestDb) {
+    // The index a sealer follows new entries by: created without blocking, idempotent.
+    activity_seaorm::schema::create_seal_index(&t.db)
+        .await
+        .unwrap();
+    activity_seaorm::schema::create_seal_index(&t.db)
+        .await
+        .unwrap();
     config()
         .scope(async {
             sealed(t).await;
-            assert_eq!(
-                seal::tenants(&t.db).await.unwrap(),
-                ["", "o:acme", "t:5"]
-            );
+            assert_eq!(seal::tenants(&t.db).await.unwrap(), ["", "o:acme", "t:5"]);
             assert_eq!(seal::checkpoints(&t.db, ACME).await.unwrap().len(), 4);
         })
         .await;
@@ -439,8 +443,7 @@ backend_tests!(
 async fn checkpoints_leave_the_database(t: &TestDb) {
     use activity_nats::seal::Checkpoints;
     let s = activity_tests::nats::TestStream::new("seal").await;
-    let cps = Checkpoints::new(s.client.clone())
-        .with_stream(s.stream.clone(), s.prefix.clone());
+    let cps = Checkpoints::new(s.client.clone()).with_stream(s.stream.clone(), s.prefix.clone());
     cps.ensure_stream().await.unwrap();
     config()
         .scope(async {
@@ -464,8 +467,13 @@ async fn checkpoints_leave_the_database(t: &TestDb) {
             let new_id = e.id;
             log_activity(&t.db, e).await.unwrap();
             let sealer = Sealer::new(signing()).with_grace(std::time::Duration::ZERO);
-            cps.run(&t.db, &sealer, std::time::Duration::from_millis(10), async {})
-                .await;
+            cps.run(
+                &t.db,
+                &sealer,
+                std::time::Duration::from_millis(10),
+                async {},
+            )
+            .await;
             let newest = cps.latest(ACME).await.unwrap().unwrap();
             assert_eq!((newest.header.seq, newest.header.entries), (5, 1));
             // The newest entry and its block deleted: the database alone cannot tell, the

@@ -78,7 +78,10 @@ pub struct Sealer {
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sealer")
-            .field("key", &activity_core::seal::key_id(&self.key.verifying_key()))
+            .field(
+                "key",
+                &activity_core::seal::key_id(&self.key.verifying_key()),
+            )
             .field("grace", &self.grace)
             .field("block", &self.block)
             .finish()
@@ -173,7 +176,9 @@ impl Sealer {
         };
         let mut step = chrono::Duration::minutes(1);
         while lo < horizon {
-            let hi = lo.checked_add_signed(step).map_or(horizon, |t| Ord::min(t, horizon));
+            let hi = lo
+                .checked_add_signed(step)
+                .map_or(horizon, |t| Ord::min(t, horizon));
             let rows = Entity::find()
                 .filter(Column::CreatedAt.gt(lo))
                 .filter(Column::CreatedAt.lte(hi))

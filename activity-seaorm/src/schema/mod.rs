@@ -161,8 +161,13 @@ pub async fn create_detail_index<C: ConnectionTrait + sea_orm::TransactionTrait>
     if db.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
-    create_index_concurrently(db, GIN_NAME, "detail_gin", "USING GIN (detail jsonb_path_ops)")
-        .await
+    create_index_concurrently(
+        db,
+        GIN_NAME,
+        "detail_gin",
+        "USING GIN (detail jsonb_path_ops)",
+    )
+    .await
 }
 
 /// The index the [sealer](crate::ops::seal) follows new entries by.
