@@ -67,7 +67,7 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
             );
         }
         crate::schema::outbox::create_table(db).await?;
-        crate::schema::seal::create_table(db).await?;
+        create_seal_table(db).await?;
         return Ok(());
     }
     let mut table = table_definition(backend, true);
@@ -95,7 +95,7 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         }
     }
     crate::schema::outbox::create_table(db).await?;
-    crate::schema::seal::create_table(db).await?;
+    create_seal_table(db).await?;
     Ok(())
 }
 
@@ -260,6 +260,15 @@ async fn create_index_concurrently<C: ConnectionTrait + sea_orm::TransactionTrai
         }
     }
     Ok(())
+}
+
+/// `activity_block`, with `activity_log`'s exact collation on MySQL.
+async fn create_seal_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    let collation = match db.get_database_backend() {
+        DbBackend::MySql => Some(mysql_exact_collation(db).await?),
+        _ => None,
+    };
+    seal::create_table(db, collation.as_deref()).await
 }
 
 /// Whether `activity_log` exists (in the current schema or database).
@@ -688,7 +697,7 @@ pub mod migration {
     #[async_trait::async_trait]
     impl MigrationTrait for CreateBlocks {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            crate::schema::seal::create_table(manager.get_connection()).await
+            super::create_seal_table(manager.get_connection()).await
         }
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -35,8 +35,11 @@ pub mod activity_block {
 }
 
 /// Create `activity_block` if it does not exist ([`schema::create_table`](crate::schema::create_table)
-/// calls it).
-pub(crate) async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+/// calls it). On MySQL the table takes `mysql_collation`, the exact one `activity_log` uses.
+pub(crate) async fn create_table<C: ConnectionTrait>(
+    db: &C,
+    mysql_collation: Option<&str>,
+) -> Result<(), DbErr> {
     use activity_block::{Column, Entity};
     let backend = db.get_database_backend();
     let time = |c: Column| {
@@ -57,11 +60,9 @@ pub(crate) async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr
         .col(time(Column::SealedThrough))
         .col(ColumnDef::new(Column::Checkpoint).text().not_null())
         .primary_key(Index::create().col(Column::Tenant).col(Column::Seq));
-    if backend == DbBackend::MySql {
+    if let (DbBackend::MySql, Some(collation)) = (backend, mysql_collation) {
         // Tenant keys compare byte for byte, as in `activity_log`.
-        table
-            .character_set("utf8mb4")
-            .collate(crate::schema::mysql_exact_collation(db).await?);
+        table.character_set("utf8mb4").collate(collation);
     }
     db.execute(&table).await?;
     Ok(())
