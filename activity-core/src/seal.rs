@@ -273,6 +273,148 @@ pub fn canonical_entry(
     Value::Object(map)
 }
 
+/// The bytes of [`canonical_json`]`(&`[`canonical_entry`]`(..))`, written directly (no JSON
+/// tree in between): what the sealer and `verify` hash, about three times faster. The two
+/// always agree (tested): the offline verifier re-serializes exported canonical entries with
+/// [`canonical_json`].
+pub fn canonical_entry_bytes(
+    entry: &ActivityEntry,
+    user_scopes: &[String],
+    alias: &mut dyn FnMut(&str) -> String,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    let person_item = user_scopes.iter().any(|s| s == &entry.scope);
+    let mut first = true;
+    let mut key = |out: &mut Vec<u8>, k: &str| {
+        out.push(if first { b'{' } else { b',' });
+        first = false;
+        write_string(k, out);
+        out.push(b':');
+    };
+    let opt = |out: &mut Vec<u8>, v: &Option<String>| match v {
+        Some(s) => write_string(s, out),
+        None => out.extend_from_slice(b"null"),
+    };
+    let mut personal = |out: &mut Vec<u8>, v: &Option<String>| match v {
+        Some(s) if is_pseudonym(s) => write_string(s, out),
+        Some(s) => write_string(&alias(s), out),
+        None => out.extend_from_slice(b"null"),
+    };
+    key(&mut out, "activity");
+    write_string(&entry.activity, &mut out);
+    key(&mut out, "client");
+    opt(&mut out, &entry.client);
+    key(&mut out, "correlation_id");
+    opt(&mut out, &entry.correlation_id);
+    key(&mut out, "created_at");
+    write_string(&canonical_time(&entry.created_at), &mut out);
+    key(&mut out, "detail");
+    write_detail(&entry.detail, person_item, &mut personal, &mut out);
+    key(&mut out, "id");
+    write_string(&entry.id.hyphenated().to_string(), &mut out);
+    key(&mut out, "impersonated_by");
+    personal(&mut out, &entry.impersonated_by);
+    key(&mut out, "ip_address");
+    personal(&mut out, &entry.ip_address);
+    key(&mut out, "is_system");
+    out.extend_from_slice(if entry.is_system { b"true" } else { b"false" });
+    key(&mut out, "item_id");
+    if person_item {
+        personal(&mut out, &entry.item_id);
+    } else {
+        opt(&mut out, &entry.item_id);
+    }
+    key(&mut out, "organization_id");
+    opt(&mut out, &entry.organization_id);
+    key(&mut out, "request_id");
+    opt(&mut out, &entry.request_id);
+    key(&mut out, "scope");
+    write_string(&entry.scope, &mut out);
+    key(&mut out, "team_id");
+    opt(&mut out, &entry.team_id);
+    key(&mut out, "user_agent");
+    personal(&mut out, &entry.user_agent);
+    key(&mut out, "user_id");
+    personal(&mut out, &entry.user_id);
+    key(&mut out, "user_name");
+    personal(&mut out, &entry.user_name);
+    key(&mut out, "v");
+    out.extend_from_slice(FORMAT.to_string().as_bytes());
+    key(&mut out, "was_impersonated");
+    out.extend_from_slice(if entry.was_impersonated {
+        b"true"
+    } else {
+        b"false"
+    });
+    out.push(b'}');
+    out
+}
+
+/// `detail` as [`canonical_json`] writes its API shape; strings of a person's entry through
+/// `personal`.
+fn write_detail(
+    detail: &crate::entry::Detail,
+    person_item: bool,
+    personal: &mut dyn FnMut(&mut Vec<u8>, &Option<String>),
+    out: &mut Vec<u8>,
+) {
+    let mut text = |out: &mut Vec<u8>, v: &Option<String>| {
+        if person_item {
+            personal(out, v);
+        } else {
+            match v {
+                Some(s) => write_string(s, out),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+    };
+    out.extend_from_slice(b"{\"changes\":[");
+    for (i, c) in detail.changes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"action\":");
+        let _ = serde_json::to_writer(&mut *out, &c.action);
+        for (k, v) in [("after", &c.after), ("before", &c.before)] {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+            match v {
+                Value::String(s) if person_item => text(out, &Some(s.clone())),
+                other => write_canonical(other, out),
+            }
+        }
+        out.extend_from_slice(b",\"field\":");
+        match &c.field {
+            Some(f) => write_string(f, out),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"type\":");
+        write_string(&c.kind, out);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"context\":");
+    match &detail.context {
+        Some(v) => write_canonical(v, out),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"name\":");
+    text(out, &detail.name);
+    out.extend_from_slice(b",\"short_id\":");
+    text(out, &detail.short_id);
+    out.extend_from_slice(b",\"trigger\":");
+    match &detail.trigger {
+        Some(t) => write_canonical(&serde_json::to_value(t).unwrap_or(Value::Null), out),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"type\":");
+    match &detail.kind {
+        Some(k) => write_string(k, out),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+}
+
 fn text(v: &Option<String>) -> Value {
     v.clone().map_or(Value::Null, Value::String)
 }
@@ -798,6 +940,51 @@ mod tests {
             String::from_utf8(canonical_json(&a)).unwrap_or_default(),
             r#"{"a":{"c":null,"d":[1,{"y":"é","z":0}]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn canonical_bytes_are_the_canonical_json_of_the_canonical_entry() {
+        use crate::entry::{Change, ChangeAction};
+        let alias = |v: &str| format!("anon-{:032x}", v.len());
+        let scopes = vec!["User".to_owned()];
+        let mut cases = Vec::new();
+        for scope in ["User", "FeatureFlag"] {
+            let mut e = ActivityEntry::new(scope, "updated").with_item_id("7");
+            e.detail.name = Some("Zoë \"quoted\" \u{1}".into());
+            e.detail.changes.push(Change::new(
+                scope,
+                ChangeAction::Changed,
+                Some("display"),
+                Value::String("Al".into()),
+                serde_json::json!({"b": [1, 2.5, null], "a": "x"}),
+            ));
+            e.detail.changes.push(Change::new(
+                scope,
+                ChangeAction::Deleted,
+                None,
+                serde_json::json!(12345678901234567u64),
+                Value::Null,
+            ));
+            e.detail.context = Some(serde_json::json!({"z": 1, "a": {"y": true, "b": "é"}}));
+            e.detail.trigger = Some(crate::Trigger::new("sync", "9"));
+            e.detail.kind = Some("beta".into());
+            e.user_id = Some("u1".into());
+            e.user_name = Some("anon-0123456789abcdef0123456789abcdef".into());
+            e.ip_address = Some("10.0.0.1".into());
+            e.was_impersonated = true;
+            cases.push(e.clone());
+            e.detail = crate::entry::Detail::default();
+            e.user_id = None;
+            cases.push(e);
+        }
+        for e in &cases {
+            let tree = canonical_json(&canonical_entry(e, &scopes, &mut |v| alias(v)));
+            let direct = canonical_entry_bytes(e, &scopes, &mut |v| alias(v));
+            assert_eq!(
+                String::from_utf8_lossy(&direct),
+                String::from_utf8_lossy(&tree)
+            );
+        }
     }
 
     #[test]

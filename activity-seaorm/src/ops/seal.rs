@@ -43,8 +43,8 @@ pub use activity_core::seal::{
     is_pseudonym, verify_export,
 };
 use activity_core::seal::{
-    ChainStart, Hash, canonical_entry, canonical_json, check_block, check_chain, inclusion_path,
-    leaf_hash, merkle_root, tenant_key,
+    ChainStart, Hash, canonical_entry, canonical_entry_bytes, canonical_json, check_block,
+    check_chain, inclusion_path, leaf_hash, merkle_root, tenant_key,
 };
 use activity_core::{ActivityEntry, ActivityError};
 use chrono::{DateTime, SubsecRound, Utc};
@@ -265,7 +265,17 @@ impl Aliases {
     }
 
     fn leaf(&mut self, entry: &ActivityEntry, scopes: &[String]) -> Hash {
-        leaf_hash(&canonical_json(&self.canonical(entry, scopes)))
+        let Aliases { with, seen } = self;
+        leaf_hash(&canonical_entry_bytes(entry, scopes, &mut |v: &str| {
+            if let Some(a) = seen.get(v) {
+                return a.clone();
+            }
+            let a = with.alias(v);
+            if seen.len() < 100_000 {
+                seen.insert(v.to_owned(), a.clone());
+            }
+            a
+        }))
     }
 }
 
