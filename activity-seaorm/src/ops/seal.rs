@@ -193,7 +193,7 @@ impl Sealer {
             round.store(&txn).await?;
             lo = hi;
             if found < SLICE / 4 {
-                step = step * 2;
+                step = step.checked_mul(2).unwrap_or(step);
             } else if found > SLICE && step > chrono::Duration::milliseconds(2) {
                 step = step / 2;
             }
