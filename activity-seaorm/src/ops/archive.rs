@@ -999,22 +999,38 @@ pub(crate) struct RunLock {
     _held: File,
 }
 
+/// Attempts, 10 ms apart, before a held lock is reported as another run's.
+const LOCK_TRIES: u32 = 20;
+
 impl RunLock {
     fn take(path: PathBuf) -> Result<RunLock, Error> {
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         let mut file = private(&mut options).open(&path)?;
-        match file.try_lock() {
-            Ok(()) => {
-                file.set_len(0)?;
-                let _ = writeln!(file, "pid {} since {}", std::process::id(), Utc::now());
-                Ok(RunLock { _held: file })
+        // A lock is also held, for a moment, by a child this process forks while a run holds
+        // it (the child's copy of the descriptor lives until it execs): seen when a finished
+        // run was followed at once by the next. Only a lock still held after ~200 ms is
+        // another run's.
+        let mut tries = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => {
+                    file.set_len(0)?;
+                    let _ = writeln!(file, "pid {} since {}", std::process::id(), Utc::now());
+                    return Ok(RunLock { _held: file });
+                }
+                Err(fs::TryLockError::WouldBlock) if tries < LOCK_TRIES => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(archive_error(
+                        &path,
+                        "another run of this archive is running (it holds the lock)".to_owned(),
+                    ));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(e.into()),
             }
-            Err(fs::TryLockError::WouldBlock) => Err(archive_error(
-                &path,
-                "another run of this archive is running (it holds the lock)".to_owned(),
-            )),
-            Err(fs::TryLockError::Error(e)) => Err(e.into()),
         }
     }
 }
