@@ -112,32 +112,39 @@ impl Checkpoints {
         let mut sent = 0;
         for tenant in seal::tenants(db).await? {
             let on_stream = self.latest(&tenant).await?.map_or(0, |c| c.header.seq);
-            let missing: Vec<Checkpoint> = seal::checkpoints(db, &tenant)
-                .await?
-                .into_iter()
-                .filter(|c| c.header.seq > on_stream)
-                .collect();
+            let missing = seal::checkpoints_after(db, &tenant, on_stream).await?;
             self.publish(&missing).await?;
             sent += missing.len() as u64;
         }
         Ok(sent)
     }
 
-    /// Seal a round every `every` and publish what the stream lacks, until `stop` resolves.
-    /// A failed round or publication is logged and retried at the next tick; the blocks stay
-    /// stored meanwhile.
+    /// Seal a round every `every` and publish its checkpoints, until `stop` resolves. It
+    /// [catches up](Self::catch_up) first, and again after a publication failed (the blocks
+    /// stay stored meanwhile); a failed round is logged and retried at the next tick.
     pub async fn run<C, F>(&self, db: &C, sealer: &Sealer, every: Duration, stop: F)
     where
         C: ConnectionTrait + TransactionTrait,
         F: std::future::Future<Output = ()>,
     {
         let mut stop = std::pin::pin!(stop);
+        let mut behind = true;
         loop {
-            if let Err(error) = sealer.seal(db).await {
-                tracing::warn!(%error, "sealing round failed; retrying");
+            match sealer.seal(db).await {
+                Ok(round) if !behind => {
+                    if let Err(error) = self.publish(&round.checkpoints).await {
+                        tracing::warn!(%error, "checkpoints not published; catching up next");
+                        behind = true;
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "sealing round failed; retrying"),
             }
-            if let Err(error) = self.catch_up(db).await {
-                tracing::warn!(%error, "checkpoints not published; retrying");
+            if behind {
+                match self.catch_up(db).await {
+                    Ok(_) => behind = false,
+                    Err(error) => tracing::warn!(%error, "checkpoints not published; retrying"),
+                }
             }
             if tokio::time::timeout(every, &mut stop).await.is_ok() {
                 return;

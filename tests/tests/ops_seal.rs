@@ -430,7 +430,40 @@ async fn tenants_are_listed(t: &TestDb) {
         .await;
 }
 
+/// An archive names the sealed blocks it ends in — of its own tenant only — and after its
+/// entries are gone the rest of the history still verifies from the cutoff on.
+async fn archives_carry_their_tenants_checkpoints(t: &TestDb) {
+    use activity_seaorm::ActivityQuery;
+    use activity_seaorm::ops::archive::{ArchiveOptions, archive_then_prune};
+    config()
+        .scope(async {
+            let (_, stored) = sealed(t).await;
+            let dir = tempfile::tempdir().unwrap();
+            let opts = ArchiveOptions::new(dir.path(), "team-5");
+            let done = archive_then_prune(&t.db, &ActivityQuery::for_team("5"), at(40), &opts)
+                .await
+                .unwrap();
+            assert_eq!(done.manifest.count, 3);
+            let team5: Vec<&Checkpoint> =
+                stored.iter().filter(|c| c.header.tenant == "t:5").collect();
+            assert_eq!(done.manifest.sealed.iter().collect::<Vec<_>>(), team5);
+            let key = signing().verifying_key();
+            // Its entries are gone: the whole range shows it, the range after the cutoff not.
+            assert!(is_mismatch(
+                &verify(&t.db, "t:5", .., &key).await.unwrap().problems,
+                "t:5"
+            ));
+            assert_eq!(
+                verify(&t.db, "t:5", at(40).., &key).await.unwrap().problems,
+                []
+            );
+            assert_eq!(verify(&t.db, ACME, .., &key).await.unwrap().problems, []);
+        })
+        .await;
+}
+
 backend_tests!(
+    archives_carry_their_tenants_checkpoints,
     a_sealed_log_verifies_and_proves_each_entry,
     erasure_keeps_every_block_valid,
     every_tampering_is_detected,

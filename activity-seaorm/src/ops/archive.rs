@@ -176,8 +176,8 @@ pub struct ArchiveManifest {
     pub before: DateTime<Utc>,
     /// The query's filters, for the reader of the manifest.
     pub query: serde_json::Value,
-    /// The [sealed history](crate::ops::seal) this archive ends in: per tenant, the newest
-    /// checkpoint whose block ended before the cutoff. Once the archived entries are dropped,
+    /// The [sealed history](crate::ops::seal) this archive ends in: for each tenant it holds
+    /// entries of, the newest checkpoint whose block ended before the cutoff. Once the archived entries are dropped,
     /// the chain still runs through these (signed) blocks, and the archive's entries can be
     /// checked against them offline. Empty when nothing is sealed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -629,7 +629,12 @@ async fn write_archive<C: ConnectionTrait>(
         last_created_at: read.last,
         before,
         query: query_json,
-        sealed: crate::ops::seal::ending_before(db, before).await?,
+        sealed: crate::ops::seal::ending_before(
+            db,
+            read.tenants.iter().map(String::as_str),
+            before,
+        )
+        .await?,
     };
     {
         let (manifest, manifest_path, dir) = (manifest.clone(), opts.manifest_path(), dir.clone());
@@ -811,6 +816,8 @@ struct ReadBack {
     last: Option<DateTime<Utc>>,
     /// Every entry's `created_at`, to check against the cutoff.
     times: Vec<DateTime<Utc>>,
+    /// The tenant keys of the entries (whose sealed history the manifest names).
+    tenants: std::collections::BTreeSet<String>,
 }
 
 fn read_data(path: &Path, compressed: bool) -> Result<ReadBack, Error> {
@@ -823,6 +830,7 @@ fn read_data(path: &Path, compressed: bool) -> Result<ReadBack, Error> {
     };
     let mut ids = Vec::new();
     let mut times = Vec::new();
+    let mut tenants = std::collections::BTreeSet::new();
     for (n, line) in reader.lines().enumerate() {
         let line = line?;
         let entry: ActivityEntry = serde_json::from_str(&line).map_err(|e| {
@@ -833,8 +841,13 @@ fn read_data(path: &Path, compressed: bool) -> Result<ReadBack, Error> {
         })?;
         ids.push(entry.id);
         times.push(entry.created_at);
+        tenants.insert(activity_core::seal::tenant_key(
+            entry.organization_id.as_deref(),
+            entry.team_id.as_deref(),
+        ));
     }
     Ok(ReadBack {
+        tenants,
         first: times.iter().min().copied(),
         last: times.iter().max().copied(),
         ids,

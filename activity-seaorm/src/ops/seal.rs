@@ -158,19 +158,15 @@ impl Sealer {
             report: SealReport::default(),
             rows: Vec::new(),
         };
-        // Every tenant's newest block, then the round's entries as one ordered stream (one
-        // sort, however many entries a first round finds).
-        for tenant in tenants(&txn).await? {
-            let found = last_block(&txn, &tenant).await?;
-            round.last.insert(tenant, found);
-        }
         // The round's entries in consecutive time slices, each read whole in key order: one
         // index range per slice (a LIMIT page would re-read the rest of the round each time).
         // A slice grows while it finds few entries and shrinks when it finds many.
         let mut lo = match cursor {
             Some(c) => c,
             None => match oldest(&txn).await? {
-                Some(first) => first - chrono::Duration::microseconds(1),
+                Some(first) => first
+                    .checked_sub_signed(chrono::Duration::microseconds(1))
+                    .unwrap_or(first),
                 None => horizon,
             },
         };
@@ -188,7 +184,7 @@ impl Sealer {
                 .await?;
             let found = rows.len();
             for row in rows {
-                round.add(row)?;
+                round.add(&txn, row).await?;
             }
             round.store(&txn).await?;
             lo = hi;
@@ -200,7 +196,7 @@ impl Sealer {
         }
         let tenants: Vec<String> = round.pending.keys().cloned().collect();
         for tenant in tenants {
-            round.close(&tenant)?;
+            round.close(&txn, &tenant).await?;
         }
         round.store(&txn).await?;
         txn.commit().await?;
@@ -250,31 +246,25 @@ impl Aliases {
         }
     }
 
+    /// The pseudonym of `v`, from the cache when it was seen before (at most 100,000 kept).
+    fn alias(&mut self, v: &str) -> String {
+        if let Some(a) = self.seen.get(v) {
+            return a.clone();
+        }
+        let a = self.with.alias(v);
+        if self.seen.len() < 100_000 {
+            self.seen.insert(v.to_owned(), a.clone());
+        }
+        a
+    }
+
     fn canonical(&mut self, entry: &ActivityEntry, scopes: &[String]) -> serde_json::Value {
-        let Aliases { with, seen } = self;
-        canonical_entry(entry, scopes, &mut |v: &str| {
-            if let Some(a) = seen.get(v) {
-                return a.clone();
-            }
-            let a = with.alias(v);
-            if seen.len() < 100_000 {
-                seen.insert(v.to_owned(), a.clone());
-            }
-            a
-        })
+        canonical_entry(entry, scopes, &mut |v: &str| self.alias(v))
     }
 
     fn leaf(&mut self, entry: &ActivityEntry, scopes: &[String]) -> Hash {
-        let Aliases { with, seen } = self;
         leaf_hash(&canonical_entry_bytes(entry, scopes, &mut |v: &str| {
-            if let Some(a) = seen.get(v) {
-                return a.clone();
-            }
-            let a = with.alias(v);
-            if seen.len() < 100_000 {
-                seen.insert(v.to_owned(), a.clone());
-            }
-            a
+            self.alias(v)
         }))
     }
 }
@@ -287,14 +277,15 @@ struct Round<'a> {
     horizon: DateTime<Utc>,
     /// Per tenant, the entries not yet in a block.
     pending: HashMap<String, Vec<(EntryKey, Hash)>>,
-    /// Per tenant, its newest block (a tenant without one is absent).
+    /// Per tenant, its newest block (looked up when the tenant's first block of the round
+    /// is made).
     last: HashMap<String, Option<BlockHeader>>,
     report: SealReport,
     rows: Vec<activity_block::ActiveModel>,
 }
 
 impl Round<'_> {
-    fn add(&mut self, row: Model) -> Result<(), Error> {
+    async fn add<C: ConnectionTrait>(&mut self, txn: &C, row: Model) -> Result<(), Error> {
         let entry = ActivityEntry::from(row);
         let tenant = tenant_key(entry.organization_id.as_deref(), entry.team_id.as_deref());
         let leaf = self.aliases.leaf(&entry, &self.scopes);
@@ -305,19 +296,23 @@ impl Round<'_> {
         let pending = self.pending.entry(tenant.clone()).or_default();
         pending.push((key, leaf));
         if pending.len() >= self.sealer.block {
-            self.close(&tenant)?;
+            self.close(txn, &tenant).await?;
         }
         Ok(())
     }
 
-    /// Make a block of `tenant`'s pending entries (its newest block was looked up before).
-    fn close(&mut self, tenant: &str) -> Result<(), Error> {
+    /// Make a block of `tenant`'s pending entries.
+    async fn close<C: ConnectionTrait>(&mut self, txn: &C, tenant: &str) -> Result<(), Error> {
         let Some(entries) = self.pending.remove(tenant) else {
             return Ok(());
         };
         let Some((last_key, _)) = entries.last() else {
             return Ok(());
         };
+        if !self.last.contains_key(tenant) {
+            let found = last_block(txn, tenant).await?;
+            self.last.insert(tenant.to_owned(), found);
+        }
         let prev = self.last.get(tenant).and_then(Option::as_ref);
         let leaves: Vec<Hash> = entries.iter().map(|(_, l)| *l).collect();
         let header = BlockHeader::new(
@@ -405,8 +400,19 @@ pub async fn checkpoints<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
 ) -> Result<Vec<Checkpoint>, Error> {
+    checkpoints_after(db, tenant, 0).await
+}
+
+/// A tenant's stored checkpoints after block `seq`, by `seq` (what a copy holding blocks up to
+/// `seq` lacks).
+pub async fn checkpoints_after<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    seq: u64,
+) -> Result<Vec<Checkpoint>, Error> {
     let rows = activity_block::Entity::find()
         .filter(activity_block::Column::Tenant.eq(tenant))
+        .filter(activity_block::Column::Seq.gt(i64::try_from(seq).unwrap_or(i64::MAX)))
         .order_by_asc(activity_block::Column::Seq)
         .all(db)
         .await?;
@@ -425,19 +431,21 @@ pub async fn tenants<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, Error> {
         .await?)
 }
 
-/// Per tenant, the newest checkpoint whose block ends before `before` (what an archive of the
-/// entries before `before` ends in); none when the blocks table does not exist.
+/// For each of `tenants` (those an archive holds entries of: another tenant's keys and counts
+/// never enter it), the newest checkpoint whose block ends before `before` (what an archive of
+/// the entries before `before` ends in); none when the blocks table does not exist.
 pub(crate) async fn ending_before<C: ConnectionTrait>(
     db: &C,
+    tenants: impl IntoIterator<Item = &str>,
     before: DateTime<Utc>,
 ) -> Result<Vec<Checkpoint>, Error> {
     if !crate::schema::named_table_exists(db, "activity_block").await? {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    for tenant in tenants(db).await? {
+    for tenant in tenants {
         let row = activity_block::Entity::find()
-            .filter(activity_block::Column::Tenant.eq(tenant.as_str()))
+            .filter(activity_block::Column::Tenant.eq(tenant))
             .filter(activity_block::Column::LastAt.lt(before))
             .order_by_desc(activity_block::Column::Seq)
             .one(db)
