@@ -149,6 +149,16 @@ pub struct ActivityEntry {
     pub user_agent: Option<String>,
     /// Client application name.
     pub client: Option<String>,
+    /// W3C trace id (32 lowercase hex digits) of the span that wrote the entry: filled by the
+    /// write path under the `otel` feature when the current span has a valid OpenTelemetry
+    /// context. Diagnostics, not evidence: never part of the audit key or the sealed bytes, and
+    /// absent from the JSON when unset (so entries without one serialize as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// W3C span id (16 lowercase hex digits) of that span; set together with
+    /// [`trace_id`](Self::trace_id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
     /// Write an `updated` entry even when it has no changes (manual entries).
     #[serde(skip)]
     pub force: bool,
@@ -193,6 +203,8 @@ impl ActivityEntry {
             ip_address: None,
             user_agent: None,
             client: None,
+            trace_id: None,
+            span_id: None,
             force: false,
             own_tenant: false,
         }
@@ -277,6 +289,26 @@ impl ActivityEntry {
         if self.detail.trigger.is_none() {
             self.detail.trigger = ctx.trigger().cloned();
         }
+    }
+
+    /// The W3C `traceparent` of the span that wrote the entry (`00-<trace>-<span>-01`), for
+    /// whoever continues its trace: the relay sends it as a message header. `None` unless both
+    /// ids are set and well formed ([`crate::trace::is_trace_id`], [`crate::trace::is_span_id`]).
+    ///
+    /// ```
+    /// let mut entry = activity_core::ActivityEntry::new("FeatureFlag", "updated");
+    /// assert_eq!(entry.traceparent(), None);
+    /// entry.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+    /// entry.span_id = Some("00f067aa0ba902b7".into());
+    /// assert_eq!(
+    ///     entry.traceparent().as_deref(),
+    ///     Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    /// );
+    /// ```
+    pub fn traceparent(&self) -> Option<String> {
+        let (trace, span) = (self.trace_id.as_deref()?, self.span_id.as_deref()?);
+        (crate::trace::is_trace_id(trace) && crate::trace::is_span_id(span))
+            .then(|| format!("00-{trace}-{span}-01"))
     }
 
     /// Whether the write path keeps this entry: an `updated` entry without changes is dropped

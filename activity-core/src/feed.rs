@@ -16,7 +16,8 @@ use crate::entry::{ActivityEntry, Detail};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Reveal {
-    /// The request's origin: IP address, user agent, client and request id.
+    /// The request's origin: IP address, user agent, client, request id, and the trace and
+    /// span ids of the request's trace.
     pub request: bool,
     /// Impersonation: whether the user was impersonated, and by whom.
     pub impersonation: bool,
@@ -101,6 +102,12 @@ pub struct FeedEntry {
     /// With [`Reveal::request`]: the client application.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// With [`Reveal::request`]: the trace id of the span that wrote the entry (`otel`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// With [`Reveal::request`]: that span's id (`otel`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
 }
 
 impl FeedEntry {
@@ -130,6 +137,8 @@ impl FeedEntry {
             ip_address: request(&entry.ip_address),
             user_agent: request(&entry.user_agent),
             client: request(&entry.client),
+            trace_id: request(&entry.trace_id),
+            span_id: request(&entry.span_id),
         }
     }
 }

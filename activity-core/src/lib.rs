@@ -29,12 +29,14 @@ pub mod hooks;
 #[cfg(feature = "tower")]
 pub mod layer;
 pub mod mute;
+pub mod ocsf;
 pub mod path;
 pub mod policy;
 pub mod query;
 #[cfg(feature = "seal")]
 pub mod seal;
 pub mod store;
+pub mod trace;
 pub mod value;
 
 #[cfg(feature = "actix")]

@@ -446,8 +446,15 @@ impl Relay {
             "activity_relay.batch",
             rows = claimed.rows.len(),
             entries = claimed.entries.len(),
-            lag_ms = lag.num_milliseconds()
+            lag_ms = lag.num_milliseconds(),
+            entry_ids = tracing::field::Empty
         );
+        if !span.is_disabled() {
+            span.record(
+                "entry_ids",
+                activity_seaorm::trace::span_entry_ids(claimed.entries.iter().map(|e| e.id)),
+            );
+        }
         async {
             let dead = self.publish(&claimed.entries).await?;
             let txn = match held {
@@ -588,6 +595,10 @@ impl Relay {
         let tenant = TenantKey::of(entry);
         if !tenant.is_none() {
             headers.insert("Activity-Tenant", header_value(tenant.as_str()).as_str());
+        }
+        // The writer's trace continues in whoever consumes the entry (W3C trace context).
+        if let Some(traceparent) = entry.traceparent() {
+            headers.insert("traceparent", traceparent.as_str());
         }
         Ok(self
             .js

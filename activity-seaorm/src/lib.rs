@@ -45,8 +45,8 @@ pub use activity_core::actix;
 #[cfg(feature = "tower")]
 pub use activity_core::layer;
 pub use activity_core::{
-    actor, audited, clock, context, describe, diff, entry, error, feed, mute, path, policy, query,
-    store, value,
+    actor, audited, clock, context, describe, diff, entry, error, feed, mute, ocsf, path, policy,
+    query, store, trace, value,
 };
 
 #[cfg(feature = "tower")]

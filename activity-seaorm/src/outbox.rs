@@ -324,7 +324,7 @@ pub async fn claim<C: ConnectionTrait>(
             loaded_rows += 1;
         }
         for chunk in group.chunks(500) {
-            let models = activity_log::Entity::find()
+            let models = crate::schema::table::find_entries()
                 .filter(activity_log::Column::Id.is_in(chunk.iter().copied()))
                 .all(txn)
                 .await?;

@@ -431,10 +431,38 @@ pub async fn handle<C: ConnectionTrait, A: Audience, Ch: Channel>(
     fan_out(db, router, channel, entry, None).await
 }
 
+/// Deliver `entry` to its recipients not served yet, in the span `activity_notify.route`
+/// (naming the entry; with the `otel` feature a child of the span that wrote it).
+async fn fan_out<C: ConnectionTrait, A: Audience, Ch: Channel>(
+    db: &C,
+    router: &Router<A>,
+    channel: &Ch,
+    entry: ActivityEntry,
+    give_up: Option<u32>,
+) -> Result<usize, Error> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "activity_notify.route",
+        entry_id = %entry.id,
+        scope = %entry.scope,
+        activity = %entry.activity,
+        notified = tracing::field::Empty
+    );
+    #[cfg(feature = "otel")]
+    activity_seaorm::trace::continue_trace(&span, &entry);
+    let notified = route_and_deliver(db, router, channel, entry, give_up)
+        .instrument(span.clone())
+        .await;
+    if let Ok(n) = &notified {
+        span.record("notified", n);
+    }
+    notified
+}
+
 /// Deliver `entry` to its recipients not served yet (neither delivered nor given up on). With
 /// `give_up` (the attempt number of the last attempt), recipients whose channel fails are
 /// dead-lettered and the entry is done; otherwise they fail it, for a retry of them alone.
-async fn fan_out<C: ConnectionTrait, A: Audience, Ch: Channel>(
+async fn route_and_deliver<C: ConnectionTrait, A: Audience, Ch: Channel>(
     db: &C,
     router: &Router<A>,
     channel: &Ch,

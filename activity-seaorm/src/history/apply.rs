@@ -104,7 +104,7 @@ pub(crate) async fn entries_of<C: ConnectionTrait>(
     after: Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)>,
 ) -> Result<Vec<ActivityEntry>, DbErr> {
     use activity_log::Column;
-    let mut select = activity_log::Entity::find()
+    let mut select = crate::schema::table::find_entries()
         .filter(Column::Scope.eq(scope))
         .filter(Column::ItemId.eq(item_id));
     if let Some((at, id)) = after {

@@ -3,7 +3,7 @@
 
 use activity_core::ActivityEntry;
 use scoped_futures::ScopedFutureExt;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter, TransactionTrait};
 use uuid::Uuid;
 
 use crate::history::apply::oldest_first;
@@ -52,10 +52,10 @@ async fn entries_of_group<C: sea_orm::ConnectionTrait>(
     use activity_log::Column;
     let select = match group {
         Group::Correlation(id) => {
-            activity_log::Entity::find().filter(Column::CorrelationId.eq(id.as_str()))
+            crate::schema::table::find_entries().filter(Column::CorrelationId.eq(id.as_str()))
         }
         Group::Request(id) => {
-            activity_log::Entity::find().filter(Column::RequestId.eq(id.as_str()))
+            crate::schema::table::find_entries().filter(Column::RequestId.eq(id.as_str()))
         }
     };
     Ok(oldest_first(db, select).await?)

@@ -3,7 +3,9 @@
 
 use activity_core::ActivityEntry;
 use scoped_futures::ScopedFutureExt;
-use sea_orm::{DatabaseConnection, EntityTrait, SqliteTransactionMode, TransactionOptions};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, QueryFilter, SqliteTransactionMode, TransactionOptions,
+};
 use uuid::Uuid;
 
 use crate::history::item::{ItemChange, Mode, Reverted};
@@ -39,7 +41,8 @@ pub async fn revert(
     entry_id: Uuid,
     mode: Mode,
 ) -> Result<Reverted, HistoryError> {
-    let entry: ActivityEntry = activity_log::Entity::find_by_id(entry_id)
+    let entry: ActivityEntry = crate::schema::table::find_entries()
+        .filter(activity_log::Column::Id.eq(entry_id))
         .one(db)
         .await?
         .ok_or(HistoryError::EntryNotFound(entry_id))?

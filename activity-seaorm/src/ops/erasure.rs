@@ -458,7 +458,7 @@ async fn batch<C: ConnectionTrait>(
             ),
         );
     }
-    Ok(Entity::find()
+    Ok(crate::schema::table::find_entries()
         .filter(condition)
         .order_by_asc(Column::CreatedAt)
         .order_by_asc(Column::Id)

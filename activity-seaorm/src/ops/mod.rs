@@ -1,5 +1,5 @@
-//! Operations on the stored log, one module each: [`export`] streams entries out as CSV or
-//! JSON lines, [`retention`] prunes old entries, [`erasure`] answers erasure requests,
+//! Operations on the stored log, one module each: [`export`] streams entries out as CSV, JSON
+//! lines or OCSF events, [`retention`] prunes old entries, [`erasure`] answers erasure requests,
 //! [`archive`] archives old entries to verified files before deleting them, [`report`] counts
 //! entries by group, [`background`] logs from background work through a bounded queue,
 //! [`alerts`] evaluates alert rules, [`lifecycle`] owns every copy of the log, so erasure

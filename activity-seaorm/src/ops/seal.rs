@@ -175,7 +175,7 @@ impl Sealer {
             let hi = lo
                 .checked_add_signed(step)
                 .map_or(horizon, |t| Ord::min(t, horizon));
-            let rows = Entity::find()
+            let rows = crate::schema::table::find_entries()
                 .filter(Column::CreatedAt.gt(lo))
                 .filter(Column::CreatedAt.lte(hi))
                 .order_by_asc(Column::CreatedAt)
@@ -501,7 +501,7 @@ async fn page<C: ConnectionTrait>(
     if let Some((created_at, id)) = after {
         cond = cond.add(after_key(&EntryKey { created_at, id }));
     }
-    Ok(Entity::find()
+    Ok(crate::schema::table::find_entries()
         .filter(cond)
         .order_by_asc(Column::CreatedAt)
         .order_by_asc(Column::Id)
@@ -656,7 +656,11 @@ pub struct Proven {
 /// The inclusion proof of entry `id`: `None` when no such entry exists or it is not sealed
 /// yet. Needs the erasure key.
 pub async fn prove<C: ConnectionTrait>(db: &C, id: uuid::Uuid) -> Result<Option<Proven>, Error> {
-    let Some(row) = Entity::find_by_id(id).one(db).await? else {
+    let Some(row) = crate::schema::table::find_entries()
+        .filter(Column::Id.eq(id))
+        .one(db)
+        .await?
+    else {
         return Ok(None);
     };
     let mut aliases = Aliases::new(Pseudonymizer::current()?);

@@ -15,10 +15,10 @@ mod search;
 mod sql;
 
 use activity_core::{ActivityEntry, ActivityQuery, Order, Page};
-use sea_orm::{ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ConnectionTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::errors::Error;
-use crate::schema::table::activity_log::{Column, Entity};
+use crate::schema::table::activity_log::Column;
 
 pub(crate) use query::conditions;
 
@@ -76,7 +76,7 @@ pub async fn load_activity<C: ConnectionTrait>(
         Order::Descending => (sea_orm::Order::Desc, sea_orm::Order::Desc),
         Order::Ascending => (sea_orm::Order::Asc, sea_orm::Order::Asc),
     };
-    let rows = Entity::find()
+    let rows = crate::schema::table::find_entries()
         .filter(condition)
         .order_by(Column::CreatedAt, created)
         .order_by(Column::Id, id)

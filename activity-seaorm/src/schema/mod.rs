@@ -21,6 +21,13 @@
 //! widths) and builds the missing indexes without blocking writes: `CREATE INDEX CONCURRENTLY`
 //! on PostgreSQL (so it must run outside a transaction; the migration says so to
 //! `sea-orm-migration`), `ALGORITHM=INPLACE LOCK=NONE` on MySQL. Run it at a quiet moment.
+//!
+//! **Columns added later are optional until the feature that uses them.** `trace_id` and
+//! `span_id` (feature `otel`) are created with every new table; on an older one [`upgrade`]
+//! (or `migration::AddTraceColumns`) adds them without a rewrite. Until then every build
+//! without `otel` reads and writes the log exactly as before (the library names those columns
+//! only in a traced write, and reads them only with the feature); a build with `otel` needs
+//! them, so run the upgrade before it starts ([`create_table`] logs an error when they lack).
 
 pub mod guard;
 pub mod outbox;
@@ -58,12 +65,20 @@ pub async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         // no index build here, whatever the table's age (either would block every logged write
         // for as long as it takes on a large log). Say what `upgrade` would do instead.
         let plan = plan_upgrade(db).await?;
-        if !plan.is_empty() {
+        if cfg!(feature = "otel") && !plan.added.is_empty() {
+            // Every traced write and every read would fail on the missing columns.
+            tracing::error!(
+                columns = ?plan.added,
+                "activity_log has no trace columns, which the `otel` feature writes and reads: \
+                 run schema::upgrade (or the AddTraceColumns migration) before this build serves"
+            );
+        } else if !plan.is_empty() {
             tracing::warn!(
                 columns = ?plan.widened,
+                added = ?plan.added,
                 indexes = ?plan.missing_indexes,
                 "activity_log is older than this version; it was left as it is: run \
-                 schema::upgrade (or the WidenIdentifiers migration) at a quiet moment"
+                 schema::upgrade (or the AddTraceColumns migration) at a quiet moment"
             );
         }
         crate::schema::outbox::create_table(db).await?;
@@ -137,9 +152,15 @@ pub(crate) fn table_definition(backend: DbBackend, id_is_key: bool) -> TableCrea
         .col(text(Column::CorrelationId))
         .col(text(Column::IpAddress))
         .col(text(Column::UserAgent))
-        .col(text(Column::Client));
+        .col(text(Column::Client))
+        .col(text(Column::TraceId))
+        .col(text(Column::SpanId));
     table
 }
+
+/// Columns added after the first version, in the order [`upgrade`] adds them (appended, as
+/// a table created now has them).
+const ADDED_COLUMNS: [Column; 2] = [Column::TraceId, Column::SpanId];
 
 /// The opt-in PostgreSQL index on `detail`.
 const GIN_NAME: &str = "activity_log_detail_gin";
@@ -311,6 +332,9 @@ struct UpgradePlan {
     changes: Vec<String>,
     /// The columns they change.
     widened: Vec<&'static str>,
+    /// Columns of this version the table lacks ([`ADDED_COLUMNS`]), added by their own
+    /// statement (instant on every backend: nullable, no default).
+    added: Vec<&'static str>,
     /// Indexes of this version the table lacks (or has invalid, on PostgreSQL).
     missing_indexes: Vec<String>,
     /// PostgreSQL: indexes left invalid by an interrupted concurrent build, dropped first.
@@ -319,7 +343,7 @@ struct UpgradePlan {
 
 impl UpgradePlan {
     fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.missing_indexes.is_empty()
+        self.changes.is_empty() && self.added.is_empty() && self.missing_indexes.is_empty()
     }
 }
 
@@ -384,13 +408,14 @@ fn text(column: Column) -> ColumnDef {
     def
 }
 
-/// Bring an existing `activity_log` up to this version: widen the text columns narrower than
+/// Bring an existing `activity_log` up to this version: add the columns it lacks (`trace_id`,
+/// `span_id`: nullable, no default, so no rewrite), widen the text columns narrower than
 /// [`COLUMN_CAPS`], on MySQL give identifier columns without the exact collation
 /// ([`mysql_exact_collation`]) that collation, and build the indexes it lacks without blocking
 /// writes (`CONCURRENTLY` on PostgreSQL, first dropping any index an interrupted concurrent
-/// build left invalid; `ALGORITHM=INPLACE LOCK=NONE` on MySQL). Returns the columns it changed.
-/// Idempotent: it reads the catalogue first and changes only what is missing, so an up-to-date
-/// table costs two catalogue queries and no lock. No table yet: nothing to do.
+/// build left invalid; `ALGORITHM=INPLACE LOCK=NONE` on MySQL). Returns the columns it added
+/// or changed. Idempotent: it reads the catalogue first and changes only what is missing, so an
+/// up-to-date table costs three catalogue queries and no lock. No table yet: nothing to do.
 ///
 /// On PostgreSQL call it outside a transaction (a concurrent index build cannot run in one).
 ///
@@ -407,6 +432,10 @@ pub async fn upgrade<C: ConnectionTrait>(db: &C) -> Result<Vec<&'static str>, Db
         return Ok(Vec::new());
     }
     let plan = plan_upgrade(db).await?;
+    if !plan.added.is_empty() {
+        add_columns(db, &plan.added).await?;
+        tracing::info!(columns = ?plan.added, "activity_log: added columns");
+    }
     if !plan.changes.is_empty() {
         let table = match backend {
             DbBackend::Postgres => "\"activity_log\"",
@@ -447,7 +476,86 @@ pub async fn upgrade<C: ConnectionTrait>(db: &C) -> Result<Vec<&'static str>, Db
         db.execute_unprepared(&sql).await?;
         tracing::info!(index = name, "activity_log: built a missing index");
     }
-    Ok(plan.widened)
+    let mut changed = plan.added;
+    changed.extend(plan.widened);
+    Ok(changed)
+}
+
+/// Add `columns` (of [`ADDED_COLUMNS`]: nullable text, no default), without rewriting the
+/// table: a catalogue change on PostgreSQL (a partitioned log's partitions follow their
+/// parent) and SQLite, `ALGORITHM=INSTANT` on MariaDB ≥ 10.3 and MySQL ≥ 8.0.12 (an older
+/// server falls back to an in-place change that lets writes through).
+async fn add_columns<C: ConnectionTrait>(db: &C, columns: &[&'static str]) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let defs: Vec<(&str, usize)> = ADDED_COLUMNS
+        .iter()
+        .filter(|c| columns.contains(&c.as_str()))
+        .map(|c| (c.as_str(), column_cap(*c).map_or(255, |cap| cap.max_chars)))
+        .collect();
+    match backend {
+        DbBackend::MySql => {
+            let collation = mysql_exact_collation(db).await?;
+            let adds: Vec<String> = defs
+                .iter()
+                .map(|(name, width)| {
+                    format!(
+                        "ADD COLUMN `{name}` varchar({width}) CHARACTER SET utf8mb4 \
+                         COLLATE {collation} NULL"
+                    )
+                })
+                .collect();
+            let adds = adds.join(", ");
+            let instant = format!("ALTER TABLE `activity_log` {adds}, ALGORITHM=INSTANT");
+            if let Err(e) = db.execute_unprepared(&instant).await {
+                tracing::info!(error = %e, "activity_log: no instant ADD COLUMN here; in place");
+                db.execute_unprepared(&format!(
+                    "ALTER TABLE `activity_log` {adds}, ALGORITHM=INPLACE, LOCK=NONE"
+                ))
+                .await?;
+            }
+        }
+        DbBackend::Postgres => {
+            let adds: Vec<String> = defs
+                .iter()
+                .map(|(name, width)| {
+                    format!("ADD COLUMN IF NOT EXISTS \"{name}\" varchar({width})")
+                })
+                .collect();
+            db.execute_unprepared(&format!("ALTER TABLE \"activity_log\" {}", adds.join(", ")))
+                .await?;
+        }
+        _ => {
+            // SQLite: one column per statement.
+            for (name, width) in defs {
+                db.execute_unprepared(&format!(
+                    "ALTER TABLE \"activity_log\" ADD COLUMN \"{name}\" varchar({width})"
+                ))
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The names of `activity_log`'s columns, as the catalogue has them.
+async fn column_names<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Sqlite => "SELECT name FROM pragma_table_info('activity_log')",
+        DbBackend::Postgres => {
+            "SELECT column_name::text AS name FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = 'activity_log'"
+        }
+        _ => {
+            "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'activity_log'"
+        }
+    };
+    db.query_all_raw(Statement::from_string(backend, sql))
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String>("", "name"))
+        .collect()
 }
 
 async fn plan_upgrade<C: ConnectionTrait>(db: &C) -> Result<UpgradePlan, DbErr> {
@@ -528,6 +636,12 @@ async fn plan_upgrade<C: ConnectionTrait>(db: &C) -> Result<UpgradePlan, DbErr> 
         });
         widened.push(column);
     }
+    let names = column_names(db).await?;
+    let added = ADDED_COLUMNS
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|name| !names.iter().any(|n| n == name))
+        .collect();
     let (existing, invalid) = existing_indexes(db).await?;
     let missing_indexes = index_names(backend)
         .into_iter()
@@ -536,6 +650,7 @@ async fn plan_upgrade<C: ConnectionTrait>(db: &C) -> Result<UpgradePlan, DbErr> 
     Ok(UpgradePlan {
         changes,
         widened,
+        added,
         missing_indexes,
         invalid_indexes: invalid,
     })
@@ -731,6 +846,34 @@ pub mod migration {
             super::partition::partition_by_month(db, through)
                 .await
                 .map(drop)
+        }
+
+        fn use_transaction(&self) -> Option<bool> {
+            Some(false)
+        }
+
+        async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+            Ok(())
+        }
+    }
+
+    /// Adds the `trace_id` and `span_id` columns (feature `otel`) to a log created before
+    /// them, without rewriting it (see [`upgrade`](super::upgrade), which it runs: on a table
+    /// [`Migration`] just created it changes nothing). List it after [`Migration`]; run it
+    /// before the first build with `otel` starts. `down` keeps the columns.
+    #[derive(Debug, Default)]
+    pub struct AddTraceColumns;
+
+    impl MigrationName for AddTraceColumns {
+        fn name(&self) -> &str {
+            "m20261207_000002_add_activity_log_trace_columns"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for AddTraceColumns {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            super::upgrade(manager.get_connection()).await.map(drop)
         }
 
         fn use_transaction(&self) -> Option<bool> {

@@ -1,8 +1,8 @@
 //! The `activity_log` table as a SeaORM entity, and the conversion from [`ActivityEntry`].
 
 use activity_core::{ActivityEntry, Detail};
-use sea_orm::Set;
 use sea_orm::entity::prelude::*;
+use sea_orm::{NotSet, Set};
 
 /// `activity_log`: one row per entry, the columns of [`ActivityEntry`].
 pub mod activity_log {
@@ -50,6 +50,12 @@ pub mod activity_log {
         pub user_agent: Option<String>,
         /// Client application.
         pub client: Option<String>,
+        /// W3C trace id of the span that wrote the entry (feature `otel`). Read and written
+        /// only with that feature, so a table without the column (created before it, not yet
+        /// [upgraded](crate::schema::upgrade)) serves every other build unchanged.
+        pub trace_id: Option<String>,
+        /// W3C span id of that span (feature `otel`).
+        pub span_id: Option<String>,
     }
 
     /// No relations.
@@ -89,7 +95,7 @@ pub const IDENTIFIER_MAX: usize = 255;
 
 /// Every text column's cap: the one source of the widths [`crate::schema`] creates (and widens
 /// older tables to) and of what the writer refuses or cuts, so the two cannot drift apart.
-pub const COLUMN_CAPS: [ColumnCap; 13] = {
+pub const COLUMN_CAPS: [ColumnCap; 15] = {
     use CapKind::{Descriptive, Identifier};
     use activity_log::Column as C;
     const fn cap(column: C, max_chars: usize, kind: CapKind) -> ColumnCap {
@@ -115,6 +121,9 @@ pub const COLUMN_CAPS: [ColumnCap; 13] = {
         cap(C::IpAddress, 64, Descriptive),
         cap(C::UserAgent, 512, Descriptive),
         cap(C::Client, 128, Descriptive),
+        // Hex of a fixed length: the write path drops a malformed one before it gets here.
+        cap(C::TraceId, 32, Identifier),
+        cap(C::SpanId, 16, Identifier),
     ]
 };
 
@@ -179,14 +188,20 @@ impl From<ActivityEntry> for activity_log::ActiveModel {
             ip_address: Set(cut(e.ip_address, IP_ADDRESS_MAX)),
             user_agent: Set(cut(e.user_agent, USER_AGENT_MAX)),
             client: Set(cut(e.client, CLIENT_MAX)),
+            // Named only when set: an insert without them works on a table without the
+            // columns (a log older than the `otel` feature).
+            trace_id: e.trace_id.map_or(NotSet, |t| Set(Some(t))),
+            span_id: e.span_id.map_or(NotSet, |s| Set(Some(s))),
         }
     }
 }
 
 /// The bind values of `e`'s row, in column order (`activity_log::Column::iter()`), borrowing
 /// the entry: the flush encodes straight from the buffered entries. `detail` is bound as JSON
-/// text, encoded once; [`DETAIL_COLUMN`] says which value it is.
-pub(crate) fn row_values(e: &ActivityEntry, out: &mut Vec<Value>) {
+/// text, encoded once; [`DETAIL_COLUMN`] says which value it is. `traced`: also the trace
+/// columns, which come last ([`TRACED_ROW_COLUMNS`]); a flush names them only when one of its
+/// entries has a trace, so a log without those columns takes every untraced write.
+pub(crate) fn row_values(e: &ActivityEntry, out: &mut Vec<Value>, traced: bool) {
     let cut_ref = |v: &Option<String>, max: usize| cut(v.clone(), max);
     out.extend([
         Value::from(e.id),
@@ -208,13 +223,45 @@ pub(crate) fn row_values(e: &ActivityEntry, out: &mut Vec<Value>) {
         Value::from(cut_ref(&e.user_agent, USER_AGENT_MAX)),
         Value::from(cut_ref(&e.client, CLIENT_MAX)),
     ]);
+    if traced {
+        out.extend([
+            Value::from(e.trace_id.clone()),
+            Value::from(e.span_id.clone()),
+        ]);
+    }
 }
 
 /// Position of `detail` among [`row_values`].
 pub(crate) const DETAIL_COLUMN: usize = 12;
 
-/// Columns of [`row_values`].
+/// Columns of [`row_values`] without the trace columns.
 pub(crate) const ROW_COLUMNS: usize = 18;
+
+/// Columns of [`row_values`] with them (all of `activity_log`'s).
+pub(crate) const TRACED_ROW_COLUMNS: usize = 20;
+
+/// The columns every build reads: all but the trace columns, which only the `otel` feature
+/// reads (a table made before them serves every other build as it is).
+pub(crate) fn read_columns() -> impl Iterator<Item = activity_log::Column> {
+    use sea_orm::Iterable;
+    let traced = cfg!(feature = "otel");
+    activity_log::Column::iter().filter(move |c| {
+        traced
+            || !matches!(
+                c,
+                activity_log::Column::TraceId | activity_log::Column::SpanId
+            )
+    })
+}
+
+/// `SELECT` of whole entries, naming [`read_columns`]: what every read of entries starts from
+/// (`Entity::find()` would name the trace columns in every build).
+pub(crate) fn find_entries() -> sea_orm::Select<activity_log::Entity> {
+    use sea_orm::QuerySelect;
+    activity_log::Entity::find()
+        .select_only()
+        .columns(read_columns())
+}
 
 fn detail_text(detail: &Detail) -> String {
     serde_json::to_string(detail).unwrap_or_else(|e| {
@@ -255,6 +302,8 @@ impl From<activity_log::Model> for ActivityEntry {
         e.ip_address = m.ip_address;
         e.user_agent = m.user_agent;
         e.client = m.client;
+        e.trace_id = m.trace_id;
+        e.span_id = m.span_id;
         e
     }
 }
@@ -275,10 +324,12 @@ mod tests {
         entry.user_agent = Some("é".repeat(400));
         entry.request_id = Some("r".into());
         let mut values = Vec::new();
-        row_values(&entry, &mut values);
+        entry.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        entry.span_id = Some("00f067aa0ba902b7".into());
+        row_values(&entry, &mut values, true);
         let model = activity_log::ActiveModel::from(entry);
         let columns: Vec<_> = activity_log::Column::iter().collect();
-        assert_eq!(columns.len(), ROW_COLUMNS);
+        assert_eq!(columns.len(), TRACED_ROW_COLUMNS);
         for (i, column) in columns.into_iter().enumerate() {
             let expected = model.get(column).into_value().unwrap();
             if i == DETAIL_COLUMN {

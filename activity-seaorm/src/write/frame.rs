@@ -413,6 +413,10 @@ pub(crate) fn take_supplied<M: Any>(item_id: &str) -> Option<M> {
 /// Stamp `entry` with `context` (the current one if `None`; no context is a system entry).
 /// Timestamps keep microseconds, what every backend stores, so a cursor built from a read entry
 /// matches the stored row exactly.
+///
+/// The trace: ids the caller set are kept when well formed and dropped (with a warning)
+/// otherwise, never stored half-valid; with the `otel` feature an entry without them takes the
+/// current span's, when that span has a valid OpenTelemetry context.
 pub(crate) fn stamp(entry: &mut ActivityEntry, context: Option<&ActivityContext>) {
     entry.created_at = entry.created_at.trunc_subsecs(6);
     match context {
@@ -421,5 +425,29 @@ pub(crate) fn stamp(entry: &mut ActivityEntry, context: Option<&ActivityContext>
             Some(ctx) => entry.apply_context(&ctx),
             None => entry.apply_context(&ActivityContext::system()),
         },
+    }
+    stamp_trace(entry);
+}
+
+fn stamp_trace(entry: &mut ActivityEntry) {
+    use activity_core::trace::{is_span_id, is_trace_id};
+    match (entry.trace_id.as_deref(), entry.span_id.as_deref()) {
+        (None, None) =>
+        {
+            #[cfg(feature = "otel")]
+            if let Some((trace, span)) = activity_core::trace::current() {
+                entry.trace_id = Some(trace);
+                entry.span_id = Some(span);
+            }
+        }
+        (Some(trace), Some(span)) if is_trace_id(trace) && is_span_id(span) => {}
+        _ => {
+            tracing::warn!(
+                entry_id = %entry.id,
+                "activity entry: trace_id/span_id set by the caller are not a W3C trace and span id; dropped"
+            );
+            entry.trace_id = None;
+            entry.span_id = None;
+        }
     }
 }

@@ -11,7 +11,11 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityName, IdenStatic, Iterabl
 
 use crate::config;
 use crate::outbox;
-use crate::schema::table::{DETAIL_COLUMN, ROW_COLUMNS, activity_log, row_values};
+use tracing::Instrument;
+
+use crate::schema::table::{
+    DETAIL_COLUMN, ROW_COLUMNS, TRACED_ROW_COLUMNS, activity_log, row_values,
+};
 use crate::write::events;
 use crate::write::failure::{
     ChangeState, IdentifierTooLong, Refusal, log_write_error, refused_write_error,
@@ -25,7 +29,7 @@ pub(crate) fn rows_per_statement(backend: DbBackend) -> usize {
         DbBackend::Postgres => 65_535 - outbox::POSTGRES_BINDS,
         _ => 65_535,
     };
-    binds / ROW_COLUMNS
+    binds / TRACED_ROW_COLUMNS
 }
 
 /// What a connection type says about the change a hook just made on it.
@@ -69,9 +73,9 @@ pub(crate) async fn write_now<C: ConnectionTrait>(
     let chunks = chunk(db.get_database_backend(), &entries, autocommit);
     let savepoint = in_transaction && (policy == FailurePolicy::FailOpen || chunks.len() > 1);
     let result = if savepoint {
-        in_savepoint(db, chunks).await
+        in_savepoint(db, chunks).instrument(span(&entries)).await
     } else {
-        send(db, chunks).await
+        send(db, chunks).instrument(span(&entries)).await
     };
     match result {
         Ok(()) => {
@@ -94,12 +98,13 @@ pub(crate) async fn flush<C: ConnectionTrait>(
         return Ok(false);
     }
     let chunks = chunk(txn.get_database_backend(), entries, false);
+    let span = span(entries);
     match policy {
-        FailurePolicy::FailClosed => match send(txn, chunks).await {
+        FailurePolicy::FailClosed => match send(txn, chunks).instrument(span).await {
             Ok(()) => Ok(true),
             Err(e) => Err(log_write_error(e, ChangeState::RolledBack, entries.len())),
         },
-        FailurePolicy::FailOpen => match in_savepoint(txn, chunks).await {
+        FailurePolicy::FailOpen => match in_savepoint(txn, chunks).instrument(span).await {
             Ok(()) => Ok(true),
             Err(e) => {
                 fail(e, policy, ChangeState::RolledBack, entries.len())?;
@@ -107,6 +112,24 @@ pub(crate) async fn flush<C: ConnectionTrait>(
             }
         },
     }
+}
+
+/// The span of one flush (`activity.flush`), a child of the writer's: how many entries and
+/// their ids ([`span_entry_ids`](activity_core::trace::span_entry_ids)), so a trace leads to
+/// its entries. The ids are formatted only when a subscriber records the span.
+fn span(entries: &[ActivityEntry]) -> tracing::Span {
+    let span = tracing::info_span!(
+        "activity.flush",
+        entries = entries.len(),
+        entry_ids = tracing::field::Empty
+    );
+    if !span.is_disabled() {
+        span.record(
+            "entry_ids",
+            activity_core::trace::span_entry_ids(entries.iter().map(|e| e.id)),
+        );
+    }
+    span
 }
 
 /// Apply the failure policy to a failed write of `count` entries.
@@ -254,17 +277,25 @@ fn inserts(
         DbBackend::Sqlite => usize::MAX,
         _ => budget,
     };
+    // The trace columns are named only when an entry has a trace: every other write works on
+    // a log created before those columns existed (see `schema::upgrade`).
+    let traced = entries.iter().any(|e| e.trace_id.is_some());
+    let columns = if traced {
+        TRACED_ROW_COLUMNS
+    } else {
+        ROW_COLUMNS
+    };
     let mut statements = Vec::new();
-    let mut values = Vec::with_capacity(entries.len().min(max_rows) * ROW_COLUMNS);
+    let mut values = Vec::with_capacity(entries.len().min(max_rows) * columns);
     let mut rows = 0;
     let mut size = 0;
     for (i, entry) in entries.iter().enumerate() {
         let start = values.len();
-        row_values(entry, &mut values);
+        row_values(entry, &mut values, traced);
         let row_size: usize = values[start..].iter().map(wire_size).sum();
         if rows > 0 && (rows == max_rows || size + row_size > budget) {
             let row: Vec<Value> = values.drain(start..).collect();
-            let statement = insert_statement(backend, rows, std::mem::take(&mut values));
+            let statement = insert_statement(backend, rows, columns, std::mem::take(&mut values));
             statements.push((statement, i - rows..i));
             values = row;
             rows = 0;
@@ -274,7 +305,7 @@ fn inserts(
         size += row_size;
     }
     if rows > 0 {
-        let statement = insert_statement(backend, rows, values);
+        let statement = insert_statement(backend, rows, columns, values);
         statements.push((statement, entries.len() - rows..entries.len()));
     }
     statements
@@ -295,15 +326,21 @@ fn wire_size(value: &Value) -> usize {
 /// One multi-row INSERT of `rows` rows, written directly rather than through `insert_many`: no
 /// active models, no entry clones, no expression tree (a third of the flush's CPU went to
 /// allocations there). The values are the same types `insert_many` binds.
-fn insert_statement(backend: DbBackend, rows: usize, values: Vec<Value>) -> Statement {
+fn insert_statement(
+    backend: DbBackend,
+    rows: usize,
+    row_columns: usize,
+    values: Vec<Value>,
+) -> Statement {
     let quote = |name: &str| match backend {
         DbBackend::MySql => format!("`{name}`"),
         _ => format!("\"{name}\""),
     };
     let columns: Vec<String> = activity_log::Column::iter()
+        .take(row_columns)
         .map(|c| quote(c.as_str()))
         .collect();
-    let mut sql = String::with_capacity(64 + rows * ROW_COLUMNS * 5);
+    let mut sql = String::with_capacity(64 + rows * row_columns * 5);
     sql.push_str("INSERT INTO ");
     sql.push_str(&quote(activity_log::Entity.table_name()));
     sql.push_str(" (");
@@ -311,11 +348,11 @@ fn insert_statement(backend: DbBackend, rows: usize, values: Vec<Value>) -> Stat
     sql.push_str(") VALUES ");
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
-        for col in 0..ROW_COLUMNS {
+        for col in 0..row_columns {
             if col > 0 {
                 sql.push_str(", ");
             }
-            let n = row * ROW_COLUMNS + col + 1;
+            let n = row * row_columns + col + 1;
             match (backend, col == DETAIL_COLUMN) {
                 (DbBackend::Postgres, true) => write!(sql, "CAST(${n} AS jsonb)"),
                 (DbBackend::Postgres, false) => write!(sql, "${n}"),
@@ -375,7 +412,7 @@ mod tests {
         entry.user_id = Some("é".repeat(IDENTIFIER_MAX));
         entry.item_id = Some("x".repeat(IDENTIFIER_MAX));
         let mut values = Vec::new();
-        row_values(&entry, &mut values);
+        row_values(&entry, &mut values, false);
         let Value::String(Some(ua)) = &values[16] else {
             panic!("user_agent: {:?}", values[16])
         };
