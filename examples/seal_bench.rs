@@ -143,6 +143,8 @@ async fn run(
         serde_json::to_vec(&proven.proof)?.len()
     );
 
+    floor(db, rows, &serde_json::to_vec(&proven.entry)?).await?;
+
     // The write path, with and without a sealer running beside it.
     let mut ratios = Vec::new();
     for rep in 0..reps {
@@ -170,6 +172,62 @@ async fn run(
 
 /// Logged single-entry transactions per second by `writers` tasks for `seconds`, with
 /// `sealer` sealing every `BENCH_SEAL_MS` meanwhile if given.
+/// What any verify of these rows costs at least, measured on the same machine: reading them
+/// over the socket (every column, in the order verify reads them, nothing decoded: one
+/// stream, and two halves on two connections at once), and hashing them (SHA-256 leaves over
+/// bytes the size of one canonical entry, in memory).
+async fn floor(db: &DatabaseConnection, rows: usize, canonical: &[u8]) -> Res<()> {
+    use futures::TryStreamExt;
+    use sha2::{Digest, Sha256};
+    let pool = db.get_postgres_connection_pool();
+    let read = |sql: String| async move {
+        let mut stream = sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(sql)).fetch(pool);
+        let mut n = 0u64;
+        while stream.try_next().await?.is_some() {
+            n += 1;
+        }
+        Ok::<u64, sea_orm::sqlx::Error>(n)
+    };
+    let all =
+        format!("SET search_path TO {SCHEMA}; SELECT * FROM activity_log ORDER BY created_at, id");
+    let started = Instant::now();
+    let n = read(all).await?;
+    let one = started.elapsed().as_secs_f64();
+    // The generator's 40 organizations, even ones and odd ones.
+    let half = |parity: usize| {
+        let orgs: Vec<String> = (0..40)
+            .filter(|i| i % 2 == parity)
+            .map(|i| format!("'org-{i}'"))
+            .collect();
+        format!(
+            "SET search_path TO {SCHEMA}; SELECT * FROM activity_log \
+             WHERE organization_id IN ({}) ORDER BY created_at, id",
+            orgs.join(", ")
+        )
+    };
+    let started = Instant::now();
+    let (a, b) = tokio::try_join!(read(half(0)), read(half(1)))?;
+    let two = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut digest = [0u8; 32];
+    for _ in 0..rows {
+        let mut h = Sha256::new();
+        h.update([0u8]);
+        h.update(canonical);
+        h.update(digest);
+        digest = h.finalize().into();
+    }
+    let hash = started.elapsed().as_secs_f64();
+    println!(
+        "verify floor: reading {n} rows (nothing decoded) {one:.2} s on one connection, {:.2} s \
+         as two halves at once ({} rows); hashing {rows} leaves of {} bytes {hash:.2} s",
+        two,
+        a + b,
+        canonical.len()
+    );
+    Ok(())
+}
+
 async fn writes(
     db: &DatabaseConnection,
     writers: usize,

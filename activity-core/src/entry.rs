@@ -291,26 +291,6 @@ impl ActivityEntry {
         }
     }
 
-    /// The W3C `traceparent` of the span that wrote the entry (`00-<trace>-<span>-01`), for
-    /// whoever continues its trace: the relay sends it as a message header. `None` unless both
-    /// ids are set and well formed ([`crate::trace::is_trace_id`], [`crate::trace::is_span_id`]).
-    ///
-    /// ```
-    /// let mut entry = activity_core::ActivityEntry::new("FeatureFlag", "updated");
-    /// assert_eq!(entry.traceparent(), None);
-    /// entry.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
-    /// entry.span_id = Some("00f067aa0ba902b7".into());
-    /// assert_eq!(
-    ///     entry.traceparent().as_deref(),
-    ///     Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-    /// );
-    /// ```
-    pub fn traceparent(&self) -> Option<String> {
-        let (trace, span) = (self.trace_id.as_deref()?, self.span_id.as_deref()?);
-        (crate::trace::is_trace_id(trace) && crate::trace::is_span_id(span))
-            .then(|| format!("00-{trace}-{span}-01"))
-    }
-
     /// Whether the write path keeps this entry: an `updated` entry without changes is dropped
     /// unless forced, and so is an impersonated entry without a user.
     pub fn should_write(&self) -> bool {

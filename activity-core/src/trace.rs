@@ -7,6 +7,8 @@
 //! The ids are diagnostics, never evidence: they are not part of the audit key or of the
 //! sealed bytes, and a reader sees them only with [`Reveal::request`](crate::feed::Reveal).
 
+use crate::entry::ActivityEntry;
+
 /// Whether `id` is a W3C trace id: 32 lowercase hex digits, not all zero.
 pub fn is_trace_id(id: &str) -> bool {
     is_hex_id(id, 32)
@@ -46,12 +48,32 @@ pub fn current() -> Option<(String, String)> {
         .then(|| (ids.trace_id().to_string(), ids.span_id().to_string()))
 }
 
+/// The W3C `traceparent` of the span that wrote `entry` (`00-<trace>-<span>-01`), for
+/// whoever continues its trace: the relay sends it as a message header. `None` unless both
+/// ids are set and well formed ([`is_trace_id`], [`is_span_id`]).
+///
+/// ```
+/// use activity_core::trace::traceparent;
+/// let mut entry = activity_core::ActivityEntry::new("FeatureFlag", "updated");
+/// assert_eq!(traceparent(&entry), None);
+/// entry.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+/// entry.span_id = Some("00f067aa0ba902b7".into());
+/// assert_eq!(
+///     traceparent(&entry).as_deref(),
+///     Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+/// );
+/// ```
+pub fn traceparent(entry: &ActivityEntry) -> Option<String> {
+    let (trace, span) = (entry.trace_id.as_deref()?, entry.span_id.as_deref()?);
+    (is_trace_id(trace) && is_span_id(span)).then(|| format!("00-{trace}-{span}-01"))
+}
+
 /// Make `span` a child of the span that wrote `entry` (its stored trace context), so work done
 /// later for the entry elsewhere (routing its notifications, say) appears in the writer's
 /// trace. Call it before `span` is first entered; nothing happens for an entry without a
 /// trace.
 #[cfg(feature = "otel")]
-pub fn continue_trace(span: &tracing::Span, entry: &crate::ActivityEntry) {
+pub fn continue_trace(span: &tracing::Span, entry: &ActivityEntry) {
     use opentelemetry::trace::{
         SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
     };

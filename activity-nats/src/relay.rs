@@ -597,7 +597,7 @@ impl Relay {
             headers.insert("Activity-Tenant", header_value(tenant.as_str()).as_str());
         }
         // The writer's trace continues in whoever consumes the entry (W3C trace context).
-        if let Some(traceparent) = entry.traceparent() {
+        if let Some(traceparent) = activity_seaorm::trace::traceparent(entry) {
             headers.insert("traceparent", traceparent.as_str());
         }
         Ok(self

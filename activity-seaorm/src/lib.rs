@@ -115,6 +115,8 @@ pub mod guide {
     pub mod stream {}
     #[doc = include_str!("../../docs/src/integrity.md")]
     pub mod integrity {}
+    #[doc = include_str!("../../docs/src/tracing.md")]
+    pub mod traces {}
     #[doc = include_str!("../../docs/src/schema.md")]
     pub mod schema {}
     #[doc = include_str!("../../docs/src/example-app.md")]

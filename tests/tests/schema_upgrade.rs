@@ -91,23 +91,58 @@ const ALL_INDEXES: [&str; 5] = [
     "activity_log_user",
 ];
 
+/// The names of `activity_log`'s columns, in the catalogue's order.
+async fn columns(t: &TestDb) -> Vec<String> {
+    let sql = match t.db_backend() {
+        DbBackend::Sqlite => "SELECT name FROM pragma_table_info('activity_log') ORDER BY cid",
+        DbBackend::Postgres => {
+            "SELECT column_name::text AS name FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = 'activity_log' \
+             ORDER BY ordinal_position"
+        }
+        _ => {
+            "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'activity_log' \
+             ORDER BY ORDINAL_POSITION"
+        }
+    };
+    t.db.query_all_raw(Statement::from_string(t.db_backend(), sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "name").unwrap())
+        .collect()
+}
+
 async fn start_up_leaves_an_old_log_as_it_is_and_upgrade_completes_it(t: &TestDb) {
     old_log(t, 2_000).await;
-    let before = shape(t).await;
+    let before = (shape(t).await, columns(t).await);
+    assert!(!before.1.iter().any(|c| c == "trace_id"), "{:?}", before.1);
     create_table(&t.db).await.unwrap();
     assert_eq!(
-        shape(t).await,
+        (shape(t).await, columns(t).await),
         before,
         "create_table changed an existing table"
     );
+    // Untraced writes never name the trace columns: the old table takes them as it is.
+    bulk_log_activity(
+        &t.db,
+        vec![ActivityEntry::new("Setting", "updated").forced()],
+    )
+    .await
+    .unwrap();
 
-    let widened = upgrade(&t.db).await.unwrap();
+    let changed = upgrade(&t.db).await.unwrap();
     let (widths, indexes) = shape(t).await;
     let expected: Vec<String> = ALL_INDEXES.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(changed[..2], ["trace_id", "span_id"], "{changed:?}");
+    let mut with_trace = before.1.clone();
+    with_trace.extend(["trace_id".to_owned(), "span_id".to_owned()]);
+    assert_eq!(columns(t).await, with_trace, "added, last, nothing else");
     match t.backend {
-        Backend::Sqlite => assert!(widened.is_empty()),
+        Backend::Sqlite => assert_eq!(changed.len(), 2),
         _ => {
-            assert_eq!(widened.len(), 6, "{widened:?}");
+            assert_eq!(changed.len(), 2 + 6, "{changed:?}");
             assert!(widths.iter().all(|(_, w)| *w == 255), "{widths:?}");
         }
     }
@@ -118,7 +153,7 @@ async fn start_up_leaves_an_old_log_as_it_is_and_upgrade_completes_it(t: &TestDb
     bulk_log_activity(&t.db, vec![ActivityEntry::new("Setting", "created")])
         .await
         .unwrap();
-    assert_eq!(t.entries().await.len(), 2_001);
+    assert_eq!(t.entries().await.len(), 2_002);
 }
 
 /// A writer holds a transaction on the log while another instance starts: `create_table`
