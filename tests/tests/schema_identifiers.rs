@@ -320,14 +320,17 @@ async fn upgrade_reports_what_it_widened(t: &TestDb) {
     }
     let mut widened = activity_seaorm::schema::upgrade(&t.db).await.unwrap();
     widened.sort_unstable();
+    // The trace columns are added (the old table has none); the identifiers widened.
     let expected: &[&str] = match t.backend {
-        Backend::Sqlite => &[],
+        Backend::Sqlite => &["span_id", "trace_id"],
         _ => &[
             "correlation_id",
             "impersonated_by",
             "item_id",
             "organization_id",
+            "span_id",
             "team_id",
+            "trace_id",
             "user_id",
         ],
     };
