@@ -48,6 +48,20 @@ pub fn current() -> Option<(String, String)> {
         .then(|| (ids.trace_id().to_string(), ids.span_id().to_string()))
 }
 
+/// Give `entry` the current span's trace and span ids ([`current`]) unless it has ids of its
+/// own: what the write path does when it stamps an entry, and what a queue does in the task
+/// that hands an entry over (the worker that writes it runs in another span).
+#[cfg(feature = "otel")]
+pub fn record_current(entry: &mut ActivityEntry) {
+    if entry.trace_id.is_none()
+        && entry.span_id.is_none()
+        && let Some((trace, span)) = current()
+    {
+        entry.trace_id = Some(trace);
+        entry.span_id = Some(span);
+    }
+}
+
 /// The W3C `traceparent` of the span that wrote `entry` (`00-<trace>-<span>-01`), for
 /// whoever continues its trace: the relay sends it as a message header. `None` unless both
 /// ids are set and well formed ([`is_trace_id`], [`is_span_id`]).

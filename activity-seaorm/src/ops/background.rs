@@ -261,19 +261,17 @@ impl BackgroundLogger {
     /// Queue `entry` with the current task's context. Under [`Overflow::Backpressure`] this
     /// waits while the queue is full; under [`Overflow::Drop`] it never waits. An entry whose
     /// scope is muted in this task is not queued ([`Queued::Muted`]).
-    pub async fn log(&self, #[allow(unused_mut)] mut entry: ActivityEntry) -> Queued {
+    pub async fn log(&self, entry: ActivityEntry) -> Queued {
         if activity_core::is_muted(&entry.scope) {
             return Queued::Muted;
         }
         // The worker stamps the entry in its own task: the span that logged it is this one.
         #[cfg(feature = "otel")]
-        if entry.trace_id.is_none()
-            && entry.span_id.is_none()
-            && let Some((trace, span)) = activity_core::trace::current()
-        {
-            entry.trace_id = Some(trace);
-            entry.span_id = Some(span);
-        }
+        let entry = {
+            let mut entry = entry;
+            activity_core::trace::record_current(&mut entry);
+            entry
+        };
         let job = Msg::Job(Box::new(Job {
             entry,
             context: ActivityContext::current(),
@@ -548,12 +546,14 @@ where
     /// none, so anything less is not this run's write (an id taken by another entry).
     async fn all_stored(&self, entries: &[ActivityEntry]) -> Result<bool, DbErr> {
         use crate::activity_log;
-        use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
         let ids: std::collections::BTreeSet<uuid::Uuid> = entries.iter().map(|e| e.id).collect();
         let ids: Vec<uuid::Uuid> = ids.into_iter().collect();
         let mut found = 0;
         for chunk in ids.chunks(500) {
-            found += crate::schema::table::find_entries()
+            found += activity_log::Entity::find()
+                .select_only()
+                .column(activity_log::Column::Id)
                 .filter(activity_log::Column::Id.is_in(chunk.iter().copied()))
                 .count(&self.db)
                 .await?;

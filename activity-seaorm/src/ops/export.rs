@@ -124,23 +124,16 @@ fn neutralize(cell: String) -> String {
 pub async fn export_jsonl<C: ConnectionTrait, W: Write>(
     db: &C,
     query: &ActivityQuery,
-    mut out: W,
+    out: W,
 ) -> Result<u64, Error> {
-    let reveal = reveal(query);
-    let count = for_each_page(db, query, |entries| {
-        for e in entries {
-            if reveal == Reveal::everything() {
-                serde_json::to_writer(&mut out, e)?;
-            } else {
-                serde_json::to_writer(&mut out, &FeedEntry::new(e, reveal))?;
-            }
-            out.write_all(b"\n")?;
+    json_lines(db, query, out, |out, e, reveal| {
+        if reveal == Reveal::everything() {
+            serde_json::to_writer(out, e)
+        } else {
+            serde_json::to_writer(out, &FeedEntry::new(e, reveal))
         }
-        Ok(())
     })
-    .await?;
-    out.flush()?;
-    Ok(count)
+    .await
 }
 
 /// Stream every entry matching `query` to `out` as OCSF events in JSON lines: one *API
@@ -152,15 +145,29 @@ pub async fn export_jsonl<C: ConnectionTrait, W: Write>(
 pub async fn export_ocsf<C: ConnectionTrait, W: Write>(
     db: &C,
     query: &ActivityQuery,
+    out: W,
+) -> Result<u64, Error> {
+    json_lines(db, query, out, |out, e, reveal| {
+        serde_json::to_writer(
+            out,
+            &activity_core::ocsf::api_activity(&FeedEntry::new(e, reveal)),
+        )
+    })
+    .await
+}
+
+/// Every entry matching `query`, one JSON line each as `line` writes it for the query's
+/// reader, then the writer flushed. Returns the line count.
+async fn json_lines<C: ConnectionTrait, W: Write>(
+    db: &C,
+    query: &ActivityQuery,
     mut out: W,
+    line: impl Fn(&mut W, &ActivityEntry, Reveal) -> serde_json::Result<()>,
 ) -> Result<u64, Error> {
     let reveal = reveal(query);
     let count = for_each_page(db, query, |entries| {
         for e in entries {
-            serde_json::to_writer(
-                &mut out,
-                &activity_core::ocsf::api_activity(&FeedEntry::new(e, reveal)),
-            )?;
+            line(&mut out, e, reveal)?;
             out.write_all(b"\n")?;
         }
         Ok(())

@@ -432,13 +432,9 @@ pub(crate) fn stamp(entry: &mut ActivityEntry, context: Option<&ActivityContext>
 fn stamp_trace(entry: &mut ActivityEntry) {
     use activity_core::trace::{is_span_id, is_trace_id};
     match (entry.trace_id.as_deref(), entry.span_id.as_deref()) {
-        (None, None) =>
-        {
+        (None, None) => {
             #[cfg(feature = "otel")]
-            if let Some((trace, span)) = activity_core::trace::current() {
-                entry.trace_id = Some(trace);
-                entry.span_id = Some(span);
-            }
+            activity_core::trace::record_current(entry);
         }
         (Some(trace), Some(span)) if is_trace_id(trace) && is_span_id(span) => {}
         _ => {

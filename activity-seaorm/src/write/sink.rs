@@ -8,11 +8,10 @@ use activity_core::hooks::prepare_entries;
 use activity_core::{ActivityConfig, ActivityEntry, FailurePolicy};
 use sea_orm::sea_query::Value;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityName, IdenStatic, Iterable, Statement};
+use tracing::Instrument;
 
 use crate::config;
 use crate::outbox;
-use tracing::Instrument;
-
 use crate::schema::table::{
     DETAIL_COLUMN, ROW_COLUMNS, TRACED_ROW_COLUMNS, activity_log, row_values,
 };
@@ -21,15 +20,16 @@ use crate::write::failure::{
     ChangeState, IdentifierTooLong, Refusal, log_write_error, refused_write_error,
 };
 
-/// Rows per INSERT so one statement stays under the backend's bind-parameter limit.
-pub(crate) fn rows_per_statement(backend: DbBackend) -> usize {
+/// Rows of `columns` values per INSERT so one statement stays under the backend's
+/// bind-parameter limit.
+fn rows_per_statement(backend: DbBackend, columns: usize) -> usize {
     let binds = match backend {
         DbBackend::Sqlite => 32_766,
         // Room for the outbox clause's values.
         DbBackend::Postgres => 65_535 - outbox::POSTGRES_BINDS,
         _ => 65_535,
     };
-    binds / TRACED_ROW_COLUMNS
+    binds / columns
 }
 
 /// What a connection type says about the change a hook just made on it.
@@ -72,10 +72,11 @@ pub(crate) async fn write_now<C: ConnectionTrait>(
     let autocommit = state == ChangeState::Committed;
     let chunks = chunk(db.get_database_backend(), &entries, autocommit);
     let savepoint = in_transaction && (policy == FailurePolicy::FailOpen || chunks.len() > 1);
+    let span = span(&entries);
     let result = if savepoint {
-        in_savepoint(db, chunks).instrument(span(&entries)).await
+        in_savepoint(db, chunks).instrument(span).await
     } else {
-        send(db, chunks).instrument(span(&entries)).await
+        send(db, chunks).instrument(span).await
     };
     match result {
         Ok(()) => {
@@ -272,7 +273,6 @@ fn inserts(
     entries: &[ActivityEntry],
     budget: usize,
 ) -> Vec<(Statement, std::ops::Range<usize>)> {
-    let max_rows = rows_per_statement(backend);
     let budget = match backend {
         DbBackend::Sqlite => usize::MAX,
         _ => budget,
@@ -285,6 +285,7 @@ fn inserts(
     } else {
         ROW_COLUMNS
     };
+    let max_rows = rows_per_statement(backend, columns);
     let mut statements = Vec::new();
     let mut values = Vec::with_capacity(entries.len().min(max_rows) * columns);
     let mut rows = 0;
