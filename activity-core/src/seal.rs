@@ -532,7 +532,7 @@ impl BlockHeader {
         BlockHeader {
             v: FORMAT,
             tenant,
-            seq: prev.map_or(1, |p| p.seq + 1),
+            seq: prev.map_or(1, |p| p.seq.saturating_add(1)),
             after: prev.map(|p| p.last.clone()),
             last,
             entries,
@@ -763,7 +763,7 @@ pub fn check_chain(
         }
         let links = match &prev {
             Some(p) => {
-                h.seq == p.seq + 1
+                p.seq.checked_add(1) == Some(h.seq)
                     && h.prev == hex::encode(p.head())
                     && h.after.as_ref() == Some(&p.last)
                     && h.tenant == p.tenant

@@ -462,6 +462,50 @@ async fn archives_carry_their_tenants_checkpoints(t: &TestDb) {
         .await;
 }
 
+/// A job's transaction stays open across a sealing round (with no grace): the round seals
+/// nothing stamped after that transaction began, so once the job commits, the next round
+/// seals its entries and every block verifies. Before, the round sealed the entries around
+/// the job's, and its entries, committed afterwards inside that block's window, were reported
+/// as an alteration of an honest log.
+async fn a_long_transaction_is_sealed_after_it_commits(t: &TestDb) {
+    use sea_orm::TransactionTrait;
+    config()
+        .scope(async {
+            let entry = |activity: &str, ago: i64| {
+                let mut e = ActivityEntry::new("Job", activity).forced();
+                e.organization_id = Some("acme".into());
+                e.created_at = Utc::now() - Duration::seconds(ago);
+                e
+            };
+            log_activity(&t.db, entry("before", 5)).await.unwrap();
+            let job = t.another_pool(2).await;
+            let txn = job.begin().await.unwrap();
+            log_activity(&txn, entry("job", 0)).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            log_activity(&t.db, entry("after", 0)).await.unwrap();
+
+            let sealer = Sealer::new(signing()).with_grace(std::time::Duration::ZERO);
+            let round = sealer.seal(&t.db).await.unwrap();
+            assert_eq!(
+                round.entries, 1,
+                "only what was stamped before the job began"
+            );
+            txn.commit().await.unwrap();
+            // InnoDB refreshes `innodb_trx` at most every 0.1 s.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let round = sealer.seal(&t.db).await.unwrap();
+            assert_eq!(round.entries, 2, "the job's entry and the one after it");
+            let v = verify(&t.db, ACME, .., &sealer.verifying_key())
+                .await
+                .unwrap();
+            assert!(v.problems.is_empty(), "{:?}", v.problems);
+            assert_eq!(v.entries, 3);
+        })
+        .await;
+}
+
+activity_tests::tests_on!(open_transactions: a_long_transaction_is_sealed_after_it_commits on postgres, mysql);
+
 backend_tests!(
     archives_carry_their_tenants_checkpoints,
     a_sealed_log_verifies_and_proves_each_entry,

@@ -28,10 +28,17 @@
 //! So the sealer needs the erasure key, and exports for auditors carry pseudonyms, never the
 //! personal values.
 //!
-//! **The grace period.** An entry is stamped when its change is made and committed later. The
-//! sealer only seals entries older than its grace (default 60 s); an entry that commits later
-//! than that behind a sealed horizon is reported as [`Problem::Unsealed`] — the same report a
-//! forged insert gets. Give the sealer a grace longer than the longest logged transaction.
+//! **The horizon.** An entry is stamped when its change is made and committed later. A round
+//! seals only entries stamped before its horizon: its grace (default 60 s, for clock skew
+//! between writers) before the earlier of now and the start of the oldest transaction still
+//! open (PostgreSQL's `pg_stat_activity`, InnoDB's `innodb_trx`; on SQLite the round's
+//! `IMMEDIATE` transaction waits for the writer). So a long transaction's entries are sealed by
+//! the round after its commit, never left behind a sealed horizon. A transaction the sealer
+//! cannot see (another role's session without `pg_read_all_stats`, no `PROCESS` privilege on
+//! MySQL: then the grace alone holds, with a warning) that commits behind a sealed horizon
+//! makes its entries look inserted afterwards: a [`Problem::Mismatch`] of the block whose
+//! window they fall in, or [`Problem::Unsealed`] after the last block — the reports a forged
+//! insert gets.
 //! Run one sealer at a time: a second one's round fails on the block key and changes nothing.
 
 use std::collections::HashMap;
@@ -51,8 +58,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set, TransactionSession, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, SqliteTransactionMode, TransactionOptions, TransactionSession,
+    TransactionTrait,
 };
 
 use crate::config::ActivityConfig;
@@ -138,11 +146,30 @@ impl Sealer {
         scopes.sort();
         scopes.dedup();
         let grace = chrono::Duration::from_std(self.grace).unwrap_or(chrono::Duration::MAX);
-        let horizon = crate::write::before::now()
+        // SQLite: the write lock first, so no writer holds entries it stamped but has not
+        // committed while the round reads.
+        let txn = db
+            .begin_with_options(TransactionOptions {
+                isolation_level: None,
+                access_mode: None,
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            })
+            .await?;
+        // Never past a transaction still open: its entries are stamped but not visible yet,
+        // and a block whose window covered them would be reported altered once they commit.
+        let now = crate::write::before::now();
+        let now = match oldest_open_transaction(&txn).await {
+            Ok(Some(oldest)) => Ord::min(now, oldest),
+            Ok(None) => now,
+            Err(e) => {
+                tracing::warn!(error = %e, "sealer: open transactions not visible; the grace alone holds the horizon back");
+                now
+            }
+        };
+        let horizon = now
             .checked_sub_signed(grace)
             .unwrap_or(DateTime::<Utc>::MIN_UTC)
             .trunc_subsecs(6);
-        let txn = db.begin().await?;
         let cursor = horizon_of(&txn).await?;
         if cursor.is_some_and(|c| c >= horizon) {
             txn.commit().await?;
@@ -358,6 +385,44 @@ async fn oldest<C: ConnectionTrait>(db: &C) -> Result<Option<DateTime<Utc>>, Err
         .one(db)
         .await?;
     Ok(first.flatten())
+}
+
+/// When the oldest transaction still open on the database (other than the caller's) began:
+/// PostgreSQL's `pg_stat_activity` (client sessions of this database whose start the sealer's
+/// role may see: the writers' role or `pg_read_all_stats`), InnoDB's `innodb_trx` (sessions
+/// whose default database is this one; the `PROCESS` privilege; whole seconds, so one second
+/// earlier; a view InnoDB refreshes every 0.1 s, well inside the grace). SQLite: `None` (the round's
+/// `IMMEDIATE` transaction waits for the writer instead).
+async fn oldest_open_transaction<C: ConnectionTrait>(
+    db: &C,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT min(xact_start) AS oldest FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND backend_type = 'client backend' AND xact_start IS NOT NULL"
+        }
+        DbBackend::MySql => {
+            "SELECT CAST(UNIX_TIMESTAMP(MIN(t.trx_started)) AS SIGNED) - 1 AS oldest \
+             FROM information_schema.innodb_trx t \
+             JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
+             WHERE p.DB = DATABASE() AND t.trx_mysql_thread_id <> CONNECTION_ID()"
+        }
+        _ => return Ok(None),
+    };
+    let Some(row) = db
+        .query_one_raw(sea_orm::Statement::from_string(backend, sql))
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(match backend {
+        DbBackend::Postgres => row.try_get::<Option<DateTime<Utc>>>("", "oldest")?,
+        _ => row
+            .try_get::<Option<i64>>("", "oldest")?
+            .and_then(|s| DateTime::from_timestamp(s, 0)),
+    })
 }
 
 /// The newest horizon any block was sealed through.
@@ -670,13 +735,25 @@ pub async fn prove<C: ConnectionTrait>(db: &C, id: uuid::Uuid) -> Result<Option<
         created_at: entry.created_at,
         id: entry.id,
     };
-    let candidates = activity_block::Entity::find()
-        .filter(activity_block::Column::Tenant.eq(tenant.as_str()))
-        .filter(activity_block::Column::LastAt.gte(entry.created_at))
-        .order_by_asc(activity_block::Column::Seq)
-        .limit(2)
+    // The covering block is the first whose last entry is not before this one: any of the
+    // blocks ending in this entry's microsecond (a bulk write, a fixed clock: there may be
+    // several), else the first ending after it.
+    let blocks = || {
+        activity_block::Entity::find()
+            .filter(activity_block::Column::Tenant.eq(tenant.as_str()))
+            .order_by_asc(activity_block::Column::Seq)
+    };
+    let mut candidates = blocks()
+        .filter(activity_block::Column::LastAt.eq(entry.created_at))
         .all(db)
         .await?;
+    candidates.extend(
+        blocks()
+            .filter(activity_block::Column::LastAt.gt(entry.created_at))
+            .limit(1)
+            .all(db)
+            .await?,
+    );
     let mut block = None;
     for row in &candidates {
         let cp = parse(row)?;
@@ -689,7 +766,9 @@ pub async fn prove<C: ConnectionTrait>(db: &C, id: uuid::Uuid) -> Result<Option<
         return Ok(None);
     };
     let h = &checkpoint.header;
-    let mut leaves = Vec::with_capacity(h.entries as usize);
+    // The count is the database's word until the root checks it: never an allocation size.
+    let mut leaves =
+        Vec::with_capacity(usize::try_from(h.entries).map_or(MAX_BLOCK, |n| n.min(MAX_BLOCK)));
     let mut index = None;
     walk(db, &tenant, h.after.as_ref(), Some(&h.last), |e| {
         if e.id == id {
