@@ -20,26 +20,34 @@ use opentelemetry::trace::{SpanId, TraceContextExt as _, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use sea_orm::ActiveModelTrait;
 use tracing::Instrument as _;
-use tracing::instrument::WithSubscriber as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-/// A tracing pipeline of the test's own: spans go to `exporter` when they end.
+/// The binary's tracing pipeline: spans go to `exporter` when they end. One global subscriber
+/// for every test of this binary (each finds its own spans by trace or entry id): `tracing`
+/// caches whether a callsite is enabled across dispatchers, and scoped subscribers set and
+/// dropped by tests running at once can leave a callsite disabled for another test.
 struct Pipeline {
     exporter: InMemorySpanExporter,
     provider: SdkTracerProvider,
 }
 
+static PIPELINE: std::sync::OnceLock<Pipeline> = std::sync::OnceLock::new();
+
 impl Pipeline {
-    fn new() -> (Pipeline, impl tracing::Subscriber + Send + Sync + 'static) {
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_simple_exporter(exporter.clone())
-            .build();
-        let tracer = provider.tracer("activity-tests");
-        let subscriber =
-            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
-        (Pipeline { exporter, provider }, subscriber)
+    fn get() -> &'static Pipeline {
+        PIPELINE.get_or_init(|| {
+            let exporter = InMemorySpanExporter::default();
+            let provider = SdkTracerProvider::builder()
+                .with_simple_exporter(exporter.clone())
+                .build();
+            let tracer = provider.tracer("activity-tests");
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(tracer));
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("the only subscriber of this test binary");
+            Pipeline { exporter, provider }
+        })
     }
 
     fn spans(&self) -> Vec<SpanData> {
@@ -77,7 +85,7 @@ fn alice() -> ActivityContext {
 }
 
 async fn entries_record_the_span_that_wrote_them(t: &TestDb) {
-    let (pipeline, subscriber) = Pipeline::new();
+    let pipeline = Pipeline::get();
     let background = BackgroundLogger::start(t.db.clone(), BackgroundConfig::default()).unwrap();
     let (request, background_ids) = async {
         let request = tracing::info_span!("request");
@@ -109,7 +117,6 @@ async fn entries_record_the_span_that_wrote_them(t: &TestDb) {
         .await;
         (ids, job_ids)
     }
-    .with_subscriber(subscriber)
     .await;
     background.shutdown().await.unwrap();
     // No span: nothing to record.
@@ -232,7 +239,7 @@ impl Channel for Nowhere {
 async fn the_trace_goes_on_through_the_stream_and_notifications(t: &TestDb) {
     let s = activity_tests::nats::TestStream::new("otel").await;
     notify::create_tables(&t.db).await.unwrap();
-    let (pipeline, subscriber) = Pipeline::new();
+    let pipeline = Pipeline::get();
     let (request, entry) = async {
         let request = tracing::info_span!("request");
         let ids = ids_of(&request);
@@ -260,7 +267,6 @@ async fn the_trace_goes_on_through_the_stream_and_notifications(t: &TestDb) {
             .unwrap();
         (ids, entry)
     }
-    .with_subscriber(subscriber)
     .await;
     assert_eq!(entry.trace_id.as_deref(), Some(request.0.as_str()));
 
@@ -271,7 +277,11 @@ async fn the_trace_goes_on_through_the_stream_and_notifications(t: &TestDb) {
         .expect("a relay batch names the entry");
     assert_eq!(attribute(&batch, "entries").as_deref(), Some("1"));
 
-    let routes = pipeline.named("activity_notify.route");
+    let routes: Vec<SpanData> = pipeline
+        .named("activity_notify.route")
+        .into_iter()
+        .filter(|s| attribute(s, "entry_id") == Some(entry.id.to_string()))
+        .collect();
     assert_eq!(routes.len(), 1, "{routes:#?}");
     let route = &routes[0];
     assert_eq!(attribute(route, "entry_id"), Some(entry.id.to_string()));
