@@ -9,8 +9,8 @@ use std::process::Command;
 
 use activity_core::ActivityEntry;
 use activity_core::seal::{
-    BlockHeader, Checkpoint, EntryKey, canonical_entry, canonical_json, leaf_hash, merkle_root,
-    tenant_key,
+    BlockHeader, Checkpoint, EntryKey, StoredEntry, canonical_entry, canonical_json, leaf_hash,
+    merkle_root, tenant_key,
 };
 use chrono::{Duration, TimeZone, Utc};
 use ed25519_dalek::SigningKey;
@@ -39,7 +39,12 @@ fn history(key: &SigningKey) -> (Vec<Value>, Vec<Checkpoint>) {
         e.organization_id = Some("acme".into());
         e.user_id = Some("alice".into());
         e.ip_address = Some(format!("10.0.0.{i}"));
-        entries.push(canonical_entry(&e, &[], &mut alias));
+        let detail = serde_json::to_value(&e.detail).unwrap();
+        entries.push(canonical_entry(
+            &StoredEntry::of(&e, &detail),
+            &[],
+            &mut alias,
+        ));
     }
     (entries.clone(), seal(&entries, key))
 }

@@ -45,35 +45,147 @@ use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::time::Duration;
 
+use activity_core::ActivityError;
 pub use activity_core::seal::{
     BlockHeader, Checkpoint, EntryKey, InclusionProof, MAX_BLOCK, Problem, Verification,
     is_pseudonym, verify_export,
 };
 use activity_core::seal::{
-    ChainStart, Hash, canonical_entry, canonical_entry_bytes, canonical_json, check_block,
+    ChainStart, Hash, StoredEntry, canonical_entry, canonical_entry_bytes, check_block,
     check_chain, inclusion_path, leaf_hash, merkle_root, tenant_key,
 };
-use activity_core::{ActivityEntry, ActivityError};
 use chrono::{DateTime, SubsecRound, Utc};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, SqliteTransactionMode, TransactionOptions, TransactionSession,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, Select, Set, SqliteTransactionMode,
+    TransactionOptions, TransactionSession, TransactionTrait,
 };
 
 use crate::config::ActivityConfig;
 use crate::errors::Error;
 use crate::ops::erasure::Pseudonymizer;
 use crate::schema::seal::activity_block;
-use crate::schema::table::activity_log::{Column, Entity, Model};
+use crate::schema::table::activity_log::{Column, Entity};
 
 /// Entries read per query while verifying.
 const PAGE: u64 = 5_000;
 
 /// Entries a sealing round aims to read per time slice.
 const SLICE: usize = 10_000;
+
+/// The columns a leaf covers, in the order [`LeafRow`] reads them.
+const LEAF_COLUMNS: [Column; 18] = [
+    Column::Id,
+    Column::CreatedAt,
+    Column::OrganizationId,
+    Column::TeamId,
+    Column::UserId,
+    Column::UserName,
+    Column::ImpersonatedBy,
+    Column::WasImpersonated,
+    Column::IsSystem,
+    Column::Scope,
+    Column::ItemId,
+    Column::Activity,
+    Column::Detail,
+    Column::RequestId,
+    Column::CorrelationId,
+    Column::IpAddress,
+    Column::UserAgent,
+    Column::Client,
+];
+
+/// One entry as its leaf covers it, read by position with `detail` as stored: no model, no
+/// decoded `Detail`, so a key added to the stored JSON is hashed like the rest.
+#[derive(Debug)]
+struct LeafRow {
+    id: uuid::Uuid,
+    created_at: DateTime<Utc>,
+    organization_id: Option<String>,
+    team_id: Option<String>,
+    user_id: Option<String>,
+    user_name: Option<String>,
+    impersonated_by: Option<String>,
+    was_impersonated: bool,
+    is_system: bool,
+    scope: String,
+    item_id: Option<String>,
+    activity: String,
+    detail: serde_json::Value,
+    request_id: Option<String>,
+    correlation_id: Option<String>,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    client: Option<String>,
+}
+
+impl FromQueryResult for LeafRow {
+    fn from_query_result(row: &QueryResult, _pre: &str) -> Result<Self, DbErr> {
+        Ok(LeafRow {
+            id: row.try_get_by_index(0)?,
+            created_at: row.try_get_by_index(1)?,
+            organization_id: row.try_get_by_index(2)?,
+            team_id: row.try_get_by_index(3)?,
+            user_id: row.try_get_by_index(4)?,
+            user_name: row.try_get_by_index(5)?,
+            impersonated_by: row.try_get_by_index(6)?,
+            was_impersonated: row.try_get_by_index(7)?,
+            is_system: row.try_get_by_index(8)?,
+            scope: row.try_get_by_index(9)?,
+            item_id: row.try_get_by_index(10)?,
+            activity: row.try_get_by_index(11)?,
+            detail: row.try_get_by_index(12)?,
+            request_id: row.try_get_by_index(13)?,
+            correlation_id: row.try_get_by_index(14)?,
+            ip_address: row.try_get_by_index(15)?,
+            user_agent: row.try_get_by_index(16)?,
+            client: row.try_get_by_index(17)?,
+        })
+    }
+}
+
+impl LeafRow {
+    fn stored(&self) -> StoredEntry<'_> {
+        StoredEntry {
+            id: self.id,
+            created_at: self.created_at,
+            organization_id: self.organization_id.as_deref(),
+            team_id: self.team_id.as_deref(),
+            user_id: self.user_id.as_deref(),
+            user_name: self.user_name.as_deref(),
+            impersonated_by: self.impersonated_by.as_deref(),
+            was_impersonated: self.was_impersonated,
+            is_system: self.is_system,
+            scope: &self.scope,
+            item_id: self.item_id.as_deref(),
+            activity: &self.activity,
+            detail: &self.detail,
+            request_id: self.request_id.as_deref(),
+            correlation_id: self.correlation_id.as_deref(),
+            ip_address: self.ip_address.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            client: self.client.as_deref(),
+        }
+    }
+
+    fn key(&self) -> EntryKey {
+        EntryKey {
+            created_at: self.created_at,
+            id: self.id,
+        }
+    }
+
+    fn tenant(&self) -> String {
+        tenant_key(self.organization_id.as_deref(), self.team_id.as_deref())
+    }
+}
+
+/// `SELECT` of [`LEAF_COLUMNS`].
+fn leaf_rows() -> Select<Entity> {
+    Entity::find().select_only().columns(LEAF_COLUMNS)
+}
 
 /// Seals committed entries into signed blocks; see the [module docs](self).
 #[derive(Clone)]
@@ -202,11 +314,12 @@ impl Sealer {
             let hi = lo
                 .checked_add_signed(step)
                 .map_or(horizon, |t| Ord::min(t, horizon));
-            let rows = crate::schema::table::find_entries()
+            let rows = leaf_rows()
                 .filter(Column::CreatedAt.gt(lo))
                 .filter(Column::CreatedAt.lte(hi))
                 .order_by_asc(Column::CreatedAt)
                 .order_by_asc(Column::Id)
+                .into_model::<LeafRow>()
                 .all(&txn)
                 .await?;
             let found = rows.len();
@@ -285,14 +398,16 @@ impl Aliases {
         a
     }
 
-    fn canonical(&mut self, entry: &ActivityEntry, scopes: &[String]) -> serde_json::Value {
-        canonical_entry(entry, scopes, &mut |v: &str| self.alias(v))
+    fn canonical(&mut self, row: &LeafRow, scopes: &[String]) -> serde_json::Value {
+        canonical_entry(&row.stored(), scopes, &mut |v: &str| self.alias(v))
     }
 
-    fn leaf(&mut self, entry: &ActivityEntry, scopes: &[String]) -> Hash {
-        leaf_hash(&canonical_entry_bytes(entry, scopes, &mut |v: &str| {
-            self.alias(v)
-        }))
+    fn leaf(&mut self, row: &LeafRow, scopes: &[String]) -> Hash {
+        leaf_hash(&canonical_entry_bytes(
+            &row.stored(),
+            scopes,
+            &mut |v: &str| self.alias(v),
+        ))
     }
 }
 
@@ -312,14 +427,10 @@ struct Round<'a> {
 }
 
 impl Round<'_> {
-    async fn add<C: ConnectionTrait>(&mut self, txn: &C, row: Model) -> Result<(), Error> {
-        let entry = ActivityEntry::from(row);
-        let tenant = tenant_key(entry.organization_id.as_deref(), entry.team_id.as_deref());
-        let leaf = self.aliases.leaf(&entry, &self.scopes);
-        let key = EntryKey {
-            created_at: entry.created_at,
-            id: entry.id,
-        };
+    async fn add<C: ConnectionTrait>(&mut self, txn: &C, row: LeafRow) -> Result<(), Error> {
+        let tenant = row.tenant();
+        let leaf = self.aliases.leaf(&row, &self.scopes);
+        let key = row.key();
         let pending = self.pending.entry(tenant.clone()).or_default();
         pending.push((key, leaf));
         if pending.len() >= self.sealer.block {
@@ -560,17 +671,18 @@ fn through_key(key: &EntryKey) -> Condition {
 async fn page<C: ConnectionTrait>(
     db: &C,
     cond: Condition,
-    after: Option<(DateTime<Utc>, uuid::Uuid)>,
-) -> Result<Vec<Model>, Error> {
+    after: Option<EntryKey>,
+) -> Result<Vec<LeafRow>, Error> {
     let mut cond = cond;
-    if let Some((created_at, id)) = after {
-        cond = cond.add(after_key(&EntryKey { created_at, id }));
+    if let Some(key) = after {
+        cond = cond.add(after_key(&key));
     }
-    Ok(crate::schema::table::find_entries()
+    Ok(leaf_rows()
         .filter(cond)
         .order_by_asc(Column::CreatedAt)
         .order_by_asc(Column::Id)
         .limit(PAGE)
+        .into_model::<LeafRow>()
         .all(db)
         .await?)
 }
@@ -582,7 +694,7 @@ async fn walk<C: ConnectionTrait>(
     tenant: &str,
     after: Option<&EntryKey>,
     through: Option<&EntryKey>,
-    mut each: impl FnMut(ActivityEntry) -> Result<(), Error>,
+    mut each: impl FnMut(&LeafRow) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let mut cond = of_tenant(tenant);
     if let Some(a) = after {
@@ -591,15 +703,13 @@ async fn walk<C: ConnectionTrait>(
     if let Some(t) = through {
         cond = cond.add(through_key(t));
     }
-    let mut at: Option<(DateTime<Utc>, uuid::Uuid)> = None;
+    let mut at: Option<EntryKey> = None;
     loop {
-        let rows = page(db, cond.clone(), at).await?;
+        let rows = page(db, cond.clone(), at.take()).await?;
         let full = rows.len() as u64 == PAGE;
-        if let Some(last) = rows.last() {
-            at = Some((last.created_at, last.id));
-        }
-        for row in rows {
-            each(ActivityEntry::from(row))?;
+        at = rows.last().map(LeafRow::key);
+        for row in &rows {
+            each(row)?;
         }
         if !full {
             return Ok(());
@@ -663,10 +773,7 @@ pub async fn verify_trusting<C: ConnectionTrait>(
         let mut at = 0;
         let mut leaves = Vec::new();
         walk(db, tenant, first.after.as_ref(), Some(&last.last), |e| {
-            let key = EntryKey {
-                created_at: e.created_at,
-                id: e.id,
-            };
+            let key = e.key();
             while let Some(h) = checked.get(at)
                 && key > h.last
             {
@@ -677,7 +784,7 @@ pub async fn verify_trusting<C: ConnectionTrait>(
             if let Some(h) = checked.get(at)
                 && h.covers(&key)
             {
-                leaves.push(aliases.leaf(&e, &h.user_scopes));
+                leaves.push(aliases.leaf(e, &h.user_scopes));
             }
             Ok(())
         })
@@ -707,6 +814,227 @@ pub async fn verify_trusting<C: ConnectionTrait>(
     Ok(out)
 }
 
+/// [`verify_trusting`] of every tenant at once (every tenant that has a block, and entries of
+/// tenants that have none): one read of the entries in `range` in time order, where a tenant
+/// at a time would read each tenant's rows scattered through the table. Problems come tenant
+/// by tenant as [`verify_trusting`] reports them. The entries of one time slice are hashed on
+/// a blocking thread while the next slice is read.
+pub async fn verify_all<C: ConnectionTrait>(
+    db: &C,
+    range: impl RangeBounds<DateTime<Utc>>,
+    key: &VerifyingKey,
+    trusted: &[Checkpoint],
+) -> Result<Verification, Error> {
+    let aliases = Aliases::new(Pseudonymizer::current()?);
+    let mut chains: std::collections::BTreeMap<String, Vec<Checkpoint>> = Default::default();
+    for row in activity_block::Entity::find()
+        .order_by_asc(activity_block::Column::Tenant)
+        .order_by_asc(activity_block::Column::Seq)
+        .all(db)
+        .await?
+    {
+        chains.entry(row.tenant.clone()).or_default().push(parse(&row)?);
+    }
+    let mut tenants = HashMap::new();
+    let mut upper: Option<DateTime<Utc>> = horizon_of(db).await?;
+    let horizon = upper;
+    for (tenant, chain) in &chains {
+        let mut out = Verification::default();
+        check_chain(chain, None, ChainStart::First, key, &mut out);
+        for t in trusted.iter().filter(|t| &t.header.tenant == tenant) {
+            if !chain.iter().any(|c| c == t) {
+                out.problems.push(Problem::Truncated {
+                    tenant: tenant.clone(),
+                    seq: t.header.seq,
+                });
+            }
+        }
+        let checked: Vec<BlockHeader> = chain
+            .iter()
+            .map(|c| &c.header)
+            .filter(|h| {
+                in_range(&range, h.after.as_ref().map(|a| &a.created_at))
+                    && range.contains(&h.last.created_at)
+            })
+            .cloned()
+            .collect();
+        let last = chain.last().map(|c| c.header.last.clone());
+        if let Some(l) = &last {
+            upper = Some(upper.map_or(l.created_at, |u| Ord::max(u, l.created_at)));
+        }
+        tenants.insert(
+            tenant.clone(),
+            TenantCheck {
+                checked,
+                at: 0,
+                leaves: Vec::new(),
+                last,
+                out,
+                unsealed: Vec::new(),
+            },
+        );
+    }
+    let mut state = AllCheck {
+        aliases,
+        tenants,
+        horizon,
+        start: range.start_bound().cloned(),
+        end: range.end_bound().cloned(),
+    };
+    // Read nothing past the newest block or horizon: later entries are neither checked nor
+    // reported.
+    let upper = match (upper, range.end_bound()) {
+        (None, _) => None,
+        (Some(u), Bound::Included(e) | Bound::Excluded(e)) => Some(Ord::min(u, *e)),
+        (Some(u), Bound::Unbounded) => Some(u),
+    };
+    if let Some(upper) = upper {
+        let first = match range.start_bound() {
+            Bound::Included(s) | Bound::Excluded(s) => Some(*s),
+            Bound::Unbounded => oldest(db).await?,
+        };
+        let mut lo = first
+            .map(|f| {
+                f.checked_sub_signed(chrono::Duration::microseconds(1))
+                    .unwrap_or(f)
+            })
+            .unwrap_or(upper);
+        let mut step = chrono::Duration::minutes(1);
+        let mut stage = Stage::Here(state);
+        while lo < upper {
+            let hi = lo
+                .checked_add_signed(step)
+                .map_or(upper, |t| Ord::min(t, upper));
+            let rows = leaf_rows()
+                .filter(Column::CreatedAt.gt(lo))
+                .filter(Column::CreatedAt.lte(hi))
+                .order_by_asc(Column::CreatedAt)
+                .order_by_asc(Column::Id)
+                .into_model::<LeafRow>()
+                .all(db)
+                .await?;
+            let found = rows.len();
+            let mut check = stage.take().await?;
+            stage = Stage::Hashing(tokio::task::spawn_blocking(move || {
+                check.feed(&rows);
+                check
+            }));
+            lo = hi;
+            if found < SLICE / 4 {
+                step = step.checked_mul(2).unwrap_or(step);
+            } else if found > SLICE && step > chrono::Duration::milliseconds(2) {
+                step = step / 2;
+            }
+        }
+        state = stage.take().await?;
+    }
+    let mut out = Verification::default();
+    let mut names: Vec<String> = state.tenants.keys().cloned().collect();
+    names.sort();
+    for name in names {
+        let Some(mut t) = state.tenants.remove(&name) else {
+            continue;
+        };
+        for h in t.checked.get(t.at..).unwrap_or_default() {
+            check_block(h, &t.leaves, &mut t.out);
+            t.leaves.clear();
+        }
+        out.blocks += t.out.blocks;
+        out.entries += t.out.entries;
+        out.problems.append(&mut t.out.problems);
+        out.problems.append(&mut t.unsealed);
+    }
+    Ok(out)
+}
+
+/// [`verify_all`]'s state: here, or on the thread hashing a slice while the next is read.
+enum Stage {
+    Here(AllCheck),
+    Hashing(tokio::task::JoinHandle<AllCheck>),
+}
+
+impl Stage {
+    async fn take(self) -> Result<AllCheck, Error> {
+        match self {
+            Stage::Here(check) => Ok(check),
+            Stage::Hashing(handle) => handle.await.map_err(|e| {
+                Error::Activity(ActivityError::Integrity(format!(
+                    "verification thread failed: {e}"
+                )))
+            }),
+        }
+    }
+}
+
+/// One tenant's part of [`verify_all`].
+struct TenantCheck {
+    /// Its blocks inside the range, in order; `at` is the one entries go to next.
+    checked: Vec<BlockHeader>,
+    at: usize,
+    leaves: Vec<Hash>,
+    /// Its newest block's last entry.
+    last: Option<EntryKey>,
+    out: Verification,
+    unsealed: Vec<Problem>,
+}
+
+/// [`verify_all`]'s state, handed to the hashing thread and back.
+struct AllCheck {
+    aliases: Aliases,
+    tenants: HashMap<String, TenantCheck>,
+    horizon: Option<DateTime<Utc>>,
+    start: Bound<DateTime<Utc>>,
+    end: Bound<DateTime<Utc>>,
+}
+
+impl AllCheck {
+    /// Hand each row (in key order) to its tenant's block, as [`verify_trusting`] does.
+    fn feed(&mut self, rows: &[LeafRow]) {
+        let range = (self.start, self.end);
+        for row in rows {
+            if !range.contains(&row.created_at) {
+                continue;
+            }
+            let tenant = row.tenant();
+            let key = row.key();
+            let t = match self.tenants.get_mut(&tenant) {
+                Some(t) => t,
+                None => self.tenants.entry(tenant.clone()).or_insert(TenantCheck {
+                    checked: Vec::new(),
+                    at: 0,
+                    leaves: Vec::new(),
+                    last: None,
+                    out: Verification::default(),
+                    unsealed: Vec::new(),
+                }),
+            };
+            if t.last.as_ref().is_none_or(|l| &key > l) {
+                if self.horizon.is_some_and(|h| row.created_at <= h) {
+                    t.unsealed.push(Problem::Unsealed {
+                        tenant,
+                        id: row.id,
+                        created_at: row.created_at,
+                    });
+                }
+                continue;
+            }
+            while let Some(h) = t.checked.get(t.at)
+                && key > h.last
+            {
+                check_block(h, &t.leaves, &mut t.out);
+                t.leaves.clear();
+                t.at += 1;
+            }
+            if let Some(h) = t.checked.get(t.at)
+                && h.covers(&key)
+            {
+                let leaf = self.aliases.leaf(row, &h.user_scopes);
+                t.leaves.push(leaf);
+            }
+        }
+    }
+}
+
 /// An entry in canonical form (what its hash covers: personal fields as pseudonyms) with the
 /// proof that it is in a signed block.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -721,20 +1049,17 @@ pub struct Proven {
 /// The inclusion proof of entry `id`: `None` when no such entry exists or it is not sealed
 /// yet. Needs the erasure key.
 pub async fn prove<C: ConnectionTrait>(db: &C, id: uuid::Uuid) -> Result<Option<Proven>, Error> {
-    let Some(row) = crate::schema::table::find_entries()
+    let Some(entry) = leaf_rows()
         .filter(Column::Id.eq(id))
+        .into_model::<LeafRow>()
         .one(db)
         .await?
     else {
         return Ok(None);
     };
     let mut aliases = Aliases::new(Pseudonymizer::current()?);
-    let entry = ActivityEntry::from(row);
-    let tenant = tenant_key(entry.organization_id.as_deref(), entry.team_id.as_deref());
-    let key = EntryKey {
-        created_at: entry.created_at,
-        id: entry.id,
-    };
+    let tenant = entry.tenant();
+    let key = entry.key();
     // The covering block is the first whose last entry is not before this one: any of the
     // blocks ending in this entry's microsecond (a bulk write, a fixed clock: there may be
     // several), else the first ending after it.
@@ -774,7 +1099,7 @@ pub async fn prove<C: ConnectionTrait>(db: &C, id: uuid::Uuid) -> Result<Option<
         if e.id == id {
             index = Some(leaves.len());
         }
-        leaves.push(aliases.leaf(&e, &h.user_scopes));
+        leaves.push(aliases.leaf(e, &h.user_scopes));
         Ok(())
     })
     .await?;
@@ -827,7 +1152,8 @@ pub async fn export_sealed<C: ConnectionTrait>(
             continue;
         }
         walk(db, tenant, h.after.as_ref(), Some(&h.last), |e| {
-            let line = canonical_json(&aliases.canonical(&e, &h.user_scopes));
+            let line =
+                canonical_entry_bytes(&e.stored(), &h.user_scopes, &mut |v: &str| aliases.alias(v));
             entries.write_all(&line)?;
             entries.write_all(b"\n")?;
             done.entries += 1;
