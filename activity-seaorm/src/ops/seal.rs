@@ -900,7 +900,7 @@ pub async fn verify_all<C: ConnectionTrait>(
             })
             .unwrap_or(upper);
         let mut step = chrono::Duration::minutes(1);
-        let mut stage = Stage::Here(state);
+        let mut stage = Stage::Here(Box::new(state));
         while lo < upper {
             let hi = lo
                 .checked_add_signed(step)
@@ -949,14 +949,14 @@ pub async fn verify_all<C: ConnectionTrait>(
 
 /// [`verify_all`]'s state: here, or on the thread hashing a slice while the next is read.
 enum Stage {
-    Here(AllCheck),
+    Here(Box<AllCheck>),
     Hashing(tokio::task::JoinHandle<AllCheck>),
 }
 
 impl Stage {
     async fn take(self) -> Result<AllCheck, Error> {
         match self {
-            Stage::Here(check) => Ok(check),
+            Stage::Here(check) => Ok(*check),
             Stage::Hashing(handle) => handle.await.map_err(|e| {
                 Error::Activity(ActivityError::Integrity(format!(
                     "verification thread failed: {e}"
