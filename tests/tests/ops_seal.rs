@@ -264,7 +264,13 @@ async fn every_tampering_is_detected(t: &TestDb) {
                 let problems = verify_all(t, &key).await;
                 assert!(is_mismatch(&problems, ACME), "{alter}: {problems:?}");
                 assert!(is_mismatch(&offline(t, ACME, &key).await, ACME), "{alter}");
-                victim.clone().into_active_model().reset_all().update(&t.db).await.unwrap();
+                victim
+                    .clone()
+                    .into_active_model()
+                    .reset_all()
+                    .update(&t.db)
+                    .await
+                    .unwrap();
                 assert_eq!(verify_all(t, &key).await, [], "restored {alter}");
             }
 
