@@ -478,6 +478,10 @@ pub struct BlockHeader {
     pub user_scopes: Vec<String>,
     /// First 8 bytes of SHA-256 of the signing key's public half (hex): which key to check.
     pub key_id: String,
+    /// Fingerprint of the erasure key the entries' pseudonyms were made with (16 hex digits of
+    /// a keyed hash: it tells keys apart and reveals nothing of them). Checking the block needs
+    /// the same key; under another one every pseudonym differs.
+    pub erasure_key: String,
 }
 
 impl BlockHeader {
@@ -491,6 +495,7 @@ impl BlockHeader {
         root: Hash,
         sealed_through: DateTime<Utc>,
         user_scopes: Vec<String>,
+        erasure_key: String,
         key: &VerifyingKey,
     ) -> Self {
         BlockHeader {
@@ -505,6 +510,7 @@ impl BlockHeader {
             sealed_through,
             user_scopes,
             key_id: key_id(key),
+            erasure_key,
         }
     }
 
@@ -654,6 +660,15 @@ pub enum Problem {
         /// Tenant key.
         tenant: String,
         /// The checkpoint's block.
+        seq: u64,
+    },
+    /// The block's pseudonyms were made under another erasure key than the one configured
+    /// (the key was rotated, or the wrong one is configured): its entries cannot be checked
+    /// until the key it names is configured. Not evidence of tampering by itself.
+    ErasureKeyChanged {
+        /// Tenant key.
+        tenant: String,
+        /// Block.
         seq: u64,
     },
     /// An entry at or before the newest horizon that no block covers: written after its time
@@ -984,6 +999,55 @@ mod tests {
                 r#""was_impersonated":false}"#
             )
         );
+    }
+
+    /// The largest proof: a full block (1,024 entries, 10 hashes), a tenant named by a UUID,
+    /// one user scope. The bound grows with the tenant id and the scopes' names (both in the
+    /// signed header), by their length.
+    #[test]
+    fn a_proof_of_a_full_block_fits_in_1_kib() {
+        let signing = SigningKey::from_bytes(&[3; 32]);
+        let ls = leaves(MAX_BLOCK);
+        let last = EntryKey {
+            created_at: DateTime::from_timestamp(1_800_000_000, 999_999_000).unwrap_or_default(),
+            id: Uuid::from_u128(u128::MAX),
+        };
+        let prev = BlockHeader::new(
+            tenant_key(Some("0193d6a8-7c1e-7b3a-9f2e-4a5b6c7d8e9f"), None),
+            None,
+            last.clone(),
+            MAX_BLOCK as u64,
+            merkle_root(&ls),
+            last.created_at,
+            vec!["User".into()],
+            "0123456789abcdef".into(),
+            &signing.verifying_key(),
+        );
+        let header = BlockHeader::new(
+            prev.tenant.clone(),
+            Some(&prev),
+            last.clone(),
+            MAX_BLOCK as u64,
+            merkle_root(&ls),
+            last.created_at,
+            vec!["User".into()],
+            "0123456789abcdef".into(),
+            &signing.verifying_key(),
+        );
+        let checkpoint = Checkpoint::sign(header, &signing);
+        let largest = (0..MAX_BLOCK)
+            .map(|i| {
+                let proof = InclusionProof {
+                    index: i as u64,
+                    path: inclusion_path(&ls, i).iter().map(hex::encode).collect(),
+                    checkpoint: checkpoint.clone(),
+                };
+                assert_eq!(proof.path.len(), 10);
+                proof.encoded_len()
+            })
+            .max()
+            .unwrap_or(0);
+        assert!(largest <= 1024, "{largest} bytes");
     }
 
     #[test]

@@ -65,6 +65,7 @@ fn seal(entries: &[Value], key: &SigningKey) -> Vec<Checkpoint> {
             merkle_root(&leaves),
             Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap(),
             Vec::new(),
+            "0123456789abcdef".into(),
             &key.verifying_key(),
         );
         out.push(Checkpoint::sign(header, key));
@@ -207,5 +208,43 @@ fn unreadable_input_exits_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let _ = key;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("public key"));
+
+    // A missing file, and a malformed line, each named in the message.
+    let (entries, checkpoints) = history(&key);
+    let dir = tempfile::tempdir().unwrap();
+    let (e, c) = (dir.path().join("export.jsonl"), dir.path().join("cp.jsonl"));
+    write_lines(&e, &entries);
+    let run = |cp: &Path, export: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_activity-verify"))
+            .arg("--key")
+            .arg(hex::encode(key.verifying_key().as_bytes()))
+            .arg("--checkpoints")
+            .arg(cp)
+            .arg("--export")
+            .arg(export)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&c, &e);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cp.jsonl"), "{err}");
+    write_lines(&c, &checkpoints);
+    assert_eq!(run(&c, &e).0, Some(0));
+    let mut text = std::fs::read_to_string(&e).unwrap();
+    let second = text.find('\n').unwrap() + 1;
+    text.insert_str(second, "{\"id\": \n");
+    std::fs::write(&e, text).unwrap();
+    let (code, err) = run(&c, &e);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("export.jsonl:2"), "{err}");
+    // An entry without its key is unreadable too, not a problem of the history.
+    write_lines(&e, &[serde_json::json!({"activity": "updated"})]);
+    let (code, err) = run(&c, &e);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no id or time"), "{err}");
 }

@@ -539,7 +539,61 @@ async fn a_long_transaction_is_sealed_after_it_commits(t: &TestDb) {
 
 activity_tests::tests_on!(open_transactions: a_long_transaction_is_sealed_after_it_commits on postgres, mysql);
 
+/// Checking a block needs the erasure key it was sealed under: under another one every
+/// pseudonym differs, which is reported as the key change, never as tampering; a proof or an
+/// export (which would not match the block) is refused.
+async fn another_erasure_key_is_reported_as_such(t: &TestDb) {
+    let (written, _) = config().scope(sealed(t)).await;
+    let key = signing().verifying_key();
+    let rotated = ActivityConfig::new()
+        .with_erasure_key(b"another erasure key, 32 bytes ok")
+        .with_user_scopes(["User"]);
+    rotated
+        .scope(async {
+            let report = seal::verify_all(&t.db, .., &key, &[]).await.unwrap();
+            assert_eq!((report.blocks, report.entries), (6, 35));
+            let mut blocks: Vec<(String, u64)> = report
+                .problems
+                .iter()
+                .map(|p| match p {
+                    Problem::ErasureKeyChanged { tenant, seq } => (tenant.clone(), *seq),
+                    other => panic!("not a key change: {other:?}"),
+                })
+                .collect();
+            blocks.sort();
+            let expected: Vec<(String, u64)> = [
+                ("", 1),
+                (ACME, 1),
+                (ACME, 2),
+                (ACME, 3),
+                (ACME, 4),
+                ("t:5", 1),
+            ]
+            .iter()
+            .map(|(t, s)| (t.to_string(), *s))
+            .collect();
+            assert_eq!(blocks, expected);
+            assert_eq!(
+                verify(&t.db, ACME, .., &key).await.unwrap().problems.len(),
+                4
+            );
+            let refused = prove(&t.db, written[0].id).await.unwrap_err().to_string();
+            assert!(refused.contains("another erasure key"), "{refused}");
+            let (mut entries, mut checkpoints) = (Vec::new(), Vec::new());
+            let refused = export_sealed(&t.db, ACME, .., &mut entries, &mut checkpoints)
+                .await
+                .unwrap_err();
+            assert!(refused.to_string().contains("another erasure key"));
+        })
+        .await;
+    // Under the key it was sealed with, all is intact.
+    config()
+        .scope(async { assert_eq!(verify_all(t, &key).await, []) })
+        .await;
+}
+
 backend_tests!(
+    another_erasure_key_is_reported_as_such,
     archives_carry_their_tenants_checkpoints,
     a_sealed_log_verifies_and_proves_each_entry,
     erasure_keeps_every_block_valid,

@@ -96,6 +96,14 @@ impl Pseudonymizer {
         })
     }
 
+    /// A fingerprint of the key (16 hex digits of its HMAC over a reserved value): sealed
+    /// blocks name it, so a block checked under another key says so instead of mismatching.
+    pub fn key_id(&self) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(b"\0activity-seaorm erasure key id");
+        hex::encode(&mac.finalize().into_bytes()[..8])
+    }
+
     /// The pseudonym of `value` (itself when it already is one).
     pub fn alias(&self, value: &str) -> String {
         if activity_core::seal::is_pseudonym(value) {

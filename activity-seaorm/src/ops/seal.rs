@@ -368,6 +368,8 @@ impl Sealer {
 
 /// Pseudonyms of one round, each value's computed once.
 struct Aliases {
+    /// The erasure key's fingerprint ([`Pseudonymizer::key_id`]).
+    key_id: String,
     with: Pseudonymizer,
     seen: HashMap<String, String>,
 }
@@ -375,9 +377,38 @@ struct Aliases {
 impl Aliases {
     fn new(with: Pseudonymizer) -> Self {
         Aliases {
+            key_id: with.key_id(),
             with,
             seen: HashMap::new(),
         }
+    }
+
+    /// Check `header`'s block against `leaves` when its pseudonyms are this key's; else report
+    /// the key change, not a mismatch every entry with a personal field would raise.
+    fn check(&self, header: &BlockHeader, leaves: &[Hash], out: &mut Verification) {
+        if header.erasure_key == self.key_id {
+            check_block(header, leaves, out);
+        } else {
+            out.blocks += 1;
+            out.entries += leaves.len() as u64;
+            out.problems.push(Problem::ErasureKeyChanged {
+                tenant: header.tenant.clone(),
+                seq: header.seq,
+            });
+        }
+    }
+
+    /// Fails unless `header`'s pseudonyms are this key's: what is made from its entries
+    /// (a proof, an export) would not match the block.
+    fn same_key(&self, header: &BlockHeader) -> Result<(), Error> {
+        if header.erasure_key == self.key_id {
+            return Ok(());
+        }
+        Err(Error::Activity(ActivityError::Integrity(format!(
+            "block {} of tenant {:?} was sealed under another erasure key ({}; configured: {}): \
+             configure the key it was sealed with",
+            header.seq, header.tenant, header.erasure_key, self.key_id
+        ))))
     }
 
     /// The pseudonym of `v`, from the cache when it was seen before (at most 100,000 kept).
@@ -455,6 +486,7 @@ impl Round<'_> {
             merkle_root(&leaves),
             self.horizon,
             self.scopes.clone(),
+            self.aliases.key_id.clone(),
             &self.sealer.key.verifying_key(),
         );
         let checkpoint = Checkpoint::sign(header.clone(), &self.sealer.key);
@@ -789,7 +821,7 @@ pub async fn verify_trusting<C: ConnectionTrait>(
             while let Some(h) = checked.get(at)
                 && key > h.last
             {
-                check_block(h, &leaves, &mut out);
+                aliases.check(h, &leaves, &mut out);
                 leaves.clear();
                 at += 1;
             }
@@ -802,7 +834,7 @@ pub async fn verify_trusting<C: ConnectionTrait>(
         })
         .await?;
         for h in checked.get(at..).unwrap_or_default() {
-            check_block(h, &leaves, &mut out);
+            aliases.check(h, &leaves, &mut out);
             leaves.clear();
         }
     }
@@ -944,7 +976,7 @@ pub async fn verify_all<C: ConnectionTrait>(
             continue;
         };
         for h in t.checked.get(t.at..).unwrap_or_default() {
-            check_block(h, &t.leaves, &mut t.out);
+            state.aliases.check(h, &t.leaves, &mut t.out);
             t.leaves.clear();
         }
         out.blocks += t.out.blocks;
@@ -1029,7 +1061,7 @@ impl AllCheck {
             while let Some(h) = t.checked.get(t.at)
                 && key > h.last
             {
-                check_block(h, &t.leaves, &mut t.out);
+                self.aliases.check(h, &t.leaves, &mut t.out);
                 t.leaves.clear();
                 t.at += 1;
             }
@@ -1099,6 +1131,7 @@ pub async fn prove<C: ConnectionTrait>(db: &C, id: uuid::Uuid) -> Result<Option<
         return Ok(None);
     };
     let h = &checkpoint.header;
+    aliases.same_key(h)?;
     // The count is the database's word until the root checks it: never an allocation size.
     let mut leaves =
         Vec::with_capacity(usize::try_from(h.entries).map_or(MAX_BLOCK, |n| n.min(MAX_BLOCK)));
@@ -1152,23 +1185,52 @@ pub async fn export_sealed<C: ConnectionTrait>(
 ) -> Result<SealedExport, Error> {
     let mut aliases = Aliases::new(Pseudonymizer::current()?);
     let mut done = SealedExport::default();
-    for cp in checkpoints(db, tenant).await? {
-        let h = &cp.header;
-        if !(in_range(&range, h.after.as_ref().map(|a| &a.created_at))
-            && range.contains(&h.last.created_at))
-        {
-            continue;
-        }
-        walk(db, tenant, h.after.as_ref(), Some(&h.last), |e| {
-            let line =
-                canonical_entry_bytes(&e.stored(), &h.user_scopes, &mut |v: &str| aliases.alias(v));
-            entries.write_all(&line)?;
-            entries.write_all(b"\n")?;
-            done.entries += 1;
-            Ok(())
+    let chain = checkpoints(db, tenant).await?;
+    let exported: Vec<&Checkpoint> = chain
+        .iter()
+        .filter(|cp| {
+            in_range(&range, cp.header.after.as_ref().map(|a| &a.created_at))
+                && range.contains(&cp.header.last.created_at)
         })
+        .collect();
+    for cp in &exported {
+        aliases.same_key(&cp.header)?;
+    }
+    // One walk over the blocks' windows (consecutive in an unbroken chain), each entry written
+    // with the user scopes of the block that holds it.
+    if let (Some(first), Some(last)) = (exported.first(), exported.last()) {
+        let mut at = 0;
+        walk(
+            db,
+            tenant,
+            first.header.after.as_ref(),
+            Some(&last.header.last),
+            |e| {
+                let key = e.key();
+                while let Some(cp) = exported.get(at)
+                    && key > cp.header.last
+                {
+                    at += 1;
+                }
+                if let Some(cp) = exported.get(at)
+                    && cp.header.covers(&key)
+                {
+                    let line = canonical_entry_bytes(
+                        &e.stored(),
+                        &cp.header.user_scopes,
+                        &mut |v: &str| aliases.alias(v),
+                    );
+                    entries.write_all(&line)?;
+                    entries.write_all(b"\n")?;
+                    done.entries += 1;
+                }
+                Ok(())
+            },
+        )
         .await?;
-        serde_json::to_writer(&mut *checkpoints_out, &cp)?;
+    }
+    for cp in exported {
+        serde_json::to_writer(&mut *checkpoints_out, cp)?;
         checkpoints_out.write_all(b"\n")?;
         done.blocks += 1;
     }
