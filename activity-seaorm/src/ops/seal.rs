@@ -298,10 +298,7 @@ impl Sealer {
             report: SealReport::default(),
             rows: Vec::new(),
         };
-        // The round's entries in consecutive time slices, each read whole in key order: one
-        // index range per slice (a LIMIT page would re-read the rest of the round each time).
-        // A slice grows while it finds few entries and shrinks when it finds many.
-        let mut lo = match cursor {
+        let lo = match cursor {
             Some(c) => c,
             None => match oldest(&txn).await? {
                 Some(first) => first
@@ -310,23 +307,12 @@ impl Sealer {
                 None => horizon,
             },
         };
-        let mut step = chrono::Duration::minutes(1);
-        while lo < horizon {
-            let hi = lo
-                .checked_add_signed(step)
-                .map_or(horizon, |t| Ord::min(t, horizon));
-            let rows = slice(&txn, lo, hi).await?;
-            let found = rows.len();
+        let mut slices = Slices::new(lo, horizon);
+        while let Some(rows) = slices.next(&txn).await? {
             for row in rows {
                 round.add(&txn, row).await?;
             }
             round.store(&txn).await?;
-            lo = hi;
-            if found < SLICE / 4 {
-                step = step.checked_mul(2).unwrap_or(step);
-            } else if found > SLICE && step > chrono::Duration::milliseconds(2) {
-                step = step / 2;
-            }
         }
         let tenants: Vec<String> = round.pending.keys().cloned().collect();
         for tenant in tenants {
@@ -513,22 +499,98 @@ impl Round<'_> {
     }
 }
 
-/// The entries stamped in `(lo, hi]`, in key order. Sorted here, not by the database: with no
-/// btree on the time, the database would sort the whole slice (on disk past `work_mem`) before
-/// sending its first row; unsorted, rows stream while it reads them.
-async fn slice<C: ConnectionTrait>(
-    db: &C,
+/// Most entries one slice holds: a denser stretch is read again as a shorter slice, and a
+/// single microsecond holding more (a bulk write under a fixed clock) is read in pages by id,
+/// so a round's memory stays bounded whatever the backlog looks like.
+const SLICE_CAP: usize = 4 * SLICE;
+
+/// The entries stamped in `(lo, upper]`, in key order, as consecutive slices of one index
+/// range each (a LIMIT page ordered by key would re-read the rest of the range each time). A
+/// slice grows while it finds few entries and shrinks when it finds many. Rows are sorted here,
+/// not by the database: with no btree on the time alone, it would sort the whole slice (on
+/// disk past `work_mem`) before sending its first row; unsorted, rows stream as it reads them.
+struct Slices {
     lo: DateTime<Utc>,
-    hi: DateTime<Utc>,
-) -> Result<Vec<LeafRow>, Error> {
-    let mut rows = leaf_rows()
-        .filter(Column::CreatedAt.gt(lo))
-        .filter(Column::CreatedAt.lte(hi))
-        .into_model::<LeafRow>()
-        .all(db)
-        .await?;
-    rows.sort_unstable_by_key(|r| (r.created_at, r.id));
-    Ok(rows)
+    upper: DateTime<Utc>,
+    step: chrono::Duration,
+    cap: usize,
+    /// Paging through one crowded microsecond: its time and the last id read.
+    crowded: Option<(DateTime<Utc>, Option<uuid::Uuid>)>,
+}
+
+impl Slices {
+    fn new(lo: DateTime<Utc>, upper: DateTime<Utc>) -> Self {
+        Slices {
+            lo,
+            upper,
+            step: chrono::Duration::minutes(1),
+            cap: SLICE_CAP,
+            crowded: None,
+        }
+    }
+
+    /// The next slice holding entries; `None` once `upper` is reached.
+    async fn next<C: ConnectionTrait>(&mut self, db: &C) -> Result<Option<Vec<LeafRow>>, Error> {
+        let micro = chrono::Duration::microseconds(1);
+        loop {
+            if let Some((at, last)) = self.crowded {
+                let mut q = leaf_rows().filter(Column::CreatedAt.eq(at));
+                if let Some(id) = last {
+                    q = q.filter(Column::Id.gt(id));
+                }
+                let rows = q
+                    .order_by_asc(Column::Id)
+                    .limit(self.cap as u64)
+                    .into_model::<LeafRow>()
+                    .all(db)
+                    .await?;
+                if rows.len() < self.cap {
+                    self.crowded = None;
+                    self.lo = at;
+                } else {
+                    self.crowded = Some((at, rows.last().map(|r| r.id)));
+                }
+                if rows.is_empty() {
+                    continue;
+                }
+                return Ok(Some(rows));
+            }
+            if self.lo >= self.upper {
+                return Ok(None);
+            }
+            let hi = self
+                .lo
+                .checked_add_signed(self.step)
+                .map_or(self.upper, |t| Ord::min(t, self.upper));
+            let mut rows = leaf_rows()
+                .filter(Column::CreatedAt.gt(self.lo))
+                .filter(Column::CreatedAt.lte(hi))
+                .limit(self.cap as u64 + 1)
+                .into_model::<LeafRow>()
+                .all(db)
+                .await?;
+            if rows.len() > self.cap {
+                let width = hi - self.lo;
+                if width <= micro {
+                    self.crowded = Some((hi, None));
+                } else {
+                    self.step = Ord::max(width / 2, micro);
+                }
+                continue;
+            }
+            rows.sort_unstable_by_key(|r| (r.created_at, r.id));
+            self.lo = hi;
+            if rows.len() < SLICE / 4 {
+                self.step = self.step.checked_mul(2).unwrap_or(self.step);
+            } else if rows.len() > SLICE && self.step > chrono::Duration::milliseconds(2) {
+                self.step = self.step / 2;
+            }
+            if rows.is_empty() {
+                continue;
+            }
+            return Ok(Some(rows));
+        }
+    }
 }
 
 /// The oldest entry's time.
@@ -940,31 +1002,20 @@ pub async fn verify_all<C: ConnectionTrait>(
             Bound::Included(s) | Bound::Excluded(s) => Some(*s),
             Bound::Unbounded => oldest(db).await?,
         };
-        let mut lo = first
+        let lo = first
             .map(|f| {
                 f.checked_sub_signed(chrono::Duration::microseconds(1))
                     .unwrap_or(f)
             })
             .unwrap_or(upper);
-        let mut step = chrono::Duration::minutes(1);
+        let mut slices = Slices::new(lo, upper);
         let mut stage = Stage::Here(Box::new(state));
-        while lo < upper {
-            let hi = lo
-                .checked_add_signed(step)
-                .map_or(upper, |t| Ord::min(t, upper));
-            let rows = slice(db, lo, hi).await?;
-            let found = rows.len();
+        while let Some(rows) = slices.next(db).await? {
             let mut check = stage.take().await?;
             stage = Stage::Hashing(tokio::task::spawn_blocking(move || {
                 check.feed(&rows);
                 check
             }));
-            lo = hi;
-            if found < SLICE / 4 {
-                step = step.checked_mul(2).unwrap_or(step);
-            } else if found > SLICE && step > chrono::Duration::milliseconds(2) {
-                step = step / 2;
-            }
         }
         state = stage.take().await?;
     }
@@ -1237,4 +1288,56 @@ pub async fn export_sealed<C: ConnectionTrait>(
     entries.flush()?;
     checkpoints_out.flush()?;
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::table::activity_log;
+    use activity_core::ActivityEntry;
+    use chrono::TimeZone;
+
+    /// Slices never hold more than their cap and together return every entry exactly once, in
+    /// key order — through a stretch denser than the cap (read again in shorter slices) and a
+    /// single microsecond holding more than the cap (a bulk write under a fixed clock, paged by
+    /// id).
+    #[tokio::test]
+    async fn slices_are_bounded_and_return_every_entry_once_in_order() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        crate::schema::create_table(&db).await.unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
+        let mut times = Vec::new();
+        times.extend(std::iter::repeat_n(t0, 61));
+        times.extend((0..30).map(|i| t0 + chrono::Duration::seconds(2 * i + 1)));
+        times.extend((0..20).map(|i| t0 + chrono::Duration::milliseconds(30_000 + i)));
+        times.extend((0..5).map(|i| t0 + chrono::Duration::hours(3 + i)));
+        let mut ids = Vec::new();
+        let mut rows = Vec::new();
+        for at in &times {
+            let mut e = ActivityEntry::new("FeatureFlag", "updated");
+            e.created_at = *at;
+            ids.push((e.created_at, e.id));
+            rows.push(activity_log::ActiveModel::from(e));
+        }
+        for chunk in rows.chunks(50) {
+            activity_log::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&db)
+                .await
+                .unwrap();
+        }
+        ids.sort();
+
+        let mut slices = Slices::new(
+            t0 - chrono::Duration::microseconds(1),
+            t0 + chrono::Duration::days(1),
+        );
+        slices.cap = 8;
+        let mut seen = Vec::new();
+        while let Some(slice) = slices.next(&db).await.unwrap() {
+            assert!(!slice.is_empty() && slice.len() <= 8, "{}", slice.len());
+            seen.extend(slice.iter().map(|r| (r.created_at, r.id)));
+        }
+        assert_eq!(seen, ids);
+        assert!(slices.next(&db).await.unwrap().is_none());
+    }
 }
