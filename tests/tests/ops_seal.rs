@@ -461,6 +461,30 @@ async fn tenants_are_listed(t: &TestDb) {
             assert_eq!(seal::checkpoints(&t.db, ACME).await.unwrap().len(), 4);
         })
         .await;
+    // The newest horizon is read from an index on every round; creating the table again
+    // (every start) keeps it and does not fail.
+    activity_seaorm::schema::create_table(&t.db).await.unwrap();
+    use sea_orm::ConnectionTrait;
+    let backend = t.db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT indexdef AS def FROM pg_indexes WHERE schemaname = current_schema() \
+             AND indexname = 'activity_block_sealed'"
+        }
+        sea_orm::DbBackend::MySql => {
+            "SELECT COLUMN_NAME AS def FROM information_schema.STATISTICS WHERE \
+             TABLE_SCHEMA = DATABASE() AND INDEX_NAME = 'activity_block_sealed'"
+        }
+        _ => "SELECT sql AS def FROM sqlite_master WHERE name = 'activity_block_sealed'",
+    };
+    let row = t
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(backend, sql))
+        .await
+        .unwrap()
+        .expect("index activity_block_sealed");
+    let def: String = row.try_get("", "def").unwrap();
+    assert!(def.contains("sealed_through"), "{def}");
 }
 
 /// An archive names the sealed blocks it ends in — of its own tenant only — and after its

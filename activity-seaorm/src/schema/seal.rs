@@ -65,7 +65,48 @@ pub(crate) async fn create_table<C: ConnectionTrait>(
         table.character_set("utf8mb4").collate(collation);
     }
     db.execute(&table).await?;
-    Ok(())
+    create_sealed_through_index(db).await
+}
+
+/// Every sealing round and every `verify` asks for the newest `sealed_through`; a table that
+/// grows by a block per active tenant per round must answer from an index, not a scan.
+/// Looked up before it is created, so a restart never waits for a lock on an existing table.
+async fn create_sealed_through_index<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    const NAME: &str = "activity_block_sealed";
+    let backend = db.get_database_backend();
+    let exists = match backend {
+        DbBackend::Postgres => {
+            "SELECT 1 AS one FROM pg_indexes \
+             WHERE schemaname = current_schema() AND indexname = $1"
+        }
+        DbBackend::MySql => {
+            "SELECT 1 AS one FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'activity_block' AND INDEX_NAME = ?"
+        }
+        _ => "SELECT 1 AS one FROM sqlite_master WHERE type = 'index' AND name = ?",
+    };
+    let found = || async {
+        db.query_one_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            exists,
+            [NAME.into()],
+        ))
+        .await
+        .map(|row| row.is_some())
+    };
+    if found().await? {
+        return Ok(());
+    }
+    let create = match backend {
+        DbBackend::MySql => format!("CREATE INDEX {NAME} ON activity_block (sealed_through)"),
+        _ => format!("CREATE INDEX IF NOT EXISTS {NAME} ON activity_block (sealed_through)"),
+    };
+    match db.execute_unprepared(&create).await {
+        Ok(_) => Ok(()),
+        // Another instance starting at the same moment made it first.
+        Err(_) if found().await? => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Drop `activity_block` (tests and tear-down).
