@@ -477,12 +477,11 @@ async fn tenants_are_listed(t: &TestDb) {
         }
         _ => "SELECT sql AS def FROM sqlite_master WHERE name = 'activity_block_sealed'",
     };
-    let row = t
-        .db
-        .query_one_raw(sea_orm::Statement::from_string(backend, sql))
-        .await
-        .unwrap()
-        .expect("index activity_block_sealed");
+    let row =
+        t.db.query_one_raw(sea_orm::Statement::from_string(backend, sql))
+            .await
+            .unwrap()
+            .expect("index activity_block_sealed");
     let def: String = row.try_get("", "def").unwrap();
     assert!(def.contains("sealed_through"), "{def}");
 }
@@ -646,34 +645,54 @@ async fn checkpoints_leave_the_database(t: &TestDb) {
                 Some(&newest),
                 stored.iter().rfind(|c| c.header.tenant == ACME)
             );
-            // More entries, sealed and published by the running loop.
-            // (Stamped now: an entry stamped behind the last round's horizon would be
-            // reported unsealed, as a forged one is.)
-            let mut e = written[0].clone();
-            e.id = uuid::Uuid::now_v7();
-            e.created_at = Utc::now();
-            let new_id = e.id;
-            log_activity(&t.db, e).await.unwrap();
-            let sealer = Sealer::new(signing()).with_grace(std::time::Duration::ZERO);
-            cps.run(
-                &t.db,
-                &sealer,
-                std::time::Duration::from_millis(10),
-                async {},
-            )
-            .await;
+            // More entries, sealed and published by the running loop: it catches up first
+            // (nothing new), then publishes each round's checkpoints itself. (Stamped now, and
+            // a grace of 100 ms: an entry stamped behind a round's horizon before it committed
+            // would be reported unsealed, as a forged one is.)
+            let sealer = Sealer::new(signing()).with_grace(std::time::Duration::from_millis(100));
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let seq = || async { cps.latest(ACME).await.unwrap().map(|c| c.header.seq) };
+            let mut new_ids = Vec::new();
+            let writer = async {
+                for (i, expect) in [(1, 5), (2, 6)] {
+                    let mut e = written[i].clone();
+                    e.id = uuid::Uuid::now_v7();
+                    e.created_at = Utc::now();
+                    new_ids.push(e.id);
+                    log_activity(&t.db, e).await.unwrap();
+                    for _ in 0..200 {
+                        if seq().await == Some(expect) {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    assert_eq!(seq().await, Some(expect), "published by the loop");
+                }
+                let _ = stop.send(());
+            };
+            let stop = async {
+                let _ = stopped.await;
+            };
+            tokio::join!(
+                cps.run(&t.db, &sealer, std::time::Duration::from_millis(20), stop),
+                writer
+            );
             let newest = cps.latest(ACME).await.unwrap().unwrap();
-            assert_eq!((newest.header.seq, newest.header.entries), (5, 1));
-            // The newest entry and its block deleted: the database alone cannot tell, the
-            // stream's checkpoint does.
+            assert_eq!((newest.header.seq, newest.header.entries), (6, 1));
+            assert_eq!(
+                seal::checkpoints(&t.db, ACME).await.unwrap().last(),
+                Some(&newest)
+            );
+            // The newest entries and their blocks deleted: the database alone cannot tell,
+            // the stream's checkpoint does.
             let key = signing().verifying_key();
             activity_log::Entity::delete_many()
-                .filter(activity_log::Column::Id.eq(new_id))
+                .filter(activity_log::Column::Id.is_in(new_ids.clone()))
                 .exec(&t.db)
                 .await
                 .unwrap();
             seal_row::Entity::delete_many()
-                .filter(seal_row::Column::Seq.eq(5))
+                .filter(seal_row::Column::Seq.gte(5))
                 .exec(&t.db)
                 .await
                 .unwrap();
@@ -685,7 +704,7 @@ async fn checkpoints_leave_the_database(t: &TestDb) {
                 report.problems,
                 [Problem::Truncated {
                     tenant: ACME.into(),
-                    seq: 5
+                    seq: 6
                 }]
             );
         })
