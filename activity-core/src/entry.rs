@@ -91,6 +91,17 @@ impl Change {
     }
 }
 
+/// The key of an entry's tenant: `o:<organization>`, else `t:<team>`, else empty (entries of
+/// no tenant). Organization `5` and team `5` are two tenants. Sealed blocks are per tenant
+/// key, and the stream's subjects and notification routes are built from it.
+pub fn tenant_key(organization_id: Option<&str>, team_id: Option<&str>) -> String {
+    match (organization_id, team_id) {
+        (Some(org), _) => format!("o:{org}"),
+        (None, Some(team)) => format!("t:{team}"),
+        (None, None) => String::new(),
+    }
+}
+
 /// The `detail` JSON column: all six keys are always written.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Detail {

@@ -193,15 +193,7 @@ pub fn canonical_time(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// The tenant key of a block: `o:<organization>`, else `t:<team>`, else empty (entries of no
-/// tenant). Organization `5` and team `5` are two tenants.
-pub fn tenant_key(organization_id: Option<&str>, team_id: Option<&str>) -> String {
-    match (organization_id, team_id) {
-        (Some(org), _) => format!("o:{org}"),
-        (None, Some(team)) => format!("t:{team}"),
-        (None, None) => String::new(),
-    }
-}
+pub use crate::entry::tenant_key;
 
 /// An entry's columns as stored: what its leaf covers. `detail` is the stored JSON as the
 /// database hands it back, not its decoded API shape, so a key added to it by hand is caught

@@ -73,11 +73,10 @@ impl TenantKey {
 
     /// The tenant of `entry`: its organization, else its team, else none.
     pub fn of(entry: &ActivityEntry) -> Self {
-        match (&entry.organization_id, &entry.team_id) {
-            (Some(org), _) => Self::organization(org),
-            (None, Some(team)) => Self::team(team),
-            (None, None) => Self::none(),
-        }
+        TenantKey(activity_seaorm::entry::tenant_key(
+            entry.organization_id.as_deref(),
+            entry.team_id.as_deref(),
+        ))
     }
 
     /// The key as stored (`o:acme`, `t:7`, or empty).
