@@ -217,6 +217,21 @@ async fn erasure_keeps_every_block_valid(t: &TestDb) {
                 .await
                 .unwrap();
             assert_eq!(verify_all(t, &key).await, []);
+            // The whole erasure of another user (rows, archives, copies), as an application
+            // calls it: still intact, with its record sealed too.
+            let report = activity_seaorm::ops::lifecycle::Lifecycle::new()
+                .erase_user(&t.db, "bob")
+                .await
+                .unwrap();
+            assert!(report.entry_ids.len() >= 10, "{}", report.entry_ids.len());
+            assert!(!t.dump().await.contains("\"bob\""));
+            assert_eq!(verify_all(t, &key).await, []);
+            Sealer::new(signing())
+                .with_grace(std::time::Duration::ZERO)
+                .seal(&t.db)
+                .await
+                .unwrap();
+            assert_eq!(verify_all(t, &key).await, []);
         })
         .await;
 }
