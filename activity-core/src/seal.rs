@@ -1004,28 +1004,21 @@ mod tests {
             created_at: DateTime::from_timestamp(1_800_000_000, 999_999_000).unwrap_or_default(),
             id: Uuid::from_u128(u128::MAX),
         };
-        let prev = BlockHeader::new(
-            tenant_key(Some("0193d6a8-7c1e-7b3a-9f2e-4a5b6c7d8e9f"), None),
-            None,
-            last.clone(),
-            MAX_BLOCK as u64,
-            merkle_root(&ls),
-            last.created_at,
-            vec!["User".into()],
-            "0123456789abcdef".into(),
-            &signing.verifying_key(),
-        );
-        let header = BlockHeader::new(
-            prev.tenant.clone(),
-            Some(&prev),
-            last.clone(),
-            MAX_BLOCK as u64,
-            merkle_root(&ls),
-            last.created_at,
-            vec!["User".into()],
-            "0123456789abcdef".into(),
-            &signing.verifying_key(),
-        );
+        // A second block: its header names a previous one too.
+        let block = |prev: Option<&BlockHeader>| {
+            BlockHeader::new(
+                tenant_key(Some("0193d6a8-7c1e-7b3a-9f2e-4a5b6c7d8e9f"), None),
+                prev,
+                last.clone(),
+                MAX_BLOCK as u64,
+                merkle_root(&ls),
+                last.created_at,
+                vec!["User".into()],
+                "0123456789abcdef".into(),
+                &signing.verifying_key(),
+            )
+        };
+        let header = block(Some(&block(None)));
         let checkpoint = Checkpoint::sign(header, &signing);
         let largest = (0..MAX_BLOCK)
             .map(|i| {
