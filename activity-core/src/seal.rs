@@ -472,7 +472,9 @@ pub struct BlockHeader {
     pub key_id: String,
     /// Fingerprint of the erasure key the entries' pseudonyms were made with (16 hex digits of
     /// a keyed hash: it tells keys apart and reveals nothing of them). Checking the block needs
-    /// the same key; under another one every pseudonym differs.
+    /// the same key; under another one every pseudonym differs. Empty in headers sealed before
+    /// it was named (absent from their signed bytes, so their signatures still hold).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub erasure_key: String,
 }
 
@@ -1033,6 +1035,34 @@ mod tests {
             .max()
             .unwrap_or(0);
         assert!(largest <= 1024, "{largest} bytes");
+    }
+
+    /// A header sealed before headers named the erasure key has no such field in its signed
+    /// bytes: it still parses, re-serializes to the same bytes and keeps its signature.
+    #[test]
+    fn a_header_without_the_erasure_key_keeps_its_signature() {
+        let signing = SigningKey::from_bytes(&[4; 32]);
+        let last = EntryKey {
+            created_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default(),
+            id: Uuid::from_u128(1),
+        };
+        let header = BlockHeader::new(
+            "o:acme".into(),
+            None,
+            last,
+            1,
+            leaf_hash(b"x"),
+            DateTime::from_timestamp(1_800_000_001, 0).unwrap_or_default(),
+            Vec::new(),
+            String::new(),
+            &signing.verifying_key(),
+        );
+        let old = Checkpoint::sign(header, &signing);
+        let text = serde_json::to_string(&old).unwrap();
+        assert!(!text.contains("erasure_key"), "{text}");
+        let back: Checkpoint = serde_json::from_str(&text).unwrap();
+        assert!(back.verify_signature(&signing.verifying_key()));
+        assert_eq!(back, old);
     }
 
     #[test]

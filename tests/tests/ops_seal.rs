@@ -420,6 +420,32 @@ async fn every_tampering_is_detected(t: &TestDb) {
                     seq: 4
                 }]
             );
+            // A whole tenant's entries and blocks deleted: only the kept checkpoints know it
+            // existed, and `verify_all` reports each of them.
+            activity_log::Entity::delete_many()
+                .filter(activity_log::Column::TeamId.eq("5"))
+                .exec(&t.db)
+                .await
+                .unwrap();
+            activity_seaorm::schema::seal::activity_block::Entity::delete_many()
+                .filter(activity_seaorm::schema::seal::activity_block::Column::Tenant.eq("t:5"))
+                .exec(&t.db)
+                .await
+                .unwrap();
+            let all = seal::verify_all(&t.db, .., &key, &trusted).await.unwrap();
+            assert_eq!(
+                all.problems,
+                [
+                    Problem::Truncated {
+                        tenant: ACME.into(),
+                        seq: 4
+                    },
+                    Problem::Truncated {
+                        tenant: "t:5".into(),
+                        seq: 1
+                    }
+                ]
+            );
             // Offline: the trusted checkpoints say what the export must hold.
             let (mut entries, mut ignored) = (Vec::new(), Vec::new());
             export_sealed(&t.db, ACME, .., &mut entries, &mut ignored)
