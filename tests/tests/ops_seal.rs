@@ -559,6 +559,147 @@ async fn archives_carry_their_tenants_checkpoints(t: &TestDb) {
         .await;
 }
 
+/// What an archive holds is checked against the chain after its rows are gone: intact with
+/// the database's rows beside it (the block straddling the cutoff included), after an erasure
+/// rewrote it, and each tampering — a line altered or removed with the manifest recomputed,
+/// a forged line, the block the manifest ends in deleted — is reported as such.
+async fn archived_history_verifies_against_the_chain(t: &TestDb) {
+    use activity_seaorm::ActivityQuery;
+    use activity_seaorm::ops::archive::{ArchiveOptions, archive_then_prune, verify_sealed};
+    config()
+        .scope(async {
+            let (written, _) = sealed(t).await;
+            let key = signing().verifying_key();
+            let dir = tempfile::tempdir().unwrap();
+            let opts = ArchiveOptions::new(dir.path(), "early");
+            // acme's first 12 entries: its block 1 (entries 0–7) and half of block 2 (8–15).
+            let done = archive_then_prune(&t.db, &ActivityQuery::unscoped(), at(12), &opts)
+                .await
+                .unwrap();
+            assert_eq!((done.manifest.count, done.deleted), (12, 12));
+            let manifest = opts.manifest_path();
+            let check = || async { verify_sealed(&t.db, &[&manifest], &key).await.unwrap() };
+            // Blocks touching the span: acme 1 and 2, and the first (only) block of team 5 and
+            // of no tenant (their windows start at the beginning); 16 + 3 + 2 entries.
+            let report = check().await;
+            assert_eq!(report.problems, [], "archive + database");
+            assert_eq!((report.blocks, report.entries), (4, 21));
+            // The rest, from the cutoff on, is `verify_all`'s.
+            let rest = seal::verify_all(&t.db, at(12).., &key, &[]).await.unwrap();
+            assert_eq!((rest.problems.len(), rest.blocks), (0, 2));
+            // Without the archive, acme's first blocks have lost entries.
+            assert!(is_mismatch(&verify_all_problems(t, &key).await, ACME));
+
+            // An erasure rewrites the archive with the pseudonyms the blocks were sealed with.
+            let erased = activity_seaorm::ops::lifecycle::Lifecycle::new()
+                .with_archives(dir.path())
+                .erase_user(&t.db, "alice")
+                .await
+                .unwrap();
+            assert!(erased.is_complete(), "{erased:?}");
+            let data = opts.data_path();
+            let original = std::fs::read_to_string(&data).unwrap();
+            assert!(!original.contains("\"alice\""), "{original}");
+            assert!(!original.contains("Alice Liddell"), "{original}");
+            assert_eq!(check().await.problems, [], "after the erasure");
+            let original_manifest = std::fs::read_to_string(&manifest).unwrap();
+
+            // Each tampering, the manifest made to match the file (a careful forger).
+            let lines: Vec<String> = original.lines().map(str::to_owned).collect();
+            let mut altered = lines.clone();
+            altered[2] = altered[2].replace("\"updated\"", "\"deleted\"");
+            assert_ne!(altered, lines);
+            let mut removed = lines.clone();
+            removed.remove(9);
+            let mut forged = lines.clone();
+            let mut extra: serde_json::Value = serde_json::from_str(&lines[3]).unwrap();
+            extra["id"] = uuid::Uuid::now_v7().to_string().into();
+            forged.insert(4, extra.to_string());
+            let mut added_key = lines.clone();
+            let mut with_key: serde_json::Value = serde_json::from_str(&lines[5]).unwrap();
+            with_key["detail"]["note"] = "added".into();
+            added_key[5] = with_key.to_string();
+            for (what, lines, block) in [
+                ("altered", altered, 1),
+                ("removed", removed, 2),
+                ("forged", forged, 1),
+                ("a detail key added", added_key, 1),
+            ] {
+                rewrite_archive(&manifest, &data, &lines);
+                let problems = check().await.problems;
+                assert!(
+                    problems.iter().any(|p| matches!(p,
+                        Problem::Mismatch { tenant, seq, .. } if tenant == ACME && *seq == block)),
+                    "{what}: {problems:?}"
+                );
+                std::fs::write(&data, &original).unwrap();
+                std::fs::write(&manifest, &original_manifest).unwrap();
+            }
+            // Altered without a new manifest: the archive itself is refused.
+            std::fs::write(&data, original.replace("\"updated\"", "\"deleted\"")).unwrap();
+            let refused = verify_sealed(&t.db, &[&manifest], &key).await.unwrap_err();
+            assert!(refused.to_string().contains("checksum"), "{refused}");
+            std::fs::write(&data, &original).unwrap();
+            assert_eq!(check().await.problems, []);
+
+            // An archived entry still in the database (archived, not yet pruned) counts once;
+            // if the two copies differ, both count.
+            log_activity(&t.db, written[0].clone()).await.unwrap();
+            assert_eq!(check().await.problems, [], "the same entry in both");
+            let mut row = activity_log::Entity::find_by_id(written[0].id)
+                .one(&t.db)
+                .await
+                .unwrap()
+                .unwrap()
+                .into_active_model();
+            row.activity = Set("deleted".into());
+            row.update(&t.db).await.unwrap();
+            assert!(is_mismatch(&check().await.problems, ACME));
+            activity_log::Entity::delete_by_id(written[0].id)
+                .exec(&t.db)
+                .await
+                .unwrap();
+
+            // The block the manifest ends in deleted from the database: truncated there.
+            seal_row::Entity::delete_many()
+                .filter(seal_row::Column::Tenant.eq(ACME))
+                .filter(seal_row::Column::Seq.eq(1))
+                .exec(&t.db)
+                .await
+                .unwrap();
+            let problems = check().await.problems;
+            assert!(
+                problems.contains(&Problem::Truncated {
+                    tenant: ACME.into(),
+                    seq: 1
+                }),
+                "{problems:?}"
+            );
+        })
+        .await;
+}
+
+/// Every tenant's problems by `verify_all`.
+async fn verify_all_problems(t: &TestDb, key: &VerifyingKey) -> Vec<Problem> {
+    seal::verify_all(&t.db, .., key, &[])
+        .await
+        .unwrap()
+        .problems
+}
+
+/// Replace an archive's data with `lines` and make its manifest match (count, checksum).
+fn rewrite_archive(manifest: &std::path::Path, data: &std::path::Path, lines: &[String]) {
+    use sha2::Digest;
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(data, &text).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+    m["sha256"] = hex::encode(sha2::Sha256::digest(text.as_bytes())).into();
+    m["bytes"] = text.len().into();
+    m["count"] = lines.len().into();
+    std::fs::write(manifest, m.to_string()).unwrap();
+}
+
 /// A job's transaction stays open across a sealing round (with no grace): the round seals
 /// nothing stamped after that transaction began, so once the job commits, the next round
 /// seals its entries and every block verifies. Before, the round sealed the entries around
@@ -658,6 +799,7 @@ async fn another_erasure_key_is_reported_as_such(t: &TestDb) {
 
 backend_tests!(
     another_erasure_key_is_reported_as_such,
+    archived_history_verifies_against_the_chain,
     archives_carry_their_tenants_checkpoints,
     a_sealed_log_verifies_and_proves_each_entry,
     erasure_keeps_every_block_valid,

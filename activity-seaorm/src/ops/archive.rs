@@ -430,12 +430,7 @@ pub(crate) fn erase_archive(
     request: &mut ErasureRequest,
 ) -> Result<u64, Error> {
     let dir = manifest_path.parent().unwrap_or(Path::new("."));
-    let name = file_name(manifest_path);
-    let name = name
-        .strip_suffix(MANIFEST_SUFFIX)
-        .unwrap_or(&name)
-        .to_owned();
-    let _lock = RunLock::take(dir.join(format!("{name}.lock")))?;
+    let _lock = RunLock::take(lock_path_of(manifest_path))?;
     finish_erasure(manifest_path)?;
     let manifest = read_manifest(manifest_path)?;
     let ids = verify_against(manifest_path, &manifest)?;
@@ -540,6 +535,77 @@ pub fn verify_archive(manifest_path: impl AsRef<Path>) -> Result<ArchiveManifest
     let manifest = read_manifest(manifest_path)?;
     verify_against(manifest_path, &manifest)?;
     Ok(manifest)
+}
+
+/// Check archives against the [sealed history](crate::ops::seal): what an archived and pruned
+/// stretch held is still what was sealed. Give every archive of the stretch (`manifests`: their
+/// manifest paths); the check covers each block, of every tenant, whose window touches the
+/// archives' span (from the oldest archived entry to the newest cutoff):
+///
+/// - each archive against its manifest first ([`verify_archive`]; a file that does not match
+///   is an [`Error::Archive`], as for a run);
+/// - each tenant's whole chain of stored checkpoints (signatures, links), and each checkpoint
+///   a manifest names ([`ArchiveManifest::sealed`]) still stored exactly, else
+///   [`Problem::Truncated`](crate::ops::seal::Problem::Truncated);
+/// - each block against the archived entries in its window **together with** the entries the
+///   database still holds there: the block that straddles the cutoff, an archive of part of a
+///   tenant (a filtered query), an archive whose rows are not pruned yet all check out, while
+///   an archived line altered (its manifest recomputed, or not), an entry missing from both, or
+///   one inserted in either is a [`Problem::Mismatch`](crate::ops::seal::Problem::Mismatch);
+/// - an archived entry no block covers although the newest horizon passed it,
+///   [`Problem::Unsealed`](crate::ops::seal::Problem::Unsealed).
+///
+/// An archive an erasure rewrote checks out like the log: the pseudonyms it wrote are the
+/// sealed form. Needs the erasure key the blocks were sealed with (configured in the current
+/// [`ActivityConfig`](crate::ActivityConfig) scope). The blocks after the span are
+/// [`verify_all`](crate::ops::seal::verify_all)'s from the cutoff on (`cutoff..`): the two
+/// together check the whole history. Holds each archive's lock while reading it, and about
+/// 80 bytes per archived entry.
+pub async fn verify_sealed<C: ConnectionTrait>(
+    db: &C,
+    manifests: &[impl AsRef<Path>],
+    key: &crate::ops::seal::VerifyingKey,
+) -> Result<crate::ops::seal::Verification, Error> {
+    let mut check = crate::ops::seal::ArchiveCheck::new(db).await?;
+    for manifest_path in manifests {
+        let manifest_path = manifest_path.as_ref().to_path_buf();
+        check = blocking(move || {
+            let _lock = RunLock::take(lock_path_of(&manifest_path))?;
+            finish_erasure(&manifest_path)?;
+            let manifest = verify_archive(&manifest_path)?;
+            check.archive(manifest.first_created_at, manifest.before, &manifest.sealed);
+            let dir = manifest_path.parent().unwrap_or(Path::new("."));
+            let data_path = dir.join(&manifest.file);
+            for (n, line) in read_lines(&data_path, manifest.compressed)?
+                .iter()
+                .enumerate()
+            {
+                let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+                    archive_error(&data_path, format!("line {} does not parse: {e}", n + 1))
+                })?;
+                // The line's own `detail`, not its decoded shape: a key added to it is hashed.
+                let detail = value.get("detail").cloned().unwrap_or_default();
+                let entry: ActivityEntry = serde_json::from_value(value).map_err(|e| {
+                    archive_error(
+                        &data_path,
+                        format!("line {} is not an activity entry: {e}", n + 1),
+                    )
+                })?;
+                check.add(&activity_core::seal::StoredEntry::of(&entry, &detail));
+            }
+            Ok(check)
+        })
+        .await?;
+    }
+    check.finish(db, key).await
+}
+
+/// `<name>.lock` beside the manifest `<name>.manifest.json`.
+fn lock_path_of(manifest_path: &Path) -> PathBuf {
+    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+    let name = file_name(manifest_path);
+    let name = name.strip_suffix(MANIFEST_SUFFIX).unwrap_or(&name);
+    dir.join(format!("{name}.lock"))
 }
 
 /// Steps 1–4: write, publish, verify, manifest. Returns the manifest and the archived ids.

@@ -20,6 +20,8 @@
 //!   public key alone ([`InclusionProof::verify`]).
 //! - [`export_sealed`] writes a tenant's sealed entries in canonical form and their
 //!   checkpoints, which the `activity-verify` binary checks with no database.
+//! - [`verify_sealed`](crate::ops::archive::verify_sealed) checks what archives hold (and
+//!   the database beside them) against the blocks after the archived rows are gone.
 //!
 //! **Erasure keeps every proof valid.** Personal fields — actor id and name, impersonator,
 //! IP address, user agent, and for entries about a person (the configured user scopes) the
@@ -42,7 +44,7 @@
 //! insert gets.
 //! Run one sealer at a time: a second one's round fails on the block key and changes nothing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::{Bound, RangeBounds};
 use std::time::Duration;
 
@@ -938,18 +940,7 @@ pub async fn verify_all<C: ConnectionTrait>(
     trusted: &[Checkpoint],
 ) -> Result<Verification, Error> {
     let aliases = Aliases::new(Pseudonymizer::current()?);
-    let mut chains: std::collections::BTreeMap<String, Vec<Checkpoint>> = Default::default();
-    for row in activity_block::Entity::find()
-        .order_by_asc(activity_block::Column::Tenant)
-        .order_by_asc(activity_block::Column::Seq)
-        .all(db)
-        .await?
-    {
-        chains
-            .entry(row.tenant.clone())
-            .or_default()
-            .push(parse(&row)?);
-    }
+    let mut chains = all_chains(db).await?;
     // A tenant whose blocks are all gone is known only from the trusted checkpoints: each is
     // reported `Truncated`, as `verify_trusting` of that tenant does.
     for t in trusted {
@@ -1049,6 +1040,25 @@ pub async fn verify_all<C: ConnectionTrait>(
     Ok(out)
 }
 
+/// Every tenant's stored checkpoints, by tenant and `seq`.
+async fn all_chains<C: ConnectionTrait>(
+    db: &C,
+) -> Result<BTreeMap<String, Vec<Checkpoint>>, Error> {
+    let mut chains: BTreeMap<String, Vec<Checkpoint>> = BTreeMap::new();
+    for row in activity_block::Entity::find()
+        .order_by_asc(activity_block::Column::Tenant)
+        .order_by_asc(activity_block::Column::Seq)
+        .all(db)
+        .await?
+    {
+        chains
+            .entry(row.tenant.clone())
+            .or_default()
+            .push(parse(&row)?);
+    }
+    Ok(chains)
+}
+
 /// [`verify_all`]'s state: here, or on the thread hashing a slice while the next is read.
 enum Stage {
     Here(Box<AllCheck>),
@@ -1135,6 +1145,165 @@ impl AllCheck {
             }
         }
     }
+}
+
+/// The check of archived entries against the chain, behind
+/// [`verify_sealed`](crate::ops::archive::verify_sealed): the archive reads its files and hands
+/// each entry to [`add`](Self::add) (on a blocking thread); [`finish`](Self::finish) adds what
+/// the database still holds and checks every block whose window touches the archives' span.
+///
+/// Each archived entry is kept as its key and leaf only (about 80 bytes), never as the entry.
+pub(crate) struct ArchiveCheck {
+    aliases: Aliases,
+    chains: BTreeMap<String, Vec<Checkpoint>>,
+    /// Per tenant, the archived entries' keys, with their leaf when a block covers them.
+    archived: HashMap<String, Vec<(EntryKey, Option<Hash>)>>,
+    /// The checkpoints the manifests say the archives end in.
+    anchors: Vec<Checkpoint>,
+    /// The oldest archived entry's time.
+    first: Option<DateTime<Utc>>,
+    /// The newest cutoff.
+    before: Option<DateTime<Utc>>,
+}
+
+impl ArchiveCheck {
+    /// Needs the erasure key (the configured one) and the stored checkpoints.
+    pub(crate) async fn new<C: ConnectionTrait>(db: &C) -> Result<Self, Error> {
+        Ok(ArchiveCheck {
+            aliases: Aliases::new(Pseudonymizer::current()?),
+            chains: all_chains(db).await?,
+            archived: HashMap::new(),
+            anchors: Vec::new(),
+            first: None,
+            before: None,
+        })
+    }
+
+    /// One archive's span and the checkpoints its manifest names.
+    pub(crate) fn archive(
+        &mut self,
+        first: Option<DateTime<Utc>>,
+        before: DateTime<Utc>,
+        sealed: &[Checkpoint],
+    ) {
+        if let Some(f) = first {
+            self.first = Some(self.first.map_or(f, |s| Ord::min(s, f)));
+        }
+        self.before = Some(self.before.map_or(before, |b| Ord::max(b, before)));
+        for cp in sealed {
+            if !self.anchors.contains(cp) {
+                self.anchors.push(cp.clone());
+            }
+        }
+    }
+
+    /// One archived entry, with the user scopes of the block that covers it.
+    pub(crate) fn add(&mut self, entry: &StoredEntry<'_>) {
+        let tenant = tenant_key(entry.organization_id, entry.team_id);
+        let key = EntryKey {
+            created_at: entry.created_at,
+            id: entry.id,
+        };
+        let leaf = self
+            .chains
+            .get(&tenant)
+            .and_then(|chain| covering(chain, |c| &c.header, &key))
+            .map(|cp| {
+                let h = &cp.header;
+                let aliases = &mut self.aliases;
+                let scopes = &h.user_scopes;
+                leaf_hash(&canonical_entry_bytes(entry, scopes, &mut |v: &str| {
+                    aliases.alias(v)
+                }))
+            });
+        self.archived.entry(tenant).or_default().push((key, leaf));
+    }
+
+    /// Check every tenant's chain, the archives' end checkpoints, and each block whose window
+    /// touches the archives' span against the archived entries and the database's together.
+    pub(crate) async fn finish<C: ConnectionTrait>(
+        mut self,
+        db: &C,
+        key: &VerifyingKey,
+    ) -> Result<Verification, Error> {
+        let horizon = horizon_of(db).await?;
+        let mut names: BTreeSet<String> = self.chains.keys().cloned().collect();
+        names.extend(self.archived.keys().cloned());
+        names.extend(self.anchors.iter().map(|a| a.header.tenant.clone()));
+        let mut out = Verification::default();
+        for tenant in names {
+            let chain = self.chains.remove(&tenant).unwrap_or_default();
+            check_chain(&chain, None, ChainStart::First, key, &mut out);
+            for anchor in self.anchors.iter().filter(|a| a.header.tenant == tenant) {
+                if !chain.contains(anchor) {
+                    out.problems.push(Problem::Truncated {
+                        tenant: tenant.clone(),
+                        seq: anchor.header.seq,
+                    });
+                }
+            }
+            let (first, before) = (self.first, self.before);
+            let checked: Vec<&BlockHeader> = chain
+                .iter()
+                .map(|c| &c.header)
+                .filter(|h| {
+                    first.is_some_and(|f| h.last.created_at >= f)
+                        && before.is_some_and(|b| h.after.as_ref().is_none_or(|a| a.created_at < b))
+                })
+                .collect();
+            // The window's entries: the archived ones and the stored ones, an entry in both
+            // (archived, not yet pruned) counted once when both give the same leaf.
+            let mut leaves: Vec<(EntryKey, Hash)> = Vec::new();
+            for (k, leaf) in self.archived.remove(&tenant).unwrap_or_default() {
+                match leaf {
+                    Some(leaf) if covering(&checked, |h| h, &k).is_some() => {
+                        leaves.push((k, leaf));
+                    }
+                    _ => {
+                        if horizon.is_some_and(|h| k.created_at <= h) {
+                            out.problems.push(Problem::Unsealed {
+                                tenant: tenant.clone(),
+                                id: k.id,
+                                created_at: k.created_at,
+                            });
+                        }
+                    }
+                }
+            }
+            if let (Some(first), Some(last)) = (checked.first(), checked.last()) {
+                let aliases = &mut self.aliases;
+                walk(db, &tenant, first.after.as_ref(), Some(&last.last), |e| {
+                    let k = e.key();
+                    if let Some(h) = covering(&checked, |h| h, &k) {
+                        leaves.push((k, aliases.leaf(e, &h.user_scopes)));
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+            leaves.sort_unstable();
+            leaves.dedup();
+            let mut rest = leaves.as_slice();
+            for h in checked {
+                let end = rest.partition_point(|(k, _)| k <= &h.last);
+                let (window, after) = rest.split_at(end);
+                let window: Vec<Hash> = window.iter().map(|(_, l)| *l).collect();
+                self.aliases.check(h, &window, &mut out);
+                rest = after;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The block of `blocks` (in order, windows consecutive) whose window holds `key`.
+fn covering<'a, T>(
+    blocks: &'a [T],
+    header: impl Fn(&T) -> &BlockHeader,
+    key: &EntryKey,
+) -> Option<&'a T> {
+    let at = blocks.partition_point(|b| &header(b).last < key);
+    blocks.get(at).filter(|b| header(b).covers(key))
 }
 
 /// An entry in canonical form (what its hash covers: personal fields as pseudonyms) with the
