@@ -665,6 +665,19 @@ pub enum Problem {
         /// Block.
         seq: u64,
     },
+    /// The block does not match, and an entry in it about a person of `scope` was erased
+    /// although `scope` was not a user scope when the block was sealed (it was added to the
+    /// configured user scopes later): the erasure rewrote an item id the block hashed as it
+    /// was, so the block can no longer be checked. Not evidence of tampering by itself, nor
+    /// proof of its absence: list a scope as a user scope before its entries are sealed.
+    UserScopeAdded {
+        /// Tenant key.
+        tenant: String,
+        /// Block.
+        seq: u64,
+        /// The scope erased outside the block's user scopes.
+        scope: String,
+    },
     /// An entry at or before the newest horizon that no block covers: written after its time
     /// was sealed (forged, or a transaction that outlived the sealer's grace).
     Unsealed {
@@ -755,16 +768,47 @@ pub fn check_chain(
 
 /// Check one block against the leaves found in its window now (in key order).
 pub fn check_block(header: &BlockHeader, leaves: &[Hash], out: &mut Verification) {
+    check_block_erased(header, leaves, None, out);
+}
+
+/// [`check_block`], where `erased` is the scope of an entry in the window that
+/// [`erased_after_sealing`] found: a block that does not match is then reported as
+/// [`Problem::UserScopeAdded`], not as an alteration.
+pub fn check_block_erased(
+    header: &BlockHeader,
+    leaves: &[Hash],
+    erased: Option<&str>,
+    out: &mut Verification,
+) {
     out.blocks += 1;
     out.entries += leaves.len() as u64;
     if leaves.len() as u64 != header.entries || hex::encode(merkle_root(leaves)) != header.root {
-        out.problems.push(Problem::Mismatch {
-            tenant: header.tenant.clone(),
-            seq: header.seq,
-            sealed: header.entries,
-            found: leaves.len() as u64,
+        out.problems.push(match erased {
+            Some(scope) => Problem::UserScopeAdded {
+                tenant: header.tenant.clone(),
+                seq: header.seq,
+                scope: scope.to_owned(),
+            },
+            None => Problem::Mismatch {
+                tenant: header.tenant.clone(),
+                seq: header.seq,
+                sealed: header.entries,
+                found: leaves.len() as u64,
+            },
         });
     }
+}
+
+/// `scope`, when an entry of it in `header`'s window was erased as a person's although `scope`
+/// was not a user scope when the block was sealed: its item id is a pseudonym the block did not
+/// hash (the scope was added to the configuration's user scopes later, then the person erased).
+pub fn erased_after_sealing<'a>(
+    header: &BlockHeader,
+    scope: &'a str,
+    item_id: Option<&str>,
+) -> Option<&'a str> {
+    (item_id.is_some_and(is_pseudonym) && !header.user_scopes.iter().any(|s| s == scope))
+        .then_some(scope)
 }
 
 /// Check an export (canonical entries, any order) against checkpoints (any order), with no
@@ -780,7 +824,8 @@ pub fn verify_export(
     key: &VerifyingKey,
 ) -> Result<Verification, ActivityError> {
     let mut out = Verification::default();
-    let mut by_tenant: BTreeMap<String, Vec<(EntryKey, Hash)>> = BTreeMap::new();
+    // Per tenant: each entry's key, leaf, and scope when its item id is a pseudonym.
+    let mut by_tenant: BTreeMap<String, Vec<(EntryKey, Hash, Option<String>)>> = BTreeMap::new();
     for entry in entries {
         let key_of = EntryKey::of_canonical(&entry).ok_or_else(|| {
             ActivityError::Integrity("an exported entry has no id or time".into())
@@ -789,10 +834,17 @@ pub fn verify_export(
             entry.get("organization_id").and_then(Value::as_str),
             entry.get("team_id").and_then(Value::as_str),
         );
-        by_tenant
-            .entry(tenant)
-            .or_default()
-            .push((key_of, leaf_hash(&canonical_json(&entry))));
+        let erased = entry
+            .get("item_id")
+            .and_then(Value::as_str)
+            .filter(|i| is_pseudonym(i))
+            .and_then(|_| entry.get("scope").and_then(Value::as_str))
+            .map(str::to_owned);
+        by_tenant.entry(tenant).or_default().push((
+            key_of,
+            leaf_hash(&canonical_json(&entry)),
+            erased,
+        ));
     }
     let mut chains: BTreeMap<String, Vec<Checkpoint>> = BTreeMap::new();
     for cp in checkpoints {
@@ -806,8 +858,7 @@ pub fn verify_export(
         chain.sort_by_key(|c| c.header.seq);
         chain.dedup_by(|a, b| a == b);
         check_chain(chain, None, ChainStart::Anywhere, key, &mut out);
-        let leaves = by_tenant.remove(tenant).unwrap_or_default();
-        let mut leaves = leaves;
+        let mut leaves = by_tenant.remove(tenant).unwrap_or_default();
         leaves.sort_by(|a, b| a.0.cmp(&b.0));
         let mut rest = leaves.as_slice();
         for cp in chain.iter() {
@@ -815,21 +866,27 @@ pub fn verify_export(
             // Entries before this block's window that no earlier block took.
             let start = rest
                 .iter()
-                .position(|(k, _)| h.after.as_ref().is_none_or(|a| k > a))
+                .position(|(k, _, _)| h.after.as_ref().is_none_or(|a| k > a))
                 .unwrap_or(rest.len());
-            for (k, _) in &rest[..start] {
+            for (k, _, _) in &rest[..start] {
                 unsealed(&mut out, tenant, k);
             }
             rest = &rest[start..];
             let end = rest
                 .iter()
-                .position(|(k, _)| k > &h.last)
+                .position(|(k, _, _)| k > &h.last)
                 .unwrap_or(rest.len());
-            let window: Vec<Hash> = rest[..end].iter().map(|(_, l)| *l).collect();
-            rest = &rest[end..];
-            check_block(h, &window, &mut out);
+            let (window, after) = rest.split_at(end);
+            rest = after;
+            // A pseudonym item id outside the block's user scopes: erased after sealing.
+            let erased = window
+                .iter()
+                .filter_map(|(_, _, scope)| scope.as_deref())
+                .find(|s| !h.user_scopes.iter().any(|u| u == s));
+            let window: Vec<Hash> = window.iter().map(|(_, l, _)| *l).collect();
+            check_block_erased(h, &window, erased, &mut out);
         }
-        for (k, _) in rest {
+        for (k, _, _) in rest {
             if horizon.is_some_and(|t| k.created_at <= t) {
                 unsealed(&mut out, tenant, k);
             }
@@ -837,7 +894,7 @@ pub fn verify_export(
     }
     // Tenants with entries and no checkpoint at all.
     for (tenant, leaves) in by_tenant {
-        for (k, _) in leaves {
+        for (k, _, _) in leaves {
             if horizon.is_some_and(|t| k.created_at <= t) {
                 unsealed(&mut out, &tenant, &k);
             }

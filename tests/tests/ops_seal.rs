@@ -797,7 +797,60 @@ async fn another_erasure_key_is_reported_as_such(t: &TestDb) {
         .await;
 }
 
+/// A scope added to the user scopes after its entries were sealed, then a person of it erased:
+/// the block can no longer be checked, which is reported as such (by `verify`, `verify_all`
+/// and offline), never as an alteration; blocks without such an entry still verify.
+async fn a_user_scope_added_after_sealing_is_reported_as_such(t: &TestDb) {
+    let write = |scope: &str, item: &str, minute: i64| {
+        let mut e = ActivityEntry::new(scope, "updated")
+            .with_item_id(item)
+            .with_name("Carol")
+            .forced();
+        e.organization_id = Some("acme".into());
+        e.created_at = at(minute);
+        e
+    };
+    let key = signing().verifying_key();
+    config()
+        .scope(async {
+            log_activity(&t.db, write("Member", "carol", 0))
+                .await
+                .unwrap();
+            log_activity(&t.db, write("Project", "p1", 1))
+                .await
+                .unwrap();
+            log_activity(&t.db, write("Project", "p2", 2))
+                .await
+                .unwrap();
+            Sealer::new(signing())
+                .with_grace(std::time::Duration::ZERO)
+                .with_block_size(2)
+                .seal(&t.db)
+                .await
+                .unwrap();
+            assert_eq!(verify_all(t, &key).await, []);
+        })
+        .await;
+    let later = ActivityConfig::new()
+        .with_erasure_key(KEY)
+        .with_user_scopes(["User", "Member"]);
+    later
+        .scope(async {
+            anonymize_user(&t.db, "carol").await.unwrap();
+            assert!(!t.dump().await.contains("carol"));
+            let expected = [Problem::UserScopeAdded {
+                tenant: ACME.into(),
+                seq: 1,
+                scope: "Member".into(),
+            }];
+            assert_eq!(verify_all(t, &key).await, expected);
+            assert_eq!(offline(t, ACME, &key).await, expected);
+        })
+        .await;
+}
+
 backend_tests!(
+    a_user_scope_added_after_sealing_is_reported_as_such,
     another_erasure_key_is_reported_as_such,
     archived_history_verifies_against_the_chain,
     archives_carry_their_tenants_checkpoints,

@@ -54,8 +54,8 @@ pub use activity_core::seal::{
     is_pseudonym, verify_export,
 };
 use activity_core::seal::{
-    ChainStart, Hash, StoredEntry, canonical_entry, canonical_entry_bytes, check_block,
-    check_chain, inclusion_path, leaf_hash, merkle_root, tenant_key,
+    ChainStart, Hash, StoredEntry, canonical_entry, canonical_entry_bytes, check_block_erased,
+    check_chain, erased_after_sealing, inclusion_path, leaf_hash, merkle_root, tenant_key,
 };
 use chrono::{DateTime, SubsecRound, Utc};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -182,6 +182,12 @@ impl LeafRow {
 
     fn tenant(&self) -> String {
         tenant_key(self.organization_id.as_deref(), self.team_id.as_deref())
+    }
+
+    /// Its scope when it was erased as a person's after `header` sealed it
+    /// ([`erased_after_sealing`]).
+    fn erased_after(&self, header: &BlockHeader) -> Option<String> {
+        erased_after_sealing(header, &self.scope, self.item_id.as_deref()).map(str::to_owned)
     }
 }
 
@@ -378,10 +384,17 @@ impl Aliases {
     }
 
     /// Check `header`'s block against `leaves` when its pseudonyms are this key's; else report
-    /// the key change, not a mismatch every entry with a personal field would raise.
-    fn check(&self, header: &BlockHeader, leaves: &[Hash], out: &mut Verification) {
+    /// the key change, not a mismatch every entry with a personal field would raise. `erased`:
+    /// see [`check_block_erased`].
+    fn check(
+        &self,
+        header: &BlockHeader,
+        leaves: &[Hash],
+        erased: Option<&str>,
+        out: &mut Verification,
+    ) {
         if self.sealed_with(header) {
-            check_block(header, leaves, out);
+            check_block_erased(header, leaves, erased, out);
         } else {
             out.blocks += 1;
             out.entries += leaves.len() as u64;
@@ -886,12 +899,13 @@ pub async fn verify_trusting<C: ConnectionTrait>(
     if let (Some(first), Some(last)) = (checked.first(), checked.last()) {
         let mut at = 0;
         let mut leaves = Vec::new();
+        let mut erased = None;
         walk(db, tenant, first.after.as_ref(), Some(&last.last), |e| {
             let key = e.key();
             while let Some(h) = checked.get(at)
                 && key > h.last
             {
-                aliases.check(h, &leaves, &mut out);
+                aliases.check(h, &leaves, erased.take().as_deref(), &mut out);
                 leaves.clear();
                 at += 1;
             }
@@ -899,12 +913,13 @@ pub async fn verify_trusting<C: ConnectionTrait>(
                 && h.covers(&key)
             {
                 leaves.push(aliases.leaf(e, &h.user_scopes));
+                erased = erased.take().or_else(|| e.erased_after(h));
             }
             Ok(())
         })
         .await?;
         for h in checked.get(at..).unwrap_or_default() {
-            aliases.check(h, &leaves, &mut out);
+            aliases.check(h, &leaves, erased.take().as_deref(), &mut out);
             leaves.clear();
         }
     }
@@ -982,6 +997,7 @@ pub async fn verify_all<C: ConnectionTrait>(
                 last,
                 out,
                 unsealed: Vec::new(),
+                erased: None,
             },
         );
     }
@@ -1029,7 +1045,9 @@ pub async fn verify_all<C: ConnectionTrait>(
             continue;
         };
         for h in t.checked.get(t.at..).unwrap_or_default() {
-            state.aliases.check(h, &t.leaves, &mut t.out);
+            state
+                .aliases
+                .check(h, &t.leaves, t.erased.take().as_deref(), &mut t.out);
             t.leaves.clear();
         }
         out.blocks += t.out.blocks;
@@ -1088,6 +1106,8 @@ struct TenantCheck {
     last: Option<EntryKey>,
     out: Verification,
     unsealed: Vec<Problem>,
+    /// The current block's [`LeafRow::erased_after`], if any.
+    erased: Option<String>,
 }
 
 /// [`verify_all`]'s state, handed to the hashing thread and back.
@@ -1118,6 +1138,7 @@ impl AllCheck {
                     last: None,
                     out: Verification::default(),
                     unsealed: Vec::new(),
+                    erased: None,
                 }),
             };
             if t.last.as_ref().is_none_or(|l| &key > l) {
@@ -1133,7 +1154,8 @@ impl AllCheck {
             while let Some(h) = t.checked.get(t.at)
                 && key > h.last
             {
-                self.aliases.check(h, &t.leaves, &mut t.out);
+                self.aliases
+                    .check(h, &t.leaves, t.erased.take().as_deref(), &mut t.out);
                 t.leaves.clear();
                 t.at += 1;
             }
@@ -1142,6 +1164,7 @@ impl AllCheck {
             {
                 let leaf = self.aliases.leaf(row, &h.user_scopes);
                 t.leaves.push(leaf);
+                t.erased = t.erased.take().or_else(|| row.erased_after(h));
             }
         }
     }
@@ -1156,8 +1179,9 @@ impl AllCheck {
 pub(crate) struct ArchiveCheck {
     aliases: Aliases,
     chains: BTreeMap<String, Vec<Checkpoint>>,
-    /// Per tenant, the archived entries' keys, with their leaf when a block covers them.
-    archived: HashMap<String, Vec<(EntryKey, Option<Hash>)>>,
+    /// Per tenant, the archived entries' keys, with their leaf (and scope when erased after
+    /// sealing) when a block covers them.
+    archived: HashMap<String, Vec<(EntryKey, Option<Leaf>)>>,
     /// The checkpoints the manifests say the archives end in.
     anchors: Vec<Checkpoint>,
     /// The oldest archived entry's time.
@@ -1212,9 +1236,11 @@ impl ArchiveCheck {
                 let h = &cp.header;
                 let aliases = &mut self.aliases;
                 let scopes = &h.user_scopes;
-                leaf_hash(&canonical_entry_bytes(entry, scopes, &mut |v: &str| {
+                let leaf = leaf_hash(&canonical_entry_bytes(entry, scopes, &mut |v: &str| {
                     aliases.alias(v)
-                }))
+                }));
+                let erased = erased_after_sealing(h, entry.scope, entry.item_id);
+                (leaf, erased.map(str::to_owned))
             });
         self.archived.entry(tenant).or_default().push((key, leaf));
     }
@@ -1253,7 +1279,7 @@ impl ArchiveCheck {
                 .collect();
             // The window's entries: the archived ones and the stored ones, an entry in both
             // (archived, not yet pruned) counted once when both give the same leaf.
-            let mut leaves: Vec<(EntryKey, Hash)> = Vec::new();
+            let mut leaves: Vec<(EntryKey, Leaf)> = Vec::new();
             for (k, leaf) in self.archived.remove(&tenant).unwrap_or_default() {
                 match leaf {
                     Some(leaf) if covering(&checked, |h| h, &k).is_some() => {
@@ -1275,7 +1301,7 @@ impl ArchiveCheck {
                 walk(db, &tenant, first.after.as_ref(), Some(&last.last), |e| {
                     let k = e.key();
                     if let Some(h) = covering(&checked, |h| h, &k) {
-                        leaves.push((k, aliases.leaf(e, &h.user_scopes)));
+                        leaves.push((k, (aliases.leaf(e, &h.user_scopes), e.erased_after(h))));
                     }
                     Ok(())
                 })
@@ -1287,14 +1313,18 @@ impl ArchiveCheck {
             for h in checked {
                 let end = rest.partition_point(|(k, _)| k <= &h.last);
                 let (window, after) = rest.split_at(end);
-                let window: Vec<Hash> = window.iter().map(|(_, l)| *l).collect();
-                self.aliases.check(h, &window, &mut out);
+                let erased = window.iter().find_map(|(_, (_, e))| e.as_deref());
+                let leaves: Vec<Hash> = window.iter().map(|(_, (l, _))| *l).collect();
+                self.aliases.check(h, &leaves, erased, &mut out);
                 rest = after;
             }
         }
         Ok(out)
     }
 }
+
+/// An entry's leaf, and its scope when it was erased after sealing ([`erased_after_sealing`]).
+type Leaf = (Hash, Option<String>);
 
 /// The block of `blocks` (in order, windows consecutive) whose window holds `key`.
 fn covering<'a, T>(
