@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use activity_seaorm::ops::archive::{
-    ArchiveOptions, ArchiveStep, archive_then_prune, verify_archive,
+    ArchiveCodec, ArchiveOptions, ArchiveStep, MANIFEST_VERSION, MANIFEST_VERSION_ZSTD,
+    archive_then_prune, verify_archive,
 };
 use activity_seaorm::{ActivityEntry, ActivityQuery, Error, activity_log};
 use activity_tests::{TestDb, backend_tests};
@@ -76,11 +77,16 @@ fn fresh_dir() -> PathBuf {
     dir
 }
 
-/// The entries in a data file.
-fn read_archive(path: &Path, compressed: bool) -> Vec<ActivityEntry> {
+/// The entries in a data file, decompressed by its extension.
+fn read_archive(path: &Path) -> Vec<ActivityEntry> {
     let file = std::fs::File::open(path).unwrap();
-    let reader: Box<dyn BufRead> = if compressed {
+    let name = path.to_string_lossy();
+    let reader: Box<dyn BufRead> = if name.ends_with(".gz") {
         Box::new(BufReader::new(flate2::read::GzDecoder::new(file)))
+    } else if name.ends_with(".zst") {
+        Box::new(BufReader::new(
+            zstd::stream::read::Decoder::new(file).unwrap(),
+        ))
     } else {
         Box::new(BufReader::new(file))
     };
@@ -91,6 +97,42 @@ fn read_archive(path: &Path, compressed: bool) -> Vec<ActivityEntry> {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/// A zstd archive: `.jsonl.zst`, a version-2 manifest naming the codec (an older library
+/// refuses it by version instead of reading it as gzip), byte-exact entries, and a re-run
+/// that finds and verifies it.
+async fn zstd_archives_hold_the_same_entries(t: &TestDb) {
+    let seeded = seed_entries("z", 25, 6);
+    insert(t, &seeded).await;
+    let dir = fresh_dir();
+    let opts = ArchiveOptions::new(&dir, "zstd-2025").codec(ArchiveCodec::Zstd);
+    let query = ActivityQuery::for_team("z");
+    let done = archive_then_prune(&t.db, &query, cutoff(), &opts)
+        .await
+        .unwrap();
+    assert_eq!((done.manifest.count, done.deleted), (25, 25));
+    assert!(done.data_path.ends_with("zstd-2025.jsonl.zst"));
+    assert_eq!(done.manifest.version, MANIFEST_VERSION_ZSTD);
+    assert_eq!(done.manifest.data_codec(), ArchiveCodec::Zstd);
+    let text = std::fs::read_to_string(opts.manifest_path()).unwrap();
+    assert!(text.contains("\"codec\": \"zstd\""), "{text}");
+    assert_eq!(read_archive(&done.data_path), seeded[..25].to_vec());
+    assert_eq!(verify_archive(&done.manifest_path).unwrap(), done.manifest);
+    let again = archive_then_prune(&t.db, &query, cutoff(), &opts)
+        .await
+        .unwrap();
+    assert!(again.resumed);
+    assert_eq!((again.manifest.count, again.deleted), (25, 0));
+    assert_eq!(team_count(t, "z").await, 6);
+    // Plain and gzip manifests keep version 1 (what older libraries read).
+    let plain = ArchiveOptions::new(&dir, "plain-2025").compressed(true);
+    let done = archive_then_prune(&t.db, &query, cutoff(), &plain)
+        .await
+        .unwrap();
+    assert_eq!(done.manifest.version, MANIFEST_VERSION);
+    assert_eq!(done.manifest.data_codec(), ArchiveCodec::Gzip);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
 
 async fn archives_exactly_the_old_entries(t: &TestDb) {
     let seeded = seed_entries("t", 25, 6);
@@ -119,7 +161,7 @@ async fn archives_exactly_the_old_entries(t: &TestDb) {
         assert_eq!(team_count(t, "t").await, 6);
         assert_eq!(team_count(t, "other").await, 4);
         assert_eq!(verify_archive(&done.manifest_path).unwrap(), done.manifest);
-        let archived = read_archive(&done.data_path, compressed);
+        let archived = read_archive(&done.data_path);
         if compressed {
             // Byte-exact: every archived entry equals what was stored, oldest first.
             assert_eq!(archived, seeded[..25].to_vec());
@@ -180,8 +222,9 @@ async fn a_failure_at_each_step_loses_nothing(t: &TestDb) {
         let old: BTreeSet<_> = seeded[..12].iter().map(|e| e.id).collect();
         let dir = fresh_dir();
         let query = ActivityQuery::for_team(&team);
+        let codec = [ArchiveCodec::Gzip, ArchiveCodec::Plain, ArchiveCodec::Zstd][i % 3];
         let opts = ArchiveOptions::new(&dir, "yearly")
-            .compressed(i % 2 == 0)
+            .codec(codec)
             .delete_batch(5);
         let failing = opts.clone().on_step(move |step| {
             if step == fail_at {
@@ -204,8 +247,8 @@ async fn a_failure_at_each_step_loses_nothing(t: &TestDb) {
         };
         assert_eq!(deleted.len(), expect_deleted, "{fail_at:?}");
         if !deleted.is_empty() {
-            let manifest = verify_archive(opts.manifest_path()).unwrap();
-            let archived: BTreeSet<_> = read_archive(&opts.data_path(), manifest.compressed)
+            verify_archive(opts.manifest_path()).unwrap();
+            let archived: BTreeSet<_> = read_archive(&opts.data_path())
                 .iter()
                 .map(|e| e.id)
                 .collect();
@@ -225,7 +268,7 @@ async fn a_failure_at_each_step_loses_nothing(t: &TestDb) {
         assert_eq!(done.resumed, complete, "{fail_at:?}");
         assert_eq!(done.manifest.count, 12);
         assert_eq!(done.deleted as usize, 12 - expect_deleted, "{fail_at:?}");
-        let archived = read_archive(&done.data_path, done.manifest.compressed);
+        let archived = read_archive(&done.data_path);
         assert_eq!(archived, seeded[..12].to_vec(), "{fail_at:?}");
         let in_db = ids_in_db(t, &team).await;
         assert_eq!(
@@ -324,7 +367,7 @@ async fn a_database_error_while_deleting_is_resumed(t: &TestDb) {
     assert!(done.resumed);
     assert_eq!((done.manifest.count, done.deleted), (9, 5));
     assert_eq!(team_count(t, "db").await, 1);
-    assert_eq!(read_archive(&done.data_path, true), seeded[..9].to_vec());
+    assert_eq!(read_archive(&done.data_path), seeded[..9].to_vec());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -412,4 +455,5 @@ backend_tests!(
     a_failure_at_each_step_loses_nothing,
     a_damaged_or_missing_archive_deletes_nothing,
     a_database_error_while_deleting_is_resumed,
+    zstd_archives_hold_the_same_entries,
 );

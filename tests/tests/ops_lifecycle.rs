@@ -11,7 +11,9 @@ use std::path::Path;
 
 use activity_nats::erasure::{NotificationCopy, StreamCopy};
 use activity_nats::notify::{self, Depth, Preference, TenantKey};
-use activity_seaorm::ops::archive::{ArchiveOptions, archive_then_prune, verify_archive};
+use activity_seaorm::ops::archive::{
+    ArchiveCodec, ArchiveOptions, archive_then_prune, verify_archive,
+};
 use activity_seaorm::ops::lifecycle::Lifecycle;
 use activity_seaorm::{
     ActivityConfig, ActivityContext, ActivityEntry, ActivityQuery, Actor, activity_log,
@@ -187,6 +189,8 @@ fn file_text(path: &Path) -> String {
             .read_to_string(&mut text)
             .unwrap();
         text
+    } else if path.extension().is_some_and(|e| e == "zst") {
+        String::from_utf8(zstd::decode_all(&bytes[..]).unwrap()).unwrap()
     } else {
         String::from_utf8(bytes).unwrap()
     }
@@ -239,10 +243,9 @@ async fn erasure_reaches_every_copy(backend: Backend) {
         .scope(async {
             seed(&t).await;
             s.relay_all(&t.db).await;
-            // Each organization's 2025 goes to its own archive (compressed for org B).
-            for (org, compressed) in [("org-a", false), ("org-b", true)] {
-                let opts =
-                    ArchiveOptions::new(dir.path(), format!("{org}-2025")).compressed(compressed);
+            // Each organization's 2025 goes to its own archive (zstd for org A, gzip for B).
+            for (org, codec) in [("org-a", ArchiveCodec::Zstd), ("org-b", ArchiveCodec::Gzip)] {
+                let opts = ArchiveOptions::new(dir.path(), format!("{org}-2025")).codec(codec);
                 let outcome = archive_then_prune(
                     &t.db,
                     &ActivityQuery::for_organization(org),
@@ -277,7 +280,7 @@ async fn erasure_reaches_every_copy(backend: Backend) {
             .iter()
             .any(|(_, row)| row.contains(IP) && row.contains(AGENT))
     );
-    let a_archive = dir.path().join("org-a-2025.jsonl");
+    let a_archive = dir.path().join("org-a-2025.jsonl.zst");
     let b_archive = dir.path().join("org-b-2025.jsonl.gz");
     assert!(file_text(&a_archive).contains(USER));
     let b_bytes = std::fs::read(&b_archive).unwrap();
