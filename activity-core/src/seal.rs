@@ -665,11 +665,13 @@ pub enum Problem {
         /// Block.
         seq: u64,
     },
-    /// The block does not match, and an entry in it about a person of `scope` was erased
-    /// although `scope` was not a user scope when the block was sealed (it was added to the
-    /// configured user scopes later): the erasure rewrote an item id the block hashed as it
-    /// was, so the block can no longer be checked. Not evidence of tampering by itself, nor
-    /// proof of its absence: list a scope as a user scope before its entries are sealed.
+    /// The block holds as many entries as were sealed but does not match, and one of them,
+    /// about a person of `scope`, was erased although `scope` was not a user scope when the
+    /// block was sealed (it was added to the configured user scopes later): the erasure
+    /// rewrote an item id the block hashed as it was, so the block can no longer be checked.
+    /// Not evidence of tampering by itself, and no proof of its absence either: an alteration
+    /// of the same block hides behind it. List a scope as a user scope before its entries are
+    /// sealed.
     UserScopeAdded {
         /// Tenant key.
         tenant: String,
@@ -772,8 +774,9 @@ pub fn check_block(header: &BlockHeader, leaves: &[Hash], out: &mut Verification
 }
 
 /// [`check_block`], where `erased` is the scope of an entry in the window that
-/// [`erased_after_sealing`] found: a block that does not match is then reported as
-/// [`Problem::UserScopeAdded`], not as an alteration.
+/// [`erased_after_sealing`] found: a block that holds as many entries as were sealed but does
+/// not match is then reported as [`Problem::UserScopeAdded`] (an erasure changes no count: a
+/// block missing or gaining an entry is a [`Problem::Mismatch`] whatever else it holds).
 pub fn check_block_erased(
     header: &BlockHeader,
     leaves: &[Hash],
@@ -783,7 +786,8 @@ pub fn check_block_erased(
     out.blocks += 1;
     out.entries += leaves.len() as u64;
     if leaves.len() as u64 != header.entries || hex::encode(merkle_root(leaves)) != header.root {
-        out.problems.push(match erased {
+        let same_count = leaves.len() as u64 == header.entries;
+        out.problems.push(match erased.filter(|_| same_count) {
             Some(scope) => Problem::UserScopeAdded {
                 tenant: header.tenant.clone(),
                 seq: header.seq,

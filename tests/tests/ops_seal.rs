@@ -559,85 +559,108 @@ async fn archives_carry_their_tenants_checkpoints(t: &TestDb) {
         .await;
 }
 
-/// What an archive holds is checked against the chain after its rows are gone: intact with
-/// the database's rows beside it (the block straddling the cutoff included), after an erasure
-/// rewrote it, and each tampering — a line altered or removed with the manifest recomputed,
-/// a forged line, the block the manifest ends in deleted — is reported as such.
+/// What archives hold is checked against the chain after their rows are gone: intact with the
+/// database's rows beside them (the block straddling the cutoff included) and after an erasure
+/// rewrote them; each tampering — a line altered, removed or forged with the manifest made to
+/// match, the oldest lines removed, an archive left out, a forged row before the cutoff, the
+/// block a manifest ends in deleted — is reported as such.
 async fn archived_history_verifies_against_the_chain(t: &TestDb) {
     use activity_seaorm::ActivityQuery;
-    use activity_seaorm::ops::archive::{ArchiveOptions, archive_then_prune, verify_sealed};
+    use activity_seaorm::ops::archive::{ArchiveCodec, ArchiveOptions, archive_then_prune};
     config()
         .scope(async {
             let (written, _) = sealed(t).await;
             let key = signing().verifying_key();
             let dir = tempfile::tempdir().unwrap();
-            let opts = ArchiveOptions::new(dir.path(), "early");
-            // acme's first 12 entries: its block 1 (entries 0–7) and half of block 2 (8–15).
-            let done = archive_then_prune(&t.db, &ActivityQuery::unscoped(), at(12), &opts)
+            // Two archives: acme's entries 0–4, then 5–11 (zstd). acme's block 1 holds
+            // entries 0–7, its block 2 entries 8–15.
+            let oldest = ArchiveOptions::new(dir.path(), "oldest");
+            let done = archive_then_prune(&t.db, &ActivityQuery::unscoped(), at(5), &oldest)
                 .await
                 .unwrap();
-            assert_eq!((done.manifest.count, done.deleted), (12, 12));
-            let manifest = opts.manifest_path();
-            let check = || async { verify_sealed(&t.db, &[&manifest], &key).await.unwrap() };
-            // Blocks touching the span: acme 1 and 2, and the first (only) block of team 5 and
-            // of no tenant (their windows start at the beginning); 16 + 3 + 2 entries.
+            assert_eq!(done.manifest.count, 5);
+            let early = ArchiveOptions::new(dir.path(), "early").codec(ArchiveCodec::Zstd);
+            let done = archive_then_prune(&t.db, &ActivityQuery::unscoped(), at(12), &early)
+                .await
+                .unwrap();
+            assert_eq!((done.manifest.count, done.deleted), (7, 7));
+            let both = [oldest.manifest_path(), early.manifest_path()];
+            let check = || async {
+                activity_seaorm::ops::archive::verify_sealed(&t.db, &both, .., &key, &[])
+                    .await
+                    .unwrap()
+            };
+            // Blocks starting before the cutoff: acme 1 and 2, and the first (only) block of
+            // team 5 and of no tenant; 16 + 3 + 2 entries.
             let report = check().await;
-            assert_eq!(report.problems, [], "archive + database");
+            assert_eq!(report.problems, [], "archives + database");
             assert_eq!((report.blocks, report.entries), (4, 21));
             // The rest, from the cutoff on, is `verify_all`'s.
             let rest = seal::verify_all(&t.db, at(12).., &key, &[]).await.unwrap();
             assert_eq!((rest.problems.len(), rest.blocks), (0, 2));
-            // Without the archive, acme's first blocks have lost entries.
+            // Without the archives acme's first blocks have lost entries; without the older
+            // archive its block 1 has.
             assert!(is_mismatch(&verify_all_problems(t, &key).await, ACME));
+            let problems = activity_seaorm::ops::archive::verify_sealed(
+                &t.db,
+                &[early.manifest_path()],
+                ..,
+                &key,
+                &[],
+            )
+            .await
+            .unwrap()
+            .problems;
+            assert_eq!(problems, [mismatch(1, 8, 3)]);
 
-            // An erasure rewrites the archive with the pseudonyms the blocks were sealed with.
+            // An erasure rewrites the archives with the pseudonyms the blocks were sealed with.
             let erased = activity_seaorm::ops::lifecycle::Lifecycle::new()
                 .with_archives(dir.path())
                 .erase_user(&t.db, "alice")
                 .await
                 .unwrap();
             assert!(erased.is_complete(), "{erased:?}");
-            let data = opts.data_path();
-            let original = std::fs::read_to_string(&data).unwrap();
-            assert!(!original.contains("\"alice\""), "{original}");
-            assert!(!original.contains("Alice Liddell"), "{original}");
+            let text = std::fs::read_to_string(oldest.data_path()).unwrap();
+            assert!(!text.contains("\"alice\"") && !text.contains("Alice Liddell"));
             assert_eq!(check().await.problems, [], "after the erasure");
-            let original_manifest = std::fs::read_to_string(&manifest).unwrap();
 
-            // Each tampering, the manifest made to match the file (a careful forger).
+            // Each tampering of the plain archive (entries 0–4), its manifest made to match the
+            // file (a careful forger).
+            let (data, manifest) = (oldest.data_path(), oldest.manifest_path());
+            let original = std::fs::read_to_string(&data).unwrap();
+            let original_manifest = std::fs::read_to_string(&manifest).unwrap();
             let lines: Vec<String> = original.lines().map(str::to_owned).collect();
             let mut altered = lines.clone();
             altered[2] = altered[2].replace("\"updated\"", "\"deleted\"");
             assert_ne!(altered, lines);
             let mut removed = lines.clone();
-            removed.remove(9);
+            removed.remove(3);
+            let oldest_removed = lines[2..].to_vec();
             let mut forged = lines.clone();
             let mut extra: serde_json::Value = serde_json::from_str(&lines[3]).unwrap();
             extra["id"] = uuid::Uuid::now_v7().to_string().into();
             forged.insert(4, extra.to_string());
             let mut added_key = lines.clone();
-            let mut with_key: serde_json::Value = serde_json::from_str(&lines[5]).unwrap();
+            let mut with_key: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
             with_key["detail"]["note"] = "added".into();
-            added_key[5] = with_key.to_string();
-            for (what, lines, block) in [
-                ("altered", altered, 1),
-                ("removed", removed, 2),
-                ("forged", forged, 1),
-                ("a detail key added", added_key, 1),
+            added_key[1] = with_key.to_string();
+            for (what, lines, found) in [
+                ("altered", altered, 8),
+                ("removed", removed, 7),
+                ("the oldest removed", oldest_removed, 6),
+                ("forged", forged, 9),
+                ("a detail key added", added_key, 8),
             ] {
                 rewrite_archive(&manifest, &data, &lines);
-                let problems = check().await.problems;
-                assert!(
-                    problems.iter().any(|p| matches!(p,
-                        Problem::Mismatch { tenant, seq, .. } if tenant == ACME && *seq == block)),
-                    "{what}: {problems:?}"
-                );
+                assert_eq!(check().await.problems, [mismatch(1, 8, found)], "{what}");
                 std::fs::write(&data, &original).unwrap();
                 std::fs::write(&manifest, &original_manifest).unwrap();
             }
             // Altered without a new manifest: the archive itself is refused.
             std::fs::write(&data, original.replace("\"updated\"", "\"deleted\"")).unwrap();
-            let refused = verify_sealed(&t.db, &[&manifest], &key).await.unwrap_err();
+            let refused = activity_seaorm::ops::archive::verify_sealed(&t.db, &both, .., &key, &[])
+                .await
+                .unwrap_err();
             assert!(refused.to_string().contains("checksum"), "{refused}");
             std::fs::write(&data, &original).unwrap();
             assert_eq!(check().await.problems, []);
@@ -654,13 +677,32 @@ async fn archived_history_verifies_against_the_chain(t: &TestDb) {
                 .into_active_model();
             row.activity = Set("deleted".into());
             row.update(&t.db).await.unwrap();
-            assert!(is_mismatch(&check().await.problems, ACME));
+            assert_eq!(check().await.problems, [mismatch(1, 8, 9)]);
             activity_log::Entity::delete_by_id(written[0].id)
                 .exec(&t.db)
                 .await
                 .unwrap();
 
-            // The block the manifest ends in deleted from the database: truncated there.
+            // A row forged before the cutoff, of a tenant no block covers.
+            let mut forged = ActivityEntry::new("Invoice", "paid").forced();
+            forged.organization_id = Some("newco".into());
+            forged.created_at = at(3);
+            let forged_id = forged.id;
+            log_activity(&t.db, forged).await.unwrap();
+            assert_eq!(
+                check().await.problems,
+                [Problem::Unsealed {
+                    tenant: "o:newco".into(),
+                    id: forged_id,
+                    created_at: at(3)
+                }]
+            );
+            activity_log::Entity::delete_by_id(forged_id)
+                .exec(&t.db)
+                .await
+                .unwrap();
+
+            // The block the manifests end in deleted from the database: truncated there.
             seal_row::Entity::delete_many()
                 .filter(seal_row::Column::Tenant.eq(ACME))
                 .filter(seal_row::Column::Seq.eq(1))
@@ -679,6 +721,16 @@ async fn archived_history_verifies_against_the_chain(t: &TestDb) {
         .await;
 }
 
+/// acme's block `seq` of `sealed` entries found with `found`.
+fn mismatch(seq: u64, sealed: u64, found: u64) -> Problem {
+    Problem::Mismatch {
+        tenant: ACME.into(),
+        seq,
+        sealed,
+        found,
+    }
+}
+
 /// Every tenant's problems by `verify_all`.
 async fn verify_all_problems(t: &TestDb, key: &VerifyingKey) -> Vec<Problem> {
     seal::verify_all(&t.db, .., key, &[])
@@ -687,16 +739,26 @@ async fn verify_all_problems(t: &TestDb, key: &VerifyingKey) -> Vec<Problem> {
         .problems
 }
 
-/// Replace an archive's data with `lines` and make its manifest match (count, checksum).
+/// Replace an archive's data with `lines` and make its manifest match (count, checksum, time
+/// range).
 fn rewrite_archive(manifest: &std::path::Path, data: &std::path::Path, lines: &[String]) {
     use sha2::Digest;
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(data, &text).unwrap();
+    let times: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["created_at"].as_str().unwrap().to_owned()
+        })
+        .collect();
     let mut m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
     m["sha256"] = hex::encode(sha2::Sha256::digest(text.as_bytes())).into();
     m["bytes"] = text.len().into();
     m["count"] = lines.len().into();
+    m["first_created_at"] = times.iter().min().cloned().into();
+    m["last_created_at"] = times.iter().max().cloned().into();
     std::fs::write(manifest, m.to_string()).unwrap();
 }
 
@@ -845,6 +907,54 @@ async fn a_user_scope_added_after_sealing_is_reported_as_such(t: &TestDb) {
             }];
             assert_eq!(verify_all(t, &key).await, expected);
             assert_eq!(offline(t, ACME, &key).await, expected);
+            // Where `Member` is not a user scope now, no erasure under it explains the
+            // pseudonym: an alteration.
+            config()
+                .scope(async {
+                    let problems = verify_all(t, &key).await;
+                    assert!(is_mismatch(&problems, ACME), "{problems:?}");
+                })
+                .await;
+            // It covers that block only: an alteration of the next one is still a mismatch.
+            let p2 = activity_log::Entity::find()
+                .filter(activity_log::Column::ItemId.eq("p2"))
+                .one(&t.db)
+                .await
+                .unwrap()
+                .unwrap();
+            let mut altered = p2.clone().into_active_model();
+            altered.activity = Set("deleted".into());
+            altered.update(&t.db).await.unwrap();
+            let next = Problem::Mismatch {
+                tenant: ACME.into(),
+                seq: 2,
+                sealed: 1,
+                found: 1,
+            };
+            assert_eq!(
+                verify_all(t, &key).await,
+                [expected[0].clone(), next.clone()]
+            );
+            assert_eq!(offline(t, ACME, &key).await, [expected[0].clone(), next]);
+            p2.into_active_model()
+                .reset_all()
+                .update(&t.db)
+                .await
+                .unwrap();
+            // An erasure changes no count: an entry deleted from that block is a mismatch.
+            activity_log::Entity::delete_many()
+                .filter(activity_log::Column::ItemId.eq("p1"))
+                .exec(&t.db)
+                .await
+                .unwrap();
+            let gone = [Problem::Mismatch {
+                tenant: ACME.into(),
+                seq: 1,
+                sealed: 2,
+                found: 1,
+            }];
+            assert_eq!(verify_all(t, &key).await, gone);
+            assert_eq!(offline(t, ACME, &key).await, gone);
         })
         .await;
 }

@@ -5,6 +5,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -64,7 +65,7 @@ impl ArchiveCodec {
     }
 
     /// A reader of the decompressed lines of `file`.
-    fn reader(self, file: File) -> io::Result<Box<dyn BufRead>> {
+    fn reader<'a>(self, file: impl Read + 'a) -> io::Result<Box<dyn BufRead + 'a>> {
         Ok(match self {
             ArchiveCodec::Plain => Box::new(BufReader::new(file)),
             ArchiveCodec::Gzip => Box::new(BufReader::new(GzDecoder::new(BufReader::new(file)))),
@@ -605,48 +606,67 @@ pub fn verify_archive(manifest_path: impl AsRef<Path>) -> Result<ArchiveManifest
 
 /// Check archives against the [sealed history](crate::ops::seal): what an archived and pruned
 /// stretch held is still what was sealed. Give every archive of the stretch (`manifests`: their
-/// manifest paths); the check covers each block, of every tenant, whose window touches the
-/// archives' span (from the oldest archived entry to the newest cutoff):
+/// manifest paths). Every block whose window starts in `range` (`..` for all) and before the
+/// newest cutoff is checked, from the tenant's first block on:
 ///
-/// - each archive against its manifest first ([`verify_archive`]; a file that does not match
-///   is an [`Error::Archive`], as for a run);
+/// - each archive against its manifest first (as [`verify_archive`]; a file that does not
+///   match is an [`Error::Archive`], as is an archive with an erasure pending);
 /// - each tenant's whole chain of stored checkpoints (signatures, links), and each checkpoint
-///   a manifest names ([`ArchiveManifest::sealed`]) still stored exactly, else
-///   [`Problem::Truncated`](crate::ops::seal::Problem::Truncated);
+///   a manifest names ([`ArchiveManifest::sealed`]) or `trusted` holds still stored exactly,
+///   else [`Problem::Truncated`](crate::ops::seal::Problem::Truncated);
 /// - each block against the archived entries in its window **together with** the entries the
 ///   database still holds there: the block that straddles the cutoff, an archive of part of a
 ///   tenant (a filtered query), an archive whose rows are not pruned yet all check out, while
 ///   an archived line altered (its manifest recomputed, or not), an entry missing from both, or
 ///   one inserted in either is a [`Problem::Mismatch`](crate::ops::seal::Problem::Mismatch);
-/// - an archived entry no block covers although the newest horizon passed it,
-///   [`Problem::Unsealed`](crate::ops::seal::Problem::Unsealed).
+/// - every entry before the cutoff, archived or stored, that no block covers although the
+///   newest horizon passed it: [`Problem::Unsealed`](crate::ops::seal::Problem::Unsealed).
 ///
 /// An archive an erasure rewrote checks out like the log: the pseudonyms it wrote are the
 /// sealed form. Needs the erasure key the blocks were sealed with (configured in the current
-/// [`ActivityConfig`](crate::ActivityConfig) scope). The blocks after the span are
+/// [`ActivityConfig`](crate::ActivityConfig) scope). The blocks after the cutoff are
 /// [`verify_all`](crate::ops::seal::verify_all)'s from the cutoff on (`cutoff..`): the two
-/// together check the whole history. Holds each archive's lock while reading it, and about
-/// 80 bytes per archived entry.
+/// together check the whole history. A block whose window reaches into an archive not given
+/// is a `Mismatch`: give them all, or start `range` after them.
+///
+/// Reads only: no lock is taken and nothing is written, so a read-only copy of the archives
+/// can be checked. Each data file is read into memory once (compressed), and its checksum is
+/// taken over the very bytes that are then parsed. Keeps about 90 bytes per archived entry
+/// and per entry the database holds in the checked windows.
 pub async fn verify_sealed<C: ConnectionTrait>(
     db: &C,
     manifests: &[impl AsRef<Path>],
+    range: impl RangeBounds<DateTime<Utc>>,
     key: &crate::ops::seal::VerifyingKey,
+    trusted: &[crate::ops::seal::Checkpoint],
 ) -> Result<crate::ops::seal::Verification, Error> {
     let mut check = crate::ops::seal::ArchiveCheck::new(db).await?;
     for manifest_path in manifests {
         let manifest_path = manifest_path.as_ref().to_path_buf();
         check = blocking(move || {
-            let _lock = RunLock::take(lock_path_of(&manifest_path))?;
-            finish_erasure(&manifest_path)?;
+            if erasing_path(&manifest_path).exists() {
+                return Err(archive_error(
+                    &manifest_path,
+                    "an erasure of this archive is pending: run the erasure again (or \
+                     `archive_then_prune` of this archive) before checking it"
+                        .into(),
+                ));
+            }
             let manifest = verify_archive(&manifest_path)?;
-            check.archive(manifest.first_created_at, manifest.before, &manifest.sealed);
             let dir = manifest_path.parent().unwrap_or(Path::new("."));
             let data_path = dir.join(&manifest.file);
-            for (n, line) in read_lines(&data_path, manifest.data_codec())?
-                .iter()
-                .enumerate()
-            {
-                let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            let bytes = fs::read(&data_path)?;
+            if hex::encode(Sha256::digest(&bytes)) != manifest.sha256 {
+                return Err(archive_error(
+                    &data_path,
+                    "it changed while it was checked".into(),
+                ));
+            }
+            check.archive(manifest.before, &manifest.sealed);
+            let reader = manifest.data_codec().reader(&bytes[..])?;
+            for (n, line) in reader.lines().enumerate() {
+                let line = line?;
+                let value: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
                     archive_error(&data_path, format!("line {} does not parse: {e}", n + 1))
                 })?;
                 // The line's own `detail`, not its decoded shape: a key added to it is hashed.
@@ -657,13 +677,19 @@ pub async fn verify_sealed<C: ConnectionTrait>(
                         format!("line {} is not an activity entry: {e}", n + 1),
                     )
                 })?;
+                if entry.created_at >= manifest.before {
+                    return Err(archive_error(
+                        &data_path,
+                        format!("line {} is not older than the cutoff", n + 1),
+                    ));
+                }
                 check.add(&activity_core::seal::StoredEntry::of(&entry, &detail));
             }
             Ok(check)
         })
         .await?;
     }
-    check.finish(db, key).await
+    check.finish(db, range, key, trusted).await
 }
 
 /// `<name>.lock` beside the manifest `<name>.manifest.json`.

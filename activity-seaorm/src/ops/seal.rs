@@ -183,12 +183,6 @@ impl LeafRow {
     fn tenant(&self) -> String {
         tenant_key(self.organization_id.as_deref(), self.team_id.as_deref())
     }
-
-    /// Its scope when it was erased as a person's after `header` sealed it
-    /// ([`erased_after_sealing`]).
-    fn erased_after(&self, header: &BlockHeader) -> Option<String> {
-        erased_after_sealing(header, &self.scope, self.item_id.as_deref()).map(str::to_owned)
-    }
 }
 
 /// `SELECT` of [`LEAF_COLUMNS`].
@@ -364,6 +358,8 @@ impl Sealer {
 struct Aliases {
     /// The erasure key's fingerprint ([`Pseudonymizer::key_id`]).
     key_id: String,
+    /// The user scopes configured now.
+    user_scopes: Vec<String>,
     with: Pseudonymizer,
     seen: HashMap<String, String>,
 }
@@ -372,6 +368,7 @@ impl Aliases {
     fn new(with: Pseudonymizer) -> Self {
         Aliases {
             key_id: with.key_id(),
+            user_scopes: ActivityConfig::with_current(|c| c.user_scopes().to_vec()),
             with,
             seen: HashMap::new(),
         }
@@ -416,6 +413,15 @@ impl Aliases {
              configure the key it was sealed with",
             header.seq, header.tenant, header.erasure_key, self.key_id
         ))))
+    }
+
+    /// The scope of `row` when it was erased as a person's after `header` sealed it
+    /// ([`erased_after_sealing`]) under a scope configured as a user scope now: what an
+    /// erasure under a user scope added later leaves.
+    fn erased_after(&self, row: &StoredEntry<'_>, header: &BlockHeader) -> Option<String> {
+        erased_after_sealing(header, row.scope, row.item_id)
+            .filter(|s| self.user_scopes.iter().any(|u| u == s))
+            .map(str::to_owned)
     }
 
     /// The pseudonym of `v`, from the cache when it was seen before (at most 100,000 kept).
@@ -913,7 +919,9 @@ pub async fn verify_trusting<C: ConnectionTrait>(
                 && h.covers(&key)
             {
                 leaves.push(aliases.leaf(e, &h.user_scopes));
-                erased = erased.take().or_else(|| e.erased_after(h));
+                erased = erased
+                    .take()
+                    .or_else(|| aliases.erased_after(&e.stored(), h));
             }
             Ok(())
         })
@@ -1106,7 +1114,7 @@ struct TenantCheck {
     last: Option<EntryKey>,
     out: Verification,
     unsealed: Vec<Problem>,
-    /// The current block's [`LeafRow::erased_after`], if any.
+    /// The current block's [`Aliases::erased_after`], if any.
     erased: Option<String>,
 }
 
@@ -1164,7 +1172,10 @@ impl AllCheck {
             {
                 let leaf = self.aliases.leaf(row, &h.user_scopes);
                 t.leaves.push(leaf);
-                t.erased = t.erased.take().or_else(|| row.erased_after(h));
+                t.erased = t
+                    .erased
+                    .take()
+                    .or_else(|| self.aliases.erased_after(&row.stored(), h));
             }
         }
     }
@@ -1173,9 +1184,11 @@ impl AllCheck {
 /// The check of archived entries against the chain, behind
 /// [`verify_sealed`](crate::ops::archive::verify_sealed): the archive reads its files and hands
 /// each entry to [`add`](Self::add) (on a blocking thread); [`finish`](Self::finish) adds what
-/// the database still holds and checks every block whose window touches the archives' span.
+/// the database still holds before the cutoff and checks every block whose window starts
+/// before it.
 ///
-/// Each archived entry is kept as its key and leaf only (about 80 bytes), never as the entry.
+/// Each archived entry is kept as its key and leaf only (about 90 bytes), never as the entry;
+/// so is each stored entry of the checked windows.
 pub(crate) struct ArchiveCheck {
     aliases: Aliases,
     chains: BTreeMap<String, Vec<Checkpoint>>,
@@ -1184,10 +1197,20 @@ pub(crate) struct ArchiveCheck {
     archived: HashMap<String, Vec<(EntryKey, Option<Leaf>)>>,
     /// The checkpoints the manifests say the archives end in.
     anchors: Vec<Checkpoint>,
-    /// The oldest archived entry's time.
-    first: Option<DateTime<Utc>>,
     /// The newest cutoff.
     before: Option<DateTime<Utc>>,
+}
+
+/// One tenant's part of [`ArchiveCheck::finish`].
+#[derive(Default)]
+struct ArchivedTenant {
+    /// Its blocks to check, in order.
+    checked: Vec<BlockHeader>,
+    /// Its newest block's last entry.
+    last: Option<EntryKey>,
+    /// The entries found in the checked windows, archived and stored.
+    leaves: Vec<(EntryKey, Leaf)>,
+    out: Verification,
 }
 
 impl ArchiveCheck {
@@ -1198,21 +1221,12 @@ impl ArchiveCheck {
             chains: all_chains(db).await?,
             archived: HashMap::new(),
             anchors: Vec::new(),
-            first: None,
             before: None,
         })
     }
 
-    /// One archive's span and the checkpoints its manifest names.
-    pub(crate) fn archive(
-        &mut self,
-        first: Option<DateTime<Utc>>,
-        before: DateTime<Utc>,
-        sealed: &[Checkpoint],
-    ) {
-        if let Some(f) = first {
-            self.first = Some(self.first.map_or(f, |s| Ord::min(s, f)));
-        }
+    /// One archive's cutoff and the checkpoints its manifest names.
+    pub(crate) fn archive(&mut self, before: DateTime<Utc>, sealed: &[Checkpoint]) {
         self.before = Some(self.before.map_or(before, |b| Ord::max(b, before)));
         for cp in sealed {
             if !self.anchors.contains(cp) {
@@ -1235,89 +1249,152 @@ impl ArchiveCheck {
             .map(|cp| {
                 let h = &cp.header;
                 let aliases = &mut self.aliases;
-                let scopes = &h.user_scopes;
-                let leaf = leaf_hash(&canonical_entry_bytes(entry, scopes, &mut |v: &str| {
-                    aliases.alias(v)
-                }));
-                let erased = erased_after_sealing(h, entry.scope, entry.item_id);
-                (leaf, erased.map(str::to_owned))
+                let leaf = leaf_hash(&canonical_entry_bytes(
+                    entry,
+                    &h.user_scopes,
+                    &mut |v: &str| aliases.alias(v),
+                ));
+                (leaf, self.aliases.erased_after(entry, h))
             });
         self.archived.entry(tenant).or_default().push((key, leaf));
     }
 
-    /// Check every tenant's chain, the archives' end checkpoints, and each block whose window
-    /// touches the archives' span against the archived entries and the database's together.
+    /// Check every tenant's chain, the archives' end checkpoints and `trusted`, and each block
+    /// whose window starts in `range` and before the newest cutoff against the archived
+    /// entries and the stored ones together; report every entry before the cutoff, archived or
+    /// stored, that no block covers although the horizon passed it.
     pub(crate) async fn finish<C: ConnectionTrait>(
         mut self,
         db: &C,
+        range: impl RangeBounds<DateTime<Utc>>,
         key: &VerifyingKey,
+        trusted: &[Checkpoint],
     ) -> Result<Verification, Error> {
+        let Some(cutoff) = self.before else {
+            return Ok(Verification::default());
+        };
         let horizon = horizon_of(db).await?;
+        let unsealed = |at: &DateTime<Utc>| {
+            *at < cutoff && horizon.is_some_and(|h| *at <= h) && range.contains(at)
+        };
         let mut names: BTreeSet<String> = self.chains.keys().cloned().collect();
         names.extend(self.archived.keys().cloned());
         names.extend(self.anchors.iter().map(|a| a.header.tenant.clone()));
-        let mut out = Verification::default();
+        names.extend(trusted.iter().map(|a| a.header.tenant.clone()));
+        let mut tenants: HashMap<String, ArchivedTenant> = HashMap::new();
+        let mut upper = cutoff - chrono::Duration::microseconds(1);
         for tenant in names {
+            let mut t = ArchivedTenant::default();
             let chain = self.chains.remove(&tenant).unwrap_or_default();
-            check_chain(&chain, None, ChainStart::First, key, &mut out);
-            for anchor in self.anchors.iter().filter(|a| a.header.tenant == tenant) {
-                if !chain.contains(anchor) {
-                    out.problems.push(Problem::Truncated {
+            check_chain(&chain, None, ChainStart::First, key, &mut t.out);
+            for kept in self.anchors.iter().chain(trusted) {
+                if kept.header.tenant == tenant
+                    && !chain.contains(kept)
+                    && !t.out.problems.contains(&Problem::Truncated {
                         tenant: tenant.clone(),
-                        seq: anchor.header.seq,
+                        seq: kept.header.seq,
+                    })
+                {
+                    t.out.problems.push(Problem::Truncated {
+                        tenant: tenant.clone(),
+                        seq: kept.header.seq,
                     });
                 }
             }
-            let (first, before) = (self.first, self.before);
-            let checked: Vec<&BlockHeader> = chain
-                .iter()
-                .map(|c| &c.header)
+            t.last = chain.last().map(|c| c.header.last.clone());
+            t.checked = chain
+                .into_iter()
+                .map(|c| c.header)
                 .filter(|h| {
-                    first.is_some_and(|f| h.last.created_at >= f)
-                        && before.is_some_and(|b| h.after.as_ref().is_none_or(|a| a.created_at < b))
+                    in_range(&range, h.after.as_ref().map(|a| &a.created_at))
+                        && range.contains(&h.last.created_at)
+                        && h.after.as_ref().is_none_or(|a| a.created_at < cutoff)
                 })
                 .collect();
-            // The window's entries: the archived ones and the stored ones, an entry in both
-            // (archived, not yet pruned) counted once when both give the same leaf.
-            let mut leaves: Vec<(EntryKey, Leaf)> = Vec::new();
+            if let Some(h) = t.checked.last() {
+                upper = Ord::max(upper, h.last.created_at);
+            }
             for (k, leaf) in self.archived.remove(&tenant).unwrap_or_default() {
-                match leaf {
-                    Some(leaf) if covering(&checked, |h| h, &k).is_some() => {
-                        leaves.push((k, leaf));
-                    }
-                    _ => {
-                        if horizon.is_some_and(|h| k.created_at <= h) {
-                            out.problems.push(Problem::Unsealed {
-                                tenant: tenant.clone(),
-                                id: k.id,
-                                created_at: k.created_at,
-                            });
-                        }
+                if covering(&t.checked, |h| h, &k).is_some()
+                    && let Some(leaf) = leaf
+                {
+                    t.leaves.push((k, leaf));
+                } else if t.last.as_ref().is_none_or(|l| &k > l) && unsealed(&k.created_at) {
+                    t.out.problems.push(Problem::Unsealed {
+                        tenant: tenant.clone(),
+                        id: k.id,
+                        created_at: k.created_at,
+                    });
+                }
+            }
+            tenants.insert(tenant, t);
+        }
+        // What the database still holds up to the cutoff and through the checked windows, in
+        // one read in time order.
+        let lo = match range.start_bound() {
+            Bound::Included(s) | Bound::Excluded(s) => Some(*s),
+            Bound::Unbounded => oldest(db).await?,
+        }
+        .map(|f| {
+            f.checked_sub_signed(chrono::Duration::microseconds(1))
+                .unwrap_or(f)
+        });
+        if let Some(lo) = lo {
+            let mut slices = Slices::new(lo, upper);
+            while let Some(rows) = slices.next(db).await? {
+                for row in &rows {
+                    let k = row.key();
+                    let t = tenants.entry(row.tenant()).or_default();
+                    if let Some(h) = covering(&t.checked, |h| h, &k) {
+                        let leaf = self.aliases.leaf(row, &h.user_scopes);
+                        let erased = self.aliases.erased_after(&row.stored(), h);
+                        t.leaves.push((k, (leaf, erased)));
+                    } else if t.last.as_ref().is_none_or(|l| &k > l) && unsealed(&row.created_at) {
+                        t.out.problems.push(Problem::Unsealed {
+                            tenant: row.tenant(),
+                            id: row.id,
+                            created_at: row.created_at,
+                        });
                     }
                 }
             }
-            if let (Some(first), Some(last)) = (checked.first(), checked.last()) {
-                let aliases = &mut self.aliases;
-                walk(db, &tenant, first.after.as_ref(), Some(&last.last), |e| {
-                    let k = e.key();
-                    if let Some(h) = covering(&checked, |h| h, &k) {
-                        leaves.push((k, (aliases.leaf(e, &h.user_scopes), e.erased_after(h))));
-                    }
-                    Ok(())
-                })
-                .await?;
-            }
-            leaves.sort_unstable();
-            leaves.dedup();
-            let mut rest = leaves.as_slice();
-            for h in checked {
+        }
+        let mut out = Verification::default();
+        let mut names: Vec<String> = tenants.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            let Some(mut t) = tenants.remove(&name) else {
+                continue;
+            };
+            // An entry both archived and still stored (not pruned yet) counts once when the
+            // two copies give the same leaf; copies that differ both count.
+            t.leaves.sort_unstable();
+            t.leaves.dedup();
+            let mut rest = t.leaves.as_slice();
+            let mut blocks = Verification::default();
+            for h in &t.checked {
                 let end = rest.partition_point(|(k, _)| k <= &h.last);
                 let (window, after) = rest.split_at(end);
                 let erased = window.iter().find_map(|(_, (_, e))| e.as_deref());
                 let leaves: Vec<Hash> = window.iter().map(|(_, (l, _))| *l).collect();
-                self.aliases.check(h, &leaves, erased, &mut out);
+                self.aliases.check(h, &leaves, erased, &mut blocks);
                 rest = after;
             }
+            out.blocks += blocks.blocks;
+            out.entries += blocks.entries;
+            // Chain problems first, then the blocks', then unsealed entries (in key order).
+            let (mut unsealed, chain): (Vec<Problem>, Vec<Problem>) = t
+                .out
+                .problems
+                .into_iter()
+                .partition(|p| matches!(p, Problem::Unsealed { .. }));
+            unsealed.sort_by_key(|p| match p {
+                Problem::Unsealed { id, created_at, .. } => Some((*created_at, *id)),
+                _ => None,
+            });
+            out.problems.extend(chain);
+            out.problems.extend(blocks.problems);
+            out.problems.extend(unsealed);
         }
         Ok(out)
     }
