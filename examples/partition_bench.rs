@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use activity_examples::bench::{drop_schema, env_num, generated_entries, postgres_schema};
-use activity_seaorm::ops::archive::{ArchiveOptions, ArchiveStep};
+use activity_seaorm::ops::archive::{ArchiveCodec, ArchiveOptions, ArchiveStep};
 use activity_seaorm::ops::retention::{archive_then_drop_partitions, prune};
 use activity_seaorm::schema::partition;
 use chrono::{TimeZone, Utc};
@@ -135,8 +135,13 @@ async fn main() -> Res<()> {
             Ok(())
         }
     };
+    // `BENCH_CODEC=gzip` for gzip; zstd otherwise.
+    let codec = match std::env::var("BENCH_CODEC").as_deref() {
+        Ok("gzip") => ArchiveCodec::Gzip,
+        _ => ArchiveCodec::Zstd,
+    };
     let archive_to = ArchiveOptions::new(&dir, "unused")
-        .compressed(true)
+        .codec(codec)
         .on_step(hook);
     let start = lsn(&db).await?;
     let t = Instant::now();
@@ -171,7 +176,7 @@ async fn main() -> Res<()> {
         delete_wal + vacuum_wal
     );
     println!(
-        "| partitioned: archive (write, read back, verify; gzip) | {} | {:.1} MB |",
+        "| partitioned: archive (write, read back, verify; {codec:?}) | {} | {:.1} MB |",
         secs(archived_at - t),
         total_wal - drop_wal
     );
@@ -180,7 +185,7 @@ async fn main() -> Res<()> {
         secs(end - archived_at)
     );
     println!(
-        "\narchive: {bytes} bytes for {archived} entries = {:.1} bytes per entry (gzip JSON lines)",
+        "\narchive: {bytes} bytes for {archived} entries = {:.1} bytes per entry ({codec:?} JSON lines)",
         bytes as f64 / archived.max(1) as f64
     );
 

@@ -17,7 +17,10 @@
 //! 4. the write path: `BENCH_WRITERS` tasks (default 4) each logging single-entry
 //!    transactions for `BENCH_SECONDS` (default 5) per phase, alternating phases without and
 //!    with a sealer sealing every `BENCH_SEAL_MS` (default 1000) ms, `BENCH_REPS` (default 3)
-//!    pairs (the sealer caught up before each phase with it); throughput of each and the ratio.
+//!    pairs (the sealer caught up before each phase with it); throughput of each and the ratio;
+//! 5. the first half of January archived (zstd) and pruned by `archive_then_prune`, then
+//!    checked against the blocks by `archive::verify_sealed`, and the rest by `verify_all` from
+//!    the cutoff: archive size per entry and both times.
 
 use std::error::Error;
 use std::sync::Arc;
@@ -26,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use activity_examples::bench::{drop_schema, env_num, generated_entries, postgres_schema};
 use activity_seaorm::ops::seal::{
-    Checkpoint, Sealer, SigningKey, export_sealed, prove, tenants, verify, verify_all,
-    verify_export,
+    Checkpoint, Sealer, SigningKey, VerifyingKey, export_sealed, prove, tenants, verify,
+    verify_all, verify_export,
 };
 use activity_seaorm::prelude::*;
 use activity_seaorm::{ActivityEntry, log_activity};
@@ -176,6 +179,44 @@ async fn run(
     println!(
         "write-path cost of a running sealer: median {:.1}% (ratios {ratios:.3?})",
         (ratios[ratios.len() / 2] - 1.0) * 100.0
+    );
+    archived(db, &public).await
+}
+
+/// Phase 5: archive the first half of January, then check the archive and the rest.
+async fn archived(db: &DatabaseConnection, public: &VerifyingKey) -> Res<()> {
+    use activity_seaorm::ops::archive::{
+        ArchiveCodec, ArchiveOptions, archive_then_prune, verify_sealed,
+    };
+    let cutoff: chrono::DateTime<chrono::Utc> = "2025-01-16T00:00:00Z".parse()?;
+    let dir = tempfile::tempdir()?;
+    let opts = ArchiveOptions::new(dir.path(), "january-first-half").codec(ArchiveCodec::Zstd);
+    let started = Instant::now();
+    let done = archive_then_prune(db, &ActivityQuery::unscoped(), cutoff, &opts).await?;
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "archive (zstd) and prune: {} entries in {took:.1} s, {} bytes ({:.1} bytes per entry)",
+        done.manifest.count,
+        done.manifest.bytes,
+        done.manifest.bytes as f64 / done.manifest.count.max(1) as f64
+    );
+    let started = Instant::now();
+    let v = verify_sealed(db, &[opts.manifest_path()], .., public, &[]).await?;
+    println!(
+        "verify_sealed: {} entries in {} blocks, {:.2} s, {} problems",
+        v.entries,
+        v.blocks,
+        started.elapsed().as_secs_f64(),
+        v.problems.len()
+    );
+    let started = Instant::now();
+    let v = verify_all(db, cutoff.., public, &[]).await?;
+    println!(
+        "verify_all from the cutoff: {} entries in {} blocks, {:.2} s, {} problems",
+        v.entries,
+        v.blocks,
+        started.elapsed().as_secs_f64(),
+        v.problems.len()
     );
     Ok(())
 }

@@ -1282,7 +1282,7 @@ impl ArchiveCheck {
         names.extend(self.anchors.iter().map(|a| a.header.tenant.clone()));
         names.extend(trusted.iter().map(|a| a.header.tenant.clone()));
         let mut tenants: HashMap<String, ArchivedTenant> = HashMap::new();
-        let mut upper = cutoff - chrono::Duration::microseconds(1);
+        let upper = cutoff - chrono::Duration::microseconds(1);
         for tenant in names {
             let mut t = ArchivedTenant::default();
             let chain = self.chains.remove(&tenant).unwrap_or_default();
@@ -1311,9 +1311,6 @@ impl ArchiveCheck {
                         && h.after.as_ref().is_none_or(|a| a.created_at < cutoff)
                 })
                 .collect();
-            if let Some(h) = t.checked.last() {
-                upper = Ord::max(upper, h.last.created_at);
-            }
             for (k, leaf) in self.archived.remove(&tenant).unwrap_or_default() {
                 if covering(&t.checked, |h| h, &k).is_some()
                     && let Some(leaf) = leaf
@@ -1329,8 +1326,9 @@ impl ArchiveCheck {
             }
             tenants.insert(tenant, t);
         }
-        // What the database still holds up to the cutoff and through the checked windows, in
-        // one read in time order.
+        // What the database still holds before the cutoff, in one read in time order; then,
+        // tenant by tenant, the rest of the window that straddles the cutoff (at most one
+        // block's worth each).
         let lo = match range.start_bound() {
             Bound::Included(s) | Bound::Excluded(s) => Some(*s),
             Bound::Unbounded => oldest(db).await?,
@@ -1358,6 +1356,26 @@ impl ArchiveCheck {
                     }
                 }
             }
+        }
+        let from_cutoff = EntryKey {
+            created_at: upper,
+            id: uuid::Uuid::max(),
+        };
+        for (tenant, t) in &mut tenants {
+            let Some(last) = t.checked.last().filter(|h| h.last > from_cutoff) else {
+                continue;
+            };
+            let last = last.last.clone();
+            let (aliases, leaves, checked) = (&mut self.aliases, &mut t.leaves, &t.checked);
+            walk(db, tenant, Some(&from_cutoff), Some(&last), |row| {
+                let k = row.key();
+                if let Some(h) = covering(checked, |h| h, &k) {
+                    let leaf = aliases.leaf(row, &h.user_scopes);
+                    leaves.push((k, (leaf, aliases.erased_after(&row.stored(), h))));
+                }
+                Ok(())
+            })
+            .await?;
         }
         let mut out = Verification::default();
         let mut names: Vec<String> = tenants.keys().cloned().collect();
