@@ -24,8 +24,10 @@
 //! checks its generated rows against entries written by `log_activity` (in `transaction`, with
 //! an `ActivityContext`) for the same events, column by column and in `pg_column_size`. The
 //! candidates A–D are design explorations for a compact row (DESIGN §13), not the library's
-//! schema. Last, the `ours` rows are exported as JSON lines of the API shape (DESIGN §3) and
-//! compressed with zstd (level 9) and gzip (default level): the archived size per entry.
+//! schema. Then the `ours` rows are exported as JSON lines of the API shape (DESIGN §3) and
+//! compressed with zstd (level 9, alone and with the archive's long-distance matching) and gzip
+//! (default level): the archived size per entry. Last, `ours`' indexes are rebuilt
+//! (`REINDEX`) to show what their 50/50 page splits cost.
 //!
 //! Everything lives in the schemas `storage_bench` and `storage_bench_lib` (dropped first, and
 //! at the end unless `BENCH_KEEP=1`).
@@ -144,10 +146,11 @@ fn statements(copy_a: &[String], copy_b: &[String]) -> Vec<String> {
         // RevisionMapping.java (DefaultRevisionEntity: table REVINFO, `REV` int from a
         // sequence, `REVTSTMP` bigint) and the audit table `<entity>_AUD`: the audited columns
         // (a full row snapshot), `REV` (FK to REVINFO, no index) and `REVTYPE` (smallint:
-        // 0 add, 1 mod, 2 del), primary key (original id, REV). Hibernate ≥ 6.2 orders table and
-        // constraint columns by size then name
-        // (hibernate-core/…/boot/model/relational/ColumnOrderingStrategyStandard.java), so its
-        // DDL declares the key as (REV, id); Hibernate 5 declared (id, REV).
+        // 0 add, 1 mod, 2 del), primary key (original id, REV). Hibernate ≥ 6.2 orders table
+        // columns and a composite primary key's columns by size, then name
+        // (hibernate-core/…/boot/model/relational/ColumnOrderingStrategyStandard.java, applied
+        // in …/boot/internal/MetadataImpl.java `handlePrimaryKey`), so with a bigint id its DDL
+        // declares the key as (REV, id); Hibernate 5 declared (id, REV).
         "CREATE TABLE envers_revinfo (rev integer NOT NULL, revtstmp bigint, PRIMARY KEY (rev))"
             .into(),
         "CREATE TABLE envers_feature_flag_aud (rev integer NOT NULL, revtype smallint, \
@@ -334,7 +337,7 @@ fn statements(copy_a: &[String], copy_b: &[String]) -> Vec<String> {
              SELECT md5('bemi' || g)::uuid, at + interval '1 second', item::text, {after}, \
              jsonb_build_object('user_id', usr, 'request_id', request_id::text), 'app', \
              'public', 'feature_flag', 'UPDATE', at, at + interval '200 milliseconds', \
-             1000000 + g, 100000000 + g * 4096, {before} FROM ev ORDER BY g",
+             1000000 + g, 100000000 + g::bigint * 4096, {before} FROM ev ORDER BY g",
             after = bemi_row("after", "at"),
             before = bemi_row("before", "prev_at"),
         ),
@@ -747,10 +750,15 @@ async fn measure(db: &DatabaseConnection, layout: &Layout) -> Res<Measured> {
 }
 
 /// The `ours` rows as JSON lines of the API shape (`ActivityEntry`'s serde form, read in
-/// primary-key order), compressed by zstd level 9 and gzip's default level: (JSON, zstd, gzip)
-/// bytes.
-async fn archived(db: &DatabaseConnection) -> Res<(u64, u64, u64)> {
+/// primary-key order), compressed by zstd level 9, by zstd as the library's archive writes it
+/// (level 9 with long-distance matching over a 16 MiB window) and by gzip's default level:
+/// bytes of the JSON and of each.
+async fn archived(db: &DatabaseConnection) -> Res<[u64; 4]> {
+    use activity_seaorm::ops::archive::{ZSTD_LEVEL, ZSTD_WINDOW_LOG};
     let mut zstd = zstd::stream::Encoder::new(Vec::new(), 9)?;
+    let mut ldm = zstd::stream::Encoder::new(Vec::new(), ZSTD_LEVEL)?;
+    ldm.long_distance_matching(true)?;
+    ldm.window_log(ZSTD_WINDOW_LOG)?;
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut json = 0u64;
     let mut line = Vec::new();
@@ -771,14 +779,16 @@ async fn archived(db: &DatabaseConnection) -> Res<(u64, u64, u64)> {
             line.push(b'\n');
             json += line.len() as u64;
             zstd.write_all(&line)?;
+            ldm.write_all(&line)?;
             gzip.write_all(&line)?;
         }
     }
-    Ok((
+    Ok([
         json,
         zstd.finish()?.len() as u64,
+        ldm.finish()?.len() as u64,
         gzip.finish()?.len() as u64,
-    ))
+    ])
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -879,14 +889,29 @@ async fn run(db: &DatabaseConnection, lib: &DatabaseConnection, rows: usize) -> 
     }
 
     let t = Instant::now();
-    let (json, zstd, gzip) = archived(db).await?;
+    let [json, zstd, ldm, gzip] = archived(db).await?;
+    let per = |bytes: u64| bytes as f64 / rows as f64;
     println!(
-        "\narchived (`ours` as JSON lines of the API shape, {:.0} B per entry): zstd -9 {:.1} B, \
-         gzip (default level) {:.1} B per entry ({:.0} s)",
-        json as f64 / rows as f64,
-        zstd as f64 / rows as f64,
-        gzip as f64 / rows as f64,
+        "\narchived (`ours` as JSON lines of the API shape, {:.0} B per entry): zstd level 9 \
+         {:.1} B, zstd level 9 + long-distance matching (16 MiB window, the library's archive) \
+         {:.1} B, gzip (default level) {:.1} B per entry ({:.0} s)",
+        per(json),
+        per(zstd),
+        per(ldm),
+        per(gzip),
         t.elapsed().as_secs_f64()
+    );
+
+    // The 50/50 page splits of the tenant-led indexes, measured: the same indexes packed.
+    let size = "SELECT pg_indexes_size('activity_log'::regclass)";
+    let inserted = one_i64(db, size).await?;
+    exec(db, "REINDEX TABLE activity_log").await?;
+    let packed = one_i64(db, size).await?;
+    println!(
+        "`ours`' indexes rebuilt by `REINDEX TABLE activity_log` (what a closed month's \
+         partition could be packed to): {:.0} B per entry, against {:.0} B as inserted",
+        packed as f64 / rows as f64,
+        inserted as f64 / rows as f64
     );
     Ok(())
 }
