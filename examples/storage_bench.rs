@@ -29,6 +29,13 @@
 //! (default level): the archived size per entry. Last, `ours`' indexes are rebuilt
 //! (`REINDEX`) to show what their 50/50 page splits cost.
 //!
+//! And what the candidates cost the reads, measured (before the export, printed last): for
+//! `ours` and candidates C, D and D2, the SQL that each read of DESIGN §7 they change would send
+//! (item pages, organization and team feeds, the actor filter, erasure's lookup; on D and D2
+//! the hash predicate beside the exact values), each a prepared statement on one connection:
+//! the median of `BENCH_READ_REPS` (default 200) executions after a warm-up, and each plan's
+//! sequential scans of the log table (`EXPLAIN`). Every shape must return the same entries.
+//!
 //! Everything lives in the schemas `storage_bench` and `storage_bench_lib` (dropped first, and
 //! at the end unless `BENCH_KEEP=1`).
 
@@ -42,10 +49,11 @@ use activity_seaorm::prelude::ScopedFutureExt;
 use activity_seaorm::{
     ActivityContext, ActivityEntry, Actor, activity_log, log_activity, transaction,
 };
+use chrono::{DateTime, Utc};
 use sea_orm::prelude::Uuid;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
 };
 
 const SCHEMA: &str = "storage_bench";
@@ -94,6 +102,14 @@ const DETAIL_FULL: &str = "jsonb_build_object('name', key, 'short_id', NULL, 'ty
 /// Candidate A's `detail`: no null keys, no per-change `type` equal to the entry's scope.
 const DETAIL_A: &str = "jsonb_build_object('name', key, 'changes', jsonb_build_array(\
      jsonb_build_object('action', 'changed', 'field', 'enabled', 'before', before, 'after', after)))";
+
+/// Candidate D's hashed index keys, in its DDL and in the reads that use them: the item (team,
+/// scope code, item id), the tenant (`o:<organization>`, else `t:<team>`) and D2's team.
+const D_ITEM_KEY: &str = "hashtextextended(coalesce(team_id, '') || '/' || scope::text || '/' \
+     || coalesce(item_id, ''), 0)";
+const D_TENANT_KEY: &str =
+    "hashtextextended(coalesce('o:' || organization_id, 't:' || team_id), 0)";
+const D_TEAM_KEY: &str = "hashtextextended(team_id, 0)";
 
 /// Which of a layout's indexes count.
 enum Indexes {
@@ -419,19 +435,17 @@ fn statements(copy_a: &[String], copy_b: &[String]) -> Vec<String> {
          span_id varchar(16), detail json NOT NULL, \
          CONSTRAINT activity_log_d_pkey PRIMARY KEY (id))"
             .into(),
-        "CREATE INDEX activity_log_d_item ON activity_log_d (hashtextextended(\
-         coalesce(team_id, '') || '/' || scope::text || '/' || coalesce(item_id, ''), 0), created_at)"
-            .into(),
-        "CREATE INDEX activity_log_d_tenant_feed ON activity_log_d (hashtextextended(\
-         coalesce('o:' || organization_id, 't:' || team_id), 0), created_at)"
-            .into(),
+        format!("CREATE INDEX activity_log_d_item ON activity_log_d ({D_ITEM_KEY}, created_at)"),
+        format!(
+            "CREATE INDEX activity_log_d_tenant_feed ON activity_log_d ({D_TENANT_KEY}, created_at)"
+        ),
         "CREATE INDEX activity_log_d_correlation ON activity_log_d (correlation_id) \
          WHERE correlation_id IS NOT NULL"
             .into(),
-        "CREATE INDEX activity_log_d_team_feed ON activity_log_d \
-         (hashtextextended(team_id, 0), created_at) \
-         WHERE team_id IS NOT NULL AND organization_id IS NOT NULL"
-            .into(),
+        format!(
+            "CREATE INDEX activity_log_d_team_feed ON activity_log_d ({D_TEAM_KEY}, created_at) \
+             WHERE team_id IS NOT NULL AND organization_id IS NOT NULL"
+        ),
         "INSERT INTO activity_code_d VALUES (1, 'scope', 'FeatureFlag'), (2, 'activity', 'updated')"
             .into(),
         "INSERT INTO activity_actor_d SELECT DISTINCT usr::text, 'User ' || usr FROM ev".into(),
@@ -791,6 +805,483 @@ async fn archived(db: &DatabaseConnection) -> Res<[u64; 4]> {
     ])
 }
 
+/// A shape whose reads are timed, and the label prefix of its layout in [`layouts`] (whose
+/// counted indexes are the ones the reads may use).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Ours,
+    C,
+    D,
+    D2,
+}
+
+impl Shape {
+    const ALL: [Shape; 4] = [Shape::Ours, Shape::C, Shape::D, Shape::D2];
+
+    fn name(self) -> &'static str {
+        match self {
+            Shape::Ours => "ours",
+            Shape::C => "C",
+            Shape::D => "D",
+            Shape::D2 => "D2",
+        }
+    }
+
+    fn layout(self) -> &'static str {
+        match self {
+            Shape::Ours => "**ours**",
+            Shape::C => "candidate C:",
+            Shape::D => "candidate D:",
+            Shape::D2 => "candidate D2:",
+        }
+    }
+
+    /// The log table and (candidates) the actor table `user_name` is joined from.
+    fn tables(self) -> (&'static str, &'static str) {
+        match self {
+            Shape::Ours => ("activity_log", ""),
+            Shape::C => ("activity_log_b", "activity_actor_b"),
+            Shape::D | Shape::D2 => ("activity_log_d", "activity_actor_d"),
+        }
+    }
+}
+
+/// The reads of DESIGN §7 that the candidates change, in the table's row order.
+#[derive(Clone, Copy)]
+enum Read {
+    ItemPage,
+    ItemKeyset,
+    OrgFeed,
+    TeamFeedInOrg,
+    TeamFeed,
+    Actor,
+    ErasureCount,
+    ErasureBatch,
+}
+
+impl Read {
+    const ALL: [Read; 8] = [
+        Read::ItemPage,
+        Read::ItemKeyset,
+        Read::OrgFeed,
+        Read::TeamFeedInOrg,
+        Read::TeamFeed,
+        Read::Actor,
+        Read::ErasureCount,
+        Read::ErasureBatch,
+    ];
+}
+
+/// `load_activity`'s page size, and the erasure's batch (`ops::erasure::ERASURE_BATCH`).
+const PAGE: usize = 100;
+const ERASURE_BATCH: u64 = activity_seaorm::ops::erasure::ERASURE_BATCH;
+/// Executions of each statement before the timed ones (past the plan cache's five custom
+/// plans, so the timed runs use the plan PostgreSQL settles on).
+const WARM_UP: usize = 10;
+
+/// The columns `load_activity` reads (all but the trace columns), from `activity_log`.
+const OURS_COLUMNS: &str = "id, created_at, organization_id, team_id, user_id, user_name, \
+     impersonated_by, was_impersonated, is_system, scope, item_id, activity, detail, request_id, \
+     correlation_id, ip_address, user_agent, client";
+/// The same from a candidate's log table `l`, `user_name` from its actor table `a` (scope and
+/// activity stay codes: the client maps them through its cached dictionary).
+const COMPACT_COLUMNS: &str = "l.id, l.created_at, l.organization_id, l.team_id, l.user_id, \
+     a.user_name, l.impersonated_by, l.was_impersonated, l.is_system, l.scope, l.item_id, \
+     l.activity, l.detail, l.request_id, l.correlation_id, l.ip_address, l.user_agent, l.client";
+
+/// The SQL `read` needs against `shape`: what `load_activity` (or `anonymize_user`) sends for
+/// `activity_log`, and the same read for a candidate's table: scope as its code, `user_name`
+/// joined from the actor table, and on D/D2 the hash predicate of the index beside the exact
+/// values it hashes (the recheck: two keys may share a hash). Parameters: item reads `$1` team,
+/// `$2` item (keyset: `$3`, `$4` the cursor's time and id); the organization feed `$1`
+/// organization; the team feeds `$1` organization and `$2` team, or `$1` team; the actor
+/// filter `$1` organization, `$2` user; the erasure reads `$1` user.
+fn read_sql(shape: Shape, read: Read) -> String {
+    let (log, actor) = shape.tables();
+    let hashed = matches!(shape, Shape::D | Shape::D2);
+    let scope = if shape == Shape::Ours {
+        "'FeatureFlag'"
+    } else {
+        "1"
+    };
+    let item = if hashed {
+        format!(
+            "{D_ITEM_KEY} = hashtextextended($1 || '/{scope}/' || $2, 0) AND team_id = $1 \
+             AND scope = {scope} AND item_id = $2"
+        )
+    } else {
+        format!("team_id = $1 AND scope = {scope} AND item_id = $2")
+    };
+    let org = if hashed {
+        format!("{D_TENANT_KEY} = hashtextextended('o:' || $1, 0) AND organization_id = $1")
+    } else {
+        "organization_id = $1".to_owned()
+    };
+    let by_user = "(user_id = $1 OR impersonated_by = $1)";
+    let (filter, dir, limit) = match read {
+        Read::ItemPage => (item, "DESC", PAGE + 1),
+        Read::ItemKeyset => (
+            format!("{item} AND (created_at, id) < ($3, $4)"),
+            "DESC",
+            PAGE + 1,
+        ),
+        Read::OrgFeed => (org, "DESC", PAGE + 1),
+        Read::TeamFeedInOrg if shape == Shape::D2 => (
+            format!(
+                "{D_TEAM_KEY} = hashtextextended($2, 0) AND team_id = $2 \
+                 AND organization_id = $1"
+            ),
+            "DESC",
+            PAGE + 1,
+        ),
+        Read::TeamFeedInOrg => (format!("{org} AND team_id = $2"), "DESC", PAGE + 1),
+        Read::TeamFeed => ("team_id = $1".to_owned(), "DESC", PAGE + 1),
+        Read::Actor => (format!("{org} AND user_id IN ($2)"), "DESC", PAGE + 1),
+        Read::ErasureCount => return format!("SELECT count(*) FROM {log} WHERE user_id = $1"),
+        Read::ErasureBatch => (by_user.to_owned(), "ASC", ERASURE_BATCH as usize),
+    };
+    let cols = if shape == Shape::Ours {
+        OURS_COLUMNS
+    } else {
+        "*"
+    };
+    let ordered = |filter: &str| {
+        format!(
+            "SELECT {cols} FROM {log} WHERE {filter} \
+             ORDER BY created_at {dir}, id {dir} LIMIT {limit}"
+        )
+    };
+    let rows = match (shape, read) {
+        // D2's team feed without its organization: the entries with one through the team
+        // index, those without one (tenant key `t:<team>`) through the tenant feed, merged.
+        (Shape::D2, Read::TeamFeed) => format!(
+            "SELECT * FROM (({}) UNION ALL ({})) AS u \
+             ORDER BY created_at {dir}, id {dir} LIMIT {limit}",
+            ordered(&format!(
+                "organization_id IS NOT NULL AND {D_TEAM_KEY} = hashtextextended($1, 0) \
+                 AND team_id = $1"
+            )),
+            ordered(&format!(
+                "organization_id IS NULL AND {D_TENANT_KEY} = hashtextextended('t:' || $1, 0) \
+                 AND team_id = $1"
+            )),
+        ),
+        _ => ordered(&filter),
+    };
+    if shape == Shape::Ours {
+        rows
+    } else {
+        format!(
+            "SELECT {COMPACT_COLUMNS} FROM ({rows}) AS l \
+             LEFT JOIN {actor} AS a ON a.user_id = l.user_id \
+             ORDER BY l.created_at {dir}, l.id {dir}"
+        )
+    }
+}
+
+/// What one read is asked: the item, its team and organization, a user of that organization,
+/// the keyset cursor into the item's history and the position it stands for.
+struct ReadArgs {
+    org: String,
+    team: String,
+    item: String,
+    user: String,
+    cursor: (DateTime<Utc>, Uuid),
+    cursor_after: i64,
+    item_entries: i64,
+}
+
+impl ReadArgs {
+    fn values(&self, read: Read) -> Vec<Value> {
+        let s = |v: &String| Value::from(v.clone());
+        match read {
+            Read::ItemPage => vec![s(&self.team), s(&self.item)],
+            Read::ItemKeyset => vec![
+                s(&self.team),
+                s(&self.item),
+                Value::from(self.cursor.0),
+                Value::from(self.cursor.1),
+            ],
+            Read::OrgFeed => vec![s(&self.org)],
+            Read::TeamFeedInOrg => vec![s(&self.org), s(&self.team)],
+            Read::TeamFeed => vec![s(&self.team)],
+            Read::Actor => vec![s(&self.org), s(&self.user)],
+            Read::ErasureCount | Read::ErasureBatch => vec![s(&self.user)],
+        }
+    }
+
+    fn label(&self, read: Read) -> String {
+        match read {
+            Read::ItemPage => "(1) item page 1 (the item's 100 newest)".into(),
+            Read::ItemKeyset if self.cursor_after == (9 * PAGE) as i64 => {
+                "(2) item page 10 (keyset cursor)".into()
+            }
+            Read::ItemKeyset => format!(
+                "(2) item page by keyset cursor, after entry {} (page 10 needs > 900 entries; \
+                 the item holds {})",
+                self.cursor_after, self.item_entries
+            ),
+            Read::OrgFeed => "(3) organization feed page 1".into(),
+            Read::TeamFeedInOrg => "(4a) team feed page 1, organization known".into(),
+            Read::TeamFeed => "(4b) team feed page 1, organization unknown".into(),
+            Read::Actor => "(5) actor filter: one user's 100 newest in the organization".into(),
+            Read::ErasureCount => {
+                "(6) erasure lookup: count one user's entries, every tenant (`user_id`)".into()
+            }
+            Read::ErasureBatch => format!(
+                "(6′) erasure's first batch as `anonymize_user` selects it (`user_id` or \
+                 `impersonated_by`, oldest {ERASURE_BATCH})"
+            ),
+        }
+    }
+}
+
+/// The first column of every row, as text: the ids a page returned, or the count. Every shape
+/// must answer a read with the same ids as `ours`.
+fn answer(rows: &[sea_orm::QueryResult]) -> Vec<String> {
+    rows.iter()
+        .map(|r| {
+            r.try_get_by_index::<Uuid>(0)
+                .map(|id| id.to_string())
+                .or_else(|_| r.try_get_by_index::<i64>(0).map(|n| n.to_string()))
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Median milliseconds of `reps` executions of the prepared statement `sql` with `values` on
+/// `db`'s connection (after [`WARM_UP`] ones), and its answer.
+async fn time_statement<C: ConnectionTrait>(
+    db: &C,
+    sql: &str,
+    values: Vec<Value>,
+    reps: usize,
+) -> Res<(f64, Vec<String>)> {
+    let stmt = &Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+    let run = || async move {
+        db.query_all_raw(stmt.clone())
+            .await
+            .map_err(|e| format!("{e}\nin: {sql}"))
+    };
+    let mut rows = Vec::new();
+    for _ in 0..WARM_UP {
+        rows = run().await?;
+    }
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        run().await?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = if reps % 2 == 1 {
+        times[reps / 2]
+    } else {
+        (times[reps / 2 - 1] + times[reps / 2]) / 2.0
+    };
+    Ok((median, answer(&rows)))
+}
+
+/// The node types of `sql`'s plan (`EXPLAIN`, same parameters) that scan `table` sequentially.
+async fn seq_scans<C: ConnectionTrait>(
+    db: &C,
+    table: &str,
+    sql: &str,
+    values: Vec<Value>,
+) -> Res<Vec<String>> {
+    fn walk(node: &serde_json::Value, table: &str, out: &mut Vec<String>) {
+        let kind = node["Node Type"].as_str().unwrap_or_default();
+        if node["Relation Name"].as_str() == Some(table) && kind.contains("Seq Scan") {
+            out.push(kind.to_owned());
+        }
+        for child in node["Plans"].as_array().into_iter().flatten() {
+            walk(child, table, out);
+        }
+    }
+    let plan = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("EXPLAIN (FORMAT JSON) {sql}"),
+            values,
+        ))
+        .await
+        .map_err(|e| format!("{e}\nin: EXPLAIN {sql}"))?
+        .first()
+        .ok_or("no plan")?
+        .try_get_by_index::<serde_json::Value>(0)?;
+    let mut out = Vec::new();
+    walk(&plan[0]["Plan"], table, &mut out);
+    Ok(out)
+}
+
+/// One shape's reads: median milliseconds, answer and sequential scans of each, in
+/// [`Read::ALL`] order.
+async fn time_shape<C: ConnectionTrait>(
+    db: &C,
+    shape: Shape,
+    args: &ReadArgs,
+    reps: usize,
+) -> Res<Vec<(f64, Vec<String>, Vec<String>)>> {
+    let mut out = Vec::new();
+    for read in Read::ALL {
+        let sql = read_sql(shape, read);
+        let (ms, answer) = time_statement(db, &sql, args.values(read), reps).await?;
+        let scans = seq_scans(db, shape.tables().0, &sql, args.values(read)).await?;
+        out.push((ms, answer, scans));
+    }
+    Ok(out)
+}
+
+/// Superscript digits for a footnote mark.
+fn superscript(n: usize) -> String {
+    n.to_string()
+        .chars()
+        .map(|c| {
+            c.to_digit(10)
+                .and_then(|d| "⁰¹²³⁴⁵⁶⁷⁸⁹".chars().nth(d as usize))
+                .unwrap_or(c)
+        })
+        .collect()
+}
+
+/// The reads of `ours` and candidates C, D and D2, timed in SQL, as the Markdown table the run
+/// prints last. Each shape reads its own table with the indexes its layout counts: C's and D's
+/// uncounted indexes (B's on the shared table, D2's team feed) are dropped in a transaction
+/// that is rolled back after their reads.
+async fn time_reads(db: &DatabaseConnection, rows: usize) -> Res<String> {
+    let reps = env_num("BENCH_READ_REPS", 200).max(1);
+    // Item 1234 (or the last one of a smaller run), its team and organization as the events
+    // view derives them, and the organization's most recent actor.
+    let item = 1234.min(rows.min(2000));
+    let team = item % 200 + 1;
+    let org = team % 40 + 1;
+    let user: String = all(
+        db,
+        &format!(
+            "SELECT user_id FROM activity_log WHERE organization_id = '{org}' \
+             ORDER BY created_at DESC, id DESC LIMIT 1"
+        ),
+    )
+    .await?
+    .first()
+    .ok_or("no entry in the organization")?
+    .try_get_by_index(0)?;
+    let item_filter = format!(
+        "FROM activity_log WHERE team_id = '{team}' AND scope = 'FeatureFlag' \
+         AND item_id = '{item}'"
+    );
+    let item_entries = one_i64(db, &format!("SELECT count(*) {item_filter}")).await?;
+    // The cursor of page 10 (after entry 900), or of the item's last full page.
+    let cursor_after = ((9 * PAGE) as i64).min(item_entries - PAGE as i64).max(1);
+    let row = all(
+        db,
+        &format!(
+            "SELECT created_at, id {item_filter} ORDER BY created_at DESC, id DESC \
+             OFFSET {} LIMIT 1",
+            cursor_after - 1
+        ),
+    )
+    .await?;
+    let row = row.first().ok_or("no entry of the item")?;
+    let args = ReadArgs {
+        org: org.to_string(),
+        team: team.to_string(),
+        item: item.to_string(),
+        user,
+        cursor: (row.try_get_by_index(0)?, row.try_get_by_index(1)?),
+        cursor_after,
+        item_entries,
+    };
+
+    let t = Instant::now();
+    let layouts = layouts();
+    let mut results = Vec::new();
+    for shape in Shape::ALL {
+        let layout = layouts
+            .iter()
+            .find(|l| l.label.starts_with(shape.layout()))
+            .ok_or("no layout for a shape")?;
+        let table = layout.tables.first().ok_or("no table")?;
+        let mut dropped = Vec::new();
+        for r in all(
+            db,
+            &format!(
+                "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 WHERE i.indrelid = '{table}'::regclass ORDER BY 1"
+            ),
+        )
+        .await?
+        {
+            let name: String = r.try_get_by_index(0)?;
+            if !layout.indexes.counts(&name) {
+                dropped.push(name);
+            }
+        }
+        let timed = if dropped.is_empty() {
+            time_shape(db, shape, &args, reps).await?
+        } else {
+            let txn = db.begin().await?;
+            for name in &dropped {
+                txn.execute_unprepared(&format!("DROP INDEX {name}"))
+                    .await?;
+            }
+            let timed = time_shape(&txn, shape, &args, reps).await;
+            txn.rollback().await?;
+            timed?
+        };
+        results.push(timed);
+    }
+
+    let mut out = format!(
+        "\nReads (DESIGN §7), ms: the median of {reps} executions of each prepared statement \
+         (after {WARM_UP}), one connection, rows fetched; item {item} of team {team} in \
+         organization {org}, user {}. Each shape reads with the indexes its layout counts \
+         (C: pkey, item, tenant feed; D: without the team feed; D2: all); C and D read \
+         `user_name` from their actor table, D and D2 add the hash predicate to the exact \
+         values ({:.0} s)\n\n| read (ms) | ours | C | D | D2 |\n|---|---:|---:|---:|---:|\n",
+        args.user,
+        t.elapsed().as_secs_f64()
+    );
+    let mut notes = Vec::new();
+    for (i, read) in Read::ALL.into_iter().enumerate() {
+        out.push_str(&format!("| {} |", args.label(read)));
+        let expected = &results[0][i].1;
+        for (shape, timed) in Shape::ALL.into_iter().zip(&results) {
+            let (ms, answer, scans) = &timed[i];
+            if answer != expected {
+                return Err(format!(
+                    "{}: {} answers {} rows, ours {} (or other ids)",
+                    args.label(read),
+                    shape.name(),
+                    answer.len(),
+                    expected.len()
+                )
+                .into());
+            }
+            out.push_str(&format!(" {ms:.2}"));
+            if !scans.is_empty() {
+                notes.push(format!(
+                    "{} {} on `{}` ({}, {})",
+                    superscript(notes.len() + 1),
+                    scans.join(" + "),
+                    shape.tables().0,
+                    shape.name(),
+                    args.label(read)
+                ));
+                out.push_str(&superscript(notes.len()));
+            }
+            out.push_str(" |");
+        }
+        out.push('\n');
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        out.push_str(&notes.join("\\\n"));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Res<()> {
     let rows = env_num("BENCH_ROWS", 500_000).max(1);
@@ -887,6 +1378,7 @@ async fn run(db: &DatabaseConnection, lib: &DatabaseConnection, rows: usize) -> 
         };
         println!("- {label} ({total:.0} B, {verdict}): {lost}");
     }
+    let reads = time_reads(db, rows).await?;
 
     let t = Instant::now();
     let [json, zstd, ldm, gzip] = archived(db).await?;
@@ -913,5 +1405,6 @@ async fn run(db: &DatabaseConnection, lib: &DatabaseConnection, rows: usize) -> 
         packed as f64 / rows as f64,
         inserted as f64 / rows as f64
     );
+    print!("{reads}");
     Ok(())
 }
