@@ -23,14 +23,14 @@
 //! `ours` is the real `activity_log` of `activity_seaorm::schema::create_table`; the harness
 //! checks its generated rows against entries written by `log_activity` (in `transaction`, with
 //! an `ActivityContext`) for the same events, column by column and in `pg_column_size`. The
-//! candidates A–D are design explorations for a compact row (DESIGN §13), not the library's
-//! schema. Then the `ours` rows are exported as JSON lines of the API shape (DESIGN §3) and
+//! candidates A–D are design explorations for a compact row, not the library's
+//! schema. Then the `ours` rows are exported as JSON lines of the API shape (what an archive holds) and
 //! compressed with zstd (level 9, alone and with the archive's long-distance matching) and gzip
 //! (default level): the archived size per entry. Last, `ours`' indexes are rebuilt
 //! (`REINDEX`) to show what their 50/50 page splits cost.
 //!
 //! And what the candidates cost the reads, measured (before the export, printed last): for
-//! `ours` and candidates C, D and D2, the SQL that each read of DESIGN §7 they change would send
+//! `ours` and candidates C, D and D2, the SQL that each read path they change would send
 //! (item pages, organization and team feeds, the actor filter, erasure's lookup; on D and D2
 //! the hash predicate beside the exact values), each a prepared statement on one connection:
 //! the median of `BENCH_READ_REPS` (default 200) executions after a warm-up, and each plan's
@@ -94,7 +94,7 @@ fn events_view(rows: usize) -> String {
     )
 }
 
-/// `detail` as the library stores it today: the API shape of DESIGN §3, nulls included.
+/// `detail` as the library stores it today: the API shape, nulls included.
 const DETAIL_FULL: &str = "jsonb_build_object('name', key, 'short_id', NULL, 'type', NULL, \
      'changes', jsonb_build_array(jsonb_build_object('type', 'FeatureFlag', 'action', 'changed', \
      'field', 'enabled', 'before', before, 'after', after)), 'trigger', NULL, 'context', NULL)";
@@ -134,7 +134,7 @@ struct Layout {
     label: &'static str,
     tables: &'static [&'static str],
     indexes: Indexes,
-    /// Candidates: what the read paths of DESIGN §7 lose.
+    /// Candidates: what the read paths lose.
     lost: Option<&'static str>,
 }
 
@@ -846,7 +846,7 @@ impl Shape {
     }
 }
 
-/// The reads of DESIGN §7 that the candidates change, in the table's row order.
+/// The read paths the candidates change, in the table's row order.
 #[derive(Clone, Copy)]
 enum Read {
     ItemPage,
