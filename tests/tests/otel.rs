@@ -277,9 +277,10 @@ async fn the_trace_goes_on_through_the_stream_and_notifications(t: &TestDb) {
         .expect("a relay batch names the entry");
     assert_eq!(attribute(&batch, "entries").as_deref(), Some("1"));
 
-    // A span closes when its last handle drops: SQLite's driver hands each statement's span to
-    // its worker thread, which may drop it just after the result came back. So the route span
-    // is waited for (a second at most), not expected at once.
+    // A span closes when its last handle drops, which may come a moment after the call that
+    // made it returned (on SQLite, likely the driver's worker thread, which runs each statement
+    // in the caller's span): the route span is waited for (a second at most), not expected at
+    // once.
     let route_of_entry = || -> Vec<SpanData> {
         pipeline
             .named("activity_notify.route")
