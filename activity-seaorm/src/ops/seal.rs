@@ -601,17 +601,7 @@ impl Slices {
                 if width <= micro {
                     self.crowded = Some((hi, None));
                 } else {
-                    // Half the width, or less: the rows came in the table's physical order,
-                    // which in an append-only log is close to time order, so the newest of
-                    // them marks about where the cap is reached. After a long quiet stretch
-                    // (the step doubled across it) this lands near the right width in one
-                    // read instead of one halving per doubling, each reading the cap.
-                    let reached = rows
-                        .iter()
-                        .map(|r| r.created_at)
-                        .max()
-                        .map_or(width, |t| t - self.lo);
-                    self.step = Ord::max(Ord::min(width, reached) / 2, micro);
+                    self.step = Ord::max(width / 2, micro);
                 }
                 continue;
             }
