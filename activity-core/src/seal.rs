@@ -828,8 +828,9 @@ pub fn verify_export(
     key: &VerifyingKey,
 ) -> Result<Verification, ActivityError> {
     let mut out = Verification::default();
-    // Per tenant: each entry's key, leaf, and scope when its item id is a pseudonym.
-    let mut by_tenant: BTreeMap<String, Vec<(EntryKey, Hash, Option<String>)>> = BTreeMap::new();
+    // Per tenant: each entry's key, leaf, and scope and item id.
+    type Leaf = (EntryKey, Hash, (Option<String>, Option<String>));
+    let mut by_tenant: BTreeMap<String, Vec<Leaf>> = BTreeMap::new();
     for entry in entries {
         let key_of = EntryKey::of_canonical(&entry).ok_or_else(|| {
             ActivityError::Integrity("an exported entry has no id or time".into())
@@ -838,16 +839,12 @@ pub fn verify_export(
             entry.get("organization_id").and_then(Value::as_str),
             entry.get("team_id").and_then(Value::as_str),
         );
-        let erased = entry
-            .get("item_id")
-            .and_then(Value::as_str)
-            .filter(|i| is_pseudonym(i))
-            .and_then(|_| entry.get("scope").and_then(Value::as_str))
-            .map(str::to_owned);
+        let text = |k: &str| entry.get(k).and_then(Value::as_str).map(str::to_owned);
+        let item = (text("scope"), text("item_id"));
         by_tenant.entry(tenant).or_default().push((
             key_of,
             leaf_hash(&canonical_json(&entry)),
-            erased,
+            item,
         ));
     }
     let mut chains: BTreeMap<String, Vec<Checkpoint>> = BTreeMap::new();
@@ -882,11 +879,9 @@ pub fn verify_export(
                 .unwrap_or(rest.len());
             let (window, after) = rest.split_at(end);
             rest = after;
-            // A pseudonym item id outside the block's user scopes: erased after sealing.
-            let erased = window
-                .iter()
-                .filter_map(|(_, _, scope)| scope.as_deref())
-                .find(|s| !h.user_scopes.iter().any(|u| u == s));
+            let erased = window.iter().find_map(|(_, _, (scope, item))| {
+                erased_after_sealing(h, scope.as_deref()?, item.as_deref())
+            });
             let window: Vec<Hash> = window.iter().map(|(_, l, _)| *l).collect();
             check_block_erased(h, &window, erased, &mut out);
         }

@@ -640,8 +640,8 @@ pub fn verify_archive(manifest_path: impl AsRef<Path>) -> Result<ArchiveManifest
 /// is a `Mismatch`: give them all, or start `range` after them.
 ///
 /// Reads only: no lock is taken and nothing is written, so a read-only copy of the archives
-/// can be checked. Each data file is read into memory once (compressed), and its checksum is
-/// taken over the very bytes that are then parsed. Keeps about 90 bytes per archived entry
+/// can be checked. Each data file is read once, into memory as it is stored (compressed or
+/// not), and the manifest's checks run on the very bytes that are parsed. Keeps about 90 bytes per archived entry
 /// and per entry the database holds in the checked windows.
 pub async fn verify_sealed<C: ConnectionTrait>(
     db: &C,
@@ -662,17 +662,11 @@ pub async fn verify_sealed<C: ConnectionTrait>(
                         .into(),
                 ));
             }
-            let manifest = verify_archive(&manifest_path)?;
-            let dir = manifest_path.parent().unwrap_or(Path::new("."));
-            let data_path = dir.join(&manifest.file);
+            // One read of the file: the manifest's checks run on the bytes parsed here.
+            let manifest = read_manifest(&manifest_path)?;
+            let data_path = data_file(&manifest_path, &manifest)?;
             let bytes = fs::read(&data_path)?;
-            if hex::encode(Sha256::digest(&bytes)) != manifest.sha256 {
-                return Err(archive_error(
-                    &data_path,
-                    "it changed while it was checked".into(),
-                ));
-            }
-            check.archive(manifest.before, &manifest.sealed);
+            let mut read = ReadBack::of(hex::encode(Sha256::digest(&bytes)), bytes.len() as u64);
             let reader = manifest.data_codec().reader(&bytes[..])?;
             for (n, line) in reader.lines().enumerate() {
                 let line = line?;
@@ -687,14 +681,11 @@ pub async fn verify_sealed<C: ConnectionTrait>(
                         format!("line {} is not an activity entry: {e}", n + 1),
                     )
                 })?;
-                if entry.created_at >= manifest.before {
-                    return Err(archive_error(
-                        &data_path,
-                        format!("line {} is not older than the cutoff", n + 1),
-                    ));
-                }
+                read.add(&entry);
                 check.add(&activity_core::seal::StoredEntry::of(&entry, &detail));
             }
+            matches_manifest(&data_path, &manifest, &read)?;
+            check.archive(manifest.before, &manifest.sealed);
             Ok(check)
         })
         .await?;
@@ -994,9 +985,7 @@ struct ReadBack {
 fn read_data(path: &Path, codec: ArchiveCodec) -> Result<ReadBack, Error> {
     let (sha256, bytes) = checksum(path)?;
     let reader = codec.reader(File::open(path)?)?;
-    let mut ids = Vec::new();
-    let mut times = Vec::new();
-    let mut tenants = std::collections::BTreeSet::new();
+    let mut read = ReadBack::of(sha256, bytes);
     for (n, line) in reader.lines().enumerate() {
         let line = line?;
         let entry: ActivityEntry = serde_json::from_str(&line).map_err(|e| {
@@ -1005,22 +994,42 @@ fn read_data(path: &Path, codec: ArchiveCodec) -> Result<ReadBack, Error> {
                 format!("line {} is not an activity entry: {e}", n + 1),
             )
         })?;
-        ids.push(entry.id);
-        times.push(entry.created_at);
-        tenants.insert(activity_core::seal::tenant_key(
+        read.add(&entry);
+    }
+    Ok(read)
+}
+
+impl ReadBack {
+    /// Nothing read yet from a file of these bytes.
+    fn of(sha256: String, bytes: u64) -> Self {
+        ReadBack {
+            ids: Vec::new(),
+            sha256,
+            bytes,
+            first: None,
+            last: None,
+            times: Vec::new(),
+            tenants: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// The next line's entry.
+    fn add(&mut self, entry: &ActivityEntry) {
+        self.ids.push(entry.id);
+        self.times.push(entry.created_at);
+        self.first = Some(
+            self.first
+                .map_or(entry.created_at, |f| f.min(entry.created_at)),
+        );
+        self.last = Some(
+            self.last
+                .map_or(entry.created_at, |l| l.max(entry.created_at)),
+        );
+        self.tenants.insert(activity_core::seal::tenant_key(
             entry.organization_id.as_deref(),
             entry.team_id.as_deref(),
         ));
     }
-    Ok(ReadBack {
-        tenants,
-        first: times.iter().min().copied(),
-        last: times.iter().max().copied(),
-        ids,
-        sha256,
-        bytes,
-        times,
-    })
 }
 
 /// Unique ids, all older than the cutoff.
@@ -1040,6 +1049,14 @@ fn check_entries(path: &Path, read: &ReadBack, before: DateTime<Utc>) -> Result<
 
 /// Verify the data file named by `manifest`; its ids.
 fn verify_against(manifest_path: &Path, manifest: &ArchiveManifest) -> Result<Vec<Uuid>, Error> {
+    let data_path = data_file(manifest_path, manifest)?;
+    let read = read_data(&data_path, manifest.data_codec())?;
+    matches_manifest(&data_path, manifest, &read)?;
+    Ok(read.ids)
+}
+
+/// The data file `manifest` names, once the manifest's version is known and the file exists.
+fn data_file(manifest_path: &Path, manifest: &ArchiveManifest) -> Result<PathBuf, Error> {
     if manifest.version != MANIFEST_VERSION && manifest.version != MANIFEST_VERSION_ZSTD {
         return Err(archive_error(
             manifest_path,
@@ -1051,10 +1068,19 @@ fn verify_against(manifest_path: &Path, manifest: &ArchiveManifest) -> Result<Ve
     if !data_path.exists() {
         return Err(archive_error(&data_path, "the data file is missing".into()));
     }
-    let read = read_data(&data_path, manifest.data_codec())?;
+    Ok(data_path)
+}
+
+/// What was read back from `data_path` is what `manifest` says: checksum, size, count, time
+/// range, unique ids, all older than the cutoff.
+fn matches_manifest(
+    data_path: &Path,
+    manifest: &ArchiveManifest,
+    read: &ReadBack,
+) -> Result<(), Error> {
     if read.sha256 != manifest.sha256 || read.bytes != manifest.bytes {
         return Err(archive_error(
-            &data_path,
+            data_path,
             format!(
                 "checksum {} ({} bytes) does not match the manifest's {} ({} bytes)",
                 read.sha256, read.bytes, manifest.sha256, manifest.bytes
@@ -1066,7 +1092,7 @@ fn verify_against(manifest_path: &Path, manifest: &ArchiveManifest) -> Result<Ve
         || read.last != manifest.last_created_at
     {
         return Err(archive_error(
-            &data_path,
+            data_path,
             format!(
                 "it holds {} entries ({:?}..{:?}), the manifest says {} ({:?}..{:?})",
                 read.ids.len(),
@@ -1078,8 +1104,7 @@ fn verify_against(manifest_path: &Path, manifest: &ArchiveManifest) -> Result<Ve
             ),
         ));
     }
-    check_entries(&data_path, &read, manifest.before)?;
-    Ok(read.ids)
+    check_entries(data_path, read, manifest.before)
 }
 
 fn read_manifest(path: &Path) -> Result<ArchiveManifest, Error> {
