@@ -162,18 +162,50 @@ async fn run(
 
     // The write path, with and without a sealer running beside it.
     let mut ratios = Vec::new();
+    // The machine's busy CPU (client and server alike) per entry written, and per entry sealed
+    // by the catch-up round that follows each phase without the sealer, nothing else running.
+    let (mut write_cpu, mut write_own, mut written) = (Duration::ZERO, Duration::ZERO, 0u64);
+    let (mut seal_cpu, mut seal_own, mut sealed_entries) = (Duration::ZERO, Duration::ZERO, 0u64);
     for rep in 0..reps {
-        let plain = writes(db, writers, seconds, None).await?;
+        let before = (busy_cpu(), own_cpu());
+        let (plain, count) = writes(db, writers, seconds, None).await?;
+        if let (Some(a), Some(b), Some(c), Some(d)) = (before.0, busy_cpu(), before.1, own_cpu()) {
+            write_cpu += b.saturating_sub(a);
+            write_own += d.saturating_sub(c);
+            written += count;
+        }
         // Caught up first: the phase measures a sealer keeping pace, not one sealing the
         // previous phase's entries as well.
         let running = sealer.clone().with_grace(Duration::from_secs(1));
-        ActivityConfig::scope(config(), running.seal(db)).await?;
-        let sealed = writes(db, writers, seconds, Some(&running)).await?;
+        let before = (busy_cpu(), own_cpu());
+        let caught = ActivityConfig::scope(config(), running.seal(db)).await?;
+        if let (Some(a), Some(b), Some(c), Some(d)) = (before.0, busy_cpu(), before.1, own_cpu()) {
+            seal_cpu += b.saturating_sub(a);
+            seal_own += d.saturating_sub(c);
+            sealed_entries += caught.entries;
+        }
+        let (sealed, _) = writes(db, writers, seconds, Some(&running)).await?;
         println!(
             "writes rep {rep}: {plain:.0}/s without the sealer, {sealed:.0}/s with it ({:.3}x)",
             plain / sealed
         );
         ratios.push(plain / sealed);
+    }
+    if written > 0 && sealed_entries > 0 {
+        let us = |d: Duration, n: u64| d.as_secs_f64() * 1e6 / n as f64;
+        let (w, s) = (us(write_cpu, written), us(seal_cpu, sealed_entries));
+        let (w_own, s_own) = (us(write_own, written), us(seal_own, sealed_entries));
+        println!(
+            "busy CPU per entry: written {w:.1} µs (this process {w_own:.1}, database and \
+             kernel {:.1}; {written} entries), sealed {s:.1} µs (this process {s_own:.1}, \
+             database and kernel {:.1}; {sealed_entries} entries): the sealer's share {:.2}% \
+             (this process {:.2}%, database and kernel {:.2}%)",
+            w - w_own,
+            s - s_own,
+            s / w * 100.0,
+            s_own / w_own * 100.0,
+            (s - s_own) / (w - w_own) * 100.0
+        );
     }
     ratios.sort_by(f64::total_cmp);
     println!(
@@ -279,12 +311,47 @@ async fn floor(db: &DatabaseConnection, rows: usize, canonical: &[u8]) -> Res<()
     Ok(())
 }
 
+/// The machine's busy CPU time so far, summed over its cores, from `/proc/stat` (Linux; in
+/// the kernel's 100 Hz ticks); `None` elsewhere.
+fn busy_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait.
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Some(Duration::from_millis(busy * 10))
+}
+
+/// This process's CPU time so far (user and system), from `/proc/self/stat` (Linux; 100 Hz
+/// ticks); `None` elsewhere.
+fn own_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name's closing parenthesis: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// One phase of `writers` tasks logging for `seconds`: entries a second, and entries written.
 async fn writes(
     db: &DatabaseConnection,
     writers: usize,
     seconds: u64,
     sealer: Option<&Sealer>,
-) -> Res<f64> {
+) -> Res<(f64, u64)> {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -314,12 +381,22 @@ async fn writes(
         let (s, db, seal_stop) = (s.clone(), db.clone(), seal_stop.clone());
         let every = env_num("BENCH_SEAL_MS", 1000) as u64;
         tokio::spawn(ActivityConfig::scope(config(), async move {
+            let (mut rounds, mut entries, mut busy) = (0u64, 0u64, Duration::ZERO);
             while !seal_stop.load(Ordering::Relaxed) {
-                if let Err(e) = s.seal(&db).await {
-                    eprintln!("seal: {e}");
+                let started = Instant::now();
+                match s.seal(&db).await {
+                    Ok(report) => entries += report.entries,
+                    Err(e) => eprintln!("seal: {e}"),
                 }
+                busy += started.elapsed();
+                rounds += 1;
                 tokio::time::sleep(Duration::from_millis(every)).await;
             }
+            println!(
+                "  sealer: {rounds} rounds, {entries} entries, {:.0} ms in rounds ({:.1} µs an entry)",
+                busy.as_secs_f64() * 1e3,
+                busy.as_secs_f64() * 1e6 / entries.max(1) as f64
+            );
         }))
     });
     let started = Instant::now();
@@ -328,10 +405,11 @@ async fn writes(
     for t in tasks {
         t.await?;
     }
-    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let count = done.load(Ordering::Relaxed);
+    let rate = count as f64 / started.elapsed().as_secs_f64();
     seal_stop.store(true, Ordering::Relaxed);
     if let Some(t) = sealing {
         t.await?;
     }
-    Ok(rate)
+    Ok((rate, count))
 }
