@@ -502,6 +502,50 @@ async fn tenants_are_listed(t: &TestDb) {
             assert_eq!(seal::checkpoints(&t.db, ACME).await.unwrap().len(), 4);
         })
         .await;
+    if t.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // ~3 MB of entries: page ranges (1 MB each) the BRIN index has not summarized, which
+        // every query by time would recheck row by row until autovacuum came by.
+        t.db.execute_unprepared(
+            "INSERT INTO activity_log (id, created_at, organization_id, scope, activity, detail, \
+             was_impersonated, is_system) SELECT gen_random_uuid(), \
+             now() - interval '1 minute' + g * interval '1 microsecond', 'bulk', 'Bulk', \
+             'created', jsonb_build_object('name', repeat('x', 400)), false, false \
+             FROM generate_series(1, 6000) g",
+        )
+        .await
+        .unwrap();
+        config()
+            .scope(async {
+                // (Stamped before the last round's horizon: this round seals none of them.)
+                Sealer::new(signing())
+                    .with_grace(std::time::Duration::ZERO)
+                    .seal(&t.db)
+                    .await
+                    .unwrap();
+            })
+            .await;
+        // The round summarized them first, and the index summarizes itself as ranges fill:
+        // nothing is left unsummarized.
+        let row =
+            t.db.query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) AS brin, \
+                 count(*) FILTER (WHERE c.reloptions::text LIKE '%autosummarize=on%') AS auto, \
+                 coalesce(sum(brin_summarize_new_values(c.oid)), 0)::bigint AS unsummarized \
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 JOIN pg_am am ON am.oid = c.relam WHERE am.amname = 'brin' AND c.relkind = 'i' \
+                 AND (i.indrelid = 'activity_log'::regclass OR i.indrelid IN \
+                 (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'activity_log'::regclass))",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let brin: i64 = row.try_get("", "brin").unwrap();
+        let auto: i64 = row.try_get("", "auto").unwrap();
+        let unsummarized: i64 = row.try_get("", "unsummarized").unwrap();
+        assert!(brin >= 1, "no BRIN index on activity_log");
+        assert_eq!((auto, unsummarized), (brin, 0));
+    }
     // The newest horizon is read from an index on every round; creating the table again
     // (every start) keeps it and does not fail.
     activity_seaorm::schema::create_table(&t.db).await.unwrap();
