@@ -130,6 +130,7 @@ struct LeafRow {
 #[derive(Debug)]
 enum LeafDetail {
     Value(serde_json::Value),
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Canonical(Vec<u8>),
 }
 
@@ -345,7 +346,9 @@ impl Sealer {
         // Outside the round's transaction: a role that may not summarize fails this statement
         // alone, and the round still runs (reading the unsummarized tail).
         if let Err(error) = crate::schema::summarize_seal_index(db).await {
-            if !SUMMARIZE_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            if SUMMARIZE_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::debug!(%error, "sealer: the seal index could not be summarized");
+            } else {
                 tracing::warn!(%error, "sealer: the seal index could not be summarized; each round reads every entry written since autovacuum last did (give the sealer the table owner's role)");
             }
         }

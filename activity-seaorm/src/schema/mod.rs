@@ -198,7 +198,7 @@ const SEAL_INDEX: &str = "activity_log_created";
 /// each sealing round reads the whole table to find the new entries. On PostgreSQL a BRIN
 /// index on `created_at` (a few pages per million entries, next to nothing per insert; built
 /// `CONCURRENTLY`, per partition on a partitioned log) that summarizes itself as pages fill
-/// (`autosummarize`; the sealer also [summarizes](summarize_seal_index) it each round); on
+/// (`autosummarize`; the sealer also summarizes it at the start of each round); on
 /// MySQL and SQLite a btree on `(created_at, id)` (MySQL builds it online, `LOCK=NONE`).
 /// Idempotent, and turns `autosummarize` on for an index an earlier version built; applications
 /// that do not seal need not create it.
