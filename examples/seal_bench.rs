@@ -124,7 +124,7 @@ async fn run(
     let started = Instant::now();
     let values: Vec<serde_json::Value> = String::from_utf8(lines)?
         .lines()
-        .map(serde_json::from_str)
+        .map(activity_seaorm::ops::seal::parse_json)
         .collect::<Result<_, _>>()?;
     let checkpoints: Vec<Checkpoint> = String::from_utf8(cps)?
         .lines()

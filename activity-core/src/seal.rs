@@ -174,14 +174,48 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 
 /// [`canonical_json`] of the JSON `text`, written without building a [`Value`]: strings stay
 /// borrowed from `text` where they hold no escape, and objects are sorted member lists, not
-/// maps. The same bytes as `canonical_json(&serde_json::from_str(text)?)` for every text
-/// (numbers parsed by the same parser, a repeated key's last value kept as a map keeps it):
-/// what the sealer hashes for each entry, at a fraction of the allocations.
+/// maps. The same bytes as `canonical_json(&parse_json(text)?)` for every text (numbers
+/// parsed by the same parser, a repeated key's last value kept as a map keeps it): what the
+/// sealer hashes for each entry, at a fraction of the allocations.
 pub fn canonical_json_text(text: &str) -> Result<Vec<u8>, serde_json::Error> {
     let node: Node<'_> = serde_json::from_str(text)?;
     let mut out = Vec::with_capacity(text.len());
     node.write(&mut out);
     Ok(out)
+}
+
+/// Whether this build writes numbers in the canonical form: serde_json's `arbitrary_precision`
+/// feature (turned on for the whole build by any crate that asks for it, e.g.
+/// `rust_decimal`'s `serde-with-arbitrary-precision`) keeps each number's text (`1.50` stays
+/// `1.50`, where the canonical form writes `1.5`) and hands numbers to parsers as objects, so
+/// the sealer and an offline verifier built without it would hash the same entry differently.
+/// Sealing and every check refuse such a build with this error instead.
+pub fn canonical_numbers() -> Result<(), ActivityError> {
+    static PLAIN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let plain = *PLAIN.get_or_init(|| {
+        let written = serde_json::from_str::<Value>("1.50").and_then(|v| serde_json::to_string(&v));
+        written.ok().as_deref() == Some("1.5")
+    });
+    if plain {
+        Ok(())
+    } else {
+        Err(ActivityError::Integrity(
+            "serde_json's `arbitrary_precision` feature is on in this build: it changes how \
+             numbers enter the sealed canonical form; build without it to seal or verify"
+                .into(),
+        ))
+    }
+}
+
+/// `text` as a [`Value`], read member by member as JSON defines it. Not
+/// `serde_json::from_str::<Value>`: with serde_json's `raw_value` feature (which sqlx turns
+/// on), that reads an object whose first key is serde_json's private raw-value marker as the
+/// JSON text in its value, a different value than the one stored — and the hash, the archive
+/// check and the offline check must all read the same stored text as the same value. Every
+/// text the library hashes or checks is read through this (or [`canonical_json_text`]).
+pub fn parse_json(text: &str) -> Result<Value, serde_json::Error> {
+    let node: Node<'_> = serde_json::from_str(text)?;
+    Ok(node.into_value())
 }
 
 /// A JSON value borrowing its strings from the text it was parsed from.
@@ -196,6 +230,56 @@ enum Node<'a> {
 }
 
 impl Node<'_> {
+    fn into_value(self) -> Value {
+        match self {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(b),
+            Node::Number(n) => Value::Number(n),
+            Node::String(s) => Value::String(s.into_owned()),
+            Node::Array(items) => Value::Array(items.into_iter().map(Node::into_value).collect()),
+            // Inserted in the text's order: a repeated key's last value stays.
+            Node::Object(members) => Value::Object(
+                members
+                    .into_iter()
+                    .map(|(k, v)| (k.into_owned(), v.into_value()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// [`pseudonymize_detail`] on the tree: every string in `name`, `short_id` and the
+    /// changes' `before` and `after` through `f` (each member of a repeated key, so the one
+    /// kept is).
+    fn pseudonymize(&mut self, f: &mut dyn FnMut(&str) -> String) {
+        let Node::Object(members) = self else {
+            return;
+        };
+        let mut swap = |v: &mut Node<'_>| {
+            if let Node::String(s) = v {
+                *s = std::borrow::Cow::Owned(f(s));
+            }
+        };
+        for (k, v) in members.iter_mut() {
+            match k.as_ref() {
+                "name" | "short_id" => swap(v),
+                "changes" => {
+                    let Node::Array(changes) = v else { continue };
+                    for change in changes.iter_mut() {
+                        let Node::Object(fields) = change else {
+                            continue;
+                        };
+                        for (field, value) in fields.iter_mut() {
+                            if matches!(field.as_ref(), "before" | "after") {
+                                swap(value);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     fn write(self, out: &mut Vec<u8>) {
         match self {
             Node::Null => out.extend_from_slice(b"null"),
@@ -402,23 +486,13 @@ pub struct StoredEntry<'a> {
 /// An entry's stored `detail`, as its reader has it.
 #[derive(Clone, Copy, Debug)]
 pub enum StoredDetail<'a> {
-    /// Parsed.
+    /// A value (one the library built, or read with [`parse_json`]).
     Value(&'a Value),
-    /// Already in canonical form: what [`canonical_json_text`] (or [`canonical_json`]) made
-    /// of the stored text. Bytes in any other form give another leaf, which no check accepts.
-    Canonical(&'a [u8]),
-}
-
-impl StoredDetail<'_> {
-    /// As a value (parsing canonical bytes back: the rare entry whose detail is pseudonymized
-    /// before hashing).
-    fn to_value(self) -> Value {
-        match self {
-            StoredDetail::Value(v) => v.clone(),
-            // Canonical bytes are JSON by construction.
-            StoredDetail::Canonical(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
-        }
-    }
+    /// The JSON text the database handed back, read as [`parse_json`] reads it. Text that is
+    /// not JSON (only a row altered by hand can hold it) enters the canonical bytes as it is
+    /// after a `0xFF` byte, which no canonical JSON holds: it gives a leaf no valid detail
+    /// gives, so the check reports the entry instead of failing on it.
+    Text(&'a str),
 }
 
 impl<'a> StoredEntry<'a> {
@@ -465,8 +539,13 @@ pub fn canonical_entry(
     user_scopes: &[String],
     alias: &mut dyn FnMut(&str) -> String,
 ) -> Value {
-    // The bytes are valid JSON by construction; parsing them back gives the same value.
-    serde_json::from_slice(&canonical_entry_bytes(entry, user_scopes, alias)).unwrap_or(Value::Null)
+    // The bytes are JSON by construction (but for a detail that is not: then `Null`); read
+    // back as they were written.
+    let bytes = canonical_entry_bytes(entry, user_scopes, alias);
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| parse_json(text).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// The canonical bytes of `entry` (see [`canonical_entry`]): sorted keys, no whitespace,
@@ -504,20 +583,32 @@ pub fn canonical_entry_bytes(
     key(&mut out, "created_at");
     write_string(&canonical_time(&entry.created_at), &mut out);
     key(&mut out, "detail");
+    let mut alias_detail = |s: &str| {
+        if is_pseudonym(s) {
+            s.to_owned()
+        } else {
+            alias(s)
+        }
+    };
     match entry.detail {
-        detail if person_item => {
-            let mut detail = detail.to_value();
-            pseudonymize_detail(&mut detail, &mut |s| {
-                if is_pseudonym(s) {
-                    s.to_owned()
-                } else {
-                    alias(s)
-                }
-            });
+        StoredDetail::Value(detail) if person_item => {
+            let mut detail = detail.clone();
+            pseudonymize_detail(&mut detail, &mut alias_detail);
             write_canonical(&detail, &mut out);
         }
         StoredDetail::Value(detail) => write_canonical(detail, &mut out),
-        StoredDetail::Canonical(bytes) => out.extend_from_slice(bytes),
+        StoredDetail::Text(text) => match serde_json::from_str::<Node<'_>>(text) {
+            Ok(mut detail) => {
+                if person_item {
+                    detail.pseudonymize(&mut alias_detail);
+                }
+                detail.write(&mut out);
+            }
+            Err(_) => {
+                out.push(0xFF);
+                out.extend_from_slice(text.as_bytes());
+            }
+        },
     }
     key(&mut out, "id");
     let mut id = Uuid::encode_buffer();
@@ -1006,12 +1097,13 @@ pub fn erased_after_sealing<'a>(
 /// exactly the entries sealed in it, and every exported entry is in some block. The
 /// checkpoints say what the export must hold: take them from where the application keeps
 /// them outside the database (the stream), and an export missing its newest entries or
-/// blocks fails.
+/// blocks fails. Read the export's lines with [`parse_json`].
 pub fn verify_export(
     entries: impl IntoIterator<Item = Value>,
     checkpoints: &[Checkpoint],
     key: &VerifyingKey,
 ) -> Result<Verification, ActivityError> {
+    canonical_numbers()?;
     let mut out = Verification::default();
     // Per tenant: each entry's key, leaf, and scope and item id.
     type Leaf = (EntryKey, Hash, (Option<String>, Option<String>));
@@ -1138,6 +1230,7 @@ mod tests {
             let expected = canonical_json(&value);
             proptest::prop_assert_eq!(canonical_json_text(&compact).ok(), Some(expected.clone()));
             proptest::prop_assert_eq!(canonical_json_text(&pretty).ok(), Some(expected));
+            proptest::prop_assert_eq!(parse_json(&compact).ok(), Some(value));
         }
     }
 
@@ -1149,6 +1242,48 @@ mod tests {
             write_string(&s, &mut out);
             proptest::prop_assert_eq!(out, serde_json::to_vec(&s).unwrap_or_default());
         }
+    }
+
+    /// serde_json's private markers are ordinary keys to `parse_json` and the canonical form,
+    /// whatever serde_json's features; a person's detail pseudonymized from its text is the
+    /// one pseudonymized from its value; text that is not JSON gives bytes no JSON gives.
+    #[test]
+    fn stored_text_is_read_as_json_defines_it() {
+        for text in [
+            r#"{"$serde_json::private::RawValue":"[1]"}"#,
+            r#"{"$serde_json::private::RawValue":"[1]","a":1}"#,
+            r#"{"$serde_json::private::Number":"1.50"}"#,
+        ] {
+            let value = parse_json(text).unwrap_or_default();
+            assert!(value.is_object(), "{text}: {value}");
+            assert_eq!(canonical_json_text(text).ok(), Some(canonical_json(&value)));
+        }
+        let mut e = ActivityEntry::new("User", "updated").with_item_id("alice");
+        e.detail.name = Some("Alice".into());
+        e.detail.changes.push(crate::Change::new(
+            "User",
+            crate::ChangeAction::Changed,
+            Some("email"),
+            serde_json::json!("a@x.test"),
+            serde_json::json!({"nested": "kept"}),
+        ));
+        let detail = serde_json::to_value(&e.detail).unwrap_or_default();
+        let text = detail.to_string();
+        let scopes = ["User".to_owned()];
+        let alias = |v: &str| format!("alias of {v}");
+        for scopes in [&scopes[..], &[]] {
+            let from_value =
+                canonical_entry_bytes(&StoredEntry::of(&e, &detail), scopes, &mut |v| alias(v));
+            let mut stored = StoredEntry::of(&e, &detail);
+            stored.detail = StoredDetail::Text(&text);
+            let from_text = canonical_entry_bytes(&stored, scopes, &mut |v| alias(v));
+            assert_eq!(from_text, from_value);
+        }
+        let mut stored = StoredEntry::of(&e, &detail);
+        stored.detail = StoredDetail::Text("{\"name\": ");
+        let bytes = canonical_entry_bytes(&stored, &[], &mut |v| alias(v));
+        assert!(std::str::from_utf8(&bytes).is_err());
+        assert!(bytes.windows(10).any(|w| w == b"\xFF{\"name\": "));
     }
 
     #[test]

@@ -13,9 +13,13 @@
 use std::io::BufRead;
 use std::process::ExitCode;
 
-use activity_core::seal::{Checkpoint, verify_export, verifying_key_from_hex};
+use activity_core::seal::{Checkpoint, parse_json, verify_export, verifying_key_from_hex};
 
-fn lines<T: serde::de::DeserializeOwned>(path: &str) -> Result<Vec<T>, String> {
+/// Each non-empty line of `path`, read by `parse`.
+fn lines<T>(
+    path: &str,
+    parse: impl Fn(&str) -> Result<T, serde_json::Error>,
+) -> Result<Vec<T>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
     let mut out = Vec::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
@@ -23,7 +27,7 @@ fn lines<T: serde::de::DeserializeOwned>(path: &str) -> Result<Vec<T>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        out.push(serde_json::from_str(&line).map_err(|e| format!("{path}:{}: {e}", n + 1))?);
+        out.push(parse(&line).map_err(|e| format!("{path}:{}: {e}", n + 1))?);
     }
     Ok(out)
 }
@@ -40,8 +44,9 @@ fn run(args: &[String]) -> Result<bool, String> {
             })
     };
     let key = verifying_key_from_hex(arg("--key")?).map_err(|e| e.to_string())?;
-    let checkpoints: Vec<Checkpoint> = lines(arg("--checkpoints")?)?;
-    let entries: Vec<serde_json::Value> = lines(arg("--export")?)?;
+    let checkpoints: Vec<Checkpoint> = lines(arg("--checkpoints")?, |l| serde_json::from_str(l))?;
+    // Entries as JSON defines them, as the sealer hashed them (see `parse_json`).
+    let entries = lines(arg("--export")?, parse_json)?;
     let report = verify_export(entries, &checkpoints, &key).map_err(|e| e.to_string())?;
     println!(
         "{}",

@@ -670,7 +670,8 @@ pub async fn verify_sealed<C: ConnectionTrait>(
             let reader = manifest.data_codec().reader(&bytes[..])?;
             for (n, line) in reader.lines().enumerate() {
                 let line = line?;
-                let value: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
+                // As the sealer read the stored text (see `parse_json`).
+                let value = activity_core::seal::parse_json(&line).map_err(|e| {
                     archive_error(&data_path, format!("line {} does not parse: {e}", n + 1))
                 })?;
                 // The line's own `detail`, not its decoded shape: a key added to it is hashed.

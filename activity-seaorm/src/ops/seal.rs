@@ -51,7 +51,7 @@ use std::time::Duration;
 use activity_core::ActivityError;
 pub use activity_core::seal::{
     BlockHeader, Checkpoint, EntryKey, InclusionProof, MAX_BLOCK, Problem, Verification,
-    is_pseudonym, verify_export,
+    is_pseudonym, parse_json, verify_export,
 };
 use activity_core::seal::{
     ChainStart, Hash, StoredDetail, StoredEntry, canonical_entry, canonical_entry_bytes,
@@ -117,21 +117,13 @@ struct LeafRow {
     scope: String,
     item_id: Option<String>,
     activity: String,
-    detail: LeafDetail,
+    /// The stored JSON text, hashed as JSON defines it ([`StoredDetail::Text`]).
+    detail: String,
     request_id: Option<String>,
     correlation_id: Option<String>,
     ip_address: Option<String>,
     user_agent: Option<String>,
     client: Option<String>,
-}
-
-/// A leaf row's `detail`: parsed, or (PostgreSQL) already canonical bytes, made from the text
-/// the server sent with no JSON tree in between.
-#[derive(Debug)]
-enum LeafDetail {
-    Value(serde_json::Value),
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    Canonical(Vec<u8>),
 }
 
 impl FromQueryResult for LeafRow {
@@ -153,7 +145,7 @@ impl FromQueryResult for LeafRow {
             scope: row.try_get_by_index(9)?,
             item_id: row.try_get_by_index(10)?,
             activity: row.try_get_by_index(11)?,
-            detail: LeafDetail::Value(row.try_get_by_index(12)?),
+            detail: detail_text(row, 12)?,
             request_id: row.try_get_by_index(13)?,
             correlation_id: row.try_get_by_index(14)?,
             ip_address: row.try_get_by_index(15)?,
@@ -178,10 +170,7 @@ impl LeafRow {
             scope: &self.scope,
             item_id: self.item_id.as_deref(),
             activity: &self.activity,
-            detail: match &self.detail {
-                LeafDetail::Value(v) => StoredDetail::Value(v),
-                LeafDetail::Canonical(b) => StoredDetail::Canonical(b),
-            },
+            detail: StoredDetail::Text(&self.detail),
             request_id: self.request_id.as_deref(),
             correlation_id: self.correlation_id.as_deref(),
             ip_address: self.ip_address.as_deref(),
@@ -202,6 +191,36 @@ impl LeafRow {
     }
 }
 
+/// The `detail` column's text as the server sent it (MySQL's `JSON` and SQLite's text): not a
+/// value sqlx parsed, which would read it as serde_json's `Value` does (see [`parse_json`]).
+fn detail_text(row: &QueryResult, i: usize) -> Result<String, DbErr> {
+    #[cfg(feature = "mysql")]
+    if let Some(row) = row.try_as_mysql_row() {
+        use sea_orm::sqlx::{Decode, Row, ValueRef};
+        let v = row.try_get_raw(i).map_err(|e| DbErr::Type(e.to_string()))?;
+        if v.is_null() {
+            return Err(DbErr::Type("detail of an activity_log row is null".into()));
+        }
+        return <&str as Decode<sea_orm::sqlx::MySql>>::decode(v)
+            .map(str::to_owned)
+            .map_err(|e| DbErr::Type(format!("detail: {e}")));
+    }
+    #[cfg(feature = "sqlite")]
+    if let Some(row) = row.try_as_sqlite_row() {
+        use sea_orm::sqlx::{Decode, Row, ValueRef};
+        let v = row.try_get_raw(i).map_err(|e| DbErr::Type(e.to_string()))?;
+        if v.is_null() {
+            return Err(DbErr::Type("detail of an activity_log row is null".into()));
+        }
+        return <&str as Decode<sea_orm::sqlx::Sqlite>>::decode(v)
+            .map(str::to_owned)
+            .map_err(|e| DbErr::Type(format!("detail: {e}")));
+    }
+    // Another connection (a mock or proxy): its value, written back as text.
+    let value: serde_json::Value = row.try_get_by_index(i)?;
+    Ok(value.to_string())
+}
+
 /// PostgreSQL rows decoded by position straight from the wire values: no per-value type
 /// check (the `SELECT` names the columns and the table fixes their types) and no JSON tree.
 /// Sealing reads every entry once and `verify_all` every entry again, so this decoding is most
@@ -212,7 +231,7 @@ mod pg {
     use sea_orm::sqlx::postgres::{PgRow, PgValueRef, Postgres};
     use sea_orm::sqlx::{Decode, Row, ValueRef};
 
-    use super::{LeafDetail, LeafRow};
+    use super::LeafRow;
 
     fn value(row: &PgRow, i: usize) -> Result<Option<PgValueRef<'_>>, DbErr> {
         let v = row.try_get_raw(i).map_err(|e| DbErr::Type(e.to_string()))?;
@@ -242,8 +261,6 @@ mod pg {
         // with that byte.
         let json = bytes.strip_prefix(&[1u8]).unwrap_or(bytes);
         let json = std::str::from_utf8(json).map_err(|e| DbErr::Type(format!("detail: {e}")))?;
-        let canonical = activity_core::seal::canonical_json_text(json)
-            .map_err(|e| DbErr::Json(format!("detail: {e}")))?;
         Ok(LeafRow {
             id: required(row, 0)?,
             created_at: required(row, 1)?,
@@ -257,7 +274,7 @@ mod pg {
             scope: required::<&str>(row, 9)?.to_owned(),
             item_id: text(row, 10)?,
             activity: required::<&str>(row, 11)?.to_owned(),
-            detail: LeafDetail::Canonical(canonical),
+            detail: json.to_owned(),
             request_id: text(row, 13)?,
             correlation_id: text(row, 14)?,
             ip_address: text(row, 15)?,
@@ -338,7 +355,7 @@ impl Sealer {
     where
         C: ConnectionTrait + TransactionTrait,
     {
-        let aliases = Aliases::new(Pseudonymizer::current()?);
+        let aliases = Aliases::new(Pseudonymizer::current()?)?;
         let mut scopes: Vec<String> = ActivityConfig::with_current(|c| c.user_scopes().to_vec());
         scopes.sort();
         scopes.dedup();
@@ -460,13 +477,16 @@ struct Aliases {
 }
 
 impl Aliases {
-    fn new(with: Pseudonymizer) -> Self {
-        Aliases {
+    /// Fails when this build cannot write the canonical form (see
+    /// [`activity_core::seal::canonical_numbers`]): every sealing and checking call makes one.
+    fn new(with: Pseudonymizer) -> Result<Self, Error> {
+        activity_core::seal::canonical_numbers()?;
+        Ok(Aliases {
             key_id: with.key_id(),
             user_scopes: ActivityConfig::with_current(|c| c.user_scopes().to_vec()),
             with,
             seen: HashMap::default(),
-        }
+        })
     }
 
     /// Whether `header`'s pseudonyms are this key's; a block sealed before headers named the
@@ -1002,7 +1022,7 @@ pub async fn verify_trusting<C: ConnectionTrait>(
     key: &VerifyingKey,
     trusted: &[Checkpoint],
 ) -> Result<Verification, Error> {
-    let mut aliases = Aliases::new(Pseudonymizer::current()?);
+    let mut aliases = Aliases::new(Pseudonymizer::current()?)?;
     let chain = checkpoints(db, tenant).await?;
     let mut out = Verification::default();
     check_chain(&chain, None, ChainStart::First, key, &mut out);
@@ -1084,7 +1104,7 @@ pub async fn verify_all<C: ConnectionTrait>(
     key: &VerifyingKey,
     trusted: &[Checkpoint],
 ) -> Result<Verification, Error> {
-    let aliases = Aliases::new(Pseudonymizer::current()?);
+    let aliases = Aliases::new(Pseudonymizer::current()?)?;
     let mut chains = all_chains(db).await?;
     // A tenant whose blocks are all gone is known only from the trusted checkpoints: each is
     // reported `Truncated`, as `verify_trusting` of that tenant does.
@@ -1339,7 +1359,7 @@ impl ArchiveCheck {
     /// Needs the erasure key (the configured one) and the stored checkpoints.
     pub(crate) async fn new<C: ConnectionTrait>(db: &C) -> Result<Self, Error> {
         Ok(ArchiveCheck {
-            aliases: Aliases::new(Pseudonymizer::current()?),
+            aliases: Aliases::new(Pseudonymizer::current()?)?,
             chains: all_chains(db).await?,
             archived: HashMap::new(),
             anchors: Vec::new(),
@@ -1575,7 +1595,7 @@ pub async fn prove<C: ConnectionTrait>(db: &C, id: uuid::Uuid) -> Result<Option<
     else {
         return Ok(None);
     };
-    let mut aliases = Aliases::new(Pseudonymizer::current()?);
+    let mut aliases = Aliases::new(Pseudonymizer::current()?)?;
     let tenant = entry.tenant();
     let key = entry.key();
     // The covering block is the first whose last entry is not before this one: any of the
@@ -1661,7 +1681,7 @@ pub async fn export_sealed<C: ConnectionTrait>(
     entries: &mut impl std::io::Write,
     checkpoints_out: &mut impl std::io::Write,
 ) -> Result<SealedExport, Error> {
-    let mut aliases = Aliases::new(Pseudonymizer::current()?);
+    let mut aliases = Aliases::new(Pseudonymizer::current()?)?;
     let mut done = SealedExport::default();
     let chain = checkpoints(db, tenant).await?;
     let exported: Vec<&Checkpoint> = chain

@@ -214,7 +214,9 @@ pub async fn create_seal_index<C: ConnectionTrait + sea_orm::TransactionTrait>(
                 "USING BRIN (created_at) WITH (autosummarize = on)",
             )
             .await?;
-            for index in seal_brin_indexes(db).await? {
+            // Only where it is off: the `ALTER` locks the index against every insert while
+            // it waits for a transaction that uses it.
+            for index in seal_brin_indexes(db, false).await? {
                 db.execute_unprepared(&format!("ALTER INDEX {index} SET (autosummarize = on)"))
                     .await?;
             }
@@ -248,17 +250,23 @@ pub async fn create_seal_index<C: ConnectionTrait + sea_orm::TransactionTrait>(
     }
 }
 
-/// PostgreSQL: the BRIN indexes on `activity_log` and on each of its partitions that hold the
-/// rows (a partitioned log's own index holds none), each named as SQL may quote it.
-async fn seal_brin_indexes<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
+/// PostgreSQL: the [seal index](create_seal_index) where it holds rows — itself on a plain
+/// log, each partition's on a partitioned one (the parent's holds none) — each named as SQL may
+/// quote it; `autosummarizing`: those with `autosummarize` on, else those with it off.
+async fn seal_brin_indexes<C: ConnectionTrait>(
+    db: &C,
+    autosummarizing: bool,
+) -> Result<Vec<String>, DbErr> {
     let rows = db
-        .query_all_raw(Statement::from_string(
+        .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT c.oid::regclass::text AS name FROM pg_index i \
-             JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam \
-             WHERE am.amname = 'brin' AND c.relkind = 'i' \
-             AND (i.indrelid = 'activity_log'::regclass OR i.indrelid IN \
-             (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'activity_log'::regclass))",
+            format!(
+                "SELECT c.oid::regclass::text AS name FROM pg_class c \
+                 WHERE c.relkind = 'i' AND (c.oid = to_regclass('{SEAL_INDEX}') OR c.oid IN \
+                 (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass('{SEAL_INDEX}'))) \
+                 AND coalesce('autosummarize=on' = ANY(c.reloptions), false) = $1"
+            ),
+            [autosummarizing.into()],
         ))
         .await?;
     rows.iter()
@@ -272,14 +280,26 @@ async fn seal_brin_indexes<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, Db
 /// between two autovacuum visits left open, each sealing round (and each slice `verify_all`
 /// reads) rechecked every entry written since — at 5,500 entries/s, 50–60 ms a query over a
 /// 300,000-entry tail instead of under 1 ms. Needs the role that owns the table (PostgreSQL 17:
-/// or `MAINTAIN` on it). Other backends: nothing to do.
-pub(crate) async fn summarize_seal_index<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
+/// or `MAINTAIN` on it). In a transaction of its own (a savepoint inside the caller's) that
+/// waits at most 100 ms for its lock: a `VACUUM` or an index build on the log holds the lock it
+/// needs, and waiting longer would stall the round (and, past `deadlock_timeout`, cancel an
+/// autovacuum of the log). Other backends: nothing to do.
+#[cfg(feature = "ops")]
+pub(crate) async fn summarize_seal_index<C: ConnectionTrait + sea_orm::TransactionTrait>(
+    db: &C,
+) -> Result<u64, DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
         return Ok(0);
     }
+    use sea_orm::TransactionSession;
+    let txn = db.begin().await?;
+    txn.execute_unprepared("SET LOCAL lock_timeout = '100ms'")
+        .await?;
+    let mut indexes = seal_brin_indexes(&txn, true).await?;
+    indexes.extend(seal_brin_indexes(&txn, false).await?);
     let mut ranges = 0;
-    for index in seal_brin_indexes(db).await? {
-        let row = db
+    for index in indexes {
+        let row = txn
             .query_one_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT brin_summarize_new_values($1::regclass)::bigint AS n",
@@ -290,6 +310,7 @@ pub(crate) async fn summarize_seal_index<C: ConnectionTrait>(db: &C) -> Result<u
             ranges += row.try_get::<i64>("", "n").unwrap_or(0).max(0) as u64;
         }
     }
+    txn.commit().await?;
     Ok(ranges)
 }
 
