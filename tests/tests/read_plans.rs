@@ -116,6 +116,49 @@ async fn check_plans(t: Arc<TestDb>, captured: Arc<Mutex<Vec<Statement>>>, keyse
         let generic = explain_generic(db, &stmt).await;
         check_plan(what, "generic plan", &generic, index, second_page, keyset);
     }
+    if keyset == Keyset::Anywhere {
+        erasure_reads_through_indexes(db, &captured).await;
+    }
+}
+
+/// `anonymize_user` finds a user's entries without reading the log: each of its passes (as
+/// actor, as impersonator) is planned on an index, custom and generic, never a `Seq Scan`.
+async fn erasure_reads_through_indexes(db: &DatabaseConnection, captured: &Mutex<Vec<Statement>>) {
+    captured.lock().unwrap().clear();
+    activity_seaorm::ActivityConfig::new()
+        .with_erasure_key([9u8; 32])
+        .scope(activity_seaorm::ops::erasure::anonymize_user(
+            db,
+            "user-nobody",
+        ))
+        .await
+        .expect("anonymize_user");
+    let all = std::mem::take(&mut *captured.lock().unwrap());
+    let selects: Vec<&Statement> = all
+        .iter()
+        .filter(|s| s.sql.starts_with("SELECT") && s.sql.contains("FROM \"activity_log\""))
+        .collect();
+    for column in ["\"user_id\" =", "\"impersonated_by\" ="] {
+        let stmt = selects
+            .iter()
+            .find(|s| s.sql.contains(column))
+            .unwrap_or_else(|| panic!("no erasure pass on {column}: {all:?}"));
+        for (kind, plan) in [
+            ("custom", explain(db, stmt).await),
+            ("generic", explain_generic(db, stmt).await),
+        ] {
+            let scans: Vec<&str> = nodes(&plan)
+                .into_iter()
+                .map(|n| field(n, "Node Type"))
+                .filter(|t| t.contains("Scan"))
+                .collect();
+            assert!(
+                !scans.is_empty() && !scans.contains(&"Seq Scan"),
+                "erasure pass on {column} ({kind} plan) reads the log: {scans:?}\n{}",
+                serde_json::to_string_pretty(&plan).unwrap()
+            );
+        }
+    }
 }
 
 /// Run `load_activity` (after following one cursor when `second_page`) and return the SELECT it

@@ -83,8 +83,9 @@ async fn old_log(t: &TestDb, n: usize) {
     bulk_log_activity(&t.db, entries).await.unwrap();
 }
 
-const ALL_INDEXES: [&str; 5] = [
+const ALL_INDEXES: [&str; 6] = [
     "activity_log_correlation",
+    "activity_log_impersonator",
     "activity_log_item",
     "activity_log_org_feed",
     "activity_log_team_feed",
@@ -134,7 +135,12 @@ async fn start_up_leaves_an_old_log_as_it_is_and_upgrade_completes_it(t: &TestDb
 
     let changed = upgrade(&t.db).await.unwrap();
     let (widths, indexes) = shape(t).await;
-    let expected: Vec<String> = ALL_INDEXES.iter().map(|s| (*s).to_owned()).collect();
+    // MySQL has no partial index: there erasure's impersonator pass scans instead.
+    let expected: Vec<String> = ALL_INDEXES
+        .iter()
+        .filter(|s| t.backend != Backend::MySql || **s != "activity_log_impersonator")
+        .map(|s| (*s).to_owned())
+        .collect();
     assert_eq!(changed[..2], ["trace_id", "span_id"], "{changed:?}");
     let mut with_trace = before.1.clone();
     with_trace.extend(["trace_id".to_owned(), "span_id".to_owned()]);
