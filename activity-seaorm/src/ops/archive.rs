@@ -670,20 +670,22 @@ pub async fn verify_sealed<C: ConnectionTrait>(
             let reader = manifest.data_codec().reader(&bytes[..])?;
             for (n, line) in reader.lines().enumerate() {
                 let line = line?;
-                // As the sealer read the stored text (see `parse_json`).
-                let value = activity_core::seal::parse_json(&line).map_err(|e| {
-                    archive_error(&data_path, format!("line {} does not parse: {e}", n + 1))
-                })?;
-                // The line's own `detail`, not its decoded shape: a key added to it is hashed.
-                let detail = value.get("detail").cloned().unwrap_or_default();
-                let entry: ActivityEntry = serde_json::from_value(value).map_err(|e| {
+                let entry: ActivityEntry = serde_json::from_str(&line).map_err(|e| {
                     archive_error(
                         &data_path,
                         format!("line {} is not an activity entry: {e}", n + 1),
                     )
                 })?;
+                // The line's own `detail` text, not its decoded shape: a key added to it is
+                // hashed, and it is read as the sealer read the stored text (`parse_json`).
+                let detail: LineDetail<'_> = serde_json::from_str(&line).map_err(|e| {
+                    archive_error(&data_path, format!("line {} does not parse: {e}", n + 1))
+                })?;
                 read.add(&entry);
-                check.add(&activity_core::seal::StoredEntry::of(&entry, &detail));
+                let mut stored =
+                    activity_core::seal::StoredEntry::of(&entry, &serde_json::Value::Null);
+                stored.detail = activity_core::seal::StoredDetail::Text(detail.detail.get());
+                check.add(&stored);
             }
             matches_manifest(&data_path, &manifest, &read)?;
             check.archive(manifest.before, &manifest.sealed);
@@ -981,6 +983,13 @@ struct ReadBack {
     times: Vec<DateTime<Utc>>,
     /// The tenant keys of the entries (whose sealed history the manifest names).
     tenants: std::collections::BTreeSet<String>,
+}
+
+/// An archived line's `detail` as written, borrowed from the line.
+#[derive(serde::Deserialize)]
+struct LineDetail<'a> {
+    #[serde(borrow)]
+    detail: &'a serde_json::value::RawValue,
 }
 
 fn read_data(path: &Path, codec: ArchiveCodec) -> Result<ReadBack, Error> {
