@@ -102,80 +102,86 @@ const LEAF_COLUMNS: [Column; 18] = [
 ];
 
 /// One entry as its leaf covers it, read by position with `detail` as stored: no model, no
-/// decoded `Detail`, so a key added to the stored JSON is hashed like the rest.
+/// decoded `Detail`, so a key added to the stored JSON is hashed like the rest. Its text
+/// columns share one buffer (one allocation a row, not fourteen: sealing and `verify_all` make
+/// one of these for every entry).
 #[derive(Debug)]
 struct LeafRow {
     id: uuid::Uuid,
     created_at: DateTime<Utc>,
-    organization_id: Option<String>,
-    team_id: Option<String>,
-    user_id: Option<String>,
-    user_name: Option<String>,
-    impersonated_by: Option<String>,
     was_impersonated: bool,
     is_system: bool,
-    scope: String,
-    item_id: Option<String>,
-    activity: String,
-    /// The stored JSON text, hashed as JSON defines it ([`StoredDetail::Text`]).
-    detail: String,
-    request_id: Option<String>,
-    correlation_id: Option<String>,
-    ip_address: Option<String>,
-    user_agent: Option<String>,
-    client: Option<String>,
+    text: String,
+    /// Where each of [`TEXT_COLUMNS`] lies in `text`; `None` for NULL.
+    spans: [Option<(u32, u32)>; TEXT_COLUMNS],
 }
 
-impl FromQueryResult for LeafRow {
-    fn from_query_result(row: &QueryResult, _pre: &str) -> Result<Self, DbErr> {
-        #[cfg(feature = "postgres")]
-        if let Some(row) = row.try_as_pg_row() {
-            return pg::leaf_row(row);
-        }
-        Ok(LeafRow {
-            id: row.try_get_by_index(0)?,
-            created_at: row.try_get_by_index(1)?,
-            organization_id: row.try_get_by_index(2)?,
-            team_id: row.try_get_by_index(3)?,
-            user_id: row.try_get_by_index(4)?,
-            user_name: row.try_get_by_index(5)?,
-            impersonated_by: row.try_get_by_index(6)?,
-            was_impersonated: row.try_get_by_index(7)?,
-            is_system: row.try_get_by_index(8)?,
-            scope: row.try_get_by_index(9)?,
-            item_id: row.try_get_by_index(10)?,
-            activity: row.try_get_by_index(11)?,
-            detail: detail_text(row, 12)?,
-            request_id: row.try_get_by_index(13)?,
-            correlation_id: row.try_get_by_index(14)?,
-            ip_address: row.try_get_by_index(15)?,
-            user_agent: row.try_get_by_index(16)?,
-            client: row.try_get_by_index(17)?,
-        })
-    }
-}
+/// The text columns of a leaf row, in [`LEAF_COLUMNS`]' order: organization, team, user, user
+/// name, impersonator, scope, item, activity, detail, request, correlation, IP, user agent,
+/// client.
+const TEXT_COLUMNS: usize = 14;
+
+/// Positions in [`LEAF_COLUMNS`] of the text columns, in [`LeafRow::spans`]' order.
+const TEXT_AT: [usize; TEXT_COLUMNS] = [2, 3, 4, 5, 6, 9, 10, 11, 12, 13, 14, 15, 16, 17];
+
+/// Index in [`LeafRow::spans`] of the `detail` column.
+const DETAIL: usize = 8;
 
 impl LeafRow {
+    /// A row of the given values, the text columns copied into one buffer.
+    fn new(
+        id: uuid::Uuid,
+        created_at: DateTime<Utc>,
+        was_impersonated: bool,
+        is_system: bool,
+        texts: [Option<&str>; TEXT_COLUMNS],
+    ) -> Result<Self, DbErr> {
+        let mut text = String::with_capacity(texts.iter().flatten().map(|t| t.len()).sum());
+        let mut spans = [None; TEXT_COLUMNS];
+        for (span, t) in spans.iter_mut().zip(texts) {
+            if let Some(t) = t {
+                let start = u32::try_from(text.len())
+                    .map_err(|_| DbErr::Type("an activity_log row over 4 GiB".into()))?;
+                text.push_str(t);
+                *span = Some((start, start.saturating_add(t.len() as u32)));
+            }
+        }
+        Ok(LeafRow {
+            id,
+            created_at,
+            was_impersonated,
+            is_system,
+            text,
+            spans,
+        })
+    }
+
+    fn text(&self, column: usize) -> Option<&str> {
+        let (start, end) = self.spans.get(column).copied().flatten()?;
+        self.text.get(start as usize..end as usize)
+    }
+
     fn stored(&self) -> StoredEntry<'_> {
+        let t = |i| self.text(i);
         StoredEntry {
             id: self.id,
             created_at: self.created_at,
-            organization_id: self.organization_id.as_deref(),
-            team_id: self.team_id.as_deref(),
-            user_id: self.user_id.as_deref(),
-            user_name: self.user_name.as_deref(),
-            impersonated_by: self.impersonated_by.as_deref(),
+            organization_id: t(0),
+            team_id: t(1),
+            user_id: t(2),
+            user_name: t(3),
+            impersonated_by: t(4),
             was_impersonated: self.was_impersonated,
             is_system: self.is_system,
-            scope: &self.scope,
-            item_id: self.item_id.as_deref(),
-            activity: &self.activity,
-            detail: StoredDetail::Text(&self.detail),
-            request_id: self.request_id.as_deref(),
-            correlation_id: self.correlation_id.as_deref(),
-            ip_address: self.ip_address.as_deref(),
-            user_agent: self.user_agent.as_deref(),
-            client: self.client.as_deref(),
+            scope: t(5).unwrap_or_default(),
+            item_id: t(6),
+            activity: t(7).unwrap_or_default(),
+            detail: StoredDetail::Text(t(DETAIL).unwrap_or_default()),
+            request_id: t(9),
+            correlation_id: t(10),
+            ip_address: t(11),
+            user_agent: t(12),
+            client: t(13),
         }
     }
 
@@ -187,9 +193,48 @@ impl LeafRow {
     }
 
     fn tenant(&self) -> String {
-        tenant_key(self.organization_id.as_deref(), self.team_id.as_deref())
+        tenant_key(self.text(0), self.text(1))
     }
 }
+
+impl FromQueryResult for LeafRow {
+    fn from_query_result(row: &QueryResult, _pre: &str) -> Result<Self, DbErr> {
+        #[cfg(feature = "postgres")]
+        if let Some(row) = row.try_as_pg_row() {
+            return pg::leaf_row(row);
+        }
+        let mut owned: [Option<String>; TEXT_COLUMNS] = Default::default();
+        for (slot, at) in owned.iter_mut().zip(TEXT_AT) {
+            *slot = if at == LEAF_DETAIL {
+                Some(detail_text(row, at)?)
+            } else {
+                row.try_get_by_index(at)?
+            };
+        }
+        let required = |i: usize| {
+            owned[i].is_none().then(|| {
+                DbErr::Type(format!(
+                    "column {} of an activity_log row is null",
+                    TEXT_AT[i]
+                ))
+            })
+        };
+        // scope and activity are NOT NULL columns.
+        if let Some(e) = required(5).or_else(|| required(7)) {
+            return Err(e);
+        }
+        LeafRow::new(
+            row.try_get_by_index(0)?,
+            row.try_get_by_index(1)?,
+            row.try_get_by_index(7)?,
+            row.try_get_by_index(8)?,
+            owned.each_ref().map(Option::as_deref),
+        )
+    }
+}
+
+/// Position of `detail` in [`LEAF_COLUMNS`].
+const LEAF_DETAIL: usize = 12;
 
 /// The `detail` column's text as the server sent it (MySQL's `JSON` and SQLite's text): not a
 /// value sqlx parsed, which would read it as serde_json's `Value` does (see [`parse_json`]).
@@ -231,7 +276,7 @@ mod pg {
     use sea_orm::sqlx::postgres::{PgRow, PgValueRef, Postgres};
     use sea_orm::sqlx::{Decode, Row, ValueRef};
 
-    use super::LeafRow;
+    use super::{LEAF_DETAIL, LeafRow, TEXT_AT, TEXT_COLUMNS};
 
     fn value(row: &PgRow, i: usize) -> Result<Option<PgValueRef<'_>>, DbErr> {
         let v = row.try_get_raw(i).map_err(|e| DbErr::Type(e.to_string()))?;
@@ -244,43 +289,42 @@ mod pg {
         T::decode(v).map_err(|e| DbErr::Type(format!("column {i}: {e}")))
     }
 
-    fn text(row: &PgRow, i: usize) -> Result<Option<String>, DbErr> {
+    fn text(row: &PgRow, i: usize) -> Result<Option<&str>, DbErr> {
         match value(row, i)? {
             None => Ok(None),
             Some(v) => <&str as Decode<Postgres>>::decode(v)
-                .map(|s| Some(s.to_owned()))
+                .map(Some)
                 .map_err(|e| DbErr::Type(format!("column {i}: {e}"))),
         }
     }
 
     pub(super) fn leaf_row(row: &PgRow) -> Result<LeafRow, DbErr> {
-        let detail = value(row, 12)?
-            .ok_or_else(|| DbErr::Type("detail of an activity_log row is null".into()))?;
-        let bytes = detail.as_bytes().map_err(|e| DbErr::Type(e.to_string()))?;
-        // `jsonb` in binary format: a version byte (1), then the text; no JSON text starts
-        // with that byte.
-        let json = bytes.strip_prefix(&[1u8]).unwrap_or(bytes);
-        let json = std::str::from_utf8(json).map_err(|e| DbErr::Type(format!("detail: {e}")))?;
-        Ok(LeafRow {
-            id: required(row, 0)?,
-            created_at: required(row, 1)?,
-            organization_id: text(row, 2)?,
-            team_id: text(row, 3)?,
-            user_id: text(row, 4)?,
-            user_name: text(row, 5)?,
-            impersonated_by: text(row, 6)?,
-            was_impersonated: required(row, 7)?,
-            is_system: required(row, 8)?,
-            scope: required::<&str>(row, 9)?.to_owned(),
-            item_id: text(row, 10)?,
-            activity: required::<&str>(row, 11)?.to_owned(),
-            detail: json.to_owned(),
-            request_id: text(row, 13)?,
-            correlation_id: text(row, 14)?,
-            ip_address: text(row, 15)?,
-            user_agent: text(row, 16)?,
-            client: text(row, 17)?,
-        })
+        let mut texts: [Option<&str>; TEXT_COLUMNS] = [None; TEXT_COLUMNS];
+        for (slot, at) in texts.iter_mut().zip(TEXT_AT) {
+            *slot = if at == LEAF_DETAIL {
+                let detail = value(row, at)?
+                    .ok_or_else(|| DbErr::Type("detail of an activity_log row is null".into()))?;
+                let bytes = detail.as_bytes().map_err(|e| DbErr::Type(e.to_string()))?;
+                // `jsonb` in binary format: a version byte (1), then the text; no JSON text
+                // starts with that byte.
+                let json = bytes.strip_prefix(&[1u8]).unwrap_or(bytes);
+                Some(std::str::from_utf8(json).map_err(|e| DbErr::Type(format!("detail: {e}")))?)
+            } else {
+                text(row, at)?
+            };
+        }
+        if texts[5].is_none() || texts[7].is_none() {
+            return Err(DbErr::Type(
+                "scope or activity of an activity_log row is null".into(),
+            ));
+        }
+        LeafRow::new(
+            required(row, 0)?,
+            required(row, 1)?,
+            required(row, 7)?,
+            required(row, 8)?,
+            texts,
+        )
     }
 }
 
