@@ -1247,6 +1247,17 @@ mod tests {
     /// serde_json's private markers are ordinary keys to `parse_json` and the canonical form,
     /// whatever serde_json's features; a person's detail pseudonymized from its text is the
     /// one pseudonymized from its value; text that is not JSON gives bytes no JSON gives.
+    /// This build writes numbers in the canonical form (no `arbitrary_precision`): sealing and
+    /// checking are allowed.
+    #[test]
+    fn this_build_writes_canonical_numbers() {
+        assert!(canonical_numbers().is_ok());
+        assert_eq!(
+            canonical_json(&serde_json::json!([1.50, 1e2, -0.0])),
+            b"[1.5,100.0,-0.0]"
+        );
+    }
+
     #[test]
     fn stored_text_is_read_as_json_defines_it() {
         for text in [

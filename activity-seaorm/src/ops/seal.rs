@@ -233,6 +233,24 @@ impl FromQueryResult for LeafRow {
     }
 }
 
+/// Column `i` of a driver's row as the text it holds, with no type check (MySQL reports
+/// `JSON` columns as a type sqlx does not decode as text).
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
+fn raw_text<R: sea_orm::sqlx::Row>(row: &R, i: usize) -> Result<String, DbErr>
+where
+    usize: sea_orm::sqlx::ColumnIndex<R>,
+    for<'r> &'r str: sea_orm::sqlx::Decode<'r, R::Database>,
+{
+    use sea_orm::sqlx::{Decode, ValueRef};
+    let v = row.try_get_raw(i).map_err(|e| DbErr::Type(e.to_string()))?;
+    if v.is_null() {
+        return Err(DbErr::Type("detail of an activity_log row is null".into()));
+    }
+    <&str as Decode<R::Database>>::decode(v)
+        .map(str::to_owned)
+        .map_err(|e| DbErr::Type(format!("detail: {e}")))
+}
+
 /// Position of `detail` in [`LEAF_COLUMNS`].
 const LEAF_DETAIL: usize = 12;
 
@@ -241,25 +259,11 @@ const LEAF_DETAIL: usize = 12;
 fn detail_text(row: &QueryResult, i: usize) -> Result<String, DbErr> {
     #[cfg(feature = "mysql")]
     if let Some(row) = row.try_as_mysql_row() {
-        use sea_orm::sqlx::{Decode, Row, ValueRef};
-        let v = row.try_get_raw(i).map_err(|e| DbErr::Type(e.to_string()))?;
-        if v.is_null() {
-            return Err(DbErr::Type("detail of an activity_log row is null".into()));
-        }
-        return <&str as Decode<sea_orm::sqlx::MySql>>::decode(v)
-            .map(str::to_owned)
-            .map_err(|e| DbErr::Type(format!("detail: {e}")));
+        return raw_text(row, i);
     }
     #[cfg(feature = "sqlite")]
     if let Some(row) = row.try_as_sqlite_row() {
-        use sea_orm::sqlx::{Decode, Row, ValueRef};
-        let v = row.try_get_raw(i).map_err(|e| DbErr::Type(e.to_string()))?;
-        if v.is_null() {
-            return Err(DbErr::Type("detail of an activity_log row is null".into()));
-        }
-        return <&str as Decode<sea_orm::sqlx::Sqlite>>::decode(v)
-            .map(str::to_owned)
-            .map_err(|e| DbErr::Type(format!("detail: {e}")));
+        return raw_text(row, i);
     }
     // Another connection (a mock or proxy): its value, written back as text.
     let value: serde_json::Value = row.try_get_by_index(i)?;
