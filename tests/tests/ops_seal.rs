@@ -827,6 +827,10 @@ async fn a_long_transaction_is_sealed_after_it_commits(t: &TestDb) {
             log_activity(&txn, entry("job", 0)).await.unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             log_activity(&t.db, entry("after", 0)).await.unwrap();
+            // InnoDB serves `innodb_trx` from a cache it refreshes at most every 0.1 s, and
+            // other tests' rounds read it meanwhile: with no grace, wait that long (a real
+            // sealer's grace is far longer).
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 
             let sealer = Sealer::new(signing()).with_grace(std::time::Duration::ZERO);
             let round = sealer.seal(&t.db).await.unwrap();
