@@ -1244,9 +1244,6 @@ mod tests {
         }
     }
 
-    /// serde_json's private markers are ordinary keys to `parse_json` and the canonical form,
-    /// whatever serde_json's features; a person's detail pseudonymized from its text is the
-    /// one pseudonymized from its value; text that is not JSON gives bytes no JSON gives.
     /// This build writes numbers in the canonical form (no `arbitrary_precision`): sealing and
     /// checking are allowed.
     #[test]
@@ -1258,6 +1255,9 @@ mod tests {
         );
     }
 
+    /// serde_json's private markers are ordinary keys to `parse_json` and the canonical form,
+    /// whatever serde_json's features; a person's detail pseudonymized from its text is the
+    /// one pseudonymized from its value; text that is not JSON gives bytes no JSON gives.
     #[test]
     fn stored_text_is_read_as_json_defines_it() {
         for text in [
