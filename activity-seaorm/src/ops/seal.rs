@@ -124,8 +124,13 @@ const TEXT_COLUMNS: usize = 14;
 /// Positions in [`LEAF_COLUMNS`] of the text columns, in [`LeafRow::spans`]' order.
 const TEXT_AT: [usize; TEXT_COLUMNS] = [2, 3, 4, 5, 6, 9, 10, 11, 12, 13, 14, 15, 16, 17];
 
-/// Index in [`LeafRow::spans`] of the `detail` column.
+/// Indexes in [`LeafRow::spans`] of `scope` and `activity` (NOT NULL columns) and `detail`.
+const SCOPE: usize = 5;
+const ACTIVITY: usize = 7;
 const DETAIL: usize = 8;
+
+/// Position of `detail` in [`LEAF_COLUMNS`].
+const LEAF_DETAIL: usize = TEXT_AT[DETAIL];
 
 impl LeafRow {
     /// A row of the given values, the text columns copied into one buffer.
@@ -174,9 +179,9 @@ impl LeafRow {
             impersonated_by: t(4),
             was_impersonated: self.was_impersonated,
             is_system: self.is_system,
-            scope: t(5).unwrap_or_default(),
+            scope: t(SCOPE).unwrap_or_default(),
             item_id: t(6),
-            activity: t(7).unwrap_or_default(),
+            activity: t(ACTIVITY).unwrap_or_default(),
             detail: StoredDetail::Text(t(DETAIL).unwrap_or_default()),
             request_id: t(9),
             correlation_id: t(10),
@@ -220,8 +225,7 @@ impl FromQueryResult for LeafRow {
                 ))
             })
         };
-        // scope and activity are NOT NULL columns.
-        if let Some(e) = required(5).or_else(|| required(7)) {
+        if let Some(e) = required(SCOPE).or_else(|| required(ACTIVITY)) {
             return Err(e);
         }
         LeafRow::new(
@@ -252,9 +256,6 @@ where
         .map_err(|e| DbErr::Type(format!("detail: {e}")))
 }
 
-/// Position of `detail` in [`LEAF_COLUMNS`].
-const LEAF_DETAIL: usize = 12;
-
 /// The `detail` column's text as the server sent it (MySQL's `JSON` and SQLite's text): not a
 /// value sqlx parsed, which would read it as serde_json's `Value` does (see [`parse_json`]).
 fn detail_text(row: &QueryResult, i: usize) -> Result<String, DbErr> {
@@ -281,7 +282,7 @@ mod pg {
     use sea_orm::sqlx::postgres::{PgRow, PgValueRef, Postgres};
     use sea_orm::sqlx::{Decode, Row, ValueRef};
 
-    use super::{LEAF_DETAIL, LeafRow, TEXT_AT, TEXT_COLUMNS};
+    use super::{ACTIVITY, LEAF_DETAIL, LeafRow, SCOPE, TEXT_AT, TEXT_COLUMNS};
 
     fn value(row: &PgRow, i: usize) -> Result<Option<PgValueRef<'_>>, DbErr> {
         let v = row.try_get_raw(i).map_err(|e| DbErr::Type(e.to_string()))?;
@@ -318,7 +319,7 @@ mod pg {
                 text(row, at)?
             };
         }
-        if texts[5].is_none() || texts[7].is_none() {
+        if texts[SCOPE].is_none() || texts[ACTIVITY].is_none() {
             return Err(DbErr::Type(
                 "scope or activity of an activity_log row is null".into(),
             ));
@@ -521,8 +522,7 @@ struct Aliases {
     /// The user scopes configured now.
     user_scopes: Vec<String>,
     with: Pseudonymizer,
-    /// Keys are values the application logged (ids, addresses): a per-process random seed.
-    seen: HashMap<String, String, foldhash::fast::RandomState>,
+    seen: HashMap<String, String>,
 }
 
 impl Aliases {
@@ -534,7 +534,7 @@ impl Aliases {
             key_id: with.key_id(),
             user_scopes: ActivityConfig::with_current(|c| c.user_scopes().to_vec()),
             with,
-            seen: HashMap::default(),
+            seen: HashMap::new(),
         })
     }
 
@@ -633,17 +633,9 @@ impl Round<'_> {
         let tenant = row.tenant();
         let leaf = self.aliases.leaf(&row, &self.scopes);
         let key = row.key();
-        let full = match self.pending.get_mut(&tenant) {
-            Some(pending) => {
-                pending.push((key, leaf));
-                pending.len() >= self.sealer.block
-            }
-            None => {
-                self.pending.insert(tenant.clone(), vec![(key, leaf)]);
-                self.sealer.block <= 1
-            }
-        };
-        if full {
+        let pending = self.pending.entry(tenant.clone()).or_default();
+        pending.push((key, leaf));
+        if pending.len() >= self.sealer.block {
             self.close(txn, &tenant).await?;
         }
         Ok(())
@@ -761,7 +753,7 @@ impl Slices {
                 .lo
                 .checked_add_signed(self.step)
                 .map_or(self.upper, |t| Ord::min(t, self.upper));
-            let rows = leaf_rows()
+            let mut rows = leaf_rows()
                 .filter(Column::CreatedAt.gt(self.lo))
                 .filter(Column::CreatedAt.lte(hi))
                 .limit(self.cap as u64 + 1)
@@ -777,7 +769,7 @@ impl Slices {
                 }
                 continue;
             }
-            let rows = in_key_order(rows);
+            rows.sort_unstable_by_key(LeafRow::key);
             self.lo = hi;
             if rows.len() < SLICE / 4 {
                 self.step = self.step.checked_mul(2).unwrap_or(self.step);
@@ -790,25 +782,6 @@ impl Slices {
             return Ok(Some(rows));
         }
     }
-}
-
-/// `rows` in key order, each moved twice: a row is a few hundred bytes, and sorting the rows
-/// themselves moved each about `log2(n)` times — the largest copy a sealing round made.
-fn in_key_order(rows: Vec<LeafRow>) -> Vec<LeafRow> {
-    if rows.is_sorted_by_key(LeafRow::key) {
-        return rows;
-    }
-    let mut order: Vec<(DateTime<Utc>, uuid::Uuid, usize)> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.created_at, r.id, i))
-        .collect();
-    order.sort_unstable();
-    let mut slots: Vec<Option<LeafRow>> = rows.into_iter().map(Some).collect();
-    order
-        .iter()
-        .filter_map(|&(_, _, i)| slots.get_mut(i).and_then(Option::take))
-        .collect()
 }
 
 /// The oldest entry's time.

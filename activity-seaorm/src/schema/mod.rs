@@ -216,7 +216,7 @@ pub async fn create_seal_index<C: ConnectionTrait + sea_orm::TransactionTrait>(
             .await?;
             // Only where it is off: the `ALTER` locks the index against every insert while
             // it waits for a transaction that uses it.
-            for index in seal_brin_indexes(db, false).await? {
+            for index in seal_brin_indexes(db, Some(false)).await? {
                 db.execute_unprepared(&format!("ALTER INDEX {index} SET (autosummarize = on)"))
                     .await?;
             }
@@ -252,10 +252,10 @@ pub async fn create_seal_index<C: ConnectionTrait + sea_orm::TransactionTrait>(
 
 /// PostgreSQL: the [seal index](create_seal_index) where it holds rows — itself on a plain
 /// log, each partition's on a partitioned one (the parent's holds none) — each named as SQL may
-/// quote it; `autosummarizing`: those with `autosummarize` on, else those with it off.
+/// quote it; `autosummarizing`: only those with `autosummarize` on (`Some(true)`) or off.
 async fn seal_brin_indexes<C: ConnectionTrait>(
     db: &C,
-    autosummarizing: bool,
+    autosummarizing: Option<bool>,
 ) -> Result<Vec<String>, DbErr> {
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
@@ -264,7 +264,8 @@ async fn seal_brin_indexes<C: ConnectionTrait>(
                 "SELECT c.oid::regclass::text AS name FROM pg_class c \
                  WHERE c.relkind = 'i' AND (c.oid = to_regclass('{SEAL_INDEX}') OR c.oid IN \
                  (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass('{SEAL_INDEX}'))) \
-                 AND coalesce('autosummarize=on' = ANY(c.reloptions), false) = $1"
+                 AND ($1::boolean IS NULL \
+                 OR coalesce('autosummarize=on' = ANY(c.reloptions), false) = $1)"
             ),
             [autosummarizing.into()],
         ))
@@ -295,10 +296,8 @@ pub(crate) async fn summarize_seal_index<C: ConnectionTrait + sea_orm::Transacti
     let txn = db.begin().await?;
     txn.execute_unprepared("SET LOCAL lock_timeout = '100ms'")
         .await?;
-    let mut indexes = seal_brin_indexes(&txn, true).await?;
-    indexes.extend(seal_brin_indexes(&txn, false).await?);
     let mut ranges = 0;
-    for index in indexes {
+    for index in seal_brin_indexes(&txn, None).await? {
         let row = txn
             .query_one_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
