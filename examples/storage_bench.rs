@@ -23,8 +23,9 @@
 //! `ours` is the real `activity_log` of `activity_seaorm::schema::create_table`; the harness
 //! checks its generated rows against entries written by `log_activity` (in `transaction`, with
 //! an `ActivityContext`) for the same events, column by column and in `pg_column_size`. The
-//! candidates A–D are design explorations for a compact row, not the library's
-//! schema. Then the `ours` rows are exported as JSON lines of the API shape (what an archive holds) and
+//! `full detail` row is the same table with `detail` stored in the full API shape, as versions
+//! before the compact form stored it; candidates B–D are design explorations for a compact
+//! row, not the library's schema. Then the `ours` rows are exported as JSON lines of the API shape (what an archive holds) and
 //! compressed with zstd (level 9, alone and with the archive's long-distance matching) and gzip
 //! (default level): the archived size per entry. Last, `ours`' indexes are rebuilt
 //! (`REINDEX`) to show what their 50/50 page splits cost.
@@ -94,12 +95,14 @@ fn events_view(rows: usize) -> String {
     )
 }
 
-/// `detail` as the library stores it today: the API shape, nulls included.
+/// `detail` in the API shape, nulls included: PostHog's rows, and how the library stored it
+/// before the compact form (the `full detail` row).
 const DETAIL_FULL: &str = "jsonb_build_object('name', key, 'short_id', NULL, 'type', NULL, \
      'changes', jsonb_build_array(jsonb_build_object('type', 'FeatureFlag', 'action', 'changed', \
      'field', 'enabled', 'before', before, 'after', after)), 'trigger', NULL, 'context', NULL)";
 
-/// Candidate A's `detail`: no null keys, no per-change `type` equal to the entry's scope.
+/// `detail` as the library stores it (`Detail::stored`): no null keys, no per-change `type`
+/// equal to the entry's scope.
 const DETAIL_A: &str = "jsonb_build_object('name', key, 'changes', jsonb_build_array(\
      jsonb_build_object('action', 'changed', 'field', 'enabled', 'before', before, 'after', after)))";
 
@@ -357,7 +360,8 @@ fn statements(copy_a: &[String], copy_b: &[String]) -> Vec<String> {
             after = bemi_row("after", "at"),
             before = bemi_row("before", "prev_at"),
         ),
-        // --- Candidate A: `activity_log`'s columns and indexes, a smaller `detail`.
+        // --- `activity_log` as before the compact `detail`: its columns and indexes, the full
+        // shape stored (the table named `_a` after the candidate it was when this was a design).
         "CREATE TABLE activity_log_a (LIKE activity_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
             .into(),
         "ALTER TABLE activity_log_a ADD PRIMARY KEY (id)".into(),
@@ -368,7 +372,7 @@ fn statements(copy_a: &[String], copy_b: &[String]) -> Vec<String> {
          user_name, was_impersonated, is_system, scope, item_id, activity, detail, request_id, \
          correlation_id) \
          SELECT id, at, org::text, team::text, usr::text, 'User ' || usr, false, false, \
-         'FeatureFlag', item::text, 'updated', {DETAIL_A}, request_id::text, tx::text \
+         'FeatureFlag', item::text, 'updated', {DETAIL_FULL}, request_id::text, tx::text \
          FROM ev ORDER BY g"
     ));
     // --- Candidates B and C (one table: C counts a subset of its indexes plus its own feed
@@ -511,7 +515,7 @@ fn layouts() -> Vec<Layout> {
             lost: None,
         },
         Layout {
-            label: "candidate A: ours, `detail` without nulls and repeated `type`",
+            label: "ours before the compact `detail` (the full shape stored)",
             tables: &["activity_log_a"],
             indexes: Indexes::All,
             lost: Some(
@@ -1308,7 +1312,7 @@ async fn run(db: &DatabaseConnection, lib: &DatabaseConnection, rows: usize) -> 
              user_name, was_impersonated, is_system, scope, item_id, activity, detail, \
              request_id, correlation_id) \
              SELECT id, at, org::text, team::text, usr::text, 'User ' || usr, false, false, \
-             'FeatureFlag', item::text, 'updated', {DETAIL_FULL}, request_id::text, tx::text \
+             'FeatureFlag', item::text, 'updated', {DETAIL_A}, request_id::text, tx::text \
              FROM ev ORDER BY g"
         ),
     )

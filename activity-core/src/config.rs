@@ -89,6 +89,7 @@ pub struct ActivityConfig {
     retention: Option<std::time::Duration>,
     cursor_key: Option<Arc<[u8]>>,
     read_policy: Arc<ReadPolicy>,
+    compact_detail: bool,
     /// Which settings this value sets (one bit per `with_*`): a scoped configuration takes
     /// every other one from the configuration in force.
     set: u16,
@@ -106,6 +107,7 @@ const RETENTION: u16 = 1 << 8;
 const CURSOR_KEY: u16 = 1 << 9;
 const READ_POLICY: u16 = 1 << 10;
 const VALUE_CAP: u16 = 1 << 11;
+const COMPACT_DETAIL: u16 = 1 << 12;
 
 impl Default for ActivityConfig {
     fn default() -> Self {
@@ -135,6 +137,7 @@ impl fmt::Debug for ActivityConfig {
                 &self.cursor_key.as_ref().map(|_| "<redacted>"),
             )
             .field("read_policy", &self.read_policy)
+            .field("compact_detail", &self.compact_detail)
             .finish()
     }
 }
@@ -157,6 +160,7 @@ impl ActivityConfig {
             retention: None,
             cursor_key: None,
             read_policy: Arc::new(ReadPolicy::new()),
+            compact_detail: true,
             set: 0,
         }
     }
@@ -200,6 +204,9 @@ impl ActivityConfig {
         }
         if unset(READ_POLICY) {
             self.read_policy = Arc::clone(&base.read_policy);
+        }
+        if unset(COMPACT_DETAIL) {
+            self.compact_detail = base.compact_detail;
         }
         let mut describers = base.describers.clone();
         describers.extend(self.describers.drain());
@@ -287,6 +294,25 @@ impl ActivityConfig {
         self.outbox = on;
         self.set |= OUTBOX;
         self
+    }
+
+    /// Store `detail` compact (default on): without its null keys and with a change's
+    /// `type` left out where it is the entry's scope ([`Detail::stored`]), which every read
+    /// restores. Turn it off only while instances of an earlier version, which cannot read that
+    /// form, still read or seal the same log (a rolling upgrade): they read what this version
+    /// writes then, and this version reads both forms. `schema::compact_details` converts the
+    /// rows written before.
+    ///
+    /// [`Detail::stored`]: crate::Detail::stored
+    pub fn with_compact_detail(mut self, on: bool) -> Self {
+        self.compact_detail = on;
+        self.set |= COMPACT_DETAIL;
+        self
+    }
+
+    /// Whether `detail` is stored compact (see [`ActivityConfig::with_compact_detail`]).
+    pub fn compact_detail(&self) -> bool {
+        self.compact_detail
     }
 
     /// How long entries are kept: the age the application prunes at

@@ -2,6 +2,8 @@
 //!
 //! The shape is a contract with everything that reads the log back (UIs, exports, other services),
 //! so every key is always present, with explicit `null`s, in the order of [`Detail`]'s fields.
+//! The log stores a smaller form of it ([`Detail::stored`], [`restore_detail`]); every read
+//! restores this one.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -102,7 +104,8 @@ pub fn tenant_key(organization_id: Option<&str>, team_id: Option<&str>) -> Strin
     }
 }
 
-/// The `detail` JSON column: all six keys are always written.
+/// The `detail` of an entry as the API gives it: all six keys, with explicit nulls. (The log
+/// stores it without the nulls and repeated values: [`Detail::stored`].)
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Detail {
     /// Human name of the item at the time of the activity.
@@ -118,6 +121,179 @@ pub struct Detail {
     pub trigger: Option<Trigger>,
     /// Free-form extra context.
     pub context: Option<Value>,
+}
+
+/// `detail` as the log stores it (see [`Detail::stored`]): the API shape less what reading it
+/// back restores, so a small entry's row carries its values rather than its keys.
+///
+/// Left out: `name`, `short_id`, `type`, `trigger` and `context` when null, `changes` when
+/// empty; in each change `field`, `before` and `after` when null, and `type` when it is the
+/// entry's scope (it is, for every change the derive writes about its own model). Nothing
+/// else: `action` stays, a change about another scope keeps its `type`, and values inside
+/// `before`, `after`, `trigger` and `context` are written as they are, nulls included.
+/// [`restore_detail`] puts back exactly what was left out.
+#[derive(Clone, Copy, Debug)]
+pub struct CompactDetail<'a> {
+    detail: &'a Detail,
+    scope: &'a str,
+}
+
+impl Detail {
+    /// This detail as the log stores it for an entry of `scope`: serialize it (to text or a
+    /// value) where a row is written.
+    ///
+    /// ```
+    /// use activity_core::{Change, ChangeAction, Detail};
+    /// use serde_json::json;
+    /// let detail = Detail {
+    ///     name: Some("beta".into()),
+    ///     changes: vec![Change::new("Flag", ChangeAction::Changed, Some("on"), json!(false), json!(true))],
+    ///     ..Detail::default()
+    /// };
+    /// let stored = serde_json::to_string(&detail.stored("Flag")).unwrap();
+    /// assert_eq!(stored, r#"{"name":"beta","changes":[{"action":"changed","field":"on","before":false,"after":true}]}"#);
+    /// let back = Detail::from_stored(serde_json::from_str(&stored).unwrap(), "Flag").unwrap();
+    /// assert_eq!(back, detail);
+    /// ```
+    pub fn stored<'a>(&'a self, scope: &'a str) -> CompactDetail<'a> {
+        CompactDetail {
+            detail: self,
+            scope,
+        }
+    }
+
+    /// The detail of an entry of `scope` from its stored JSON, in either form: what
+    /// [`Detail::stored`] wrote, or the full API shape that every version writes readably.
+    pub fn from_stored(mut stored: Value, scope: &str) -> Result<Detail, serde_json::Error> {
+        restore_detail(&mut stored, scope);
+        serde_json::from_value(stored)
+    }
+}
+
+/// Put back into a stored `detail` (of an entry of `scope`) every key [`Detail::stored`]
+/// leaves out, with the value it stands for: the API shape. A key that is present stays as it
+/// is (so the full shape, and anything that is not an object, comes back unchanged).
+pub fn restore_detail(stored: &mut Value, scope: &str) {
+    let Value::Object(map) = stored else {
+        return;
+    };
+    for key in ["name", "short_id", "type", "trigger", "context"] {
+        if !map.contains_key(key) {
+            map.insert(key.to_owned(), Value::Null);
+        }
+    }
+    let changes = map
+        .entry("changes")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(changes) = changes {
+        for change in changes.iter_mut().filter_map(Value::as_object_mut) {
+            if !change.contains_key("type") {
+                change.insert("type".to_owned(), Value::String(scope.to_owned()));
+            }
+            for key in ["field", "before", "after"] {
+                if !change.contains_key(key) {
+                    change.insert(key.to_owned(), Value::Null);
+                }
+            }
+        }
+    }
+}
+
+/// Take out of a stored `detail` (of an entry of `scope`) what the compact form leaves out:
+/// the null keys and a change's `type` where it is `scope`. Nothing else changes, so
+/// [`restore_detail`] gives back the same detail as before, and the full form the library
+/// wrote becomes what [`Detail::stored`] writes for it (how `schema::compact_details` converts
+/// old rows).
+pub fn compact_detail(stored: &mut Value, scope: &str) {
+    let Value::Object(map) = stored else {
+        return;
+    };
+    for key in ["name", "short_id", "type", "trigger", "context"] {
+        if map.get(key).is_some_and(Value::is_null) {
+            map.remove(key);
+        }
+    }
+    match map.get_mut("changes") {
+        Some(Value::Array(changes)) if changes.is_empty() => {
+            map.remove("changes");
+        }
+        Some(Value::Array(changes)) => {
+            for change in changes.iter_mut().filter_map(Value::as_object_mut) {
+                if change.get("type").and_then(Value::as_str) == Some(scope) {
+                    change.remove("type");
+                }
+                for key in ["field", "before", "after"] {
+                    if change.get(key).is_some_and(Value::is_null) {
+                        change.remove(key);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Serialize for CompactDetail<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let d = self.detail;
+        let mut map = s.serialize_map(None)?;
+        if let Some(name) = &d.name {
+            map.serialize_entry("name", name)?;
+        }
+        if let Some(short_id) = &d.short_id {
+            map.serialize_entry("short_id", short_id)?;
+        }
+        if let Some(kind) = &d.kind {
+            map.serialize_entry("type", kind)?;
+        }
+        if !d.changes.is_empty() {
+            let changes: Vec<StoredChange<'_>> = d
+                .changes
+                .iter()
+                .map(|change| StoredChange {
+                    change,
+                    scope: self.scope,
+                })
+                .collect();
+            map.serialize_entry("changes", &changes)?;
+        }
+        if let Some(trigger) = &d.trigger {
+            map.serialize_entry("trigger", trigger)?;
+        }
+        // `Some(Value::Null)` reads back as `None` in either form.
+        if let Some(context) = d.context.as_ref().filter(|c| !c.is_null()) {
+            map.serialize_entry("context", context)?;
+        }
+        map.end()
+    }
+}
+
+struct StoredChange<'a> {
+    change: &'a Change,
+    scope: &'a str,
+}
+
+impl Serialize for StoredChange<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let c = self.change;
+        let mut map = s.serialize_map(None)?;
+        if c.kind != self.scope {
+            map.serialize_entry("type", &c.kind)?;
+        }
+        map.serialize_entry("action", &c.action)?;
+        if let Some(field) = &c.field {
+            map.serialize_entry("field", field)?;
+        }
+        if !c.before.is_null() {
+            map.serialize_entry("before", &c.before)?;
+        }
+        if !c.after.is_null() {
+            map.serialize_entry("after", &c.after)?;
+        }
+        map.end()
+    }
 }
 
 /// One row of `activity_log`.

@@ -48,7 +48,7 @@ pub use config::{
 pub use context::ActivityContext;
 pub use describe::{Describer, describe};
 pub use diff::{COMMON_EXCLUSIONS, FieldSpec, Masking, ModelActivity, diff};
-pub use entry::{ActivityEntry, Actor, Change, ChangeAction, Detail, Trigger};
+pub use entry::{ActivityEntry, Actor, Change, ChangeAction, CompactDetail, Detail, Trigger};
 pub use error::ActivityError;
 pub use hooks::{ActivityHooks, AppendDecision, NoHooks};
 #[cfg(feature = "tower")]

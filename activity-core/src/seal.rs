@@ -229,7 +229,7 @@ enum Node<'a> {
     Object(Vec<(std::borrow::Cow<'a, str>, Node<'a>)>),
 }
 
-impl Node<'_> {
+impl<'a> Node<'a> {
     fn into_value(self) -> Value {
         match self {
             Node::Null => Value::Null,
@@ -244,6 +244,44 @@ impl Node<'_> {
                     .map(|(k, v)| (k.into_owned(), v.into_value()))
                     .collect(),
             ),
+        }
+    }
+
+    /// [`restore_detail`](crate::entry::restore_detail) on the tree: every key the stored
+    /// form leaves out, put back (members are written sorted, so where does not matter).
+    fn restore(&mut self, scope: &'a str) {
+        use std::borrow::Cow;
+        let has = |members: &[(Cow<'a, str>, Node<'a>)], key: &str| {
+            members.iter().any(|(k, _)| k.as_ref() == key)
+        };
+        let Node::Object(members) = self else {
+            return;
+        };
+        for key in ["name", "short_id", "type", "trigger", "context"] {
+            if !has(members, key) {
+                members.push((Cow::Borrowed(key), Node::Null));
+            }
+        }
+        if !has(members, "changes") {
+            members.push((Cow::Borrowed("changes"), Node::Array(Vec::new())));
+        }
+        for (k, v) in members.iter_mut() {
+            let (true, Node::Array(changes)) = (k.as_ref() == "changes", v) else {
+                continue;
+            };
+            for change in changes.iter_mut() {
+                let Node::Object(fields) = change else {
+                    continue;
+                };
+                if !has(fields, "type") {
+                    fields.push((Cow::Borrowed("type"), Node::String(Cow::Borrowed(scope))));
+                }
+                for key in ["field", "before", "after"] {
+                    if !has(fields, key) {
+                        fields.push((Cow::Borrowed(key), Node::Null));
+                    }
+                }
+            }
         }
     }
 
@@ -441,8 +479,9 @@ pub fn canonical_time(at: &DateTime<Utc>) -> String {
 pub use crate::entry::tenant_key;
 
 /// An entry's columns as stored: what its leaf covers. `detail` is the stored JSON as the
-/// database hands it back, not its decoded API shape, so a key added to it by hand is caught
-/// like any other alteration.
+/// database hands it back, not its decoded entry: the keys the stored form leaves out are put
+/// back ([`restore_detail`](crate::entry::restore_detail)), so a row in either form hashes the
+/// same, and any other key added by hand is caught like any other alteration.
 #[derive(Clone, Copy, Debug)]
 pub struct StoredEntry<'a> {
     /// `id`.
@@ -496,8 +535,8 @@ pub enum StoredDetail<'a> {
 }
 
 impl<'a> StoredEntry<'a> {
-    /// `entry` as the library stores it, `detail` being its stored JSON (what
-    /// `serde_json::to_value(&entry.detail)` gives for an entry the library wrote).
+    /// `entry` as the library stores it, `detail` being its stored JSON in either form
+    /// (`serde_json::to_value(&entry.detail)`, or of `entry.detail.stored(&entry.scope)`).
     pub fn of(entry: &'a ActivityEntry, detail: &'a Value) -> Self {
         StoredEntry {
             id: entry.id,
@@ -526,7 +565,8 @@ impl<'a> StoredEntry<'a> {
 /// for auditors carry; [`canonical_json`] of it is [`canonical_entry_bytes`]).
 ///
 /// Every column of the entry is in it (`trace_id`/`span_id` aside: tracing is never part of
-/// the audit record), `detail` as stored. The personal ones enter as keyed pseudonyms
+/// the audit record), `detail` as stored with the keys its stored form leaves out put back
+/// (the API shape, for a detail the library wrote). The personal ones enter as keyed pseudonyms
 /// (`alias`, HMAC under the application's erasure key): `user_id`, `user_name`,
 /// `impersonated_by`, `ip_address`, `user_agent`, and, for an entry whose scope is one of
 /// `user_scopes` (its item is a person), `item_id` and every string in `detail.name`,
@@ -591,14 +631,17 @@ pub fn canonical_entry_bytes(
         }
     };
     match entry.detail {
-        StoredDetail::Value(detail) if person_item => {
+        StoredDetail::Value(detail) => {
             let mut detail = detail.clone();
-            pseudonymize_detail(&mut detail, &mut alias_detail);
+            crate::entry::restore_detail(&mut detail, entry.scope);
+            if person_item {
+                pseudonymize_detail(&mut detail, &mut alias_detail);
+            }
             write_canonical(&detail, &mut out);
         }
-        StoredDetail::Value(detail) => write_canonical(detail, &mut out),
         StoredDetail::Text(text) => match serde_json::from_str::<Node<'_>>(text) {
             Ok(mut detail) => {
+                detail.restore(entry.scope);
                 if person_item {
                     detail.pseudonymize(&mut alias_detail);
                 }
@@ -1231,6 +1274,127 @@ mod tests {
             proptest::prop_assert_eq!(canonical_json_text(&compact).ok(), Some(expected.clone()));
             proptest::prop_assert_eq!(canonical_json_text(&pretty).ok(), Some(expected));
             proptest::prop_assert_eq!(parse_json(&compact).ok(), Some(value));
+        }
+    }
+
+    fn any_detail() -> impl proptest::strategy::Strategy<Value = crate::Detail> {
+        use crate::{Change, ChangeAction, Detail, Trigger};
+        use proptest::prelude::*;
+        let text = || proptest::option::of(".{0,6}");
+        let action = prop_oneof![
+            Just(ChangeAction::Changed),
+            Just(ChangeAction::Created),
+            Just(ChangeAction::Deleted),
+        ];
+        let change = (
+            prop_oneof![Just("Flag".to_owned()), Just("User".to_owned()), ".{0,4}"],
+            action,
+            text(),
+            any_json(),
+            any_json(),
+        )
+            .prop_map(|(kind, action, field, before, after)| {
+                Change::new(kind, action, field.as_deref(), before, after)
+            });
+        let trigger = proptest::option::of((".{0,4}", ".{0,4}", any_json()).prop_map(
+            |(job_type, job_id, payload)| Trigger::new(job_type, job_id).with_payload(payload),
+        ));
+        (
+            (text(), text(), text()),
+            proptest::collection::vec(change, 0..4),
+            trigger,
+            proptest::option::of(any_json()),
+        )
+            .prop_map(|((name, short_id, kind), changes, trigger, context)| Detail {
+                name,
+                short_id,
+                kind,
+                changes,
+                trigger,
+                // `Some(null)` reads back as `None` in either form.
+                context: context.filter(|c| !c.is_null()),
+            })
+    }
+
+    fn entry_with_detail<'a>(scope: &'a str, detail: &'a str) -> StoredEntry<'a> {
+        StoredEntry {
+            id: Uuid::nil(),
+            created_at: DateTime::UNIX_EPOCH,
+            organization_id: Some("o"),
+            team_id: None,
+            user_id: Some("u"),
+            user_name: None,
+            impersonated_by: None,
+            was_impersonated: false,
+            is_system: false,
+            scope,
+            item_id: Some("i"),
+            activity: "updated",
+            detail: StoredDetail::Text(detail),
+            request_id: None,
+            correlation_id: None,
+            ip_address: None,
+            user_agent: None,
+            client: None,
+        }
+    }
+
+    proptest::proptest! {
+        /// The compact stored form reads back as the detail written, is what converting the
+        /// full form gives, and hashes as the full form does (for an ordinary item and a
+        /// person): a row's form never changes its entry or its leaf.
+        #[test]
+        fn the_compact_form_is_the_full_form_less_what_reading_restores(
+            detail in any_detail(),
+            scope in proptest::prelude::prop_oneof![
+                proptest::strategy::Just("Flag"),
+                proptest::strategy::Just("User"),
+            ],
+        ) {
+            use crate::entry::{compact_detail, restore_detail};
+            let full = serde_json::to_value(&detail).unwrap_or_default();
+            let compact = serde_json::to_value(detail.stored(scope)).unwrap_or_default();
+            proptest::prop_assert_eq!(
+                crate::Detail::from_stored(compact.clone(), scope).ok(),
+                Some(detail.clone())
+            );
+            let mut restored = compact.clone();
+            restore_detail(&mut restored, scope);
+            proptest::prop_assert_eq!(&restored, &full);
+            let mut converted = full.clone();
+            compact_detail(&mut converted, scope);
+            proptest::prop_assert_eq!(&converted, &compact);
+            let users = ["User".to_owned()];
+            let mut alias = |s: &str| format!("p:{s}");
+            let full_text = full.to_string();
+            let compact_text = compact.to_string();
+            let bytes = |text: &str, alias: &mut dyn FnMut(&str) -> String| {
+                canonical_entry_bytes(&entry_with_detail(scope, text), &users, alias)
+            };
+            let expected = bytes(&full_text, &mut alias);
+            proptest::prop_assert_eq!(bytes(&compact_text, &mut alias), expected.clone());
+            let mut by_value = entry_with_detail(scope, "");
+            by_value.detail = StoredDetail::Value(&compact);
+            proptest::prop_assert_eq!(canonical_entry_bytes(&by_value, &users, &mut alias), expected);
+        }
+
+        /// For any JSON in `detail` (a row altered by hand included), converting it never
+        /// changes what reading restores, and the text and value paths restore it alike.
+        #[test]
+        fn converting_any_detail_keeps_what_it_restores_to(value in any_json()) {
+            use crate::entry::{compact_detail, restore_detail};
+            let mut restored = value.clone();
+            restore_detail(&mut restored, "Flag");
+            let mut converted = value.clone();
+            compact_detail(&mut converted, "Flag");
+            restore_detail(&mut converted, "Flag");
+            proptest::prop_assert_eq!(&converted, &restored);
+            let text = value.to_string();
+            let mut alias = |s: &str| s.to_owned();
+            let by_text = canonical_entry_bytes(&entry_with_detail("Flag", &text), &[], &mut alias);
+            let mut by_value = entry_with_detail("Flag", "");
+            by_value.detail = StoredDetail::Value(&value);
+            proptest::prop_assert_eq!(canonical_entry_bytes(&by_value, &[], &mut alias), by_text);
         }
     }
 

@@ -226,6 +226,59 @@ async fn erasure_keeps_every_block_valid(t: &TestDb) {
         .await;
 }
 
+/// Rows written in the full stored form (as earlier versions wrote them) and sealed, then
+/// converted by `schema::compact_details`: every block still verifies, online and offline,
+/// proofs made before hold for the same canonical entries, the entries read back unchanged,
+/// an erasure afterwards keeps it so, and an alteration of a converted row is still caught.
+async fn sealed_rows_converted_to_the_compact_form_stay_intact(t: &TestDb) {
+    config()
+        .with_compact_detail(false)
+        .scope(async {
+            let (written, trusted) = sealed(t).await;
+            let key = signing().verifying_key();
+            let before = prove(&t.db, written[3].id).await.unwrap().unwrap();
+            assert!(t.dump().await.contains("short_id"));
+            let n = activity_seaorm::schema::compact_details(&t.db).await.unwrap();
+            assert_eq!(n, 35);
+            assert!(!t.dump().await.contains("short_id"));
+            assert_eq!(verify_all(t, &key).await, []);
+            for tenant in [ACME, "t:5", ""] {
+                let report = verify_trusting(&t.db, tenant, .., &key, &trusted)
+                    .await
+                    .unwrap();
+                assert_eq!(report.problems, [], "{tenant}");
+                assert_eq!(offline(t, tenant, &key).await, [], "{tenant}");
+            }
+            let after = prove(&t.db, written[3].id).await.unwrap().unwrap();
+            assert_eq!(after.entry, before.entry);
+            before.proof.verify(&after.entry, &key).unwrap();
+            for e in &written {
+                let row = activity_log::Entity::find_by_id(e.id)
+                    .one(&t.db)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(ActivityEntry::from(row).detail, e.detail);
+            }
+            // Erasure over converted rows, then a round: intact.
+            anonymize_user(&t.db, "alice").await.unwrap();
+            seal_round_then_verify(t, &key).await;
+            // A converted row altered: caught.
+            let row = activity_log::Entity::find_by_id(written[1].id)
+                .one(&t.db)
+                .await
+                .unwrap()
+                .unwrap();
+            let mut altered = row.clone().into_active_model();
+            let mut detail = row.detail.clone();
+            detail["changes"][0]["after"] = serde_json::json!(false);
+            altered.detail = Set(detail);
+            altered.update(&t.db).await.unwrap();
+            assert!(is_mismatch(&verify_all(t, &key).await, ACME));
+        })
+        .await;
+}
+
 /// One more sealing round (no grace), after which the whole log verifies.
 async fn seal_round_then_verify(t: &TestDb, key: &VerifyingKey) {
     Sealer::new(signing())
@@ -1085,6 +1138,7 @@ backend_tests!(
     archives_carry_their_tenants_checkpoints,
     a_sealed_log_verifies_and_proves_each_entry,
     erasure_keeps_every_block_valid,
+    sealed_rows_converted_to_the_compact_form_stay_intact,
     every_tampering_is_detected,
     tenants_are_listed,
 );

@@ -43,16 +43,16 @@ async fn the_budget_sets_how_many_inserts_a_flush_sends(t: &TestDb) {
     // The default: five small entries fit in one message.
     assert_eq!(flush(t, 5, WIRE_BUDGET).await, 1, "{backend:?}");
 
-    // 300 small entries exceed the default budget but fit a raised one.
-    let at_default = flush(t, 300, WIRE_BUDGET).await;
-    let raised = flush(t, 300, 1 << 20).await;
+    // 1,000 small entries exceed the default budget but fit a raised one.
+    let at_default = flush(t, 1000, WIRE_BUDGET).await;
+    let raised = flush(t, 1000, 1 << 20).await;
     if networked {
         assert!(at_default > 1, "{backend:?}: {at_default} INSERTs");
     }
     assert_eq!(raised, 1, "{backend:?}");
 
     // Every entry was written, whatever the chunking.
-    assert_eq!(t.entries().await.len(), 5 + 5 + 300 + 300, "{backend:?}");
+    assert_eq!(t.entries().await.len(), 5 + 5 + 1000 + 1000, "{backend:?}");
 }
 
 /// Outside any transaction each statement commits alone: a write of many entries is one INSERT

@@ -131,6 +131,36 @@ fn looks_like_index(key: &str) -> bool {
     !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// What the API shape holds where the stored form may have left a key out
+/// ([`Detail::stored`](activity_core::Detail::stored)): a filter reads the stored row, so at
+/// these paths it compares this value where the key is missing, and matches what the API
+/// gives back, in either stored form.
+#[derive(Clone, Copy)]
+enum Omitted {
+    Null,
+    EmptyArray,
+    Scope,
+}
+
+fn omitted(path: &DetailPath) -> Option<Omitted> {
+    fn one(keys: &[String]) -> Option<&str> {
+        match keys {
+            [key] => Some(key),
+            _ => None,
+        }
+    }
+    match (one(&path.head)?, path.each.as_deref()) {
+        ("name" | "short_id" | "type" | "trigger" | "context", None) => Some(Omitted::Null),
+        ("changes", None) => Some(Omitted::EmptyArray),
+        ("changes", Some(each)) => match one(each)? {
+            "field" | "before" | "after" => Some(Omitted::Null),
+            "type" => Some(Omitted::Scope),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// PostgreSQL: the value at object keys `keys` below the jsonb expression `doc`.
 ///
 /// `#>` reads a numeric step as an array index when it meets an array, where SQLite and
@@ -160,16 +190,28 @@ fn pg_get(doc: &str, keys: &[String]) -> Sql {
 
 /// Build a PostgreSQL predicate over the value(s) at `path`; `m` gets the jsonb expression.
 fn pg_match(path: &DetailPath, m: impl Fn(&Sql) -> Sql) -> Sql {
+    let restored = |x: Sql| {
+        let Some(omitted) = omitted(path) else {
+            return x;
+        };
+        let mut s = Sql::default();
+        s.push("COALESCE(").append(&x).push(match omitted {
+            Omitted::Null => ", 'null'::jsonb)",
+            Omitted::EmptyArray => ", '[]'::jsonb)",
+            Omitted::Scope => ", to_jsonb(\"activity_log\".\"scope\"::text))",
+        });
+        s
+    };
     let head = pg_get("\"activity_log\".\"detail\"", &path.head);
     let Some(each) = &path.each else {
-        return m(&head);
+        return m(&restored(head));
     };
     let x = if each.is_empty() {
         let mut x = Sql::default();
         x.push("e.v");
         x
     } else {
-        pg_get("e.v", each)
+        restored(pg_get("e.v", each))
     };
     let mut s = Sql::default();
     s.push("EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(")
@@ -242,12 +284,22 @@ fn mysql_match(path: &DetailPath, m: impl FnOnce(&dyn Fn(&mut Sql)) -> Sql) -> S
         ),
         Some(each) => ("e.v", format!("${}", mysql_keys(each))),
     };
+    let omitted = omitted(path);
     let extract = |s: &mut Sql| {
+        if omitted.is_some() {
+            s.push("COALESCE(");
+        }
         s.push("JSON_EXTRACT(")
             .push(doc)
             .push(", ")
             .bind(inner.clone())
             .push(")");
+        match omitted {
+            Some(Omitted::Null) => s.push(", 'null')"),
+            Some(Omitted::EmptyArray) => s.push(", '[]')"),
+            Some(Omitted::Scope) => s.push(", JSON_QUOTE(`activity_log`.`scope`))"),
+            None => s,
+        };
     };
     let m = m(&extract);
     if path.each.is_none() {
@@ -324,6 +376,11 @@ fn sqlite_match(path: &DetailPath, m: impl Fn(&Sql, &Sql) -> Sql) -> Sql {
         None => ("\"activity_log\".\"detail\"", &path.head, false),
         Some(inner) => ("e.value", inner, true),
     };
+    let wrap = |open: &str, inner: &Sql, close: &str| {
+        let mut s = Sql::default();
+        s.push(open).append(inner).push(close);
+        s
+    };
     let mut x = Sql::default();
     let mut t = Sql::default();
     if each && inner.is_empty() {
@@ -342,6 +399,26 @@ fn sqlite_match(path: &DetailPath, m: impl Fn(&Sql, &Sql) -> Sql) -> Sql {
             .push(", ")
             .bind(sqlite_path(inner))
             .push(")");
+    }
+    match omitted(path) {
+        // A JSON `null` and a missing key both extract as SQL NULL; only the type tells them
+        // apart.
+        Some(Omitted::Null) => t = wrap("COALESCE(", &t, ", 'null')"),
+        Some(Omitted::EmptyArray) => {
+            x = wrap("COALESCE(", &x, ", '[]')");
+            t = wrap("COALESCE(", &t, ", 'array')");
+        }
+        Some(Omitted::Scope) => {
+            let mut s = Sql::default();
+            s.push("CASE WHEN ")
+                .append(&t)
+                .push(" IS NULL THEN \"activity_log\".\"scope\" ELSE ")
+                .append(&x)
+                .push(" END");
+            x = s;
+            t = wrap("COALESCE(", &t, ", 'text')");
+        }
+        None => {}
     }
     if !each {
         return m(&x, &t);

@@ -62,11 +62,17 @@ pub(crate) fn conditions(query: &ActivityQuery, backend: DbBackend) -> Result<Co
         // keys or JSON syntax, so `name`, `null` or `"a":"b"` match what they say on every
         // backend. Unicode case folding everywhere (see `search`): LOWER .. LIKE where LOWER is
         // Unicode-aware, a case-class GLOB on SQLite.
+        // A change whose `type` the stored form left out has the entry's scope there (see
+        // `Detail::stored`): the scope matches for it, as the API shape's text would.
         c = c.add(match backend {
             DbBackend::Postgres => Expr::cust_with_values(
-                "EXISTS (SELECT 1 FROM jsonb_path_query(\"activity_log\".\"detail\", 'lax $.**') \
+                "(EXISTS (SELECT 1 FROM jsonb_path_query(\"activity_log\".\"detail\", 'lax $.**') \
                  AS v(value) WHERE jsonb_typeof(v.value) = 'string' \
-                 AND LOWER(v.value #>> '{}') LIKE $1 ESCAPE '!')",
+                 AND LOWER(v.value #>> '{}') LIKE $1 ESCAPE '!') \
+                 OR (LOWER(\"activity_log\".\"scope\") LIKE $1 ESCAPE '!' \
+                 AND jsonb_typeof(\"activity_log\".\"detail\" -> 'changes') = 'array' \
+                 AND jsonb_path_exists(\"activity_log\".\"detail\", \
+                 'lax $.changes[*] ? (@.type() == \"object\" && !(exists(@.\"type\")))')))",
                 [like_pattern(text)],
             ),
             // MariaDB's JSON_SEARCH also matches `null`, booleans and numbers as text: keep
@@ -75,21 +81,33 @@ pub(crate) fn conditions(query: &ActivityQuery, backend: DbBackend) -> Result<Co
             DbBackend::MySql => {
                 let pattern = like_pattern(text);
                 Expr::cust_with_values(
-                    "EXISTS (SELECT 1 FROM JSON_TABLE(IF(JSON_TYPE(JSON_SEARCH(\
+                    "(EXISTS (SELECT 1 FROM JSON_TABLE(IF(JSON_TYPE(JSON_SEARCH(\
                      LOWER(`activity_log`.`detail`), 'all', ?, '!')) = 'ARRAY', \
                      JSON_SEARCH(LOWER(`activity_log`.`detail`), 'all', ?, '!'), \
                      JSON_ARRAY(JSON_UNQUOTE(JSON_SEARCH(LOWER(`activity_log`.`detail`), 'all', \
                      ?, '!')))), '$[*]' COLUMNS (p VARCHAR(2048) PATH '$')) AS hit \
                      WHERE JSON_TYPE(JSON_EXTRACT(LOWER(`activity_log`.`detail`), hit.p)) \
-                     = 'STRING')",
-                    [pattern.clone(), pattern.clone(), pattern],
+                     = 'STRING') \
+                     OR (LOWER(`activity_log`.`scope`) LIKE ? ESCAPE '!' \
+                     AND JSON_TYPE(JSON_EXTRACT(`activity_log`.`detail`, '$.changes')) = 'ARRAY' \
+                     AND EXISTS (SELECT 1 FROM JSON_TABLE(`activity_log`.`detail`, \
+                     '$.changes[*]' COLUMNS (e JSON PATH '$', t INT EXISTS PATH '$.type')) AS c \
+                     WHERE c.t = 0 AND JSON_TYPE(c.e) = 'OBJECT')))",
+                    [pattern.clone(), pattern.clone(), pattern.clone(), pattern],
                 )
             }
-            _ => Expr::cust_with_values(
-                "EXISTS (SELECT 1 FROM json_tree(\"activity_log\".\"detail\") AS v \
-                 WHERE v.type = 'text' AND v.value GLOB ?)",
-                [glob_pattern(text)?],
-            ),
+            _ => {
+                let glob = glob_pattern(text)?;
+                Expr::cust_with_values(
+                    "(EXISTS (SELECT 1 FROM json_tree(\"activity_log\".\"detail\") AS v \
+                     WHERE v.type = 'text' AND v.value GLOB ?) \
+                     OR (\"activity_log\".\"scope\" GLOB ? \
+                     AND json_type(\"activity_log\".\"detail\", '$.changes') = 'array' \
+                     AND EXISTS (SELECT 1 FROM json_each(\"activity_log\".\"detail\", '$.changes') \
+                     AS c WHERE c.type = 'object' AND json_type(c.value, '$.type') IS NULL)))",
+                    [glob.clone(), glob],
+                )
+            }
         });
     }
     for filter in &query.detail_filters {

@@ -29,12 +29,16 @@
 //! only in a traced write, and reads them only with the feature); a build with `otel` needs
 //! them, so run the upgrade before it starts ([`create_table`] logs an error when they lack).
 
+#[cfg(feature = "ops")]
+mod compact;
 pub mod guard;
 pub mod outbox;
 pub mod partition;
 pub mod seal;
 pub mod table;
 
+#[cfg(feature = "ops")]
+pub use compact::compact_details;
 pub use table::activity_log;
 
 use sea_orm::sea_query::{

@@ -1,6 +1,6 @@
 //! The `activity_log` table as a SeaORM entity, and the conversion from [`ActivityEntry`].
 
-use activity_core::{ActivityEntry, Detail};
+use activity_core::{ActivityConfig, ActivityEntry, Detail};
 use sea_orm::entity::prelude::*;
 use sea_orm::{NotSet, Set};
 
@@ -168,7 +168,7 @@ fn cut(value: Option<String>, max: usize) -> Option<String> {
 
 impl From<ActivityEntry> for activity_log::ActiveModel {
     fn from(e: ActivityEntry) -> Self {
-        let detail = detail_json(&e.detail);
+        let detail = detail_json(&e.detail, &e.scope);
         Self {
             id: Set(e.id),
             created_at: Set(e.created_at),
@@ -216,7 +216,7 @@ pub(crate) fn row_values(e: &ActivityEntry, out: &mut Vec<Value>, traced: bool) 
         Value::from(e.scope.clone()),
         Value::from(e.item_id.clone()),
         Value::from(e.activity.clone()),
-        Value::from(detail_text(&e.detail)),
+        Value::from(detail_text(&e.detail, &e.scope)),
         Value::from(cut_ref(&e.request_id, REQUEST_ID_MAX)),
         Value::from(e.correlation_id.clone()),
         Value::from(cut_ref(&e.ip_address, IP_ADDRESS_MAX)),
@@ -263,25 +263,36 @@ pub(crate) fn find_entries() -> sea_orm::Select<activity_log::Entity> {
         .columns(read_columns())
 }
 
-fn detail_text(detail: &Detail) -> String {
-    serde_json::to_string(detail).unwrap_or_else(|e| {
+/// `detail` as stored: compact (see [`Detail::stored`]) unless the configuration in force
+/// asks for the full shape.
+fn detail_text(detail: &Detail, scope: &str) -> String {
+    let text = if ActivityConfig::with_current(ActivityConfig::compact_detail) {
+        serde_json::to_string(&detail.stored(scope))
+    } else {
+        serde_json::to_string(detail)
+    };
+    text.unwrap_or_else(|e| {
         tracing::error!(error = %e, "activity detail could not be encoded");
-        detail_json(&Detail::default()).to_string()
+        r#"{"context":{"error":"unencodable detail"}}"#.to_owned()
     })
 }
 
 /// Serializing a `Detail` cannot fail (string keys, finite numbers); guard anyway.
-fn detail_json(detail: &Detail) -> Json {
-    serde_json::to_value(detail).unwrap_or_else(|e| {
+fn detail_json(detail: &Detail, scope: &str) -> Json {
+    let value = if ActivityConfig::with_current(ActivityConfig::compact_detail) {
+        serde_json::to_value(detail.stored(scope))
+    } else {
+        serde_json::to_value(detail)
+    };
+    value.unwrap_or_else(|e| {
         tracing::error!(error = %e, "activity detail could not be encoded");
-        serde_json::json!({"name": null, "short_id": null, "type": null, "changes": [],
-            "trigger": null, "context": {"error": "unencodable detail"}})
+        serde_json::json!({"context": {"error": "unencodable detail"}})
     })
 }
 
 impl From<activity_log::Model> for ActivityEntry {
     fn from(m: activity_log::Model) -> Self {
-        let detail: Detail = serde_json::from_value(m.detail).unwrap_or_else(|e| {
+        let detail = Detail::from_stored(m.detail, &m.scope).unwrap_or_else(|e| {
             tracing::warn!(error = %e, id = %m.id, "activity detail could not be decoded");
             Detail::default()
         });
