@@ -1305,15 +1305,17 @@ mod tests {
             trigger,
             proptest::option::of(any_json()),
         )
-            .prop_map(|((name, short_id, kind), changes, trigger, context)| Detail {
-                name,
-                short_id,
-                kind,
-                changes,
-                trigger,
-                // `Some(null)` reads back as `None` in either form.
-                context: context.filter(|c| !c.is_null()),
-            })
+            .prop_map(
+                |((name, short_id, kind), changes, trigger, context)| Detail {
+                    name,
+                    short_id,
+                    kind,
+                    changes,
+                    trigger,
+                    // `Some(null)` reads back as `None` in either form.
+                    context: context.filter(|c| !c.is_null()),
+                },
+            )
     }
 
     fn entry_with_detail<'a>(scope: &'a str, detail: &'a str) -> StoredEntry<'a> {

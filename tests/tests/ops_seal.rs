@@ -238,7 +238,9 @@ async fn sealed_rows_converted_to_the_compact_form_stay_intact(t: &TestDb) {
             let key = signing().verifying_key();
             let before = prove(&t.db, written[3].id).await.unwrap().unwrap();
             assert!(t.dump().await.contains("short_id"));
-            let n = activity_seaorm::schema::compact_details(&t.db).await.unwrap();
+            let n = activity_seaorm::schema::compact_details(&t.db)
+                .await
+                .unwrap();
             assert_eq!(n, 35);
             assert!(!t.dump().await.contains("short_id"));
             assert_eq!(verify_all(t, &key).await, []);

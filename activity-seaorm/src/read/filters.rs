@@ -75,6 +75,17 @@ pub(super) fn detail_filter(
         FilterOp::Contains(s) => {
             reject_nul(s)?;
             reject_long_pattern(s)?;
+            // The text of a change object, or of the list of them, is the stored JSON's, which
+            // the compact form writes without some of its keys: refused, not compared against
+            // text the API shape does not have.
+            if path.head == ["changes"] && path.each.as_ref().is_none_or(Vec::is_empty) {
+                return Err(ActivityError::InvalidQuery(format!(
+                    "detail path {:?}: `contains` compares text, and `changes` holds objects: \
+                     filter on a key of them (`changes[].field`, `changes[].after`, ...)",
+                    filter.path
+                ))
+                .into());
+            }
             return Ok(contains(&path, s, backend)?.into_expr(backend));
         }
     };

@@ -2,10 +2,13 @@
 //!
 //! Every version since reads both forms, so nothing *needs* converting: [`compact_details`]
 //! only gives back the space. Each row's JSON is read as text (as the hash reads it, never
-//! through `serde_json::Value`'s parser) and rewritten with exactly the keys the compact form
-//! leaves out removed ([`compact_detail`]); everything else in it stays as it was. The keys it
-//! removes are the ones every read, and the sealer's hash, put back, so entries read back and
-//! sealed blocks verify the same after it.
+//! through `serde_json::Value`'s parser) and rewritten with the keys the compact form leaves
+//! out removed ([`compact_detail`]). Every other member keeps its value; where the backend
+//! stores JSON as text (MySQL, SQLite) the text itself is written anew (keys in order, no
+//! spaces). A row is left as it is when that could change more: a detail that is not JSON, or
+//! one holding a number whose text serde_json would not write back the same (`1.00`, digits
+//! beyond `f64`). The keys it removes are the ones every read, and the sealer's hash, put
+//! back, so entries read back and sealed blocks verify the same after it.
 
 use activity_core::entry::compact_detail;
 use sea_orm::{
@@ -22,13 +25,16 @@ const BATCH: usize = 500;
 /// [`ActivityConfig::with_compact_detail`](crate::config::ActivityConfig::with_compact_detail)),
 /// and return how many rows it rewrote. Idempotent: rows already compact are read, not written.
 ///
-/// Run it once every instance runs a version that reads the compact form (one that cannot
-/// would read such rows' changes as missing). It walks the log by `id`, 500 rows at a time, each
-/// batch in a transaction of its own that locks the rows it reads (`FOR UPDATE` on PostgreSQL
-/// and MySQL), so a concurrent erasure of the same rows waits for the batch, or the batch for
-/// it, and neither undoes the other. Writers are not blocked: new entries lock nothing it reads.
-/// On PostgreSQL the old row versions take space until `VACUUM` reclaims them (autovacuum will),
-/// and with the [append-only guard](guard) installed it runs each batch in maintenance.
+/// Run it once every instance runs a version that reads the compact form (an earlier one reads
+/// a compact row's detail as empty). It walks the log by `id`, 500 rows at a time, each batch
+/// in a transaction of its own (a savepoint in a caller's) that locks the rows it rewrites, by
+/// id (`FOR UPDATE` on PostgreSQL and MySQL: record locks only, so writers never wait for it),
+/// so a concurrent erasure of the same rows waits for the batch, or the batch for it, and
+/// neither undoes the other; if the database breaks a deadlock between them by aborting the
+/// batch, the error is returned and a second call finishes the work. With the
+/// [append-only guard](guard) installed each batch runs in maintenance, ended with the batch.
+/// On PostgreSQL the old row versions take space until `VACUUM` reclaims them (autovacuum
+/// will). A build with serde_json's `arbitrary_precision` is refused, as the sealer refuses it.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), sea_orm::DbErr> {
@@ -36,7 +42,7 @@ const BATCH: usize = 500;
 /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
 /// activity_seaorm::schema::create_table(&db).await?;
 /// // An entry written in the full form, as a version before the compact form wrote it.
-/// let entry = ActivityEntry::new("Flag", "updated").with_item_id("1").with_name("beta");
+/// let entry = ActivityEntry::new("Flag", "exported").with_item_id("1").with_name("beta");
 /// let full = ActivityConfig::new().with_compact_detail(false);
 /// full.scope(log_activity(&db, entry)).await?;
 /// assert_eq!(activity_seaorm::schema::compact_details(&db).await?, 1);
@@ -44,39 +50,63 @@ const BATCH: usize = 500;
 /// # Ok(()) }
 /// ```
 pub async fn compact_details<C: ConnectionTrait + TransactionTrait>(db: &C) -> Result<u64, DbErr> {
+    // Numbers are rewritten as this build's serde_json writes them: refuse a build that would
+    // write them otherwise (as the sealer does).
+    activity_core::seal::canonical_numbers().map_err(|e| DbErr::Custom(e.to_string()))?;
     let backend = db.get_database_backend();
     let mut after: Option<Uuid> = None;
-    let mut rewritten = 0u64;
+    let (mut rewritten, mut kept) = (0u64, 0u64);
     loop {
         let txn = db.begin().await?;
-        guard::enter_maintenance(&txn).await?;
-        let rows = txn.query_all_raw(page(backend, after)).await?;
-        let mut changed: Vec<(Uuid, String)> = Vec::new();
-        for row in &rows {
-            let id: Uuid = row.try_get("", "id")?;
-            let scope: String = row.try_get("", "scope")?;
-            let text: String = row.try_get("", "detail")?;
-            after = Some(id);
-            // Not JSON (only a row altered by hand): left for the checks to report.
-            let Ok(stored) = activity_core::seal::parse_json(&text) else {
-                continue;
-            };
-            let mut compact = stored.clone();
-            compact_detail(&mut compact, &scope);
-            if compact != stored {
-                let text = serde_json::to_string(&compact)
-                    .map_err(|e| DbErr::Custom(format!("detail of {id}: {e}")))?;
-                changed.push((id, text));
+        let batch = guard::maintenance(&txn, async {
+            // The page's ids first, unlocked; then those rows locked by id. (A locking range
+            // scan would also lock, on InnoDB, the gap after the last id: where every new
+            // entry's id goes.)
+            let ids: Vec<Uuid> = txn
+                .query_all_raw(page(backend, after))
+                .await?
+                .iter()
+                .map(|row| row.try_get("", "id"))
+                .collect::<Result<_, _>>()?;
+            let mut changed: Vec<(Uuid, String)> = Vec::new();
+            if !ids.is_empty() {
+                for row in txn.query_all_raw(locked(backend, &ids)).await? {
+                    let id: Uuid = row.try_get("", "id")?;
+                    let scope: String = row.try_get("", "scope")?;
+                    let text: String = row.try_get("", "detail")?;
+                    match compacted(&text, &scope) {
+                        Some(Some(compact)) => changed.push((id, compact)),
+                        Some(None) => {}
+                        None => kept += 1,
+                    }
+                }
             }
-        }
-        if !changed.is_empty() {
-            txn.execute_raw(update(backend, &changed)).await?;
-            rewritten += changed.len() as u64;
-        }
+            if !changed.is_empty() {
+                txn.execute_raw(update(backend, &changed)).await?;
+            }
+            Ok::<_, DbErr>((ids, changed.len()))
+        })
+        .await;
+        let (ids, changed) = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                let _ = txn.rollback().await;
+                return Err(e);
+            }
+        };
         txn.commit().await?;
-        if rows.len() < BATCH {
+        rewritten += changed as u64;
+        after = ids.last().copied();
+        if ids.len() < BATCH {
             break;
         }
+    }
+    if kept > 0 {
+        tracing::warn!(
+            rows = kept,
+            "activity_log: rows left in the full form: their detail is not JSON, or holds a \
+             number this build would write differently"
+        );
     }
     if rewritten > 0 {
         tracing::info!(rows = rewritten, "activity_log: detail rewritten compact");
@@ -84,12 +114,68 @@ pub async fn compact_details<C: ConnectionTrait + TransactionTrait>(db: &C) -> R
     Ok(rewritten)
 }
 
-/// The next page of rows after `after`, `detail` as the server's text.
+/// The compact text of a stored `detail`: `Some(None)` when it is compact already, `None` when
+/// it is left as it is — not JSON (only a row altered by hand holds that; the checks report
+/// it), or holding a number whose text serde_json would not write back the same (a value
+/// beyond `f64`'s precision, `1.00`): rewriting must not change a value, nor a number's text.
+fn compacted(text: &str, scope: &str) -> Option<Option<String>> {
+    let stored = activity_core::seal::parse_json(text).ok()?;
+    let mut compact = stored.clone();
+    compact_detail(&mut compact, scope);
+    if compact == stored {
+        return Some(None);
+    }
+    if !numbers_round_trip(text) {
+        return None;
+    }
+    serde_json::to_string(&compact).ok().map(Some)
+}
+
+/// Whether every number in the JSON `text` is written back by serde_json as the same text.
+fn numbers_round_trip(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let (mut i, mut in_string) = (0, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            while i < bytes.len()
+                && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            {
+                i += 1;
+            }
+            let token = &text[start..i];
+            let written = serde_json::from_str::<serde_json::Number>(token).map(|n| n.to_string());
+            if written.ok().as_deref() != Some(token) {
+                return false;
+            }
+            continue;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The ids of the next page of rows after `after`.
 fn page(backend: DbBackend, after: Option<Uuid>) -> Statement {
-    let (detail, lock, mark) = match backend {
-        DbBackend::Postgres => ("detail::text", " FOR UPDATE", "$1"),
-        DbBackend::MySql => ("CAST(detail AS CHAR)", " FOR UPDATE", "?"),
-        _ => ("detail", "", "?"),
+    let mark = if backend == DbBackend::Postgres {
+        "$1"
+    } else {
+        "?"
     };
     let (filter, values) = match after {
         Some(id) => (format!(" WHERE id > {mark}"), vec![Value::from(id)]),
@@ -97,11 +183,31 @@ fn page(backend: DbBackend, after: Option<Uuid>) -> Statement {
     };
     Statement::from_sql_and_values(
         backend,
-        format!(
-            "SELECT id, scope, {detail} AS detail FROM activity_log{filter} \
-             ORDER BY id LIMIT {BATCH}{lock}"
-        ),
+        format!("SELECT id FROM activity_log{filter} ORDER BY id LIMIT {BATCH}"),
         values,
+    )
+}
+
+/// The rows `ids`, locked, `detail` as the server's text.
+fn locked(backend: DbBackend, ids: &[Uuid]) -> Statement {
+    let (detail, lock) = match backend {
+        DbBackend::Postgres => ("detail::text", " FOR UPDATE"),
+        DbBackend::MySql => ("CAST(detail AS CHAR)", " FOR UPDATE"),
+        _ => ("detail", ""),
+    };
+    let marks: Vec<String> = (1..=ids.len())
+        .map(|n| match backend {
+            DbBackend::Postgres => format!("${n}"),
+            _ => "?".to_owned(),
+        })
+        .collect();
+    Statement::from_sql_and_values(
+        backend,
+        format!(
+            "SELECT id, scope, {detail} AS detail FROM activity_log WHERE id IN ({}){lock}",
+            marks.join(", ")
+        ),
+        ids.iter().map(|id| Value::from(*id)),
     )
 }
 
@@ -136,4 +242,44 @@ fn update(backend: DbBackend, changed: &[(Uuid, String)]) -> Statement {
     }
     sql.push(')');
     Statement::from_sql_and_values(backend, sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A number whose text would change is never rewritten; numbers in strings do not count.
+    #[test]
+    fn only_rows_whose_numbers_keep_their_text_are_rewritten() {
+        let full = |value: &str| {
+            format!(
+                r#"{{"name":null,"changes":[{{"type":"Flag","action":"changed","field":"n","before":{value},"after":"x\"1.00"}}]}}"#
+            )
+        };
+        for kept in ["1.00", "12345678901234567890123", "1E2", "-0.10", "1e22"] {
+            assert_eq!(compacted(&full(kept), "Flag"), None, "{kept}");
+        }
+        for value in [
+            "1.0",
+            "0.1",
+            "-7",
+            "18446744073709551615",
+            "1e+22",
+            "2.5e-8",
+        ] {
+            let compact = compacted(&full(value), "Flag").flatten();
+            assert_eq!(
+                compact,
+                Some(format!(
+                    r#"{{"changes":[{{"action":"changed","after":"x\"1.00","before":{value},"field":"n"}}]}}"#
+                )),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            compacted(r#"{"changes":[{"action":"changed"}]}"#, "Flag"),
+            Some(None)
+        );
+        assert_eq!(compacted("{not json", "Flag"), None);
+    }
 }

@@ -499,14 +499,14 @@ async fn create_months<C: ConnectionTrait + TransactionTrait>(
                     format!(
                         "CREATE TABLE {name} (LIKE activity_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
                     ),
+                    // One statement: the rows deleted are exactly the rows copied, each in
+                    // its latest version (the DELETE locks it and rereads it). A copy and then
+                    // a delete would lose an entry committed between the two, and keep the
+                    // pre-erasure copy of a row an erasure rewrote between them.
                     format!(
-                        "INSERT INTO {name} SELECT * FROM {DEFAULT_PARTITION} \
-                         WHERE created_at >= {} AND created_at < {}",
-                        literal(from),
-                        literal(to)
-                    ),
-                    format!(
-                        "DELETE FROM {DEFAULT_PARTITION} WHERE created_at >= {} AND created_at < {}",
+                        "WITH moved AS (DELETE FROM {DEFAULT_PARTITION} \
+                         WHERE created_at >= {} AND created_at < {} RETURNING *) \
+                         INSERT INTO {name} SELECT * FROM moved",
                         literal(from),
                         literal(to)
                     ),

@@ -271,22 +271,31 @@ fn detail_text(detail: &Detail, scope: &str) -> String {
     } else {
         serde_json::to_string(detail)
     };
-    text.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "activity detail could not be encoded");
-        r#"{"context":{"error":"unencodable detail"}}"#.to_owned()
-    })
+    // Written straight to text (the flush's path): a tree only for the fallback.
+    text.unwrap_or_else(|_| detail_json(detail, scope).to_string())
 }
 
-/// Serializing a `Detail` cannot fail (string keys, finite numbers); guard anyway.
+/// Serializing a `Detail` cannot fail (string keys, finite numbers); guard anyway, with a
+/// detail in the same form.
 fn detail_json(detail: &Detail, scope: &str) -> Json {
-    let value = if ActivityConfig::with_current(ActivityConfig::compact_detail) {
+    let compact = ActivityConfig::with_current(ActivityConfig::compact_detail);
+    let value = if compact {
         serde_json::to_value(detail.stored(scope))
     } else {
         serde_json::to_value(detail)
     };
     value.unwrap_or_else(|e| {
         tracing::error!(error = %e, "activity detail could not be encoded");
-        serde_json::json!({"context": {"error": "unencodable detail"}})
+        let unencodable = Detail {
+            context: Some(serde_json::json!({"error": "unencodable detail"})),
+            ..Detail::default()
+        };
+        let value = if compact {
+            serde_json::to_value(unencodable.stored(scope))
+        } else {
+            serde_json::to_value(&unencodable)
+        };
+        value.unwrap_or_default()
     })
 }
 
