@@ -119,6 +119,33 @@ async fn main() -> Res<()> {
         "partitioned: the same rows in {:.1} s",
         t.elapsed().as_secs_f64()
     );
+    // The closed month's indexes packed (`pack_closed_months`), before it leaves retention.
+    let january = partition::month_partition_name(february - chrono::Duration::days(1));
+    let index_bytes = |db: DatabaseConnection, table: String| async move {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT pg_indexes_size('{table}')::float8 AS b"),
+            ))
+            .await?
+            .ok_or("no size")?;
+        Res::<f64>::Ok(row.try_get::<f64>("", "b")?)
+    };
+    let unpacked = index_bytes(db.clone(), january.clone()).await?;
+    let start = lsn(&db).await?;
+    let t = Instant::now();
+    let packed_months =
+        partition::pack_closed_months(&db, february + chrono::Duration::days(14)).await?;
+    let pack_time = t.elapsed();
+    let pack_wal = wal_since(&db, &start).await?;
+    let packed = index_bytes(db.clone(), january.clone()).await?;
+    println!(
+        "pack_closed_months: {packed_months:?} in {}, {pack_wal:.1} MB of WAL; {january}'s \
+         indexes {:.1} → {:.1} B per entry",
+        secs(pack_time),
+        unpacked / rows as f64,
+        packed / rows as f64
+    );
     let dir = std::env::temp_dir().join(format!("partition-bench-{}", std::process::id()));
     let marks: Arc<Mutex<Option<(Instant, String)>>> = Arc::default();
     let hook = {

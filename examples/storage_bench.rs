@@ -23,7 +23,7 @@
 //! `ours` is the real `activity_log` of `activity_seaorm::schema::create_table`; the harness
 //! checks its generated rows against entries written by `log_activity` (in `transaction`, with
 //! an `ActivityContext`) for the same events, column by column and in `pg_column_size`. The
-//! `full detail` row is the same table with `detail` stored in the full API shape, as versions
+//! `ours before` row is the same table with `detail` stored in the full API shape, as versions
 //! before the compact form stored it; candidates B–D are design explorations for a compact
 //! row, not the library's schema. Then the `ours` rows are exported as JSON lines of the API shape (what an archive holds) and
 //! compressed with zstd (level 9, alone and with the archive's long-distance matching) and gzip
@@ -96,7 +96,7 @@ fn events_view(rows: usize) -> String {
 }
 
 /// `detail` in the API shape, nulls included: PostHog's rows, and how the library stored it
-/// before the compact form (the `full detail` row).
+/// before the compact form (the `ours before` row).
 const DETAIL_FULL: &str = "jsonb_build_object('name', key, 'short_id', NULL, 'type', NULL, \
      'changes', jsonb_build_array(jsonb_build_object('type', 'FeatureFlag', 'action', 'changed', \
      'field', 'enabled', 'before', before, 'after', after)), 'trigger', NULL, 'context', NULL)";
@@ -515,17 +515,16 @@ fn layouts() -> Vec<Layout> {
             lost: None,
         },
         Layout {
-            label: "ours before the compact `detail` (the full shape stored)",
+            label: "ours before: the full `detail` stored",
             tables: &["activity_log_a"],
             indexes: Indexes::All,
             lost: Some(
-                "none: the same five indexes; every read restores the null keys and the \
-                 per-change `type` when it decodes `detail` (JSON-path filters on \
-                 `changes[].type` must treat a missing type as the scope)",
+                "none (the previous version's storage): the same indexes, a `detail` ~80 B \
+                 longer",
             ),
         },
         Layout {
-            label: "candidate B: A + smallint codes, uuid request id, actor names apart",
+            label: "candidate B: ours + smallint codes, uuid request id, actor names apart",
             tables: &["activity_log_b", "activity_code_b", "activity_actor_b"],
             indexes: Indexes::Except(&["activity_log_c_tenant_feed"]),
             lost: Some(

@@ -10,7 +10,8 @@
 //! trigger peer, a generic row-level audit trigger; without a readable one the peer is skipped,
 //! with a message), `BENCH_ONLY` (shapes whose name contains the text),
 //! `BENCH_DROP_INDEXES` (log indexes to drop for an experiment, or `all`), `BENCH_DROP_GIN`,
-//! `BENCH_WIRE_BUDGET` (bytes, see `ActivityConfig::with_wire_budget`), `BENCH_MODES` (a
+//! `BENCH_WIRE_BUDGET` (bytes, see `ActivityConfig::with_wire_budget`), `BENCH_FULL_DETAIL=1`
+//! (`detail` stored in the full shape, as before the compact form), `BENCH_MODES` (a
 //! comma-separated list of modes to run, e.g. `Unlogged,Muted`), `BENCH_CHECKED=1` (checked mode
 //! observes every statement; `BENCH_CHECKED=layer` adds `Checker::layer` as the global tracing
 //! subscriber; see BENCHMARKS.md).
@@ -407,13 +408,17 @@ async fn setup(db: &DatabaseConnection) -> Result<(), DbErr> {
     if let Ok(only) = std::env::var("BENCH_ONLY") {
         ONLY.set(only).ok();
     }
+    let mut config = activity_seaorm::ActivityConfig::new();
     if let Some(bytes) = std::env::var("BENCH_WIRE_BUDGET")
         .ok()
         .and_then(|b| b.parse().ok())
     {
-        activity_seaorm::init(activity_seaorm::ActivityConfig::new().with_wire_budget(bytes))
-            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        config = config.with_wire_budget(bytes);
     }
+    if std::env::var("BENCH_FULL_DETAIL").is_ok_and(|v| v == "1") {
+        config = config.with_compact_detail(false);
+    }
+    activity_seaorm::init(config).map_err(|e| DbErr::Custom(e.to_string()))?;
     let schema = Schema::new(db.get_database_backend());
     db.execute(&schema.create_table_from_entity(plain::Entity))
         .await?;

@@ -187,6 +187,96 @@ async fn a_late_month_takes_its_entries_from_the_default_partition(t: &TestDb) {
     );
 }
 
+/// Bytes of the indexes of `table`.
+async fn index_bytes(t: &TestDb, table: &str) -> i64 {
+    t.db.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        format!("SELECT pg_indexes_size('{table}')::bigint AS n"),
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get("", "n")
+    .unwrap()
+}
+
+/// A closed month's indexes are rebuilt once, smaller, with every entry still read through
+/// them; the open month and the default partition are left alone, and an interrupted
+/// rebuild's leftover copy is dropped by the next call.
+async fn closed_months_are_packed_once(t: &TestDb) {
+    drop_table(&t.db).await.unwrap();
+    let now = Utc::now();
+    let closed = month_start(month_start(now) - Duration::days(1));
+    partition::partition_by_month(&t.db, now).await.unwrap();
+    partition::create_partitions(&t.db, closed, now)
+        .await
+        .unwrap();
+    let closed_name = month_partition_name(closed);
+    let open_name = month_partition_name(month_start(now));
+    // 6,000 entries of 200 teams over the closed month, in time order: inserted into the
+    // middle of the tenant-led indexes, whose pages split half full.
+    let mut entries = Vec::new();
+    for i in 0..6000i64 {
+        let mut e = entry(
+            &format!("item-{}", i % 300),
+            closed + Duration::seconds(i * 60),
+        );
+        e.team_id = Some(format!("team-{}", i % 200));
+        entries.push(e);
+    }
+    for chunk in entries.chunks(500) {
+        bulk_log_activity(&t.db, chunk.to_vec()).await.unwrap();
+    }
+    log_activity(&t.db, entry("now", now)).await.unwrap();
+    let before = index_bytes(t, &closed_name).await;
+    let open_before = index_bytes(t, &open_name).await;
+
+    // A leftover of an interrupted rebuild: an invalid copy named as REINDEX names it.
+    t.db.execute_unprepared(&format!(
+        "CREATE INDEX activity_log_leftover_ccnew ON {closed_name} (user_id); \
+         UPDATE pg_index SET indisvalid = false \
+         WHERE indexrelid = 'activity_log_leftover_ccnew'::regclass"
+    ))
+    .await
+    .unwrap();
+
+    let packed = partition::pack_closed_months(&t.db, now).await.unwrap();
+    assert_eq!(packed, vec![closed_name.clone()]);
+    let after = index_bytes(t, &closed_name).await;
+    assert!(after * 10 < before * 9, "{before} -> {after} bytes");
+    assert_eq!(index_bytes(t, &open_name).await, open_before);
+    let leftover =
+        t.db.query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT to_regclass('activity_log_leftover_ccnew')::text AS r",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<Option<String>>("", "r")
+        .unwrap();
+    assert_eq!(leftover, None);
+    // Once: the month is marked.
+    assert!(
+        partition::pack_closed_months(&t.db, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Read back through the rebuilt indexes.
+    let page = load_activity(&t.db, &ActivityQuery::for_team("team-7").limit(100))
+        .await
+        .unwrap();
+    assert_eq!(page.results.len(), 30);
+    let item = load_activity(
+        &t.db,
+        &ActivityQuery::for_team("team-7").item("Setting", "item-7"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(item.results.len(), 10);
+}
+
 fn temp_dir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
@@ -407,4 +497,5 @@ tests_on!(late_month: a_late_month_takes_its_entries_from_the_default_partition 
 tests_on!(retention: retention_archives_and_drops_whole_months on postgres);
 tests_on!(written_after_archive: a_month_written_after_its_archive_is_kept on postgres);
 tests_on!(detail_index: the_detail_index_is_opt_in on postgres);
+tests_on!(packed: closed_months_are_packed_once on postgres);
 tests_on!(plain: other_backends_keep_the_plain_table on sqlite, mysql);

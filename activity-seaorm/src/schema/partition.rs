@@ -28,7 +28,8 @@
 //!
 //! **Maintenance.** [`ensure_partitions`] creates the months ahead; call it from a daily job
 //! (and at start-up). A month created late (its entries already in the default partition)
-//! takes them over in one transaction.
+//! takes them over in one transaction. [`pack_closed_months`] rebuilds a closed month's
+//! indexes once, packed (about a third smaller).
 //!
 //! SQLite and MySQL/MariaDB keep the plain table: these functions return an error there.
 
@@ -433,6 +434,101 @@ pub async fn ensure_partitions<C: ConnectionTrait + TransactionTrait>(
     let newest = existing.iter().filter_map(|p| p.to).max();
     let from = newest.unwrap_or_else(|| month_start(Utc::now()));
     create_months(db, &existing, from, through).await
+}
+
+/// The comment [`pack_closed_months`] leaves on a month whose indexes it rebuilt.
+pub const PACKED_COMMENT: &str = "activity-seaorm: indexes packed";
+
+/// Rebuild the indexes of every closed month (one whose range ended before `now`'s month began)
+/// not rebuilt yet, packed: `REINDEX INDEX CONCURRENTLY`, one index at a time, writers never
+/// blocked. Returns the months packed.
+///
+/// Why: the log's indexes lead with the tenant, so inserts land inside the index rather than at
+/// its right edge and pages split half full; once a month is closed it takes almost no inserts,
+/// and packed its indexes hold the same keys in about two thirds of the space (421 against 289
+/// bytes an entry in the project's storage benchmark). Each month is packed once (marked with
+/// [`PACKED_COMMENT`]): an entry written late into a packed month is indexed as any other.
+/// The rebuild reads the month and writes its indexes anew (WAL as large as them); run it from
+/// the daily job, after [`ensure_partitions`], outside a transaction (PostgreSQL builds
+/// concurrently only there). The legacy and default partitions are left as they are. A
+/// rebuild interrupted (a cancelled call, a lost connection) leaves the month unmarked and an
+/// invalid copy of one index (`…_ccnew` or `…_ccold`); the next call drops it and packs the
+/// month again.
+pub async fn pack_closed_months<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, DbErr> {
+    postgres_only(db, "pack_closed_months")?;
+    let open = month_start(now);
+    let mut packed = Vec::new();
+    for month in partitions(db).await? {
+        let (Some(_), Some(to)) = (month.from, month.to) else {
+            continue;
+        };
+        if to > open || month.name == LEGACY_PARTITION {
+            continue;
+        }
+        let comment = db
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT obj_description(c.oid, 'pg_class') AS comment \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relname = $1 AND n.nspname = current_schema()",
+                [month.name.clone().into()],
+            ))
+            .await?;
+        let Some(comment) = comment else { continue };
+        if comment.try_get::<Option<String>>("", "comment")?.as_deref() == Some(PACKED_COMMENT) {
+            continue;
+        }
+        let indexes = db
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT i.relname::text AS name, x.indisvalid AS valid \
+                 FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
+                 JOIN pg_class c ON c.oid = x.indrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relname = $1 AND n.nspname = current_schema() ORDER BY 1",
+                [month.name.clone().into()],
+            ))
+            .await?;
+        let mut valid = Vec::new();
+        for index in indexes {
+            let name: String = index.try_get("", "name")?;
+            if index.try_get::<bool>("", "valid")? {
+                valid.push(name);
+            } else if is_rebuild_leftover(&name) {
+                // What an interrupted rebuild left: its half-built copy, invalid (and still
+                // updated by inserts). Dropped before the month is rebuilt again.
+                db.execute_unprepared(&format!("DROP INDEX CONCURRENTLY IF EXISTS \"{name}\""))
+                    .await?;
+            }
+        }
+        for index in valid {
+            db.execute_unprepared(&format!("REINDEX INDEX CONCURRENTLY \"{index}\""))
+                .await?;
+        }
+        db.execute_unprepared(&format!(
+            "COMMENT ON TABLE \"{}\" IS '{PACKED_COMMENT}'",
+            month.name
+        ))
+        .await?;
+        tracing::info!(
+            partition = month.name,
+            "activity_log: a closed month's indexes packed"
+        );
+        packed.push(month.name);
+    }
+    Ok(packed)
+}
+
+/// Whether `name` is one of the copies `REINDEX .. CONCURRENTLY` makes: the new index while it
+/// is built (`<index>_ccnew`, `_ccnew1`, ..) or the old one once swapped out (`_ccold`, ..).
+fn is_rebuild_leftover(name: &str) -> bool {
+    ["_ccnew", "_ccold"].iter().any(|suffix| {
+        name.rsplit_once(suffix)
+            .is_some_and(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// Create the month partitions from the month of `from` through the month of `through` that
