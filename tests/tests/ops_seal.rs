@@ -198,14 +198,7 @@ async fn erasure_keeps_every_block_valid(t: &TestDb) {
             for personal in ["alice", "Alice Liddell", "10.1.0.1\"", "Browser/1\""] {
                 assert!(!dump.contains(personal), "{personal} left: {dump}");
             }
-            assert_eq!(verify_all(t, &key).await, []);
-            for tenant in [ACME, "t:5", ""] {
-                let report = verify_trusting(&t.db, tenant, .., &key, &trusted)
-                    .await
-                    .unwrap();
-                assert_eq!(report.problems, [], "{tenant}");
-                assert_eq!(offline(t, tenant, &key).await, [], "{tenant}");
-            }
+            intact_everywhere(t, &key, &trusted).await;
             // The proof made before the erasure still holds, for the same canonical entry.
             let after = prove(&t.db, written[3].id).await.unwrap().unwrap();
             assert_eq!(after.entry, before.entry);
@@ -243,14 +236,7 @@ async fn sealed_rows_converted_to_the_compact_form_stay_intact(t: &TestDb) {
                 .unwrap();
             assert_eq!(n, 35);
             assert!(!t.dump().await.contains("short_id"));
-            assert_eq!(verify_all(t, &key).await, []);
-            for tenant in [ACME, "t:5", ""] {
-                let report = verify_trusting(&t.db, tenant, .., &key, &trusted)
-                    .await
-                    .unwrap();
-                assert_eq!(report.problems, [], "{tenant}");
-                assert_eq!(offline(t, tenant, &key).await, [], "{tenant}");
-            }
+            intact_everywhere(t, &key, &trusted).await;
             let after = prove(&t.db, written[3].id).await.unwrap().unwrap();
             assert_eq!(after.entry, before.entry);
             before.proof.verify(&after.entry, &key).unwrap();
@@ -279,6 +265,18 @@ async fn sealed_rows_converted_to_the_compact_form_stay_intact(t: &TestDb) {
             assert!(is_mismatch(&verify_all(t, &key).await, ACME));
         })
         .await;
+}
+
+/// The whole log verifies, each tenant against the trusted checkpoints too, and offline.
+async fn intact_everywhere(t: &TestDb, key: &VerifyingKey, trusted: &[Checkpoint]) {
+    assert_eq!(verify_all(t, key).await, []);
+    for tenant in [ACME, "t:5", ""] {
+        let report = verify_trusting(&t.db, tenant, .., key, trusted)
+            .await
+            .unwrap();
+        assert_eq!(report.problems, [], "{tenant}");
+        assert_eq!(offline(t, tenant, key).await, [], "{tenant}");
+    }
 }
 
 /// One more sealing round (no grace), after which the whole log verifies.
