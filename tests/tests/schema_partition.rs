@@ -200,9 +200,25 @@ async fn index_bytes(t: &TestDb, table: &str) -> i64 {
     .unwrap()
 }
 
+/// How many indexes of `table` are partitions of the log's indexes.
+async fn attached_indexes(t: &TestDb, table: &str) -> i64 {
+    t.db.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        format!(
+            "SELECT COUNT(*) AS n FROM pg_index x JOIN pg_inherits i ON i.inhrelid = x.indexrelid \
+             WHERE x.indrelid = '{table}'::regclass"
+        ),
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get("", "n")
+    .unwrap()
+}
+
 /// A closed month's indexes are rebuilt once, smaller, with every entry still read through
-/// them; the open month and the default partition are left alone, and an interrupted
-/// rebuild's leftover copy is dropped by the next call.
+/// them and still the partitions of the log's indexes; the open month is left until it closes,
+/// and an interrupted rebuild's leftover copy is dropped by the next call.
 async fn closed_months_are_packed_once(t: &TestDb) {
     drop_table(&t.db).await.unwrap();
     let now = Utc::now();
@@ -229,7 +245,8 @@ async fn closed_months_are_packed_once(t: &TestDb) {
     }
     log_activity(&t.db, entry("now", now)).await.unwrap();
     let before = index_bytes(t, &closed_name).await;
-    let open_before = index_bytes(t, &open_name).await;
+    let attached_before = attached_indexes(t, &closed_name).await;
+    assert!(attached_before >= 6, "{attached_before}");
 
     // A leftover of an interrupted rebuild: an invalid copy named as REINDEX names it.
     t.db.execute_unprepared(&format!(
@@ -244,7 +261,16 @@ async fn closed_months_are_packed_once(t: &TestDb) {
     assert_eq!(packed, vec![closed_name.clone()]);
     let after = index_bytes(t, &closed_name).await;
     assert!(after * 10 < before * 9, "{before} -> {after} bytes");
-    assert_eq!(index_bytes(t, &open_name).await, open_before);
+    // Still the partitions of the log's indexes (primary key included).
+    assert_eq!(attached_indexes(t, &closed_name).await, attached_before);
+    let open_marked = partition::pack_closed_months(&t.db, next_month(now))
+        .await
+        .unwrap();
+    assert_eq!(
+        open_marked,
+        vec![open_name],
+        "the month closes with the next one"
+    );
     let leftover =
         t.db.query_one_raw(Statement::from_string(
             DbBackend::Postgres,

@@ -23,7 +23,8 @@ const BATCH: usize = 500;
 
 /// Rewrite the `detail` of every row still in the full stored form to the compact one (see
 /// [`ActivityConfig::with_compact_detail`](crate::config::ActivityConfig::with_compact_detail)),
-/// and return how many rows it rewrote. Idempotent: rows already compact are read, not written.
+/// and return how many rows it rewrote. Idempotent: rows already compact are read, not written
+/// (nor locked). It converts the rows there are when it starts.
 ///
 /// Run it once every instance runs a version that reads the compact form (an earlier one reads
 /// a compact row's detail as empty). It walks the log by `id`, 500 rows at a time, each batch
@@ -54,50 +55,34 @@ pub async fn compact_details<C: ConnectionTrait + TransactionTrait>(db: &C) -> R
     // write them otherwise (as the sealer does).
     activity_core::seal::canonical_numbers().map_err(|e| DbErr::Custom(e.to_string()))?;
     let backend = db.get_database_backend();
+    // The rows there are now: entries written meanwhile are this version's, compact already
+    // (or, with the setting off, meant to stay full), and a busy log never outruns the walk.
+    let Some(last) = newest_id(db).await? else {
+        return Ok(0);
+    };
     let mut after: Option<Uuid> = None;
     let (mut rewritten, mut kept) = (0u64, 0u64);
     loop {
-        let txn = db.begin().await?;
-        let batch = guard::maintenance(&txn, async {
-            // The page's ids first, unlocked; then those rows locked by id. (A locking range
-            // scan would also lock, on InnoDB, the gap after the last id: where every new
-            // entry's id goes.)
-            let ids: Vec<Uuid> = txn
-                .query_all_raw(page(backend, after))
-                .await?
-                .iter()
-                .map(|row| row.try_get("", "id"))
-                .collect::<Result<_, _>>()?;
-            let mut changed: Vec<(Uuid, String)> = Vec::new();
-            if !ids.is_empty() {
-                for row in txn.query_all_raw(locked(backend, &ids)).await? {
-                    let id: Uuid = row.try_get("", "id")?;
-                    let scope: String = row.try_get("", "scope")?;
-                    let text: String = row.try_get("", "detail")?;
-                    match compacted(&text, &scope) {
-                        Some(Some(compact)) => changed.push((id, compact)),
-                        Some(None) => {}
-                        None => kept += 1,
-                    }
-                }
+        // A page read without locks; only the rows to rewrite are then locked, read again and
+        // rewritten (a row already compact is never written, nor its page dirtied by a lock).
+        let page_rows = db.query_all_raw(page(backend, after, last)).await?;
+        let mut candidates: Vec<Key> = Vec::new();
+        for row in &page_rows {
+            let key = Key::of(row)?;
+            let scope: String = row.try_get("", "scope")?;
+            let text: String = row.try_get("", "detail")?;
+            match compacted(&text, &scope) {
+                Some(Some(_)) => candidates.push(key),
+                Some(None) => {}
+                None => kept += 1,
             }
-            if !changed.is_empty() {
-                txn.execute_raw(update(backend, &changed)).await?;
-            }
-            Ok::<_, DbErr>((ids, changed.len()))
-        })
-        .await;
-        let (ids, changed) = match batch {
-            Ok(batch) => batch,
-            Err(e) => {
-                let _ = txn.rollback().await;
-                return Err(e);
-            }
-        };
-        txn.commit().await?;
-        rewritten += changed as u64;
-        after = ids.last().copied();
-        if ids.len() < BATCH {
+        }
+        if !candidates.is_empty() {
+            rewritten += rewrite(db, backend, &candidates).await?;
+        }
+        let Some(row) = page_rows.last() else { break };
+        after = Some(row.try_get("", "id")?);
+        if page_rows.len() < BATCH {
             break;
         }
     }
@@ -112,6 +97,79 @@ pub async fn compact_details<C: ConnectionTrait + TransactionTrait>(db: &C) -> R
         tracing::info!(rows = rewritten, "activity_log: detail rewritten compact");
     }
     Ok(rewritten)
+}
+
+/// A row's key: on a partitioned log the primary key is `(id, created_at)`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key {
+    id: Uuid,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Key {
+    fn of(row: &sea_orm::QueryResult) -> Result<Key, DbErr> {
+        Ok(Key {
+            id: row.try_get("", "id")?,
+            created_at: row.try_get("", "created_at")?,
+        })
+    }
+}
+
+/// Lock `candidates`, read them again, rewrite those still in the full form: one transaction
+/// (a savepoint in a caller's), in maintenance. Returns the rows rewritten.
+async fn rewrite<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    backend: DbBackend,
+    candidates: &[Key],
+) -> Result<u64, DbErr> {
+    let txn = db.begin().await?;
+    let done = guard::maintenance(&txn, async {
+        if backend == DbBackend::Sqlite {
+            // Take the write lock first: a read then a write in a deferred transaction fails
+            // (busy) when another write lands between them.
+            txn.execute_unprepared("UPDATE activity_log SET detail = detail WHERE 0 = 1")
+                .await?;
+        }
+        let ids: Vec<Uuid> = candidates.iter().map(|k| k.id).collect();
+        let mut changed: Vec<(Key, String)> = Vec::new();
+        for row in txn.query_all_raw(locked(backend, &ids)).await? {
+            let key = Key::of(&row)?;
+            if !candidates.contains(&key) {
+                continue;
+            }
+            let scope: String = row.try_get("", "scope")?;
+            let text: String = row.try_get("", "detail")?;
+            if let Some(Some(compact)) = compacted(&text, &scope) {
+                changed.push((key, compact));
+            }
+        }
+        if !changed.is_empty() {
+            txn.execute_raw(update(backend, &changed)).await?;
+        }
+        Ok::<_, DbErr>(changed.len() as u64)
+    })
+    .await;
+    match done {
+        Ok(n) => {
+            txn.commit().await?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = txn.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// The greatest id in the log, if any.
+async fn newest_id<C: ConnectionTrait>(db: &C) -> Result<Option<Uuid>, DbErr> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT id FROM activity_log ORDER BY id DESC LIMIT 1",
+        ))
+        .await?;
+    row.map(|r| r.try_get("", "id")).transpose()
 }
 
 /// The compact text of a stored `detail`: `Some(None)` when it is compact already, `None` when
@@ -170,20 +228,25 @@ fn numbers_round_trip(text: &str) -> bool {
     true
 }
 
-/// The ids of the next page of rows after `after`.
-fn page(backend: DbBackend, after: Option<Uuid>) -> Statement {
-    let mark = if backend == DbBackend::Postgres {
-        "$1"
-    } else {
-        "?"
+/// The next page of rows after `after`, through `last`, `detail` as the server's text.
+fn page(backend: DbBackend, after: Option<Uuid>, last: Uuid) -> Statement {
+    let (detail, marks) = match backend {
+        DbBackend::Postgres => ("detail::text", ["$1", "$2"]),
+        DbBackend::MySql => ("CAST(detail AS CHAR)", ["?", "?"]),
+        _ => ("detail", ["?", "?"]),
     };
-    let (filter, values) = match after {
-        Some(id) => (format!(" WHERE id > {mark}"), vec![Value::from(id)]),
-        None => (String::new(), Vec::new()),
-    };
+    let mut values = vec![Value::from(last)];
+    let mut filter = format!("id <= {}", marks[0]);
+    if let Some(id) = after {
+        filter.push_str(&format!(" AND id > {}", marks[1]));
+        values.push(Value::from(id));
+    }
     Statement::from_sql_and_values(
         backend,
-        format!("SELECT id FROM activity_log{filter} ORDER BY id LIMIT {BATCH}"),
+        format!(
+            "SELECT id, created_at, scope, {detail} AS detail FROM activity_log \
+             WHERE {filter} ORDER BY id LIMIT {BATCH}"
+        ),
         values,
     )
 }
@@ -204,15 +267,16 @@ fn locked(backend: DbBackend, ids: &[Uuid]) -> Statement {
     Statement::from_sql_and_values(
         backend,
         format!(
-            "SELECT id, scope, {detail} AS detail FROM activity_log WHERE id IN ({}){lock}",
+            "SELECT id, created_at, scope, {detail} AS detail FROM activity_log \
+             WHERE id IN ({}){lock}",
             marks.join(", ")
         ),
         ids.iter().map(|id| Value::from(*id)),
     )
 }
 
-/// One `UPDATE` of the batch's rewritten rows.
-fn update(backend: DbBackend, changed: &[(Uuid, String)]) -> Statement {
+/// One `UPDATE` of the batch's rewritten rows, each named by its whole key.
+fn update(backend: DbBackend, changed: &[(Key, String)]) -> Statement {
     let mut n = 0;
     let mut mark = || {
         n += 1;
@@ -225,20 +289,24 @@ fn update(backend: DbBackend, changed: &[(Uuid, String)]) -> Statement {
         DbBackend::Postgres => format!("CAST({m} AS jsonb)"),
         _ => m,
     };
-    let mut sql = String::from("UPDATE activity_log SET detail = CASE id");
-    let mut values = Vec::with_capacity(changed.len() * 3);
-    for (id, text) in changed {
-        sql.push_str(&format!(" WHEN {} THEN {}", mark(), cast(mark())));
-        values.push(Value::from(*id));
+    let mut sql = String::from("UPDATE activity_log SET detail = CASE");
+    let mut values = Vec::with_capacity(changed.len() * 4);
+    for (key, text) in changed {
+        let (id, at, detail) = (mark(), mark(), cast(mark()));
+        sql.push_str(&format!(
+            " WHEN id = {id} AND created_at = {at} THEN {detail}"
+        ));
+        values.push(Value::from(key.id));
+        values.push(Value::from(key.created_at));
         values.push(Value::from(text.clone()));
     }
-    sql.push_str(" END WHERE id IN (");
-    for (i, (id, _)) in changed.iter().enumerate() {
+    sql.push_str(" ELSE detail END WHERE id IN (");
+    for (i, (key, _)) in changed.iter().enumerate() {
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push_str(&mark());
-        values.push(Value::from(*id));
+        values.push(Value::from(key.id));
     }
     sql.push(')');
     Statement::from_sql_and_values(backend, sql, values)

@@ -35,7 +35,10 @@
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sea_orm::sea_query::PostgresQueryBuilder;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionSession, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionSession,
+    TransactionTrait,
+};
 
 use crate::schema::{guard, indexes, table_definition, table_exists};
 
@@ -146,6 +149,16 @@ pub async fn partitions<C: ConnectionTrait + TransactionTrait>(
     }
     // Bounds are printed in the session's time zone: read them in UTC.
     let txn = db.begin().await?;
+    // Put back after: given a caller's transaction this is a savepoint, which `SET LOCAL`
+    // outlives.
+    let zone: String = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT current_setting('TimeZone') AS zone",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("no time zone".into()))?
+        .try_get("", "zone")?;
     txn.execute_unprepared("SET LOCAL TimeZone = 'UTC'").await?;
     let rows = txn
         .query_all_raw(Statement::from_string(
@@ -157,6 +170,12 @@ pub async fn partitions<C: ConnectionTrait + TransactionTrait>(
              WHERE p.relname = 'activity_log' AND n.nspname = current_schema()",
         ))
         .await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT set_config('TimeZone', $1, true)",
+        [zone.into()],
+    ))
+    .await?;
     txn.commit().await?;
     let mut found = Vec::with_capacity(rows.len());
     for row in rows {
@@ -242,6 +261,23 @@ async fn briefly<C: ConnectionTrait + TransactionTrait>(
             }
         }
     }
+}
+
+/// `activity_log`'s columns, quoted, in order: a copy between its partitions names them.
+async fn parent_columns<C: ConnectionTrait>(db: &C) -> Result<String, DbErr> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) AS columns \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = 'activity_log' AND n.nspname = current_schema() \
+             AND a.attnum > 0 AND NOT a.attisdropped",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("activity_log has no columns".into()))?;
+    row.try_get::<Option<String>>("", "columns")?
+        .ok_or_else(|| DbErr::Custom("activity_log has no columns".into()))
 }
 
 /// The statements that create the partitioned parent `activity_log` and its indexes (each
@@ -445,17 +481,22 @@ pub const PACKED_COMMENT: &str = "activity-seaorm: indexes packed";
 ///
 /// Why: the log's indexes lead with the tenant, so inserts land inside the index rather than at
 /// its right edge and pages split half full; once a month is closed it takes almost no inserts,
-/// and packed its indexes hold the same keys in about two thirds of the space (421 against 289
-/// bytes an entry in the project's storage benchmark). Each month is packed once (marked with
-/// [`PACKED_COMMENT`]): an entry written late into a packed month is indexed as any other.
+/// and packed its indexes hold the same keys in about two thirds of the space (385 → 252 bytes
+/// of index an entry on the partition benchmark's 1M-entry month). Each month is packed once,
+/// marked with [`PACKED_COMMENT`] as its table comment (replacing any other): an entry written
+/// late into a packed month is indexed as any other, and rows rewritten later (erasure,
+/// `schema::compact_details`: run that first) loosen its pages again. A month dropped by
+/// retention while it is packed is skipped; any other error ends the call (the months before
+/// it are packed and marked, the rest wait for the next call).
+///
 /// The rebuild reads the month and writes its indexes anew (WAL as large as them); run it from
-/// the daily job, after [`ensure_partitions`], outside a transaction (PostgreSQL builds
-/// concurrently only there). The legacy and default partitions are left as they are. A
+/// the daily job, after [`ensure_partitions`], on a connection, not in a transaction
+/// (PostgreSQL rebuilds concurrently only outside one). The legacy and default partitions are left as they are. A
 /// rebuild interrupted (a cancelled call, a lost connection) leaves the month unmarked and an
 /// invalid copy of one index (`…_ccnew` or `…_ccold`); the next call drops it and packs the
 /// month again.
-pub async fn pack_closed_months<C: ConnectionTrait + TransactionTrait>(
-    db: &C,
+pub async fn pack_closed_months(
+    db: &DatabaseConnection,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, DbErr> {
     postgres_only(db, "pack_closed_months")?;
@@ -488,7 +529,8 @@ pub async fn pack_closed_months<C: ConnectionTrait + TransactionTrait>(
                  FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
                  JOIN pg_class c ON c.oid = x.indrelid \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relname = $1 AND n.nspname = current_schema() ORDER BY 1",
+                 WHERE c.relname = $1 AND n.nspname = current_schema() \
+                 AND NOT x.indisexclusion ORDER BY 1",
                 [month.name.clone().into()],
             ))
             .await?;
@@ -504,9 +546,26 @@ pub async fn pack_closed_months<C: ConnectionTrait + TransactionTrait>(
                     .await?;
             }
         }
+        let mut rebuilt = Ok(());
         for index in valid {
-            db.execute_unprepared(&format!("REINDEX INDEX CONCURRENTLY \"{index}\""))
-                .await?;
+            rebuilt = db
+                .execute_unprepared(&format!("REINDEX INDEX CONCURRENTLY \"{index}\""))
+                .await
+                .map(drop);
+            if rebuilt.is_err() {
+                break;
+            }
+        }
+        if let Err(e) = rebuilt {
+            // Retention dropped the month meanwhile: nothing left to pack.
+            if e.to_string().contains("does not exist") {
+                tracing::debug!(
+                    partition = month.name,
+                    "activity_log: month gone while packed"
+                );
+                continue;
+            }
+            return Err(e);
         }
         db.execute_unprepared(&format!(
             "COMMENT ON TABLE \"{}\" IS '{PACKED_COMMENT}'",
@@ -585,41 +644,40 @@ async fn create_months<C: ConnectionTrait + TransactionTrait>(
                 .is_some();
         if waiting {
             // Its entries are in the default partition: take them over in one transaction
-            // (the attach checks the default partition holds none of the month any more).
-            // The move deletes from the default partition: through the append-only guard's
-            // maintenance, which `SET LOCAL` ends with this transaction.
-            let txn = db.begin().await?;
-            let moved = async {
-                guard::enter_maintenance(&txn).await?;
-                for sql in [
+            // (the attach checks the default partition holds none of the month any more),
+            // under the brief-lock timeout and its retries. The default partition is locked
+            // first against inserts (of this month's entries, which would fail that check),
+            // so none arrives between the move and the attach; they wait for the commit,
+            // then go to the new month. The move deletes from the default partition: through
+            // the append-only guard's maintenance, which `SET LOCAL` ends with the transaction.
+            let columns = parent_columns(db).await?;
+            briefly(
+                db,
+                &[
+                    "SET LOCAL activity_log.maintenance = 'on'".to_owned(),
+                    format!("LOCK TABLE {DEFAULT_PARTITION} IN SHARE ROW EXCLUSIVE MODE"),
                     format!(
                         "CREATE TABLE {name} (LIKE activity_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
                     ),
                     // One statement: the rows deleted are exactly the rows copied, each in
                     // its latest version (the DELETE locks it and rereads it). A copy and then
                     // a delete would lose an entry committed between the two, and keep the
-                    // pre-erasure copy of a row an erasure rewrote between them.
+                    // pre-erasure copy of a row an erasure rewrote between them. Columns by
+                    // name, never by position.
                     format!(
                         "WITH moved AS (DELETE FROM {DEFAULT_PARTITION} \
                          WHERE created_at >= {} AND created_at < {} RETURNING *) \
-                         INSERT INTO {name} SELECT * FROM moved",
+                         INSERT INTO {name} ({columns}) SELECT {columns} FROM moved",
                         literal(from),
                         literal(to)
                     ),
                     format!("ALTER TABLE activity_log ATTACH PARTITION {name} FOR VALUES {bounds}"),
-                ] {
-                    txn.execute_unprepared(&sql).await?;
-                }
-                Ok::<_, DbErr>(())
-            }
-            .await;
-            match moved {
-                Ok(()) => txn.commit().await?,
-                Err(e) => {
-                    txn.rollback().await?;
-                    return Err(e);
-                }
-            }
+                    // Given a caller's transaction this ran in a savepoint, which a `SET LOCAL`
+                    // outlives: maintenance ends here, not with the caller's transaction.
+                    "SET LOCAL activity_log.maintenance TO DEFAULT".to_owned(),
+                ],
+            )
+            .await?;
             tracing::info!(
                 partition = name,
                 "activity_log: created a month late; its entries moved from the default partition"
