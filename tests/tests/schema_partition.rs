@@ -187,6 +187,70 @@ async fn a_late_month_takes_its_entries_from_the_default_partition(t: &TestDb) {
     );
 }
 
+/// The move of a late month while a writer keeps logging entries of that month: the move
+/// succeeds, and every write either fails (PostgreSQL refuses a row routed to the default
+/// partition before the attach) or is stored exactly once, in the new month.
+async fn a_late_month_moves_while_its_entries_are_written(t: &TestDb) {
+    drop_table(&t.db).await.unwrap();
+    let now = Utc::now();
+    partition::partition_by_month(&t.db, now).await.unwrap();
+    let later = month_start(now) + Duration::days(75);
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (db, stop, written) = (t.db.clone(), stop.clone(), written.clone());
+        tokio::spawn(async move {
+            let (mut stored, mut failed) = (Vec::new(), 0usize);
+            let mut i = 0i64;
+            while !stop.load(Ordering::SeqCst) {
+                let e = entry(&format!("w{i}"), later + Duration::seconds(i));
+                let id = e.id;
+                match log_activity(&db, e).await {
+                    Ok(()) => {
+                        stored.push(id);
+                        written.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(_) => failed += 1,
+                }
+                i += 1;
+            }
+            (stored, failed)
+        })
+    };
+    let until = |n: usize| {
+        let written = written.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while written.load(Ordering::SeqCst) < n {
+                assert!(std::time::Instant::now() < deadline, "the writer stalled");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    };
+    until(200).await;
+    let created = partition::ensure_partitions(&t.db, later).await.unwrap();
+    assert_eq!(created.len(), 2, "{created:?}");
+    let moved_at = written.load(Ordering::SeqCst);
+    until(moved_at + 100).await;
+    stop.store(true, Ordering::SeqCst);
+    let (stored, failed) = writer.await.unwrap();
+    eprintln!(
+        "{} entries stored, {failed} writes failed during the move",
+        stored.len()
+    );
+    let month = month_partition_name(month_start(later));
+    assert_eq!(count(t, DEFAULT_PARTITION).await, 0);
+    assert_eq!(count(t, &month).await, stored.len() as i64);
+    assert_eq!(count(t, "activity_log").await, stored.len() as i64);
+    for id in [
+        stored[0],
+        stored[stored.len() / 2],
+        stored[stored.len() - 1],
+    ] {
+        assert_eq!(home(t, id).await, month);
+    }
+}
+
 /// Bytes of the indexes of `table`.
 async fn index_bytes(t: &TestDb, table: &str) -> i64 {
     t.db.query_one_raw(Statement::from_string(
@@ -524,4 +588,5 @@ tests_on!(retention: retention_archives_and_drops_whole_months on postgres);
 tests_on!(written_after_archive: a_month_written_after_its_archive_is_kept on postgres);
 tests_on!(detail_index: the_detail_index_is_opt_in on postgres);
 tests_on!(packed: closed_months_are_packed_once on postgres);
+tests_on!(late_month_written: a_late_month_moves_while_its_entries_are_written on postgres);
 tests_on!(plain: other_backends_keep_the_plain_table on sqlite, mysql);

@@ -461,6 +461,13 @@ fn range_until(def: &str) -> Option<DateTime<Utc>> {
 /// new month must hold that already sit in the default partition are moved into it in the
 /// same transaction. Idempotent; call it daily with `through` a few months ahead
 /// (`Utc::now() + chrono::Duration::days(92)`) and at start-up.
+///
+/// That move is the recovery for a job that lapsed, not a routine: it locks the default
+/// partition against inserts for as long as it copies the month (under the brief-lock timeout,
+/// retried), and an entry of that month written meanwhile fails (after the attach, PostgreSQL
+/// re-checks the default partition's bounds for a row routed to it before), failing its
+/// transaction as any failed log write does; nothing is half-written. Months created ahead
+/// never move anything.
 pub async fn ensure_partitions<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     through: DateTime<Utc>,
