@@ -170,6 +170,12 @@ impl Detail {
     }
 }
 
+/// The keys of `detail` the stored form leaves out when null (`changes` aside: when empty).
+pub(crate) const NULLABLE_KEYS: [&str; 5] = ["name", "short_id", "type", "trigger", "context"];
+
+/// The keys of a change the stored form leaves out when null (`type` aside: when the scope).
+pub(crate) const NULLABLE_CHANGE_KEYS: [&str; 3] = ["field", "before", "after"];
+
 /// Put back into a stored `detail` (of an entry of `scope`) every key [`Detail::stored`]
 /// leaves out, with the value it stands for: the API shape. A key that is present stays as it
 /// is (so the full shape, and anything that is not an object, comes back unchanged).
@@ -177,7 +183,7 @@ pub fn restore_detail(stored: &mut Value, scope: &str) {
     let Value::Object(map) = stored else {
         return;
     };
-    for key in ["name", "short_id", "type", "trigger", "context"] {
+    for key in NULLABLE_KEYS {
         if !map.contains_key(key) {
             map.insert(key.to_owned(), Value::Null);
         }
@@ -190,7 +196,7 @@ pub fn restore_detail(stored: &mut Value, scope: &str) {
             if !change.contains_key("type") {
                 change.insert("type".to_owned(), Value::String(scope.to_owned()));
             }
-            for key in ["field", "before", "after"] {
+            for key in NULLABLE_CHANGE_KEYS {
                 if !change.contains_key(key) {
                     change.insert(key.to_owned(), Value::Null);
                 }
@@ -208,7 +214,7 @@ pub fn compact_detail(stored: &mut Value, scope: &str) {
     let Value::Object(map) = stored else {
         return;
     };
-    for key in ["name", "short_id", "type", "trigger", "context"] {
+    for key in NULLABLE_KEYS {
         if map.get(key).is_some_and(Value::is_null) {
             map.remove(key);
         }
@@ -222,7 +228,7 @@ pub fn compact_detail(stored: &mut Value, scope: &str) {
                 if change.get("type").and_then(Value::as_str) == Some(scope) {
                     change.remove("type");
                 }
-                for key in ["field", "before", "after"] {
+                for key in NULLABLE_CHANGE_KEYS {
                     if change.get(key).is_some_and(Value::is_null) {
                         change.remove(key);
                     }
@@ -248,15 +254,13 @@ impl Serialize for CompactDetail<'_> {
             map.serialize_entry("type", kind)?;
         }
         if !d.changes.is_empty() {
-            let changes: Vec<StoredChange<'_>> = d
-                .changes
-                .iter()
-                .map(|change| StoredChange {
-                    change,
+            map.serialize_entry(
+                "changes",
+                &StoredChanges {
+                    changes: &d.changes,
                     scope: self.scope,
-                })
-                .collect();
-            map.serialize_entry("changes", &changes)?;
+                },
+            )?;
         }
         if let Some(trigger) = &d.trigger {
             map.serialize_entry("trigger", trigger)?;
@@ -266,6 +270,20 @@ impl Serialize for CompactDetail<'_> {
             map.serialize_entry("context", context)?;
         }
         map.end()
+    }
+}
+
+struct StoredChanges<'a> {
+    changes: &'a [Change],
+    scope: &'a str,
+}
+
+impl Serialize for StoredChanges<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.changes.iter().map(|change| StoredChange {
+            change,
+            scope: self.scope,
+        }))
     }
 }
 

@@ -257,7 +257,7 @@ impl<'a> Node<'a> {
         let Node::Object(members) = self else {
             return;
         };
-        for key in ["name", "short_id", "type", "trigger", "context"] {
+        for key in crate::entry::NULLABLE_KEYS {
             if !has(members, key) {
                 members.push((Cow::Borrowed(key), Node::Null));
             }
@@ -276,7 +276,7 @@ impl<'a> Node<'a> {
                 if !has(fields, "type") {
                     fields.push((Cow::Borrowed("type"), Node::String(Cow::Borrowed(scope))));
                 }
-                for key in ["field", "before", "after"] {
+                for key in crate::entry::NULLABLE_CHANGE_KEYS {
                     if !has(fields, key) {
                         fields.push((Cow::Borrowed(key), Node::Null));
                     }

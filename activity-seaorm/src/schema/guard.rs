@@ -143,11 +143,13 @@ pub async fn append_only_installed<C: ConnectionTrait>(db: &C) -> Result<bool, D
 /// releases (see the [module docs](self)).
 pub async fn enter_maintenance<C: ConnectionTrait>(txn: &C) -> Result<(), DbErr> {
     if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_unprepared("SET LOCAL activity_log.maintenance = 'on'")
-            .await?;
+        txn.execute_unprepared(ENTER_MAINTENANCE).await?;
     }
     Ok(())
 }
+
+/// What [`enter_maintenance`] sends (PostgreSQL), for a statement list of the library's own.
+pub(crate) const ENTER_MAINTENANCE: &str = "SET LOCAL activity_log.maintenance = 'on'";
 
 #[cfg(feature = "ops")]
 /// The maintenance setting as the current transaction sees it (`None` if never set).

@@ -498,10 +498,10 @@ pub const PACKED_COMMENT: &str = "activity-seaorm: indexes packed";
 ///
 /// The rebuild reads the month and writes its indexes anew (WAL as large as them); run it from
 /// the daily job, after [`ensure_partitions`], on a connection, not in a transaction
-/// (PostgreSQL rebuilds concurrently only outside one). The legacy and default partitions are left as they are. A
-/// rebuild interrupted (a cancelled call, a lost connection) leaves the month unmarked and an
-/// invalid copy of one index (`…_ccnew` or `…_ccold`); the next call drops it and packs the
-/// month again.
+/// (PostgreSQL rebuilds concurrently only outside one). The legacy and default partitions are
+/// left as they are. A rebuild interrupted (a cancelled call, a lost connection) leaves the
+/// month unmarked and an invalid copy of one index (`…_ccnew` or `…_ccold`); the next call
+/// drops it and packs the month again.
 pub async fn pack_closed_months(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
@@ -553,17 +553,14 @@ pub async fn pack_closed_months(
                     .await?;
             }
         }
-        let mut rebuilt = Ok(());
-        for index in valid {
-            rebuilt = db
-                .execute_unprepared(&format!("REINDEX INDEX CONCURRENTLY \"{index}\""))
-                .await
-                .map(drop);
-            if rebuilt.is_err() {
-                break;
+        let rebuilt = async {
+            for index in valid {
+                db.execute_unprepared(&format!("REINDEX INDEX CONCURRENTLY \"{index}\""))
+                    .await?;
             }
-        }
-        if let Err(e) = rebuilt {
+            Ok::<_, DbErr>(())
+        };
+        if let Err(e) = rebuilt.await {
             // Retention dropped the month meanwhile: nothing left to pack.
             if e.to_string().contains("does not exist") {
                 tracing::debug!(
@@ -654,14 +651,15 @@ async fn create_months<C: ConnectionTrait + TransactionTrait>(
             // (the attach checks the default partition holds none of the month any more),
             // under the brief-lock timeout and its retries. The default partition is locked
             // first against inserts (of this month's entries, which would fail that check),
-            // so none arrives between the move and the attach; they wait for the commit,
-            // then go to the new month. The move deletes from the default partition: through
-            // the append-only guard's maintenance, which `SET LOCAL` ends with the transaction.
+            // so none arrives between the move and the attach; an insert waiting for the lock
+            // fails after the commit (see `ensure_partitions`). The move deletes from the
+            // default partition: through the append-only guard's maintenance, ended with the
+            // statements.
             let columns = parent_columns(db).await?;
             briefly(
                 db,
                 &[
-                    "SET LOCAL activity_log.maintenance = 'on'".to_owned(),
+                    guard::ENTER_MAINTENANCE.to_owned(),
                     format!("LOCK TABLE {DEFAULT_PARTITION} IN SHARE ROW EXCLUSIVE MODE"),
                     format!(
                         "CREATE TABLE {name} (LIKE activity_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"

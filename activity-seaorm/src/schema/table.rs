@@ -168,7 +168,8 @@ fn cut(value: Option<String>, max: usize) -> Option<String> {
 
 impl From<ActivityEntry> for activity_log::ActiveModel {
     fn from(e: ActivityEntry) -> Self {
-        let detail = detail_json(&e.detail, &e.scope);
+        let compact = ActivityConfig::with_current(ActivityConfig::compact_detail);
+        let detail = detail_json(&e.detail, &e.scope, compact);
         Self {
             id: Set(e.id),
             created_at: Set(e.created_at),
@@ -201,7 +202,8 @@ impl From<ActivityEntry> for activity_log::ActiveModel {
 /// text, encoded once; [`DETAIL_COLUMN`] says which value it is. `traced`: also the trace
 /// columns, which come last ([`TRACED_ROW_COLUMNS`]); a flush names them only when one of its
 /// entries has a trace, so a log without those columns takes every untraced write.
-pub(crate) fn row_values(e: &ActivityEntry, out: &mut Vec<Value>, traced: bool) {
+/// `compact`: `detail` in its compact stored form (the flush reads the setting once).
+pub(crate) fn row_values(e: &ActivityEntry, out: &mut Vec<Value>, traced: bool, compact: bool) {
     let cut_ref = |v: &Option<String>, max: usize| cut(v.clone(), max);
     out.extend([
         Value::from(e.id),
@@ -216,7 +218,7 @@ pub(crate) fn row_values(e: &ActivityEntry, out: &mut Vec<Value>, traced: bool) 
         Value::from(e.scope.clone()),
         Value::from(e.item_id.clone()),
         Value::from(e.activity.clone()),
-        Value::from(detail_text(&e.detail, &e.scope)),
+        Value::from(detail_text(&e.detail, &e.scope, compact)),
         Value::from(cut_ref(&e.request_id, REQUEST_ID_MAX)),
         Value::from(e.correlation_id.clone()),
         Value::from(cut_ref(&e.ip_address, IP_ADDRESS_MAX)),
@@ -263,39 +265,34 @@ pub(crate) fn find_entries() -> sea_orm::Select<activity_log::Entity> {
         .columns(read_columns())
 }
 
-/// `detail` as stored: compact (see [`Detail::stored`]) unless the configuration in force
-/// asks for the full shape.
-fn detail_text(detail: &Detail, scope: &str) -> String {
-    let text = if ActivityConfig::with_current(ActivityConfig::compact_detail) {
+/// `detail` as stored: compact (see [`Detail::stored`]) or, with `compact` off, the full
+/// shape. Written straight to text (the flush's path): a tree only for the fallback.
+fn detail_text(detail: &Detail, scope: &str, compact: bool) -> String {
+    let text = if compact {
         serde_json::to_string(&detail.stored(scope))
     } else {
         serde_json::to_string(detail)
     };
-    // Written straight to text (the flush's path): a tree only for the fallback.
-    text.unwrap_or_else(|_| detail_json(detail, scope).to_string())
+    text.unwrap_or_else(|_| detail_json(detail, scope, compact).to_string())
 }
 
-/// Serializing a `Detail` cannot fail (string keys, finite numbers); guard anyway, with a
-/// detail in the same form.
-fn detail_json(detail: &Detail, scope: &str) -> Json {
-    let compact = ActivityConfig::with_current(ActivityConfig::compact_detail);
-    let value = if compact {
-        serde_json::to_value(detail.stored(scope))
-    } else {
-        serde_json::to_value(detail)
+/// `detail` as stored, as a value. Serializing a `Detail` cannot fail (string keys, finite
+/// numbers); guard anyway, with a detail in the same form.
+fn detail_json(detail: &Detail, scope: &str, compact: bool) -> Json {
+    let encode = |d: &Detail| {
+        if compact {
+            serde_json::to_value(d.stored(scope))
+        } else {
+            serde_json::to_value(d)
+        }
     };
-    value.unwrap_or_else(|e| {
+    encode(detail).unwrap_or_else(|e| {
         tracing::error!(error = %e, "activity detail could not be encoded");
         let unencodable = Detail {
             context: Some(serde_json::json!({"error": "unencodable detail"})),
             ..Detail::default()
         };
-        let value = if compact {
-            serde_json::to_value(unencodable.stored(scope))
-        } else {
-            serde_json::to_value(&unencodable)
-        };
-        value.unwrap_or_default()
+        encode(&unencodable).unwrap_or_default()
     })
 }
 
@@ -346,7 +343,7 @@ mod tests {
         let mut values = Vec::new();
         entry.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
         entry.span_id = Some("00f067aa0ba902b7".into());
-        row_values(&entry, &mut values, true);
+        row_values(&entry, &mut values, true, true);
         let model = activity_log::ActiveModel::from(entry);
         let columns: Vec<_> = activity_log::Column::iter().collect();
         assert_eq!(columns.len(), TRACED_ROW_COLUMNS);

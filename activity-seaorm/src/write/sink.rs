@@ -235,13 +235,14 @@ const MYSQL_AUTOCOMMIT_BYTES: usize = 512 << 10;
 /// `autocommit`: no wire budget (only MySQL's packet limit), because there only a single
 /// statement is atomic.
 fn chunk(backend: DbBackend, entries: &[ActivityEntry], autocommit: bool) -> Vec<Statement> {
-    let (budget, outbox) = ActivityConfig::with_current(|c| (c.wire_budget(), c.outbox()));
+    let (budget, outbox, compact) =
+        ActivityConfig::with_current(|c| (c.wire_budget(), c.outbox(), c.compact_detail()));
     let budget = match (autocommit, backend) {
         (false, _) => budget,
         (true, DbBackend::MySql) => budget.max(MYSQL_AUTOCOMMIT_BYTES),
         (true, _) => usize::MAX,
     };
-    let inserts = inserts(backend, entries, budget);
+    let inserts = inserts(backend, entries, budget, compact);
     if !outbox {
         return inserts
             .into_iter()
@@ -267,11 +268,12 @@ fn chunk(backend: DbBackend, entries: &[ActivityEntry], autocommit: bool) -> Vec
 
 /// The INSERTs for `entries`, each with the range of entries it holds: at most
 /// [`rows_per_statement`] rows each and, on a network server, at most `budget` bytes of bound
-/// values (at least one row each).
+/// values (at least one row each). `compact`: `detail` in its compact stored form.
 fn inserts(
     backend: DbBackend,
     entries: &[ActivityEntry],
     budget: usize,
+    compact: bool,
 ) -> Vec<(Statement, std::ops::Range<usize>)> {
     let budget = match backend {
         DbBackend::Sqlite => usize::MAX,
@@ -292,7 +294,7 @@ fn inserts(
     let mut size = 0;
     for (i, entry) in entries.iter().enumerate() {
         let start = values.len();
-        row_values(entry, &mut values, traced);
+        row_values(entry, &mut values, traced, compact);
         let row_size: usize = values[start..].iter().map(wire_size).sum();
         if rows > 0 && (rows == max_rows || size + row_size > budget) {
             let row: Vec<Value> = values.drain(start..).collect();
@@ -413,7 +415,7 @@ mod tests {
         entry.user_id = Some("é".repeat(IDENTIFIER_MAX));
         entry.item_id = Some("x".repeat(IDENTIFIER_MAX));
         let mut values = Vec::new();
-        row_values(&entry, &mut values, false);
+        row_values(&entry, &mut values, false, true);
         let Value::String(Some(ua)) = &values[16] else {
             panic!("user_agent: {:?}", values[16])
         };
