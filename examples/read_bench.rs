@@ -528,11 +528,13 @@ async fn storage(db: &DatabaseConnection) -> Res<String> {
 /// `rows` entries in one statement, inserted in `created_at` order (as a live log grows):
 /// ~200 teams (`team-0` … `team-199`) in 40 organizations, 50 scopes, thousands of items per
 /// scope, `created_at` spread over 2025 with microsecond resolution, time-ordered (v7-shaped)
-/// ids, 5% system entries, a `detail` with the six keys (one change on `updated`), request
-/// context columns filled. Deterministic (hashes of the row number). The first `hot` generated
-/// rows all belong to one item: `team-7` / `Scope3` / `hot`.
+/// ids, 5% system entries, a compact `detail` (one change on `updated`), request context
+/// columns filled. Deterministic (hashes of the row number). One row in every `rows / hot`
+/// belongs to one item: `team-7` / `Scope3` / `hot`.
 fn seed_sql(rows: i64, hot: i64) -> String {
     include_str!("sql/seed_activity_log.sql")
         .replace("{rows}", &rows.to_string())
+        .replace("{first}", "1")
+        .replace("{last}", &rows.to_string())
         .replace("{hot}", &hot.to_string())
 }

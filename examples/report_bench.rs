@@ -66,6 +66,8 @@ async fn main() -> Res<()> {
     activity_seaorm::schema::create_table(&db).await?;
     let seed = include_str!("sql/seed_activity_log.sql")
         .replace("{rows}", &rows.to_string())
+        .replace("{first}", "1")
+        .replace("{last}", &rows.to_string())
         .replace("{hot}", &(rows / 5).to_string());
     db.execute_unprepared(&seed).await?;
     db.execute_unprepared("VACUUM ANALYZE activity_log").await?;

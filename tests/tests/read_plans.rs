@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 /// Rows in the table.
 const ROWS: i64 = 100_000;
-/// Entries of the one item whose history is paged (the first `HOT_ROWS` generated rows).
+/// Entries of the one item whose history is paged (one in every `ROWS / HOT_ROWS` rows).
 const HOT_ROWS: i64 = 300;
 const HOT_TEAM: &str = "team-7";
 const HOT_SCOPE: &str = "Scope3";
@@ -26,11 +26,14 @@ const HOT_ITEM: &str = "hot";
 
 /// 100,000 entries in one statement: ~200 teams (`team-0` … `team-199`) in 40 organizations,
 /// 50 scopes, thousands of items per scope, `created_at` spread over 2025 with microsecond
-/// resolution, time-ordered (v7-shaped) ids, 5% system entries, and a `detail` with the six keys.
-/// Deterministic (hashes of the row number, no `random()`). The first `hot` rows are one item.
+/// resolution, time-ordered (v7-shaped) ids, 5% system entries, and a compact `detail`.
+/// Deterministic (hashes of the row number, no `random()`). One row in every `rows / hot` is the
+/// hot item's.
 fn seed_sql(rows: i64, hot: i64) -> String {
     include_str!("../../examples/sql/seed_activity_log.sql")
         .replace("{rows}", &rows.to_string())
+        .replace("{first}", "1")
+        .replace("{last}", &rows.to_string())
         .replace("{hot}", &hot.to_string())
 }
 
