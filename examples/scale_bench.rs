@@ -16,7 +16,9 @@
 //! `BENCH_LAYOUT=partitioned` partitions the empty log by month first
 //! (`schema::partition::partition_by_month`, then `create_partitions` for 2025).
 //! Each figure is the median of `BENCH_REPS` (default 50) runs after 3 warm-up runs, client
-//! wall time, through the library (`load_activity`, `activity_report`).
+//! wall time, through the library (`load_activity`, `activity_report`); then one erasure
+//! (`anonymize_user` of a user-scope item) and, for comparison, the statement its pass on that
+//! item was before (a scan), each timed once.
 
 use std::error::Error;
 use std::time::{Duration, Instant};
@@ -204,6 +206,31 @@ async fn run(
             Ok::<_, Box<dyn Error>>(activity_report(db, &march, &dims).await?)
         })
         .await?,
+    ));
+
+    // Erasure of a user whose record is an item of a user scope (`Scope5` here: the user `17`
+    // is the item of ~1 in 250,000 entries, in any team): once through the library (each
+    // team's range of the item index), and the statement its about-pass was before (the item
+    // without its team: no index leads with it), timed once on the same warm table.
+    let old_pass = "SELECT * FROM activity_log WHERE scope IN ('Scope5') AND item_id = '17' \
+                    ORDER BY created_at, id LIMIT 500";
+    let t = Instant::now();
+    db.query_all_raw(Statement::from_string(DbBackend::Postgres, old_pass))
+        .await?;
+    let scan = t.elapsed();
+    let t = Instant::now();
+    let erased = activity_seaorm::ActivityConfig::new()
+        .with_erasure_key([7u8; 32])
+        .with_user_scopes(["Scope5"])
+        .scope(activity_seaorm::ops::erasure::anonymize_user(db, "17"))
+        .await?;
+    figures.push((
+        format!("`anonymize_user`, a user-scope item ({erased} entries rewritten)"),
+        t.elapsed(),
+    ));
+    figures.push((
+        "the about-pass's statement before (item without team: a scan), one batch".into(),
+        scan,
     ));
 
     println!("\n| read ({rows} entries, {layout}) | median |");

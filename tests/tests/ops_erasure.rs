@@ -444,7 +444,75 @@ async fn pseudonyms_are_keyed_and_records_never_name_the_user(t: &TestDb) {
     }
 }
 
+/// Entries about the user are found in every team they are in, without a team, and in a team
+/// whose id is empty; the teams around them (before, between and after in sort order, other
+/// users' items of the same scope) stay byte for byte, and a second run finds nothing.
+async fn entries_about_the_user_are_found_in_every_team(t: &TestDb) {
+    let admin = Some(("admin", "Admin"));
+    let mut about = Vec::new();
+    for (minute, team) in [
+        (0, Some("a")),
+        (1, Some("m")),
+        (2, None),
+        (3, Some("")),
+        (4, Some("zz")),
+    ] {
+        let mut e = by(minute, team.unwrap_or("-"), admin, "User", "7", "Gus");
+        e.team_id = team.map(str::to_owned);
+        about.push(e);
+    }
+    // More than one batch inside one team.
+    let many = ERASURE_BATCH as usize + 2;
+    for i in 0..many {
+        about.push(by(10 + i as i64, "m", admin, "User", "7", "Gus"));
+    }
+    let mut others = Vec::new();
+    for (minute, team) in [
+        (20, "0"),
+        (21, "a"),
+        (22, "b"),
+        (23, "m"),
+        (24, "z"),
+        (25, "zzz"),
+    ] {
+        others.push(by(minute, team, admin, "User", "70", "Gustav"));
+        others.push(by(minute, team, admin, "Doc", "7", "Gus"));
+    }
+    let mut nobody = by(26, "-", admin, "User", "8", "Ida");
+    nobody.team_id = None;
+    others.push(nobody);
+    insert(t, about.iter().chain(&others).cloned()).await;
+    let before = rows(t).await;
+
+    let n = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "7"))
+        .await
+        .unwrap();
+    assert_eq!(n as usize, about.len(), "every entry about user 7");
+    let alias = ActivityConfig::scope(keyed(), async { pseudonym("7") })
+        .await
+        .unwrap();
+    let gus = ActivityConfig::scope(keyed(), async { pseudonym("Gus") })
+        .await
+        .unwrap();
+    let after = rows(t).await;
+    for e in &about {
+        let (m, _) = &after[&e.id];
+        let mut expect = before[&e.id].0.clone();
+        expect.item_id = Some(alias.clone());
+        expect.detail = json!({ "name": gus });
+        assert_eq!(m, &expect, "about user 7 in team {:?}", e.team_id);
+    }
+    for e in &others {
+        assert_eq!(after[&e.id], before[&e.id], "{e:?} changed");
+    }
+    let again = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "7"))
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+}
+
 backend_tests!(
     erasure_touches_only_the_user,
+    entries_about_the_user_are_found_in_every_team,
     pseudonyms_are_keyed_and_records_never_name_the_user,
 );

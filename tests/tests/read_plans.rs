@@ -125,27 +125,53 @@ async fn check_plans(t: Arc<TestDb>, captured: Arc<Mutex<Vec<Statement>>>, keyse
 }
 
 /// `anonymize_user` finds a user's entries without reading the log: each of its passes (as
-/// actor, as impersonator) is planned on an index, custom and generic, never a `Seq Scan`.
+/// actor, as impersonator, as the item of a user scope team by team, and the walk from team to
+/// team) is planned on an index, custom and generic, never a `Seq Scan`. The hot item is
+/// erased as a user (its scope a user scope): every one of its entries is rewritten.
 async fn erasure_reads_through_indexes(db: &DatabaseConnection, captured: &Mutex<Vec<Statement>>) {
-    captured.lock().unwrap().clear();
-    activity_seaorm::ActivityConfig::new()
-        .with_erasure_key([9u8; 32])
-        .scope(activity_seaorm::ops::erasure::anonymize_user(
-            db,
-            "user-nobody",
+    let about: i64 = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!(
+                "SELECT count(*) AS n FROM activity_log \
+                 WHERE scope = '{HOT_SCOPE}' AND item_id = '{HOT_ITEM}'"
+            ),
         ))
         .await
+        .expect("count the hot item")
+        .expect("a count")
+        .try_get("", "n")
+        .expect("n");
+    assert!(about > 250, "the hot item has its entries: {about}");
+    captured.lock().unwrap().clear();
+    let rewritten = activity_seaorm::ActivityConfig::new()
+        .with_erasure_key([9u8; 32])
+        .with_user_scopes([HOT_SCOPE])
+        .scope(activity_seaorm::ops::erasure::anonymize_user(db, HOT_ITEM))
+        .await
         .expect("anonymize_user");
+    assert_eq!(rewritten as i64, about, "every entry about the erased user");
     let all = std::mem::take(&mut *captured.lock().unwrap());
     let selects: Vec<&Statement> = all
         .iter()
         .filter(|s| s.sql.starts_with("SELECT") && s.sql.contains("FROM \"activity_log\""))
         .collect();
-    for column in ["\"user_id\" =", "\"impersonated_by\" ="] {
+    let walks = selects
+        .iter()
+        .filter(|s| s.sql.contains("\"team_id\" >"))
+        .count();
+    assert!(walks >= 200, "the about pass walks the ~200 teams: {walks}");
+    for (what, needle) in [
+        ("as actor", "\"user_id\" ="),
+        ("as impersonator", "\"impersonated_by\" ="),
+        ("about, in a team", "\"team_id\" ="),
+        ("about, without a team", "\"team_id\" IS NULL ORDER"),
+        ("the walk to the next team", "\"team_id\" >"),
+    ] {
         let stmt = selects
             .iter()
-            .find(|s| s.sql.contains(column))
-            .unwrap_or_else(|| panic!("no erasure pass on {column}: {all:?}"));
+            .find(|s| s.sql.contains(needle))
+            .unwrap_or_else(|| panic!("no erasure statement {what} among {}", all.len()));
         for (kind, plan) in [
             ("custom", explain(db, stmt).await),
             ("generic", explain_generic(db, stmt).await),
@@ -157,7 +183,7 @@ async fn erasure_reads_through_indexes(db: &DatabaseConnection, captured: &Mutex
                 .collect();
             assert!(
                 !scans.is_empty() && !scans.contains(&"Seq Scan"),
-                "erasure pass on {column} ({kind} plan) reads the log: {scans:?}\n{}",
+                "erasure {what} ({kind} plan) reads the log: {scans:?}\n{}",
                 serde_json::to_string_pretty(&plan).unwrap()
             );
         }
