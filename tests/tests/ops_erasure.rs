@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use activity_seaorm::entry::ChangeAction;
-use activity_seaorm::ops::erasure::{ERASURE_BATCH, anonymize_user, pseudonym};
+use activity_seaorm::ops::erasure::{ERASURE_BATCH, ErasureTenant, anonymize_user, pseudonym};
+use activity_seaorm::ops::lifecycle::Lifecycle;
 use activity_seaorm::prelude::*;
 use activity_seaorm::{ActivityEntry, ActivityQuery, Error, activity_log, load_activity};
 use activity_tests::{Backend, TestDb, backend_tests};
@@ -445,21 +446,39 @@ async fn pseudonyms_are_keyed_and_records_never_name_the_user(t: &TestDb) {
 }
 
 /// Entries about the user are found in every team they are in, without a team, and in a team
-/// whose id is empty; the teams around them (before, between and after in sort order, other
-/// users' items of the same scope) stay byte for byte, and a second run finds nothing.
+/// whose id is empty, and each range's names are known everywhere (the team-less entry's name
+/// is in a change of another team's); the teams around them (before, between and after in
+/// sort order, other users' items of the same scope) stay byte for byte. An organization's
+/// erasure rewrites its own entries about the user and no other organization's. A second run
+/// finds nothing.
 async fn entries_about_the_user_are_found_in_every_team(t: &TestDb) {
     let admin = Some(("admin", "Admin"));
     let mut about = Vec::new();
-    for (minute, team) in [
-        (0, Some("a")),
-        (1, Some("m")),
-        (2, None),
-        (3, Some("")),
-        (4, Some("zz")),
+    for (minute, team, name) in [
+        (0, Some("a"), "Gus"),
+        (1, Some("m"), "Gus"),
+        (2, None, "Gussie"),
+        (3, Some(""), "G."),
     ] {
-        let mut e = by(minute, team.unwrap_or("-"), admin, "User", "7", "Gus");
+        let mut e = by(minute, team.unwrap_or("-"), admin, "User", "7", name);
         e.team_id = team.map(str::to_owned);
         about.push(e);
+    }
+    about.push(
+        by(4, "zz", admin, "User", "7", "Gus").with_changes(vec![change(
+            "nickname",
+            json!("Gussie"),
+            json!("G."),
+        )]),
+    );
+    // Teams past the first step of the walk (500 teams a step), some with the user's item.
+    let mut crowd = Vec::new();
+    for i in 0..520 {
+        let team = format!("t{i:04}");
+        crowd.push(by(40, &team, admin, "Doc", "1", "x"));
+        if [0, 496, 497, 498, 499, 500, 519].contains(&i) {
+            about.push(by(41, &team, admin, "User", "7", "Gus"));
+        }
     }
     // More than one batch inside one team.
     let many = ERASURE_BATCH as usize + 2;
@@ -481,34 +500,84 @@ async fn entries_about_the_user_are_found_in_every_team(t: &TestDb) {
     let mut nobody = by(26, "-", admin, "User", "8", "Ida");
     nobody.team_id = None;
     others.push(nobody);
-    insert(t, about.iter().chain(&others).cloned()).await;
+    // User 9, about whom two organizations wrote (teams of each, and no team).
+    let mut org = Vec::new();
+    for (minute, organization, team) in [
+        (30, "o1", Some("a")),
+        (31, "o2", Some("a")),
+        (32, "o1", None),
+        (33, "o2", Some("b")),
+    ] {
+        let mut e = by(minute, "-", admin, "User", "9", "Nine");
+        e.team_id = team.map(str::to_owned);
+        e.organization_id = Some(organization.into());
+        org.push(e);
+    }
+    insert(
+        t,
+        about
+            .iter()
+            .chain(&others)
+            .chain(&org)
+            .chain(&crowd)
+            .cloned(),
+    )
+    .await;
     let before = rows(t).await;
 
     let n = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "7"))
         .await
         .unwrap();
     assert_eq!(n as usize, about.len(), "every entry about user 7");
-    let alias = ActivityConfig::scope(keyed(), async { pseudonym("7") })
-        .await
-        .unwrap();
-    let gus = ActivityConfig::scope(keyed(), async { pseudonym("Gus") })
-        .await
-        .unwrap();
+    let alias = |v: &str| {
+        let v = v.to_owned();
+        ActivityConfig::scope(keyed(), async move { pseudonym(&v).unwrap() })
+    };
+    let user = alias("7").await;
     let after = rows(t).await;
     for e in &about {
         let (m, _) = &after[&e.id];
         let mut expect = before[&e.id].0.clone();
-        expect.item_id = Some(alias.clone());
-        expect.detail = json!({ "name": gus });
+        expect.item_id = Some(user.clone());
+        let mut detail = json!({ "name": alias(e.detail.name.as_deref().unwrap()).await });
+        if !e.detail.changes.is_empty() {
+            detail["changes"] = json!([{
+                "type": "X", "action": "changed", "field": "nickname",
+                "before": alias("Gussie").await, "after": alias("G.").await,
+            }]);
+        }
+        expect.detail = detail;
         assert_eq!(m, &expect, "about user 7 in team {:?}", e.team_id);
     }
-    for e in &others {
+    for e in others.iter().chain(&org).chain(&crowd) {
         assert_eq!(after[&e.id], before[&e.id], "{e:?} changed");
     }
     let again = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "7"))
         .await
         .unwrap();
     assert_eq!(again, 0);
+
+    let n = ActivityConfig::scope(
+        keyed(),
+        Lifecycle::new().erase_user_in(&t.db, "9", ErasureTenant::Organization("o1".into())),
+    )
+    .await
+    .unwrap()
+    .entry_ids
+    .len();
+    assert_eq!(n, 2, "o1's entries about user 9, in a team and without one");
+    let nine = alias("9").await;
+    let after9 = rows(t).await;
+    for e in &org {
+        let rewritten = after9[&e.id].0.item_id.as_deref() == Some(nine.as_str());
+        assert_eq!(
+            rewritten,
+            e.organization_id.as_deref() == Some("o1"),
+            "{:?} / {:?}",
+            e.organization_id,
+            e.team_id
+        );
+    }
 }
 
 backend_tests!(

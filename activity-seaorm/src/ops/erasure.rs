@@ -7,8 +7,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use scoped_futures::ScopedFutureExt;
 use sea_orm::sea_query::Condition;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
 };
 use sha2::Sha256;
 
@@ -149,11 +149,14 @@ impl Pseudonymizer {
 ///   [`Error::ErasureKey`] before touching anything.
 /// - **Bounded.** Works through the matching rows in batches of [`ERASURE_BATCH`], in
 ///   `(created_at, id)` order with a keyset bound, never loading them all, in one pass per
-///   way a row can name the user, each on an index: as actor (the `user_id` index), as
-///   impersonator (the impersonator index), and as the item of a user scope. The item index
-///   leads with the team, so without a tenant the user's item is looked up team by team (each
-///   team that has entries found by one index descent, then its range of the item index): a
-///   few descents per team instead of a scan of the whole table (minutes at a billion entries).
+///   way a row can name the user: as actor (the `user_id` index), as impersonator (the
+///   partial impersonator index; on MySQL, which has no partial index, a scan), and as the
+///   item of a user scope. The item index leads with the team, so the last pass looks the item
+///   up team by team: one statement finds the next 500 teams that have entries (a skip scan,
+///   one index descent each) and one more reads the item in their ranges of the item index,
+///   instead of a scan of the whole table (minutes at a billion entries). Entries committed
+///   while it runs (at READ COMMITTED, in a team the walk has passed) are left for the next
+///   run, which rewrites them and records them.
 /// - **Atomic.** Runs in one transaction (a savepoint when `db` is a transaction) that enters
 ///   [`guard::enter_maintenance`](crate::schema::guard::enter_maintenance) and ends maintenance again
 ///   before it commits, so it works with the append-only guard installed and leaves the rest
@@ -397,7 +400,7 @@ impl Target<'_> {
             target: self,
             next: if self.scopes.is_empty() {
                 Range::Done
-            } else if self.tenant.is_some() {
+            } else if matches!(self.tenant, Some(ErasureTenant::Team(_))) {
                 Range::Tenant
             } else {
                 Range::NoTeam
@@ -418,12 +421,16 @@ impl Target<'_> {
     }
 }
 
-/// The entries about the user as conditions that are each one index range. The only index
-/// that names an item leads with the team, so without a tenant the user's item is looked up
-/// in each team that has entries (the teams found one index descent at a time, in order) and
-/// among the entries without a team: a few descents per team, where the plain condition was a
-/// scan of the whole table (twice per erasure: once for the known values, once to rewrite).
-/// Inside a tenant, the tenant's own condition.
+/// Teams a step of [`AboutRanges`] finds, and so the most a range names.
+const TEAMS_PER_RANGE: u32 = 500;
+
+/// The entries about the user as conditions that each read ranges of an index. The only index
+/// that names an item leads with the team, so the user's item is looked up team by team: a
+/// step finds the next [`TEAMS_PER_RANGE`] teams that have entries (one statement, one index
+/// descent per team) and its range reads the item in each of them; the entries without a team
+/// are one more range. That replaces a scan of the whole table with a few statements per 500
+/// teams. An organization's erasure walks the teams the same way, its condition in each range;
+/// a team's is that team's one range.
 struct AboutRanges<'t> {
     target: &'t Target<'t>,
     next: Range,
@@ -433,9 +440,9 @@ struct AboutRanges<'t> {
 enum Range {
     /// The erasure's tenant: its one condition.
     Tenant,
-    /// The entries without a team, then the first team.
+    /// The entries without a team, then the first teams.
     NoTeam,
-    /// The first team, or the team after this one.
+    /// The first teams, or the teams after this one.
     After(Option<String>),
     Done,
 }
@@ -452,45 +459,62 @@ impl AboutRanges<'_> {
             }
             Range::After(team) => team,
         };
-        // `ORDER BY .. LIMIT 1` rather than `MIN`: every backend serves it from the first
-        // index entry past `after` (on a partitioned table, one descent per partition).
-        let mut next = Entity::find()
-            .select_only()
-            .column(Column::TeamId)
-            .filter(Column::TeamId.is_not_null());
-        if let Some(after) = &after {
-            next = next.filter(Column::TeamId.gt(after.as_str()));
-        }
-        let team: Option<Option<String>> = next
-            .order_by_asc(Column::TeamId)
-            .limit(1)
-            .into_tuple()
-            .one(txn)
-            .await?;
-        let Some(Some(team)) = team else {
+        let teams = teams_after(txn, after.as_deref()).await?;
+        let Some(last) = teams.last().cloned() else {
             return Ok(None);
         };
-        let range = about.add(Column::TeamId.eq(team.as_str()));
-        self.next = Range::After(Some(team));
-        Ok(Some(range))
+        if teams.len() as u32 == TEAMS_PER_RANGE {
+            self.next = Range::After(Some(last));
+        }
+        Ok(Some(about.add(Column::TeamId.is_in(teams))))
     }
+}
+
+/// The next [`TEAMS_PER_RANGE`] distinct teams after `after` (from the first without it), in
+/// order. A recursive query that steps from team to team (a skip scan: each step the first
+/// index entry past the previous team, on a partitioned table one descent per partition),
+/// counted so that it stops after the page on every backend.
+async fn teams_after<C: ConnectionTrait>(
+    txn: &C,
+    after: Option<&str>,
+) -> Result<Vec<String>, Error> {
+    let backend = txn.get_database_backend();
+    let (first, values) = match after {
+        Some(team) => (
+            match backend {
+                DbBackend::Postgres => "team_id > $1",
+                _ => "team_id > ?",
+            },
+            vec![sea_orm::Value::from(team)],
+        ),
+        None => ("team_id IS NOT NULL", Vec::new()),
+    };
+    let sql = format!(
+        "WITH RECURSIVE teams (t, n) AS ( \
+           SELECT (SELECT team_id FROM activity_log WHERE {first} ORDER BY team_id LIMIT 1), 1 \
+           UNION ALL \
+           SELECT (SELECT a.team_id FROM activity_log a WHERE a.team_id > teams.t \
+                   ORDER BY a.team_id LIMIT 1), teams.n + 1 \
+           FROM teams WHERE teams.t IS NOT NULL AND teams.n < {TEAMS_PER_RANGE} \
+         ) SELECT t FROM teams WHERE t IS NOT NULL ORDER BY n"
+    );
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    let mut teams = Vec::with_capacity(rows.len());
+    for row in rows {
+        teams.push(row.try_get::<String>("", "t")?);
+    }
+    Ok(teams)
 }
 
 /// The rewrite, inside the transaction and maintenance.
 async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<ErasureRequest, Error> {
-    let known = known_values(txn, target).await?;
+    // The ranges about the user that held entries: the rewrite reads only those again.
+    let (known, about) = known_values(txn, target).await?;
     let mut rewritten = 0u64;
     let mut keys: Vec<(DateTime<Utc>, uuid::Uuid)> = Vec::new();
-    let mut passes = target.passes().into_iter();
-    let mut about = target.about_ranges();
-    loop {
-        let condition = match passes.next() {
-            Some(c) => c,
-            None => match about.next(txn).await? {
-                Some(c) => c,
-                None => break,
-            },
-        };
+    for condition in target.passes().into_iter().chain(about) {
         let mut after: Option<(DateTime<Utc>, uuid::Uuid)> = None;
         loop {
             let rows = batch(txn, condition.clone(), after).await?;
@@ -562,11 +586,12 @@ async fn batch<C: ConnectionTrait>(
 }
 
 /// The user's known values: the id, the names recorded with it as actor, and the names of the
-/// entries about the user. A handful of distinct strings, whatever the history's length.
+/// entries about the user (a handful of distinct strings, whatever the history's length); and
+/// the ranges of [`AboutRanges`] that held entries about the user.
 async fn known_values<C: ConnectionTrait>(
     txn: &C,
     target: &Target<'_>,
-) -> Result<Vec<String>, Error> {
+) -> Result<(Vec<String>, Vec<Condition>), Error> {
     let mut known = vec![target.user.to_owned()];
     let names: Vec<Option<String>> = Entity::find()
         .select_only()
@@ -578,11 +603,15 @@ async fn known_values<C: ConnectionTrait>(
         .await?;
     known.extend(names.into_iter().flatten());
     let mut about = target.about_ranges();
+    let mut held = Vec::new();
     while let Some(range) = about.next(txn).await? {
         let mut after = None;
         loop {
             let rows = batch(txn, range.clone(), after).await?;
             let Some(last) = rows.last() else { break };
+            if after.is_none() {
+                held.push(range.clone());
+            }
             after = Some((last.created_at, last.id));
             let full = rows.len() as u64 == ERASURE_BATCH;
             for row in rows {
@@ -598,7 +627,7 @@ async fn known_values<C: ConnectionTrait>(
     known.retain(|v| !v.is_empty());
     known.sort();
     known.dedup();
-    Ok(known)
+    Ok((known, held))
 }
 
 /// Rewrite one row in place; whether anything changed.
