@@ -673,8 +673,15 @@ async fn rewrite<C: ConnectionTrait>(
     if !am.is_changed() {
         return Ok(false);
     }
-    am.update(txn).await?;
-    Ok(true)
+    // By the whole key: the time lets a partitioned log go to the row's month, where the id
+    // alone is looked up in every partition (and planned for each: ~10 ms a row at 20M).
+    let done = Entity::update_many()
+        .set(am)
+        .filter(Column::Id.eq(row.id))
+        .filter(Column::CreatedAt.eq(row.created_at))
+        .exec(txn)
+        .await?;
+    Ok(done.rows_affected > 0)
 }
 
 /// In a `detail` about the user: `name`, `short_id`, and each change's `before`/`after` that
