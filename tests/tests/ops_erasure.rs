@@ -523,6 +523,18 @@ async fn entries_about_the_user_are_found_in_every_team(t: &TestDb) {
             .cloned(),
     )
     .await;
+    if t.backend == Backend::Sqlite {
+        // A time another writer stored in another text form: still found and rewritten.
+        let moved =
+            t.db.execute_raw(Statement::from_sql_and_values(
+                t.db_backend(),
+                "UPDATE activity_log SET created_at = ? WHERE id = ?",
+                ["2026-01-11T00:02:00Z".into(), about[2].id.into()],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(moved.rows_affected(), 1);
+    }
     let before = rows(t).await;
 
     let n = ActivityConfig::scope(keyed(), anonymize_user(&t.db, "7"))

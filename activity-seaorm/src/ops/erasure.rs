@@ -675,13 +675,23 @@ async fn rewrite<C: ConnectionTrait>(
     }
     // By the whole key: the time lets a partitioned log go to the row's month, where the id
     // alone is looked up in every partition (and planned for each: ~10 ms a row at 20M).
-    let done = Entity::update_many()
-        .set(am)
+    let by_key = Entity::update_many()
+        .set(am.clone())
         .filter(Column::Id.eq(row.id))
         .filter(Column::CreatedAt.eq(row.created_at))
         .exec(txn)
         .await?;
-    Ok(done.rows_affected > 0)
+    if by_key.rows_affected > 0 {
+        return Ok(true);
+    }
+    // A time stored in another form than the one bound (SQLite text another writer wrote)
+    // does not compare equal: by the id alone then, so no row read here is left unerased.
+    let by_id = Entity::update_many()
+        .set(am)
+        .filter(Column::Id.eq(row.id))
+        .exec(txn)
+        .await?;
+    Ok(by_id.rows_affected > 0)
 }
 
 /// In a `detail` about the user: `name`, `short_id`, and each change's `before`/`after` that
