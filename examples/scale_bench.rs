@@ -23,12 +23,12 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use activity_examples::bench::{drop_schema, env_num, postgres_schema};
+use activity_examples::bench::{drop_schema, env_num, kept_schema, postgres_schema};
 use activity_seaorm::ops::report::{ReportDimension, activity_report};
 use activity_seaorm::query::{FilterOp, Page};
 use activity_seaorm::schema::partition;
 use activity_seaorm::{ActivityQuery, load_activity};
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 const SCHEMA: &str = "scale_bench";
@@ -65,6 +65,14 @@ async fn scalar(db: &DatabaseConnection, sql: &str) -> Res<f64> {
     Ok(row.try_get_by_index::<f64>(0)?)
 }
 
+/// Midnight UTC of a date of the generated year.
+fn date(y: i32, m: u32, d: u32) -> Res<DateTime<Utc>> {
+    Ok(Utc
+        .with_ymd_and_hms(y, m, d, 0, 0, 0)
+        .single()
+        .ok_or("date")?)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Res<()> {
     let rows = env_num("BENCH_ROWS", 1_000_000);
@@ -76,12 +84,7 @@ async fn main() -> Res<()> {
     }
     // `BENCH_REUSE=1`: time the reads again on the log a `BENCH_KEEP=1` run left.
     if std::env::var_os("BENCH_REUSE").is_some() {
-        let url = std::env::var("BENCH_DATABASE_URL")?;
-        let mut opts = sea_orm::ConnectOptions::new(url);
-        opts.max_connections(1)
-            .sqlx_logging(false)
-            .set_schema_search_path(SCHEMA.to_owned());
-        let db = sea_orm::Database::connect(opts).await?;
+        let db = kept_schema(SCHEMA, 1).await.map_err(|e| e.to_string())?;
         return reads(&db, rows, reps, "reused").await;
     }
     let (admin, db) = postgres_schema("scale_bench", SCHEMA, 1)
@@ -99,11 +102,6 @@ async fn run(
     reps: usize,
     partitioned: bool,
 ) -> Res<()> {
-    let date = |y, m, d| {
-        Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)
-            .single()
-            .ok_or("date")
-    };
     let t = Instant::now();
     if partitioned {
         partition::partition_by_month(db, Utc::now()).await?;
@@ -164,11 +162,6 @@ async fn run(
 
 /// The timed reads, then the erasure (of `BENCH_ERASE_USER`, default `17`).
 async fn reads(db: &DatabaseConnection, rows: usize, reps: usize, layout: &str) -> Res<()> {
-    let date = |y, m, d| {
-        Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)
-            .single()
-            .ok_or("date")
-    };
     let hot = scalar(
         db,
         "SELECT count(*)::float8 FROM activity_log \
@@ -235,8 +228,9 @@ async fn reads(db: &DatabaseConnection, rows: usize, reps: usize, layout: &str) 
     ));
 
     // Erasure of a user whose record is an item of a user scope (`Scope5` here: the user `17`
-    // is the item of ~1 in 250,000 entries, in any team): once through the library (each
-    // team's range of the item index), and the statement its about-pass was before (the item
+    // is the item of ~1 in 250,000 entries, in any team): once through the library (a walk
+    // finds the teams, 500 a statement, and one statement reads the item in all of them), and
+    // the statement its about-pass was before (the item
     // without its team: no index leads with it), timed once on the same warm table.
     let user = std::env::var("BENCH_ERASE_USER").unwrap_or_else(|_| "17".into());
     let old_pass = format!(

@@ -31,13 +31,31 @@ pub async fn postgres_schema(
     admin
         .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
         .await?;
+    Ok((admin, schema_pool(url, schema, connections).await?))
+}
+
+/// A pool of `connections` on the schema a `BENCH_KEEP=1` run of [`postgres_schema`] left,
+/// as it is (nothing dropped or created).
+pub async fn kept_schema(
+    schema: &str,
+    connections: u32,
+) -> Result<DatabaseConnection, Box<dyn std::error::Error + Send + Sync>> {
+    let url = std::env::var("BENCH_DATABASE_URL")
+        .map_err(|_| "set BENCH_DATABASE_URL to a PostgreSQL URL (postgres://…)")?;
+    Ok(schema_pool(url, schema, connections).await?)
+}
+
+async fn schema_pool(
+    url: String,
+    schema: &str,
+    connections: u32,
+) -> Result<DatabaseConnection, DbErr> {
     let mut opts = ConnectOptions::new(url);
     opts.max_connections(connections)
         .min_connections(1)
         .sqlx_logging(false)
         .set_schema_search_path(schema.to_owned());
-    let db = Database::connect(opts).await?;
-    Ok((admin, db))
+    Database::connect(opts).await
 }
 
 /// Drop the schema of [`postgres_schema`], unless `BENCH_KEEP` is set.

@@ -5,9 +5,20 @@
 //! for the bound values (a custom plan) and as a generic prepared-statement plan, which
 //! PostgreSQL may switch to after five executions of sqlx's cached statements.
 //!
+//! On the partitioned layout (`ACTIVITY_TEST_POSTGRES_LAYOUT=partitioned`) the log is partitioned
+//! from the start and the seed's year gets its months first. Every month that holds rows is read
+//! by an index scan on its copy of the index, under the `LIMIT`; the months may be merged in
+//! order (`Merge Append`) or, where the planner expects few rows, their index scans gathered and
+//! sorted (a `Sort` over an `Append` of index scans: only the rows the index conditions select).
+//! A second page prunes the months after its cursor, and the month the cursor falls in may be
+//! read on the team feed's index bounded by the cursor. A month with no rows (the months created
+//! ahead, the default partition) may be planned as a `Seq Scan` and a `Sort` of nothing; that is
+//! all the rules let pass.
+//!
 //! PostgreSQL only: ignored when `ACTIVITY_TEST_POSTGRES_URL` is not set. No
 //! timings are asserted; the plan shape is.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use activity_seaorm::query::Page;
@@ -42,7 +53,7 @@ fn seed_sql(rows: i64, hot: i64) -> String {
     not(activity_postgres),
     ignore = "ACTIVITY_TEST_POSTGRES_URL is not set"
 )]
-async fn read_queries_are_index_scans_in_index_order() {
+async fn postgres_read_queries_are_index_scans_in_index_order() {
     with_seeded_db(Keyset::Anywhere).await;
 }
 
@@ -53,7 +64,7 @@ async fn read_queries_are_index_scans_in_index_order() {
     not(activity_postgres),
     ignore = "ACTIVITY_TEST_POSTGRES_URL is not set"
 )]
-async fn cursor_bound_is_an_index_condition() {
+async fn postgres_cursor_bound_is_an_index_condition() {
     with_seeded_db(Keyset::InIndexCond).await;
 }
 
@@ -87,6 +98,24 @@ async fn with_seeded_db(keyset: Keyset) {
 async fn check_plans(t: Arc<TestDb>, captured: Arc<Mutex<Vec<Statement>>>, keyset: Keyset) {
     let db = &t.db;
     assert_eq!(db.get_database_backend(), DbBackend::Postgres);
+    if activity_tests::postgres_partitioned() {
+        // A log partitioned from the start (the suite converts an existing one, whose past
+        // is then one legacy partition), and the seed's year in months of its own: the plans
+        // read months.
+        db.execute_unprepared("DROP TABLE activity_log")
+            .await
+            .expect("drop the converted log");
+        let through = chrono::Utc::now() + chrono::Duration::days(92);
+        activity_seaorm::schema::partition::partition_by_month(db, through)
+            .await
+            .expect("a partitioned log");
+        let from = "2025-01-01T00:00:00Z".parse().unwrap();
+        let through = "2025-12-31T00:00:00Z".parse().unwrap();
+        let created = activity_seaorm::schema::partition::create_partitions(db, from, through)
+            .await
+            .expect("the seed's months");
+        assert_eq!(created.len(), 12, "{created:?}");
+    }
     db.execute_unprepared(&seed_sql(ROWS, HOT_ROWS))
         .await
         .expect("seed 100,000 entries");
@@ -96,6 +125,7 @@ async fn check_plans(t: Arc<TestDb>, captured: Arc<Mutex<Vec<Statement>>>, keyse
 
     let item_index = index_named(db, "(team_id, scope, item_id, created_at DESC, id DESC)").await;
     let feed_index = index_named(db, "(team_id, created_at DESC, id DESC)").await;
+    let layout = Layout::read(db).await;
 
     let history = ActivityQuery::for_team(HOT_TEAM).item(HOT_SCOPE, HOT_ITEM);
     let feed = ActivityQuery::for_team(HOT_TEAM);
@@ -115,12 +145,41 @@ async fn check_plans(t: Arc<TestDb>, captured: Arc<Mutex<Vec<Statement>>>, keyse
             stmt.sql
         );
         let custom = explain(db, &stmt).await;
-        check_plan(what, "custom plan", &custom, index, second_page, keyset);
+        let copies = layout.copies(db, index).await;
+        // Partitioned, the month a second page's cursor falls in may be read on the team feed's
+        // index instead, bounded by the cursor (the team's rows of that month before it: the
+        // planner's pick where the item has few there).
+        let bounded = if layout.partitioned && what.starts_with("item") && second_page {
+            layout.copies(db, &feed_index).await
+        } else {
+            Vec::new()
+        };
+        let copies = Indexes {
+            ordered: copies,
+            bounded,
+        };
+        check_plan(
+            what,
+            "custom plan",
+            &custom,
+            &layout,
+            &copies,
+            second_page,
+            keyset,
+        );
         let generic = explain_generic(db, &stmt).await;
-        check_plan(what, "generic plan", &generic, index, second_page, keyset);
+        check_plan(
+            what,
+            "generic plan",
+            &generic,
+            &layout,
+            &copies,
+            second_page,
+            keyset,
+        );
     }
     if keyset == Keyset::Anywhere {
-        erasure_reads_through_indexes(db, &captured).await;
+        erasure_reads_through_indexes(db, &captured, &layout).await;
     }
 }
 
@@ -129,7 +188,11 @@ async fn check_plans(t: Arc<TestDb>, captured: Arc<Mutex<Vec<Statement>>>, keyse
 /// scope in the teams found and without a team) is planned on an index, custom and generic,
 /// never a `Seq Scan`. The hot item is
 /// erased as a user (its scope a user scope): every one of its entries is rewritten.
-async fn erasure_reads_through_indexes(db: &DatabaseConnection, captured: &Mutex<Vec<Statement>>) {
+async fn erasure_reads_through_indexes(
+    db: &DatabaseConnection,
+    captured: &Mutex<Vec<Statement>>,
+    layout: &Layout,
+) {
     let about: i64 = db
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
@@ -191,8 +254,10 @@ async fn erasure_reads_through_indexes(db: &DatabaseConnection, captured: &Mutex
             plans.push(("generic", explain_generic(db, stmt).await));
         }
         for (kind, plan) in plans {
+            // A month that holds nothing may be read by a Seq Scan of nothing.
             let scans: Vec<&str> = nodes(&plan)
                 .into_iter()
+                .filter(|n| !layout.is_empty_part(field(n, "Relation Name")))
                 .map(|n| field(n, "Node Type"))
                 .filter(|t| t.contains("Scan"))
                 .collect();
@@ -332,6 +397,16 @@ async fn plan_json(db: &DatabaseConnection, stmt: Statement) -> Json {
 
 /// Every plan node, depth first.
 fn nodes(plan: &Json) -> Vec<&Json> {
+    let root = &plan[0]["Plan"];
+    assert!(
+        root.is_object(),
+        "not an EXPLAIN (FORMAT JSON) result: {plan}"
+    );
+    nodes_under(root)
+}
+
+/// `node` and every node below it, depth first.
+fn nodes_under(node: &Json) -> Vec<&Json> {
     fn walk<'a>(node: &'a Json, out: &mut Vec<&'a Json>) {
         out.push(node);
         if let Some(children) = node.get("Plans").and_then(Json::as_array) {
@@ -341,12 +416,7 @@ fn nodes(plan: &Json) -> Vec<&Json> {
         }
     }
     let mut out = Vec::new();
-    let root = &plan[0]["Plan"];
-    assert!(
-        root.is_object(),
-        "not an EXPLAIN (FORMAT JSON) result: {plan}"
-    );
-    walk(root, &mut out);
+    walk(node, &mut out);
     out
 }
 
@@ -354,16 +424,36 @@ fn field<'a>(node: &'a Json, key: &str) -> &'a str {
     node.get(key).and_then(Json::as_str).unwrap_or("")
 }
 
-fn check_plan(what: &str, kind: &str, plan: &Json, index: &str, second_page: bool, keyset: Keyset) {
+fn check_plan(
+    what: &str,
+    kind: &str,
+    plan: &Json,
+    layout: &Layout,
+    index: &Indexes,
+    second_page: bool,
+    keyset: Keyset,
+) {
     let pretty = serde_json::to_string_pretty(plan).unwrap();
-    let all = nodes(plan);
+    // What reads a month with no rows is left out: it may be a Sort of a Seq Scan of nothing.
+    let all: Vec<&Json> = nodes(plan)
+        .into_iter()
+        .filter(|n| !layout.reads_only_empty(n))
+        .collect();
     let types: Vec<&str> = all.iter().map(|n| field(n, "Node Type")).collect();
     assert!(
         !types.contains(&"Seq Scan"),
         "{what} ({kind}): Seq Scan in the plan\n{pretty}"
     );
+    // Partitioned, the planner may gather what each month's index scan selects and sort that
+    // (it does where it expects few rows: a Sort over an Append), instead of merging the scans
+    // in order: the rows sorted are then only those the index conditions select, checked below.
+    let sorts: Vec<&&Json> = all
+        .iter()
+        .filter(|n| matches!(field(n, "Node Type"), "Sort" | "Incremental Sort"))
+        .filter(|n| !(layout.partitioned && sorts_only_index_scans(n, layout)))
+        .collect();
     assert!(
-        !types.contains(&"Sort") && !types.contains(&"Incremental Sort"),
+        sorts.is_empty(),
         "{what} ({kind}): the rows are sorted instead of read in index order\n{pretty}"
     );
     assert_eq!(
@@ -373,23 +463,83 @@ fn check_plan(what: &str, kind: &str, plan: &Json, index: &str, second_page: boo
     );
     let scans: Vec<&&Json> = all
         .iter()
-        .filter(|n| field(n, "Relation Name") == "activity_log")
+        .filter(|n| layout.is_log(field(n, "Relation Name")))
         .collect();
-    assert_eq!(
-        scans.len(),
-        1,
-        "{what} ({kind}): expected one scan of activity_log\n{pretty}"
-    );
-    let scan = scans[0];
+    if layout.partitioned {
+        assert!(
+            !scans.is_empty(),
+            "{what} ({kind}): no month that holds rows is read\n{pretty}"
+        );
+        // A second page's cursor lies months back: the months after it are pruned (at
+        // planning for bound values, at executor start for a generic plan), not scanned.
+        let months = layout.parts.len() - layout.empty.len();
+        assert!(
+            !second_page || scans.len() < months,
+            "{what} ({kind}): the months after the cursor are read ({} of {months})\n{pretty}",
+            scans.len()
+        );
+    } else {
+        assert_eq!(
+            scans.len(),
+            1,
+            "{what} ({kind}): expected one scan of activity_log\n{pretty}"
+        );
+    }
+    for scan in scans {
+        check_scan(what, kind, scan, index, second_page, keyset, &pretty);
+    }
+}
+
+/// A Sort whose input is an Append of index scans alone (besides what reads empty months).
+fn sorts_only_index_scans(sort: &Json, layout: &Layout) -> bool {
+    let Some([input]) = sort
+        .get("Plans")
+        .and_then(Json::as_array)
+        .map(Vec::as_slice)
+    else {
+        return false;
+    };
+    let leaves: Vec<&Json> = nodes_under(input)
+        .into_iter()
+        .filter(|n| n.get("Plans").is_none() && !layout.reads_only_empty(n))
+        .collect();
+    field(input, "Node Type") == "Append"
+        && !leaves.is_empty()
+        && leaves
+            .iter()
+            .all(|n| matches!(field(n, "Node Type"), "Index Scan" | "Index Only Scan"))
+}
+
+/// One scan of the log (or of one month of it) in `check_plan`.
+/// The indexes a read may use: `ordered`, the one that serves it (and its copies on the
+/// months), or one of `bounded` with the cursor's time bound in its index condition.
+struct Indexes {
+    ordered: Vec<String>,
+    bounded: Vec<String>,
+}
+
+fn check_scan(
+    what: &str,
+    kind: &str,
+    scan: &Json,
+    index: &Indexes,
+    second_page: bool,
+    keyset: Keyset,
+    pretty: &str,
+) {
     assert!(
         matches!(field(scan, "Node Type"), "Index Scan" | "Index Only Scan"),
         "{what} ({kind}): activity_log is read by a {} (expected an index scan)\n{pretty}",
         field(scan, "Node Type")
     );
-    assert_eq!(
-        field(scan, "Index Name"),
-        index,
-        "{what} ({kind}): wrong index\n{pretty}"
+    let name = field(scan, "Index Name");
+    let ordered = index.ordered.iter().any(|i| i == name);
+    let bounded = index.bounded.iter().any(|i| i == name);
+    assert!(
+        ordered || bounded,
+        "{what} ({kind}): wrong index {name} (expected one of {:?} or {:?})\n{pretty}",
+        index.ordered,
+        index.bounded
     );
     assert_eq!(
         field(scan, "Scan Direction"),
@@ -401,7 +551,12 @@ fn check_plan(what: &str, kind: &str, plan: &Json, index: &str, second_page: boo
         cond.contains("team_id"),
         "{what} ({kind}): the team is not an index condition: {cond}\n{pretty}"
     );
-    if what.starts_with("item") {
+    if bounded {
+        assert!(
+            cond.contains("created_at"),
+            "{what} ({kind}): {name} is read without the cursor's bound: {cond}\n{pretty}"
+        );
+    } else if what.starts_with("item") {
         assert!(
             cond.contains("scope") && cond.contains("item_id"),
             "{what} ({kind}): scope and item are not index conditions: {cond}\n{pretty}"
@@ -419,5 +574,90 @@ fn check_plan(what: &str, kind: &str, plan: &Json, index: &str, second_page: boo
                  Index Cond: {cond}; Filter: {filter}\n{pretty}"
             );
         }
+    }
+}
+
+/// The log's layout as the plans name it: `activity_log` itself, or its partitions.
+struct Layout {
+    partitioned: bool,
+    /// Every partition of `activity_log`.
+    parts: HashSet<String>,
+    /// The partitions that hold no row.
+    empty: HashSet<String>,
+}
+
+impl Layout {
+    async fn read(db: &DatabaseConnection) -> Self {
+        let names = |sql: &'static str| async move {
+            db.query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+                .await
+                .expect(sql)
+                .into_iter()
+                .map(|row| row.try_get::<String>("", "name").unwrap())
+                .collect::<HashSet<String>>()
+        };
+        let parts = names(
+            "SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'activity_log'::regclass",
+        )
+        .await;
+        let holding =
+            names("SELECT DISTINCT tableoid::regclass::text AS name FROM activity_log").await;
+        assert_eq!(
+            activity_tests::postgres_partitioned(),
+            !parts.is_empty(),
+            "the layout asked for is the layout planned: {parts:?}"
+        );
+        if !parts.is_empty() {
+            assert!(
+                holding.len() >= 12 && holding.iter().all(|p| p.starts_with("activity_log_p2025_")),
+                "the seed is spread over its months: {holding:?}"
+            );
+        }
+        Layout {
+            partitioned: !parts.is_empty(),
+            empty: parts.difference(&holding).cloned().collect(),
+            parts,
+        }
+    }
+
+    /// A relation the plan reads the log's rows from.
+    fn is_log(&self, relation: &str) -> bool {
+        relation == "activity_log" || self.parts.contains(relation)
+    }
+
+    /// A partition with no rows.
+    fn is_empty_part(&self, relation: &str) -> bool {
+        self.empty.contains(relation)
+    }
+
+    /// Whether every relation `node` reads (at least one) is a partition with no rows.
+    fn reads_only_empty(&self, node: &Json) -> bool {
+        let read: Vec<&str> = nodes_under(node)
+            .into_iter()
+            .map(|n| field(n, "Relation Name"))
+            .filter(|r| !r.is_empty())
+            .collect();
+        !read.is_empty() && read.iter().all(|r| self.is_empty_part(r))
+    }
+
+    /// `index` and, on the partitioned layout, its copy on every partition.
+    async fn copies(&self, db: &DatabaseConnection, index: &str) -> Vec<String> {
+        let rows = db
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT c.relname::text AS name FROM pg_inherits i \
+                 JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass",
+                [index.into()],
+            ))
+            .await
+            .expect("the index's partitions");
+        let mut out: Vec<String> = rows
+            .into_iter()
+            .map(|row| row.try_get("", "name").unwrap())
+            .collect();
+        assert_eq!(self.partitioned, !out.is_empty(), "{index}: {out:?}");
+        out.push(index.to_owned());
+        out
     }
 }

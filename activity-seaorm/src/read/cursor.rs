@@ -16,9 +16,11 @@ use crate::schema::table::activity_log::Column;
 /// Rows strictly after the cursor position in the page order, as an index range.
 ///
 /// PostgreSQL gets the row comparison `(created_at, id) < ($t, $id)`, which it turns into one
-/// index range. Elsewhere the `OR` form is kept, with a plain `created_at <= $t` beside it so the
-/// index range stays bounded: without it a deep page reads every newer row first (page 1000
-/// of a hot item was 90x slower than page 1).
+/// index range. Elsewhere the `OR` form is kept. Both have a plain `created_at <= $t` beside
+/// them: elsewhere it keeps the index range bounded (without it a deep page read every newer row
+/// first: page 1000 of a hot item was 90x slower than page 1); on PostgreSQL it is what prunes
+/// a partitioned log's newer months (a row comparison prunes none), so a second page reads
+/// only the months at or before its cursor.
 pub(super) fn keyset(
     order: Order,
     backend: DbBackend,
@@ -32,10 +34,16 @@ pub(super) fn keyset(
         };
         let sql =
             format!("(\"activity_log\".\"created_at\", \"activity_log\".\"id\") {op} ($1, $2)");
-        return Condition::all().add(Expr::cust_with_values(
-            sql,
-            [Value::from(at), Value::from(id)],
-        ));
+        let within = match order {
+            Order::Descending => Column::CreatedAt.lte(at),
+            Order::Ascending => Column::CreatedAt.gte(at),
+        };
+        return Condition::all()
+            .add(Expr::cust_with_values(
+                sql,
+                [Value::from(at), Value::from(id)],
+            ))
+            .add(within);
     }
     match order {
         Order::Descending => Condition::all().add(Column::CreatedAt.lte(at)).add(
