@@ -292,7 +292,8 @@ async fn run(
     Ok(())
 }
 
-/// The hot item's page after `(at, id)`, newest first, with a row-value keyset bound, decoded
+/// The hot item's page after `(at, id)`, newest first, with a row-value keyset bound (and the
+/// plain one beside it), decoded
 /// like `load_activity` does (one row more than the page, as it asks).
 async fn row_value_page(
     db: &DatabaseConnection,
@@ -308,6 +309,8 @@ async fn row_value_page(
             r#"("activity_log"."created_at", "activity_log"."id") < ($1, $2)"#,
             [sea_orm::Value::from(at), sea_orm::Value::from(id)],
         ))
+        // As `load_activity` sends it: the plain bound beside the row one prunes partitions.
+        .filter(Column::CreatedAt.lte(at))
         .order_by_desc(Column::CreatedAt)
         .order_by_desc(Column::Id)
         .limit((PAGE + 1) as u64)

@@ -59,11 +59,17 @@ impl std::fmt::Debug for TestDb {
 }
 
 /// Whether the PostgreSQL suite runs on the partitioned layout
-/// (`ACTIVITY_TEST_POSTGRES_LAYOUT=partitioned`): every test's `activity_log` is converted by
-/// `schema::partition::partition_by_month` before the test. CI runs the suite on both layouts.
+/// (`ACTIVITY_TEST_POSTGRES_LAYOUT=partitioned`): every test's `activity_log` is created
+/// partitioned by `schema::partition::partition_by_month`, with a month of its own for every
+/// month from [`PARTITIONED_FROM`] to three months ahead (the tests' fixed dates lie there; the
+/// rest goes to the default partition), so a test's entries spread over months as a
+/// production log's do. CI runs the suite on both layouts.
 pub fn postgres_partitioned() -> bool {
     std::env::var("ACTIVITY_TEST_POSTGRES_LAYOUT").is_ok_and(|v| v == "partitioned")
 }
+
+/// The first month the partitioned layout creates.
+pub const PARTITIONED_FROM: &str = "2024-01-01T00:00:00Z";
 
 fn unique_name() -> String {
     format!("act_{}", uuid::Uuid::now_v7().simple())
@@ -115,10 +121,18 @@ impl TestDb {
             .await
             .expect("create activity_log");
         if backend == Backend::Postgres && postgres_partitioned() {
-            let through = chrono::Utc::now() + chrono::Duration::days(92);
-            activity_seaorm::schema::partition::partition_by_month(&db, through)
+            use activity_seaorm::schema::partition;
+            db.execute_unprepared("DROP TABLE activity_log")
+                .await
+                .expect("drop the plain log");
+            let now = chrono::Utc::now();
+            partition::partition_by_month(&db, now + chrono::Duration::days(92))
                 .await
                 .expect("partition activity_log");
+            let from = PARTITIONED_FROM.parse().expect("a time");
+            partition::create_partitions(&db, from, now)
+                .await
+                .expect("the months before this one");
         }
         models::create_tables(&db).await;
         TestDb {

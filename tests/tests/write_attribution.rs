@@ -466,9 +466,10 @@ async fn failed_log_writes_tell_the_truth(t: &TestDb) {
     // (on a partitioned log, on the partition today's entries go to: a unique index of the
     // whole log must hold the partition key).
     let table = if t.backend == Backend::Postgres && activity_tests::postgres_partitioned() {
-        activity_seaorm::schema::partition::LEGACY_PARTITION
+        use activity_seaorm::schema::partition::{month_partition_name, month_start};
+        month_partition_name(month_start(chrono::Utc::now()))
     } else {
-        "activity_log"
+        "activity_log".to_owned()
     };
     t.db.execute_unprepared(&format!(
         "CREATE UNIQUE INDEX activity_log_one_per_scope ON {table} ({})",

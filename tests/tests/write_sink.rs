@@ -73,10 +73,12 @@ async fn autocommit_writes_are_whole_whatever_the_budget(t: &TestDb) {
     assert_eq!(inserts, 1);
     assert_eq!(t.entries().await.len(), 40);
 
-    // The last of 40 entries repeats the first one's id: the primary key refuses the statement,
-    // and none of the other 39 is stored.
+    // The last of 40 entries repeats the first one's key (its id, and its time: a partitioned
+    // log's key holds both): the primary key refuses the statement, and none of the other 39
+    // is stored.
     let mut failing = entries(40);
     failing[39].id = failing[0].id;
+    failing[39].created_at = failing[0].created_at;
     let failed = config.scope(bulk_log_activity(&t.db, failing)).await;
     assert!(failed.is_err(), "a duplicate id must fail the write");
     assert_eq!(t.entries().await.len(), 40, "half a log was written");
