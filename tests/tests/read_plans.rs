@@ -22,6 +22,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use activity_seaorm::query::Page;
+use activity_seaorm::schema::partition::Partition;
 use activity_seaorm::{ActivityQuery, load_activity};
 use activity_tests::{Backend, TestDb};
 use chrono::{DateTime, Utc};
@@ -562,8 +563,8 @@ fn check_scan(case: &Case, kind: &str, scan: &Json, layout: &Layout, pretty: &st
 /// The log's layout as the plans name it: `activity_log` itself, or its partitions.
 struct Layout {
     partitioned: bool,
-    /// Every partition's name and range (`None`: unbounded on that side).
-    months: Vec<(String, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    /// Every partition, with its range.
+    months: Vec<Partition>,
     /// Every partition of `activity_log`.
     parts: HashSet<String>,
     /// The partitions that hold no row.
@@ -604,9 +605,6 @@ impl Layout {
             activity_seaorm::schema::partition::partitions(db)
                 .await
                 .expect("partitions")
-                .into_iter()
-                .map(|p| (p.name, p.from, p.to))
-                .collect()
         };
         Layout {
             partitioned: !parts.is_empty(),
@@ -620,10 +618,10 @@ impl Layout {
     fn holding_through(&self, cursor: Option<DateTime<Utc>>) -> HashSet<String> {
         self.months
             .iter()
-            .filter(|(name, from, _)| {
-                !self.is_empty_part(name) && cursor.is_none_or(|c| from.is_none_or(|f| f <= c))
+            .filter(|p| {
+                !self.is_empty_part(&p.name) && cursor.is_none_or(|c| p.from.is_none_or(|f| f <= c))
             })
-            .map(|(name, _, _)| name.clone())
+            .map(|p| p.name.clone())
             .collect()
     }
 
@@ -631,8 +629,8 @@ impl Layout {
     fn month_of(&self, at: DateTime<Utc>) -> Option<&str> {
         self.months
             .iter()
-            .find(|(_, from, to)| from.is_some_and(|f| f <= at) && to.is_some_and(|t| at < t))
-            .map(|(name, _, _)| name.as_str())
+            .find(|p| p.from.is_some_and(|f| f <= at) && p.to.is_some_and(|t| at < t))
+            .map(|p| p.name.as_str())
     }
 
     /// A relation the plan reads the log's rows from.
