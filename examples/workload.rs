@@ -10,6 +10,7 @@
 //! trigger peer, a generic row-level audit trigger; without a readable one the peer is skipped,
 //! with a message), `BENCH_ONLY` (shapes whose name contains the text),
 //! `BENCH_DROP_INDEXES` (log indexes to drop for an experiment, or `all`), `BENCH_DROP_GIN`,
+//! `BENCH_PEER_EXTRA_SQL` (a SQL file run after the peer's, e.g. `sql/peer_five_indexes.sql`),
 //! `BENCH_WIRE_BUDGET` (bytes, see `ActivityConfig::with_wire_budget`), `BENCH_FULL_DETAIL=1`
 //! (`detail` stored in the full shape, as before the compact form), `BENCH_MODES` (a
 //! comma-separated list of modes to run, e.g. `Unlogged,Muted`), `BENCH_CHECKED=1` (checked mode
@@ -481,16 +482,25 @@ async fn install_peer_functions(db: &DatabaseConnection) -> Result<bool, DbErr> 
         )
         .to_owned()
     });
-    match std::fs::read_to_string(&path) {
-        Ok(sql) => {
-            db.execute_unprepared(&sql).await?;
-            Ok(true)
-        }
-        Err(e) => {
-            eprintln!("trigger peer not measured: cannot read {path}: {e}");
-            Ok(false)
+    // The peer's table starts empty with the indexes its file (and the extra file) make, as the
+    // log does in every run: a table left by an earlier run would be larger and could keep an
+    // experiment's indexes.
+    db.execute_unprepared("DROP TABLE IF EXISTS peer_audit_log")
+        .await?;
+    // `BENCH_PEER_EXTRA_SQL`: run after the peer's file (an experiment: more indexes on its table).
+    let extra = std::env::var("BENCH_PEER_EXTRA_SQL").ok();
+    for path in std::iter::once(path).chain(extra) {
+        match std::fs::read_to_string(&path) {
+            Ok(sql) => {
+                db.execute_unprepared(&sql).await?;
+            }
+            Err(e) => {
+                eprintln!("trigger peer not measured: cannot read {path}: {e}");
+                return Ok(false);
+            }
         }
     }
+    Ok(true)
 }
 
 /// Ids for this tick: a window of rows that moves every batch.
