@@ -58,18 +58,26 @@ impl std::fmt::Debug for TestDb {
     }
 }
 
-/// Whether the PostgreSQL suite runs on the partitioned layout
-/// (`ACTIVITY_TEST_POSTGRES_LAYOUT=partitioned`): every test's `activity_log` is created
+/// Whether the PostgreSQL suite runs on a partitioned log (`ACTIVITY_TEST_POSTGRES_LAYOUT` is
+/// `partitioned` or `converted`). `partitioned`: every test's `activity_log` is created
 /// partitioned by `schema::partition::partition_by_month`, with a month of its own for every
 /// month from [`PARTITIONED_FROM`] to three months ahead (the tests' fixed dates lie there; the
-/// rest goes to the default partition), so a test's entries spread over months as a
-/// production log's do. CI runs the suite on both layouts.
+/// rest goes to the default partition), so a test's entries spread over months as a production
+/// log's do. `converted`: the empty log is converted as an existing one is, so everything before
+/// next month sits in the legacy partition. CI runs the suite on the plain and partitioned
+/// layouts, and the erasure, sealing, archive and read tests on the converted one.
 pub fn postgres_partitioned() -> bool {
-    std::env::var("ACTIVITY_TEST_POSTGRES_LAYOUT").is_ok_and(|v| v == "partitioned")
+    std::env::var("ACTIVITY_TEST_POSTGRES_LAYOUT")
+        .is_ok_and(|v| v == "partitioned" || v == "converted")
+}
+
+/// Whether the partitioned log is a converted one (see [`postgres_partitioned`]).
+pub fn postgres_converted() -> bool {
+    std::env::var("ACTIVITY_TEST_POSTGRES_LAYOUT").is_ok_and(|v| v == "converted")
 }
 
 /// The first month the partitioned layout creates.
-pub const PARTITIONED_FROM: &str = "2024-01-01T00:00:00Z";
+pub const PARTITIONED_FROM: &str = "2025-01-01T00:00:00Z";
 
 fn unique_name() -> String {
     format!("act_{}", uuid::Uuid::now_v7().simple())
@@ -120,7 +128,12 @@ impl TestDb {
         activity_seaorm::schema::create_table(&db)
             .await
             .expect("create activity_log");
-        if backend == Backend::Postgres && postgres_partitioned() {
+        if backend == Backend::Postgres && postgres_converted() {
+            let through = chrono::Utc::now() + chrono::Duration::days(92);
+            activity_seaorm::schema::partition::partition_by_month(&db, through)
+                .await
+                .expect("convert activity_log");
+        } else if backend == Backend::Postgres && postgres_partitioned() {
             use activity_seaorm::schema::partition;
             db.execute_unprepared("DROP TABLE activity_log")
                 .await

@@ -463,9 +463,12 @@ async fn fail_open_keeps_the_callers_transaction_usable(t: &TestDb) {
 /// (`sql_err()`), and is told apart from the caller's own errors.
 async fn failed_log_writes_tell_the_truth(t: &TestDb) {
     // Every entry of scope "FeatureFlag" after the first violates a unique index on the log
-    // (on a partitioned log, on the partition today's entries go to: a unique index of the
-    // whole log must hold the partition key).
-    let table = if t.backend == Backend::Postgres && activity_tests::postgres_partitioned() {
+    // (on a partitioned log, on the partition today's entries go to — this month's, or the
+    // legacy partition of a converted log: a unique index of the whole log must hold the
+    // partition key).
+    let table = if t.backend == Backend::Postgres && activity_tests::postgres_converted() {
+        activity_seaorm::schema::partition::LEGACY_PARTITION.to_owned()
+    } else if t.backend == Backend::Postgres && activity_tests::postgres_partitioned() {
         use activity_seaorm::schema::partition::{month_partition_name, month_start};
         month_partition_name(month_start(chrono::Utc::now()))
     } else {
