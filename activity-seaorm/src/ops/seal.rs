@@ -1025,7 +1025,8 @@ fn in_range(range: &impl RangeBounds<DateTime<Utc>>, at: Option<&DateTime<Utc>>)
 /// of its blocks (signatures, order, links), then every block whose window lies in `range`
 /// against the entries stored in it now, then the entries after its last block that a newer
 /// horizon has passed. Needs the erasure key. Use `..` for everything; an archived and dropped
-/// stretch is left out by starting `range` after it.
+/// stretch is left out by starting `range` after it. The chain is read a page of blocks at a
+/// time; what stays in memory is the header of each block whose window lies in `range`.
 pub async fn verify<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
@@ -1045,27 +1046,45 @@ pub async fn verify_trusting<C: ConnectionTrait>(
     trusted: &[Checkpoint],
 ) -> Result<Verification, Error> {
     let mut aliases = Aliases::new(Pseudonymizer::current()?)?;
-    let chain = checkpoints(db, tenant).await?;
     let mut out = Verification::default();
-    check_chain(&chain, None, ChainStart::First, key, &mut out);
-    for t in trusted.iter().filter(|t| t.header.tenant == tenant) {
-        if !chain.iter().any(|c| c == t) {
-            out.problems.push(Problem::Truncated {
-                tenant: tenant.to_owned(),
-                seq: t.header.seq,
-            });
+    // The chain is checked as its blocks stream by (as in `verify_all`): only the headers of
+    // the blocks in range stay, and the last one read.
+    let mine: Vec<&Checkpoint> = trusted
+        .iter()
+        .filter(|t| t.header.tenant == tenant)
+        .collect();
+    let mut found = vec![false; mine.len()];
+    let mut chained: Option<BlockHeader> = None;
+    let mut checked: Vec<BlockHeader> = Vec::new();
+    for_each_block(db, Some(tenant), |_, cp| {
+        check_chain(
+            std::slice::from_ref(&cp),
+            chained.as_ref(),
+            ChainStart::First,
+            key,
+            &mut out,
+        );
+        for (f, t) in found.iter_mut().zip(&mine) {
+            *f = *f || (t.header.seq == cp.header.seq && **t == cp);
         }
+        let h = cp.header;
+        if in_range(&range, h.after.as_ref().map(|a| &a.created_at))
+            && range.contains(&h.last.created_at)
+        {
+            checked.push(h.clone());
+        }
+        chained = Some(h);
+        Ok(())
+    })
+    .await?;
+    for (t, _) in mine.iter().zip(&found).filter(|(_, f)| !**f) {
+        out.problems.push(Problem::Truncated {
+            tenant: tenant.to_owned(),
+            seq: t.header.seq,
+        });
     }
     // One walk over the checked blocks' entries, each handed to the block whose window holds
     // it (the windows are consecutive in an unbroken chain).
-    let checked: Vec<&BlockHeader> = chain
-        .iter()
-        .map(|c| &c.header)
-        .filter(|h| {
-            in_range(&range, h.after.as_ref().map(|a| &a.created_at))
-                && range.contains(&h.last.created_at)
-        })
-        .collect();
     if let (Some(first), Some(last)) = (checked.first(), checked.last()) {
         let mut at = 0;
         let mut leaves = Vec::new();
@@ -1097,7 +1116,7 @@ pub async fn verify_trusting<C: ConnectionTrait>(
     }
     let horizon = horizon_of(db).await?;
     if let Some(horizon) = horizon {
-        let last = chain.last().map(|c| &c.header.last);
+        let last = chained.as_ref().map(|h| &h.last);
         let mut found = Vec::new();
         walk(db, tenant, last, None, |e| {
             if e.created_at <= horizon && range.contains(&e.created_at) {
@@ -1148,7 +1167,7 @@ pub async fn verify_all<C: ConnectionTrait>(
     // Each chain is checked as its blocks stream by, a block against the one before it: only
     // the headers of the blocks in range stay, and one header per tenant, so verifying a day
     // of a long history holds that day's blocks, not the history's.
-    for_each_block(db, |tenant, cp| {
+    for_each_block(db, None, |tenant, cp| {
         let t = tenants
             .entry(tenant.to_owned())
             .or_insert_with(TenantCheck::new);
@@ -1259,7 +1278,7 @@ async fn all_chains<C: ConnectionTrait>(
     db: &C,
 ) -> Result<BTreeMap<String, Vec<Checkpoint>>, Error> {
     let mut chains: BTreeMap<String, Vec<Checkpoint>> = BTreeMap::new();
-    for_each_block(db, |tenant, cp| {
+    for_each_block(db, None, |tenant, cp| {
         chains.entry(tenant.to_owned()).or_default().push(cp);
         Ok(())
     })
@@ -1267,10 +1286,11 @@ async fn all_chains<C: ConnectionTrait>(
     Ok(chains)
 }
 
-/// Every stored checkpoint, parsed, handed to `each` with the tenant its row is stored under,
-/// by tenant and `seq`.
+/// Every stored checkpoint (of the tenant `only`, if given), parsed, handed to `each` with the
+/// tenant its row is stored under, by tenant and `seq`.
 async fn for_each_block<C: ConnectionTrait>(
     db: &C,
+    only: Option<&str>,
     mut each: impl FnMut(&str, Checkpoint) -> Result<(), Error>,
 ) -> Result<(), Error> {
     // A page of stored rows at a time (each ~1 KB of JSON), parsed as read: the stored form
@@ -1279,6 +1299,9 @@ async fn for_each_block<C: ConnectionTrait>(
     let mut after: Option<(String, i64)> = None;
     loop {
         let mut q = activity_block::Entity::find();
+        if let Some(tenant) = only {
+            q = q.filter(activity_block::Column::Tenant.eq(tenant));
+        }
         if let Some((tenant, seq)) = &after {
             // One row comparison: PostgreSQL and SQLite serve it from the primary key as one
             // range (an `OR` of the two cases would read the key from its start every page).
