@@ -21,6 +21,7 @@ use activity_seaorm::ops::lifecycle::{CopyEraser, CopyReport};
 use async_nats::jetstream::{self, stream::RawMessageErrorKind};
 use bytes::Bytes;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, boxed};
 use crate::notify::{
@@ -34,11 +35,14 @@ const IDS_PER_EVENT: usize = 1_000;
 
 /// The stream as a copy of the log. Erasing a user scans the stream's messages (it keeps no
 /// more than the retention: see `RelayConfig::max_age`); each message by or about the user is
-/// republished rewritten (same subject, `Nats-Msg-Id` `<entry id>:erased`: a re-run within
-/// the stream's duplicate window publishes nothing twice) and the original is deleted,
-/// securely erased on the server. The rewritten copy is published before the original goes, so
-/// a crash midway loses no entry; run again to finish (after the duplicate window, a crash
-/// between the two steps can leave two rewritten copies of an entry, never an unerased one). Consumers learn of it from `erased` events on
+/// republished rewritten (same subject, `Nats-Msg-Id` `<entry id>:erased:<digest of the
+/// rewritten message>`: a re-run within the stream's duplicate window publishes nothing twice,
+/// and a later erasure of the same entry, e.g. of the user it is about after the user who made
+/// it, is a new message) and the original is deleted, securely erased on the server. The
+/// rewritten copy is published before the original goes, and the original goes only once a
+/// rewritten copy is stored, so no entry is lost; run again to finish (after the duplicate
+/// window, a crash between the two steps can leave two rewritten copies of an entry, never an
+/// unerased one). Consumers learn of it from `erased` events on
 /// `<prefix>.~.Erasure.erased` (`{"pseudonym": .., "entry_ids": [..]}`, at most 1,000 ids
 /// each) and must erase their own copies of those entries.
 #[derive(Debug, Clone)]
@@ -65,16 +69,20 @@ impl StreamCopy {
         }
     }
 
-    async fn publish(&self, subject: String, id: String, payload: Vec<u8>) -> Result<(), Error> {
+    async fn publish(
+        &self,
+        subject: String,
+        id: String,
+        payload: Bytes,
+    ) -> Result<jetstream::publish::PublishAck, Error> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
         headers.insert(REPUBLISHED, "erasure");
         self.js
-            .publish_with_headers(subject, headers, Bytes::from(payload))
+            .publish_with_headers(subject, headers, payload)
             .await
             .map_err(|e| Error::Publish(boxed(e)))?
             .await
-            .map(drop)
             .map_err(|e| Error::Publish(boxed(e)))
     }
 }
@@ -129,18 +137,40 @@ impl CopyEraser for StreamCopy {
                     continue;
                 }
             };
-            let republished = self
-                .publish(
-                    subject(&self.subject_prefix, &typed),
-                    format!("{}:erased", typed.id),
-                    payload,
-                )
-                .await;
-            if let Err(e) = republished {
-                report
-                    .unreachable
-                    .push(format!("message {seq} could not be republished: {e}"));
-                continue;
+            // The id names the rewritten content: a re-run of this erasure publishes nothing
+            // twice, while a later erasure of the same entry (by its actor, then about its
+            // item) is a new message, never taken for a duplicate of the copy it replaces.
+            let payload = Bytes::from(payload);
+            let id = format!(
+                "{}:erased:{}",
+                typed.id,
+                hex::encode(&Sha256::digest(&payload)[..8])
+            );
+            let ack = match self
+                .publish(subject(&self.subject_prefix, &typed), id, payload.clone())
+                .await
+            {
+                Ok(ack) => ack,
+                Err(e) => {
+                    report
+                        .unreachable
+                        .push(format!("message {seq} could not be republished: {e}"));
+                    continue;
+                }
+            };
+            // Taken for a duplicate: an earlier run published this very copy. The original
+            // goes only if that copy is still stored, so the entry is never left with none.
+            if ack.duplicate {
+                match stream.get_raw_message(ack.sequence).await {
+                    Ok(kept) if kept.payload == payload => {}
+                    _ => {
+                        report.unreachable.push(format!(
+                            "message {seq}: its erased copy was published before and is gone; \
+                             run again after the stream's duplicate window"
+                        ));
+                        continue;
+                    }
+                }
             }
             match stream.delete_message(seq).await {
                 Ok(_) => {
@@ -164,7 +194,7 @@ impl CopyEraser for StreamCopy {
             let subject = format!("{}.{NO_TENANT}.Erasure.erased", self.subject_prefix);
             let id = format!("erased:{}:{}", request.pseudonym, chunk[0]);
             if let Err(e) = self
-                .publish(subject, id, event.to_string().into_bytes())
+                .publish(subject, id, Bytes::from(event.to_string()))
                 .await
             {
                 report

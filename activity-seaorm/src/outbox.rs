@@ -38,7 +38,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Value;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityName, EntityTrait, IsolationLevel, QueryFilter, Statement, TransactionTrait,
+    EntityName, EntityTrait, IsolationLevel, QueryFilter, QuerySelect, Statement, TransactionTrait,
 };
 
 pub use crate::schema::outbox::{activity_dead_letter, activity_outbox};
@@ -516,6 +516,51 @@ pub async fn requeue_dead_letters(db: &DatabaseConnection) -> Result<u64, DbErr>
 pub async fn pending<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
     activity_outbox::Entity::find().count(db).await
+}
+
+/// The entries the outbox still lists: committed, not yet relayed (none without an outbox
+/// table). Retention keeps them, so that every committed entry leaves the database once.
+pub(crate) async fn unrelayed<C: ConnectionTrait>(db: &C) -> Result<HashSet<uuid::Uuid>, DbErr> {
+    let table = activity_outbox::Entity.table_name();
+    if !crate::schema::named_table_exists(db, table).await? {
+        return Ok(HashSet::new());
+    }
+    let lists: Vec<String> = activity_outbox::Entity::find()
+        .select_only()
+        .column(activity_outbox::Column::EntryIds)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(lists
+        .iter()
+        .flat_map(|list| list.split(','))
+        .filter_map(|text| uuid::Uuid::parse_str(text).ok())
+        .collect())
+}
+
+/// The oldest time among `ids`' entries (the log's own times, which a writer may have set in
+/// the past), if any of them is stored.
+pub(crate) async fn oldest_of<C: ConnectionTrait>(
+    db: &C,
+    ids: &HashSet<uuid::Uuid>,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let ids: Vec<uuid::Uuid> = ids.iter().copied().collect();
+    let mut oldest: Option<DateTime<Utc>> = None;
+    for chunk in ids.chunks(500) {
+        let first: Option<DateTime<Utc>> = activity_log::Entity::find()
+            .select_only()
+            .column_as(activity_log::Column::CreatedAt.min(), "oldest")
+            .filter(activity_log::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple::<Option<DateTime<Utc>>>()
+            .one(db)
+            .await?
+            .flatten();
+        oldest = match (oldest, first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(oldest)
 }
 
 /// PostgreSQL `lock_not_available` (SQLSTATE 55P03); MySQL/MariaDB `ER_LOCK_WAIT_TIMEOUT`

@@ -294,10 +294,15 @@ async fn erasure_touches_only_the_user(t: &TestDb) {
         assert_eq!(get(label), expect, "{label}");
         assert_eq!(after[&seeded[label].id].1, before[&seeded[label].id].1);
     }
-    let mut expect = unlinked(old("1_by_11"));
+    // Impersonated by 11: the request was 11's, its address and browser are 11's evidence.
+    let mut expect = old("1_by_11");
     expect.user_id = a.clone();
     expect.user_name = own(&expect.user_name);
-    assert_eq!(get("1_by_11"), expect, "impersonator 11 stays");
+    assert_eq!(
+        get("1_by_11"),
+        expect,
+        "impersonator 11 stays, with the address and browser 11 acted from"
+    );
     let mut expect = unlinked(old("21_as_1"));
     expect.impersonated_by = a.clone();
     assert_eq!(get("21_as_1"), expect, "user 21 stays, impersonator 1 goes");

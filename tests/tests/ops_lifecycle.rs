@@ -436,12 +436,92 @@ mod erasure {
     }
 }
 
+/// An entry erased twice — with the user who made it, then with the user it is about — stays
+/// in the stream exactly once, rewritten both times: the second rewrite is a new message, not
+/// taken for a duplicate of the first (whose original it then deletes).
+async fn an_entry_erased_twice_stays_in_the_stream_once(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let s = TestStream::new("twice").await;
+    config()
+        .scope(async {
+            // Alice renames Mallory's user record.
+            let about = entry("org-a", "User", USER, cutoff()).with_name(NAME);
+            let alice = ActivityContext::for_user(Actor::new("alice").with_name("Alice"))
+                .with_organization("org-a")
+                .with_ip("203.0.113.7");
+            ActivityContext::scope(alice, async {
+                log_activity(&t.db, about).await.unwrap();
+            })
+            .await;
+            s.relay_all(&t.db).await;
+        })
+        .await;
+    let id = activity_log::Entity::find()
+        .one(&t.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let lifecycle = Lifecycle::new().with_copy(StreamCopy::new(
+        s.client.clone(),
+        s.stream.as_str(),
+        s.prefix.as_str(),
+    ));
+    // Both within the stream's duplicate window.
+    for user in ["alice", USER] {
+        let report = config()
+            .scope(lifecycle.erase_user(&t.db, user))
+            .await
+            .unwrap();
+        assert!(report.is_complete(), "{:?}", report.unreachable());
+        let stream = report
+            .copies
+            .iter()
+            .find(|c| c.copy.starts_with("stream"))
+            .unwrap();
+        assert_eq!(stream.changed, 1, "{user}: {report:?}");
+    }
+    let entries: Vec<String> = stream_messages(&s)
+        .await
+        .into_values()
+        .filter(|(subject, _, _)| !subject.ends_with(".Erasure.erased"))
+        .map(|(_, _, payload)| payload)
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].contains(&id.to_string()), "{entries:?}");
+    assert_clean("the entry's message", &entries[0]);
+    for alice in ["alice", "Alice", "203.0.113.7"] {
+        assert!(!entries[0].contains(alice), "{alice}: {}", entries[0]);
+    }
+    s.delete().await;
+    t.cleanup().await;
+}
+
+mod erased_twice {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+    async fn sqlite() {
+        super::an_entry_erased_twice_stays_in_the_stream_once(super::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        any(not(activity_nats), not(activity_postgres)),
+        ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
+    )]
+    async fn postgres() {
+        super::an_entry_erased_twice_stays_in_the_stream_once(super::Backend::Postgres).await;
+    }
+}
+
 /// An archive a run of `archive_then_prune` holds (its lock is taken) is not skipped silently:
 /// the report names it, and the next run, once the lock is released, erases it.
 async fn a_busy_archive_is_reported_and_erased_on_the_next_run(t: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let opts = ArchiveOptions::new(dir.path(), "org-a-2025");
+    // No relay here: the outbox stays off, so archives can be pruned.
     config()
+        .with_outbox(false)
         .scope(async {
             seed(t).await;
             archive_then_prune(
@@ -492,7 +572,9 @@ async fn a_busy_archive_is_reported_and_erased_on_the_next_run(t: &TestDb) {
 async fn an_erasure_inside_one_tenant_leaves_the_others(t: &TestDb) {
     use activity_seaorm::ops::erasure::ErasureTenant;
     let dir = tempfile::tempdir().unwrap();
+    // No relay here: the outbox stays off, so archives can be pruned.
     config()
+        .with_outbox(false)
         .scope(async {
             let at = cutoff() - Duration::days(3);
             for org in ["org-a", "org-b"] {

@@ -4,7 +4,7 @@
 
 use activity_seaorm::outbox::{self, Claim, WaitingRows, activity_outbox};
 use activity_seaorm::prelude::*;
-use activity_seaorm::{ActivityConfig, transaction};
+use activity_seaorm::{ActivityConfig, log_activity, transaction};
 use std::time::Duration;
 
 use activity_tests::{Backend, TestDb, backend_tests, new_flag};
@@ -484,7 +484,87 @@ async fn a_claim_is_bounded_by_bytes(t: &TestDb) {
     assert!((700..=800).contains(&claimed), "{claimed} entries");
 }
 
+/// Relay everything the outbox lists (claimed and completed, nothing published).
+async fn relay_everything(t: &TestDb) {
+    let txn = outbox::begin(&t.db).await.unwrap();
+    if let Claim::Batch(claimed) = outbox::claim(
+        &txn,
+        outbox::BatchLimit::new(1000, usize::MAX),
+        &mut WaitingRows::default(),
+    )
+    .await
+    .unwrap()
+    {
+        outbox::complete(&txn, &claimed.rows).await.unwrap();
+    }
+    txn.commit().await.unwrap();
+}
+
+/// The names of the entries in the log, oldest first.
+async fn logged(t: &TestDb) -> Vec<String> {
+    activity_seaorm::activity_log::Entity::find()
+        .order_by_asc(activity_seaorm::activity_log::Column::CreatedAt)
+        .all(&t.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| ActivityEntry::from(m).detail.name.unwrap_or_default())
+        .collect()
+}
+
+/// Retention never takes an entry the relay has yet to publish (it would never reach the
+/// stream): `prune` keeps it and everything after it, `archive_then_prune` refuses before it
+/// writes anything; once the relay has caught up, both go on.
+async fn retention_keeps_what_the_relay_has_not_published(t: &TestDb) {
+    use activity_seaorm::ops::archive::{ArchiveOptions, archive_then_prune};
+    use activity_seaorm::ops::retention::prune;
+    let days_ago = |name: &str, days: i64| {
+        let mut e = ActivityEntry::new("Job", "ran").with_name(name).forced();
+        e.created_at = chrono::Utc::now() - chrono::Duration::days(days);
+        e
+    };
+    with_outbox()
+        .scope(async {
+            log_activity(&t.db, days_ago("relayed, oldest", 30))
+                .await
+                .unwrap();
+            log_activity(&t.db, days_ago("relayed, newest", 10))
+                .await
+                .unwrap();
+        })
+        .await;
+    relay_everything(t).await;
+    with_outbox()
+        .scope(async {
+            log_activity(&t.db, days_ago("waiting", 20)).await.unwrap();
+        })
+        .await;
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(1);
+    assert_eq!(prune(&t.db, cutoff, &[]).await.unwrap(), 1);
+    assert_eq!(logged(t).await, ["waiting", "relayed, newest"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ArchiveOptions::new(dir.path(), "old");
+    let refused = archive_then_prune(&t.db, &ActivityQuery::unscoped(), cutoff, &opts).await;
+    match refused {
+        Err(activity_seaorm::Error::Archive { why, .. }) => {
+            assert!(why.contains("relay"), "{why}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    assert_eq!(logged(t).await, ["waiting", "relayed, newest"]);
+
+    relay_everything(t).await;
+    let done = archive_then_prune(&t.db, &ActivityQuery::unscoped(), cutoff, &opts)
+        .await
+        .unwrap();
+    assert_eq!((done.manifest.count, done.deleted), (2, 2));
+    assert!(logged(t).await.is_empty());
+}
+
 backend_tests!(
+    retention_keeps_what_the_relay_has_not_published,
     a_claim_is_bounded_by_bytes,
     a_claim_is_bounded_by_entries,
     incomplete_rows_wait_one_grace_together,

@@ -325,6 +325,12 @@ pub struct ArchiveOutcome {
 /// archive are never deleted, including rows older than the cutoff written after the archive
 /// (a later archive with another name takes them).
 ///
+/// Nor are entries the relay has yet to publish: while the [outbox](crate::outbox) lists an
+/// entry older than the cutoff (any tenant's), no archive is made ([`Error::Archive`] before
+/// anything is written); an archived entry listed since (written with an old time meanwhile)
+/// stays in the log and the run ends with [`Error::Archive`] once the rest is deleted. Run
+/// again once the relay has caught up: every committed entry reaches the stream.
+///
 /// The query is tenant-checked like [`load_activity`](crate::load_activity) (a tenant, or
 /// `unscoped()` to archive all tenants). Its `to` is tightened to the cutoff; its order and
 /// cursor are ignored.
@@ -356,10 +362,22 @@ pub async fn archive_then_prune<C: ConnectionTrait + TransactionTrait>(
         manifest_path,
         lock: _lock,
     } = archive(db, query, None, before, opts).await?;
-    let mut deleted = 0u64;
+    let (mut deleted, mut unrelayed) = (0u64, 0usize);
     for chunk in ids.chunks(opts.delete_batch) {
-        deleted += delete_ids(db, chunk).await?;
+        let (went, kept) = delete_ids(db, chunk).await?;
+        deleted += went;
+        unrelayed += kept;
         opts.step(ArchiveStep::BatchDeleted { deleted })?;
+    }
+    if unrelayed > 0 {
+        return Err(archive_error(
+            &manifest_path,
+            format!(
+                "{unrelayed} archived entries are not relayed yet and stay in the log (the \
+                 rest was deleted): run again once the relay has caught up, the archive is \
+                 resumed"
+            ),
+        ));
     }
     // The manifest names the file (a resumed run may have been asked for another extension).
     let data_path = opts.dir.join(&manifest.file);
@@ -397,6 +415,7 @@ pub(crate) async fn archive<C: ConnectionTrait>(
 ) -> Result<Archived, Error> {
     query.check_tenant()?;
     query.check_bounds()?;
+    refuse_unrelayed(db, before, &opts.manifest_path()).await?;
     // One run per archive name at a time: two overlapping runs (a cron job that overlaps
     // itself, two replicas) could otherwise each publish a file, one of them missing what the
     // other had already deleted, and the second overwrite the first.
@@ -641,8 +660,9 @@ pub fn verify_archive(manifest_path: impl AsRef<Path>) -> Result<ArchiveManifest
 ///
 /// Reads only: no lock is taken and nothing is written, so a read-only copy of the archives
 /// can be checked. Each data file is read once, into memory as it is stored (compressed or
-/// not), and the manifest's checks run on the very bytes that are parsed. Keeps about 90 bytes per archived entry
-/// and per entry the database holds in the checked windows.
+/// not), and the manifest's checks run on the very bytes that are parsed. Keeps about 90 bytes
+/// per archived entry and per entry the database holds in the checked windows, and the headers
+/// of the blocks checked (the stored chains are read a page at a time, not held).
 pub async fn verify_sealed<C: ConnectionTrait>(
     db: &C,
     manifests: &[impl AsRef<Path>],
@@ -650,20 +670,34 @@ pub async fn verify_sealed<C: ConnectionTrait>(
     key: &crate::ops::seal::VerifyingKey,
     trusted: &[crate::ops::seal::Checkpoint],
 ) -> Result<crate::ops::seal::Verification, Error> {
-    let mut check = crate::ops::seal::ArchiveCheck::new(db).await?;
-    for manifest_path in manifests {
-        let manifest_path = manifest_path.as_ref().to_path_buf();
+    // The manifests first (small): the newest cutoff and the checkpoints they name decide
+    // which blocks are kept while the stored chains are read, once.
+    let read: Vec<(PathBuf, ArchiveManifest)> = {
+        let paths: Vec<PathBuf> = manifests.iter().map(|m| m.as_ref().to_path_buf()).collect();
+        blocking(move || {
+            paths
+                .into_iter()
+                .map(|manifest_path| {
+                    if erasing_path(&manifest_path).exists() {
+                        return Err(pending_erasure(&manifest_path));
+                    }
+                    let manifest = read_manifest(&manifest_path)?;
+                    Ok((manifest_path, manifest))
+                })
+                .collect()
+        })
+        .await?
+    };
+    let Some(cutoff) = read.iter().map(|(_, m)| m.before).max() else {
+        return Ok(crate::ops::seal::Verification::default());
+    };
+    let kept = read.iter().flat_map(|(_, m)| &m.sealed).chain(trusted);
+    let mut check = crate::ops::seal::ArchiveCheck::new(db, cutoff, &range, key, kept).await?;
+    for (manifest_path, manifest) in read {
         check = blocking(move || {
             if erasing_path(&manifest_path).exists() {
-                return Err(archive_error(
-                    &manifest_path,
-                    "an erasure of this archive is pending: run the erasure again (or \
-                     `archive_then_prune` of this archive) before checking it"
-                        .into(),
-                ));
+                return Err(pending_erasure(&manifest_path));
             }
-            // One read of the file: the manifest's checks run on the bytes parsed here.
-            let manifest = read_manifest(&manifest_path)?;
             let data_path = data_file(&manifest_path, &manifest)?;
             let bytes = fs::read(&data_path)?;
             let mut read = ReadBack::of(hex::encode(Sha256::digest(&bytes)), bytes.len() as u64);
@@ -688,12 +722,21 @@ pub async fn verify_sealed<C: ConnectionTrait>(
                 check.add(&stored);
             }
             matches_manifest(&data_path, &manifest, &read)?;
-            check.archive(manifest.before, &manifest.sealed);
             Ok(check)
         })
         .await?;
     }
-    check.finish(db, range, key, trusted).await
+    check.finish(db, range).await
+}
+
+/// An archive [`verify_sealed`] cannot check yet: its erasure did not finish.
+fn pending_erasure(manifest_path: &Path) -> Error {
+    archive_error(
+        manifest_path,
+        "an erasure of this archive is pending: run the erasure again (or \
+         `archive_then_prune` of this archive) before checking it"
+            .into(),
+    )
 }
 
 /// `<name>.lock` beside the manifest `<name>.manifest.json`.
@@ -1123,25 +1166,53 @@ fn read_manifest(path: &Path) -> Result<ArchiveManifest, Error> {
         .map_err(|e| archive_error(path, format!("the manifest does not parse: {e}")))
 }
 
-/// Delete one batch of archived ids in its own short transaction, through maintenance mode.
+/// Archives are made to be pruned: none is made while the outbox lists entries before its
+/// cutoff (committed, not yet relayed), which would leave the log before the relay publishes
+/// them. Conservative: any tenant's such entry stops an archive of any query.
+async fn refuse_unrelayed<C: ConnectionTrait>(
+    db: &C,
+    before: DateTime<Utc>,
+    manifest_path: &Path,
+) -> Result<(), Error> {
+    let unrelayed = crate::outbox::unrelayed(db).await?;
+    match crate::outbox::oldest_of(db, &unrelayed).await? {
+        Some(oldest) if oldest < before => Err(archive_error(
+            manifest_path,
+            format!(
+                "the outbox still lists entries before the cutoff (the oldest of {oldest}): the \
+                 relay has not published them yet; run again once it has caught up"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Delete one batch of archived ids in its own short transaction, through maintenance mode:
+/// how many went, and how many were kept because the outbox lists them (an entry committed
+/// with an old time after the archive's check, not relayed yet).
 async fn delete_ids<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     ids: &[Uuid],
-) -> Result<u64, Error> {
+) -> Result<(u64, usize), Error> {
     let txn = db.begin().await?;
     let work = async {
-        Ok::<_, Error>(
-            Entity::delete_many()
-                .filter(Column::Id.is_in(ids.iter().copied()))
-                .exec(&txn)
-                .await?
-                .rows_affected,
-        )
+        let unrelayed = crate::outbox::unrelayed(&txn).await?;
+        let going: Vec<Uuid> = ids
+            .iter()
+            .copied()
+            .filter(|id| !unrelayed.contains(id))
+            .collect();
+        let deleted = Entity::delete_many()
+            .filter(Column::Id.is_in(going.iter().copied()))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        Ok::<_, Error>((deleted, ids.len() - going.len()))
     };
     match crate::schema::guard::maintenance(&txn, work).await {
-        Ok(n) => {
+        Ok(done) => {
             txn.commit().await?;
-            Ok(n)
+            Ok(done)
         }
         Err(e) => {
             if let Err(rollback) = txn.rollback().await {

@@ -128,9 +128,11 @@ impl Pseudonymizer {
 ///
 /// - entries **by** the user (`user_id` or `impersonated_by` equal to `user_id`): the actor
 ///   columns that hold the user (`user_id`, `impersonated_by`) become the pseudonym, and their
-///   `user_name` and the request's `ip_address` and `user_agent` (theirs, and enough to link
-///   the pseudonym back to them) become each its own pseudonym (see [`Pseudonymizer`]: the
-///   sealed history hashes these, so erasure leaves every proof valid); the rest of the entry —
+///   `user_name` and, when the request was theirs (they acted as themselves or impersonated
+///   someone), its `ip_address` and `user_agent` (enough to link the pseudonym back to them)
+///   become each its own pseudonym (see [`Pseudonymizer`]: the sealed history hashes these, so
+///   erasure leaves every proof valid). A request made by someone impersonating the user was
+///   the impersonator's: its address and browser stay. The rest of the entry —
 ///   what they did, to which item, the request id and client — stays as it is;
 /// - entries **about** the user (scope among the user scopes, `item_id == user_id`): `item_id`,
 ///   and `detail.name`, `detail.short_id` and each change's `before`/`after` that are a JSON
@@ -352,7 +354,8 @@ impl ErasureRequest {
         if impersonator {
             map.insert("impersonated_by".into(), alias.clone());
         }
-        if by_user || impersonator {
+        let impersonated = map.get("impersonated_by").is_some_and(|v| !v.is_null());
+        if request_by(by_user, impersonator, impersonated) {
             own_alias(map, "ip_address");
             own_alias(map, "user_agent");
         }
@@ -364,6 +367,12 @@ impl ErasureRequest {
         }
         *entry != before
     }
+}
+
+/// Whether an entry's request (its IP address and user agent) was the erased user's: by them
+/// when no one impersonated them, or as the impersonator.
+fn request_by(by_user: bool, impersonator: bool, impersonated: bool) -> bool {
+    impersonator || (by_user && !impersonated)
 }
 
 /// Who is erased, as what, and which scopes hold users.
@@ -651,10 +660,12 @@ async fn rewrite<C: ConnectionTrait>(
     if impersonator {
         am.impersonated_by = Set(Some(target.alias.to_owned()));
     }
-    // The request came from the user (or from the user impersonating someone): its address
-    // and browser string are theirs, and would link the pseudonym back to them. Each becomes
-    // its own pseudonym (what the sealed canonical form hashes), never the value.
-    if by_user || impersonator {
+    // The request came from the user (acting as themselves, or impersonating someone): its
+    // address and browser string are theirs, and would link the pseudonym back to them. Each
+    // becomes its own pseudonym (what the sealed canonical form hashes), never the value. When
+    // someone else impersonated the user, the request was theirs: it stays, as evidence of
+    // where they acted from.
+    if request_by(by_user, impersonator, row.impersonated_by.is_some()) {
         if row.ip_address.is_some() {
             am.ip_address = Set(alias(&row.ip_address));
         }
@@ -681,10 +692,13 @@ async fn rewrite<C: ConnectionTrait>(
         .filter(Column::CreatedAt.eq(row.created_at))
         .exec(txn)
         .await?;
-    if by_key.rows_affected > 0 {
-        return Ok(true);
+    // Elsewhere the time is a typed column: a miss means the row is gone (pruned meanwhile),
+    // and the id alone could reach another row (a partitioned log's key is the pair), which an
+    // erasure must never touch.
+    if by_key.rows_affected > 0 || txn.get_database_backend() != DbBackend::Sqlite {
+        return Ok(by_key.rows_affected > 0);
     }
-    // A time stored in another form than the one bound (SQLite text another writer wrote)
+    // On SQLite a time stored in another form than the one bound (text another writer wrote)
     // does not compare equal: by the id alone then, so no row read here is left unerased.
     let by_id = Entity::update_many()
         .set(am)

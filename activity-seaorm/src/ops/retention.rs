@@ -22,11 +22,22 @@ pub const PRUNE_BATCH: u64 = 5_000;
 /// append-only guard installed, and that ends maintenance again before it commits: given the
 /// caller's transaction, the rest of that transaction is still refused by the guard (see
 /// [`guard`](crate::schema::guard)). Returns how many were deleted.
+///
+/// Entries the [outbox](crate::outbox) still lists (committed, not yet relayed) are kept, and
+/// so is everything after the oldest of them: a relay that is behind never finds its entries
+/// pruned, and every committed entry reaches the stream. They go in a later run, once relayed.
 pub async fn prune<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     older_than: DateTime<Utc>,
     scopes: &[&str],
 ) -> Result<u64, Error> {
+    let unrelayed = crate::outbox::unrelayed(db).await?;
+    if let Some(oldest) = crate::outbox::oldest_of(db, &unrelayed).await?
+        && oldest < older_than
+    {
+        tracing::warn!(%oldest, cutoff = %older_than, unrelayed = unrelayed.len(),
+            "prune: the relay has not published entries older than the cutoff; they and everything after the oldest are kept");
+    }
     let mut total = 0;
     loop {
         let txn = db.begin().await?;
@@ -60,6 +71,16 @@ async fn delete_batch<C: ConnectionTrait>(
     older_than: DateTime<Utc>,
     scopes: &[&str],
 ) -> Result<Option<u64>, Error> {
+    // Not before the oldest entry the relay has yet to publish: the rows selected are then
+    // never the outbox's, and the same rows are not selected again batch after batch.
+    let unrelayed = crate::outbox::unrelayed(txn).await?;
+    let older_than = match crate::outbox::oldest_of(txn, &unrelayed).await? {
+        Some(oldest) if oldest < older_than => {
+            tracing::debug!(%oldest, cutoff = %older_than, "prune: entries not relayed yet; kept");
+            oldest
+        }
+        _ => older_than,
+    };
     let mut select = Entity::find()
         .select_only()
         .column(Column::Id)
@@ -69,9 +90,16 @@ async fn delete_batch<C: ConnectionTrait>(
     if !scopes.is_empty() {
         select = select.filter(Column::Scope.is_in(scopes.iter().copied()));
     }
-    let ids: Vec<uuid::Uuid> = select.into_tuple().all(txn).await?;
+    let mut ids: Vec<uuid::Uuid> = select.into_tuple().all(txn).await?;
     if ids.is_empty() {
         return Ok(None);
+    }
+    // An entry committed meanwhile with a time before the cutoff: kept if not relayed yet
+    // (the next batch's cutoff leaves it out).
+    let unrelayed = crate::outbox::unrelayed(txn).await?;
+    ids.retain(|id| !unrelayed.contains(id));
+    if ids.is_empty() {
+        return Ok(Some(0));
     }
     Ok(Some(
         Entity::delete_many()
@@ -108,7 +136,10 @@ pub struct DroppedPartition {
 ///    next run resumes from the verified archive. A partition holding anything else (an entry
 ///    written into the month after the archive was made) is left as it was, its archive is
 ///    removed (every entry is still in the log) and the call fails with [`Error::Archive`]:
-///    the next run archives the month again. Nothing unarchived is ever dropped.
+///    the next run archives the month again. Nothing unarchived is ever dropped, and nothing
+///    the relay has yet to publish: while the [outbox](crate::outbox) lists an entry before
+///    a month's end, that month is neither archived nor dropped (the call fails; run again
+///    once the relay has caught up).
 ///
 /// Entries of the default partition (dates no month held) are left to [`prune`]. On a log that
 /// is not partitioned, or on SQLite and MySQL, it drops nothing and returns an empty list (use
@@ -205,6 +236,19 @@ async fn drop_partition<C: ConnectionTrait + TransactionTrait>(
                          were written into the month after it was archived; it was left in the \
                          log, run again to archive it anew",
                         stored.count, archived.count
+                    ),
+                });
+            }
+            // The archive was refused while the outbox listed entries of the month; one
+            // listed since (committed with an old time, not relayed yet) keeps it too.
+            let unrelayed = crate::outbox::unrelayed(&txn).await?;
+            let waiting = ids.iter().filter(|id| unrelayed.contains(id)).count();
+            if waiting > 0 {
+                return Err(Error::Archive {
+                    path: table.into(),
+                    why: format!(
+                        "{waiting} of the partition's entries are not relayed yet: it was left \
+                         in the log, run again once the relay has caught up"
                     ),
                 });
             }

@@ -44,7 +44,7 @@
 //! insert gets.
 //! Run one sealer at a time: a second one's round fails on the block key and changes nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::time::Duration;
 
@@ -1021,6 +1021,95 @@ fn in_range(range: &impl RangeBounds<DateTime<Utc>>, at: Option<&DateTime<Utc>>)
     range.contains(at)
 }
 
+/// Whether a block's whole window lies in `range`: the blocks a check compares with entries
+/// (one that crosses a bound is left to a wider range).
+fn window_in(range: &impl RangeBounds<DateTime<Utc>>, h: &BlockHeader) -> bool {
+    in_range(range, h.after.as_ref().map(|a| &a.created_at)) && range.contains(&h.last.created_at)
+}
+
+/// One tenant's chain, checked as its blocks stream by: each block against the one before it,
+/// so only the headers of the blocks in range stay (and the last one read), not the history's.
+#[derive(Default)]
+struct Chain {
+    /// The last block read (the next one must link to it).
+    chained: Option<BlockHeader>,
+    /// The blocks whose window lies in the range, in order.
+    checked: Vec<BlockHeader>,
+}
+
+impl Chain {
+    /// The next stored block: checked against the last, kept if `keep` says so.
+    fn follow(
+        &mut self,
+        cp: Checkpoint,
+        keep: impl FnOnce(&BlockHeader) -> bool,
+        key: &VerifyingKey,
+        out: &mut Verification,
+    ) {
+        check_chain(
+            std::slice::from_ref(&cp),
+            self.chained.as_ref(),
+            ChainStart::First,
+            key,
+            out,
+        );
+        if keep(&cp.header) {
+            self.checked.push(cp.header.clone());
+        }
+        self.chained = Some(cp.header);
+    }
+
+    /// The newest block's last entry: entries after it are not sealed yet.
+    fn last(&self) -> Option<&EntryKey> {
+        self.chained.as_ref().map(|h| &h.last)
+    }
+}
+
+/// Checkpoints kept outside the database (read back from the stream, named by archives),
+/// matched against the stored blocks as they stream by, by tenant and number.
+struct Trusted<'a> {
+    kept: Vec<(&'a Checkpoint, bool)>,
+    at: HashMap<(&'a str, u64), Vec<usize>>,
+}
+
+impl<'a> Trusted<'a> {
+    fn new(kept: impl IntoIterator<Item = &'a Checkpoint>) -> Self {
+        let kept: Vec<(&Checkpoint, bool)> = kept.into_iter().map(|k| (k, false)).collect();
+        let mut at: HashMap<(&str, u64), Vec<usize>> = HashMap::new();
+        for (i, (k, _)) in kept.iter().enumerate() {
+            at.entry((k.header.tenant.as_str(), k.header.seq))
+                .or_default()
+                .push(i);
+        }
+        Trusted { kept, at }
+    }
+
+    /// A stored block, under the tenant its row is stored under.
+    fn saw(&mut self, tenant: &str, cp: &Checkpoint) {
+        for &i in self
+            .at
+            .get(&(tenant, cp.header.seq))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            if let Some((k, found)) = self.kept.get_mut(i) {
+                *found = *found || **k == *cp;
+            }
+        }
+    }
+
+    /// The kept checkpoints no stored block equals, in order, as [`Problem::Truncated`].
+    fn missing(&self) -> impl Iterator<Item = Problem> + '_ {
+        self.kept
+            .iter()
+            .filter(|(_, found)| !found)
+            .map(|(k, _)| Problem::Truncated {
+                tenant: k.header.tenant.clone(),
+                seq: k.header.seq,
+            })
+    }
+}
+
 /// Check `tenant`'s sealed history over `range` (of entry times) with `key`: the whole chain
 /// of its blocks (signatures, order, links), then every block whose window lies in `range`
 /// against the entries stored in it now, then the entries after its last block that a newer
@@ -1047,42 +1136,16 @@ pub async fn verify_trusting<C: ConnectionTrait>(
 ) -> Result<Verification, Error> {
     let mut aliases = Aliases::new(Pseudonymizer::current()?)?;
     let mut out = Verification::default();
-    // The chain is checked as its blocks stream by (as in `verify_all`): only the headers of
-    // the blocks in range stay, and the last one read.
-    let mine: Vec<&Checkpoint> = trusted
-        .iter()
-        .filter(|t| t.header.tenant == tenant)
-        .collect();
-    let mut found = vec![false; mine.len()];
-    let mut chained: Option<BlockHeader> = None;
-    let mut checked: Vec<BlockHeader> = Vec::new();
-    for_each_block(db, Some(tenant), |_, cp| {
-        check_chain(
-            std::slice::from_ref(&cp),
-            chained.as_ref(),
-            ChainStart::First,
-            key,
-            &mut out,
-        );
-        for (f, t) in found.iter_mut().zip(&mine) {
-            *f = *f || (t.header.seq == cp.header.seq && **t == cp);
-        }
-        let h = cp.header;
-        if in_range(&range, h.after.as_ref().map(|a| &a.created_at))
-            && range.contains(&h.last.created_at)
-        {
-            checked.push(h.clone());
-        }
-        chained = Some(h);
+    let mut trusted = Trusted::new(trusted.iter().filter(|t| t.header.tenant == tenant));
+    let mut chain = Chain::default();
+    for_each_block(db, Some(tenant), |stored_under, cp| {
+        trusted.saw(stored_under, &cp);
+        chain.follow(cp, |h| window_in(&range, h), key, &mut out);
         Ok(())
     })
     .await?;
-    for (t, _) in mine.iter().zip(&found).filter(|(_, f)| !**f) {
-        out.problems.push(Problem::Truncated {
-            tenant: tenant.to_owned(),
-            seq: t.header.seq,
-        });
-    }
+    out.problems.extend(trusted.missing());
+    let checked = chain.checked.as_slice();
     // One walk over the checked blocks' entries, each handed to the block whose window holds
     // it (the windows are consecutive in an unbroken chain).
     if let (Some(first), Some(last)) = (checked.first(), checked.last()) {
@@ -1116,9 +1179,8 @@ pub async fn verify_trusting<C: ConnectionTrait>(
     }
     let horizon = horizon_of(db).await?;
     if let Some(horizon) = horizon {
-        let last = chained.as_ref().map(|h| &h.last);
         let mut found = Vec::new();
-        walk(db, tenant, last, None, |e| {
+        walk(db, tenant, chain.last(), None, |e| {
             if e.created_at <= horizon && range.contains(&e.created_at) {
                 found.push(Problem::Unsealed {
                     tenant: tenant.to_owned(),
@@ -1156,64 +1218,34 @@ pub async fn verify_all<C: ConnectionTrait>(
     // coverage, while a horizon read after them could pass entries of blocks not read.
     let horizon = horizon_of(db).await?;
     let mut tenants: HashMap<String, TenantCheck> = HashMap::new();
-    let mut found = vec![false; trusted.len()];
-    let mut trusted_at: HashMap<(&str, u64), Vec<usize>> = HashMap::new();
-    for (i, k) in trusted.iter().enumerate() {
-        trusted_at
-            .entry((k.header.tenant.as_str(), k.header.seq))
-            .or_default()
-            .push(i);
-    }
-    // Each chain is checked as its blocks stream by, a block against the one before it: only
-    // the headers of the blocks in range stay, and one header per tenant, so verifying a day
-    // of a long history holds that day's blocks, not the history's.
+    let mut trusted = Trusted::new(trusted);
+    // Each chain is checked as its blocks stream by: verifying a day of a long history holds
+    // that day's blocks, and one header per tenant, not the history's.
     for_each_block(db, None, |tenant, cp| {
+        trusted.saw(tenant, &cp);
         let t = tenants
             .entry(tenant.to_owned())
             .or_insert_with(TenantCheck::new);
-        check_chain(
-            std::slice::from_ref(&cp),
-            t.chained.as_ref(),
-            ChainStart::First,
-            key,
-            &mut t.out,
-        );
-        for &i in trusted_at
-            .get(&(tenant, cp.header.seq))
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            if let (Some(f), Some(k)) = (found.get_mut(i), trusted.get(i)) {
-                *f = *f || *k == cp;
-            }
-        }
-        let h = cp.header;
-        if in_range(&range, h.after.as_ref().map(|a| &a.created_at))
-            && range.contains(&h.last.created_at)
-        {
-            t.checked.push(h.clone());
-        }
-        t.last = Some(h.last.clone());
-        t.chained = Some(h);
+        t.chain
+            .follow(cp, |h| window_in(&range, h), key, &mut t.out);
         Ok(())
     })
     .await?;
     // A trusted checkpoint no stored block equals (its tenant's blocks may all be gone) is
     // reported `Truncated`, as `verify_trusting` of that tenant does.
-    for (k, _) in trusted.iter().zip(&found).filter(|(_, f)| !**f) {
-        tenants
-            .entry(k.header.tenant.clone())
-            .or_insert_with(TenantCheck::new)
-            .out
-            .problems
-            .push(Problem::Truncated {
-                tenant: k.header.tenant.clone(),
-                seq: k.header.seq,
-            });
+    for p in trusted.missing() {
+        if let Problem::Truncated { tenant, .. } = &p {
+            tenants
+                .entry(tenant.clone())
+                .or_insert_with(TenantCheck::new)
+                .out
+                .problems
+                .push(p);
+        }
     }
     let upper = tenants
         .values()
-        .filter_map(|t| t.last.as_ref().map(|l| l.created_at))
+        .filter_map(|t| t.chain.last().map(|l| l.created_at))
         .chain(horizon)
         .max();
     let mut state = AllCheck {
@@ -1259,7 +1291,7 @@ pub async fn verify_all<C: ConnectionTrait>(
         let Some(mut t) = state.tenants.remove(&name) else {
             continue;
         };
-        for h in t.checked.get(t.at..).unwrap_or_default() {
+        for h in t.chain.checked.get(t.at..).unwrap_or_default() {
             state
                 .aliases
                 .check(h, &t.leaves, t.erased.take().as_deref(), &mut t.out);
@@ -1271,19 +1303,6 @@ pub async fn verify_all<C: ConnectionTrait>(
         out.problems.append(&mut t.unsealed);
     }
     Ok(out)
-}
-
-/// Every tenant's stored checkpoints, by tenant and `seq`.
-async fn all_chains<C: ConnectionTrait>(
-    db: &C,
-) -> Result<BTreeMap<String, Vec<Checkpoint>>, Error> {
-    let mut chains: BTreeMap<String, Vec<Checkpoint>> = BTreeMap::new();
-    for_each_block(db, None, |tenant, cp| {
-        chains.entry(tenant.to_owned()).or_default().push(cp);
-        Ok(())
-    })
-    .await?;
-    Ok(chains)
 }
 
 /// Every stored checkpoint (of the tenant `only`, if given), parsed, handed to `each` with the
@@ -1357,14 +1376,10 @@ impl Stage {
 
 /// One tenant's part of [`verify_all`].
 struct TenantCheck {
-    /// The last block of its chain read so far (the next one must link to it).
-    chained: Option<BlockHeader>,
-    /// Its blocks inside the range, in order; `at` is the one entries go to next.
-    checked: Vec<BlockHeader>,
+    /// Its chain; `at` is the block of those in range that entries go to next.
+    chain: Chain,
     at: usize,
     leaves: Vec<Hash>,
-    /// Its newest block's last entry.
-    last: Option<EntryKey>,
     out: Verification,
     unsealed: Vec<Problem>,
     /// The current block's [`Aliases::erased_after`], if any.
@@ -1374,11 +1389,9 @@ struct TenantCheck {
 impl TenantCheck {
     fn new() -> Self {
         TenantCheck {
-            chained: None,
-            checked: Vec::new(),
+            chain: Chain::default(),
             at: 0,
             leaves: Vec::new(),
-            last: None,
             out: Verification::default(),
             unsealed: Vec::new(),
             erased: None,
@@ -1412,7 +1425,7 @@ impl AllCheck {
                     .entry(tenant.clone())
                     .or_insert_with(TenantCheck::new),
             };
-            if t.last.as_ref().is_none_or(|l| &key > l) {
+            if t.chain.last().is_none_or(|l| &key > l) {
                 if self.horizon.is_some_and(|h| row.created_at <= h) {
                     t.unsealed.push(Problem::Unsealed {
                         tenant,
@@ -1422,7 +1435,7 @@ impl AllCheck {
                 }
                 continue;
             }
-            while let Some(h) = t.checked.get(t.at)
+            while let Some(h) = t.chain.checked.get(t.at)
                 && key > h.last
             {
                 self.aliases
@@ -1430,7 +1443,7 @@ impl AllCheck {
                 t.leaves.clear();
                 t.at += 1;
             }
-            if let Some(h) = t.checked.get(t.at)
+            if let Some(h) = t.chain.checked.get(t.at)
                 && h.covers(&key)
             {
                 let leaf = self.aliases.leaf(row, &h.user_scopes);
@@ -1445,141 +1458,123 @@ impl AllCheck {
 }
 
 /// The check of archived entries against the chain, behind
-/// [`verify_sealed`](crate::ops::archive::verify_sealed): the archive reads its files and hands
-/// each entry to [`add`](Self::add) (on a blocking thread); [`finish`](Self::finish) adds what
-/// the database still holds before the cutoff and checks every block whose window starts
-/// before it.
+/// [`verify_sealed`](crate::ops::archive::verify_sealed): [`new`](Self::new) reads the stored
+/// chains once, the archive reads its files and hands each entry to [`add`](Self::add) (on a
+/// blocking thread); [`finish`](Self::finish) adds what the database still holds before the
+/// cutoff and checks every block whose window starts before it.
 ///
-/// Each archived entry is kept as its key and leaf only (about 90 bytes), never as the entry;
-/// so is each stored entry of the checked windows.
+/// Of the chains, only the headers of the blocks to check stay (in range, starting before the
+/// cutoff): checking last January's archive does not hold every block since. Each archived
+/// entry is kept as its key and leaf only (about 90 bytes), never as the entry; so is each
+/// stored entry of the checked windows.
 pub(crate) struct ArchiveCheck {
     aliases: Aliases,
-    chains: BTreeMap<String, Vec<Checkpoint>>,
-    /// Per tenant, the archived entries' keys, with their leaf (and scope when erased after
-    /// sealing) when a block covers them.
-    archived: HashMap<String, Vec<(EntryKey, Option<Leaf>)>>,
-    /// The checkpoints the manifests say the archives end in.
-    anchors: Vec<Checkpoint>,
-    /// The newest cutoff.
-    before: Option<DateTime<Utc>>,
+    /// Per tenant: its chain, the entries found in its checked windows, what was found wrong.
+    tenants: HashMap<String, ArchivedTenant>,
+    /// The newest cutoff of the archives given.
+    cutoff: DateTime<Utc>,
 }
 
-/// One tenant's part of [`ArchiveCheck::finish`].
+/// One tenant's part of [`ArchiveCheck`].
 #[derive(Default)]
 struct ArchivedTenant {
-    /// Its blocks to check, in order.
-    checked: Vec<BlockHeader>,
-    /// Its newest block's last entry.
-    last: Option<EntryKey>,
+    /// Its chain, with the blocks to check.
+    chain: Chain,
     /// The entries found in the checked windows, archived and stored.
     leaves: Vec<(EntryKey, Leaf)>,
+    /// Archived entries after its last block (reported if the horizon passed them).
+    unsealed: Vec<EntryKey>,
     out: Verification,
 }
 
 impl ArchiveCheck {
-    /// Needs the erasure key (the configured one) and the stored checkpoints.
-    pub(crate) async fn new<C: ConnectionTrait>(db: &C) -> Result<Self, Error> {
+    /// Check every tenant's stored chain (signatures, links) and that each of `kept` (the
+    /// checkpoints the manifests name, and the caller's trusted ones) is still stored exactly.
+    /// Needs the erasure key (the configured one).
+    pub(crate) async fn new<'a, C: ConnectionTrait>(
+        db: &C,
+        cutoff: DateTime<Utc>,
+        range: &impl RangeBounds<DateTime<Utc>>,
+        key: &VerifyingKey,
+        kept: impl IntoIterator<Item = &'a Checkpoint>,
+    ) -> Result<Self, Error> {
+        let aliases = Aliases::new(Pseudonymizer::current()?)?;
+        let mut tenants: HashMap<String, ArchivedTenant> = HashMap::new();
+        let mut kept = Trusted::new(kept);
+        let to_check = |h: &BlockHeader| {
+            window_in(range, h) && h.after.as_ref().is_none_or(|a| a.created_at < cutoff)
+        };
+        for_each_block(db, None, |tenant, cp| {
+            kept.saw(tenant, &cp);
+            let t = tenants.entry(tenant.to_owned()).or_default();
+            t.chain.follow(cp, to_check, key, &mut t.out);
+            Ok(())
+        })
+        .await?;
+        // A checkpoint both named by a manifest and trusted is reported once.
+        let mut reported = std::collections::HashSet::new();
+        for p in kept.missing() {
+            if let Problem::Truncated { tenant, seq } = &p
+                && reported.insert((tenant.clone(), *seq))
+            {
+                tenants
+                    .entry(tenant.clone())
+                    .or_default()
+                    .out
+                    .problems
+                    .push(p);
+            }
+        }
         Ok(ArchiveCheck {
-            aliases: Aliases::new(Pseudonymizer::current()?)?,
-            chains: all_chains(db).await?,
-            archived: HashMap::new(),
-            anchors: Vec::new(),
-            before: None,
+            aliases,
+            tenants,
+            cutoff,
         })
     }
 
-    /// One archive's cutoff and the checkpoints its manifest names.
-    pub(crate) fn archive(&mut self, before: DateTime<Utc>, sealed: &[Checkpoint]) {
-        self.before = Some(self.before.map_or(before, |b| Ord::max(b, before)));
-        for cp in sealed {
-            if !self.anchors.contains(cp) {
-                self.anchors.push(cp.clone());
-            }
-        }
-    }
-
-    /// One archived entry, with the user scopes of the block that covers it.
+    /// One archived entry, with the user scopes of the block to check that covers it; an entry
+    /// no such block covers is kept only if it is after the tenant's last block (unsealed
+    /// although the horizon may have passed it: `finish` decides).
     pub(crate) fn add(&mut self, entry: &StoredEntry<'_>) {
         let tenant = tenant_key(entry.organization_id, entry.team_id);
         let key = EntryKey {
             created_at: entry.created_at,
             id: entry.id,
         };
-        let leaf = self
-            .chains
-            .get(&tenant)
-            .and_then(|chain| covering(chain, |c| &c.header, &key))
-            .map(|cp| {
-                let h = &cp.header;
-                let aliases = &mut self.aliases;
-                let leaf = leaf_hash(&canonical_entry_bytes(
-                    entry,
-                    &h.user_scopes,
-                    &mut |v: &str| aliases.alias(v),
-                ));
-                (leaf, self.aliases.erased_after(entry, h))
-            });
-        self.archived.entry(tenant).or_default().push((key, leaf));
+        let t = self.tenants.entry(tenant).or_default();
+        let leaf = covering(&t.chain.checked, |h| h, &key).map(|h| {
+            let aliases = &mut self.aliases;
+            let leaf = leaf_hash(&canonical_entry_bytes(
+                entry,
+                &h.user_scopes,
+                &mut |v: &str| aliases.alias(v),
+            ));
+            (leaf, self.aliases.erased_after(entry, h))
+        });
+        match leaf {
+            Some(leaf) => t.leaves.push((key, leaf)),
+            None if t.chain.last().is_none_or(|l| &key > l) => t.unsealed.push(key),
+            None => {}
+        }
     }
 
-    /// Check every tenant's chain, the archives' end checkpoints and `trusted`, and each block
-    /// whose window starts in `range` and before the newest cutoff against the archived
-    /// entries and the stored ones together; report every entry before the cutoff, archived or
-    /// stored, that no block covers although the horizon passed it.
+    /// Check each block whose window starts in `range` and before the cutoff against the
+    /// archived entries and the stored ones together; report every entry before the cutoff,
+    /// archived or stored, that no block covers although the horizon passed it.
     pub(crate) async fn finish<C: ConnectionTrait>(
         mut self,
         db: &C,
         range: impl RangeBounds<DateTime<Utc>>,
-        key: &VerifyingKey,
-        trusted: &[Checkpoint],
     ) -> Result<Verification, Error> {
-        let Some(cutoff) = self.before else {
-            return Ok(Verification::default());
-        };
+        let cutoff = self.cutoff;
         let horizon = horizon_of(db).await?;
         let unsealed = |at: &DateTime<Utc>| {
             *at < cutoff && horizon.is_some_and(|h| *at <= h) && range.contains(at)
         };
-        let mut names: BTreeSet<String> = self.chains.keys().cloned().collect();
-        names.extend(self.archived.keys().cloned());
-        names.extend(self.anchors.iter().map(|a| a.header.tenant.clone()));
-        names.extend(trusted.iter().map(|a| a.header.tenant.clone()));
-        let mut tenants: HashMap<String, ArchivedTenant> = HashMap::new();
         let upper = cutoff - chrono::Duration::microseconds(1);
-        for tenant in names {
-            let mut t = ArchivedTenant::default();
-            let chain = self.chains.remove(&tenant).unwrap_or_default();
-            check_chain(&chain, None, ChainStart::First, key, &mut t.out);
-            for kept in self.anchors.iter().chain(trusted) {
-                if kept.header.tenant == tenant
-                    && !chain.contains(kept)
-                    && !t.out.problems.contains(&Problem::Truncated {
-                        tenant: tenant.clone(),
-                        seq: kept.header.seq,
-                    })
-                {
-                    t.out.problems.push(Problem::Truncated {
-                        tenant: tenant.clone(),
-                        seq: kept.header.seq,
-                    });
-                }
-            }
-            t.last = chain.last().map(|c| c.header.last.clone());
-            t.checked = chain
-                .into_iter()
-                .map(|c| c.header)
-                .filter(|h| {
-                    in_range(&range, h.after.as_ref().map(|a| &a.created_at))
-                        && range.contains(&h.last.created_at)
-                        && h.after.as_ref().is_none_or(|a| a.created_at < cutoff)
-                })
-                .collect();
-            for (k, leaf) in self.archived.remove(&tenant).unwrap_or_default() {
-                if covering(&t.checked, |h| h, &k).is_some()
-                    && let Some(leaf) = leaf
-                {
-                    t.leaves.push((k, leaf));
-                } else if t.last.as_ref().is_none_or(|l| &k > l) && unsealed(&k.created_at) {
+        for (tenant, t) in &mut self.tenants {
+            for k in std::mem::take(&mut t.unsealed) {
+                if unsealed(&k.created_at) {
                     t.out.problems.push(Problem::Unsealed {
                         tenant: tenant.clone(),
                         id: k.id,
@@ -1587,7 +1582,6 @@ impl ArchiveCheck {
                     });
                 }
             }
-            tenants.insert(tenant, t);
         }
         // What the database still holds before the cutoff, in one read in time order; then,
         // tenant by tenant, the rest of the window that straddles the cutoff (at most one
@@ -1605,12 +1599,12 @@ impl ArchiveCheck {
             while let Some(rows) = slices.next(db).await? {
                 for row in &rows {
                     let k = row.key();
-                    let t = tenants.entry(row.tenant()).or_default();
-                    if let Some(h) = covering(&t.checked, |h| h, &k) {
+                    let t = self.tenants.entry(row.tenant()).or_default();
+                    if let Some(h) = covering(&t.chain.checked, |h| h, &k) {
                         let leaf = self.aliases.leaf(row, &h.user_scopes);
                         let erased = self.aliases.erased_after(&row.stored(), h);
                         t.leaves.push((k, (leaf, erased)));
-                    } else if t.last.as_ref().is_none_or(|l| &k > l) && unsealed(&row.created_at) {
+                    } else if t.chain.last().is_none_or(|l| &k > l) && unsealed(&row.created_at) {
                         t.out.problems.push(Problem::Unsealed {
                             tenant: row.tenant(),
                             id: row.id,
@@ -1624,12 +1618,12 @@ impl ArchiveCheck {
             created_at: upper,
             id: uuid::Uuid::max(),
         };
-        for (tenant, t) in &mut tenants {
-            let Some(last) = t.checked.last().filter(|h| h.last > from_cutoff) else {
+        for (tenant, t) in &mut self.tenants {
+            let Some(last) = t.chain.checked.last().filter(|h| h.last > from_cutoff) else {
                 continue;
             };
             let last = last.last.clone();
-            let (aliases, leaves, checked) = (&mut self.aliases, &mut t.leaves, &t.checked);
+            let (aliases, leaves, checked) = (&mut self.aliases, &mut t.leaves, &t.chain.checked);
             walk(db, tenant, Some(&from_cutoff), Some(&last), |row| {
                 let k = row.key();
                 if let Some(h) = covering(checked, |h| h, &k) {
@@ -1641,10 +1635,10 @@ impl ArchiveCheck {
             .await?;
         }
         let mut out = Verification::default();
-        let mut names: Vec<String> = tenants.keys().cloned().collect();
+        let mut names: Vec<String> = self.tenants.keys().cloned().collect();
         names.sort();
         for name in names {
-            let Some(mut t) = tenants.remove(&name) else {
+            let Some(mut t) = self.tenants.remove(&name) else {
                 continue;
             };
             // An entry both archived and still stored (not pruned yet) counts once when the
@@ -1653,7 +1647,7 @@ impl ArchiveCheck {
             t.leaves.dedup();
             let mut rest = t.leaves.as_slice();
             let mut blocks = Verification::default();
-            for h in &t.checked {
+            for h in &t.chain.checked {
                 let end = rest.partition_point(|(k, _)| k <= &h.last);
                 let (window, after) = rest.split_at(end);
                 let erased = window.iter().find_map(|(_, (_, e))| e.as_deref());
@@ -1807,10 +1801,7 @@ pub async fn export_sealed<C: ConnectionTrait>(
     let chain = checkpoints(db, tenant).await?;
     let exported: Vec<&Checkpoint> = chain
         .iter()
-        .filter(|cp| {
-            in_range(&range, cp.header.after.as_ref().map(|a| &a.created_at))
-                && range.contains(&cp.header.last.created_at)
-        })
+        .filter(|cp| window_in(&range, &cp.header))
         .collect();
     for cp in &exported {
         aliases.same_key(&cp.header)?;
@@ -1864,6 +1855,19 @@ mod tests {
     use crate::schema::table::activity_log;
     use activity_core::ActivityEntry;
     use chrono::TimeZone;
+
+    /// Every tenant's stored checkpoints, by tenant and `seq`.
+    async fn all_chains<C: ConnectionTrait>(
+        db: &C,
+    ) -> Result<std::collections::BTreeMap<String, Vec<Checkpoint>>, Error> {
+        let mut chains: std::collections::BTreeMap<String, Vec<Checkpoint>> = Default::default();
+        for_each_block(db, None, |tenant, cp| {
+            chains.entry(tenant.to_owned()).or_default().push(cp);
+            Ok(())
+        })
+        .await?;
+        Ok(chains)
+    }
 
     /// The stored blocks are read a page at a time (3 rows in tests), each tenant's chain
     /// whole and in order across the pages.

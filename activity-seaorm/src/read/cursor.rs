@@ -27,40 +27,33 @@ pub(super) fn keyset(
     at: DateTime<Utc>,
     id: uuid::Uuid,
 ) -> Condition {
-    if backend == DbBackend::Postgres {
-        let op = match order {
-            Order::Descending => "<",
-            Order::Ascending => ">",
-        };
+    let (within, op, after_at, after_id) = match order {
+        Order::Descending => (
+            Column::CreatedAt.lte(at),
+            "<",
+            Column::CreatedAt.lt(at),
+            Column::Id.lt(id),
+        ),
+        Order::Ascending => (
+            Column::CreatedAt.gte(at),
+            ">",
+            Column::CreatedAt.gt(at),
+            Column::Id.gt(id),
+        ),
+    };
+    let after = if backend == DbBackend::Postgres {
         let sql =
             format!("(\"activity_log\".\"created_at\", \"activity_log\".\"id\") {op} ($1, $2)");
-        let within = match order {
-            Order::Descending => Column::CreatedAt.lte(at),
-            Order::Ascending => Column::CreatedAt.gte(at),
-        };
-        return Condition::all()
-            .add(Expr::cust_with_values(
-                sql,
-                [Value::from(at), Value::from(id)],
-            ))
-            .add(within);
-    }
-    match order {
-        Order::Descending => Condition::all().add(Column::CreatedAt.lte(at)).add(
-            Condition::any().add(Column::CreatedAt.lt(at)).add(
-                Condition::all()
-                    .add(Column::CreatedAt.eq(at))
-                    .add(Column::Id.lt(id)),
-            ),
-        ),
-        Order::Ascending => Condition::all().add(Column::CreatedAt.gte(at)).add(
-            Condition::any().add(Column::CreatedAt.gt(at)).add(
-                Condition::all()
-                    .add(Column::CreatedAt.eq(at))
-                    .add(Column::Id.gt(id)),
-            ),
-        ),
-    }
+        Condition::all().add(Expr::cust_with_values(
+            sql,
+            [Value::from(at), Value::from(id)],
+        ))
+    } else {
+        Condition::any()
+            .add(after_at)
+            .add(Condition::all().add(Column::CreatedAt.eq(at)).add(after_id))
+    };
+    Condition::all().add(within).add(after)
 }
 
 /// The query as canonical bytes: every filter but the cursor and the page size, as a JSON
