@@ -28,7 +28,7 @@ use crate::notify::{
     activity_notification_dead_letter, activity_notification_delivery,
     activity_notification_preference, activity_subscription,
 };
-use crate::subject::{NO_TENANT, REPUBLISHED, TenantKey, subject};
+use crate::subject::{REPUBLISHED, TenantKey, erased_subject, subject};
 
 /// Entry ids per `erased` event message: far below the server's payload limit.
 const IDS_PER_EVENT: usize = 1_000;
@@ -43,7 +43,8 @@ const IDS_PER_EVENT: usize = 1_000;
 /// rewritten copy is stored, so no entry is lost; run again to finish (after the duplicate
 /// window, a crash between the two steps can leave two rewritten copies of an entry, never an
 /// unerased one). Consumers learn of it from `erased` events on
-/// `<prefix>.~.Erasure.erased` (`{"pseudonym": .., "entry_ids": [..]}`, at most 1,000 ids
+/// `<prefix>.<tenant>.~.erased`, each tenant's entries on its own tenant's subject
+/// ([`erased_subject`]; `{"pseudonym": .., "entry_ids": [..]}`, at most 1,000 ids
 /// each) and must erase their own copies of those entries.
 #[derive(Debug, Clone)]
 pub struct StreamCopy {
@@ -175,31 +176,37 @@ impl CopyEraser for StreamCopy {
             match stream.delete_message(seq).await {
                 Ok(_) => {
                     report.changed += 1;
-                    erased_ids.push(typed.id);
+                    erased_ids.push((TenantKey::of(&typed).as_str().to_owned(), typed.id));
                 }
                 Err(e) => report
                     .unreachable
                     .push(format!("message {seq} could not be deleted: {e}")),
             }
         }
-        let mut ids = request.entry_ids.clone();
-        ids.extend(erased_ids);
-        ids.sort();
-        ids.dedup();
-        for chunk in ids.chunks(IDS_PER_EVENT) {
-            let event = serde_json::json!({
-                "pseudonym": request.pseudonym,
-                "entry_ids": chunk,
-            });
-            let subject = format!("{}.{NO_TENANT}.Erasure.erased", self.subject_prefix);
-            let id = format!("erased:{}:{}", request.pseudonym, chunk[0]);
-            if let Err(e) = self
-                .publish(subject, id, Bytes::from(event.to_string()))
-                .await
-            {
-                report
-                    .unreachable
-                    .push(format!("the erased event could not be published: {e}"));
+        // One event stream per tenant, on its own subject: each tenant's consumers learn of
+        // their own entries, and of no other tenant's.
+        let mut by_tenant = request.entry_ids_by_tenant.clone();
+        for (tenant, id) in erased_ids {
+            by_tenant.entry(tenant).or_default().push(id);
+        }
+        for (tenant, mut ids) in by_tenant {
+            ids.sort();
+            ids.dedup();
+            let subject = erased_subject(&self.subject_prefix, &TenantKey::from_key(&tenant));
+            for chunk in ids.chunks(IDS_PER_EVENT) {
+                let event = serde_json::json!({
+                    "pseudonym": request.pseudonym,
+                    "entry_ids": chunk,
+                });
+                let id = format!("erased:{}:{}", request.pseudonym, chunk[0]);
+                if let Err(e) = self
+                    .publish(subject.clone(), id, Bytes::from(event.to_string()))
+                    .await
+                {
+                    report
+                        .unreachable
+                        .push(format!("the erased event could not be published: {e}"));
+                }
             }
         }
         report

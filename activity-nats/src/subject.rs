@@ -18,7 +18,7 @@ pub const REPUBLISHED: &str = "Activity-Republished";
 /// Whether a consumer that acts on new entries should skip `message`: an erasure's `erased`
 /// event, or an entry an erasure republished.
 pub fn is_erasure_traffic(message: &async_nats::Message) -> bool {
-    message.subject.ends_with(".Erasure.erased")
+    message.subject.ends_with(ERASED_SUFFIX)
         || message
             .headers
             .as_ref()
@@ -71,6 +71,11 @@ impl TenantKey {
         TenantKey(String::new())
     }
 
+    /// A key as `activity_seaorm::entry::tenant_key` makes it (`o:<id>`, `t:<id>`, empty).
+    pub(crate) fn from_key(key: &str) -> Self {
+        TenantKey(key.to_owned())
+    }
+
     /// The tenant of `entry`: its organization, else its team, else none.
     pub fn of(entry: &ActivityEntry) -> Self {
         TenantKey(activity_seaorm::entry::tenant_key(
@@ -102,6 +107,22 @@ impl std::fmt::Display for TenantKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// The end of every `erased` event's subject: `~` in the scope's place, which no entry's scope
+/// token can be (a `~` in a scope is escaped).
+const ERASED_SUFFIX: &str = ".~.erased";
+
+/// `<prefix>.<tenant>.~.erased`: where an erasure tells `tenant`'s consumers which of their
+/// entries it rewrote (`{"pseudonym": .., "entry_ids": [..]}`). Never an entry's subject.
+///
+/// ```
+/// use activity_nats::subject::{TenantKey, erased_subject};
+/// assert_eq!(erased_subject("activity", &TenantKey::organization("acme")), "activity.o:acme.~.erased");
+/// assert_eq!(erased_subject("activity", &TenantKey::none()), "activity.~.~.erased");
+/// ```
+pub fn erased_subject(prefix: &str, tenant: &TenantKey) -> String {
+    format!("{prefix}.{}{ERASED_SUFFIX}", tenant.token())
 }
 
 /// `<prefix>.<tenant>.<scope>.<activity>` for `entry` (the prefix is used as given: it is the

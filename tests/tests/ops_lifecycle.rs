@@ -347,7 +347,7 @@ async fn erasure_reaches_every_copy(backend: Backend) {
     let republished = after
         .values()
         .filter(|(subject, h, p)| {
-            !subject.ends_with(".Erasure.erased")
+            !subject.ends_with(".~.erased")
                 && h.contains("erasure")
                 && p.contains(&report.pseudonym)
         })
@@ -355,8 +355,17 @@ async fn erasure_reaches_every_copy(backend: Backend) {
     assert_eq!(republished, 6);
     let event = after
         .values()
-        .find(|(subject, _, _)| subject.ends_with(".Erasure.erased"))
+        .find(|(subject, _, _)| subject.ends_with(".~.erased"))
         .expect("an erased event");
+    // Org A's consumers are told, on org A's subject; no other tenant hears of it.
+    assert_eq!(event.0, format!("{}.o:org-a.~.erased", s.prefix));
+    assert_eq!(
+        after
+            .values()
+            .filter(|(subject, _, _)| subject.ends_with(".~.erased"))
+            .count(),
+        1
+    );
     for id in &report.entry_ids {
         assert!(event.2.contains(&id.to_string()), "{event:?}");
     }
@@ -484,7 +493,7 @@ async fn an_entry_erased_twice_stays_in_the_stream_once(backend: Backend) {
     let entries: Vec<String> = stream_messages(&s)
         .await
         .into_values()
-        .filter(|(subject, _, _)| !subject.ends_with(".Erasure.erased"))
+        .filter(|(subject, _, _)| !subject.ends_with(".~.erased"))
         .map(|(_, _, payload)| payload)
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");

@@ -271,6 +271,9 @@ pub struct ErasureRequest {
     pub known_values: Vec<String>,
     /// The log entries the erasure rewrote, in `(created_at, id)` order.
     pub entry_ids: Vec<uuid::Uuid>,
+    /// The same entries by tenant key (`o:<organization>`, `t:<team>`, empty for none): each
+    /// tenant's consumers are told of their own.
+    pub entry_ids_by_tenant: std::collections::BTreeMap<String, Vec<uuid::Uuid>>,
     /// The one tenant the erasure stays in, if any: copies touch only its entries.
     pub tenant: Option<ErasureTenant>,
     /// The key's pseudonyms, for the values a copy holds.
@@ -522,7 +525,7 @@ async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<Erasu
     // The ranges about the user that held entries: the rewrite reads only those again.
     let (known, about) = known_values(txn, target).await?;
     let mut rewritten = 0u64;
-    let mut keys: Vec<(DateTime<Utc>, uuid::Uuid)> = Vec::new();
+    let mut keys: Vec<(DateTime<Utc>, uuid::Uuid, String)> = Vec::new();
     for condition in target.passes().into_iter().chain(about) {
         let mut after: Option<(DateTime<Utc>, uuid::Uuid)> = None;
         loop {
@@ -531,7 +534,14 @@ async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<Erasu
             after = Some((last.created_at, last.id));
             let full = rows.len() as u64 == ERASURE_BATCH;
             for row in rows {
-                let key = (row.created_at, row.id);
+                let key = (
+                    row.created_at,
+                    row.id,
+                    crate::entry::tenant_key(
+                        row.organization_id.as_deref(),
+                        row.team_id.as_deref(),
+                    ),
+                );
                 if rewrite(txn, target, &known, row).await? {
                     rewritten += 1;
                     keys.push(key);
@@ -543,7 +553,15 @@ async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<Erasu
         }
     }
     keys.sort_unstable();
-    let entry_ids = keys.into_iter().map(|(_, id)| id).collect();
+    let mut entry_ids_by_tenant: std::collections::BTreeMap<String, Vec<uuid::Uuid>> =
+        std::collections::BTreeMap::new();
+    for (_, id, tenant) in &keys {
+        entry_ids_by_tenant
+            .entry(tenant.clone())
+            .or_default()
+            .push(*id);
+    }
+    let entry_ids = keys.into_iter().map(|(_, id, _)| id).collect();
     if rewritten > 0 || !recorded(txn, target).await? {
         let mut record = ActivityEntry::new(ERASURE_SCOPE, ERASURE_ACTIVITY)
             .with_item_id(target.alias)
@@ -564,6 +582,7 @@ async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<Erasu
         user_scopes: target.scopes.to_vec(),
         known_values: known,
         entry_ids,
+        entry_ids_by_tenant,
         tenant: target.tenant.cloned(),
         aliases: target.aliases.clone(),
     })
