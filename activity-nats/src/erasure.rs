@@ -117,6 +117,13 @@ impl CopyEraser for StreamCopy {
             else {
                 continue; // not an entry (an `erased` event)
             };
+            if request.erased_before(&entry) {
+                // Rewritten by an earlier run, which may not have told the consumers.
+                if let Ok(typed) = serde_json::from_value::<ActivityEntry>(entry) {
+                    erased_ids.push((TenantKey::of(&typed).as_str().to_owned(), typed.id));
+                }
+                continue;
+            }
             if !request.touches(&entry) || !request.erase(&mut entry) {
                 continue;
             }
@@ -198,11 +205,15 @@ impl CopyEraser for StreamCopy {
                     "pseudonym": request.pseudonym,
                     "entry_ids": chunk,
                 });
-                let id = format!("erased:{}:{}", request.pseudonym, chunk[0]);
-                if let Err(e) = self
-                    .publish(subject.clone(), id, Bytes::from(event.to_string()))
-                    .await
-                {
+                // Named by its content: a re-run repeating the same news publishes it once,
+                // news of other entries is never taken for a duplicate.
+                let event = Bytes::from(event.to_string());
+                let digest = Sha256::new()
+                    .chain_update(subject.as_bytes())
+                    .chain_update(&event)
+                    .finalize();
+                let id = format!("erased:{}:{}", request.pseudonym, hex::encode(&digest[..8]));
+                if let Err(e) = self.publish(subject.clone(), id, event).await {
                     report
                         .unreachable
                         .push(format!("the erased event could not be published: {e}"));

@@ -352,13 +352,14 @@ async fn erasure_touches_only_the_user(t: &TestDb) {
             && !(m.scope == "User" && m.item_id.as_deref() == Some("1"))
     }));
 
-    // One record, carrying the count and the pseudonym, not the id.
+    // One record, carrying the count and the pseudonym, not the id, and the pseudonyms of
+    // the values the run knew the user by (for a later run to reach copies with).
     let records = anonymized_records(t).await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].item_id.as_deref(), Some(alias.as_str()));
     assert_eq!(
         records[0].detail.context,
-        Some(json!({ "rows_rewritten": 6 + extra }))
+        Some(json!({ "rows_rewritten": 6 + extra, "known": [alias, aliases["Al"]] }))
     );
 
     // Idempotent: a second run changes nothing and records nothing.

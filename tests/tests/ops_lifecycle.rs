@@ -523,6 +523,87 @@ mod erased_twice {
     }
 }
 
+/// The first run reached the log alone (NATS was down, or the process died after the log's
+/// commit): the next run still rewrites every stream message with what the first one knew —
+/// names the log no longer holds — and tells the consumers of every entry, those the first run
+/// rewrote included.
+async fn a_run_after_the_log_alone_was_erased_finishes_the_stream(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let s = TestStream::new("rerun").await;
+    config()
+        .scope(async {
+            seed(&t).await;
+            s.relay_all(&t.db).await;
+        })
+        .await;
+    let first = config()
+        .scope(activity_seaorm::ops::erasure::anonymize_user(&t.db, USER))
+        .await
+        .unwrap();
+    assert_eq!(first, 6);
+    let lifecycle = Lifecycle::new().with_copy(StreamCopy::new(
+        s.client.clone(),
+        s.stream.as_str(),
+        s.prefix.as_str(),
+    ));
+    let report = config()
+        .scope(lifecycle.erase_user(&t.db, USER))
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{:?}", report.unreachable());
+    let after = stream_messages(&s).await;
+    for (seq, (subject, headers, payload)) in &after {
+        assert_clean(
+            &format!("stream message {seq}"),
+            &format!("{subject} {headers} {payload}"),
+        );
+    }
+    let news: String = after
+        .values()
+        .filter(|(subject, _, _)| subject.ends_with(".~.erased"))
+        .map(|(_, _, payload)| payload.as_str())
+        .collect();
+    let erased: Vec<activity_log::Model> = activity_log::Entity::find()
+        .all(&t.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| {
+            let alias = Some(report.pseudonym.as_str());
+            m.user_id.as_deref() == alias
+                || m.impersonated_by.as_deref() == alias
+                || (m.scope == "User"
+                    && m.item_id.as_deref() == alias
+                    && m.activity != "anonymized")
+        })
+        .collect();
+    assert_eq!(erased.len(), 6);
+    for row in &erased {
+        assert!(news.contains(&row.id.to_string()), "{}: {news}", row.id);
+    }
+    s.delete().await;
+    t.cleanup().await;
+}
+
+mod rerun {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+    async fn sqlite() {
+        super::a_run_after_the_log_alone_was_erased_finishes_the_stream(super::Backend::Sqlite)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        any(not(activity_nats), not(activity_postgres)),
+        ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
+    )]
+    async fn postgres() {
+        super::a_run_after_the_log_alone_was_erased_finishes_the_stream(super::Backend::Postgres)
+            .await;
+    }
+}
+
 /// An archive a run of `archive_then_prune` holds (its lock is taken) is not skipped silently:
 /// the report names it, and the next run, once the lock is released, erases it.
 async fn a_busy_archive_is_reported_and_erased_on_the_next_run(t: &TestDb) {

@@ -269,6 +269,10 @@ pub struct ErasureRequest {
     pub user_scopes: Vec<String>,
     /// Values that name the user (id, recorded names), sorted.
     pub known_values: Vec<String>,
+    /// The pseudonyms of the values earlier erasures of the user knew (each records them in
+    /// its `anonymized` entry), sorted: a copy an earlier run did not reach may still hold
+    /// values the log no longer does, and a value whose pseudonym is here is replaced too.
+    pub known_pseudonyms: Vec<String>,
     /// The log entries the erasure rewrote, in `(created_at, id)` order.
     pub entry_ids: Vec<uuid::Uuid>,
     /// The same entries by tenant key (`o:<organization>`, `t:<team>`, empty for none): each
@@ -296,6 +300,20 @@ impl ErasureRequest {
     fn about(&self, entry: &serde_json::Value) -> bool {
         Self::text(entry, "item_id") == Some(self.user_id.as_str())
             && Self::text(entry, "scope").is_some_and(|s| self.user_scopes.iter().any(|u| u == s))
+    }
+
+    /// Whether `entry` (an [`ActivityEntry`]'s JSON, in the erasure's tenant if it has one)
+    /// was rewritten by an erasure of the user: it names the pseudonym where it named the user.
+    /// A copy lists such entries in its news of the erasure again, in case an earlier run
+    /// could not tell of them.
+    pub fn erased_before(&self, entry: &serde_json::Value) -> bool {
+        let alias = Some(self.pseudonym.as_str());
+        self.tenant.as_ref().is_none_or(|t| t.holds(entry))
+            && (Self::text(entry, "user_id") == alias
+                || Self::text(entry, "impersonated_by") == alias
+                || (Self::text(entry, "item_id") == alias
+                    && Self::text(entry, "scope")
+                        .is_some_and(|s| self.user_scopes.iter().any(|u| u == s))))
     }
 
     /// Whether `entry` (an [`ActivityEntry`]'s JSON) is by or about the user (and in the
@@ -365,7 +383,20 @@ impl ErasureRequest {
         if about {
             map.insert("item_id".into(), alias);
             if let Some(detail) = map.get_mut("detail") {
-                replace_known(detail, &self.known_values, aliases);
+                let pseudonyms = &self.known_pseudonyms;
+                activity_core::seal::pseudonymize_detail(detail, &mut |v| {
+                    let alias = aliases.alias(v);
+                    if self
+                        .known_values
+                        .binary_search_by(|k| k.as_str().cmp(v))
+                        .is_ok()
+                        || pseudonyms.binary_search(&alias).is_ok()
+                    {
+                        alias
+                    } else {
+                        v.to_owned()
+                    }
+                });
             }
         }
         *entry != before
@@ -562,11 +593,21 @@ async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<Erasu
             .push(*id);
     }
     let entry_ids = keys.into_iter().map(|(_, id, _)| id).collect();
+    let mut known_pseudonyms = earlier_pseudonyms(txn, target).await?;
+    known_pseudonyms.extend(known.iter().map(|v| target.aliases.alias(v)));
+    known_pseudonyms.sort();
+    known_pseudonyms.dedup();
     if rewritten > 0 || !recorded(txn, target).await? {
         let mut record = ActivityEntry::new(ERASURE_SCOPE, ERASURE_ACTIVITY)
             .with_item_id(target.alias)
             .forced();
-        record.detail.context = Some(serde_json::json!({ "rows_rewritten": rewritten }));
+        // The pseudonyms of what this run knew the user by (HMACs, as the rows now hold
+        // them): a later run reaches copies with them after the log has forgotten the values.
+        let known_pseudonyms: Vec<String> = known.iter().map(|v| target.aliases.alias(v)).collect();
+        record.detail.context = Some(serde_json::json!({
+            "rows_rewritten": rewritten,
+            "known": known_pseudonyms,
+        }));
         // A tenant's erasure is that tenant's record.
         match target.tenant {
             Some(ErasureTenant::Organization(id)) => record.organization_id = Some(id.clone()),
@@ -581,6 +622,7 @@ async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<Erasu
         pseudonym: target.alias.to_owned(),
         user_scopes: target.scopes.to_vec(),
         known_values: known,
+        known_pseudonyms,
         entry_ids,
         entry_ids_by_tenant,
         tenant: target.tenant.cloned(),
@@ -737,6 +779,27 @@ fn replace_known(detail: &mut serde_json::Value, known: &[String], aliases: &Pse
             s.to_owned()
         }
     });
+}
+
+/// The pseudonyms the user's earlier erasures recorded knowing them by.
+async fn earlier_pseudonyms<C: ConnectionTrait>(
+    txn: &C,
+    target: &Target<'_>,
+) -> Result<Vec<String>, Error> {
+    let records = crate::schema::table::find_entries()
+        .filter(Column::Scope.eq(ERASURE_SCOPE))
+        .filter(Column::Activity.eq(ERASURE_ACTIVITY))
+        .filter(target.in_tenant(Condition::all().add(Column::ItemId.eq(target.alias))))
+        .all(txn)
+        .await?;
+    Ok(records
+        .into_iter()
+        .filter_map(|m| ActivityEntry::from(m).detail.context)
+        .filter_map(|c| c.get("known").and_then(|k| k.as_array()).cloned())
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .filter(|v| activity_core::seal::is_pseudonym(v))
+        .collect())
 }
 
 /// Whether the erasure of the user with this pseudonym was already recorded.
