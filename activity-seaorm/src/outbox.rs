@@ -38,7 +38,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Value;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityName, EntityTrait, IsolationLevel, QueryFilter, QuerySelect, Statement, TransactionTrait,
+    EntityName, EntityTrait, IsolationLevel, QueryFilter, QuerySelect, Statement,
+    TransactionSession, TransactionTrait,
 };
 
 pub use crate::schema::outbox::{activity_dead_letter, activity_outbox};
@@ -516,6 +517,44 @@ pub async fn requeue_dead_letters(db: &DatabaseConnection) -> Result<u64, DbErr>
 pub async fn pending<C: ConnectionTrait>(db: &C) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
     activity_outbox::Entity::find().count(db).await
+}
+
+/// The most outbox rows a relay claims at once from the head of the outbox that
+/// [`wait_for_claimed`] waits for.
+const CLAIMED_AT_MOST: u64 = 10_000;
+
+/// Wait until no relay batch claimed before now is still in flight: a relay holds its rows'
+/// locks from [`claim`] until it has published the entries and [`complete`]d the rows, and the
+/// entries it loaded are as they were when it claimed them. An erasure calls this after the
+/// log's commit and before it reads the stream, so the copies it scans include everything a
+/// relay loaded before the log was rewritten. PostgreSQL and MySQL (SQLite relays hold no
+/// row locks: run one relay per database, and not during an erasure); waits at most 30 s on
+/// PostgreSQL, the server's lock wait timeout on MySQL.
+pub(crate) async fn wait_for_claimed<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    if backend == DbBackend::Sqlite
+        || !crate::schema::named_table_exists(db, activity_outbox::Entity.table_name()).await?
+    {
+        return Ok(());
+    }
+    let txn = db.begin().await?;
+    if backend == DbBackend::Postgres {
+        txn.execute_unprepared("SET LOCAL lock_timeout = '30s'")
+            .await?;
+    }
+    // Relays claim from the head, in id order: lock the rows they may hold.
+    let sql = format!(
+        "SELECT {id} FROM {table} ORDER BY {id} LIMIT {CLAIMED_AT_MOST} FOR UPDATE",
+        id = quoted(backend, "id"),
+        table = quoted(backend, activity_outbox::Entity.table_name()),
+    );
+    let locked = txn
+        .query_all_raw(Statement::from_string(backend, sql))
+        .await;
+    txn.rollback().await?;
+    locked.map(drop)
 }
 
 /// The entries the outbox still lists: committed, not yet relayed (none without an outbox

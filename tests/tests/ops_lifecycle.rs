@@ -604,6 +604,110 @@ mod rerun {
     }
 }
 
+/// A relay batch claimed before the erasure — its entries loaded as they were — publishes
+/// them after the log is rewritten: the erasure waits for it, and the stream it then reads holds
+/// them, so they are rewritten too.
+async fn a_relay_batch_in_flight_is_waited_for(backend: Backend) {
+    use activity_seaorm::outbox::{self, Claim, WaitingRows};
+    let t = TestDb::new(backend).await;
+    let s = TestStream::new("inflight").await;
+    config()
+        .scope(async {
+            ActivityContext::scope(mallory(), async {
+                log_activity(&t.db, entry("org-a", "Doc", "d", cutoff()))
+                    .await
+                    .unwrap();
+            })
+            .await;
+        })
+        .await;
+    s.relay(&t.db).await; // the stream, created
+    // The relay claims Mallory's entry, as it is.
+    let relay = outbox::begin(&t.db).await.unwrap();
+    let Claim::Batch(claimed) = outbox::claim(
+        &relay,
+        outbox::BatchLimit::new(100, usize::MAX),
+        &mut WaitingRows::default(),
+    )
+    .await
+    .unwrap() else {
+        panic!("expected a batch");
+    };
+    assert!(
+        serde_json::to_string(&claimed.entries)
+            .unwrap()
+            .contains(USER)
+    );
+    let erasure = {
+        let (db, client, stream, prefix) = (
+            t.db.clone(),
+            s.client.clone(),
+            s.stream.clone(),
+            s.prefix.clone(),
+        );
+        tokio::spawn(async move {
+            let lifecycle = Lifecycle::new().with_copy(StreamCopy::new(
+                client,
+                stream.as_str(),
+                prefix.as_str(),
+            ));
+            config().scope(lifecycle.erase_user(&db, USER)).await
+        })
+    };
+    // The log is rewritten meanwhile; the relay publishes what it loaded, then completes.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert!(!erasure.is_finished(), "the erasure waits for the relay");
+    let js = async_nats::jetstream::new(s.client.clone());
+    for e in &claimed.entries {
+        js.publish(
+            activity_nats::subject::subject(&s.prefix, e),
+            serde_json::to_vec(e).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    outbox::complete(&relay, &claimed.rows).await.unwrap();
+    relay.commit().await.unwrap();
+    let report = erasure.await.unwrap().unwrap();
+    assert!(report.is_complete(), "{:?}", report.unreachable());
+    let after = stream_messages(&s).await;
+    assert!(
+        after
+            .values()
+            .any(|(_, _, p)| p.contains(&report.pseudonym))
+    );
+    for (seq, (subject, headers, payload)) in &after {
+        assert_clean(
+            &format!("stream message {seq}"),
+            &format!("{subject} {headers} {payload}"),
+        );
+    }
+    s.delete().await;
+    t.cleanup().await;
+}
+
+mod in_flight {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        any(not(activity_nats), not(activity_postgres)),
+        ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_POSTGRES_URL is not set"
+    )]
+    async fn postgres() {
+        super::a_relay_batch_in_flight_is_waited_for(super::Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        any(not(activity_nats), not(activity_mysql)),
+        ignore = "ACTIVITY_TEST_NATS_URL or ACTIVITY_TEST_MYSQL_URL is not set"
+    )]
+    async fn mysql() {
+        super::a_relay_batch_in_flight_is_waited_for(super::Backend::MySql).await;
+    }
+}
+
 /// An archive a run of `archive_then_prune` holds (its lock is taken) is not skipped silently:
 /// the report names it, and the next run, once the lock is released, erases it.
 async fn a_busy_archive_is_reported_and_erased_on_the_next_run(t: &TestDb) {

@@ -185,6 +185,18 @@ impl Lifecycle {
             changed: request.entry_ids.len() as u64,
             unreachable: Vec::new(),
         }];
+        // A relay batch that loaded the user's entries before the log was rewritten publishes
+        // them as they were: wait for it, so the stream read below holds them.
+        if let Err(e) = crate::outbox::wait_for_claimed(db).await {
+            copies.push(CopyReport {
+                copy: "outbox".into(),
+                changed: 0,
+                unreachable: vec![format!(
+                    "a relay batch in flight did not finish ({e}): messages it publishes may \
+                     hold the user as they were; run the erasure again once the relay is idle"
+                )],
+            });
+        }
         let queued = super::background::queued_now();
         if queued > 0 {
             copies.push(CopyReport {
