@@ -845,7 +845,63 @@ async fn an_erasure_inside_one_tenant_leaves_the_others(t: &TestDb) {
     );
 }
 
+/// A name only the archives still hold (the user's before a rename, their old entries archived
+/// and pruned) is learned from the archives and then replaced in the log too, where a later
+/// entry records the rename.
+async fn a_name_only_the_archives_knew_is_erased_from_the_log(t: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = ActivityContext::for_user(Actor::new("alice").with_name("Alice"))
+        .with_organization("org-a");
+    config()
+        .with_outbox(false)
+        .scope(async {
+            let old = entry("org-a", "User", USER, cutoff() - Duration::days(30)).with_name(NAME);
+            let mut renamed = entry("org-a", "User", USER, cutoff() + Duration::days(1))
+                .with_name("Mallory Smith");
+            renamed.detail.changes = vec![activity_seaorm::entry::Change::new(
+                "User",
+                activity_seaorm::entry::ChangeAction::Changed,
+                Some("display_name"),
+                serde_json::json!(NAME),
+                serde_json::json!("Mallory Smith"),
+            )];
+            ActivityContext::scope(alice, async {
+                log_activity(&t.db, old).await.unwrap();
+                log_activity(&t.db, renamed).await.unwrap();
+            })
+            .await;
+            archive_then_prune(
+                &t.db,
+                &ActivityQuery::for_organization("org-a"),
+                cutoff(),
+                &ArchiveOptions::new(dir.path(), "org-a-2025"),
+            )
+            .await
+            .unwrap();
+            notify::create_tables(&t.db).await.unwrap();
+        })
+        .await;
+    let lifecycle = Lifecycle::new().with_archives(dir.path());
+    let report = config()
+        .scope(lifecycle.erase_user(&t.db, USER))
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{:?}", report.unreachable());
+    for (table, row) in tables_text(t).await {
+        assert_clean(table, &row);
+    }
+    assert_clean("archive", &file_text(&dir.path().join("org-a-2025.jsonl")));
+    verify_archive(dir.path().join("org-a-2025.manifest.json")).unwrap();
+    // Idempotent.
+    let again = config()
+        .scope(lifecycle.erase_user(&t.db, USER))
+        .await
+        .unwrap();
+    assert!(again.copies.iter().all(|c| c.changed == 0), "{again:?}");
+}
+
 activity_tests::backend_tests!(
+    a_name_only_the_archives_knew_is_erased_from_the_log,
     a_busy_archive_is_reported_and_erased_on_the_next_run,
     an_erasure_inside_one_tenant_leaves_the_others,
 );

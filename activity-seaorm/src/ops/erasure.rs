@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use crate::config::ActivityConfig;
 use crate::errors::Error;
-use crate::schema::table::activity_log::{Column, Entity, Model};
+use crate::schema::table::activity_log::{ActiveModel, Column, Entity, Model};
 
 /// Rows read and rewritten per batch by [`anonymize_user`]: memory stays bounded whatever the
 /// user's history.
@@ -252,6 +252,63 @@ where
     } else {
         work.await
     }
+}
+
+/// After the copies taught `request` values the log did not know the user by (a name they had
+/// before the entries that still say so were archived and pruned): replace those values in the
+/// log's entries about the user too, which the first pass left as they were. Returns how many
+/// entries changed.
+pub(crate) async fn rewrite_learned<C>(db: &C, request: &ErasureRequest) -> Result<u64, Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    if request.user_scopes.is_empty() {
+        return Ok(0);
+    }
+    let work = crate::transaction(db, |txn| {
+        async move {
+            // The entries about the user now name the pseudonym.
+            let target = Target {
+                user: &request.pseudonym,
+                alias: &request.pseudonym,
+                aliases: &request.aliases,
+                scopes: &request.user_scopes,
+                tenant: request.tenant.as_ref(),
+            };
+            let rewrite = async {
+                let mut changed = 0u64;
+                let mut about = target.about_ranges();
+                while let Some(range) = about.next(txn).await? {
+                    let mut after = None;
+                    loop {
+                        let rows = batch(txn, range.clone(), after).await?;
+                        let Some(last) = rows.last() else { break };
+                        after = Some((last.created_at, last.id));
+                        let full = rows.len() as u64 == ERASURE_BATCH;
+                        for row in rows {
+                            let mut detail = row.detail.clone();
+                            replace_known(&mut detail, &request.known_values, &request.aliases);
+                            if detail == row.detail {
+                                continue;
+                            }
+                            let mut am = row.clone().into_active_model();
+                            am.detail = Set(detail);
+                            if update(txn, am, &row).await? {
+                                changed += 1;
+                            }
+                        }
+                        if !full {
+                            break;
+                        }
+                    }
+                }
+                Ok::<_, Error>(changed)
+            };
+            crate::schema::guard::maintenance(txn, rewrite).await
+        }
+        .scope_boxed()
+    });
+    work.await
 }
 
 /// One erasure as every copy applies it: who, the pseudonym that replaces them, the scopes
@@ -745,6 +802,11 @@ async fn rewrite<C: ConnectionTrait>(
     if !am.is_changed() {
         return Ok(false);
     }
+    update(txn, am, &row).await
+}
+
+/// Write `am`'s changes to `row`, whether it is still there.
+async fn update<C: ConnectionTrait>(txn: &C, am: ActiveModel, row: &Model) -> Result<bool, Error> {
     // By the whole key: the time lets a partitioned log go to the row's month, where the id
     // alone is looked up in every partition (and planned for each: ~10 ms a row at 20M).
     let by_key = Entity::update_many()

@@ -208,10 +208,19 @@ impl Lifecycle {
                 )],
             });
         }
+        let known = request.known_values.len();
         for dir in &self.archive_dirs {
             let (reports, learned) = erase_archives(dir.clone(), request.clone()).await;
             request = learned;
             copies.extend(reports);
+        }
+        // Names only the archives still held (the user's, before a rename): the log's entries
+        // about the user may hold them too.
+        if request.known_values.len() > known {
+            let relearned = erasure::rewrite_learned(db, &request).await?;
+            if let Some(log) = copies.first_mut() {
+                log.changed += relearned;
+            }
         }
         for copy in &self.copies {
             copies.push(copy.erase(&request).await);
