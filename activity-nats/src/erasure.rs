@@ -117,14 +117,14 @@ impl CopyEraser for StreamCopy {
             else {
                 continue; // not an entry (an `erased` event)
             };
-            if request.erased_before(&entry) {
-                // Rewritten by an earlier run, which may not have told the consumers.
-                if let Ok(typed) = serde_json::from_value::<ActivityEntry>(entry) {
+            if !request.touches(&entry) || !request.erase(&mut entry) {
+                // Unchanged: rewritten whole by an earlier run, which may not have told the
+                // consumers, or neither by nor about the user.
+                if request.erased_before(&entry)
+                    && let Ok(typed) = serde_json::from_value::<ActivityEntry>(entry)
+                {
                     erased_ids.push((TenantKey::of(&typed).as_str().to_owned(), typed.id));
                 }
-                continue;
-            }
-            if !request.touches(&entry) || !request.erase(&mut entry) {
                 continue;
             }
             let typed: ActivityEntry = match serde_json::from_value(entry) {

@@ -557,24 +557,36 @@ pub(crate) async fn wait_for_claimed<C: ConnectionTrait + TransactionTrait>(
     locked.map(drop)
 }
 
-/// The entries the outbox still lists: committed, not yet relayed (none without an outbox
-/// table). Retention keeps them, so that every committed entry leaves the database once.
+/// The entries not relayed yet: those the outbox still lists (committed, not published) and
+/// those the relay gave up on ([`dead_letter`]: waiting for [`requeue_dead_letters`]); none
+/// without those tables. Retention keeps them, so that every committed entry leaves the
+/// database once.
 pub(crate) async fn unrelayed<C: ConnectionTrait>(db: &C) -> Result<HashSet<uuid::Uuid>, DbErr> {
-    let table = activity_outbox::Entity.table_name();
-    if !crate::schema::named_table_exists(db, table).await? {
-        return Ok(HashSet::new());
+    let mut ids = HashSet::new();
+    if crate::schema::named_table_exists(db, activity_outbox::Entity.table_name()).await? {
+        let lists: Vec<String> = activity_outbox::Entity::find()
+            .select_only()
+            .column(activity_outbox::Column::EntryIds)
+            .into_tuple()
+            .all(db)
+            .await?;
+        ids.extend(
+            lists
+                .iter()
+                .flat_map(|list| list.split(','))
+                .filter_map(|text| uuid::Uuid::parse_str(text).ok()),
+        );
     }
-    let lists: Vec<String> = activity_outbox::Entity::find()
-        .select_only()
-        .column(activity_outbox::Column::EntryIds)
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(lists
-        .iter()
-        .flat_map(|list| list.split(','))
-        .filter_map(|text| uuid::Uuid::parse_str(text).ok())
-        .collect())
+    if crate::schema::named_table_exists(db, activity_dead_letter::Entity.table_name()).await? {
+        let letters: Vec<uuid::Uuid> = activity_dead_letter::Entity::find()
+            .select_only()
+            .column(activity_dead_letter::Column::EntryId)
+            .into_tuple()
+            .all(db)
+            .await?;
+        ids.extend(letters);
+    }
+    Ok(ids)
 }
 
 /// The oldest time among `ids`' entries (the log's own times, which a writer may have set in

@@ -892,6 +892,26 @@ async fn a_name_only_the_archives_knew_is_erased_from_the_log(t: &TestDb) {
     }
     assert_clean("archive", &file_text(&dir.path().join("org-a-2025.jsonl")));
     verify_archive(dir.path().join("org-a-2025.manifest.json")).unwrap();
+    // The learned name is recorded (as its pseudonym), for a later run to reach copies with
+    // after the archives no longer say it.
+    let name = config()
+        .scope(async { activity_seaorm::ops::erasure::pseudonym(NAME).unwrap() })
+        .await;
+    let recorded: Vec<String> = activity_log::Entity::find()
+        .all(&t.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(ActivityEntry::from)
+        .filter(|e| e.activity == "anonymized")
+        .filter_map(|e| e.detail.context)
+        .map(|c| c["known"].to_string())
+        .collect();
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    assert!(
+        recorded[1].contains(&name) || recorded[0].contains(&name),
+        "{recorded:?}"
+    );
     // Idempotent.
     let again = config()
         .scope(lifecycle.erase_user(&t.db, USER))

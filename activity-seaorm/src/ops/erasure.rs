@@ -258,22 +258,42 @@ where
 /// before the entries that still say so were archived and pruned): replace those values in the
 /// log's entries about the user too, which the first pass left as they were. Returns how many
 /// entries changed.
-pub(crate) async fn rewrite_learned<C>(db: &C, request: &ErasureRequest) -> Result<u64, Error>
+pub(crate) async fn rewrite_learned<C>(
+    db: &C,
+    request: &mut ErasureRequest,
+    before: &[String],
+) -> Result<u64, Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    if request.user_scopes.is_empty() {
+    // What is new: not known to this run's log pass, nor to an earlier run's record.
+    let learned: Vec<String> = request
+        .known_values
+        .iter()
+        .filter(|v| {
+            before.binary_search(v).is_err()
+                && request
+                    .known_pseudonyms
+                    .binary_search(&request.aliases.alias(v))
+                    .is_err()
+        })
+        .cloned()
+        .collect();
+    if learned.is_empty() {
         return Ok(0);
     }
+    let pseudonyms: Vec<String> = learned.iter().map(|v| request.aliases.alias(v)).collect();
+    let shared = &*request;
+    let learned = &learned;
     let work = crate::transaction(db, |txn| {
         async move {
             // The entries about the user now name the pseudonym.
             let target = Target {
-                user: &request.pseudonym,
-                alias: &request.pseudonym,
-                aliases: &request.aliases,
-                scopes: &request.user_scopes,
-                tenant: request.tenant.as_ref(),
+                user: &shared.pseudonym,
+                alias: &shared.pseudonym,
+                aliases: &shared.aliases,
+                scopes: &shared.user_scopes,
+                tenant: shared.tenant.as_ref(),
             };
             let rewrite = async {
                 let mut changed = 0u64;
@@ -287,7 +307,7 @@ where
                         let full = rows.len() as u64 == ERASURE_BATCH;
                         for row in rows {
                             let mut detail = row.detail.clone();
-                            replace_known(&mut detail, &request.known_values, &request.aliases);
+                            replace_known(&mut detail, &shared.known_values, &shared.aliases);
                             if detail == row.detail {
                                 continue;
                             }
@@ -302,13 +322,19 @@ where
                         }
                     }
                 }
+                // Recorded, so a later run still knows them when the archives no longer say.
+                record(txn, &target, changed, learned).await?;
                 Ok::<_, Error>(changed)
             };
             crate::schema::guard::maintenance(txn, rewrite).await
         }
         .scope_boxed()
     });
-    work.await
+    let changed = work.await?;
+    request.known_pseudonyms.extend(pseudonyms);
+    request.known_pseudonyms.sort();
+    request.known_pseudonyms.dedup();
+    Ok(changed)
 }
 
 /// One erasure as every copy applies it: who, the pseudonym that replaces them, the scopes
@@ -354,9 +380,19 @@ impl ErasureRequest {
         Self::text(entry, "impersonated_by") == Some(self.user_id.as_str())
     }
 
+    /// About the user: its item is the user, or the pseudonym an earlier run wrote there (whose
+    /// detail may still hold a value learned since).
     fn about(&self, entry: &serde_json::Value) -> bool {
-        Self::text(entry, "item_id") == Some(self.user_id.as_str())
+        let item = Self::text(entry, "item_id");
+        (item == Some(self.user_id.as_str()) || item == Some(self.pseudonym.as_str()))
             && Self::text(entry, "scope").is_some_and(|s| self.user_scopes.iter().any(|u| u == s))
+            && !Self::is_record(entry)
+    }
+
+    /// An erasure's own `anonymized` entry (its item is the pseudonym; it names no one else).
+    fn is_record(entry: &serde_json::Value) -> bool {
+        Self::text(entry, "scope") == Some(ERASURE_SCOPE)
+            && Self::text(entry, "activity") == Some(ERASURE_ACTIVITY)
     }
 
     /// Whether `entry` (an [`ActivityEntry`]'s JSON, in the erasure's tenant if it has one)
@@ -366,6 +402,7 @@ impl ErasureRequest {
     pub fn erased_before(&self, entry: &serde_json::Value) -> bool {
         let alias = Some(self.pseudonym.as_str());
         self.tenant.as_ref().is_none_or(|t| t.holds(entry))
+            && !Self::is_record(entry)
             && (Self::text(entry, "user_id") == alias
                 || Self::text(entry, "impersonated_by") == alias
                 || (Self::text(entry, "item_id") == alias
@@ -395,7 +432,11 @@ impl ErasureRequest {
                     .and_then(serde_json::Value::as_str),
             );
         }
-        for value in found.into_iter().filter(|v| !v.is_empty()) {
+        // A pseudonym an earlier run wrote names no one: nothing to learn.
+        for value in found
+            .into_iter()
+            .filter(|v| !v.is_empty() && !activity_core::seal::is_pseudonym(v))
+        {
             if let Err(at) = self
                 .known_values
                 .binary_search_by(|k| k.as_str().cmp(value))
@@ -655,24 +696,7 @@ async fn erase<C: ConnectionTrait>(txn: &C, target: &Target<'_>) -> Result<Erasu
     known_pseudonyms.sort();
     known_pseudonyms.dedup();
     if rewritten > 0 || !recorded(txn, target).await? {
-        let mut record = ActivityEntry::new(ERASURE_SCOPE, ERASURE_ACTIVITY)
-            .with_item_id(target.alias)
-            .forced();
-        // The pseudonyms of what this run knew the user by (HMACs, as the rows now hold
-        // them): a later run reaches copies with them after the log has forgotten the values.
-        let known_pseudonyms: Vec<String> = known.iter().map(|v| target.aliases.alias(v)).collect();
-        record.detail.context = Some(serde_json::json!({
-            "rows_rewritten": rewritten,
-            "known": known_pseudonyms,
-        }));
-        // A tenant's erasure is that tenant's record.
-        match target.tenant {
-            Some(ErasureTenant::Organization(id)) => record.organization_id = Some(id.clone()),
-            Some(ErasureTenant::Team(id)) => record.team_id = Some(id.clone()),
-            None => {}
-        }
-        record.own_tenant = target.tenant.is_some();
-        crate::log_activity(txn, record).await?;
+        record(txn, target, rewritten, &known).await?;
     }
     Ok(ErasureRequest {
         user_id: target.user.to_owned(),
@@ -841,6 +865,34 @@ fn replace_known(detail: &mut serde_json::Value, known: &[String], aliases: &Pse
             s.to_owned()
         }
     });
+}
+
+/// Record the erasure: one `anonymized` entry, about the pseudonym, in the erasure's tenant.
+async fn record<C: ConnectionTrait>(
+    txn: &C,
+    target: &Target<'_>,
+    rewritten: u64,
+    known: &[String],
+) -> Result<(), Error> {
+    let mut record = ActivityEntry::new(ERASURE_SCOPE, ERASURE_ACTIVITY)
+        .with_item_id(target.alias)
+        .forced();
+    // The pseudonyms of what this run knew the user by (HMACs, as the rows now hold them): a
+    // later run reaches copies with them after the log has forgotten the values.
+    let known_pseudonyms: Vec<String> = known.iter().map(|v| target.aliases.alias(v)).collect();
+    record.detail.context = Some(serde_json::json!({
+        "rows_rewritten": rewritten,
+        "known": known_pseudonyms,
+    }));
+    // A tenant's erasure is that tenant's record.
+    match target.tenant {
+        Some(ErasureTenant::Organization(id)) => record.organization_id = Some(id.clone()),
+        Some(ErasureTenant::Team(id)) => record.team_id = Some(id.clone()),
+        None => {}
+    }
+    record.own_tenant = target.tenant.is_some();
+    crate::log_activity(txn, record).await?;
+    Ok(())
 }
 
 /// The pseudonyms the user's earlier erasures recorded knowing them by.

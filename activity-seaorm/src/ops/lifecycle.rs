@@ -16,7 +16,7 @@ use std::fmt::Debug;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::DatabaseConnection;
 
 use crate::errors::Error;
 use crate::ops::archive;
@@ -147,10 +147,15 @@ impl Lifecycle {
     /// then no copy is touched. A copy that cannot be reached is reported in the
     /// [`ErasureReport`], and the others are still erased; run it again once the cause is gone
     /// (it is idempotent: the same pseudonym, and nothing left to rewrite).
-    pub async fn erase_user<C>(&self, db: &C, user_id: &str) -> Result<ErasureReport, Error>
-    where
-        C: ConnectionTrait + TransactionTrait,
-    {
+    ///
+    /// A connection, not a transaction: the copies follow the log once its rewrite is
+    /// committed (a relay, the stream and the archives must see it), so each step runs its own
+    /// transaction.
+    pub async fn erase_user(
+        &self,
+        db: &DatabaseConnection,
+        user_id: &str,
+    ) -> Result<ErasureReport, Error> {
         self.erase(db, user_id, None).await
     }
 
@@ -158,27 +163,21 @@ impl Lifecycle {
     /// in the log and in every copy, and their subscriptions and preferences there; what they
     /// did in other tenants stays as it is. (The pseudonym is the same in every tenant: it is
     /// derived from the user id under the erasure key.)
-    pub async fn erase_user_in<C>(
+    pub async fn erase_user_in(
         &self,
-        db: &C,
+        db: &DatabaseConnection,
         user_id: &str,
         tenant: ErasureTenant,
-    ) -> Result<ErasureReport, Error>
-    where
-        C: ConnectionTrait + TransactionTrait,
-    {
+    ) -> Result<ErasureReport, Error> {
         self.erase(db, user_id, Some(tenant)).await
     }
 
-    async fn erase<C>(
+    async fn erase(
         &self,
-        db: &C,
+        db: &DatabaseConnection,
         user_id: &str,
         tenant: Option<ErasureTenant>,
-    ) -> Result<ErasureReport, Error>
-    where
-        C: ConnectionTrait + TransactionTrait,
-    {
+    ) -> Result<ErasureReport, Error> {
         let mut request = erasure::anonymize(db, user_id, tenant.as_ref()).await?;
         let mut copies = vec![CopyReport {
             copy: "activity_log".into(),
@@ -208,7 +207,7 @@ impl Lifecycle {
                 )],
             });
         }
-        let known = request.known_values.len();
+        let known = request.known_values.clone();
         for dir in &self.archive_dirs {
             let (reports, learned) = erase_archives(dir.clone(), request.clone()).await;
             request = learned;
@@ -216,8 +215,8 @@ impl Lifecycle {
         }
         // Names only the archives still held (the user's, before a rename): the log's entries
         // about the user may hold them too.
-        if request.known_values.len() > known {
-            let relearned = erasure::rewrite_learned(db, &request).await?;
+        if request.known_values.len() > known.len() {
+            let relearned = erasure::rewrite_learned(db, &mut request, &known).await?;
             if let Some(log) = copies.first_mut() {
                 log.changed += relearned;
             }

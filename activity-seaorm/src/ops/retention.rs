@@ -23,21 +23,26 @@ pub const PRUNE_BATCH: u64 = 5_000;
 /// caller's transaction, the rest of that transaction is still refused by the guard (see
 /// [`guard`](crate::schema::guard)). Returns how many were deleted.
 ///
-/// Entries the [outbox](crate::outbox) still lists (committed, not yet relayed) are kept, and
-/// so is everything after the oldest of them: a relay that is behind never finds its entries
-/// pruned, and every committed entry reaches the stream. They go in a later run, once relayed.
+/// Entries the [outbox](crate::outbox) still lists (committed, not yet relayed) or holds as
+/// dead letters are kept, and so is everything after the oldest of them: a relay that is behind
+/// never finds its entries pruned, and every committed entry reaches the stream. They go in a
+/// later run, once relayed.
 pub async fn prune<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     older_than: DateTime<Utc>,
     scopes: &[&str],
 ) -> Result<u64, Error> {
+    // Not before the oldest entry the relay has yet to publish: the rows selected are then
+    // not the relay's, and the same rows are not selected again batch after batch.
     let unrelayed = crate::outbox::unrelayed(db).await?;
-    if let Some(oldest) = crate::outbox::oldest_of(db, &unrelayed).await?
-        && oldest < older_than
-    {
-        tracing::warn!(%oldest, cutoff = %older_than, unrelayed = unrelayed.len(),
-            "prune: the relay has not published entries older than the cutoff; they and everything after the oldest are kept");
-    }
+    let older_than = match crate::outbox::oldest_of(db, &unrelayed).await? {
+        Some(oldest) if oldest < older_than => {
+            tracing::warn!(%oldest, cutoff = %older_than, unrelayed = unrelayed.len(),
+                "prune: the relay has not published entries older than the cutoff; they and everything after the oldest are kept");
+            oldest
+        }
+        _ => older_than,
+    };
     let mut total = 0;
     loop {
         let txn = db.begin().await?;
@@ -71,16 +76,6 @@ async fn delete_batch<C: ConnectionTrait>(
     older_than: DateTime<Utc>,
     scopes: &[&str],
 ) -> Result<Option<u64>, Error> {
-    // Not before the oldest entry the relay has yet to publish: the rows selected are then
-    // never the outbox's, and the same rows are not selected again batch after batch.
-    let unrelayed = crate::outbox::unrelayed(txn).await?;
-    let older_than = match crate::outbox::oldest_of(txn, &unrelayed).await? {
-        Some(oldest) if oldest < older_than => {
-            tracing::debug!(%oldest, cutoff = %older_than, "prune: entries not relayed yet; kept");
-            oldest
-        }
-        _ => older_than,
-    };
     let mut select = Entity::find()
         .select_only()
         .column(Column::Id)
@@ -94,12 +89,12 @@ async fn delete_batch<C: ConnectionTrait>(
     if ids.is_empty() {
         return Ok(None);
     }
-    // An entry committed meanwhile with a time before the cutoff: kept if not relayed yet
-    // (the next batch's cutoff leaves it out).
+    // An entry committed since with a time before the cutoff, not relayed yet: kept. When
+    // that is all this batch found, stop: the next prune takes the rest.
     let unrelayed = crate::outbox::unrelayed(txn).await?;
     ids.retain(|id| !unrelayed.contains(id));
     if ids.is_empty() {
-        return Ok(Some(0));
+        return Ok(None);
     }
     Ok(Some(
         Entity::delete_many()
