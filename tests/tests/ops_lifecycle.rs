@@ -585,6 +585,76 @@ async fn a_run_after_the_log_alone_was_erased_finishes_the_stream(backend: Backe
     t.cleanup().await;
 }
 
+/// The news of an erasure lost (the `erased` events gone before a consumer read them): the next
+/// run tells of every entry again, those the first run rewrote included, although it rewrites
+/// nothing.
+async fn lost_news_is_told_again(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let s = TestStream::new("news").await;
+    // A stream whose duplicate window ends quickly, so a repeat of the same news is stored.
+    let window = std::time::Duration::from_millis(500);
+    let relay = activity_nats::Relay::with_config(
+        t.db.clone(),
+        s.client.clone(),
+        activity_nats::RelayConfig::default()
+            .with_stream(s.stream.as_str())
+            .with_subject_prefix(s.prefix.as_str())
+            .with_duplicate_window(window),
+    );
+    relay.ensure_stream().await.unwrap();
+    config()
+        .scope(async {
+            seed(&t).await;
+            while let activity_nats::Step::Published(_) = relay.relay_batch().await.unwrap() {}
+        })
+        .await;
+    let lifecycle = Lifecycle::new().with_copy(StreamCopy::new(
+        s.client.clone(),
+        s.stream.as_str(),
+        s.prefix.as_str(),
+    ));
+    let first = config()
+        .scope(lifecycle.erase_user(&t.db, USER))
+        .await
+        .unwrap();
+    assert!(first.is_complete(), "{:?}", first.unreachable());
+    assert_eq!(first.entry_ids.len(), 6);
+    // The news is lost.
+    let js = async_nats::jetstream::new(s.client.clone());
+    let mut stream = js.get_stream(s.stream.as_str()).await.unwrap();
+    for (seq, (subject, _, _)) in stream_messages(&s).await {
+        if subject.ends_with(".~.erased") {
+            stream.delete_message(seq).await.unwrap();
+        }
+    }
+    tokio::time::sleep(window * 3).await;
+    let second = config()
+        .scope(lifecycle.erase_user(&t.db, USER))
+        .await
+        .unwrap();
+    assert!(second.is_complete(), "{:?}", second.unreachable());
+    assert!(second.entry_ids.is_empty(), "nothing left to rewrite");
+    let news: String = stream_messages(&s)
+        .await
+        .into_values()
+        .filter(|(subject, _, _)| subject.ends_with(".~.erased"))
+        .map(|(_, _, payload)| payload)
+        .collect();
+    for id in &first.entry_ids {
+        assert!(news.contains(&id.to_string()), "{id}: {news}");
+    }
+    s.delete().await;
+    t.cleanup().await;
+}
+
+mod lost_news {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
+    async fn sqlite() {
+        super::lost_news_is_told_again(super::Backend::Sqlite).await;
+    }
+}
+
 mod rerun {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[cfg_attr(not(activity_nats), ignore = "ACTIVITY_TEST_NATS_URL is not set")]
