@@ -621,7 +621,7 @@ async fn lost_news_is_told_again(backend: Backend) {
     assert_eq!(first.entry_ids.len(), 6);
     // The news is lost.
     let js = async_nats::jetstream::new(s.client.clone());
-    let mut stream = js.get_stream(s.stream.as_str()).await.unwrap();
+    let stream = js.get_stream(s.stream.as_str()).await.unwrap();
     for (seq, (subject, _, _)) in stream_messages(&s).await {
         if subject.ends_with(".~.erased") {
             stream.delete_message(seq).await.unwrap();
