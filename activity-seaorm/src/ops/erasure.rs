@@ -307,7 +307,7 @@ where
                         let full = rows.len() as u64 == ERASURE_BATCH;
                         for row in rows {
                             let mut detail = row.detail.clone();
-                            replace_known(&mut detail, &shared.known_values, &shared.aliases);
+                            replace_known(&mut detail, &shared.known_values, &[], &shared.aliases);
                             if detail == row.detail {
                                 continue;
                             }
@@ -385,7 +385,12 @@ impl ErasureRequest {
     fn about(&self, entry: &serde_json::Value) -> bool {
         let item = Self::text(entry, "item_id");
         (item == Some(self.user_id.as_str()) || item == Some(self.pseudonym.as_str()))
-            && Self::text(entry, "scope").is_some_and(|s| self.user_scopes.iter().any(|u| u == s))
+            && self.of_user_scope(entry)
+    }
+
+    /// In one of the scopes whose items are users, and not an erasure's own record.
+    fn of_user_scope(&self, entry: &serde_json::Value) -> bool {
+        Self::text(entry, "scope").is_some_and(|s| self.user_scopes.iter().any(|u| u == s))
             && !Self::is_record(entry)
     }
 
@@ -405,9 +410,7 @@ impl ErasureRequest {
             && !Self::is_record(entry)
             && (Self::text(entry, "user_id") == alias
                 || Self::text(entry, "impersonated_by") == alias
-                || (Self::text(entry, "item_id") == alias
-                    && Self::text(entry, "scope")
-                        .is_some_and(|s| self.user_scopes.iter().any(|u| u == s))))
+                || (Self::text(entry, "item_id") == alias && self.of_user_scope(entry)))
     }
 
     /// Whether `entry` (an [`ActivityEntry`]'s JSON) is by or about the user (and in the
@@ -481,20 +484,7 @@ impl ErasureRequest {
         if about {
             map.insert("item_id".into(), alias);
             if let Some(detail) = map.get_mut("detail") {
-                let pseudonyms = &self.known_pseudonyms;
-                activity_core::seal::pseudonymize_detail(detail, &mut |v| {
-                    let alias = aliases.alias(v);
-                    if self
-                        .known_values
-                        .binary_search_by(|k| k.as_str().cmp(v))
-                        .is_ok()
-                        || pseudonyms.binary_search(&alias).is_ok()
-                    {
-                        alias
-                    } else {
-                        v.to_owned()
-                    }
-                });
+                replace_known(detail, &self.known_values, &self.known_pseudonyms, aliases);
             }
         }
         *entry != before
@@ -818,7 +808,7 @@ async fn rewrite<C: ConnectionTrait>(
     if about {
         am.item_id = Set(Some(target.alias.to_owned()));
         let mut detail = row.detail.clone();
-        replace_known(&mut detail, known, target.aliases);
+        replace_known(&mut detail, known, &[], target.aliases);
         if detail != row.detail {
             am.detail = Set(detail);
         }
@@ -857,13 +847,24 @@ async fn update<C: ConnectionTrait>(txn: &C, am: ActiveModel, row: &Model) -> Re
 
 /// In a `detail` about the user: `name`, `short_id`, and each change's `before`/`after` that
 /// equal a known value exactly become that value's pseudonym.
-fn replace_known(detail: &mut serde_json::Value, known: &[String], aliases: &Pseudonymizer) {
+/// A value is also known when its pseudonym is among `pseudonyms` (both sorted).
+fn replace_known(
+    detail: &mut serde_json::Value,
+    known: &[String],
+    pseudonyms: &[String],
+    aliases: &Pseudonymizer,
+) {
     activity_core::seal::pseudonymize_detail(detail, &mut |s| {
         if known.binary_search_by(|k| k.as_str().cmp(s)).is_ok() {
-            aliases.alias(s)
-        } else {
-            s.to_owned()
+            return aliases.alias(s);
         }
+        if !pseudonyms.is_empty() {
+            let alias = aliases.alias(s);
+            if pseudonyms.binary_search(&alias).is_ok() {
+                return alias;
+            }
+        }
+        s.to_owned()
     });
 }
 
